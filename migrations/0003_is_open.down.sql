@@ -1,0 +1,1 @@
+DROP FUNCTION IF EXISTS hp_is_open(smallint, smallint, timestamptz);
