@@ -1,0 +1,29 @@
+/*
+ * clock: monotonic and wall-clock time in the units the rest of hotplate uses.
+ *
+ * Durations are measured with CLOCK_MONOTONIC in nanoseconds and reported in
+ * microseconds; wall-clock time is only used for log timestamps.
+ */
+#ifndef HP_CLOCK_H
+#define HP_CLOCK_H
+
+#include <stdint.h>
+#include <time.h>
+
+/** @return monotonic time in nanoseconds */
+static inline uint64_t hp_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/** @return wall-clock time in microseconds since the epoch */
+static inline uint64_t hp_wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+#endif

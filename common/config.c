@@ -1,0 +1,156 @@
+/*
+ * config: command line and environment of `hotplate serve` (see config.h).
+ */
+#include "common/config.h"
+#include "common/flags.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void hp_config_usage(void)
+{
+    fprintf(stderr, "usage: hotplate serve [options]\n"
+                    "  --listen HOST:PORT          API listener (default 127.0.0.1:8080; env HOTPLATE_LISTEN)\n"
+                    "  --threads N                 worker threads (default: number of cores; env HOTPLATE_THREADS)\n"
+                    "  --db-pool N                 transaction connections per thread (default 4; env HOTPLATE_DB_POOL)\n"
+                    "  --statement-timeout-ms N    PostgreSQL statement_timeout (default 5000)\n"
+                    "  --db-timeout-ms N           client deadline per statement (default 6000)\n"
+                    "  --pool-timeout-ms N         longest wait for a transaction connection (default 2000)\n"
+                    "  --redis-timeout-ms N        client deadline per Redis command (default 250)\n"
+                    "  --payment-timeout-ms N      client deadline per payment authorization (default 3000)\n"
+                    "  --menu-cache-ttl-s N        TTL of cached menus (default 300)\n"
+                    "  --shutdown-grace-ms N       drain time on SIGTERM (default 5000)\n"
+                    "  --flag NAME=VALUE           set a runtime flag (repeatable; env HOTPLATE_FLAGS=a=b,c=d)\n"
+                    "environment: HOTPLATE_PG_URL (required), HOTPLATE_REDIS_URL (default redis://127.0.0.1:6379)\n");
+}
+
+static int hp__parse_int(const char *s, int min, int max, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int hp__parse_listen(hp_config_t *cfg, const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    int port;
+    if (colon == NULL || (size_t)(colon - s) >= sizeof(cfg->listen_host) || hp__parse_int(colon + 1, 1, 65535, &port) != 0)
+        return -1;
+    memcpy(cfg->listen_host, s, (size_t)(colon - s));
+    cfg->listen_host[colon - s] = '\0';
+    cfg->listen_port = (uint16_t)port;
+    return 0;
+}
+
+/* The integer options, shared by the command line and the environment. */
+struct hp__int_opt {
+    const char *arg, *env;
+    size_t offset;
+    int min, max;
+};
+
+static const struct hp__int_opt hp__int_opts[] = {
+    {"--threads", "HOTPLATE_THREADS", offsetof(hp_config_t, threads), 1, 256},
+    {"--db-pool", "HOTPLATE_DB_POOL", offsetof(hp_config_t, db_pool_size), 1, 64},
+    {"--statement-timeout-ms", "HOTPLATE_STATEMENT_TIMEOUT_MS", offsetof(hp_config_t, statement_timeout_ms), 1, 600000},
+    {"--db-timeout-ms", "HOTPLATE_DB_TIMEOUT_MS", offsetof(hp_config_t, db_timeout_ms), 1, 600000},
+    {"--pool-timeout-ms", "HOTPLATE_POOL_TIMEOUT_MS", offsetof(hp_config_t, pool_timeout_ms), 1, 600000},
+    {"--redis-timeout-ms", "HOTPLATE_REDIS_TIMEOUT_MS", offsetof(hp_config_t, redis_timeout_ms), 1, 600000},
+    {"--payment-timeout-ms", "HOTPLATE_PAYMENT_TIMEOUT_MS", offsetof(hp_config_t, payment_timeout_ms), 1, 600000},
+    {"--menu-cache-ttl-s", "HOTPLATE_MENU_CACHE_TTL_S", offsetof(hp_config_t, menu_cache_ttl_s), 1, 86400},
+    {"--shutdown-grace-ms", "HOTPLATE_SHUTDOWN_GRACE_MS", offsetof(hp_config_t, shutdown_grace_ms), 0, 600000},
+};
+
+int hp_config_load(hp_config_t *cfg, int argc, char **argv)
+{
+    char err[160];
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+
+    *cfg = (hp_config_t){
+        .listen_host = "127.0.0.1",
+        .listen_port = 8080,
+        .threads = cores > 0 ? (int)cores : 1,
+        .redis_url = "redis://127.0.0.1:6379",
+        .db_pool_size = 4,
+        .statement_timeout_ms = 5000,
+        .db_timeout_ms = 6000,
+        .pool_timeout_ms = 2000,
+        .redis_timeout_ms = 250,
+        .payment_timeout_ms = 3000,
+        .menu_cache_ttl_s = 300,
+        .shutdown_grace_ms = 5000,
+    };
+
+    const char *s;
+    if ((s = getenv("HOTPLATE_LISTEN")) != NULL && hp__parse_listen(cfg, s) != 0) {
+        fprintf(stderr, "hotplate: bad HOTPLATE_LISTEN %s\n", s);
+        return -1;
+    }
+    cfg->pg_url = getenv("HOTPLATE_PG_URL");
+    if ((s = getenv("HOTPLATE_REDIS_URL")) != NULL)
+        cfg->redis_url = s;
+    for (size_t i = 0; i != sizeof(hp__int_opts) / sizeof(hp__int_opts[0]); ++i) {
+        const struct hp__int_opt *o = &hp__int_opts[i];
+        if ((s = getenv(o->env)) != NULL && hp__parse_int(s, o->min, o->max, (int *)((char *)cfg + o->offset)) != 0) {
+            fprintf(stderr, "hotplate: bad %s=%s (%d..%d)\n", o->env, s, o->min, o->max);
+            return -1;
+        }
+    }
+    if ((s = getenv("HOTPLATE_FLAGS")) != NULL && hp_flags_parse_list(s, err, sizeof(err)) != 0) {
+        fprintf(stderr, "hotplate: HOTPLATE_FLAGS: %s\n", err);
+        return -1;
+    }
+
+    for (int i = 0; i < argc; ++i) {
+        const char *arg = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            hp_config_usage();
+            exit(0);
+        }
+        if (val == NULL) {
+            fprintf(stderr, "hotplate: %s needs a value\n", arg);
+            return -1;
+        }
+        if (strcmp(arg, "--listen") == 0) {
+            if (hp__parse_listen(cfg, val) != 0) {
+                fprintf(stderr, "hotplate: bad --listen %s (want HOST:PORT)\n", val);
+                return -1;
+            }
+        } else if (strcmp(arg, "--flag") == 0) {
+            if (hp_flags_parse_list(val, err, sizeof(err)) != 0) {
+                fprintf(stderr, "hotplate: --flag: %s\n", err);
+                return -1;
+            }
+        } else {
+            size_t k, n = sizeof(hp__int_opts) / sizeof(hp__int_opts[0]);
+            for (k = 0; k != n; ++k)
+                if (strcmp(arg, hp__int_opts[k].arg) == 0)
+                    break;
+            if (k == n) {
+                fprintf(stderr, "hotplate: unknown option %s\n", arg);
+                hp_config_usage();
+                return -1;
+            }
+            if (hp__parse_int(val, hp__int_opts[k].min, hp__int_opts[k].max, (int *)((char *)cfg + hp__int_opts[k].offset)) != 0) {
+                fprintf(stderr, "hotplate: bad %s %s (%d..%d)\n", arg, val, hp__int_opts[k].min, hp__int_opts[k].max);
+                return -1;
+            }
+        }
+        ++i;
+    }
+    if (cfg->pg_url == NULL) {
+        fprintf(stderr, "hotplate: HOTPLATE_PG_URL is not set (try `make up`, or source .hotplate/env)\n");
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,81 @@
+/*
+ * db: PostgreSQL for the worker threads, non-blocking and pipelined.
+ *
+ * Each worker thread has one shared "read" connection and a small pool of
+ * transaction connections, all in libpq pipeline mode and driven by the
+ * thread's h2o evloop (each connection's socket is registered with the loop).
+ *
+ * - Independent reads go to the read connection with hp_db_query(). Requests
+ *   on the same thread share it: their statements are queued back to back in
+ *   one pipeline and their results come back in order, so many requests cost
+ *   one round trip's worth of latency rather than one each.
+ * - A transaction holds a pool connection from hp_db_acquire() to
+ *   hp_db_release(); statements on it go through hp_db_conn_query().
+ *
+ * Every statement is a named, prepared statement from the table passed to
+ * hp_db_global_init(), prepared on each connection as it connects. Every wait
+ * has a deadline (the statement deadline, the pool wait) that reports
+ * hp_err_db_timeout or hp_err_pool_exhausted. A lost connection fails its
+ * queued statements with hp_err_db_unavailable and reconnects every second.
+ *
+ * Callbacks are only ever invoked from the loop, never from inside the call
+ * that queued them, and never after the request went away (see http.h).
+ */
+#ifndef HP_DB_H
+#define HP_DB_H
+
+#include <libpq-fe.h>
+
+#include "common/http.h"
+#include "common/thread.h"
+
+typedef struct st_hp_db_stmt_def_t {
+    const char *name;
+    const char *sql;
+} hp_db_stmt_def_t;
+
+typedef struct st_hp_pgconn_t hp_pgconn_t;
+
+/**
+ * Called with the result of one statement.
+ * @param res the result, owned by the callback (PQclear it), or NULL on a
+ *            timeout or a lost connection
+ * @param err NULL on success, else hp_err_db_timeout, hp_err_db_unavailable
+ *            or hp_err_db_error (then res holds the error; see its SQLSTATE)
+ */
+typedef void (*hp_db_cb)(hp_req_t *r, void *ud, PGresult *res, const char *err);
+
+/** Called when a transaction connection is ours (err NULL), or with the reason it is not. */
+typedef void (*hp_db_acquire_cb)(hp_req_t *r, void *ud, hp_pgconn_t *conn, const char *err);
+
+/** Registers the statement table (static storage). Call once before threads start. */
+void hp_db_global_init(const hp_db_stmt_def_t *stmts, size_t num_stmts);
+
+/** Creates this thread's connections and starts connecting. @return 0 or -1 */
+int hp_db_thread_init(hp_thread_t *thr);
+/** Closes this thread's connections, failing anything queued. */
+void hp_db_thread_dispose(hp_thread_t *thr);
+
+/** @return 1 when this thread's read connection is connected and prepared */
+int hp_db_ready(hp_thread_t *thr);
+
+/** Queues a statement on the thread's read connection. */
+void hp_db_query(hp_req_t *r, int stmt, const char *const *values, int num_values, hp_db_cb cb, void *ud);
+
+/** Waits for a free transaction connection, up to the pool timeout. */
+void hp_db_acquire(hp_req_t *r, hp_db_acquire_cb cb, void *ud);
+
+/** Queues a statement on a transaction connection held by r. */
+void hp_db_conn_query(hp_req_t *r, hp_pgconn_t *conn, int stmt, const char *const *values, int num_values, hp_db_cb cb, void *ud);
+
+/**
+ * Gives a transaction connection back. With rollback set, a ROLLBACK is queued
+ * first (harmless when no transaction is open), so the next holder never
+ * inherits an open transaction. Also called for a request that went away.
+ */
+void hp_db_release(hp_req_t *r, hp_pgconn_t *conn, int rollback);
+
+/** @return the SQLSTATE of an error result, or "" */
+const char *hp_db_sqlstate(const PGresult *res);
+
+#endif

@@ -1,0 +1,138 @@
+/*
+ * flags: the typed runtime flags registry (see flags.h).
+ */
+#include "common/flags.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const hp_flag_def_t hp__flag_defs[HP_FLAG__COUNT] = {
+#define HP__FLAG_DEF(name, type, def, choices, doc) {#name, type, def, choices, doc},
+    HP_FLAG_LIST(HP__FLAG_DEF)
+#undef HP__FLAG_DEF
+};
+
+/* Written by the admin thread or at startup, read by every worker per request. */
+static _Atomic int hp__flag_values[HP_FLAG__COUNT];
+
+const hp_flag_def_t *hp_flag_def(hp_flag_id_t id)
+{
+    return &hp__flag_defs[id];
+}
+
+int hp_flag_get(hp_flag_id_t id)
+{
+    return atomic_load_explicit(&hp__flag_values[id], memory_order_relaxed);
+}
+
+/* Finds value among the '|'-separated choices. @return its index or -1 */
+static int hp__flag_choice_index(const char *choices, const char *value, size_t value_len)
+{
+    int index = 0;
+    const char *p = choices;
+    while (*p != '\0') {
+        const char *end = strchr(p, '|');
+        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+        if (len == value_len && memcmp(p, value, len) == 0)
+            return index;
+        if (end == NULL)
+            break;
+        p = end + 1;
+        ++index;
+    }
+    return -1;
+}
+
+static int hp__flag_parse_value(const hp_flag_def_t *def, const char *value, size_t value_len, int *out)
+{
+    if (def->type == HP_FLAG_ENUM) {
+        int index = hp__flag_choice_index(def->choices, value, value_len);
+        if (index < 0)
+            return -1;
+        *out = index;
+        return 0;
+    }
+    /* Integers: decimal digits only, within the "min..max" range of the definition. */
+    if (value_len == 0 || value_len > 9)
+        return -1;
+    long v = 0;
+    for (size_t i = 0; i != value_len; ++i) {
+        if (value[i] < '0' || value[i] > '9')
+            return -1;
+        v = v * 10 + (value[i] - '0');
+    }
+    long min = 0, max = 0;
+    if (sscanf(def->choices, "%ld..%ld", &min, &max) != 2 || v < min || v > max)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+int hp_flag_set(const char *name, size_t name_len, const char *value, size_t value_len, char *err, size_t errlen)
+{
+    for (int id = 0; id != HP_FLAG__COUNT; ++id) {
+        const hp_flag_def_t *def = &hp__flag_defs[id];
+        if (strlen(def->name) != name_len || memcmp(def->name, name, name_len) != 0)
+            continue;
+        int v;
+        if (hp__flag_parse_value(def, value, value_len, &v) != 0) {
+            snprintf(err, errlen, "flag %s takes %s", def->name, def->choices);
+            return -1;
+        }
+        atomic_store_explicit(&hp__flag_values[id], v, memory_order_relaxed);
+        return 0;
+    }
+    snprintf(err, errlen, "unknown flag %.*s", (int)(name_len > 64 ? 64 : name_len), name);
+    return -1;
+}
+
+void hp_flags_init(void)
+{
+    char err[128];
+    for (int id = 0; id != HP_FLAG__COUNT; ++id) {
+        const hp_flag_def_t *def = &hp__flag_defs[id];
+        if (hp_flag_set(def->name, strlen(def->name), def->def, strlen(def->def), err, sizeof(err)) != 0)
+            abort(); /* a default that does not parse is a bug in HP_FLAG_LIST */
+    }
+}
+
+int hp_flags_parse_list(const char *list, char *err, size_t errlen)
+{
+    const char *p = list;
+    while (*p != '\0') {
+        const char *end = strchr(p, ',');
+        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+        if (len != 0) {
+            const char *eq = memchr(p, '=', len);
+            if (eq == NULL) {
+                snprintf(err, errlen, "expected name=value, got %.*s", (int)(len > 64 ? 64 : len), p);
+                return -1;
+            }
+            if (hp_flag_set(p, (size_t)(eq - p), eq + 1, len - (size_t)(eq - p) - 1, err, errlen) != 0)
+                return -1;
+        }
+        if (end == NULL)
+            break;
+        p = end + 1;
+    }
+    return 0;
+}
+
+const char *hp_flag_value_str(hp_flag_id_t id, char *buf, size_t buflen)
+{
+    const hp_flag_def_t *def = &hp__flag_defs[id];
+    int v = hp_flag_get(id);
+    if (def->type == HP_FLAG_INT) {
+        snprintf(buf, buflen, "%d", v);
+        return buf;
+    }
+    const char *p = def->choices;
+    for (int i = 0; i != v; ++i)
+        p = strchr(p, '|') + 1;
+    const char *end = strchr(p, '|');
+    size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+    snprintf(buf, buflen, "%.*s", (int)len, p);
+    return buf;
+}

@@ -1,0 +1,306 @@
+/*
+ * http: request contexts, attached operations and responses (see http.h).
+ */
+#include "common/http.h"
+#include "common/clock.h"
+#include "common/db.h"
+#include "common/log.h"
+#include "common/router.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+
+const char hp_err_db_unavailable[] = "db_unavailable";
+const char hp_err_db_timeout[] = "db_timeout";
+const char hp_err_db_error[] = "db_error";
+const char hp_err_pool_exhausted[] = "pool_exhausted";
+const char hp_err_redis_unavailable[] = "redis_unavailable";
+const char hp_err_redis_timeout[] = "cache_timeout";
+const char hp_err_redis_error[] = "redis_error";
+const char hp_err_payment_timeout[] = "payment_timeout";
+const char hp_err_payment_declined[] = "payment_declined";
+const char hp_err_shutting_down[] = "shutting_down";
+
+void hp_op_attach(hp_req_t *r, hp_op_t *op)
+{
+    op->req = r;
+    h2o_linklist_insert(&r->ops, &op->link);
+}
+
+void hp_op_detach(hp_op_t *op)
+{
+    if (op->req == NULL)
+        return;
+    h2o_linklist_unlink(&op->link);
+    op->req = NULL;
+}
+
+/*
+ * Called by h2o when the request's pool is cleared: after the response was
+ * sent, or early when the client disconnected. The context is still readable
+ * here and freed right after, so everything that may still point at it is cut
+ * loose now.
+ */
+static void hp__req_on_dispose(void *p)
+{
+    hp_req_t *r = p;
+    while (!h2o_linklist_is_empty(&r->ops)) {
+        hp_op_t *op = H2O_STRUCT_FROM_MEMBER(hp_op_t, link, r->ops.next);
+        hp_op_detach(op);
+    }
+    if (r->held != NULL)
+        hp_db_release(r, r->held, 1);
+    if (!r->responded) {
+        /* The client went away before we answered; count it as finished so in-flight stays true. */
+        r->responded = 1;
+        atomic_fetch_sub_explicit(&r->thr->inflight, 1, memory_order_relaxed);
+        hp_log_request(&(hp_log_request_t){.request_id = r->request_id,
+                                           .method = r->route != NULL ? hp_route_method_name(r->route) : "-",
+                                           .route = r->route != NULL ? r->route->pattern : "-",
+                                           .status = 499,
+                                           .duration_us = (hp_now_ns() - r->start_ns) / 1000,
+                                           .db_us = r->db_ns / 1000,
+                                           .cache = r->cache,
+                                           .error_code = "client_closed",
+                                           .thread = r->thr->index});
+    }
+    r->h2o = NULL;
+}
+
+/* A request id is echoed only if it is short and made of safe characters, so it can go into logs unescaped. */
+static int hp__request_id_ok(h2o_iovec_t v)
+{
+    if (v.len == 0 || v.len > HP_REQUEST_ID_MAX)
+        return 0;
+    for (size_t i = 0; i != v.len; ++i) {
+        char c = v.base[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.'))
+            return 0;
+    }
+    return 1;
+}
+
+hp_req_t *hp_req_create(hp_thread_t *thr, h2o_req_t *req)
+{
+    hp_req_t *r = h2o_mem_alloc_shared(&req->pool, sizeof(*r), hp__req_on_dispose);
+    memset(r, 0, sizeof(*r));
+    r->h2o = req;
+    r->thr = thr;
+    r->start_ns = hp_now_ns();
+    h2o_linklist_init_anchor(&r->ops);
+    atomic_fetch_add_explicit(&thr->inflight, 1, memory_order_relaxed);
+
+    h2o_iovec_t given = hp_req_header(r, "x-request-id");
+    if (given.base != NULL && hp__request_id_ok(given)) {
+        memcpy(r->request_id, given.base, given.len);
+        r->request_id[given.len] = '\0';
+    } else {
+        uint8_t raw[12];
+        if (getrandom(raw, sizeof(raw), GRND_NONBLOCK) != (ssize_t)sizeof(raw)) /* not secret; unique enough to correlate */
+            memset(raw, 0, sizeof(raw));
+        for (size_t i = 0; i != sizeof(raw); ++i)
+            snprintf(r->request_id + i * 2, 3, "%02x", raw[i]);
+    }
+    return r;
+}
+
+static const char *hp__reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 402: return "Payment Required";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 422: return "Unprocessable Entity";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return status < 500 ? "Client Error" : "Server Error";
+    }
+}
+
+void hp_add_header(hp_req_t *r, const char *name, const char *value)
+{
+    if (r->h2o == NULL)
+        return;
+    h2o_add_header_by_str(&r->h2o->pool, &r->h2o->res.headers, name, strlen(name), 1, NULL, value, strlen(value));
+}
+
+h2o_iovec_t hp_req_header(hp_req_t *r, const char *name)
+{
+    ssize_t i = h2o_find_header_by_str(&r->h2o->headers, name, strlen(name), -1);
+    if (i < 0)
+        return h2o_iovec_init(NULL, 0);
+    return r->h2o->headers.entries[i].value;
+}
+
+static void hp__send(hp_req_t *r, int status, h2o_iovec_t body, const char *error_code)
+{
+    if (r->responded || r->h2o == NULL)
+        return;
+    r->responded = 1;
+    h2o_req_t *req = r->h2o;
+    req->res.status = status;
+    req->res.reason = hp__reason(status);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, r->request_id,
+                          strlen(r->request_id));
+    uint64_t duration_us = (hp_now_ns() - r->start_ns) / 1000;
+    hp_log_request(&(hp_log_request_t){.request_id = r->request_id,
+                                       .method = r->route != NULL ? hp_route_method_name(r->route) : "-",
+                                       .route = r->route != NULL ? r->route->pattern : "-",
+                                       .status = status,
+                                       .duration_us = duration_us,
+                                       .db_us = r->db_ns / 1000,
+                                       .cache = r->cache,
+                                       .error_code = error_code,
+                                       .error_reason = r->error_reason,
+                                       .thread = r->thr->index});
+    atomic_fetch_sub_explicit(&r->thr->inflight, 1, memory_order_relaxed);
+    h2o_send_inline(req, body.base, body.len);
+}
+
+void hp_respond_raw(hp_req_t *r, int status, h2o_iovec_t body)
+{
+    hp__send(r, status, body, NULL);
+}
+
+/* Appends jansson's output to a buffer in the request pool, doubling as needed. */
+struct hp__render {
+    h2o_mem_pool_t *pool;
+    char *buf;
+    size_t len, cap;
+};
+
+static int hp__render_chunk(const char *chunk, size_t size, void *data)
+{
+    struct hp__render *rd = data;
+    if (rd->len + size > rd->cap) {
+        size_t cap = rd->cap * 2;
+        while (cap < rd->len + size)
+            cap *= 2;
+        char *nb = h2o_mem_alloc_pool(rd->pool, cap);
+        memcpy(nb, rd->buf, rd->len);
+        rd->buf = nb, rd->cap = cap;
+    }
+    memcpy(rd->buf + rd->len, chunk, size);
+    rd->len += size;
+    return 0;
+}
+
+void hp_respond_json(hp_req_t *r, int status, json_t *doc)
+{
+    if (r->h2o == NULL || r->responded) {
+        json_decref(doc);
+        return;
+    }
+    struct hp__render rd = {&r->h2o->pool, NULL, 0, 1024};
+    rd.buf = h2o_mem_alloc_pool(rd.pool, rd.cap);
+    json_dump_callback(doc, hp__render_chunk, &rd, JSON_COMPACT | JSON_REAL_PRECISION(10));
+    json_decref(doc);
+    hp__send(r, status, h2o_iovec_init(rd.buf, rd.len), NULL);
+}
+
+void hp_respond_error(hp_req_t *r, int status, const char *code, const char *message)
+{
+    if (r->h2o == NULL || r->responded)
+        return;
+    char esc[512];
+    hp_log_escape(esc, sizeof(esc), message);
+    char *body = hp_pool_printf(r, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code, esc);
+    if (status >= 500 && r->error_reason == NULL)
+        r->error_reason = message;
+    hp__send(r, status, h2o_iovec_init(body, strlen(body)), code);
+}
+
+void hp_respond_failure(hp_req_t *r, const char *err)
+{
+    if (err == hp_err_db_timeout)
+        hp_respond_error(r, 504, "db_timeout", "the database did not answer in time");
+    else if (err == hp_err_pool_exhausted)
+        hp_respond_error(r, 503, "pool_exhausted", "no database connection became free in time");
+    else if (err == hp_err_payment_timeout)
+        hp_respond_error(r, 504, "payment_timeout", "the payment gateway did not answer in time");
+    else if (err == hp_err_payment_declined)
+        hp_respond_error(r, 402, "payment_declined", "the payment was declined");
+    else if (err == hp_err_redis_timeout)
+        hp_respond_error(r, 504, "cache_timeout", "the cache did not answer in time");
+    else if (err == hp_err_shutting_down)
+        hp_respond_error(r, 503, "shutting_down", "the server is shutting down");
+    else if (err == hp_err_db_error)
+        hp_respond_error(r, 503, "db_error", "the database refused the statement");
+    else
+        hp_respond_error(r, 503, "db_unavailable", "the database is unavailable");
+}
+
+char *hp_pool_printf(hp_req_t *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *buf = h2o_mem_alloc_pool(&r->h2o->pool, (size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(buf, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return buf;
+}
+
+static int hp__hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int hp_query_param(hp_req_t *r, const char *name, h2o_iovec_t *out)
+{
+    h2o_req_t *req = r->h2o;
+    if (req->input.query_at == SIZE_MAX)
+        return 0;
+    const char *p = req->input.path.base + req->input.query_at + 1, *end = req->input.path.base + req->input.path.len;
+    size_t name_len = strlen(name);
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *pair_end = amp != NULL ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(pair_end - p));
+        const char *key_end = eq != NULL ? eq : pair_end;
+        if ((size_t)(key_end - p) == name_len && memcmp(p, name, name_len) == 0) {
+            const char *v = eq != NULL ? eq + 1 : pair_end;
+            size_t vlen = (size_t)(pair_end - v);
+            char *dst = h2o_mem_alloc_pool(&req->pool, vlen + 1);
+            size_t o = 0;
+            for (size_t i = 0; i < vlen; ++i) {
+                if (v[i] == '%') {
+                    int hi, lo;
+                    if (i + 2 >= vlen || (hi = hp__hexval(v[i + 1])) < 0 || (lo = hp__hexval(v[i + 2])) < 0)
+                        return -1;
+                    dst[o++] = (char)(hi * 16 + lo);
+                    i += 2;
+                } else if (v[i] == '+') {
+                    dst[o++] = ' ';
+                } else {
+                    dst[o++] = v[i];
+                }
+            }
+            dst[o] = '\0';
+            if (memchr(dst, '\0', o) != NULL)
+                return -1; /* an encoded NUL would truncate the value in SQL and C alike */
+            *out = h2o_iovec_init(dst, o);
+            return 1;
+        }
+        p = pair_end + 1;
+    }
+    return 0;
+}

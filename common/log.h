@@ -1,0 +1,47 @@
+/*
+ * log: structured JSON log lines on stdout, one per request and one per event.
+ *
+ * Each line is formatted in a stack buffer and written with a single write(2),
+ * so lines from different threads never interleave (writes of up to PIPE_BUF
+ * bytes to a pipe are atomic; longer lines are truncated to fit a buffer of that
+ * size). Values that come from clients are never logged verbatim except the
+ * validated request id; tokens and bodies are never logged.
+ */
+#ifndef HP_LOG_H
+#define HP_LOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { HP_LOG_DEBUG, HP_LOG_INFO, HP_LOG_WARN, HP_LOG_ERROR } hp_log_level_t;
+
+/* The fields of one request line. Strings are NUL-terminated; NULL means absent. */
+typedef struct st_hp_log_request_t {
+    const char *request_id;
+    const char *method;
+    const char *route; /* the route pattern, never the raw path */
+    int status;
+    uint64_t duration_us;
+    uint64_t db_us;
+    const char *cache;      /* hit, miss, bypass, error or NULL */
+    const char *error_code; /* the JSON error code for 4xx/5xx */
+    const char *error_reason; /* why, for 5xx and timeouts */
+    int thread;
+} hp_log_request_t;
+
+/** Sets the least severe level that is written (default INFO). */
+void hp_log_set_level(hp_log_level_t level);
+
+/** Writes one request line; level is info for 1xx-4xx and error for 5xx. */
+void hp_log_request(const hp_log_request_t *r);
+
+/** Writes one event line with a printf-style message. */
+void hp_log(hp_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/**
+ * Escapes src into dst as the inside of a JSON string, truncating to fit.
+ * @return the number of bytes written, excluding the NUL
+ */
+size_t hp_log_escape(char *dst, size_t dstlen, const char *src);
+
+#endif

@@ -1,0 +1,197 @@
+/*
+ * server: listeners, worker threads, dispatch and shutdown (see server.h).
+ */
+#include "common/server.h"
+#include "common/db.h"
+#include "common/http.h"
+#include "common/log.h"
+#include "common/redis.h"
+#include "services/payment.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* h2o buffers bodies up to this size before the handler runs; hotplate itself refuses anything over HP_MAX_BODY with a JSON 413. */
+#define HP_H2O_MAX_ENTITY (1024 * 1024)
+
+static h2o_globalconf_t hp__h2o_config;
+static const hp_route_t *hp__routes;
+static size_t hp__num_routes;
+
+/* The single entry point of every API request. */
+static int hp__on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    (void)self;
+    hp_thread_t *thr = hp_thread_from_ctx(req->conn->ctx);
+    hp_req_t *r = hp_req_create(thr, req);
+    size_t path_len = req->input.query_at != SIZE_MAX ? req->input.query_at : req->input.path.len;
+    hp_route_match_t m;
+
+    switch (hp_router_match(hp__routes, hp__num_routes, req->input.method.base, req->input.method.len, req->input.path.base,
+                            path_len, &m)) {
+    case HP_ROUTE_FOUND:
+        break;
+    case HP_ROUTE_BAD_ID:
+        r->route = m.route;
+        hp_respond_error(r, 400, "bad_param", "a path id must be a positive integer below 2^53");
+        return 0;
+    case HP_ROUTE_METHOD_NOT_ALLOWED:
+        hp_add_header(r, "allow", h2o_strdup(&req->pool, m.allow, strlen(m.allow)).base);
+        hp_respond_error(r, 405, "method_not_allowed", "this path does not take that method");
+        return 0;
+    default:
+        hp_respond_error(r, 404, "not_found", "no such route");
+        return 0;
+    }
+    r->route = m.route;
+    memcpy(r->path_ids, m.ids, sizeof(r->path_ids));
+    if (req->entity.base != NULL && req->entity.len > HP_MAX_BODY) {
+        hp_respond_error(r, 413, "body_too_large", "request bodies are limited to 64 KiB");
+        return 0;
+    }
+    if (atomic_load_explicit(&thr->stopping, memory_order_relaxed)) {
+        hp_add_header(r, "retry-after", "1");
+        hp_respond_error(r, 503, "shutting_down", "the server is shutting down");
+        return 0;
+    }
+    m.route->handler(r);
+    return 0;
+}
+
+static void hp__on_accept(h2o_socket_t *listener, const char *err)
+{
+    hp_thread_t *thr = listener->data;
+    if (err != NULL)
+        return;
+    /* Accept a bounded batch per wake-up so one busy listener cannot starve the loop. */
+    for (int i = 0; i != 16; ++i) {
+        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+        if (sock == NULL)
+            break;
+        h2o_accept(&thr->accept_ctx, sock);
+    }
+}
+
+static int hp__listen(const hp_config_t *cfg)
+{
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(cfg->listen_port)};
+    if (inet_pton(AF_INET, cfg->listen_host, &addr.sin_addr) != 1) {
+        fprintf(stderr, "hotplate: --listen host must be an IPv4 address, got %s\n", cfg->listen_host);
+        return -1;
+    }
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), on = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0 ||
+        listen(fd, 1024) != 0) {
+        fprintf(stderr, "hotplate: cannot listen on %s:%u: %s\n", cfg->listen_host, cfg->listen_port, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void *hp__thread_main(void *arg)
+{
+    hp_thread_t *thr = arg;
+    const hp_config_t *cfg = thr->cfg;
+
+    thr->loop = h2o_evloop_create();
+    h2o_context_init(&thr->ctx, thr->loop, &hp__h2o_config);
+    thr->accept_ctx.ctx = &thr->ctx;
+    thr->accept_ctx.hosts = hp__h2o_config.hosts;
+    h2o_timeout_init(thr->loop, &thr->zero_timeout, 0);
+    h2o_timeout_init(thr->loop, &thr->retry_timeout, 1000);
+    h2o_timeout_init(thr->loop, &thr->db_timeout, (uint64_t)cfg->db_timeout_ms);
+    h2o_timeout_init(thr->loop, &thr->pool_timeout, (uint64_t)cfg->pool_timeout_ms);
+    h2o_timeout_init(thr->loop, &thr->redis_timeout, (uint64_t)cfg->redis_timeout_ms);
+    h2o_timeout_init(thr->loop, &thr->payment_timeout, (uint64_t)cfg->payment_timeout_ms);
+
+    if (hp_db_thread_init(thr) != 0 || hp_redis_thread_init(thr) != 0 || hp_payment_thread_init(thr) != 0) {
+        hp_log(HP_LOG_ERROR, "thread %d: cannot initialize its clients", thr->index);
+        exit(1);
+    }
+    thr->listener = h2o_evloop_socket_create(thr->loop, thr->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
+    thr->listener->data = thr;
+    h2o_socket_read_start(thr->listener, hp__on_accept);
+
+    /* Serve until told to stop; the 100 ms wake-up bounds how late the stop flag is seen. */
+    while (!atomic_load(&thr->stopping))
+        h2o_evloop_run(thr->loop, 100);
+
+    /* Stop accepting, close idle keep-alive connections, and let in-flight requests finish. */
+    h2o_socket_read_stop(thr->listener);
+    h2o_socket_close(thr->listener);
+    thr->listener = NULL;
+    h2o_context_request_shutdown(&thr->ctx);
+    uint64_t deadline = h2o_now(thr->loop) + (uint64_t)cfg->shutdown_grace_ms;
+    while (atomic_load(&thr->inflight) != 0 && h2o_now(thr->loop) < deadline)
+        h2o_evloop_run(thr->loop, 10);
+    if (atomic_load(&thr->inflight) != 0)
+        hp_log(HP_LOG_WARN, "thread %d: %llu requests still in flight after the grace period", thr->index,
+               (unsigned long long)atomic_load(&thr->inflight));
+    /* Give the last responses a few iterations to flush before the connections close. */
+    for (int i = 0; i != 10; ++i)
+        h2o_evloop_run(thr->loop, 1);
+
+    hp_db_thread_dispose(thr);
+    hp_redis_thread_dispose(thr);
+    for (int i = 0; i != 10; ++i)
+        h2o_evloop_run(thr->loop, 0); /* lets h2o close the sockets it was told to close */
+    hp_payment_thread_dispose(thr);
+    return NULL;
+}
+
+int hp_server_run(const hp_config_t *cfg, const hp_route_t *routes, size_t num_routes)
+{
+    hp__routes = routes;
+    hp__num_routes = num_routes;
+
+    h2o_config_init(&hp__h2o_config);
+    hp__h2o_config.max_request_entity_size = HP_H2O_MAX_ENTITY;
+    hp__h2o_config.server_name = h2o_iovec_init(H2O_STRLIT("hotplate"));
+    h2o_hostconf_t *host = h2o_config_register_host(&hp__h2o_config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
+    h2o_handler_t *handler = h2o_create_handler(path, sizeof(*handler));
+    handler->on_req = hp__on_req;
+
+    /* Workers inherit a mask with the shutdown signals blocked; only this thread takes them. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    hp_thread_t *threads = calloc((size_t)cfg->threads, sizeof(*threads));
+    if (threads == NULL)
+        return -1;
+    for (int i = 0; i != cfg->threads; ++i) {
+        /* Bind every listener before starting any thread, so a busy port fails startup cleanly. */
+        if ((threads[i].listen_fd = hp__listen(cfg)) < 0)
+            return -1;
+        threads[i].index = i;
+        threads[i].cfg = cfg;
+    }
+    for (int i = 0; i != cfg->threads; ++i)
+        pthread_create(&threads[i].tid, NULL, hp__thread_main, &threads[i]);
+    hp_log(HP_LOG_INFO, "hotplate listening on http://%s:%u with %d threads", cfg->listen_host, cfg->listen_port, cfg->threads);
+
+    int sig;
+    sigwait(&sigs, &sig);
+    hp_log(HP_LOG_INFO, "received %s, draining for up to %d ms", sig == SIGINT ? "SIGINT" : "SIGTERM", cfg->shutdown_grace_ms);
+    for (int i = 0; i != cfg->threads; ++i)
+        atomic_store(&threads[i].stopping, 1);
+    for (int i = 0; i != cfg->threads; ++i)
+        pthread_join(threads[i].tid, NULL);
+    free(threads);
+    hp_log(HP_LOG_INFO, "hotplate stopped");
+    return 0;
+}

@@ -1,0 +1,26 @@
+/*
+ * server: listeners, worker threads, the request entry point and shutdown.
+ *
+ * hp_server_run() binds one SO_REUSEPORT listener per worker thread (so the
+ * kernel spreads connections across threads with no shared accept lock),
+ * starts the threads, each with its own evloop, PostgreSQL connections, Redis
+ * connection and payment simulator, and then waits for SIGINT or SIGTERM. On
+ * either it stops accepting, lets in-flight requests drain for up to the grace
+ * period, closes every connection and returns.
+ */
+#ifndef HP_SERVER_H
+#define HP_SERVER_H
+
+#include <stddef.h>
+
+#include "common/config.h"
+#include "common/router.h"
+
+/**
+ * Runs the server until SIGINT or SIGTERM.
+ * @param routes the route table (static storage)
+ * @return 0 on a clean shutdown, -1 when startup failed (already printed)
+ */
+int hp_server_run(const hp_config_t *cfg, const hp_route_t *routes, size_t num_routes);
+
+#endif

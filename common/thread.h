@@ -1,0 +1,64 @@
+/*
+ * thread: the per-worker-thread context.
+ *
+ * Each worker thread owns one h2o evloop, its own SO_REUSEPORT listener, its own
+ * PostgreSQL connections and its own Redis connection. Nothing in here is shared
+ * with another thread, so request-path code touches it without locks; the few
+ * values read across threads (the in-flight count) are atomics, and only read.
+ */
+#ifndef HP_THREAD_H
+#define HP_THREAD_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <h2o.h>
+
+#include "common/config.h"
+
+struct st_hp_db_t;
+struct st_hp_redis_t;
+struct st_hp_payment_t;
+
+typedef struct st_hp_thread_t {
+    int index;
+    pthread_t tid;
+    const hp_config_t *cfg;
+    h2o_evloop_t *loop;
+    h2o_context_t ctx; /* h2o's per-thread context; requests find their thread through it */
+    h2o_accept_ctx_t accept_ctx;
+    int listen_fd;          /* bound by the main thread, wrapped by the worker once its loop exists */
+    h2o_socket_t *listener;
+    struct st_hp_db_t *db;
+    struct st_hp_redis_t *redis;
+    struct st_hp_payment_t *payment;
+    /* Timeouts of fixed durations; h2o 2.2.5 keeps one list per duration. */
+    h2o_timeout_t zero_timeout;  /* 0 ms: runs a callback on the next loop iteration */
+    h2o_timeout_t retry_timeout; /* 1 s: reconnect attempts */
+    h2o_timeout_t db_timeout;
+    h2o_timeout_t pool_timeout;
+    h2o_timeout_t redis_timeout;
+    h2o_timeout_t payment_timeout;
+    _Atomic uint64_t inflight; /* requests accepted and not yet answered */
+    _Atomic int stopping;      /* set by the main thread on SIGTERM */
+} hp_thread_t;
+
+/** @return the worker thread that owns an h2o context */
+static inline hp_thread_t *hp_thread_from_ctx(h2o_context_t *ctx)
+{
+    return H2O_STRUCT_FROM_MEMBER(hp_thread_t, ctx, ctx);
+}
+
+/**
+ * Runs cb on the next loop iteration. The entry must stay alive until then; it
+ * is how hotplate reports errors asynchronously, so that no callback is ever
+ * invoked from inside the call that scheduled it.
+ */
+static inline void hp_thread_defer(hp_thread_t *thr, h2o_timeout_entry_t *entry, h2o_timeout_cb cb)
+{
+    entry->cb = cb;
+    h2o_timeout_link(thr->ctx.loop, &thr->zero_timeout, entry);
+}
+
+#endif

@@ -1,0 +1,365 @@
+/*
+ * checkout: POST /cart/quote and POST /orders.
+ *
+ * POST /orders, step by step:
+ *   1. authenticate; require an Idempotency-Key; validate the body;
+ *   2. look the key up: a retry returns the order it already made;
+ *   3. price the cart (cart.c), check the restaurant is open and stock suffices;
+ *   4. authorize the payment with the gateway simulator;
+ *   5. on a transaction connection: BEGIN and the order insert (order, items,
+ *      payment and first event in one statement, ON CONFLICT on the key) go out
+ *      together; then the conditional stock decrement; then COMMIT;
+ *   6. answer 201 with the order as GET /orders/{id} renders it.
+ * Any failure after step 4 voids the authorization, and any failure inside the
+ * transaction rolls it back, so a rejected checkout leaves the database as it
+ * was. The payment call happens before the transaction opens, so no row lock
+ * is held while the gateway thinks (the "short" checkout).
+ *
+ * Idempotency under concurrency: twenty simultaneous requests with one key all
+ * miss in step 2, but the unique index on (user_id, idempotency_key) lets one
+ * insert win; the others' inserts wait for it, then do nothing, and those
+ * requests roll back, void their authorizations and replay the winner's order.
+ */
+#include "common/db.h"
+#include "common/json.h"
+#include "services/auth.h"
+#include "services/cart.h"
+#include "services/handlers.h"
+#include "services/orders.h"
+#include "services/payment.h"
+#include "services/statements.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- POST /cart/quote ------------------------------------------------------------------------- */
+
+static void hp__quote_priced(hp_req_t *r, void *ud, hp_cart_priced_t *p)
+{
+    (void)ud;
+    hp_respond_json(r, 200, hp_cart_breakdown_json(p));
+}
+
+/* Parses the body into a pool-allocated cart. @return NULL after answering 4xx */
+static hp_cart_priced_t *hp__parse_cart(hp_req_t *r)
+{
+    json_t *doc = hp_json_parse_body(r);
+    if (doc == NULL)
+        return NULL;
+    hp_cart_priced_t *p = h2o_mem_alloc_pool(&r->h2o->pool, sizeof(*p));
+    memset(p, 0, sizeof(*p));
+    hp_json_err_t jerr;
+    int ret = hp_cart_from_json(doc, &p->cart, &jerr);
+    json_decref(doc);
+    if (ret != 0) {
+        hp_json_respond_err(r, &jerr);
+        return NULL;
+    }
+    return p;
+}
+
+static void hp__quote_authed(hp_req_t *r)
+{
+    hp_cart_priced_t *p = hp__parse_cart(r);
+    if (p != NULL)
+        hp_cart_price(r, p, hp__quote_priced, NULL);
+}
+
+void hp_handle_quote(hp_req_t *r)
+{
+    hp_auth(r, HP_AUTH_CUSTOMER, hp__quote_authed);
+}
+
+/* ---- POST /orders ----------------------------------------------------------------------------- */
+
+typedef struct st_hp_checkout_t {
+    hp_cart_priced_t *p;
+    const char *key;
+    char auth_id[HP_PAYMENT_AUTH_ID_MAX];
+    int authorized;
+    int64_t order_id;
+    int num_stock;   /* distinct stock-tracked items in the cart */
+    const char *stock_ids, *stock_qty;
+    const char *begin_err;
+} hp_checkout_t;
+
+static void hp__checkout_fail(hp_req_t *r, hp_checkout_t *co, int rollback, const char *err)
+{
+    if (r->held != NULL)
+        hp_db_release(r, r->held, rollback);
+    if (co->authorized) {
+        hp_payment_void(r->thr, co->auth_id);
+        co->authorized = 0;
+    }
+    if (err != NULL)
+        hp_respond_failure(r, err);
+}
+
+static void hp__checkout_on_order(hp_req_t *r, void *ud, json_t *doc, const hp_order_meta_t *meta, const char *err)
+{
+    int replay = ud != NULL;
+    (void)meta;
+    if (err != NULL || doc == NULL) {
+        json_decref(doc);
+        hp_respond_failure(r, err != NULL ? err : hp_err_db_error);
+        return;
+    }
+    if (replay)
+        hp_add_header(r, "idempotent-replayed", "true");
+    hp_respond_json(r, 201, doc);
+}
+
+static void hp__checkout_on_commit(hp_req_t *r, void *ud, PGresult *res, const char *err)
+{
+    hp_checkout_t *co = ud;
+    if (res != NULL)
+        PQclear(res);
+    if (err != NULL) {
+        hp__checkout_fail(r, co, 1, err);
+        return;
+    }
+    hp_db_release(r, r->held, 0);
+    co->authorized = 0; /* the order owns the authorization now */
+    hp_order_fetch(r, co->order_id, hp__checkout_on_order, NULL);
+}
+
+static void hp__checkout_commit(hp_req_t *r, hp_checkout_t *co)
+{
+    hp_db_conn_query(r, r->held, HP_STMT_txn_commit, NULL, 0, hp__checkout_on_commit, co);
+}
+
+static void hp__checkout_on_stock(hp_req_t *r, void *ud, PGresult *res, const char *err)
+{
+    hp_checkout_t *co = ud;
+    if (err != NULL) {
+        if (res != NULL)
+            PQclear(res);
+        hp__checkout_fail(r, co, 1, err);
+        return;
+    }
+    int updated = PQntuples(res);
+    PQclear(res);
+    if (updated != co->num_stock) {
+        hp__checkout_fail(r, co, 1, NULL);
+        hp_respond_error(r, 409, "out_of_stock", "an item does not have enough stock left");
+        return;
+    }
+    hp__checkout_commit(r, co);
+}
+
+static void hp__checkout_replay(hp_req_t *r, void *ud, PGresult *res, const char *err)
+{
+    (void)ud;
+    if (err != NULL || PQntuples(res) == 0) {
+        if (res != NULL)
+            PQclear(res);
+        hp_respond_failure(r, err != NULL ? err : hp_err_db_error);
+        return;
+    }
+    int64_t id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    hp_order_fetch(r, id, hp__checkout_on_order, (void *)1);
+}
+
+static void hp__lookup_key(hp_req_t *r, hp_checkout_t *co, hp_db_cb cb)
+{
+    const char *values[] = {hp_pool_printf(r, "%lld", (long long)r->principal.user_id), co->key};
+    hp_db_query(r, HP_STMT_order_by_idempotency_key, values, 2, cb, co);
+}
+
+static void hp__checkout_on_begin(hp_req_t *r, void *ud, PGresult *res, const char *err)
+{
+    hp_checkout_t *co = ud;
+    (void)r;
+    if (res != NULL)
+        PQclear(res);
+    co->begin_err = err; /* the insert queued behind it reports the failure */
+}
+
+static void hp__checkout_on_insert(hp_req_t *r, void *ud, PGresult *res, const char *err)
+{
+    hp_checkout_t *co = ud;
+    if (err == NULL && co->begin_err != NULL)
+        err = co->begin_err;
+    if (err != NULL) {
+        if (res != NULL)
+            PQclear(res);
+        hp__checkout_fail(r, co, 1, err);
+        return;
+    }
+    if (PQntuples(res) == 0) {
+        /* A concurrent request with the same key won: undo ours and answer with its order. */
+        PQclear(res);
+        hp__checkout_fail(r, co, 1, NULL);
+        hp__lookup_key(r, co, hp__checkout_replay);
+        return;
+    }
+    co->order_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    if (co->num_stock == 0) {
+        hp__checkout_commit(r, co);
+        return;
+    }
+    const char *values[] = {co->stock_ids, co->stock_qty};
+    hp_db_conn_query(r, r->held, HP_STMT_stock_decrement, values, 2, hp__checkout_on_stock, co);
+}
+
+/* Builds the per-line arrays of the insert: item ids, quantities, unit prices, modifier lists, line totals. */
+static void hp__insert_values(hp_req_t *r, hp_checkout_t *co, const char **v)
+{
+    const hp_cart_priced_t *p = co->p;
+    const hp_total_result_t *t = &p->result;
+    size_t n = p->cart.num_lines;
+    char *items = h2o_mem_alloc_pool(&r->h2o->pool, n * 21 + 3), *qty = h2o_mem_alloc_pool(&r->h2o->pool, n * 12 + 3),
+         *unit = h2o_mem_alloc_pool(&r->h2o->pool, n * 12 + 3), *mods = h2o_mem_alloc_pool(&r->h2o->pool, n * (10 * 21 + 6) + 3),
+         *total = h2o_mem_alloc_pool(&r->h2o->pool, n * 21 + 3);
+    char *pi = items, *pq = qty, *pu = unit, *pm = mods, *pt = total;
+    *pi++ = '{', *pq++ = '{', *pu++ = '{', *pm++ = '{', *pt++ = '{';
+    for (size_t i = 0; i != n; ++i) {
+        const hp_total_line_t *l = &p->cart.lines[i];
+        const char *sep = i != 0 ? "," : "";
+        pi += sprintf(pi, "%s%lld", sep, (long long)l->item_id);
+        pq += sprintf(pq, "%s%d", sep, (int)l->quantity);
+        pu += sprintf(pu, "%s%d", sep, (int)t->lines[i].unit_price_cents);
+        pt += sprintf(pt, "%s%lld", sep, (long long)t->lines[i].line_total_cents);
+        /* Each element of the text[] is itself a bigint[] literal, quoted. */
+        pm += sprintf(pm, "%s\"{", sep);
+        for (size_t m = 0; m != l->num_modifier_ids; ++m)
+            pm += sprintf(pm, "%s%lld", m != 0 ? "," : "", (long long)l->modifier_ids[m]);
+        pm += sprintf(pm, "}\"");
+    }
+    strcpy(pi, "}"), strcpy(pq, "}"), strcpy(pu, "}"), strcpy(pm, "}"), strcpy(pt, "}");
+    v[0] = hp_pool_printf(r, "%lld", (long long)r->principal.user_id);
+    v[1] = hp_pool_printf(r, "%lld", (long long)p->cart.restaurant_id);
+    v[2] = hp_pool_printf(r, "%lld", (long long)t->subtotal_cents);
+    v[3] = hp_pool_printf(r, "%lld", (long long)t->discount_cents);
+    v[4] = hp_pool_printf(r, "%lld", (long long)t->tax_cents);
+    v[5] = hp_pool_printf(r, "%lld", (long long)t->delivery_fee_cents);
+    v[6] = hp_pool_printf(r, "%lld", (long long)t->service_fee_cents);
+    v[7] = hp_pool_printf(r, "%lld", (long long)t->small_order_fee_cents);
+    v[8] = hp_pool_printf(r, "%lld", (long long)t->tip_cents);
+    v[9] = hp_pool_printf(r, "%lld", (long long)t->total_cents);
+    v[10] = co->key;
+    v[11] = items, v[12] = qty, v[13] = unit, v[14] = mods, v[15] = total;
+    v[16] = co->auth_id;
+}
+
+static void hp__checkout_on_conn(hp_req_t *r, void *ud, hp_pgconn_t *conn, const char *err)
+{
+    hp_checkout_t *co = ud;
+    if (err != NULL) {
+        hp__checkout_fail(r, co, 0, err);
+        return;
+    }
+    const char **values = h2o_mem_alloc_pool(&r->h2o->pool, sizeof(*values) * 17);
+    hp__insert_values(r, co, values);
+    /* BEGIN and the insert go out in one write; the insert's result tells whether both worked. */
+    hp_db_conn_query(r, conn, HP_STMT_txn_begin, NULL, 0, hp__checkout_on_begin, co);
+    hp_db_conn_query(r, conn, HP_STMT_order_insert, values, 17, hp__checkout_on_insert, co);
+}
+
+static void hp__checkout_on_payment(hp_req_t *r, void *ud, const char *auth_id, const char *err)
+{
+    hp_checkout_t *co = ud;
+    if (err != NULL) {
+        hp_respond_failure(r, err);
+        return;
+    }
+    snprintf(co->auth_id, sizeof(co->auth_id), "%s", auth_id);
+    co->authorized = 1;
+    hp_db_acquire(r, hp__checkout_on_conn, co);
+}
+
+static void hp__checkout_priced(hp_req_t *r, void *ud, hp_cart_priced_t *p)
+{
+    hp_checkout_t *co = ud;
+    if (!p->restaurant_open) {
+        hp_respond_error(r, 409, "restaurant_closed", "the restaurant is closed now");
+        return;
+    }
+    /* Sum quantities per stock-tracked item; refuse early what the stock cannot cover. */
+    int64_t ids[HP_TOTAL_MAX_LINES];
+    int64_t qty[HP_TOTAL_MAX_LINES];
+    int n = 0;
+    for (size_t i = 0; i != p->cart.num_lines; ++i) {
+        const hp_total_line_t *l = &p->cart.lines[i];
+        size_t k;
+        for (k = 0; k != p->num_items && p->items[k].id != l->item_id; ++k)
+            ;
+        if (p->item_stock[k] < 0)
+            continue;
+        int j;
+        for (j = 0; j != n && ids[j] != l->item_id; ++j)
+            ;
+        if (j == n)
+            ids[n] = l->item_id, qty[n] = 0, ++n;
+        qty[j] += l->quantity;
+        if (qty[j] > p->item_stock[k]) {
+            hp_respond_error(r, 409, "out_of_stock", hp_pool_printf(r, "item %lld has %d left", (long long)l->item_id, p->item_stock[k]));
+            return;
+        }
+    }
+    co->num_stock = n;
+    char *pi = h2o_mem_alloc_pool(&r->h2o->pool, (size_t)n * 21 + 3), *pq = h2o_mem_alloc_pool(&r->h2o->pool, (size_t)n * 21 + 3);
+    co->stock_ids = pi, co->stock_qty = pq;
+    *pi++ = '{', *pq++ = '{';
+    for (int j = 0; j != n; ++j) {
+        pi += sprintf(pi, "%s%lld", j != 0 ? "," : "", (long long)ids[j]);
+        pq += sprintf(pq, "%s%lld", j != 0 ? "," : "", (long long)qty[j]);
+    }
+    strcpy(pi, "}"), strcpy(pq, "}");
+    hp_payment_authorize(r, p->result.total_cents, hp__checkout_on_payment, co);
+}
+
+static void hp__checkout_on_key(hp_req_t *r, void *ud, PGresult *res, const char *err)
+{
+    hp_checkout_t *co = ud;
+    if (err != NULL) {
+        if (res != NULL)
+            PQclear(res);
+        hp_respond_failure(r, err);
+        return;
+    }
+    if (PQntuples(res) != 0) {
+        int64_t id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        PQclear(res);
+        hp_order_fetch(r, id, hp__checkout_on_order, (void *)1);
+        return;
+    }
+    PQclear(res);
+    hp_cart_price(r, co->p, hp__checkout_priced, co);
+}
+
+/* Idempotency keys: 1 to 64 printable ASCII characters, so they can be stored and logged safely. */
+static int hp__key_ok(h2o_iovec_t v)
+{
+    if (v.base == NULL || v.len == 0 || v.len > 64)
+        return 0;
+    for (size_t i = 0; i != v.len; ++i)
+        if (v.base[i] < 0x21 || v.base[i] > 0x7e)
+            return 0;
+    return 1;
+}
+
+static void hp__checkout_authed(hp_req_t *r)
+{
+    h2o_iovec_t key = hp_req_header(r, "idempotency-key");
+    if (!hp__key_ok(key)) {
+        hp_respond_error(r, 400, "missing_idempotency_key", "POST /orders needs an Idempotency-Key header of 1 to 64 printable characters");
+        return;
+    }
+    hp_cart_priced_t *p = hp__parse_cart(r);
+    if (p == NULL)
+        return;
+    hp_checkout_t *co = h2o_mem_alloc_pool(&r->h2o->pool, sizeof(*co));
+    memset(co, 0, sizeof(*co));
+    co->p = p;
+    co->key = h2o_strdup(&r->h2o->pool, key.base, key.len).base;
+    hp__lookup_key(r, co, hp__checkout_on_key);
+}
+
+void hp_handle_order_create(hp_req_t *r)
+{
+    hp_auth(r, HP_AUTH_CUSTOMER, hp__checkout_authed);
+}

@@ -1,0 +1,59 @@
+/*
+ * hotplate: the command-line entry point.
+ *
+ *   hotplate serve [options]        the API server (see `hotplate serve --help`)
+ *   hotplate migrate [--to N]       apply or roll back migrations
+ *   hotplate seed --scale S         load deterministic demo data and tokens
+ */
+#include "common/config.h"
+#include "common/db.h"
+#include "common/flags.h"
+#include "common/log.h"
+#include "common/migrate.h"
+#include "common/server.h"
+#include "services/handlers.h"
+#include "services/seed.h"
+#include "services/statements.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/*
+ * jemalloc reads this at startup: heap profiling is compiled in but inactive
+ * until asked for, so it costs nothing until someone switches it on.
+ */
+const char *malloc_conf = "prof:true,prof_active:false";
+
+static int hp__serve(int argc, char **argv)
+{
+    hp_config_t cfg;
+    hp_flags_init();
+    if (hp_config_load(&cfg, argc, argv) != 0)
+        return 2;
+    hp_db_global_init(hp_statements, HP_STMT__COUNT);
+    return hp_server_run(&cfg, hp_api_routes, hp_api_num_routes) == 0 ? 0 : 1;
+}
+
+static void hp__usage(void)
+{
+    fprintf(stderr, "usage: hotplate serve|migrate|seed [options]\n"
+                    "  serve     run the API server (hotplate serve --help)\n"
+                    "  migrate   apply migrations (--to N to go up or down to version N)\n"
+                    "  seed      load demo data (--scale S, default 1) and write demo tokens\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        hp__usage();
+        return 2;
+    }
+    if (strcmp(argv[1], "serve") == 0)
+        return hp__serve(argc - 2, argv + 2);
+    if (strcmp(argv[1], "migrate") == 0)
+        return hp_migrate_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "seed") == 0)
+        return hp_seed_main(argc - 1, argv + 1);
+    hp__usage();
+    return 2;
+}

@@ -1,0 +1,40 @@
+/*
+ * orders: reading and rendering orders, shared by GET /orders/{id}, the
+ * order history, status events and checkout's responses.
+ */
+#ifndef HP_ORDERS_H
+#define HP_ORDERS_H
+
+#include <jansson.h>
+#include <libpq-fe.h>
+
+#include "common/http.h"
+
+/* What callers need to decide access and transitions, besides the document. */
+typedef struct st_hp_order_meta_t {
+    int64_t id, user_id, restaurant_id, owner_id;
+    const char *status; /* in the request pool */
+} hp_order_meta_t;
+
+/**
+ * Called with the order document (owned by the callback) or doc NULL when the
+ * order does not exist; err reports a database failure (then doc is NULL).
+ */
+typedef void (*hp_order_cb)(hp_req_t *r, void *ud, json_t *doc, const hp_order_meta_t *meta, const char *err);
+
+/** Reads one order with its items and payment (two statements in one pipeline). */
+void hp_order_fetch(hp_req_t *r, int64_t order_id, hp_order_cb cb, void *ud);
+
+/**
+ * Renders row `row` of a result whose first columns are HP__ORDER_COLUMNS.
+ * @return a new object without items, restaurant_name or payment
+ */
+json_t *hp_order_row_json(const PGresult *res, int row);
+
+/** Adds the items of order_id found in an order_items_for result. */
+void hp_order_add_items(json_t *order, int64_t order_id, const PGresult *items);
+
+/** Formats microseconds since the epoch as RFC 3339 UTC with second precision. */
+void hp_rfc3339(char *buf, size_t len, int64_t epoch_us);
+
+#endif

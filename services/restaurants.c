@@ -1,0 +1,169 @@
+/*
+ * restaurants: GET /restaurants (keyset-paginated listing) and
+ * GET /restaurants/{id}; also the health routes.
+ */
+#include "services/handlers.h"
+#include "common/cursor.h"
+#include "common/db.h"
+#include "common/redis.h"
+#include "services/statements.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Renders a row of HP__RESTAURANT_COLUMNS. */
+static json_t *hp__restaurant_json(const PGresult *res, int row)
+{
+    int open = atoi(PQgetvalue(res, row, 5)), close = atoi(PQgetvalue(res, row, 6));
+    char opens[24], closes[24];
+    snprintf(opens, sizeof(opens), "%02d:%02d", open / 60, open % 60);
+    snprintf(closes, sizeof(closes), "%02d:%02d", (close / 60) % 24, close % 60);
+    return json_pack("{sI ss ss ss sf sb ss ss sf sf}", "id", (json_int_t)strtoll(PQgetvalue(res, row, 0), NULL, 10), "name",
+                     PQgetvalue(res, row, 1), "city", PQgetvalue(res, row, 2), "cuisine", PQgetvalue(res, row, 3), "rating",
+                     atoi(PQgetvalue(res, row, 4)) / 10.0, "open_now", PQgetvalue(res, row, 9)[0] == 't', "opens", opens,
+                     "closes", closes, "lat", strtod(PQgetvalue(res, row, 7), NULL), "lon", strtod(PQgetvalue(res, row, 8), NULL));
+}
+
+static void hp__list_on_rows(hp_req_t *r, void *ud, PGresult *res, const char *err)
+{
+    int limit = (int)(intptr_t)ud;
+    if (err != NULL) {
+        if (res != NULL)
+            PQclear(res);
+        hp_respond_failure(r, err);
+        return;
+    }
+    int n = PQntuples(res);
+    json_t *list = json_array();
+    for (int i = 0; i != n; ++i)
+        json_array_append_new(list, hp__restaurant_json(res, i));
+    json_t *next = json_null();
+    if (n == limit) {
+        char cur[HP_CURSOR_BUF_SIZE];
+        hp_cursor_encode(cur, sizeof(cur), HP_CURSOR_KIND_RESTAURANTS, atoi(PQgetvalue(res, n - 1, 4)),
+                         strtoll(PQgetvalue(res, n - 1, 0), NULL, 10));
+        next = json_string(cur);
+    }
+    PQclear(res);
+    hp_respond_json(r, 200, json_pack("{so so}", "restaurants", list, "next_cursor", next));
+}
+
+/*
+ * Reads an optional text parameter: valid UTF-8, at most 100 bytes.
+ * @return 0 (absent: *out NULL), 1, or -1 after answering 400
+ */
+static int hp__text_param(hp_req_t *r, const char *name, const char **out)
+{
+    h2o_iovec_t v;
+    int found = hp_query_param(r, name, &v);
+    *out = NULL;
+    if (found == 0)
+        return 0;
+    json_t *check = found > 0 && v.len <= 100 ? json_stringn(v.base, v.len) : NULL; /* jansson rejects invalid UTF-8 */
+    if (check == NULL) {
+        hp_respond_error(r, 400, "bad_param", hp_pool_printf(r, "parameter %s must be UTF-8 text of at most 100 bytes", name));
+        return -1;
+    }
+    json_decref(check);
+    *out = v.base;
+    return 1;
+}
+
+int hp_limit_param(hp_req_t *r, int def, int max, int *out)
+{
+    h2o_iovec_t v;
+    int found = hp_query_param(r, "limit", &v);
+    int64_t n;
+    *out = def;
+    if (found == 0)
+        return 0;
+    if (found < 0 || hp_parse_id(v.base, v.len, &n) != 0 || n > max) {
+        hp_respond_error(r, 400, "bad_param", hp_pool_printf(r, "limit must be an integer from 1 to %d", max));
+        return -1;
+    }
+    *out = (int)n;
+    return 0;
+}
+
+int hp_cursor_param(hp_req_t *r, uint8_t kind, int *present, int64_t *k1, int64_t *k2)
+{
+    h2o_iovec_t v;
+    int found = hp_query_param(r, "cursor", &v);
+    *present = 0;
+    if (found == 0)
+        return 0;
+    if (found < 0 || hp_cursor_decode(v.base, v.len, kind, k1, k2) != 0) {
+        hp_respond_error(r, 400, "bad_cursor", "the cursor is not one this listing produced");
+        return -1;
+    }
+    *present = 1;
+    return 0;
+}
+
+void hp_handle_restaurant_list(hp_req_t *r)
+{
+    const char *city, *cuisine, *open_now = NULL;
+    int limit, has_cursor;
+    int64_t k1 = 0, k2 = 0;
+    h2o_iovec_t v;
+    if (hp__text_param(r, "city", &city) < 0 || hp__text_param(r, "cuisine", &cuisine) < 0 || hp_limit_param(r, 20, 100, &limit) < 0 ||
+        hp_cursor_param(r, HP_CURSOR_KIND_RESTAURANTS, &has_cursor, &k1, &k2) < 0)
+        return;
+    int found = hp_query_param(r, "open_now", &v);
+    if (found != 0) {
+        if (found > 0 && v.len == 4 && memcmp(v.base, "true", 4) == 0)
+            open_now = "true";
+        else if (found > 0 && v.len == 5 && memcmp(v.base, "false", 5) == 0)
+            open_now = "false";
+        else {
+            hp_respond_error(r, 400, "bad_param", "open_now must be true or false");
+            return;
+        }
+    }
+    if (has_cursor && (k1 < 0 || k1 > 50 || k2 < 1)) {
+        hp_respond_error(r, 400, "bad_cursor", "the cursor is not one this listing produced");
+        return;
+    }
+    const char *values[6] = {city, cuisine, open_now, has_cursor ? hp_pool_printf(r, "%lld", (long long)k1) : NULL,
+                             has_cursor ? hp_pool_printf(r, "%lld", (long long)k2) : NULL, hp_pool_printf(r, "%d", limit)};
+    hp_db_query(r, HP_STMT_restaurant_list, values, 6, hp__list_on_rows, (void *)(intptr_t)limit);
+}
+
+static void hp__get_on_row(hp_req_t *r, void *ud, PGresult *res, const char *err)
+{
+    (void)ud;
+    if (err != NULL) {
+        if (res != NULL)
+            PQclear(res);
+        hp_respond_failure(r, err);
+        return;
+    }
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        hp_respond_error(r, 404, "not_found", "no such restaurant");
+        return;
+    }
+    json_t *doc = hp__restaurant_json(res, 0);
+    PQclear(res);
+    hp_respond_json(r, 200, doc);
+}
+
+void hp_handle_restaurant_get(hp_req_t *r)
+{
+    const char *values[] = {hp_pool_printf(r, "%lld", (long long)r->path_ids[0])};
+    hp_db_query(r, HP_STMT_restaurant_get, values, 1, hp__get_on_row, NULL);
+}
+
+void hp_handle_healthz(hp_req_t *r)
+{
+    hp_respond_raw(r, 200, h2o_iovec_init(H2O_STRLIT("{\"status\":\"ok\"}")));
+}
+
+void hp_handle_readyz(hp_req_t *r)
+{
+    int pg = hp_db_ready(r->thr), redis = hp_redis_ready(r->thr);
+    char *body = hp_pool_printf(r, "{\"status\":\"%s\",\"postgres\":\"%s\",\"redis\":\"%s\"}", pg && redis ? "ready" : "not_ready",
+                                pg ? "ok" : "down", redis ? "ok" : "down");
+    hp_respond_raw(r, pg && redis ? 200 : 503, h2o_iovec_init(body, strlen(body)));
+}
