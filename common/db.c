@@ -97,6 +97,22 @@ const char *hp_db_sqlstate(const PGresult *res)
 
 /* ---- statements ---------------------------------------------------------- */
 
+/*
+ * db_ns counts the wall time during which the request waited on at least one
+ * statement, so statements pipelined side by side are not counted twice.
+ */
+static void hp__db_wait_begin(hp_req_t *r)
+{
+    if (r->db_pending++ == 0)
+        r->db_since = hp_now_ns();
+}
+
+static void hp__db_wait_end(hp_req_t *r)
+{
+    if (--r->db_pending == 0)
+        r->db_ns += hp_now_ns() - r->db_since;
+}
+
 static hp_dbq_t *hp__dbq_new(hp_req_t *r, hp_pgconn_t *conn, int stmt, hp_db_cb cb, void *ud)
 {
     hp_dbq_t *q = calloc(1, sizeof(*q));
@@ -107,8 +123,10 @@ static hp_dbq_t *hp__dbq_new(hp_req_t *r, hp_pgconn_t *conn, int stmt, hp_db_cb 
     q->ud = ud;
     q->stmt = stmt;
     q->start_ns = hp_now_ns();
-    if (r != NULL)
+    if (r != NULL) {
         hp_op_attach(r, &q->op);
+        hp__db_wait_begin(r);
+    }
     return q;
 }
 
@@ -120,7 +138,7 @@ static void hp__dbq_finish(hp_dbq_t *q, PGresult *res, const char *err)
         h2o_timeout_unlink(&q->timeout);
     if (r != NULL && q->cb != NULL) {
         hp_op_detach(&q->op);
-        r->db_ns += hp_now_ns() - q->start_ns;
+        hp__db_wait_end(r);
         q->cb(r, q->ud, res, err);
     } else {
         hp_op_detach(&q->op);
@@ -157,7 +175,7 @@ static void hp__dbq_on_timeout(h2o_timeout_entry_t *entry)
     hp_db_cb cb = q->cb;
     hp_op_detach(&q->op);
     q->cb = NULL;
-    r->db_ns += hp_now_ns() - q->start_ns;
+    hp__db_wait_end(r);
     cb(r, q->ud, NULL, hp_err_db_timeout);
 }
 
@@ -238,7 +256,8 @@ static void hp__internal_done(hp_pgconn_t *conn, hp_dbq_t *q, PGresult *res)
         conn->state = HP_PG_READY;
         conn->down_logged = 0;
         hp_log(HP_LOG_INFO, "postgres %s connection ready (thread %d)", conn->label, conn->thr->index);
-        if (conn->label[0] == 't')
+        /* A transaction connection rejoins the pool unless a request still holds it (it will release it). */
+        if (conn->label[0] == 't' && conn->holder == NULL)
             hp__pool_offer(conn);
     }
 }

@@ -49,6 +49,8 @@ static void hp__req_on_dispose(void *p)
     while (!h2o_linklist_is_empty(&r->ops)) {
         hp_op_t *op = H2O_STRUCT_FROM_MEMBER(hp_op_t, link, r->ops.next);
         hp_op_detach(op);
+        if (op->on_abandon != NULL)
+            op->on_abandon(op);
     }
     if (r->held != NULL)
         hp_db_release(r, r->held, 1);
@@ -76,7 +78,7 @@ static int hp__request_id_ok(h2o_iovec_t v)
         return 0;
     for (size_t i = 0; i != v.len; ++i) {
         char c = v.base[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.'))
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' || c == ':'))
             return 0;
     }
     return 1;
@@ -141,6 +143,24 @@ h2o_iovec_t hp_req_header(hp_req_t *r, const char *name)
     return r->h2o->headers.entries[i].value;
 }
 
+/*
+ * The method for the log line: the route's when one matched, else the
+ * request's own if it is a short run of capitals (anything else could carry
+ * bytes that do not belong in a log line).
+ */
+static const char *hp__log_method(hp_req_t *r)
+{
+    if (r->route != NULL)
+        return hp_route_method_name(r->route);
+    h2o_iovec_t m = r->h2o != NULL ? r->h2o->input.method : h2o_iovec_init(NULL, 0);
+    if (m.len == 0 || m.len > 16)
+        return "-";
+    for (size_t i = 0; i != m.len; ++i)
+        if (m.base[i] < 'A' || m.base[i] > 'Z')
+            return "-";
+    return h2o_strdup(&r->h2o->pool, m.base, m.len).base;
+}
+
 static void hp__send(hp_req_t *r, int status, h2o_iovec_t body, const char *error_code)
 {
     if (r->responded || r->h2o == NULL)
@@ -154,7 +174,7 @@ static void hp__send(hp_req_t *r, int status, h2o_iovec_t body, const char *erro
                           strlen(r->request_id));
     uint64_t duration_us = (hp_now_ns() - r->start_ns) / 1000;
     hp_log_request(&(hp_log_request_t){.request_id = r->request_id,
-                                       .method = r->route != NULL ? hp_route_method_name(r->route) : "-",
+                                       .method = hp__log_method(r),
                                        .route = r->route != NULL ? r->route->pattern : "-",
                                        .status = status,
                                        .duration_us = duration_us,
@@ -164,6 +184,8 @@ static void hp__send(hp_req_t *r, int status, h2o_iovec_t body, const char *erro
                                        .error_reason = r->error_reason,
                                        .thread = r->thr->index});
     atomic_fetch_sub_explicit(&r->thr->inflight, 1, memory_order_relaxed);
+    /* A known length keeps HTTP/1.1 connections alive for every status and spares the chunked framing. */
+    req->res.content_length = body.len;
     h2o_send_inline(req, body.base, body.len);
 }
 

@@ -45,7 +45,9 @@ typedef struct st_hp_req_t {
     const struct st_hp_route_t *route;
     int64_t path_ids[2];       /* numeric path parameters, in order */
     uint64_t start_ns;
-    uint64_t db_ns;            /* time spent waiting for PostgreSQL */
+    uint64_t db_ns;            /* wall time with at least one statement outstanding, in nanoseconds */
+    uint64_t db_since;         /* when the current outstanding stretch began */
+    uint32_t db_pending;       /* statements outstanding */
     const char *cache;         /* cache outcome for the log line */
     const char *error_reason;  /* why a 5xx or timeout happened, for the log line */
     h2o_linklist_t ops;        /* attached hp_op_t */
@@ -59,6 +61,13 @@ typedef struct st_hp_req_t {
 typedef struct st_hp_op_t {
     hp_req_t *req; /* NULL once detached */
     h2o_linklist_t link;
+    /*
+     * Optional: called when the request goes away with the op still attached,
+     * to undo what only the request could have finished (void a payment
+     * authorization, say). It runs during the pool's disposal, so it may read
+     * pool memory but must not respond or start new work on the request.
+     */
+    void (*on_abandon)(struct st_hp_op_t *op);
 } hp_op_t;
 
 /** Attaches op to r; op->req becomes r. */

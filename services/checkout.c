@@ -77,12 +77,31 @@ typedef struct st_hp_checkout_t {
     hp_cart_priced_t *p;
     const char *key;
     char auth_id[HP_PAYMENT_AUTH_ID_MAX];
-    int authorized;
+    int authorized; /* we hold an authorization that no committed order owns yet */
+    hp_op_t guard;  /* attached while authorized: voids the authorization if the client leaves */
+    hp_thread_t *guard_thr;
     int64_t order_id;
     int num_stock;   /* distinct stock-tracked items in the cart */
     const char *stock_ids, *stock_qty;
     const char *begin_err;
 } hp_checkout_t;
+
+static void hp__checkout_on_abandon(hp_op_t *op)
+{
+    hp_checkout_t *co = H2O_STRUCT_FROM_MEMBER(hp_checkout_t, guard, op);
+    hp_thread_t *thr = co->guard_thr;
+    if (co->authorized) {
+        hp_payment_void(thr, co->auth_id);
+        co->authorized = 0;
+    }
+}
+
+/* The authorization is ours until COMMIT is sent; after that the order owns it. */
+static void hp__checkout_disown(hp_checkout_t *co)
+{
+    co->authorized = 0;
+    hp_op_detach(&co->guard);
+}
 
 static void hp__checkout_fail(hp_req_t *r, hp_checkout_t *co, int rollback, const char *err)
 {
@@ -90,7 +109,7 @@ static void hp__checkout_fail(hp_req_t *r, hp_checkout_t *co, int rollback, cons
         hp_db_release(r, r->held, rollback);
     if (co->authorized) {
         hp_payment_void(r->thr, co->auth_id);
-        co->authorized = 0;
+        hp__checkout_disown(co);
     }
     if (err != NULL)
         hp_respond_failure(r, err);
@@ -116,16 +135,22 @@ static void hp__checkout_on_commit(hp_req_t *r, void *ud, PGresult *res, const c
     if (res != NULL)
         PQclear(res);
     if (err != NULL) {
+        /* The commit failed, so no order owns the authorization: release it. */
+        hp_payment_void(r->thr, co->auth_id);
         hp__checkout_fail(r, co, 1, err);
         return;
     }
     hp_db_release(r, r->held, 0);
-    co->authorized = 0; /* the order owns the authorization now */
     hp_order_fetch(r, co->order_id, hp__checkout_on_order, NULL);
 }
 
 static void hp__checkout_commit(hp_req_t *r, hp_checkout_t *co)
 {
+    /*
+     * From here the order may exist whatever happens to this request, so a
+     * client that leaves now must not void the authorization the order holds.
+     */
+    hp__checkout_disown(co);
     hp_db_conn_query(r, r->held, HP_STMT_txn_commit, NULL, 0, hp__checkout_on_commit, co);
 }
 
@@ -268,6 +293,9 @@ static void hp__checkout_on_payment(hp_req_t *r, void *ud, const char *auth_id, 
     }
     snprintf(co->auth_id, sizeof(co->auth_id), "%s", auth_id);
     co->authorized = 1;
+    co->guard_thr = r->thr;
+    co->guard.on_abandon = hp__checkout_on_abandon;
+    hp_op_attach(r, &co->guard);
     hp_db_acquire(r, hp__checkout_on_conn, co);
 }
 

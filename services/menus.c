@@ -69,7 +69,7 @@ static void hp__menu_on_db(hp_req_t *r, void *ud, PGresult *res, const char *err
         hp_redis_command(r, hp__menu_on_stored, NULL, 8, argv, argvlen);
     }
     PQclear(res);
-    hp_add_header(r, "x-cache", st->use_cache ? "miss" : "bypass");
+    hp_add_header(r, "x-cache", r->cache != NULL ? r->cache : "miss");
     hp_respond_raw(r, 200, h2o_iovec_init(body, body_len));
 }
 

@@ -34,12 +34,15 @@ static void hp__list_on_rows(hp_req_t *r, void *ud, PGresult *res, const char *e
         hp_respond_failure(r, err);
         return;
     }
-    int n = PQntuples(res);
+    /* One row more than the page was asked for, so the last page says so (next_cursor null). */
+    int n = PQntuples(res), more = n > limit;
+    if (more)
+        n = limit;
     json_t *list = json_array();
     for (int i = 0; i != n; ++i)
         json_array_append_new(list, hp__restaurant_json(res, i));
     json_t *next = json_null();
-    if (n == limit) {
+    if (more) {
         char cur[HP_CURSOR_BUF_SIZE];
         hp_cursor_encode(cur, sizeof(cur), HP_CURSOR_KIND_RESTAURANTS, atoi(PQgetvalue(res, n - 1, 4)),
                          strtoll(PQgetvalue(res, n - 1, 0), NULL, 10));
@@ -126,7 +129,7 @@ void hp_handle_restaurant_list(hp_req_t *r)
         return;
     }
     const char *values[6] = {city, cuisine, open_now, has_cursor ? hp_pool_printf(r, "%lld", (long long)k1) : NULL,
-                             has_cursor ? hp_pool_printf(r, "%lld", (long long)k2) : NULL, hp_pool_printf(r, "%d", limit)};
+                             has_cursor ? hp_pool_printf(r, "%lld", (long long)k2) : NULL, hp_pool_printf(r, "%d", limit + 1)};
     hp_db_query(r, HP_STMT_restaurant_list, values, 6, hp__list_on_rows, (void *)(intptr_t)limit);
 }
 

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Checks that the Debian 12 packages hotplate needs to build, run and test are
+# installed, and installs the missing ones.
+#
+# The check uses dpkg-query only, so when everything is present the script
+# finishes in well under a second and never touches apt (no lock, no network).
+# When something is missing it installs it with apt-get as root, through sudo
+# when that is available, and otherwise prints the exact command to run and
+# exits non-zero. It never asks a question, so it is safe under CI=true with no
+# standard input.
+#
+# Every name below was checked against Debian 12 (bookworm) with
+# `apt-cache policy NAME`. pg_stat_statements and auto_explain ship inside
+# postgresql-15 on Debian 12; postgresql-contrib is only a metapackage that
+# depends on it, and is kept so the intent stays visible.
+set -euo pipefail
+
+packages=(
+    # Toolchain and build system.
+    build-essential cmake pkg-config clang-format
+    # Libraries the server links against.
+    libh2o-evloop-dev libpq-dev libhiredis-dev libjemalloc-dev libjansson-dev
+    libssl-dev systemtap-sdt-dev
+    # Unit tests.
+    libcmocka-dev
+    # The private PostgreSQL and Redis that deploy/stack.sh starts; psql and
+    # redis-cli come from the client packages, named here because the scripts
+    # call them directly.
+    postgresql-15 postgresql-client-15 postgresql-contrib redis-server redis-tools
+    # End-to-end tests. They run under Debian's /usr/bin/python3, which is the
+    # interpreter these packages install into.
+    python3 python3-pytest python3-requests python3-psycopg2
+    # Load generation and the readiness probe in deploy/up.sh.
+    wrk curl
+)
+
+# A package counts as present only when dpkg says "install ok installed";
+# "deinstall" or half-configured states need apt-get to repair them.
+missing=()
+for pkg in "${packages[@]}"; do
+    status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+    if [[ "$status" != "install ok installed" ]]; then
+        missing+=("$pkg")
+    fi
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+    echo "deps: all ${#packages[@]} packages present"
+    exit 0
+fi
+
+echo "deps: missing: ${missing[*]}"
+
+# Non-interactive apt: no debconf prompts, and keep existing config files when
+# a package upgrade would otherwise ask about them.
+export DEBIAN_FRONTEND=noninteractive
+apt_opts=(-y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
+
+if [[ $(id -u) -eq 0 ]]; then
+    apt_run=()
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    # sudo -n fails instead of prompting, which would hang without a terminal;
+    # --preserve-env keeps DEBIAN_FRONTEND for apt-get.
+    apt_run=(sudo -n --preserve-env=DEBIAN_FRONTEND)
+else
+    echo "deps: not root and no password-less sudo; run this as root:" >&2
+    echo "  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y ${missing[*]}" >&2
+    exit 1
+fi
+
+# The package lists may be stale or absent on a fresh machine, so refresh them
+# before installing; this only happens when something is actually missing.
+"${apt_run[@]}" apt-get update -q
+"${apt_run[@]}" apt-get install "${apt_opts[@]}" --no-install-recommends "${missing[@]}"
+echo "deps: installed ${missing[*]}"

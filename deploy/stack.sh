@@ -1,0 +1,499 @@
+#!/usr/bin/env bash
+# Starts and stops a private PostgreSQL 15 cluster and a private Redis for one
+# hotplate checkout, entirely under one directory (the "home", .hotplate by
+# default), so that development and tests never depend on or disturb the
+# machine's own database services.
+#
+#   deploy/stack.sh up|down|status|env|destroy [--home DIR]
+#
+#   up       create the cluster on first use, start both servers, wait until
+#            they answer, and write DIR/env; a no-op apart from refreshing
+#            DIR/env when both already run.
+#   down     stop both servers; a no-op when they are already stopped.
+#   status   print the state; exit 0 when both run and 3 otherwise.
+#   env      print DIR/env (source it to get HOTPLATE_PG_URL and friends).
+#   destroy  down, then delete the cluster, the Redis directory and DIR/env.
+#
+# Several homes can run side by side (make up uses .hotplate, make test uses
+# .hotplate/test): each gets its own socket directories, and PostgreSQL's TCP
+# port on 127.0.0.1 is chosen free at start and recorded in DIR/stack.conf.
+# Redis listens on its unix socket only, so it needs no port at all.
+#
+# PostgreSQL refuses to run as root. When this script runs as root it creates
+# an unprivileged system user (hotplate) and runs initdb and pg_ctl as that
+# user with runuser. That user must be able to reach its data directory, which
+# it cannot when an ancestor of DIR is closed to others (a checkout under
+# /root, say) or when DIR is so deep that a socket path would exceed the
+# 107-byte unix socket limit. In those cases the servers' files live under
+# /var/tmp/hotplate-<checksum of DIR> instead, DIR/pg and DIR/redis are
+# symlinks to them, and DIR/stack.conf records the real location.
+set -euo pipefail
+
+# Directories this script creates must be traversable by the PostgreSQL user
+# even when the caller's umask is strict.
+umask 022
+# useradd and runuser live in /usr/sbin, which a non-login root shell (or a
+# trimmed CI environment) may not have on its PATH.
+PATH="$PATH:/usr/sbin:/sbin"
+
+readonly PGBIN=/usr/lib/postgresql/15/bin
+readonly PG_SYSTEM_USER=hotplate
+readonly WAIT_SECONDS=60
+
+usage() {
+    echo "usage: $0 up|down|status|env|destroy [--home DIR]" >&2
+    exit 2
+}
+
+die() {
+    echo "stack: $*" >&2
+    exit 1
+}
+
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+cmd=${1:-}
+[[ -n "$cmd" ]] || usage
+shift
+home="$repo_root/.hotplate"
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+    --home) [[ $# -ge 2 ]] || usage; home=$2; shift 2 ;;
+    --home=*) home=${1#--home=}; shift ;;
+    *) usage ;;
+    esac
+done
+case "$cmd" in up | down | status | env | destroy) ;; *) usage ;; esac
+
+[[ -x "$PGBIN/initdb" ]] || die "$PGBIN/initdb not found; run deploy/deps.sh"
+
+# Only `up` may create the home; the other commands work on what exists.
+if [[ "$cmd" == up ]]; then
+    mkdir -p "$home"
+fi
+if [[ -d "$home" ]]; then
+    home=$(cd "$home" && pwd -P)
+else
+    home=$(realpath -m "$home")
+fi
+
+is_root() { [[ $(id -u) -eq 0 ]]; }
+
+# Runs a command as the owner of the cluster. The subshell changes to / first
+# because the PostgreSQL tools complain when they cannot read the current
+# directory, which the unprivileged user often cannot.
+as_pg() {
+    if is_root; then
+        (cd / && runuser -u "$PG_SYSTEM_USER" -- "$@")
+    else
+        "$@"
+    fi
+}
+
+# State recorded by `up`: where the files really live and which port
+# PostgreSQL uses. Sourced as shell, written with printf %q.
+conf_file="$home/stack.conf"
+RUN_ROOT=""
+PG_PORT=""
+if [[ -f "$conf_file" ]]; then
+    # shellcheck source=/dev/null
+    . "$conf_file"
+fi
+
+save_conf() {
+    local tmp="$conf_file.tmp"
+    {
+        echo "# Written by deploy/stack.sh; records where this stack's files live."
+        printf 'RUN_ROOT=%q\n' "$RUN_ROOT"
+        printf 'PG_PORT=%q\n' "$PG_PORT"
+    } >"$tmp"
+    mv "$tmp" "$conf_file"
+}
+
+# Paths derived from RUN_ROOT; set_paths runs again once RUN_ROOT is known.
+set_paths() {
+    pg_root="$RUN_ROOT/pg"
+    pg_data="$pg_root/data"
+    pg_sock="$pg_root/sock"
+    pg_log_dir="$pg_root/log"
+    redis_dir="$RUN_ROOT/redis"
+    redis_sock="$redis_dir/redis.sock"
+    redis_pidfile="$redis_dir/redis.pid"
+    env_file="$home/env"
+}
+[[ -n "$RUN_ROOT" ]] || RUN_ROOT="$home"
+set_paths
+
+# ---------------------------------------------------------------- PostgreSQL
+
+ensure_pg_system_user() {
+    is_root || return 0
+    id -u "$PG_SYSTEM_USER" >/dev/null 2>&1 && return 0
+    # Two stacks starting at once on a fresh machine may both get here; the
+    # loser's useradd fails, which is fine as long as the user now exists.
+    useradd --system --user-group --no-create-home --home-dir /nonexistent \
+        --shell /usr/sbin/nologin --comment "hotplate private PostgreSQL" "$PG_SYSTEM_USER" ||
+        id -u "$PG_SYSTEM_USER" >/dev/null 2>&1 || die "could not create user $PG_SYSTEM_USER"
+    echo "stack: created system user $PG_SYSTEM_USER to run PostgreSQL (it refuses to run as root)"
+}
+
+# Decides where the servers' files live for a new stack; see the header for
+# why this is not always DIR itself.
+choose_run_root() {
+    local fallback
+    fallback="/var/tmp/hotplate-$(printf '%s' "$home" | cksum | cut -d' ' -f1)"
+    RUN_ROOT="$home"
+    # The longest socket path is $RUN_ROOT/pg/sock/.s.PGSQL.NNNNN.
+    if [[ $((${#home} + 24)) -gt 107 ]]; then
+        RUN_ROOT="$fallback"
+    elif is_root; then
+        # DIR is ours, so opening it for traversal is harmless; its ancestors
+        # are not ours to change, so only test them.
+        chmod go+x "$home"
+        if ! (cd / && runuser -u "$PG_SYSTEM_USER" -- test -x "$home"); then
+            RUN_ROOT="$fallback"
+        fi
+    fi
+    if [[ "$RUN_ROOT" != "$home" ]]; then
+        echo "stack: $home cannot hold the server files (closed to $PG_SYSTEM_USER, or too long for a socket path); data lives in $RUN_ROOT"
+        # A fallback directory left by an earlier home at the same path holds
+        # a stale cluster; start from scratch, as a new home would.
+        if [[ -d "$RUN_ROOT/pg/data" ]]; then
+            set_paths
+            stop_pg || true
+            stop_redis || true
+        fi
+        rm -rf "$RUN_ROOT"
+        mkdir -p "$RUN_ROOT"
+        ln -sfn "$RUN_ROOT/pg" "$home/pg"
+        ln -sfn "$RUN_ROOT/redis" "$home/redis"
+    fi
+    set_paths
+}
+
+pg_running() {
+    [[ -f "$pg_data/PG_VERSION" ]] || return 1
+    as_pg "$PGBIN/pg_ctl" -D "$pg_data" status >/dev/null 2>&1
+}
+
+# Succeeds when something accepts TCP connections on 127.0.0.1:$1. Bash's
+# /dev/tcp is used so the check needs no extra tools; on loopback a closed
+# port is refused at once, so this never hangs.
+port_in_use() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# Picks a free port, starting from one derived from DIR so that different
+# homes start their search in different places and rarely even probe the same
+# ports. The range stays below Linux's ephemeral ports (32768 and up), where
+# outgoing connections could take a port between our probe and our bind.
+pick_port() {
+    local base i port
+    base=$((15000 + $(printf '%s' "$home" | cksum | cut -d' ' -f1) % 15000))
+    for ((i = 0; i < 500; i++)); do
+        port=$((15000 + (base - 15000 + i) % 15000))
+        if ! port_in_use "$port"; then
+            PG_PORT=$port
+            return 0
+        fi
+    done
+    die "no free TCP port found in 15000-29999"
+}
+
+init_pg() {
+    echo "stack: initialising PostgreSQL cluster in $pg_data"
+    mkdir -p "$pg_root" "$pg_sock" "$pg_log_dir"
+    # The log directory is made here, readable by all, because PostgreSQL
+    # would create it mode 0700 and the hotplate server (which may run as
+    # another user) reads the slow-query log from it.
+    chmod 0755 "$pg_root" "$pg_sock" "$pg_log_dir"
+    if is_root; then
+        chown "$PG_SYSTEM_USER:" "$pg_root" "$pg_sock" "$pg_log_dir"
+    fi
+    # C.UTF-8 exists on every Debian system, unlike the caller's locale,
+    # which in containers is often unset or not generated.
+    as_pg "$PGBIN/initdb" -D "$pg_data" -U postgres --encoding=UTF8 --locale=C.UTF-8 \
+        --auth-local=trust --auth-host=trust >"$pg_root/initdb.log" 2>&1 ||
+        { cat "$pg_root/initdb.log" >&2; die "initdb failed"; }
+    # Our settings live in a file regenerated at every start (write_pg_conf),
+    # so a change to this script takes effect on the next `up`.
+    echo "include_if_exists = 'hotplate.conf'" >>"$pg_data/postgresql.conf"
+    # A new cluster holds no data, so an old seed marker is wrong now.
+    rm -f "$home/seeded-scale"
+}
+
+write_pg_conf() {
+    local f="$pg_data/hotplate.conf"
+    cat >"$f" <<EOF
+# Generated by deploy/stack.sh at every start; edit the script, not this file.
+listen_addresses = '127.0.0.1'
+port = $PG_PORT
+unix_socket_directories = '$pg_sock'
+max_connections = 200
+
+# Query statistics and plans of slow queries, for the profiling endpoints.
+shared_preload_libraries = 'pg_stat_statements,auto_explain'
+compute_query_id = on
+pg_stat_statements.track = all
+# Timing a block read costs about 20 ns here (pg_test_timing), and it fills
+# the I/O time columns of pg_stat_statements.
+track_io_timing = on
+log_min_duration_statement = 100ms
+auto_explain.log_min_duration = 100ms
+auto_explain.log_format = json
+
+# One log file at a fixed path that the hotplate server can open and read.
+logging_collector = on
+log_directory = '$pg_log_dir'
+log_filename = 'postgresql.log'
+log_file_mode = 0644
+log_rotation_age = 0
+log_rotation_size = 0
+log_line_prefix = '%m [%p] %q%u@%d '
+
+# Durability stays on: tests must see the same commit costs as production.
+fsync = on
+synchronous_commit = on
+EOF
+    if is_root; then
+        chown "$PG_SYSTEM_USER:" "$f"
+    fi
+}
+
+pg_admin_conninfo() {
+    echo "host=$pg_sock port=$PG_PORT user=postgres dbname=${1:-postgres}"
+}
+
+psql_admin() {
+    local db=$1
+    shift
+    PGOPTIONS="-c client_min_messages=warning" "$PGBIN/psql" -X -q -At -v ON_ERROR_STOP=1 "$(pg_admin_conninfo "$db")" "$@"
+}
+
+# Creates the application role and database and the extension. Every step is
+# idempotent, so it runs on every start and repairs a half-finished first run.
+bootstrap_pg() {
+    psql_admin postgres <<'EOF'
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'hotplate') THEN
+        CREATE ROLE hotplate LOGIN CREATEDB;
+    END IF;
+END
+$$;
+-- pg_monitor lets the application read every setting (SHOW
+-- shared_preload_libraries) and other sessions' query text in
+-- pg_stat_statements and pg_stat_activity, without being a superuser.
+GRANT pg_monitor TO hotplate;
+EOF
+    if [[ -z "$(psql_admin postgres -c "SELECT 1 FROM pg_database WHERE datname = 'hotplate'")" ]]; then
+        psql_admin postgres -c "CREATE DATABASE hotplate OWNER hotplate"
+    fi
+    psql_admin hotplate <<'EOF'
+CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
+-- The profiling endpoints reset the statistics between measurements.
+GRANT EXECUTE ON FUNCTION pg_stat_statements_reset(oid, oid, bigint) TO hotplate;
+EOF
+}
+
+start_pg() {
+    local attempt
+    if pg_running; then
+        return 0
+    fi
+    [[ -f "$pg_data/PG_VERSION" ]] || init_pg
+    # The recorded port may have been taken while the stack was down; then
+    # pick another. A race with another process binding it between probe and
+    # start is retried a few times.
+    for attempt in 1 2 3; do
+        if [[ -z "$PG_PORT" ]] || port_in_use "$PG_PORT"; then
+            pick_port
+        fi
+        save_conf
+        write_pg_conf
+        # 9>&- keeps the lock descriptor out of the postmaster, which would
+        # otherwise hold the lock for as long as it runs.
+        if as_pg "$PGBIN/pg_ctl" -D "$pg_data" -l "$pg_root/startup.log" -w -t "$WAIT_SECONDS" -s start 9>&-; then
+            return 0
+        fi
+        if ! port_in_use "$PG_PORT"; then
+            break
+        fi
+        echo "stack: port $PG_PORT was taken during start (attempt $attempt); retrying" >&2
+        PG_PORT=""
+    done
+    echo "stack: PostgreSQL failed to start; last lines of its logs:" >&2
+    tail -n 20 "$pg_root/startup.log" "$pg_log_dir/postgresql.log" >&2 2>/dev/null || true
+    die "PostgreSQL did not start"
+}
+
+wait_pg_ready() {
+    local deadline=$((SECONDS + WAIT_SECONDS))
+    until "$PGBIN/pg_isready" -q -h "$pg_sock" -p "$PG_PORT" -d postgres; do
+        [[ $SECONDS -lt $deadline ]] || die "PostgreSQL not ready after ${WAIT_SECONDS}s"
+        sleep 0.2
+    done
+}
+
+stop_pg() {
+    pg_running || return 0
+    # Fast shutdown rolls back open transactions and disconnects clients,
+    # then checkpoints, so nothing committed is lost.
+    if ! as_pg "$PGBIN/pg_ctl" -D "$pg_data" -m fast -w -t "$WAIT_SECONDS" -s stop; then
+        echo "stack: fast shutdown timed out; using immediate" >&2
+        as_pg "$PGBIN/pg_ctl" -D "$pg_data" -m immediate -w -t "$WAIT_SECONDS" -s stop
+    fi
+}
+
+# --------------------------------------------------------------------- Redis
+
+redis_running() {
+    [[ -S "$redis_sock" ]] && [[ "$(redis-cli -s "$redis_sock" ping 2>/dev/null)" == PONG ]]
+}
+
+start_redis() {
+    local deadline
+    redis_running && return 0
+    mkdir -p "$redis_dir"
+    # Redis is a cache here: nothing is persisted, and it listens on its unix
+    # socket only (port 0), so it needs no free port. The socket is closed to
+    # other users because Redis has no authentication configured.
+    cat >"$redis_dir/redis.conf" <<EOF
+# Generated by deploy/stack.sh at every start; edit the script, not this file.
+daemonize yes
+pidfile $redis_pidfile
+logfile $redis_dir/redis.log
+dir $redis_dir
+port 0
+unixsocket $redis_sock
+unixsocketperm 700
+save ""
+appendonly no
+EOF
+    # As with the postmaster, the daemon must not inherit the lock.
+    redis-server "$redis_dir/redis.conf" 9>&-
+    deadline=$((SECONDS + WAIT_SECONDS))
+    until redis_running; do
+        if [[ $SECONDS -ge $deadline ]]; then
+            tail -n 20 "$redis_dir/redis.log" >&2 || true
+            die "Redis not ready after ${WAIT_SECONDS}s"
+        fi
+        sleep 0.1
+    done
+}
+
+stop_redis() {
+    local pid="" deadline
+    [[ -f "$redis_pidfile" ]] && pid=$(cat "$redis_pidfile")
+    if redis_running; then
+        # The connection drops as Redis exits, so redis-cli's error is expected.
+        redis-cli -s "$redis_sock" shutdown nosave >/dev/null 2>&1 || true
+    fi
+    # Wait for the process itself, not just the socket, so that `down`
+    # returning means the server is gone. The comm check guards against a
+    # stale pidfile whose number now belongs to another process.
+    if [[ -n "$pid" ]] && [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == redis-server ]]; then
+        deadline=$((SECONDS + WAIT_SECONDS))
+        while kill -0 "$pid" 2>/dev/null; do
+            if [[ $SECONDS -ge $deadline ]]; then
+                kill -KILL "$pid" 2>/dev/null || true
+                break
+            fi
+            kill -TERM "$pid" 2>/dev/null || true
+            sleep 0.1
+        done
+    fi
+    rm -f "$redis_pidfile"
+}
+
+# ----------------------------------------------------------------- env file
+
+write_env() {
+    local tmp="$env_file.tmp"
+    cat >"$tmp" <<EOF
+# Written by deploy/stack.sh up for the stack in $home; source it.
+export HOTPLATE_HOME='$home'
+export HOTPLATE_PG_URL='postgresql://hotplate@/hotplate?host=$pg_sock&port=$PG_PORT'
+export HOTPLATE_PG_ADMIN_URL='postgresql://postgres@/hotplate?host=$pg_sock&port=$PG_PORT'
+export HOTPLATE_PG_PORT='$PG_PORT'
+export HOTPLATE_PG_LOG='$pg_log_dir/postgresql.log'
+export HOTPLATE_REDIS_URL='unix://$redis_sock'
+EOF
+    mv "$tmp" "$env_file"
+}
+
+# ------------------------------------------------------------------ commands
+
+# One stack command at a time per home: two concurrent `up`s would otherwise
+# both run initdb or pick ports.
+lock() {
+    exec 9>"$home/.stack.lock"
+    flock -w 300 9 || die "another stack.sh holds $home/.stack.lock"
+}
+
+cmd_up() {
+    lock
+    ensure_pg_system_user
+    if [[ ! -f "$conf_file" ]]; then
+        choose_run_root
+        save_conf
+    fi
+    local was_running=0
+    pg_running && redis_running && was_running=1
+    start_pg
+    wait_pg_ready
+    bootstrap_pg
+    start_redis
+    write_env
+    if [[ $was_running -eq 1 ]]; then
+        echo "stack: already running in $home"
+    else
+        echo "stack: up in $home (PostgreSQL on $pg_sock port $PG_PORT, Redis on $redis_sock)"
+    fi
+    echo "stack: source $env_file"
+}
+
+cmd_down() {
+    [[ -d "$home" ]] || { echo "stack: nothing in $home"; return 0; }
+    lock
+    stop_redis
+    stop_pg
+    echo "stack: down in $home"
+}
+
+cmd_status() {
+    local rc=0
+    if pg_running; then
+        echo "postgresql: running (socket $pg_sock, port $PG_PORT, data $pg_data)"
+    else
+        echo "postgresql: stopped"
+        rc=3
+    fi
+    if redis_running; then
+        echo "redis: running (socket $redis_sock, pid $(cat "$redis_pidfile" 2>/dev/null || echo '?'))"
+    else
+        echo "redis: stopped"
+        rc=3
+    fi
+    [[ -f "$home/seeded-scale" ]] && echo "seeded: scale $(cat "$home/seeded-scale")"
+    [[ -f "$env_file" ]] && echo "env: $env_file"
+    return $rc
+}
+
+cmd_env() {
+    [[ -f "$env_file" ]] || die "no $env_file; run: $0 up --home $home"
+    cat "$env_file"
+}
+
+cmd_destroy() {
+    cmd_down
+    [[ -d "$home" ]] || return 0
+    # Only what this script made is removed, so tokens and logs written by
+    # others into the home stay.
+    if [[ "$RUN_ROOT" != "$home" ]]; then
+        rm -rf "$RUN_ROOT"
+    fi
+    rm -rf "$home/pg" "$home/redis" "$env_file" "$conf_file" "$home/seeded-scale"
+    echo "stack: destroyed $home"
+}
+
+"cmd_$cmd"

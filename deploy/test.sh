@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Runs every hotplate test after `make build build-asan`: the unit tests of
+# both builds under ctest, then the end-to-end suite (tests/e2e) against a
+# private stack of its own in .hotplate/test.
+#
+# The test stack is separate from the one `make up` uses, so running the
+# tests never disturbs (or depends on) a developer's running server and data.
+# It is recreated empty at every run, so the seed and the tests always start
+# from the same state, and it is stopped at the end whatever happened; its
+# files stay until the next run for a post-mortem (PostgreSQL's log is in
+# .hotplate/test/pg/log).
+#
+# Every step runs even when an earlier one failed, so one run reports every
+# failure; the script exits non-zero if any step failed. The e2e steps are
+# skipped only when the stack, migrations or seed they need failed.
+set -euo pipefail
+
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+cd "$repo_root"
+
+home="$repo_root/.hotplate/test"
+bin="$repo_root/build/hotplate"
+asan_bin="$repo_root/build-asan/hotplate"
+tokens="$home/tokens.tsv"
+# pytest and psycopg2 come from Debian's python3-* packages, which install
+# into /usr/bin/python3 only. The python3 first on PATH may be another
+# interpreter (this machine puts a pyenv shim first) that lacks them.
+python=${PYTHON:-/usr/bin/python3}
+# Bounds that keep a hung test from eating CI's 90 minutes: per unit test,
+# and for the whole e2e run (which also has its own watchdog in conftest.py).
+readonly CTEST_TIMEOUT=300
+readonly E2E_TIMEOUT=${E2E_TIMEOUT:-1800}
+
+failed=()
+
+step() {
+    echo
+    echo "==== test: $*"
+}
+
+# ctest --no-tests=error makes an empty test list a failure, as pytest's
+# exit code 5 is below: a suite that ran nothing has not passed.
+run_ctest() {
+    local dir=$1
+    step "unit tests in $dir"
+    if ! ctest --test-dir "$dir" --output-on-failure --no-tests=error -j2 --timeout "$CTEST_TIMEOUT"; then
+        failed+=("ctest $dir")
+    fi
+}
+
+# Called from the EXIT trap only, which shellcheck cannot see.
+# shellcheck disable=SC2317
+teardown() {
+    step "stopping the test stack"
+    deploy/stack.sh down --home "$home" || true
+}
+
+run_e2e() {
+    local rc
+    step "test stack in $home"
+    # destroy, not down: a leftover cluster from an interrupted run would
+    # carry its data (and seed marker) into this one.
+    deploy/stack.sh destroy --home "$home" >/dev/null
+    rm -f "$tokens"
+    trap teardown EXIT
+    if ! deploy/stack.sh up --home "$home" 8>&-; then
+        failed+=("test stack")
+        return
+    fi
+    # shellcheck source=/dev/null
+    . "$home/env"
+
+    step "migrate"
+    if ! "$bin" migrate --dir "$repo_root/migrations"; then
+        failed+=("migrate")
+        return
+    fi
+    step "seed --scale 0.01"
+    if ! "$bin" seed --scale 0.01 --tokens "$tokens" --dir "$repo_root/migrations"; then
+        failed+=("seed")
+        return
+    fi
+
+    step "e2e: $python -m pytest -q tests/e2e"
+    rc=0
+    # LeakSanitizer suppresses only libh2o's per-thread state (see tests/lsan.supp);
+    # every leak of hotplate's own allocations still fails the ASan smoke test.
+    HOTPLATE_BIN="$bin" \
+        HOTPLATE_ASAN_BIN="$asan_bin" \
+        LSAN_OPTIONS="suppressions=$repo_root/tests/lsan.supp" \
+        HOTPLATE_TOKENS="$tokens" \
+        HOTPLATE_MIGRATIONS_DIR="$repo_root/migrations" \
+        timeout -k 30 "$E2E_TIMEOUT" "$python" -m pytest -q tests/e2e || rc=$?
+    case $rc in
+    0) ;;
+    5) failed+=("e2e (pytest collected no tests)") ;;
+    124 | 137) failed+=("e2e (killed after ${E2E_TIMEOUT}s)") ;;
+    *) failed+=("e2e (pytest exit $rc)") ;;
+    esac
+}
+
+# Two runs in one checkout would destroy each other's test stack, so a second
+# run waits for the first. The daemons started below must not inherit this
+# descriptor, or they would hold the lock for as long as they run.
+mkdir -p "$home"
+exec 8>"$home.lock"
+if ! flock -n 8; then
+    echo "test: another make test runs in this checkout; waiting for it"
+    flock 8
+fi
+
+for b in "$bin" "$asan_bin"; do
+    [[ -x "$b" ]] || { echo "test: $b is missing; run make build build-asan" >&2; exit 1; }
+done
+
+run_ctest build
+run_ctest build-asan
+run_e2e
+
+echo
+if [[ ${#failed[@]} -eq 0 ]]; then
+    echo "test: every step succeeded"
+    exit 0
+fi
+echo "test: FAILED steps:" >&2
+printf '  - %s\n' "${failed[@]}" >&2
+exit 1
