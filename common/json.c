@@ -12,8 +12,11 @@ int hp_json_depth_ok(const char *p, size_t len, int max_depth)
     for (size_t i = 0; i != len; ++i) {
         char c = p[i];
         if (in_string) {
-            if (c == '\\')
-                ++i; /* skip the escaped character, whatever it is */
+            if (c == '\\') {
+                /* Skip the escaped character, whatever it is; a backslash at the very end has none. */
+                if (++i == len)
+                    break;
+            }
             else if (c == '"')
                 in_string = 0;
         } else if (c == '"') {

@@ -64,7 +64,7 @@ hp_route_status_t hp_router_match(const hp_route_t *routes, size_t num_routes, c
     m->status = HP_ROUTE_NOT_FOUND;
     size_t allow_len = 0;
     for (size_t i = 0; i != num_routes; ++i) {
-        int64_t ids[HP_ROUTE_MAX_IDS];
+        int64_t ids[HP_ROUTE_MAX_IDS] = {0};
         size_t num_ids;
         int bad_id;
         if (!hp__match_pattern(routes[i].pattern, path, path_len, ids, &num_ids, &bad_id))
@@ -77,10 +77,14 @@ hp_route_status_t hp_router_match(const hp_route_t *routes, size_t num_routes, c
             return m->status;
         }
         /* Same path, other method: remember it for the Allow header. */
-        int n = snprintf(m->allow + allow_len, sizeof(m->allow) - allow_len, "%s%s", allow_len != 0 ? ", " : "",
-                         routes[i].method);
-        if (n > 0 && (size_t)n < sizeof(m->allow) - allow_len)
-            allow_len += (size_t)n;
+        /* Whole method names only: one that does not fit is left out rather than cut. */
+        size_t need = (allow_len != 0 ? 2 : 0) + strlen(routes[i].method);
+        if (allow_len + need < sizeof(m->allow)) {
+            snprintf(m->allow + allow_len, sizeof(m->allow) - allow_len, "%s%s", allow_len != 0 ? ", " : "", routes[i].method);
+            allow_len += need;
+        } else {
+            m->allow[allow_len] = '\0';
+        }
         m->status = HP_ROUTE_METHOD_NOT_ALLOWED;
     }
     return m->status;

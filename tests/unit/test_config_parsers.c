@@ -1,0 +1,315 @@
+/*
+ * Unit tests of the small text parsers behind configuration and logging:
+ * common/redis's hp_redis_parse_url (the REDIS_URL forms hotplate accepts, and
+ * every malformed one it must refuse at startup rather than connect somewhere
+ * unexpected), and common/log's hp_log_escape (JSON-safe output that never
+ * splits an escape when it truncates and is always NUL-terminated).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "common/log.h"
+#include "common/redis.h"
+
+/* --- hp_redis_parse_url ------------------------------------------------------ */
+
+typedef struct {
+    char host[256];
+    int port;
+    char path[108];
+} url_t;
+
+static int parse_url(const char *url, url_t *u)
+{
+    memset(u, 0x5a, sizeof(*u));
+    return hp_redis_parse_url(url, u->host, sizeof(u->host), &u->port, u->path, sizeof(u->path));
+}
+
+static void assert_tcp(const char *url, const char *host, int port)
+{
+    url_t u;
+    if (parse_url(url, &u) != 0)
+        fail_msg("%s refused", url);
+    assert_string_equal(u.host, host);
+    assert_int_equal(u.port, port);
+    assert_string_equal(u.path, "");
+}
+
+static void assert_url_refused(const char *url)
+{
+    url_t u;
+    if (parse_url(url, &u) != -1)
+        fail_msg("%s accepted (host \"%s\" port %d path \"%s\")", url, u.host, u.port, u.path);
+}
+
+static void test_redis_url_host_and_port(void **state)
+{
+    (void)state;
+    assert_tcp("redis://127.0.0.1:6379", "127.0.0.1", 6379);
+    assert_tcp("redis://redis.internal:6380", "redis.internal", 6380);
+    assert_tcp("redis://h:1", "h", 1);
+    assert_tcp("redis://h:65535", "h", 65535);
+}
+
+static void test_redis_url_default_port(void **state)
+{
+    (void)state;
+    assert_tcp("redis://localhost", "localhost", 6379);
+    assert_tcp("redis://localhost/", "localhost", 6379);
+    assert_tcp("redis://10.0.0.5:7000/", "10.0.0.5", 7000);
+}
+
+static void test_redis_url_unix_socket(void **state)
+{
+    (void)state;
+    url_t u;
+    assert_int_equal(parse_url("unix:///abs/path.sock", &u), 0);
+    assert_string_equal(u.path, "/abs/path.sock");
+    assert_string_equal(u.host, "");
+    assert_int_equal(u.port, 0);
+    assert_int_equal(parse_url("unix:///", &u), 0);
+    assert_string_equal(u.path, "/");
+}
+
+static void test_redis_url_unix_needs_absolute_path(void **state)
+{
+    (void)state;
+    assert_url_refused("unix://");
+    assert_url_refused("unix://relative.sock");
+    assert_url_refused("unix://./r.sock");
+}
+
+static void test_redis_url_unix_path_bounded(void **state)
+{
+    (void)state;
+    char url[8 + 200];
+    url_t u;
+    /* sizeof(u.path) is 108: a 107-byte path fits with its NUL, 108 does not. */
+    snprintf(url, sizeof(url), "unix://%s", "/");
+    memset(url + 8, 'p', 106);
+    url[8 + 106] = '\0';
+    assert_int_equal(strlen(url + 7), 107);
+    assert_int_equal(parse_url(url, &u), 0);
+    assert_int_equal(strlen(u.path), 107);
+    url[8 + 106] = 'p';
+    url[8 + 107] = '\0';
+    assert_url_refused(url);
+}
+
+static void test_redis_url_bad_schemes(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "",         "localhost:6379",  "127.0.0.1",      "http://localhost:6379", "rediss://localhost", "REDIS://h",
+        "redis:/h", "redis:localhost", "unix:/abs.sock", "tcp://h:6379",          " redis://h",         "redis//h"};
+    for (size_t i = 0; i != sizeof(bad) / sizeof(bad[0]); ++i)
+        assert_url_refused(bad[i]);
+}
+
+static void test_redis_url_bad_ports(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {"redis://h:0",      "redis://h:65536",
+                                      "redis://h:99999",  "redis://h:",
+                                      "redis://h:/",      "redis://h:abc",
+                                      "redis://h:63x9",   "redis://h:-1",
+                                      "redis://h:+6379",  "redis://h: 6379",
+                                      "redis://h:6379 ",  "redis://h:1000000",
+                                      "redis://h:6379:1", "redis://h:99999999999999999999"};
+    for (size_t i = 0; i != sizeof(bad) / sizeof(bad[0]); ++i)
+        assert_url_refused(bad[i]);
+}
+
+static void test_redis_url_bad_hosts(void **state)
+{
+    (void)state;
+    assert_url_refused("redis://");
+    assert_url_refused("redis:///");
+    assert_url_refused("redis://:6379");
+    assert_url_refused("redis://user:secret@h:6379");
+}
+
+static void test_redis_url_database_path_refused(void **state)
+{
+    (void)state;
+    assert_url_refused("redis://localhost/1");
+    assert_url_refused("redis://localhost:6379/0");
+    assert_url_refused("redis://localhost//");
+}
+
+static void test_redis_url_host_bounded(void **state)
+{
+    (void)state;
+    char host[16], path[16], url[64];
+    int port;
+    snprintf(url, sizeof(url), "redis://%s:1", "aaaaaaaaaaaaaaa"); /* 15 bytes: fits 16 with the NUL */
+    assert_int_equal(hp_redis_parse_url(url, host, sizeof(host), &port, path, sizeof(path)), 0);
+    assert_string_equal(host, "aaaaaaaaaaaaaaa");
+    snprintf(url, sizeof(url), "redis://%s:1", "aaaaaaaaaaaaaaaa"); /* 16 bytes */
+    assert_int_equal(hp_redis_parse_url(url, host, sizeof(host), &port, path, sizeof(path)), -1);
+}
+
+/* --- hp_log_escape ----------------------------------------------------------- */
+
+static void assert_escaped(const char *src, const char *want)
+{
+    char dst[256];
+    memset(dst, 'Z', sizeof(dst));
+    size_t n = hp_log_escape(dst, sizeof(dst), src);
+    assert_string_equal(dst, want);
+    assert_int_equal(n, strlen(want));
+}
+
+static void test_log_escape_plain_text_unchanged(void **state)
+{
+    (void)state;
+    assert_escaped("", "");
+    assert_escaped("hello world", "hello world");
+    assert_escaped("caf\xc3\xa9 / {x} ~\x7f", "caf\xc3\xa9 / {x} ~\x7f");
+}
+
+static void test_log_escape_quotes_and_backslashes(void **state)
+{
+    (void)state;
+    assert_escaped("say \"hi\"", "say \\\"hi\\\"");
+    assert_escaped("C:\\dir\\", "C:\\\\dir\\\\");
+    assert_escaped("\\\"", "\\\\\\\"");
+}
+
+static void test_log_escape_control_chars_as_u00xx(void **state)
+{
+    (void)state;
+    assert_escaped("\x01", "\\u0001");
+    assert_escaped("a\nb", "a\\u000ab");
+    assert_escaped("\t\r", "\\u0009\\u000d");
+    assert_escaped("\x1f", "\\u001f");
+    assert_escaped("\x1b[31m", "\\u001b[31m");
+    /* 0x20 is the first byte left alone. */
+    assert_escaped(" ", " ");
+}
+
+static void test_log_escape_every_control_char(void **state)
+{
+    (void)state;
+    for (int c = 1; c < 0x20; ++c) {
+        char src[2] = {(char)c, '\0'}, want[8];
+        snprintf(want, sizeof(want), "\\u%04x", c);
+        assert_escaped(src, want);
+    }
+}
+
+static void test_log_escape_output_is_valid_json_string(void **state)
+{
+    (void)state;
+    char src[256], dst[2048], doc[2100];
+    for (int c = 1; c < 256; ++c)
+        src[c - 1] = (char)(c < 0x80 ? c : 'x'); /* ASCII only: jansson checks UTF-8 */
+    src[255] = '\0';
+    hp_log_escape(dst, sizeof(dst), src);
+    snprintf(doc, sizeof(doc), "[\"%s\"]", dst);
+    json_error_t jerr;
+    json_t *j = json_loads(doc, 0, &jerr);
+    if (j == NULL)
+        fail_msg("escaped text is not a JSON string: %s", jerr.text);
+    assert_string_equal(json_string_value(json_array_get(j, 0)), src);
+    json_decref(j);
+}
+
+static void test_log_escape_truncation_never_splits_escape(void **state)
+{
+    (void)state;
+    /* "a" then \u0001 (6 bytes) then "b": with room for 1..6 bytes, the escape either fits whole or not at all. */
+    static const struct {
+        size_t dstlen;
+        const char *want;
+    } cases[] = {
+        {1, ""}, {2, "a"}, {3, "a"}, {6, "a"}, {7, "a"}, {8, "a\\u0001"}, {9, "a\\u0001b"}, {100, "a\\u0001b"},
+    };
+    for (size_t i = 0; i != sizeof(cases) / sizeof(cases[0]); ++i) {
+        char *dst = malloc(cases[i].dstlen); /* exact size: ASan catches a write past dstlen */
+        assert_non_null(dst);
+        size_t n = hp_log_escape(dst, cases[i].dstlen,
+                                 "a\x01"
+                                 "b");
+        if (strcmp(dst, cases[i].want) != 0)
+            fail_msg("dstlen %zu: got \"%s\", want \"%s\"", cases[i].dstlen, dst, cases[i].want);
+        assert_int_equal(n, strlen(cases[i].want));
+        free(dst);
+    }
+}
+
+static void test_log_escape_truncation_never_splits_two_byte_escape(void **state)
+{
+    (void)state;
+    char dst[4];
+    /* x then \" needs 4 bytes with the NUL: with 3, only "x" fits. */
+    assert_int_equal(hp_log_escape(dst, 3, "x\"y"), 1);
+    assert_string_equal(dst, "x");
+    assert_int_equal(hp_log_escape(dst, 4, "x\"y"), 3);
+    assert_string_equal(dst, "x\\\"");
+    assert_int_equal(hp_log_escape(dst, 4, "\\\\"), 2);
+    assert_string_equal(dst, "\\\\");
+}
+
+static void test_log_escape_truncation_stops_not_skips(void **state)
+{
+    (void)state;
+    /* After an escape that does not fit, later plain bytes must not be appended out of order. */
+    char dst[5];
+    assert_int_equal(hp_log_escape(dst, sizeof(dst), "ab\ncd"), 2);
+    assert_string_equal(dst, "ab");
+}
+
+static void test_log_escape_long_input_fills_and_terminates(void **state)
+{
+    (void)state;
+    char src[1000], dst[64];
+    memset(src, 'q', sizeof(src) - 1);
+    src[sizeof(src) - 1] = '\0';
+    memset(dst, 'Z', sizeof(dst));
+    assert_int_equal(hp_log_escape(dst, sizeof(dst), src), 63);
+    assert_int_equal(strlen(dst), 63);
+}
+
+static void test_log_escape_zero_length_writes_nothing(void **state)
+{
+    (void)state;
+    char guard = 'G';
+    assert_int_equal(hp_log_escape(&guard, 0, "abc"), 0);
+    assert_int_equal(guard, 'G');
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_redis_url_host_and_port),
+        cmocka_unit_test(test_redis_url_default_port),
+        cmocka_unit_test(test_redis_url_unix_socket),
+        cmocka_unit_test(test_redis_url_unix_needs_absolute_path),
+        cmocka_unit_test(test_redis_url_unix_path_bounded),
+        cmocka_unit_test(test_redis_url_bad_schemes),
+        cmocka_unit_test(test_redis_url_bad_ports),
+        cmocka_unit_test(test_redis_url_bad_hosts),
+        cmocka_unit_test(test_redis_url_database_path_refused),
+        cmocka_unit_test(test_redis_url_host_bounded),
+        cmocka_unit_test(test_log_escape_plain_text_unchanged),
+        cmocka_unit_test(test_log_escape_quotes_and_backslashes),
+        cmocka_unit_test(test_log_escape_control_chars_as_u00xx),
+        cmocka_unit_test(test_log_escape_every_control_char),
+        cmocka_unit_test(test_log_escape_output_is_valid_json_string),
+        cmocka_unit_test(test_log_escape_truncation_never_splits_escape),
+        cmocka_unit_test(test_log_escape_truncation_never_splits_two_byte_escape),
+        cmocka_unit_test(test_log_escape_truncation_stops_not_skips),
+        cmocka_unit_test(test_log_escape_long_input_fills_and_terminates),
+        cmocka_unit_test(test_log_escape_zero_length_writes_nothing),
+    };
+    return cmocka_run_group_tests(tests, 0, 0);
+}

@@ -1,0 +1,374 @@
+/*
+ * Unit tests of common/flags: the defaults of HP_FLAG_LIST, setting enum and
+ * integer flags from text (exact choices, decimal digits in range, nothing
+ * else), the comma-separated HOTPLATE_FLAGS list, and that every value prints
+ * back as the text that sets it.
+ *
+ * Flags are process-wide, so every test starts from hp_flags_init().
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/flags.h"
+
+static int reset(void **state)
+{
+    (void)state;
+    hp_flags_init();
+    return 0;
+}
+
+/* Sets name=value from NUL-terminated strings. */
+static int set(const char *name, const char *value, char *err, size_t errlen)
+{
+    return hp_flag_set(name, strlen(name), value, strlen(value), err, errlen);
+}
+
+static void assert_set_refused(const char *name, const char *value, hp_flag_id_t id)
+{
+    char err[128] = "";
+    int before = hp_flag_get(id);
+    if (set(name, value, err, sizeof(err)) != -1)
+        fail_msg("%s=\"%s\" accepted", name, value);
+    assert_true(err[0] != '\0');
+    assert_int_equal(hp_flag_get(id), before);
+}
+
+/* --- defaults --------------------------------------------------------------- */
+
+static void test_init_sets_documented_defaults(void **state)
+{
+    (void)state;
+    assert_int_equal(hp_flag_get(HP_FLAG_menu_cache), HP_MENU_CACHE_REDIS);
+    assert_int_equal(hp_flag_get(HP_FLAG_order_total), HP_ORDER_TOTAL_ONCE);
+    assert_int_equal(hp_flag_get(HP_FLAG_payment_latency_ms), 40);
+    assert_int_equal(hp_flag_get(HP_FLAG_payment_failure_pct), 0);
+}
+
+static void test_init_undoes_earlier_sets(void **state)
+{
+    (void)state;
+    char err[128];
+    assert_int_equal(
+        hp_flags_parse_list("menu_cache=off,order_total=naive,payment_latency_ms=5,payment_failure_pct=100", err, sizeof(err)), 0);
+    hp_flags_init();
+    assert_int_equal(hp_flag_get(HP_FLAG_menu_cache), HP_MENU_CACHE_REDIS);
+    assert_int_equal(hp_flag_get(HP_FLAG_order_total), HP_ORDER_TOTAL_ONCE);
+    assert_int_equal(hp_flag_get(HP_FLAG_payment_latency_ms), 40);
+    assert_int_equal(hp_flag_get(HP_FLAG_payment_failure_pct), 0);
+}
+
+static void test_defs_name_every_flag(void **state)
+{
+    (void)state;
+    static const char *const names[HP_FLAG__COUNT] = {"menu_cache", "order_total", "payment_latency_ms", "payment_failure_pct"};
+    for (int id = 0; id != HP_FLAG__COUNT; ++id) {
+        const hp_flag_def_t *def = hp_flag_def((hp_flag_id_t)id);
+        assert_string_equal(def->name, names[id]);
+        assert_non_null(def->doc);
+        assert_true(def->doc[0] != '\0');
+    }
+    assert_int_equal(hp_flag_def(HP_FLAG_menu_cache)->type, HP_FLAG_ENUM);
+    assert_int_equal(hp_flag_def(HP_FLAG_payment_latency_ms)->type, HP_FLAG_INT);
+}
+
+/* --- hp_flag_set: enums ----------------------------------------------------- */
+
+static void test_set_enum_by_choice_name(void **state)
+{
+    (void)state;
+    char err[128];
+    assert_int_equal(set("menu_cache", "off", err, sizeof(err)), 0);
+    assert_int_equal(hp_flag_get(HP_FLAG_menu_cache), HP_MENU_CACHE_OFF);
+    assert_int_equal(set("menu_cache", "redis", err, sizeof(err)), 0);
+    assert_int_equal(hp_flag_get(HP_FLAG_menu_cache), HP_MENU_CACHE_REDIS);
+    assert_int_equal(set("order_total", "naive", err, sizeof(err)), 0);
+    assert_int_equal(hp_flag_get(HP_FLAG_order_total), HP_ORDER_TOTAL_NAIVE);
+    assert_int_equal(set("order_total", "once", err, sizeof(err)), 0);
+    assert_int_equal(hp_flag_get(HP_FLAG_order_total), HP_ORDER_TOTAL_ONCE);
+}
+
+static void test_set_enum_refuses_anything_but_a_choice(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {"", "OFF", "Off", "of", "offf", " off", "off ", "1", "0", "redis|off", "|", "red"};
+    for (size_t i = 0; i != sizeof(bad) / sizeof(bad[0]); ++i)
+        assert_set_refused("menu_cache", bad[i], HP_FLAG_menu_cache);
+}
+
+static void test_set_enum_error_lists_choices(void **state)
+{
+    (void)state;
+    char err[128];
+    assert_int_equal(set("order_total", "fast", err, sizeof(err)), -1);
+    assert_string_equal(err, "flag order_total takes once|naive");
+}
+
+/* --- hp_flag_set: integers -------------------------------------------------- */
+
+static void test_set_int_in_range(void **state)
+{
+    (void)state;
+    char err[128];
+    assert_int_equal(set("payment_latency_ms", "0", err, sizeof(err)), 0);
+    assert_int_equal(hp_flag_get(HP_FLAG_payment_latency_ms), 0);
+    assert_int_equal(set("payment_latency_ms", "60000", err, sizeof(err)), 0);
+    assert_int_equal(hp_flag_get(HP_FLAG_payment_latency_ms), 60000);
+    assert_int_equal(set("payment_latency_ms", "123", err, sizeof(err)), 0);
+    assert_int_equal(hp_flag_get(HP_FLAG_payment_latency_ms), 123);
+    assert_int_equal(set("payment_failure_pct", "100", err, sizeof(err)), 0);
+    assert_int_equal(hp_flag_get(HP_FLAG_payment_failure_pct), 100);
+}
+
+static void test_set_int_refuses_out_of_range(void **state)
+{
+    (void)state;
+    assert_set_refused("payment_latency_ms", "60001", HP_FLAG_payment_latency_ms);
+    assert_set_refused("payment_failure_pct", "101", HP_FLAG_payment_failure_pct);
+    assert_set_refused("payment_failure_pct", "999999999", HP_FLAG_payment_failure_pct);
+}
+
+static void test_set_int_refuses_non_digits(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {"", "+5", "-1", "-0", " 5", "5 ", "5ms", "0x10", "1e3", "1.0", "five", "\xd9\xa5"};
+    for (size_t i = 0; i != sizeof(bad) / sizeof(bad[0]); ++i)
+        assert_set_refused("payment_latency_ms", bad[i], HP_FLAG_payment_latency_ms);
+}
+
+static void test_set_int_refuses_ten_digits(void **state)
+{
+    (void)state;
+    /* Ten digits are refused before their value is looked at, so nothing can overflow. */
+    assert_set_refused("payment_latency_ms", "0000000040", HP_FLAG_payment_latency_ms);
+    assert_set_refused("payment_latency_ms", "9999999999", HP_FLAG_payment_latency_ms);
+    assert_set_refused("payment_latency_ms", "99999999999999999999999", HP_FLAG_payment_latency_ms);
+}
+
+static void test_set_int_error_gives_range(void **state)
+{
+    (void)state;
+    char err[128];
+    assert_int_equal(set("payment_failure_pct", "101", err, sizeof(err)), -1);
+    assert_string_equal(err, "flag payment_failure_pct takes 0..100");
+}
+
+static void test_set_reads_only_the_given_lengths(void **state)
+{
+    (void)state;
+    char err[128];
+    /* name_len 10 and value_len 3 cut "menu_cache=offline" into menu_cache / off. */
+    static const char arg[] = "menu_cache=offline";
+    assert_int_equal(hp_flag_set(arg, 10, arg + 11, 3, err, sizeof(err)), 0);
+    assert_int_equal(hp_flag_get(HP_FLAG_menu_cache), HP_MENU_CACHE_OFF);
+    static const char num[] = "payment_failure_pct=1234";
+    assert_int_equal(hp_flag_set(num, 19, num + 20, 2, err, sizeof(err)), 0);
+    assert_int_equal(hp_flag_get(HP_FLAG_payment_failure_pct), 12);
+}
+
+/* --- hp_flag_set: names ----------------------------------------------------- */
+
+static void test_set_unknown_name(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {"", "nope", "menu", "menu_cachex", "MENU_CACHE", " menu_cache", "menu_cache "};
+    for (size_t i = 0; i != sizeof(bad) / sizeof(bad[0]); ++i) {
+        char err[128] = "";
+        if (set(bad[i], "off", err, sizeof(err)) != -1)
+            fail_msg("flag \"%s\" accepted", bad[i]);
+        char want[128];
+        snprintf(want, sizeof(want), "unknown flag %s", bad[i]);
+        assert_string_equal(err, want);
+    }
+    assert_int_equal(hp_flag_get(HP_FLAG_menu_cache), HP_MENU_CACHE_REDIS);
+}
+
+static void test_set_unknown_name_message_is_bounded(void **state)
+{
+    (void)state;
+    char name[300], err[128];
+    memset(name, 'n', sizeof(name) - 1);
+    name[sizeof(name) - 1] = '\0';
+    assert_int_equal(set(name, "1", err, sizeof(err)), -1);
+    assert_int_equal(strlen(err), strlen("unknown flag ") + 64);
+    /* A tiny err buffer is still NUL-terminated. */
+    char tiny[8];
+    assert_int_equal(set("nope", "1", tiny, sizeof(tiny)), -1);
+    assert_string_equal(tiny, "unknown");
+}
+
+/* --- hp_flags_parse_list ---------------------------------------------------- */
+
+static void test_list_sets_each_entry(void **state)
+{
+    (void)state;
+    char err[128];
+    assert_int_equal(hp_flags_parse_list("menu_cache=off,payment_latency_ms=7", err, sizeof(err)), 0);
+    assert_int_equal(hp_flag_get(HP_FLAG_menu_cache), HP_MENU_CACHE_OFF);
+    assert_int_equal(hp_flag_get(HP_FLAG_payment_latency_ms), 7);
+    assert_int_equal(hp_flag_get(HP_FLAG_order_total), HP_ORDER_TOTAL_ONCE);
+}
+
+static void test_list_single_entry(void **state)
+{
+    (void)state;
+    char err[128];
+    assert_int_equal(hp_flags_parse_list("order_total=naive", err, sizeof(err)), 0);
+    assert_int_equal(hp_flag_get(HP_FLAG_order_total), HP_ORDER_TOTAL_NAIVE);
+}
+
+static void test_list_later_entry_wins(void **state)
+{
+    (void)state;
+    char err[128];
+    assert_int_equal(hp_flags_parse_list("payment_latency_ms=1,payment_latency_ms=2", err, sizeof(err)), 0);
+    assert_int_equal(hp_flag_get(HP_FLAG_payment_latency_ms), 2);
+}
+
+static void test_list_skips_empty_entries(void **state)
+{
+    (void)state;
+    char err[128];
+    assert_int_equal(hp_flags_parse_list("", err, sizeof(err)), 0);
+    assert_int_equal(hp_flags_parse_list(",", err, sizeof(err)), 0);
+    assert_int_equal(hp_flags_parse_list("menu_cache=off,", err, sizeof(err)), 0);
+    assert_int_equal(hp_flag_get(HP_FLAG_menu_cache), HP_MENU_CACHE_OFF);
+    assert_int_equal(hp_flags_parse_list(",,order_total=naive,,", err, sizeof(err)), 0);
+    assert_int_equal(hp_flag_get(HP_FLAG_order_total), HP_ORDER_TOTAL_NAIVE);
+}
+
+static void test_list_entry_without_equals_refused(void **state)
+{
+    (void)state;
+    char err[128];
+    assert_int_equal(hp_flags_parse_list("menu_cache", err, sizeof(err)), -1);
+    assert_string_equal(err, "expected name=value, got menu_cache");
+    assert_int_equal(hp_flags_parse_list("menu_cache=off,order_total", err, sizeof(err)), -1);
+    assert_string_equal(err, "expected name=value, got order_total");
+}
+
+static void test_list_bad_entries_refused(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {"=off",
+                                      "menu_cache=",
+                                      "menu_cache=off=on",
+                                      "menu_cache = off",
+                                      "nope=1",
+                                      "payment_latency_ms=-1",
+                                      "menu_cache=off;order_total=naive"};
+    for (size_t i = 0; i != sizeof(bad) / sizeof(bad[0]); ++i) {
+        char err[128] = "";
+        if (hp_flags_parse_list(bad[i], err, sizeof(err)) != -1)
+            fail_msg("\"%s\" accepted", bad[i]);
+        assert_true(err[0] != '\0');
+    }
+}
+
+/* --- hp_flag_value_str ------------------------------------------------------ */
+
+static void test_value_str_round_trips_every_default(void **state)
+{
+    (void)state;
+    for (int id = 0; id != HP_FLAG__COUNT; ++id) {
+        const hp_flag_def_t *def = hp_flag_def((hp_flag_id_t)id);
+        char buf[64], err[128];
+        assert_ptr_equal(hp_flag_value_str((hp_flag_id_t)id, buf, sizeof(buf)), buf);
+        assert_string_equal(buf, def->def);
+        /* And the printed text sets the same value again. */
+        int before = hp_flag_get((hp_flag_id_t)id);
+        assert_int_equal(set(def->name, buf, err, sizeof(err)), 0);
+        assert_int_equal(hp_flag_get((hp_flag_id_t)id), before);
+    }
+}
+
+static void test_value_str_round_trips_every_enum_choice(void **state)
+{
+    (void)state;
+    for (int id = 0; id != HP_FLAG__COUNT; ++id) {
+        const hp_flag_def_t *def = hp_flag_def((hp_flag_id_t)id);
+        if (def->type != HP_FLAG_ENUM)
+            continue;
+        const char *p = def->choices;
+        for (int index = 0;; ++index) {
+            size_t len = strcspn(p, "|");
+            char choice[64], buf[64], err[128];
+            snprintf(choice, sizeof(choice), "%.*s", (int)len, p);
+            assert_int_equal(set(def->name, choice, err, sizeof(err)), 0);
+            assert_int_equal(hp_flag_get((hp_flag_id_t)id), index);
+            assert_string_equal(hp_flag_value_str((hp_flag_id_t)id, buf, sizeof(buf)), choice);
+            if (p[len] == '\0')
+                break;
+            p += len + 1;
+        }
+    }
+}
+
+static void test_value_str_round_trips_int_range_ends(void **state)
+{
+    (void)state;
+    for (int id = 0; id != HP_FLAG__COUNT; ++id) {
+        const hp_flag_def_t *def = hp_flag_def((hp_flag_id_t)id);
+        if (def->type != HP_FLAG_INT)
+            continue;
+        long min, max;
+        assert_int_equal(sscanf(def->choices, "%ld..%ld", &min, &max), 2);
+        long ends[] = {min, max};
+        for (int k = 0; k != 2; ++k) {
+            char text[32], buf[32], err[128];
+            snprintf(text, sizeof(text), "%ld", ends[k]);
+            assert_int_equal(set(def->name, text, err, sizeof(err)), 0);
+            assert_string_equal(hp_flag_value_str((hp_flag_id_t)id, buf, sizeof(buf)), text);
+        }
+        char above[32];
+        snprintf(above, sizeof(above), "%ld", max + 1);
+        assert_set_refused(def->name, above, (hp_flag_id_t)id);
+    }
+}
+
+static void test_value_str_truncates_to_buffer(void **state)
+{
+    (void)state;
+    char buf[3];
+    assert_string_equal(hp_flag_value_str(HP_FLAG_menu_cache, buf, sizeof(buf)), "re");
+    char err[128];
+    assert_int_equal(set("payment_latency_ms", "60000", err, sizeof(err)), 0);
+    assert_string_equal(hp_flag_value_str(HP_FLAG_payment_latency_ms, buf, sizeof(buf)), "60");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_init_sets_documented_defaults, reset),
+        cmocka_unit_test_setup(test_init_undoes_earlier_sets, reset),
+        cmocka_unit_test_setup(test_defs_name_every_flag, reset),
+        cmocka_unit_test_setup(test_set_enum_by_choice_name, reset),
+        cmocka_unit_test_setup(test_set_enum_refuses_anything_but_a_choice, reset),
+        cmocka_unit_test_setup(test_set_enum_error_lists_choices, reset),
+        cmocka_unit_test_setup(test_set_int_in_range, reset),
+        cmocka_unit_test_setup(test_set_int_refuses_out_of_range, reset),
+        cmocka_unit_test_setup(test_set_int_refuses_non_digits, reset),
+        cmocka_unit_test_setup(test_set_int_refuses_ten_digits, reset),
+        cmocka_unit_test_setup(test_set_int_error_gives_range, reset),
+        cmocka_unit_test_setup(test_set_reads_only_the_given_lengths, reset),
+        cmocka_unit_test_setup(test_set_unknown_name, reset),
+        cmocka_unit_test_setup(test_set_unknown_name_message_is_bounded, reset),
+        cmocka_unit_test_setup(test_list_sets_each_entry, reset),
+        cmocka_unit_test_setup(test_list_single_entry, reset),
+        cmocka_unit_test_setup(test_list_later_entry_wins, reset),
+        cmocka_unit_test_setup(test_list_skips_empty_entries, reset),
+        cmocka_unit_test_setup(test_list_entry_without_equals_refused, reset),
+        cmocka_unit_test_setup(test_list_bad_entries_refused, reset),
+        cmocka_unit_test_setup(test_value_str_round_trips_every_default, reset),
+        cmocka_unit_test_setup(test_value_str_round_trips_every_enum_choice, reset),
+        cmocka_unit_test_setup(test_value_str_round_trips_int_range_ends, reset),
+        cmocka_unit_test_setup(test_value_str_truncates_to_buffer, reset),
+    };
+    return cmocka_run_group_tests(tests, 0, 0);
+}
