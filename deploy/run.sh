@@ -18,6 +18,7 @@
 #   LISTEN      server address (default 127.0.0.1:8080)
 #   SERVE_ARGS  extra arguments for `hotplate serve`, e.g. "--flag x=1"
 #   HOTPLATE_BIN  the server binary (default build/hotplate)
+#   HOTPLATE_PG_URL and HOTPLATE_REDIS_URL  both set: use these services, no private stack
 #
 # The server's pid is kept in .hotplate/hotplate.pid whichever way it was
 # started, so `up` can tell that one already runs and `down` can stop it.
@@ -64,10 +65,32 @@ addr_in_use() {
     (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null
 }
 
+# External services: when the caller sets both HOTPLATE_PG_URL and
+# HOTPLATE_REDIS_URL, the private stack is neither started nor stopped and the
+# server, migrations and seed use those services instead.
+# URLs that point at this checkout's own stack (a shell that sourced
+# .hotplate/env) do not count as external.
+external=0
+if [[ -n "${HOTPLATE_PG_URL:-}" && -n "${HOTPLATE_REDIS_URL:-}" ]]; then
+    external=1
+    if [[ -f "$home/env" ]] && grep -qF "HOTPLATE_PG_URL='$HOTPLATE_PG_URL'" "$home/env"; then
+        external=0
+    fi
+fi
+
 stack_up() {
+    if [[ $external == 1 ]]; then
+        echo "run: using external services (HOTPLATE_PG_URL and HOTPLATE_REDIS_URL are set)"
+        mkdir -p "$home"
+        return 0
+    fi
     deploy/stack.sh up --home "$home"
     # shellcheck source=/dev/null
     . "$home/env"
+}
+
+stack_down() {
+    [[ $external == 1 ]] || deploy/stack.sh down --home "$home"
 }
 
 migrate() {
@@ -144,10 +167,9 @@ print_info() {
     cat <<EOF
 hotplate is up
   API:     http://$listen/  (routes in docs/API.md)
-  admin:   http://127.0.0.1:8081/  (placeholder, not served yet)
   tokens:  $tokens  (kind<TAB>user id<TAB>bearer token)
   log:     $logfile
-  db:      . $home/env && psql "\$HOTPLATE_PG_URL"
+  db:      psql "\$HOTPLATE_PG_URL"  (after: . $home/env, for the private stack)
   try:     curl -s 'http://$listen/restaurants?limit=3'
            curl -s -H 'Authorization: Bearer ${tok:-TOKEN}' http://$listen/users/${uid:-ID}/orders
   stop:    make down
@@ -162,7 +184,7 @@ cmd_fg() {
     # stops both, whether the server ended on a signal, on its own, or the
     # preparation failed. Bash starts background children with SIGINT
     # ignored, so a Ctrl-C is passed on to the server as SIGTERM.
-    trap 'stop_server; deploy/stack.sh down --home "$home"' EXIT
+    trap 'stop_server; stack_down' EXIT
     trap 'if [[ -n "$pid" ]]; then kill -TERM "$pid" 2>/dev/null || true; else exit 130; fi' INT TERM HUP
     prepare
     echo "run: serving on http://$listen/ with $threads threads (Ctrl-C stops it and the stack)"
@@ -214,7 +236,7 @@ cmd_up() {
 
 cmd_down() {
     stop_server
-    deploy/stack.sh down --home "$home"
+    stack_down
 }
 
 cmd_status() {
