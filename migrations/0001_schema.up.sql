@@ -35,7 +35,7 @@ CREATE TABLE restaurants (
     close_minute smallint NOT NULL CHECK (close_minute BETWEEN 1 AND 1440),
     lat          double precision NOT NULL,
     lon          double precision NOT NULL,
-    -- Bumped by every menu change; the menu cache keys on it.
+    -- Bumped by every menu change; the menu cache refuses to store a menu older than the newest version a writer committed.
     menu_version bigint NOT NULL DEFAULT 1
 );
 -- Listing order is rating DESC, id DESC (keyset pagination), filtered by city.

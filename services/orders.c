@@ -331,7 +331,6 @@ static void hp__event_on_refetch(hp_req_t *r, void *ud, json_t *doc, const hp_or
 
 static void hp__event_on_update(hp_req_t *r, void *ud, PGresult *res, const char *err)
 {
-    (void)ud;
     hp_db_release(r, r->held, err != NULL);
     if (err != NULL) {
         if (res != NULL)
@@ -342,8 +341,9 @@ static void hp__event_on_update(hp_req_t *r, void *ud, PGresult *res, const char
     int updated = PQntuples(res);
     PQclear(res);
     if (updated == 0) {
-        /* Someone else moved the order between our read and our conditional update. */
-        hp_respond_error(r, 409, "invalid_transition", "the order changed status meanwhile; read it and retry");
+        /* Another request moved the order to a status this transition cannot start from. */
+        hp_respond_error(r, 409, "invalid_transition",
+                         hp_pool_printf(r, "the order can no longer go to %s", hp_status_name(((hp_event_t *)ud)->to)));
         return;
     }
     hp_order_fetch(r, r->path_ids[0], hp__event_on_refetch, NULL);
@@ -382,8 +382,20 @@ static void hp__event_on_order(hp_req_t *r, void *ud, json_t *doc, const hp_orde
                          hp_pool_printf(r, "an order cannot go from %s to %s", meta->status, hp_status_name(ev->to)));
         return;
     }
+    /*
+     * The update is conditional on every status this actor may move the order
+     * from, not just the one read above: a cancel racing an accept still
+     * succeeds (accepted → cancelled is allowed), and the database decides
+     * atomically which transitions are still possible.
+     */
+    char *froms = h2o_mem_alloc_pool(&r->h2o->pool, 128), *p = froms;
+    *p++ = '{';
+    for (int st = 0; st != HP_ST__COUNT; ++st)
+        if (hp_status_transition_allowed((hp_order_status_t)st, ev->to, actor))
+            p += sprintf(p, "%s%s", p == froms + 1 ? "" : ",", hp_status_name((hp_order_status_t)st));
+    strcpy(p, "}");
     ev->values[0] = hp_pool_printf(r, "%lld", (long long)r->path_ids[0]);
-    ev->values[1] = meta->status;
+    ev->values[1] = froms;
     ev->values[2] = hp_status_name(ev->to);
     ev->values[3] = hp_pool_printf(r, "%lld", (long long)r->principal.user_id);
     hp_db_acquire(r, hp__event_on_conn, ev);

@@ -80,10 +80,14 @@
       "SELECT o.id, $17, $10, 'authorized' FROM o), "                                                                            \
       "e AS (INSERT INTO order_events (order_id, status, actor_id) SELECT o.id, 'placed', $1 FROM o) "                          \
       "SELECT id FROM o")                                                                                                        \
-    /* Locks the stock rows in id order first, so two carts never deadlock on each other. */                                     \
+    /*                                                                                                                           \
+     * Locks the stock rows in id order first, so two carts never deadlock on each other. The lock is FOR NO KEY UPDATE, the    \
+     * one an UPDATE takes: FOR UPDATE would conflict with the KEY SHARE locks that other checkouts' order_items foreign keys    \
+     * hold on the same items, and two checkouts of one item would deadlock.                                                    \
+     */                                                                                                                          \
     X(stock_decrement,                                                                                                           \
       "WITH d AS (SELECT * FROM unnest($1::bigint[], $2::int[]) AS d(id, qty)), "                                               \
-      "l AS (SELECT m.id FROM menu_items m JOIN d ON d.id = m.id ORDER BY m.id FOR UPDATE OF m) "                                \
+      "l AS (SELECT m.id FROM menu_items m JOIN d ON d.id = m.id ORDER BY m.id FOR NO KEY UPDATE OF m) "                         \
       "UPDATE menu_items m SET stock = m.stock - d.qty FROM d, l "                                                               \
       "WHERE m.id = d.id AND l.id = m.id AND m.stock IS NOT NULL AND m.stock >= d.qty RETURNING m.id")                           \
     /* orders */                                                                                                                 \
@@ -97,7 +101,7 @@
                      "ORDER BY o.created_at DESC, o.id DESC LIMIT $4::int")                                                      \
     X(restaurant_names, "SELECT id, name FROM restaurants WHERE id = ANY($1::bigint[])")                                        \
     X(order_transition,                                                                                                          \
-      "WITH u AS (UPDATE orders SET status = $3, updated_at = now() WHERE id = $1 AND status = $2 RETURNING id), "              \
+      "WITH u AS (UPDATE orders SET status = $3, updated_at = now() WHERE id = $1 AND status = ANY($2::text[]) RETURNING id), " \
       "e AS (INSERT INTO order_events (order_id, status, actor_id) SELECT id, $3, $4 FROM u), "                                 \
       "p AS (UPDATE payments SET status = CASE $3 WHEN 'cancelled' THEN 'voided' ELSE 'captured' END "                          \
       "WHERE order_id IN (SELECT id FROM u) AND $3 IN ('cancelled', 'delivered') AND status = 'authorized') "                   \
