@@ -34,8 +34,8 @@ typedef enum {
 
 /* What a migration file name says, as parsed by hp_migrate_parse_name(). */
 typedef struct st_hp_migrate_name_t {
-    int version;                         /* 1..9999 */
-    char name[HP_MIGRATE_NAME_MAX + 1];  /* the part between "NNNN_" and ".up.sql" */
+    int version;                        /* 1..9999 */
+    char name[HP_MIGRATE_NAME_MAX + 1]; /* the part between "NNNN_" and ".up.sql" */
 } hp_migrate_name_t;
 
 /**

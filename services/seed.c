@@ -32,8 +32,8 @@ enum {
 };
 
 /* The data tables, in the order of the summary. */
-static const char *const hp_seed__tables[] = {"cities",      "users",  "restaurants", "menu_items", "item_modifiers", "promotions",
-                                              "orders",      "order_items", "payments", "order_events"};
+static const char *const hp_seed__tables[] = {"cities",     "users",  "restaurants", "menu_items", "item_modifiers",
+                                              "promotions", "orders", "order_items", "payments",   "order_events"};
 #define HP_SEED__NTABLES (sizeof(hp_seed__tables) / sizeof(hp_seed__tables[0]))
 
 typedef struct st_hp_seed__opts_t {
@@ -177,7 +177,11 @@ static int hp_seed__write_tokens_tmp(const char *tmp, const hp_seed__token_t *to
     return rc;
 }
 
-/* Appends one query's (id, user id) rows to toks as kind; user ids are in column 1. */
+/*
+ * Appends one query's (id, user id) rows to toks as kind, without tokens yet:
+ * generating them only once the array has stopped growing means realloc never
+ * leaves copies of a secret behind in freed memory.
+ */
 static int hp_seed__collect(PGconn *conn, const char *sql, const char *kind, hp_seed__token_t **toks, size_t *n)
 {
     PGresult *res = PQexec(conn, sql);
@@ -195,17 +199,12 @@ static int hp_seed__collect(PGconn *conn, const char *sql, const char *kind, hp_
     }
     *toks = grown;
     for (size_t i = 0; i < rows; i++) {
-        hp_seed__token_t *t = &grown[*n + i];
+        hp_seed__token_t *t = &grown[(*n)++];
         t->kind = kind;
         t->id = strtoll(PQgetvalue(res, (int)i, 0), NULL, 10);
         t->user_id = strtoll(PQgetvalue(res, (int)i, 1), NULL, 10);
-        if (hp_token_generate(t->token) != 0) {
-            PQclear(res);
-            fprintf(stderr, "seed: getrandom failed: %s\n", strerror(errno));
-            return -1;
-        }
+        t->token[0] = '\0';
     }
-    *n += rows;
     PQclear(res);
     return 0;
 }
@@ -233,6 +232,12 @@ static int hp_seed__tokens(PGconn *conn, const char *tmp, size_t *count)
         hp_seed__collect(conn, "SELECT id, owner_id FROM restaurants ORDER BY id", "owner", &toks, &n) != 0)
         goto out;
 
+    for (size_t i = 0; i < n; i++) {
+        if (hp_token_generate(toks[i].token) != 0) {
+            fprintf(stderr, "seed: getrandom failed: %s\n", strerror(errno));
+            goto out;
+        }
+    }
     if (hp_seed__buf_add(&ids, "{", 1) != 0 || hp_seed__buf_add(&hashes, "{", 1) != 0)
         goto oom;
     for (size_t i = 0; i < n; i++) {
@@ -274,9 +279,10 @@ static int hp_seed__tokens(PGconn *conn, const char *tmp, size_t *count)
 oom:
     fprintf(stderr, "seed: out of memory\n");
 out:
-    /* The tokens are secrets: do not leave them in freed heap memory. */
+    /* The tokens are secrets: do not leave them in freed heap memory (explicit_bzero, because a memset right
+     * before free() may legally be optimised away). */
     if (toks != NULL)
-        memset(toks, 0, n * sizeof(*toks));
+        explicit_bzero(toks, n * sizeof(*toks));
     free(toks);
     free(ids.p);
     free(hashes.p);
@@ -289,8 +295,8 @@ static int hp_seed__summary(PGconn *conn)
     char sql[1024];
     size_t len = (size_t)snprintf(sql, sizeof(sql), "SELECT");
     for (size_t i = 0; i < HP_SEED__NTABLES; i++)
-        len += (size_t)snprintf(sql + len, sizeof(sql) - len, "%s (SELECT count(*) FROM %s)", i == 0 ? "" : ",",
-                                hp_seed__tables[i]);
+        len +=
+            (size_t)snprintf(sql + len, sizeof(sql) - len, "%s (SELECT count(*) FROM %s)", i == 0 ? "" : ",", hp_seed__tables[i]);
     PGresult *res = PQexec(conn, sql);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         fprintf(stderr, "seed: counting rows: %s", PQerrorMessage(conn));
@@ -419,8 +425,7 @@ int hp_seed_main(int argc, char **argv)
         fprintf(stderr, "seed: directory name too long\n");
         return 2;
     }
-    if (o.tokens_path != NULL &&
-        snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", o.tokens_path, (long)getpid()) >= (int)sizeof(tmp)) {
+    if (o.tokens_path != NULL && snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", o.tokens_path, (long)getpid()) >= (int)sizeof(tmp)) {
         fprintf(stderr, "seed: --tokens path too long\n");
         return 2;
     }
@@ -462,8 +467,8 @@ int hp_seed_main(int argc, char **argv)
             unlink(tmp);
     } else if (tmp_written) {
         if (rename(tmp, o.tokens_path) != 0) {
-            fprintf(stderr, "seed: renaming %s to %s: %s (the database now holds hashes of tokens in %s)\n", tmp,
-                    o.tokens_path, strerror(errno), tmp);
+            fprintf(stderr, "seed: renaming %s to %s: %s (the database now holds hashes of tokens in %s)\n", tmp, o.tokens_path,
+                    strerror(errno), tmp);
             rc = -1;
         } else {
             printf("seed: wrote %zu tokens to %s\n", ntokens, o.tokens_path);
