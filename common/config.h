@@ -10,17 +10,17 @@
 typedef struct st_hp_config_t {
     char listen_host[64];
     uint16_t listen_port;
-    int threads;                 /* worker threads, each with its own loop and listener */
-    const char *pg_url;          /* libpq connection string or URL */
-    const char *redis_url;       /* redis://host:port or unix:///path */
-    int db_pool_size;            /* transaction connections per thread */
-    int statement_timeout_ms;    /* PostgreSQL statement_timeout on every connection */
-    int db_timeout_ms;           /* client-side deadline of one statement */
-    int pool_timeout_ms;         /* longest wait for a transaction connection */
-    int redis_timeout_ms;        /* client-side deadline of one Redis command */
-    int payment_timeout_ms;      /* client-side deadline of one payment authorization */
-    int menu_cache_ttl_s;        /* TTL of a cached menu */
-    int shutdown_grace_ms;       /* how long in-flight requests may drain on SIGTERM */
+    int threads;              /* worker threads, each with its own loop and listener */
+    const char *pg_url;       /* libpq connection string or URL */
+    const char *redis_url;    /* redis://host:port or unix:///path */
+    int db_pool_size;         /* transaction connections per thread */
+    int statement_timeout_ms; /* PostgreSQL statement_timeout on every connection */
+    int db_timeout_ms;        /* client-side deadline of one statement */
+    int pool_timeout_ms;      /* longest wait for a transaction connection */
+    int redis_timeout_ms;     /* client-side deadline of one Redis command */
+    int payment_timeout_ms;   /* client-side deadline of one payment authorization */
+    int menu_cache_ttl_s;     /* TTL of a cached menu */
+    int shutdown_grace_ms;    /* how long in-flight requests may drain on SIGTERM */
 } hp_config_t;
 
 /**

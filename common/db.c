@@ -33,9 +33,9 @@ struct st_hp_pgconn_t {
     h2o_socket_t *sock; /* wraps a dup of libpq's socket, so closing it never closes libpq's */
     int pg_fd;          /* libpq's socket the dup was made from */
     hp_pg_state_t state;
-    int write_notified; /* h2o_socket_notify_write outstanding */
+    int write_notified;   /* h2o_socket_notify_write outstanding */
     h2o_linklist_t queue; /* hp_dbq_t awaiting results, in send order */
-    hp_req_t *holder;      /* transaction connections: who holds it */
+    hp_req_t *holder;     /* transaction connections: who holds it */
     h2o_linklist_t free_link;
     h2o_timeout_entry_t retry_entry;
     int down_logged;
@@ -47,8 +47,8 @@ typedef struct st_hp_dbq_t {
     h2o_linklist_t qlink;
     hp_db_cb cb;
     void *ud;
-    int stmt; /* -1 for internal steps */
-    int has_sync;   /* a PGRES_PIPELINE_SYNC ends this entry */
+    int stmt;     /* -1 for internal steps */
+    int has_sync; /* a PGRES_PIPELINE_SYNC ends this entry */
     int got_result;
     PGresult *res;
     const char *err;
@@ -93,6 +93,16 @@ const char *hp_db_sqlstate(const PGresult *res)
 {
     const char *s = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     return s != NULL ? s : "";
+}
+
+int hp_db_failed(hp_req_t *r, PGresult *res, const char *err)
+{
+    if (err == NULL)
+        return 0;
+    if (res != NULL)
+        PQclear(res);
+    hp_respond_failure(r, err);
+    return 1;
 }
 
 /* ---- statements ---------------------------------------------------------- */
@@ -196,8 +206,7 @@ static void hp__conn_flush(hp_pgconn_t *conn)
 /* Sends one prepared statement plus its Sync, and queues the entry. @return 0 or -1 */
 static int hp__conn_send(hp_pgconn_t *conn, hp_dbq_t *q, const char *const *values, int num_values)
 {
-    if (!PQsendQueryPrepared(conn->pg, hp__stmts[q->stmt].name, num_values, values, NULL, NULL, 0) ||
-        !PQpipelineSync(conn->pg))
+    if (!PQsendQueryPrepared(conn->pg, hp__stmts[q->stmt].name, num_values, values, NULL, NULL, 0) || !PQpipelineSync(conn->pg))
         return -1;
     q->has_sync = 1;
     h2o_linklist_insert(&conn->queue, &q->qlink);

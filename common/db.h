@@ -75,6 +75,13 @@ void hp_db_conn_query(hp_req_t *r, hp_pgconn_t *conn, int stmt, const char *cons
  */
 void hp_db_release(hp_req_t *r, hp_pgconn_t *conn, int rollback);
 
+/**
+ * The common first lines of a statement callback: when err is set, clears res
+ * (if any) and answers the failure.
+ * @return 1 when the request was answered (the callback should return), 0 otherwise
+ */
+int hp_db_failed(hp_req_t *r, PGresult *res, const char *err);
+
 /** @return the SQLSTATE of an error result, or "" */
 const char *hp_db_sqlstate(const PGresult *res);
 

@@ -22,10 +22,10 @@ typedef enum { HP_FLAG_ENUM, HP_FLAG_INT } hp_flag_type_t;
  * For HP_FLAG_ENUM the choices are '|'-separated and the value is the index of
  * the choice; for HP_FLAG_INT the range is "min..max".
  */
-#define HP_FLAG_LIST(X)                                                                                                          \
-    X(menu_cache, HP_FLAG_ENUM, "redis", "redis|off", "cache-aside for GET /restaurants/{id}/menu in Redis, or none")        \
-    X(order_total, HP_FLAG_ENUM, "once", "once|naive", "compute each cart value once, or recompute per line (quadratic)")    \
-    X(payment_latency_ms, HP_FLAG_INT, "40", "0..60000", "mean latency of the payment gateway simulator, in milliseconds")   \
+#define HP_FLAG_LIST(X)                                                                                                            \
+    X(menu_cache, HP_FLAG_ENUM, "redis", "redis|off", "cache-aside for GET /restaurants/{id}/menu in Redis, or none")              \
+    X(order_total, HP_FLAG_ENUM, "once", "once|naive", "compute each cart value once, or recompute per line (quadratic)")          \
+    X(payment_latency_ms, HP_FLAG_INT, "40", "0..60000", "mean latency of the payment gateway simulator, in milliseconds")         \
     X(payment_failure_pct, HP_FLAG_INT, "0", "0..100", "share of payment authorizations the simulator declines, in percent")
 
 typedef enum {

@@ -43,14 +43,14 @@ typedef struct st_hp_req_t {
     h2o_req_t *h2o;
     hp_thread_t *thr;
     const struct st_hp_route_t *route;
-    int64_t path_ids[2];       /* numeric path parameters, in order */
+    int64_t path_ids[2]; /* numeric path parameters, in order */
     uint64_t start_ns;
-    uint64_t db_ns;            /* wall time with at least one statement outstanding, in nanoseconds */
-    uint64_t db_since;         /* when the current outstanding stretch began */
-    uint32_t db_pending;       /* statements outstanding */
-    const char *cache;         /* cache outcome for the log line */
-    const char *error_reason;  /* why a 5xx or timeout happened, for the log line */
-    h2o_linklist_t ops;        /* attached hp_op_t */
+    uint64_t db_ns;              /* wall time with at least one statement outstanding, in nanoseconds */
+    uint64_t db_since;           /* when the current outstanding stretch began */
+    uint32_t db_pending;         /* statements outstanding */
+    const char *cache;           /* cache outcome for the log line */
+    const char *error_reason;    /* why a 5xx or timeout happened, for the log line */
+    h2o_linklist_t ops;          /* attached hp_op_t */
     struct st_hp_pgconn_t *held; /* the transaction connection held, if any */
     hp_principal_t principal;
     int responded;

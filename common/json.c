@@ -16,8 +16,7 @@ int hp_json_depth_ok(const char *p, size_t len, int max_depth)
                 /* Skip the escaped character, whatever it is; a backslash at the very end has none. */
                 if (++i == len)
                     break;
-            }
-            else if (c == '"')
+            } else if (c == '"')
                 in_string = 0;
         } else if (c == '"') {
             in_string = 1;

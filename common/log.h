@@ -23,8 +23,8 @@ typedef struct st_hp_log_request_t {
     int status;
     uint64_t duration_us;
     uint64_t db_us;
-    const char *cache;      /* hit, miss, bypass, error or NULL */
-    const char *error_code; /* the JSON error code for 4xx/5xx */
+    const char *cache;        /* hit, miss, bypass, error or NULL */
+    const char *error_code;   /* the JSON error code for 4xx/5xx */
     const char *error_reason; /* why, for 5xx and timeouts */
     int thread;
 } hp_log_request_t;

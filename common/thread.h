@@ -28,7 +28,7 @@ typedef struct st_hp_thread_t {
     h2o_evloop_t *loop;
     h2o_context_t ctx; /* h2o's per-thread context; requests find their thread through it */
     h2o_accept_ctx_t accept_ctx;
-    int listen_fd;          /* bound by the main thread, wrapped by the worker once its loop exists */
+    int listen_fd; /* bound by the main thread, wrapped by the worker once its loop exists */
     h2o_socket_t *listener;
     struct st_hp_db_t *db;
     struct st_hp_redis_t *redis;

@@ -17,12 +17,8 @@ typedef struct st_hp_auth_state_t {
 static void hp__auth_on_row(hp_req_t *r, void *ud, PGresult *res, const char *err)
 {
     hp_auth_state_t *st = ud;
-    if (err != NULL) {
-        if (res != NULL)
-            PQclear(res);
-        hp_respond_failure(r, err);
+    if (hp_db_failed(r, res, err))
         return;
-    }
     if (PQntuples(res) != 1) {
         PQclear(res);
         hp_respond_error(r, 401, "unauthorized", "unknown token");
@@ -37,7 +33,8 @@ static void hp__auth_on_row(hp_req_t *r, void *ud, PGresult *res, const char *er
     PQclear(res);
     int bit = p->role == HP_ROLE_OWNER ? HP_AUTH_OWNER : HP_AUTH_CUSTOMER;
     if ((st->roles & bit) == 0) {
-        hp_respond_error(r, 403, "forbidden", p->role == HP_ROLE_OWNER ? "this route is for customers" : "this route is for restaurant owners");
+        hp_respond_error(r, 403, "forbidden",
+                         p->role == HP_ROLE_OWNER ? "this route is for customers" : "this route is for restaurant owners");
         return;
     }
     st->next(r);

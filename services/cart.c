@@ -175,7 +175,8 @@ static void hp__cart_process(hp_req_t *r, hp_cart_load_t *ld)
         p->item_names[k] = hp__pool_strdup(r, PQgetvalue(items, i, 6));
         p->item_stock[k] = PQgetisnull(items, i, 4) ? -1 : atoi(PQgetvalue(items, i, 4));
         if (PQgetvalue(items, i, 3)[0] != 't') {
-            hp_respond_error(r, 422, "unavailable_item", hp_pool_printf(r, "item %lld is not available", (long long)p->items[k].id));
+            hp_respond_error(r, 422, "unavailable_item",
+                             hp_pool_printf(r, "item %lld is not available", (long long)p->items[k].id));
             return;
         }
     }
@@ -185,8 +186,9 @@ static void hp__cart_process(hp_req_t *r, hp_cart_load_t *ld)
             if (p->items[k].id == cart->lines[l].item_id)
                 break;
         if (k == p->num_items) {
-            hp_respond_error(r, 422, "unknown_item",
-                             hp_pool_printf(r, "items[%zu]: item %lld is not on this restaurant's menu", l, (long long)cart->lines[l].item_id));
+            hp_respond_error(
+                r, 422, "unknown_item",
+                hp_pool_printf(r, "items[%zu]: item %lld is not on this restaurant's menu", l, (long long)cart->lines[l].item_id));
             return;
         }
     }
@@ -230,7 +232,8 @@ static void hp__cart_process(hp_req_t *r, hp_cart_load_t *ld)
     if (hp_total_compute(in, mode, &p->result) != 0) {
         size_t l = p->result.bad_line;
         if (p->result.status == HP_TOTAL_UNKNOWN_MODIFIER)
-            hp_respond_error(r, 422, "unknown_modifier", hp_pool_printf(r, "items[%zu]: a modifier does not belong to its item", l));
+            hp_respond_error(r, 422, "unknown_modifier",
+                             hp_pool_printf(r, "items[%zu]: a modifier does not belong to its item", l));
         else
             hp_respond_error(r, 422, "unknown_item", hp_pool_printf(r, "items[%zu]: the item cannot be priced", l));
         return;
@@ -312,11 +315,11 @@ json_t *hp_cart_breakdown_json(const hp_cart_priced_t *p)
                                                "unit_price_cents", (json_int_t)t->lines[i].unit_price_cents, "line_total_cents",
                                                (json_int_t)t->lines[i].line_total_cents, "modifier_ids", mods));
     }
-    return json_pack("{sI ss so sI sI sI sI sI sI sI sI sI so}", "restaurant_id", (json_int_t)p->cart.restaurant_id, "currency", "EUR",
-                     "lines", lines, "subtotal_cents", (json_int_t)t->subtotal_cents, "discount_cents", (json_int_t)t->discount_cents,
-                     "tax_cents", (json_int_t)t->tax_cents, "delivery_fee_cents", (json_int_t)t->delivery_fee_cents,
-                     "service_fee_cents", (json_int_t)t->service_fee_cents, "small_order_fee_cents",
-                     (json_int_t)t->small_order_fee_cents, "tip_cents", (json_int_t)t->tip_cents, "total_cents",
-                     (json_int_t)t->total_cents, "distance_m", (json_int_t)t->distance_m, "promotion_id",
+    return json_pack("{sI ss so sI sI sI sI sI sI sI sI sI so}", "restaurant_id", (json_int_t)p->cart.restaurant_id, "currency",
+                     "EUR", "lines", lines, "subtotal_cents", (json_int_t)t->subtotal_cents, "discount_cents",
+                     (json_int_t)t->discount_cents, "tax_cents", (json_int_t)t->tax_cents, "delivery_fee_cents",
+                     (json_int_t)t->delivery_fee_cents, "service_fee_cents", (json_int_t)t->service_fee_cents,
+                     "small_order_fee_cents", (json_int_t)t->small_order_fee_cents, "tip_cents", (json_int_t)t->tip_cents,
+                     "total_cents", (json_int_t)t->total_cents, "distance_m", (json_int_t)t->distance_m, "promotion_id",
                      t->promotion_id != 0 ? json_integer(t->promotion_id) : json_null());
 }

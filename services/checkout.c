@@ -81,7 +81,7 @@ typedef struct st_hp_checkout_t {
     hp_op_t guard;  /* attached while authorized: voids the authorization if the client leaves */
     hp_thread_t *guard_thr;
     int64_t order_id;
-    int num_stock;   /* distinct stock-tracked items in the cart */
+    int num_stock; /* distinct stock-tracked items in the cart */
     const char *stock_ids, *stock_qty;
     const char *begin_err;
 } hp_checkout_t;
@@ -324,7 +324,8 @@ static void hp__checkout_priced(hp_req_t *r, void *ud, hp_cart_priced_t *p)
             ids[n] = l->item_id, qty[n] = 0, ++n;
         qty[j] += l->quantity;
         if (qty[j] > p->item_stock[k]) {
-            hp_respond_error(r, 409, "out_of_stock", hp_pool_printf(r, "item %lld has %d left", (long long)l->item_id, p->item_stock[k]));
+            hp_respond_error(r, 409, "out_of_stock",
+                             hp_pool_printf(r, "item %lld has %d left", (long long)l->item_id, p->item_stock[k]));
             return;
         }
     }
@@ -343,12 +344,8 @@ static void hp__checkout_priced(hp_req_t *r, void *ud, hp_cart_priced_t *p)
 static void hp__checkout_on_key(hp_req_t *r, void *ud, PGresult *res, const char *err)
 {
     hp_checkout_t *co = ud;
-    if (err != NULL) {
-        if (res != NULL)
-            PQclear(res);
-        hp_respond_failure(r, err);
+    if (hp_db_failed(r, res, err))
         return;
-    }
     if (PQntuples(res) != 0) {
         int64_t id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
         PQclear(res);
@@ -374,7 +371,8 @@ static void hp__checkout_authed(hp_req_t *r)
 {
     h2o_iovec_t key = hp_req_header(r, "idempotency-key");
     if (!hp__key_ok(key)) {
-        hp_respond_error(r, 400, "missing_idempotency_key", "POST /orders needs an Idempotency-Key header of 1 to 64 printable characters");
+        hp_respond_error(r, 400, "missing_idempotency_key",
+                         "POST /orders needs an Idempotency-Key header of 1 to 64 printable characters");
         return;
     }
     hp_cart_priced_t *p = hp__parse_cart(r);

@@ -46,12 +46,8 @@ static void hp__menu_on_stored(hp_req_t *r, void *ud, redisReply *reply, const c
 static void hp__menu_on_db(hp_req_t *r, void *ud, PGresult *res, const char *err)
 {
     hp_menu_state_t *st = ud;
-    if (err != NULL) {
-        if (res != NULL)
-            PQclear(res);
-        hp_respond_failure(r, err);
+    if (hp_db_failed(r, res, err))
         return;
-    }
     if (PQntuples(res) == 0) {
         PQclear(res);
         hp_respond_error(r, 404, "not_found", "no such restaurant");
@@ -65,7 +61,8 @@ static void hp__menu_on_db(hp_req_t *r, void *ud, PGresult *res, const char *err
         char ttl[16];
         snprintf(ttl, sizeof(ttl), "%d", r->thr->cfg->menu_cache_ttl_s);
         const char *argv[] = {"EVAL", hp__lua_store, "2", st->key, st->verkey, version, body, ttl};
-        size_t argvlen[] = {4, sizeof(hp__lua_store) - 1, 1, strlen(st->key), strlen(st->verkey), strlen(version), body_len, strlen(ttl)};
+        size_t argvlen[] = {
+            4, sizeof(hp__lua_store) - 1, 1, strlen(st->key), strlen(st->verkey), strlen(version), body_len, strlen(ttl)};
         hp_redis_command(r, hp__menu_on_stored, NULL, 8, argv, argvlen);
     }
     PQclear(res);
@@ -135,12 +132,8 @@ static void hp__patch_on_update(hp_req_t *r, void *ud, PGresult *res, const char
 {
     hp_patch_state_t *st = ud;
     hp_db_release(r, r->held, err != NULL);
-    if (err != NULL) {
-        if (res != NULL)
-            PQclear(res);
-        hp_respond_failure(r, err);
+    if (hp_db_failed(r, res, err))
         return;
-    }
     if (PQntuples(res) == 0) {
         PQclear(res);
         hp_respond_error(r, 404, "not_found", "no such item on this restaurant's menu");
@@ -183,7 +176,8 @@ static void hp__patch_authed(hp_req_t *r)
     int64_t price = 0, stock = 0;
     int has_price, has_stock = 0;
     json_t *available = json_object_get(doc, "available"), *stock_v = json_object_get(doc, "stock");
-    if (hp_json_only_fields(doc, allowed, 3, &jerr) != 0 || (has_price = hp_json_int(doc, "price_cents", 0, 1000000, 0, &price, &jerr)) < 0)
+    if (hp_json_only_fields(doc, allowed, 3, &jerr) != 0 ||
+        (has_price = hp_json_int(doc, "price_cents", 0, 1000000, 0, &price, &jerr)) < 0)
         goto Invalid;
     if (available != NULL && !json_is_boolean(available)) {
         snprintf(jerr.message, sizeof(jerr.message), "field available must be a boolean");

@@ -58,10 +58,10 @@ typedef struct st_hp_total_promotion_t {
 
 /* Platform fee rules; hp_total_fees_default() gives the documented defaults. */
 typedef struct st_hp_total_fees_t {
-    int32_t delivery_base_cents;      /* charged on every delivery */
-    int32_t delivery_per_km_cents;    /* per started kilometre of great-circle distance */
-    int32_t delivery_max_cents;       /* cap on the delivery fee */
-    int32_t service_fee_bp;           /* share of the subtotal, basis points */
+    int32_t delivery_base_cents;   /* charged on every delivery */
+    int32_t delivery_per_km_cents; /* per started kilometre of great-circle distance */
+    int32_t delivery_max_cents;    /* cap on the delivery fee */
+    int32_t service_fee_bp;        /* share of the subtotal, basis points */
     int32_t service_fee_min_cents;
     int32_t service_fee_max_cents;
     int32_t small_order_threshold_cents; /* subtotal below this pays the small-order fee */

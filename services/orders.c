@@ -37,10 +37,11 @@ json_t *hp_order_row_json(const PGresult *res, int row)
     char created[32];
     hp_rfc3339(created, sizeof(created), strtoll(PQgetvalue(res, row, 12), NULL, 10));
     return json_pack("{sI sI sI ss sI sI sI sI sI sI sI sI ss}", "id", hp__int(res, row, 0), "user_id", hp__int(res, row, 1),
-                     "restaurant_id", hp__int(res, row, 2), "status", PQgetvalue(res, row, 3), "subtotal_cents", hp__int(res, row, 4),
-                     "discount_cents", hp__int(res, row, 5), "tax_cents", hp__int(res, row, 6), "delivery_fee_cents",
-                     hp__int(res, row, 7), "service_fee_cents", hp__int(res, row, 8), "small_order_fee_cents", hp__int(res, row, 9),
-                     "tip_cents", hp__int(res, row, 10), "total_cents", hp__int(res, row, 11), "created_at", created);
+                     "restaurant_id", hp__int(res, row, 2), "status", PQgetvalue(res, row, 3), "subtotal_cents",
+                     hp__int(res, row, 4), "discount_cents", hp__int(res, row, 5), "tax_cents", hp__int(res, row, 6),
+                     "delivery_fee_cents", hp__int(res, row, 7), "service_fee_cents", hp__int(res, row, 8), "small_order_fee_cents",
+                     hp__int(res, row, 9), "tip_cents", hp__int(res, row, 10), "total_cents", hp__int(res, row, 11), "created_at",
+                     created);
 }
 
 /* Parses PostgreSQL's "{1,2,3}" text form of a bigint[] into a JSON array. */
@@ -67,9 +68,9 @@ void hp_order_add_items(json_t *order, int64_t order_id, const PGresult *items)
     for (int i = 0; i != n; ++i) {
         if (strtoll(PQgetvalue(items, i, 0), NULL, 10) != order_id)
             continue;
-        json_array_append_new(list, json_pack("{sI ss sI sI sI so}", "item_id", hp__int(items, i, 1), "name", PQgetvalue(items, i, 2),
-                                              "quantity", hp__int(items, i, 3), "unit_price_cents", hp__int(items, i, 4),
-                                              "line_total_cents", hp__int(items, i, 5), "modifier_ids",
+        json_array_append_new(list, json_pack("{sI ss sI sI sI so}", "item_id", hp__int(items, i, 1), "name",
+                                              PQgetvalue(items, i, 2), "quantity", hp__int(items, i, 3), "unit_price_cents",
+                                              hp__int(items, i, 4), "line_total_cents", hp__int(items, i, 5), "modifier_ids",
                                               hp__id_list(PQgetvalue(items, i, 6))));
     }
     json_object_set_new(order, "items", list);
@@ -99,8 +100,9 @@ static void hp__fetch_done(hp_req_t *r, hp_order_fetch_t *f)
     if (PQgetisnull(o, 0, 15))
         json_object_set_new(doc, "payment", json_null());
     else
-        json_object_set_new(doc, "payment", json_pack("{ss sI ss}", "authorization_id", PQgetvalue(o, 0, 15), "amount_cents",
-                                                      hp__int(o, 0, 16), "status", PQgetvalue(o, 0, 17)));
+        json_object_set_new(doc, "payment",
+                            json_pack("{ss sI ss}", "authorization_id", PQgetvalue(o, 0, 15), "amount_cents", hp__int(o, 0, 16),
+                                      "status", PQgetvalue(o, 0, 17)));
     hp_order_meta_t meta = {.id = f->id,
                             .user_id = hp__int(o, 0, 1),
                             .restaurant_id = hp__int(o, 0, 2),
@@ -267,12 +269,8 @@ static const char *hp__column_array(hp_req_t *r, const PGresult *res, int col)
 static void hp__history_on_page(hp_req_t *r, void *ud, PGresult *res, const char *err)
 {
     hp_history_t *h = ud;
-    if (err != NULL) {
-        if (res != NULL)
-            PQclear(res);
-        hp_respond_failure(r, err);
+    if (hp_db_failed(r, res, err))
         return;
-    }
     if (PQntuples(res) == 0) {
         PQclear(res);
         hp_respond_json(r, 200, json_pack("{s[] so}", "orders", "next_cursor", json_null()));
@@ -332,12 +330,8 @@ static void hp__event_on_refetch(hp_req_t *r, void *ud, json_t *doc, const hp_or
 static void hp__event_on_update(hp_req_t *r, void *ud, PGresult *res, const char *err)
 {
     hp_db_release(r, r->held, err != NULL);
-    if (err != NULL) {
-        if (res != NULL)
-            PQclear(res);
-        hp_respond_failure(r, err);
+    if (hp_db_failed(r, res, err))
         return;
-    }
     int updated = PQntuples(res);
     PQclear(res);
     if (updated == 0) {
@@ -422,7 +416,8 @@ static void hp__event_authed(hp_req_t *r)
     }
     if (!json_is_string(status) || hp_status_parse(json_string_value(status), json_string_length(status), &ev->to) != 0) {
         json_decref(doc);
-        hp_respond_error(r, 400, "invalid_field", "status must be one of placed, accepted, preparing, ready, picked_up, delivered, cancelled");
+        hp_respond_error(r, 400, "invalid_field",
+                         "status must be one of placed, accepted, preparing, ready, picked_up, delivered, cancelled");
         return;
     }
     json_decref(doc);

@@ -21,19 +21,15 @@ static json_t *hp__restaurant_json(const PGresult *res, int row)
     snprintf(closes, sizeof(closes), "%02d:%02d", (close / 60) % 24, close % 60);
     return json_pack("{sI ss ss ss sf sb ss ss sf sf}", "id", (json_int_t)strtoll(PQgetvalue(res, row, 0), NULL, 10), "name",
                      PQgetvalue(res, row, 1), "city", PQgetvalue(res, row, 2), "cuisine", PQgetvalue(res, row, 3), "rating",
-                     atoi(PQgetvalue(res, row, 4)) / 10.0, "open_now", PQgetvalue(res, row, 9)[0] == 't', "opens", opens,
-                     "closes", closes, "lat", strtod(PQgetvalue(res, row, 7), NULL), "lon", strtod(PQgetvalue(res, row, 8), NULL));
+                     atoi(PQgetvalue(res, row, 4)) / 10.0, "open_now", PQgetvalue(res, row, 9)[0] == 't', "opens", opens, "closes",
+                     closes, "lat", strtod(PQgetvalue(res, row, 7), NULL), "lon", strtod(PQgetvalue(res, row, 8), NULL));
 }
 
 static void hp__list_on_rows(hp_req_t *r, void *ud, PGresult *res, const char *err)
 {
     int limit = (int)(intptr_t)ud;
-    if (err != NULL) {
-        if (res != NULL)
-            PQclear(res);
-        hp_respond_failure(r, err);
+    if (hp_db_failed(r, res, err))
         return;
-    }
     /* One row more than the page was asked for, so the last page says so (next_cursor null). */
     int n = PQntuples(res), more = n > limit;
     if (more)
@@ -110,8 +106,8 @@ void hp_handle_restaurant_list(hp_req_t *r)
     int limit, has_cursor;
     int64_t k1 = 0, k2 = 0;
     h2o_iovec_t v;
-    if (hp__text_param(r, "city", &city) < 0 || hp__text_param(r, "cuisine", &cuisine) < 0 || hp_limit_param(r, 20, 100, &limit) < 0 ||
-        hp_cursor_param(r, HP_CURSOR_KIND_RESTAURANTS, &has_cursor, &k1, &k2) < 0)
+    if (hp__text_param(r, "city", &city) < 0 || hp__text_param(r, "cuisine", &cuisine) < 0 ||
+        hp_limit_param(r, 20, 100, &limit) < 0 || hp_cursor_param(r, HP_CURSOR_KIND_RESTAURANTS, &has_cursor, &k1, &k2) < 0)
         return;
     int found = hp_query_param(r, "open_now", &v);
     if (found != 0) {
@@ -128,20 +124,20 @@ void hp_handle_restaurant_list(hp_req_t *r)
         hp_respond_error(r, 400, "bad_cursor", "the cursor is not one this listing produced");
         return;
     }
-    const char *values[6] = {city, cuisine, open_now, has_cursor ? hp_pool_printf(r, "%lld", (long long)k1) : NULL,
-                             has_cursor ? hp_pool_printf(r, "%lld", (long long)k2) : NULL, hp_pool_printf(r, "%d", limit + 1)};
+    const char *values[6] = {city,
+                             cuisine,
+                             open_now,
+                             has_cursor ? hp_pool_printf(r, "%lld", (long long)k1) : NULL,
+                             has_cursor ? hp_pool_printf(r, "%lld", (long long)k2) : NULL,
+                             hp_pool_printf(r, "%d", limit + 1)};
     hp_db_query(r, HP_STMT_restaurant_list, values, 6, hp__list_on_rows, (void *)(intptr_t)limit);
 }
 
 static void hp__get_on_row(hp_req_t *r, void *ud, PGresult *res, const char *err)
 {
     (void)ud;
-    if (err != NULL) {
-        if (res != NULL)
-            PQclear(res);
-        hp_respond_failure(r, err);
+    if (hp_db_failed(r, res, err))
         return;
-    }
     if (PQntuples(res) == 0) {
         PQclear(res);
         hp_respond_error(r, 404, "not_found", "no such restaurant");

@@ -15,96 +15,95 @@
 
 #include "common/db.h"
 
-#define HP__RESTAURANT_COLUMNS                                                                                                   \
-    "r.id, r.name, c.name, r.cuisine, (r.rating * 10)::int, r.open_minute, r.close_minute, r.lat, r.lon, "                      \
+#define HP__RESTAURANT_COLUMNS                                                                                                     \
+    "r.id, r.name, c.name, r.cuisine, (r.rating * 10)::int, r.open_minute, r.close_minute, r.lat, r.lon, "                         \
     "hp_is_open(r.open_minute, r.close_minute, now())"
 
-#define HP__ORDER_COLUMNS                                                                                                        \
-    "o.id, o.user_id, o.restaurant_id, o.status, o.subtotal_cents, o.discount_cents, o.tax_cents, o.delivery_fee_cents, "       \
-    "o.service_fee_cents, o.small_order_fee_cents, o.tip_cents, o.total_cents, "                                                \
+#define HP__ORDER_COLUMNS                                                                                                          \
+    "o.id, o.user_id, o.restaurant_id, o.status, o.subtotal_cents, o.discount_cents, o.tax_cents, o.delivery_fee_cents, "          \
+    "o.service_fee_cents, o.small_order_fee_cents, o.tip_cents, o.total_cents, "                                                   \
     "(extract(epoch FROM o.created_at) * 1000000)::bigint"
 
-#define HP_STMT_LIST(X)                                                                                                          \
-    /* auth: the principal behind a token hash; owners come with their restaurant */                                            \
-    X(auth_token, "SELECT u.id, u.role, u.lat, u.lon, (SELECT min(r.id) FROM restaurants r WHERE r.owner_id = u.id) "          \
-                  "FROM users u WHERE u.token_hash = $1::bytea")                                                                \
-    /* restaurants */                                                                                                            \
-    X(restaurant_list, "SELECT " HP__RESTAURANT_COLUMNS " FROM restaurants r JOIN cities c ON c.id = r.city_id "                \
-                       "WHERE ($1::text IS NULL OR c.name = $1) AND ($2::text IS NULL OR r.cuisine = $2) "                       \
-                       "AND ($3::boolean IS NULL OR hp_is_open(r.open_minute, r.close_minute, now()) = $3) "                     \
-                       "AND ($4::int IS NULL OR (r.rating, r.id) < ($4::numeric / 10, $5::bigint)) "                              \
-                       "ORDER BY r.rating DESC, r.id DESC LIMIT $6::int")                                                        \
-    X(restaurant_get, "SELECT " HP__RESTAURANT_COLUMNS " FROM restaurants r JOIN cities c ON c.id = r.city_id WHERE r.id = $1") \
-    /* menus: PostgreSQL renders the menu document, so the handler passes it through without parsing */                         \
-    X(menu_get,                                                                                                                  \
-      "SELECT r.menu_version, coalesce((SELECT json_agg(json_build_object('name', cat.category, 'items', cat.items) "           \
-      "ORDER BY cat.category) FROM (SELECT mi.category, json_agg(json_build_object('id', mi.id, 'name', mi.name, "               \
-      "'description', mi.description, 'price_cents', mi.price_cents, 'available', mi.available, 'stock', mi.stock, "             \
-      "'modifiers', coalesce((SELECT json_agg(json_build_object('id', m.id, 'name', m.name, 'price_delta_cents', "              \
-      "m.price_delta_cents) ORDER BY m.id) FROM item_modifiers m WHERE m.item_id = mi.id), '[]'::json)) "                         \
-      "ORDER BY mi.position, mi.id) AS items FROM menu_items mi WHERE mi.restaurant_id = r.id GROUP BY mi.category) cat), "      \
-      "'[]'::json) FROM restaurants r WHERE r.id = $1")                                                                          \
-    X(menu_item_patch,                                                                                                           \
-      "WITH u AS (UPDATE menu_items SET price_cents = coalesce($3::int, price_cents), "                                         \
-      "available = coalesce($4::boolean, available), stock = CASE WHEN $5::boolean THEN $6::int ELSE stock END "                \
-      "WHERE id = $2 AND restaurant_id = $1 RETURNING *), "                                                                     \
-      "v AS (UPDATE restaurants SET menu_version = menu_version + 1 WHERE id = $1 AND EXISTS (SELECT 1 FROM u) "                \
-      "RETURNING menu_version) "                                                                                                 \
-      "SELECT json_build_object('id', u.id, 'name', u.name, 'description', u.description, 'price_cents', u.price_cents, "       \
-      "'available', u.available, 'stock', u.stock, 'modifiers', coalesce((SELECT json_agg(json_build_object('id', m.id, "       \
-      "'name', m.name, 'price_delta_cents', m.price_delta_cents) ORDER BY m.id) FROM item_modifiers m WHERE m.item_id = u.id), " \
-      "'[]'::json)), (SELECT menu_version FROM v) FROM u")                                                                       \
-    /* cart: the inputs of the order total, read in one pipeline */                                                               \
-    X(cart_restaurant, "SELECT r.id, r.lat, r.lon, c.tax_rate_bp, hp_is_open(r.open_minute, r.close_minute, now()) "            \
-                       "FROM restaurants r JOIN cities c ON c.id = r.city_id WHERE r.id = $1")                                    \
-    X(cart_items, "SELECT id, restaurant_id, price_cents, available, stock, category, name FROM menu_items "                          \
-                  "WHERE id = ANY($1::bigint[])")                                                                                \
-    X(cart_modifiers, "SELECT id, item_id, price_delta_cents FROM item_modifiers WHERE item_id = ANY($1::bigint[])")            \
-    X(cart_promotions, "SELECT id, kind, value, min_subtotal_cents, category FROM promotions "                                  \
-                       "WHERE restaurant_id = $1 AND active ORDER BY id")                                                        \
-    /* checkout */                                                                                                               \
-    X(order_by_idempotency_key, "SELECT id FROM orders WHERE user_id = $1 AND idempotency_key = $2")                           \
-    X(txn_begin, "BEGIN")                                                                                                         \
-    X(txn_commit, "COMMIT")                                                                                                       \
-    X(txn_rollback, "ROLLBACK")                                                                                                   \
-    X(order_insert,                                                                                                              \
-      "WITH o AS (INSERT INTO orders (user_id, restaurant_id, subtotal_cents, discount_cents, tax_cents, delivery_fee_cents, "  \
-      "service_fee_cents, small_order_fee_cents, tip_cents, total_cents, idempotency_key) "                                     \
-      "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "                                                                  \
-      "ON CONFLICT (user_id, idempotency_key) DO NOTHING RETURNING id), "                                                        \
-      "i AS (INSERT INTO order_items (order_id, item_id, name, quantity, unit_price_cents, modifier_ids, line_total_cents) "     \
-      "SELECT o.id, l.item_id, mi.name, l.qty, l.unit, l.mods::bigint[], l.total FROM o, "                                     \
-      "unnest($12::bigint[], $13::int[], $14::int[], $15::text[], $16::int[]) WITH ORDINALITY AS l(item_id, qty, unit, mods, " \
-      "total, n) JOIN menu_items mi ON mi.id = l.item_id ORDER BY l.n), "                                                        \
-      "p AS (INSERT INTO payments (order_id, authorization_id, amount_cents, status) "                                          \
-      "SELECT o.id, $17, $10, 'authorized' FROM o), "                                                                            \
-      "e AS (INSERT INTO order_events (order_id, status, actor_id) SELECT o.id, 'placed', $1 FROM o) "                          \
-      "SELECT id FROM o")                                                                                                        \
-    /*                                                                                                                           \
-     * Locks the stock rows in id order first, so two carts never deadlock on each other. The lock is FOR NO KEY UPDATE, the    \
-     * one an UPDATE takes: FOR UPDATE would conflict with the KEY SHARE locks that other checkouts' order_items foreign keys    \
-     * hold on the same items, and two checkouts of one item would deadlock.                                                    \
-     */                                                                                                                          \
-    X(stock_decrement,                                                                                                           \
-      "WITH d AS (SELECT * FROM unnest($1::bigint[], $2::int[]) AS d(id, qty)), "                                               \
-      "l AS (SELECT m.id FROM menu_items m JOIN d ON d.id = m.id ORDER BY m.id FOR NO KEY UPDATE OF m) "                         \
-      "UPDATE menu_items m SET stock = m.stock - d.qty FROM d, l "                                                               \
-      "WHERE m.id = d.id AND l.id = m.id AND m.stock IS NOT NULL AND m.stock >= d.qty RETURNING m.id")                           \
-    /* orders */                                                                                                                 \
-    X(order_get, "SELECT " HP__ORDER_COLUMNS ", r.name, r.owner_id, p.authorization_id, p.amount_cents, p.status "             \
-                 "FROM orders o JOIN restaurants r ON r.id = o.restaurant_id LEFT JOIN payments p ON p.order_id = o.id "         \
-                 "WHERE o.id = $1")                                                                                              \
-    X(order_items_for, "SELECT order_id, item_id, name, quantity, unit_price_cents, line_total_cents, modifier_ids::text "       \
-                       "FROM order_items WHERE order_id = ANY($1::bigint[]) ORDER BY order_id, id")                              \
-    X(order_history, "SELECT " HP__ORDER_COLUMNS " FROM orders o WHERE o.user_id = $1 AND ($2::bigint IS NULL OR "             \
-                     "(o.created_at, o.id) < ('epoch'::timestamptz + $2::bigint * interval '1 microsecond', $3::bigint)) "       \
-                     "ORDER BY o.created_at DESC, o.id DESC LIMIT $4::int")                                                      \
-    X(restaurant_names, "SELECT id, name FROM restaurants WHERE id = ANY($1::bigint[])")                                        \
-    X(order_transition,                                                                                                          \
-      "WITH u AS (UPDATE orders SET status = $3, updated_at = now() WHERE id = $1 AND status = ANY($2::text[]) RETURNING id), " \
-      "e AS (INSERT INTO order_events (order_id, status, actor_id) SELECT id, $3, $4 FROM u), "                                 \
-      "p AS (UPDATE payments SET status = CASE $3 WHEN 'cancelled' THEN 'voided' ELSE 'captured' END "                          \
-      "WHERE order_id IN (SELECT id FROM u) AND $3 IN ('cancelled', 'delivered') AND status = 'authorized') "                   \
+#define HP_STMT_LIST(X)                                                                                                            \
+    /* auth: the principal behind a token hash; owners come with their restaurant */                                               \
+    X(auth_token, "SELECT u.id, u.role, u.lat, u.lon, (SELECT min(r.id) FROM restaurants r WHERE r.owner_id = u.id) "              \
+                  "FROM users u WHERE u.token_hash = $1::bytea")                                                                   \
+    /* restaurants */                                                                                                              \
+    X(restaurant_list, "SELECT " HP__RESTAURANT_COLUMNS " FROM restaurants r JOIN cities c ON c.id = r.city_id "                   \
+                       "WHERE ($1::text IS NULL OR c.name = $1) AND ($2::text IS NULL OR r.cuisine = $2) "                         \
+                       "AND ($3::boolean IS NULL OR hp_is_open(r.open_minute, r.close_minute, now()) = $3) "                       \
+                       "AND ($4::int IS NULL OR (r.rating, r.id) < ($4::numeric / 10, $5::bigint)) "                               \
+                       "ORDER BY r.rating DESC, r.id DESC LIMIT $6::int")                                                          \
+    X(restaurant_get, "SELECT " HP__RESTAURANT_COLUMNS " FROM restaurants r JOIN cities c ON c.id = r.city_id WHERE r.id = $1")    \
+    /* menus: PostgreSQL renders the menu document, so the handler passes it through without parsing */                            \
+    X(menu_get,                                                                                                                    \
+      "SELECT r.menu_version, coalesce((SELECT json_agg(json_build_object('name', cat.category, 'items', cat.items) "              \
+      "ORDER BY cat.category) FROM (SELECT mi.category, json_agg(json_build_object('id', mi.id, 'name', mi.name, "                 \
+      "'description', mi.description, 'price_cents', mi.price_cents, 'available', mi.available, 'stock', mi.stock, "               \
+      "'modifiers', coalesce((SELECT json_agg(json_build_object('id', m.id, 'name', m.name, 'price_delta_cents', "                 \
+      "m.price_delta_cents) ORDER BY m.id) FROM item_modifiers m WHERE m.item_id = mi.id), '[]'::json)) "                          \
+      "ORDER BY mi.position, mi.id) AS items FROM menu_items mi WHERE mi.restaurant_id = r.id GROUP BY mi.category) cat), "        \
+      "'[]'::json) FROM restaurants r WHERE r.id = $1")                                                                            \
+    X(menu_item_patch,                                                                                                             \
+      "WITH u AS (UPDATE menu_items SET price_cents = coalesce($3::int, price_cents), "                                            \
+      "available = coalesce($4::boolean, available), stock = CASE WHEN $5::boolean THEN $6::int ELSE stock END "                   \
+      "WHERE id = $2 AND restaurant_id = $1 RETURNING *), "                                                                        \
+      "v AS (UPDATE restaurants SET menu_version = menu_version + 1 WHERE id = $1 AND EXISTS (SELECT 1 FROM u) "                   \
+      "RETURNING menu_version) "                                                                                                   \
+      "SELECT json_build_object('id', u.id, 'name', u.name, 'description', u.description, 'price_cents', u.price_cents, "          \
+      "'available', u.available, 'stock', u.stock, 'modifiers', coalesce((SELECT json_agg(json_build_object('id', m.id, "          \
+      "'name', m.name, 'price_delta_cents', m.price_delta_cents) ORDER BY m.id) FROM item_modifiers m WHERE m.item_id = u.id), "   \
+      "'[]'::json)), (SELECT menu_version FROM v) FROM u")                                                                         \
+    /* cart: the inputs of the order total, read in one pipeline */                                                                \
+    X(cart_restaurant, "SELECT r.id, r.lat, r.lon, c.tax_rate_bp, hp_is_open(r.open_minute, r.close_minute, now()) "               \
+                       "FROM restaurants r JOIN cities c ON c.id = r.city_id WHERE r.id = $1")                                     \
+    X(cart_items, "SELECT id, restaurant_id, price_cents, available, stock, category, name FROM menu_items "                       \
+                  "WHERE id = ANY($1::bigint[])")                                                                                  \
+    X(cart_modifiers, "SELECT id, item_id, price_delta_cents FROM item_modifiers WHERE item_id = ANY($1::bigint[])")               \
+    X(cart_promotions, "SELECT id, kind, value, min_subtotal_cents, category FROM promotions "                                     \
+                       "WHERE restaurant_id = $1 AND active ORDER BY id")                                                          \
+    /* checkout */                                                                                                                 \
+    X(order_by_idempotency_key, "SELECT id FROM orders WHERE user_id = $1 AND idempotency_key = $2")                               \
+    X(txn_begin, "BEGIN")                                                                                                          \
+    X(txn_commit, "COMMIT")                                                                                                        \
+    X(txn_rollback, "ROLLBACK")                                                                                                    \
+    X(order_insert,                                                                                                                \
+      "WITH o AS (INSERT INTO orders (user_id, restaurant_id, subtotal_cents, discount_cents, tax_cents, delivery_fee_cents, "     \
+      "service_fee_cents, small_order_fee_cents, tip_cents, total_cents, idempotency_key) "                                        \
+      "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "                                                                     \
+      "ON CONFLICT (user_id, idempotency_key) DO NOTHING RETURNING id), "                                                          \
+      "i AS (INSERT INTO order_items (order_id, item_id, name, quantity, unit_price_cents, modifier_ids, line_total_cents) "       \
+      "SELECT o.id, l.item_id, mi.name, l.qty, l.unit, l.mods::bigint[], l.total FROM o, "                                         \
+      "unnest($12::bigint[], $13::int[], $14::int[], $15::text[], $16::int[]) WITH ORDINALITY AS l(item_id, qty, unit, mods, "     \
+      "total, n) JOIN menu_items mi ON mi.id = l.item_id ORDER BY l.n), "                                                          \
+      "p AS (INSERT INTO payments (order_id, authorization_id, amount_cents, status) "                                             \
+      "SELECT o.id, $17, $10, 'authorized' FROM o), "                                                                              \
+      "e AS (INSERT INTO order_events (order_id, status, actor_id) SELECT o.id, 'placed', $1 FROM o) "                             \
+      "SELECT id FROM o")                                                                                                          \
+    /*                                                                                                                             \
+     * Locks the stock rows in id order first, so two carts never deadlock on each other. The lock is FOR NO KEY UPDATE, the       \
+     * one an UPDATE takes: FOR UPDATE would conflict with the KEY SHARE locks that other checkouts' order_items foreign keys      \
+     * hold on the same items, and two checkouts of one item would deadlock.                                                       \
+     */                                                                                                                            \
+    X(stock_decrement, "WITH d AS (SELECT * FROM unnest($1::bigint[], $2::int[]) AS d(id, qty)), "                                 \
+                       "l AS (SELECT m.id FROM menu_items m JOIN d ON d.id = m.id ORDER BY m.id FOR NO KEY UPDATE OF m) "          \
+                       "UPDATE menu_items m SET stock = m.stock - d.qty FROM d, l "                                                \
+                       "WHERE m.id = d.id AND l.id = m.id AND m.stock IS NOT NULL AND m.stock >= d.qty RETURNING m.id")            \
+    /* orders */                                                                                                                   \
+    X(order_get, "SELECT " HP__ORDER_COLUMNS ", r.name, r.owner_id, p.authorization_id, p.amount_cents, p.status "                 \
+                 "FROM orders o JOIN restaurants r ON r.id = o.restaurant_id LEFT JOIN payments p ON p.order_id = o.id "           \
+                 "WHERE o.id = $1")                                                                                                \
+    X(order_items_for, "SELECT order_id, item_id, name, quantity, unit_price_cents, line_total_cents, modifier_ids::text "         \
+                       "FROM order_items WHERE order_id = ANY($1::bigint[]) ORDER BY order_id, id")                                \
+    X(order_history, "SELECT " HP__ORDER_COLUMNS " FROM orders o WHERE o.user_id = $1 AND ($2::bigint IS NULL OR "                 \
+                     "(o.created_at, o.id) < ('epoch'::timestamptz + $2::bigint * interval '1 microsecond', $3::bigint)) "         \
+                     "ORDER BY o.created_at DESC, o.id DESC LIMIT $4::int")                                                        \
+    X(restaurant_names, "SELECT id, name FROM restaurants WHERE id = ANY($1::bigint[])")                                           \
+    X(order_transition,                                                                                                            \
+      "WITH u AS (UPDATE orders SET status = $3, updated_at = now() WHERE id = $1 AND status = ANY($2::text[]) RETURNING id), "    \
+      "e AS (INSERT INTO order_events (order_id, status, actor_id) SELECT id, $3, $4 FROM u), "                                    \
+      "p AS (UPDATE payments SET status = CASE $3 WHEN 'cancelled' THEN 'voided' ELSE 'captured' END "                             \
+      "WHERE order_id IN (SELECT id FROM u) AND $3 IN ('cancelled', 'delivered') AND status = 'authorized') "                      \
       "SELECT id FROM u")
 
 typedef enum {
