@@ -16,6 +16,7 @@ void hp_config_usage(void)
 {
     fprintf(stderr, "usage: hotplate serve [options]\n"
                     "  --listen HOST:PORT          API listener (default 127.0.0.1:8080; env HOTPLATE_LISTEN)\n"
+                    "  --admin-listen HOST:PORT    debug and metrics listener (default 127.0.0.1:8081; env HOTPLATE_ADMIN_LISTEN)\n"
                     "  --threads N                 worker threads (default: number of cores; env HOTPLATE_THREADS)\n"
                     "  --db-pool N                 transaction connections per thread (default 4; env HOTPLATE_DB_POOL)\n"
                     "  --statement-timeout-ms N    PostgreSQL statement_timeout (default 5000)\n"
@@ -26,7 +27,8 @@ void hp_config_usage(void)
                     "  --menu-cache-ttl-s N        TTL of cached menus (default 300)\n"
                     "  --shutdown-grace-ms N       drain time on SIGTERM (default 5000)\n"
                     "  --flag NAME=VALUE           set a runtime flag (repeatable; env HOTPLATE_FLAGS=a=b,c=d)\n"
-                    "environment: HOTPLATE_PG_URL (required), HOTPLATE_REDIS_URL (default redis://127.0.0.1:6379)\n");
+                    "environment: HOTPLATE_PG_URL (required), HOTPLATE_REDIS_URL (default redis://127.0.0.1:6379),\n"
+                    "  HOTPLATE_ADMIN_TOKEN (required by mutating debug endpoints when set, and to bind the admin listener beyond loopback)\n");
 }
 
 static int hp__parse_int(const char *s, int min, int max, int *out)
@@ -40,16 +42,31 @@ static int hp__parse_int(const char *s, int min, int max, int *out)
     return 0;
 }
 
-static int hp__parse_listen(hp_config_t *cfg, const char *s)
+static int hp__parse_hostport(char *host, size_t hostlen, uint16_t *port_out, const char *s)
 {
     const char *colon = strrchr(s, ':');
     int port;
-    if (colon == NULL || (size_t)(colon - s) >= sizeof(cfg->listen_host) || hp__parse_int(colon + 1, 1, 65535, &port) != 0)
+    if (colon == NULL || colon == s || (size_t)(colon - s) >= hostlen || hp__parse_int(colon + 1, 1, 65535, &port) != 0)
         return -1;
-    memcpy(cfg->listen_host, s, (size_t)(colon - s));
-    cfg->listen_host[colon - s] = '\0';
-    cfg->listen_port = (uint16_t)port;
+    memcpy(host, s, (size_t)(colon - s));
+    host[colon - s] = '\0';
+    *port_out = (uint16_t)port;
     return 0;
+}
+
+static int hp__parse_listen(hp_config_t *cfg, const char *s)
+{
+    return hp__parse_hostport(cfg->listen_host, sizeof(cfg->listen_host), &cfg->listen_port, s);
+}
+
+static int hp__parse_admin_listen(hp_config_t *cfg, const char *s)
+{
+    return hp__parse_hostport(cfg->admin_host, sizeof(cfg->admin_host), &cfg->admin_port, s);
+}
+
+int hp_config_is_loopback(const char *host)
+{
+    return strncmp(host, "127.", 4) == 0 || strcmp(host, "localhost") == 0;
 }
 
 /* The integer options, shared by the command line and the environment. */
@@ -79,6 +96,8 @@ int hp_config_load(hp_config_t *cfg, int argc, char **argv)
     *cfg = (hp_config_t){
         .listen_host = "127.0.0.1",
         .listen_port = 8080,
+        .admin_host = "127.0.0.1",
+        .admin_port = 8081,
         .threads = cores > 0 ? (int)cores : 1,
         .redis_url = "redis://127.0.0.1:6379",
         .db_pool_size = 4,
@@ -96,6 +115,12 @@ int hp_config_load(hp_config_t *cfg, int argc, char **argv)
         fprintf(stderr, "hotplate: bad HOTPLATE_LISTEN %s\n", s);
         return -1;
     }
+    if ((s = getenv("HOTPLATE_ADMIN_LISTEN")) != NULL && hp__parse_admin_listen(cfg, s) != 0) {
+        fprintf(stderr, "hotplate: bad HOTPLATE_ADMIN_LISTEN %s\n", s);
+        return -1;
+    }
+    if ((s = getenv("HOTPLATE_ADMIN_TOKEN")) != NULL && s[0] != '\0')
+        cfg->admin_token = s;
     cfg->pg_url = getenv("HOTPLATE_PG_URL");
     if ((s = getenv("HOTPLATE_REDIS_URL")) != NULL)
         cfg->redis_url = s;
@@ -126,6 +151,11 @@ int hp_config_load(hp_config_t *cfg, int argc, char **argv)
                 fprintf(stderr, "hotplate: bad --listen %s (want HOST:PORT)\n", val);
                 return -1;
             }
+        } else if (strcmp(arg, "--admin-listen") == 0) {
+            if (hp__parse_admin_listen(cfg, val) != 0) {
+                fprintf(stderr, "hotplate: bad --admin-listen %s (want HOST:PORT)\n", val);
+                return -1;
+            }
         } else if (strcmp(arg, "--flag") == 0) {
             if (hp_flags_parse_list(val, err, sizeof(err)) != 0) {
                 fprintf(stderr, "hotplate: --flag: %s\n", err);
@@ -147,6 +177,17 @@ int hp_config_load(hp_config_t *cfg, int argc, char **argv)
             }
         }
         ++i;
+    }
+    /* A debug listener reachable from the network without a token would hand anyone profiles and EXPLAIN. */
+    if (!hp_config_is_loopback(cfg->admin_host) && cfg->admin_token == NULL) {
+        fprintf(stderr, "hotplate: refusing to bind the admin listener to %s without HOTPLATE_ADMIN_TOKEN; "
+                        "set a token or keep --admin-listen on 127.0.0.1\n",
+                cfg->admin_host);
+        return -1;
+    }
+    if (cfg->admin_port == cfg->listen_port && strcmp(cfg->admin_host, cfg->listen_host) == 0) {
+        fprintf(stderr, "hotplate: --admin-listen must differ from --listen; debug routes never share the API port\n");
+        return -1;
     }
     if (cfg->pg_url == NULL) {
         fprintf(stderr, "hotplate: HOTPLATE_PG_URL is not set (try `make up`, or source .hotplate/env)\n");

@@ -10,6 +10,9 @@
 typedef struct st_hp_config_t {
     char listen_host[64];
     uint16_t listen_port;
+    char admin_host[64]; /* the admin (debug and metrics) listener */
+    uint16_t admin_port;
+    const char *admin_token; /* HOTPLATE_ADMIN_TOKEN; NULL when unset */
     int threads;              /* worker threads, each with its own loop and listener */
     const char *pg_url;       /* libpq connection string or URL */
     const char *redis_url;    /* redis://host:port or unix:///path */
@@ -29,6 +32,9 @@ typedef struct st_hp_config_t {
  * @return 0, or -1 after printing the problem to stderr
  */
 int hp_config_load(hp_config_t *cfg, int argc, char **argv);
+
+/** @return 1 when host is a loopback address (127.0.0.0/8) */
+int hp_config_is_loopback(const char *host);
 
 /** Prints the options of `hotplate serve` to stderr. */
 void hp_config_usage(void);

@@ -47,7 +47,8 @@ typedef struct st_hp_dbq_t {
     h2o_linklist_t qlink;
     hp_db_cb cb;
     void *ud;
-    int stmt;     /* -1 for internal steps */
+    int stmt;         /* -1 for internal steps */
+    hp_stage_t stage; /* where the request's wait for it is counted */
     int has_sync; /* a PGRES_PIPELINE_SYNC ends this entry */
     int got_result;
     PGresult *res;
@@ -58,6 +59,9 @@ typedef struct st_hp_dbq_t {
 
 typedef struct st_hp_db_waiter_t {
     hp_op_t op;
+    hp_thread_t *thr;
+    uint64_t start_ns;
+    int waiting; /* counted in the pool's waiting gauge */
     hp_db_acquire_cb cb;
     void *ud;
     h2o_linklist_t link;
@@ -123,7 +127,7 @@ static void hp__db_wait_end(hp_req_t *r)
         r->db_ns += hp_now_ns() - r->db_since;
 }
 
-static hp_dbq_t *hp__dbq_new(hp_req_t *r, hp_pgconn_t *conn, int stmt, hp_db_cb cb, void *ud)
+static hp_dbq_t *hp__dbq_new(hp_req_t *r, hp_pgconn_t *conn, int stmt, hp_db_cb cb, void *ud, hp_stage_t stage)
 {
     hp_dbq_t *q = calloc(1, sizeof(*q));
     if (q == NULL)
@@ -133,9 +137,11 @@ static hp_dbq_t *hp__dbq_new(hp_req_t *r, hp_pgconn_t *conn, int stmt, hp_db_cb 
     q->ud = ud;
     q->stmt = stmt;
     q->start_ns = hp_now_ns();
+    q->stage = stage;
     if (r != NULL) {
         hp_op_attach(r, &q->op);
         hp__db_wait_begin(r);
+        hp_probe_wait_begin(&r->probe, stage);
     }
     return q;
 }
@@ -149,6 +155,7 @@ static void hp__dbq_finish(hp_dbq_t *q, PGresult *res, const char *err)
     if (r != NULL && q->cb != NULL) {
         hp_op_detach(&q->op);
         hp__db_wait_end(r);
+        hp_probe_wait_end(&r->probe, q->stage);
         q->cb(r, q->ud, res, err);
     } else {
         hp_op_detach(&q->op);
@@ -186,6 +193,7 @@ static void hp__dbq_on_timeout(h2o_timeout_entry_t *entry)
     hp_op_detach(&q->op);
     q->cb = NULL;
     hp__db_wait_end(r);
+    hp_probe_wait_end(&r->probe, q->stage);
     cb(r, q->ud, NULL, hp_err_db_timeout);
 }
 
@@ -209,6 +217,7 @@ static int hp__conn_send(hp_pgconn_t *conn, hp_dbq_t *q, const char *const *valu
     if (!PQsendQueryPrepared(conn->pg, hp__stmts[q->stmt].name, num_values, values, NULL, NULL, 0) || !PQpipelineSync(conn->pg))
         return -1;
     q->has_sync = 1;
+    HP_USDT2(query__start, hp__stmts[q->stmt].name, conn->thr->index);
     h2o_linklist_insert(&conn->queue, &q->qlink);
     q->timeout.cb = hp__dbq_on_timeout;
     h2o_timeout_link(conn->thr->ctx.loop, &conn->thr->db_timeout, &q->timeout);
@@ -216,10 +225,10 @@ static int hp__conn_send(hp_pgconn_t *conn, hp_dbq_t *q, const char *const *valu
     return 0;
 }
 
-static void hp__conn_query(hp_req_t *r, hp_pgconn_t *conn, int stmt, const char *const *values, int num_values, hp_db_cb cb,
-                           void *ud)
+static void hp__conn_query(hp_req_t *r, hp_pgconn_t *conn, hp_stage_t stage, int stmt, const char *const *values, int num_values,
+                           hp_db_cb cb, void *ud)
 {
-    hp_dbq_t *q = hp__dbq_new(r, conn, stmt, cb, ud);
+    hp_dbq_t *q = hp__dbq_new(r, conn, stmt, cb, ud, stage);
     if (conn->state != HP_PG_READY) {
         hp__dbq_fail_later(conn->thr, q, hp_err_db_unavailable);
         return;
@@ -282,7 +291,15 @@ static void hp__conn_complete_head(hp_pgconn_t *conn)
             h2o_timeout_unlink(&q->timeout);
         hp__internal_done(conn, q, res);
     } else {
-        hp__dbq_finish(q, res, hp__result_err(res));
+        const char *err = hp__result_err(res);
+        uint64_t ns = hp_now_ns() - q->start_ns, rows = 0;
+        if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK)
+            rows = (uint64_t)PQntuples(res);
+        else if (res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK)
+            rows = strtoull(PQcmdTuples(res), NULL, 10);
+        hp_probe_stmt_done(conn->thr, q->op.req, q->stmt, ns, rows, err != NULL);
+        HP_USDT3(query__done, hp__stmts[q->stmt].name, ns / 1000, err != NULL);
+        hp__dbq_finish(q, res, err);
     }
 }
 
@@ -386,7 +403,7 @@ static void hp__conn_start_prepare(hp_pgconn_t *conn)
     }
     conn->state = HP_PG_PREPARING;
     for (size_t i = 0; i != hp__num_stmts; ++i) {
-        hp_dbq_t *q = hp__dbq_new(NULL, conn, -1, NULL, NULL);
+        hp_dbq_t *q = hp__dbq_new(NULL, conn, -1, NULL, NULL, HP_STAGE_db);
         if (!PQsendPrepare(conn->pg, hp__stmts[i].name, hp__stmts[i].sql, 0, NULL)) {
             free(q);
             hp__conn_fail(conn, PQerrorMessage(conn->pg));
@@ -394,7 +411,7 @@ static void hp__conn_start_prepare(hp_pgconn_t *conn)
         }
         h2o_linklist_insert(&conn->queue, &q->qlink);
     }
-    hp_dbq_t *sync = hp__dbq_new(NULL, conn, -1, NULL, NULL);
+    hp_dbq_t *sync = hp__dbq_new(NULL, conn, -1, NULL, NULL, HP_STAGE_db);
     sync->has_sync = 1;
     sync->got_result = 1;
     if (!PQpipelineSync(conn->pg)) {
@@ -510,15 +527,28 @@ static void hp__waiter_on_deferred(h2o_timeout_entry_t *entry)
     hp_db_waiter_t *w = H2O_STRUCT_FROM_MEMBER(hp_db_waiter_t, timeout, entry);
     hp_req_t *r = w->op.req;
     hp_op_detach(&w->op);
-    if (r != NULL)
+    if (r != NULL) {
+        hp_probe_wait_end(&r->probe, HP_STAGE_pool);
         w->cb(r, w->ud, w->granted, w->err);
+    }
     free(w);
+}
+
+/* A waiter leaves the queue: the waiting gauge and the wait histogram learn how it went. */
+static void hp__waiter_leave(hp_thread_t *thr, hp_db_waiter_t *w, int timed_out)
+{
+    if (w->waiting) {
+        w->waiting = 0;
+        hp_probe_pool_gauges(thr, 0, -1);
+    }
+    hp_probe_pool_wait_done(thr, hp_now_ns() - w->start_ns, timed_out);
 }
 
 static void hp__waiter_on_timeout(h2o_timeout_entry_t *entry)
 {
     hp_db_waiter_t *w = H2O_STRUCT_FROM_MEMBER(hp_db_waiter_t, timeout, entry);
     h2o_linklist_unlink(&w->link);
+    hp__waiter_leave(w->thr, w, 1);
     w->err = hp_err_pool_exhausted;
     hp__waiter_on_deferred(entry);
 }
@@ -533,9 +563,12 @@ static void hp__pool_offer(hp_pgconn_t *conn)
         h2o_linklist_unlink(&w->link);
         h2o_timeout_unlink(&w->timeout);
         if (w->op.req == NULL) {
+            hp__waiter_leave(thr, w, 0);
             free(w); /* its request went away while waiting */
             continue;
         }
+        hp__waiter_leave(thr, w, 0);
+        hp_probe_pool_gauges(thr, 1, 0);
         conn->holder = w->op.req;
         w->op.req->held = conn;
         w->granted = conn;
@@ -554,11 +587,16 @@ void hp_db_acquire(hp_req_t *r, hp_db_acquire_cb cb, void *ud)
         abort();
     w->cb = cb;
     w->ud = ud;
+    w->thr = thr;
+    w->start_ns = hp_now_ns();
     hp_op_attach(r, &w->op);
+    hp_probe_wait_begin(&r->probe, HP_STAGE_pool);
     assert(r->held == NULL);
     if (!h2o_linklist_is_empty(&db->free_conns)) {
         hp_pgconn_t *conn = H2O_STRUCT_FROM_MEMBER(hp_pgconn_t, free_link, db->free_conns.next);
         h2o_linklist_unlink(&conn->free_link);
+        hp_probe_pool_wait_done(thr, 0, 0);
+        hp_probe_pool_gauges(thr, 1, 0);
         conn->holder = r;
         r->held = conn;
         w->granted = conn;
@@ -575,6 +613,8 @@ void hp_db_acquire(hp_req_t *r, hp_db_acquire_cb cb, void *ud)
         return;
     }
     h2o_linklist_insert(&db->waiters, &w->link);
+    w->waiting = 1;
+    hp_probe_pool_gauges(thr, 0, 1);
     w->timeout.cb = hp__waiter_on_timeout;
     h2o_timeout_link(thr->loop, &thr->pool_timeout, &w->timeout);
 }
@@ -584,10 +624,11 @@ void hp_db_release(hp_req_t *r, hp_pgconn_t *conn, int rollback)
     assert(conn->holder == r);
     conn->holder = NULL;
     r->held = NULL;
+    hp_probe_pool_gauges(conn->thr, -1, 0);
     if (conn->state != HP_PG_READY)
         return; /* it rejoins the pool when it reconnects */
     if (rollback) {
-        hp_dbq_t *q = hp__dbq_new(NULL, conn, -1, NULL, NULL);
+        hp_dbq_t *q = hp__dbq_new(NULL, conn, -1, NULL, NULL, HP_STAGE_db);
         /* PQsendQuery is refused in pipeline mode; the extended protocol is not. */
         if (!PQsendQueryParams(conn->pg, "ROLLBACK", 0, NULL, NULL, NULL, NULL, 0) || !PQpipelineSync(conn->pg)) {
             free(q);
@@ -604,14 +645,29 @@ void hp_db_release(hp_req_t *r, hp_pgconn_t *conn, int rollback)
 void hp_db_conn_query(hp_req_t *r, hp_pgconn_t *conn, int stmt, const char *const *values, int num_values, hp_db_cb cb, void *ud)
 {
     assert(conn->holder == r);
-    hp__conn_query(r, conn, stmt, values, num_values, cb, ud);
+    hp__conn_query(r, conn, HP_STAGE_db, stmt, values, num_values, cb, ud);
 }
 
 /* ---- per thread ------------------------------------------------------------ */
 
 void hp_db_query(hp_req_t *r, int stmt, const char *const *values, int num_values, hp_db_cb cb, void *ud)
 {
-    hp__conn_query(r, &r->thr->db->reader, stmt, values, num_values, cb, ud);
+    hp__conn_query(r, &r->thr->db->reader, HP_STAGE_db, stmt, values, num_values, cb, ud);
+}
+
+void hp_db_query_staged(hp_req_t *r, hp_stage_t stage, int stmt, const char *const *values, int num_values, hp_db_cb cb, void *ud)
+{
+    hp__conn_query(r, &r->thr->db->reader, stage, stmt, values, num_values, cb, ud);
+}
+
+const char *hp_db_stmt_name(int stmt)
+{
+    return stmt >= 0 && (size_t)stmt < hp__num_stmts ? hp__stmts[stmt].name : "internal";
+}
+
+size_t hp_db_num_stmts(void)
+{
+    return hp__num_stmts;
 }
 
 int hp_db_ready(hp_thread_t *thr)
@@ -637,7 +693,7 @@ int hp_db_thread_init(hp_thread_t *thr)
     thr->db = db;
     h2o_linklist_init_anchor(&db->free_conns);
     h2o_linklist_init_anchor(&db->waiters);
-    db->pool_size = (size_t)thr->cfg->db_pool_size;
+    db->pool_size = (size_t)thr->db_pool_size;
     db->pool = calloc(db->pool_size, sizeof(*db->pool));
     if (db->pool == NULL)
         return -1;

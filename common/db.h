@@ -59,8 +59,17 @@ void hp_db_thread_dispose(hp_thread_t *thr);
 /** @return 1 when this thread's read connection is connected and prepared */
 int hp_db_ready(hp_thread_t *thr);
 
-/** Queues a statement on the thread's read connection. */
+/** Queues a statement on the thread's read connection; its wait counts in the db stage. */
 void hp_db_query(hp_req_t *r, int stmt, const char *const *values, int num_values, hp_db_cb cb, void *ud);
+
+/** The same, with its wait counted in another stage (auth's token lookup counts as auth). */
+void hp_db_query_staged(hp_req_t *r, hp_stage_t stage, int stmt, const char *const *values, int num_values, hp_db_cb cb, void *ud);
+
+/** @return the name of statement stmt in the registered table */
+const char *hp_db_stmt_name(int stmt);
+
+/** @return the number of registered statements */
+size_t hp_db_num_stmts(void);
 
 /** Waits for a free transaction connection, up to the pool timeout. */
 void hp_db_acquire(hp_req_t *r, hp_db_acquire_cb cb, void *ud);

@@ -70,22 +70,34 @@ static int hp__flag_parse_value(const hp_flag_def_t *def, const char *value, siz
     return 0;
 }
 
-int hp_flag_set(const char *name, size_t name_len, const char *value, size_t value_len, char *err, size_t errlen)
+int hp_flag_check(const char *name, size_t name_len, const char *value, size_t value_len, int *parsed, char *err, size_t errlen)
 {
     for (int id = 0; id != HP_FLAG__COUNT; ++id) {
         const hp_flag_def_t *def = &hp__flag_defs[id];
         if (strlen(def->name) != name_len || memcmp(def->name, name, name_len) != 0)
             continue;
-        int v;
-        if (hp__flag_parse_value(def, value, value_len, &v) != 0) {
+        if (hp__flag_parse_value(def, value, value_len, parsed) != 0) {
             snprintf(err, errlen, "flag %s takes %s", def->name, def->choices);
             return -1;
         }
-        atomic_store_explicit(&hp__flag_values[id], v, memory_order_relaxed);
-        return 0;
+        return id;
     }
     snprintf(err, errlen, "unknown flag %.*s", (int)(name_len > 64 ? 64 : name_len), name);
     return -1;
+}
+
+void hp_flag_store(hp_flag_id_t id, int parsed)
+{
+    atomic_store_explicit(&hp__flag_values[id], parsed, memory_order_relaxed);
+}
+
+int hp_flag_set(const char *name, size_t name_len, const char *value, size_t value_len, char *err, size_t errlen)
+{
+    int v, id = hp_flag_check(name, name_len, value, value_len, &v, err, errlen);
+    if (id < 0)
+        return -1;
+    hp_flag_store(id, v);
+    return 0;
 }
 
 void hp_flags_init(void)

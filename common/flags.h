@@ -26,7 +26,8 @@ typedef enum { HP_FLAG_ENUM, HP_FLAG_INT } hp_flag_type_t;
     X(menu_cache, HP_FLAG_ENUM, "redis", "redis|off", "cache-aside for GET /restaurants/{id}/menu in Redis, or none")              \
     X(order_total, HP_FLAG_ENUM, "once", "once|naive", "compute each cart value once, or recompute per line (quadratic)")          \
     X(payment_latency_ms, HP_FLAG_INT, "40", "0..60000", "mean latency of the payment gateway simulator, in milliseconds")         \
-    X(payment_failure_pct, HP_FLAG_INT, "0", "0..100", "share of payment authorizations the simulator declines, in percent")
+    X(payment_failure_pct, HP_FLAG_INT, "0", "0..100", "share of payment authorizations the simulator declines, in percent") \
+    X(slow_request_ms, HP_FLAG_INT, "100", "1..600000", "requests at least this slow go to the slow-request ring")
 
 typedef enum {
 #define HP__FLAG_ID(name, type, def, choices, doc) HP_FLAG_##name,
@@ -58,6 +59,15 @@ int hp_flag_get(hp_flag_id_t id);
  * @return 0, or -1 with a message in err for an unknown name or a bad value
  */
 int hp_flag_set(const char *name, size_t name_len, const char *value, size_t value_len, char *err, size_t errlen);
+
+/**
+ * Checks a flag assignment without applying it.
+ * @return the flag's id with its parsed value in *value, or -1 with a message in err
+ */
+int hp_flag_check(const char *name, size_t name_len, const char *value, size_t value_len, int *parsed, char *err, size_t errlen);
+
+/** Applies a value that hp_flag_check() returned. */
+void hp_flag_store(hp_flag_id_t id, int parsed);
 
 /**
  * Parses "name=value" (one --flag argument) or a comma-separated list of them

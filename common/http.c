@@ -57,6 +57,7 @@ static void hp__req_on_dispose(void *p)
     if (!r->responded) {
         /* The client went away before we answered; count it as finished so in-flight stays true. */
         r->responded = 1;
+        hp_probe_request_done(r, 499);
         atomic_fetch_sub_explicit(&r->thr->inflight, 1, memory_order_relaxed);
         hp_log_request(&(hp_log_request_t){.request_id = r->request_id,
                                            .method = r->route != NULL ? hp_route_method_name(r->route) : "-",
@@ -198,6 +199,7 @@ static void hp__send(hp_req_t *r, int status, h2o_iovec_t body, const char *erro
                                        .error_reason = r->error_reason,
                                        .thread = r->thr->index});
     atomic_fetch_sub_explicit(&r->thr->inflight, 1, memory_order_relaxed);
+    hp_probe_request_done(r, status);
     /* A known length keeps HTTP/1.1 connections alive for every status and spares the chunked framing. */
     req->res.content_length = body.len;
     h2o_send_inline(req, body.base, body.len);
@@ -237,10 +239,12 @@ void hp_respond_json(hp_req_t *r, int status, json_t *doc)
         json_decref(doc);
         return;
     }
+    uint64_t start = hp_now_ns();
     struct hp__render rd = {&r->h2o->pool, NULL, 0, 1024};
     rd.buf = h2o_mem_alloc_pool(rd.pool, rd.cap);
     json_dump_callback(doc, hp__render_chunk, &rd, JSON_COMPACT | JSON_REAL_PRECISION(10));
     json_decref(doc);
+    hp_probe_stage_add(&r->probe, HP_STAGE_render, hp_now_ns() - start);
     hp__send(r, status, h2o_iovec_init(rd.buf, rd.len), NULL);
 }
 

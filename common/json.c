@@ -2,6 +2,7 @@
  * json: body parsing and validation helpers (see json.h).
  */
 #include "common/json.h"
+#include "common/clock.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -30,7 +31,17 @@ int hp_json_depth_ok(const char *p, size_t len, int max_depth)
     return 1;
 }
 
+static json_t *hp__json_parse_body(hp_req_t *r);
+
 json_t *hp_json_parse_body(hp_req_t *r)
+{
+    uint64_t start = hp_now_ns();
+    json_t *doc = hp__json_parse_body(r);
+    hp_probe_stage_add(&r->probe, HP_STAGE_parse, hp_now_ns() - start);
+    return doc;
+}
+
+static json_t *hp__json_parse_body(hp_req_t *r)
 {
     h2o_iovec_t body = r->h2o->entity;
     if (body.base == NULL || body.len == 0) {

@@ -30,6 +30,8 @@ typedef struct st_hp_redis_t {
 
 typedef struct st_hp_rcmd_t {
     hp_op_t op;
+    hp_thread_t *thr;
+    uint64_t start_ns;
     hp_redis_cb cb;
     void *ud;
     const char *err;
@@ -259,6 +261,8 @@ static void hp__rcmd_deliver(hp_rcmd_t *c, redisReply *reply, const char *err)
 {
     hp_req_t *r = c->op.req;
     hp_op_detach(&c->op);
+    if (r != NULL && c->cb != NULL)
+        hp_probe_wait_end(&r->probe, HP_STAGE_cache);
     if (r != NULL && c->cb != NULL) {
         hp_redis_cb cb = c->cb;
         c->cb = NULL;
@@ -273,6 +277,7 @@ static void hp__rcmd_on_reply(redisAsyncContext *ac, void *reply, void *privdata
     if (h2o_timeout_is_linked(&c->timeout))
         h2o_timeout_unlink(&c->timeout);
     redisReply *rep = reply;
+    hp_probe_cache_latency(c->thr, hp_now_ns() - c->start_ns);
     const char *err = rep == NULL ? hp_err_redis_unavailable : rep->type == REDIS_REPLY_ERROR ? hp_err_redis_error : NULL;
     hp__rcmd_deliver(c, err == hp_err_redis_unavailable ? NULL : rep, err);
     free(c);
@@ -300,7 +305,10 @@ void hp_redis_command(hp_req_t *r, hp_redis_cb cb, void *ud, int argc, const cha
         abort();
     c->cb = cb;
     c->ud = ud;
+    c->thr = r->thr;
+    c->start_ns = hp_now_ns();
     hp_op_attach(r, &c->op);
+    hp_probe_wait_begin(&r->probe, HP_STAGE_cache);
     if (rd == NULL || !rd->connected || rd->ac == NULL ||
         redisAsyncCommandArgv(rd->ac, hp__rcmd_on_reply, c, argc, argv, argvlen) != REDIS_OK) {
         c->err = hp_err_redis_unavailable;

@@ -4,9 +4,11 @@
 #include "common/server.h"
 #include "common/db.h"
 #include "common/http.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/redis.h"
 #include "services/payment.h"
+#include "profiling/perf.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -22,8 +24,14 @@
 #define HP_H2O_MAX_ENTITY (1024 * 1024)
 
 static h2o_globalconf_t hp__h2o_config;
-static const hp_route_t *hp__routes;
-static size_t hp__num_routes;
+static hp_thread_t *hp__threads; /* cfg->threads workers, then the admin thread */
+static size_t hp__num_workers;
+
+hp_thread_t *hp_server_workers(size_t *num)
+{
+    *num = hp__num_workers;
+    return hp__threads;
+}
 
 /* The single entry point of every API request. */
 static int hp__on_req(h2o_handler_t *self, h2o_req_t *req)
@@ -34,7 +42,7 @@ static int hp__on_req(h2o_handler_t *self, h2o_req_t *req)
     size_t path_len = req->input.query_at != SIZE_MAX ? req->input.query_at : req->input.path.len;
     hp_route_match_t m;
 
-    switch (hp_router_match(hp__routes, hp__num_routes, req->input.method.base, req->input.method.len, req->input.path.base,
+    switch (hp_router_match(thr->routes, thr->num_routes, req->input.method.base, req->input.method.len, req->input.path.base,
                             path_len, &m)) {
     case HP_ROUTE_FOUND:
         break;
@@ -52,6 +60,7 @@ static int hp__on_req(h2o_handler_t *self, h2o_req_t *req)
     }
     r->route = m.route;
     memcpy(r->path_ids, m.ids, sizeof(r->path_ids));
+    hp_probe_request_start(r);
     if (req->entity.base != NULL && req->entity.len > HP_MAX_BODY) {
         hp_respond_error(r, 413, "body_too_large", "request bodies are limited to 64 KiB");
         return 0;
@@ -75,27 +84,47 @@ static void hp__on_accept(h2o_socket_t *listener, const char *err)
         h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
         if (sock == NULL)
             break;
+        hp_probe_accepted(thr);
         h2o_accept(&thr->accept_ctx, sock);
     }
 }
 
-static int hp__listen(const hp_config_t *cfg)
+static int hp__listen(const char *host, uint16_t port)
 {
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(cfg->listen_port)};
-    if (inet_pton(AF_INET, cfg->listen_host, &addr.sin_addr) != 1) {
-        fprintf(stderr, "hotplate: --listen host must be an IPv4 address, got %s\n", cfg->listen_host);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(port)};
+    if (strcmp(host, "localhost") == 0)
+        host = "127.0.0.1";
+    if (inet_pton(AF_INET, host, &addr.sin_addr) != 1) {
+        fprintf(stderr, "hotplate: a listen host must be an IPv4 address, got %s\n", host);
         return -1;
     }
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), on = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0 ||
         listen(fd, 1024) != 0) {
-        fprintf(stderr, "hotplate: cannot listen on %s:%u: %s\n", cfg->listen_host, cfg->listen_port, strerror(errno));
+        fprintf(stderr, "hotplate: cannot listen on %s:%u: %s\n", host, port, strerror(errno));
         if (fd >= 0)
             close(fd);
         return -1;
     }
     return fd;
+}
+
+#define HP_LAG_TICK_MS 100
+
+/*
+ * Event-loop lag: a timer asks to run every 100 ms; how much later than that it
+ * actually runs is time the loop spent busy (or blocked) elsewhere.
+ */
+static void hp__lag_tick(h2o_timeout_entry_t *entry)
+{
+    hp_thread_t *thr = H2O_STRUCT_FROM_MEMBER(hp_thread_t, lag_entry, entry);
+    uint64_t now = hp_now_ns(), due = thr->lag_scheduled_ns + HP_LAG_TICK_MS * 1000000ull;
+    hp_probe_loop_lag(thr, now > due ? now - due : 0);
+    if (atomic_load(&thr->stopping))
+        return;
+    thr->lag_scheduled_ns = now;
+    h2o_timeout_link(thr->loop, &thr->lag_timeout, &thr->lag_entry);
 }
 
 static void *hp__thread_main(void *arg)
@@ -113,11 +142,21 @@ static void *hp__thread_main(void *arg)
     h2o_timeout_init(thr->loop, &thr->pool_timeout, (uint64_t)cfg->pool_timeout_ms);
     h2o_timeout_init(thr->loop, &thr->redis_timeout, (uint64_t)cfg->redis_timeout_ms);
     h2o_timeout_init(thr->loop, &thr->payment_timeout, (uint64_t)cfg->payment_timeout_ms);
+    h2o_timeout_init(thr->loop, &thr->lag_timeout, HP_LAG_TICK_MS);
+    if ((thr->probes = hp_probes_new()) == NULL) {
+        hp_log(HP_LOG_ERROR, "thread %d: out of memory for its probes", thr->index);
+        exit(1);
+    }
+    thr->lag_entry.cb = hp__lag_tick;
+    thr->lag_scheduled_ns = hp_now_ns();
+    h2o_timeout_link(thr->loop, &thr->lag_timeout, &thr->lag_entry);
 
     if (hp_db_thread_init(thr) != 0 || hp_redis_thread_init(thr) != 0 || hp_payment_thread_init(thr) != 0) {
         hp_log(HP_LOG_ERROR, "thread %d: cannot initialize its clients", thr->index);
         exit(1);
     }
+    if (thr->is_admin)
+        hp_perf_admin_thread_init(thr);
     thr->listener = h2o_evloop_socket_create(thr->loop, thr->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
     thr->listener->data = thr;
     h2o_socket_read_start(thr->listener, hp__on_accept);
@@ -127,6 +166,8 @@ static void *hp__thread_main(void *arg)
         h2o_evloop_run(thr->loop, 100);
 
     /* Stop accepting, close idle keep-alive connections, and let in-flight requests finish. */
+    if (h2o_timeout_is_linked(&thr->lag_entry))
+        h2o_timeout_unlink(&thr->lag_entry);
     h2o_socket_read_stop(thr->listener);
     h2o_socket_close(thr->listener);
     thr->listener = NULL;
@@ -141,6 +182,8 @@ static void *hp__thread_main(void *arg)
     for (int i = 0; i != 10; ++i)
         h2o_evloop_run(thr->loop, 1);
 
+    if (thr->is_admin)
+        hp_perf_admin_thread_dispose(thr);
     hp_db_thread_dispose(thr);
     hp_redis_thread_dispose(thr);
     for (int i = 0; i != 10; ++i)
@@ -156,11 +199,9 @@ static void *hp__thread_main(void *arg)
     return NULL;
 }
 
-int hp_server_run(const hp_config_t *cfg, const hp_route_t *routes, size_t num_routes)
+int hp_server_run(const hp_config_t *cfg, const hp_route_t *routes, size_t num_routes, const hp_route_t *admin_routes,
+                  size_t num_admin_routes)
 {
-    hp__routes = routes;
-    hp__num_routes = num_routes;
-
     h2o_config_init(&hp__h2o_config);
     hp__h2o_config.max_request_entity_size = HP_H2O_MAX_ENTITY;
     hp__h2o_config.server_name = h2o_iovec_init(H2O_STRLIT("hotplate"));
@@ -177,27 +218,43 @@ int hp_server_run(const hp_config_t *cfg, const hp_route_t *routes, size_t num_r
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    hp_thread_t *threads = calloc((size_t)cfg->threads, sizeof(*threads));
+    /* Workers first, then the admin thread: one loop each, nothing shared on the request path. */
+    int total = cfg->threads + 1;
+    hp_thread_t *threads = calloc((size_t)total, sizeof(*threads));
     if (threads == NULL)
         return -1;
-    for (int i = 0; i != cfg->threads; ++i) {
+    for (int i = 0; i != total; ++i) {
+        hp_thread_t *thr = &threads[i];
+        thr->index = i;
+        thr->cfg = cfg;
+        thr->is_admin = i == cfg->threads;
+        thr->routes = thr->is_admin ? admin_routes : routes;
+        thr->num_routes = thr->is_admin ? num_admin_routes : num_routes;
+        /* The admin thread runs EXPLAIN and the like one at a time; one transaction connection is plenty. */
+        thr->db_pool_size = thr->is_admin ? 1 : cfg->db_pool_size;
         /* Bind every listener before starting any thread, so a busy port fails startup cleanly. */
-        if ((threads[i].listen_fd = hp__listen(cfg)) < 0)
+        thr->listen_fd = thr->is_admin ? hp__listen(cfg->admin_host, cfg->admin_port) : hp__listen(cfg->listen_host, cfg->listen_port);
+        if (thr->listen_fd < 0)
             return -1;
-        threads[i].index = i;
-        threads[i].cfg = cfg;
     }
-    for (int i = 0; i != cfg->threads; ++i)
+    hp__threads = threads;
+    hp__num_workers = (size_t)cfg->threads;
+    for (int i = 0; i != total; ++i)
         pthread_create(&threads[i].tid, NULL, hp__thread_main, &threads[i]);
-    hp_log(HP_LOG_INFO, "hotplate listening on http://%s:%u with %d threads", cfg->listen_host, cfg->listen_port, cfg->threads);
+    hp_log(HP_LOG_INFO, "hotplate listening on http://%s:%u with %d threads; admin on http://%s:%u", cfg->listen_host,
+           cfg->listen_port, cfg->threads, cfg->admin_host, cfg->admin_port);
 
     int sig;
     sigwait(&sigs, &sig);
     hp_log(HP_LOG_INFO, "received %s, draining for up to %d ms", sig == SIGINT ? "SIGINT" : "SIGTERM", cfg->shutdown_grace_ms);
-    for (int i = 0; i != cfg->threads; ++i)
+    for (int i = 0; i != total; ++i)
         atomic_store(&threads[i].stopping, 1);
-    for (int i = 0; i != cfg->threads; ++i)
+    for (int i = 0; i != total; ++i)
         pthread_join(threads[i].tid, NULL);
+    hp__threads = NULL;
+    hp__num_workers = 0;
+    for (int i = 0; i != total; ++i)
+        hp_probes_free(threads[i].probes);
     free(threads);
     h2o_config_dispose(&hp__h2o_config);
     hp_log(HP_LOG_INFO, "hotplate stopped");

@@ -15,12 +15,19 @@
 
 #include "common/config.h"
 #include "common/router.h"
+#include "common/thread.h"
 
 /**
- * Runs the server until SIGINT or SIGTERM.
- * @param routes the route table (static storage)
+ * Runs the server until SIGINT or SIGTERM: cfg->threads API worker threads
+ * plus one admin thread on the admin listener.
+ * @param routes the API's route table (static storage)
+ * @param admin_routes the admin listener's route table (static storage)
  * @return 0 on a clean shutdown, -1 when startup failed (already printed)
  */
-int hp_server_run(const hp_config_t *cfg, const hp_route_t *routes, size_t num_routes);
+int hp_server_run(const hp_config_t *cfg, const hp_route_t *routes, size_t num_routes, const hp_route_t *admin_routes,
+                  size_t num_admin_routes);
+
+/** @return the worker threads (not the admin thread) and their number; valid while the server runs */
+hp_thread_t *hp_server_workers(size_t *num);
 
 #endif

@@ -32,6 +32,8 @@ packages=(
     python3 python3-pytest python3-requests python3-psycopg2
     # Load generation and the readiness probe in deploy/up.sh.
     wrk curl
+    # promtool (check metrics, check and test rules) comes with Debian's prometheus package.
+    prometheus
 )
 
 # A package counts as present only when dpkg says "install ok installed";

@@ -167,6 +167,7 @@ print_info() {
     cat <<EOF
 hotplate is up
   API:     http://$listen/  (routes in docs/API.md)
+  admin:   http://127.0.0.1:8081/debug/perf  and  /metrics  (docs/PROFILING.md)
   tokens:  $tokens  (kind<TAB>user id<TAB>bearer token)
   log:     $logfile
   db:      psql "\$HOTPLATE_PG_URL"  (after: . $home/env, for the private stack)

@@ -65,5 +65,5 @@ void hp_auth(hp_req_t *r, int roles, void (*next)(hp_req_t *r))
     st->roles = roles;
     st->next = next;
     const char *values[] = {param};
-    hp_db_query(r, HP_STMT_auth_token, values, 1, hp__auth_on_row, st);
+    hp_db_query_staged(r, HP_STAGE_auth, HP_STMT_auth_token, values, 1, hp__auth_on_row, st);
 }

@@ -2,6 +2,7 @@
  * cart: parse, load and price a cart (see cart.h).
  */
 #include "services/cart.h"
+#include "common/clock.h"
 #include "common/db.h"
 #include "common/flags.h"
 #include "services/statements.h"
@@ -229,7 +230,10 @@ static void hp__cart_process(hp_req_t *r, hp_cart_load_t *ld)
     in->tip_cents = (int32_t)cart->tip_cents;
     in->fees = hp_total_fees_default();
     hp_total_mode_t mode = hp_flag_get(HP_FLAG_order_total) == HP_ORDER_TOTAL_NAIVE ? HP_TOTAL_NAIVE : HP_TOTAL_ONCE;
-    if (hp_total_compute(in, mode, &p->result) != 0) {
+    uint64_t start = hp_now_ns();
+    int priced = hp_total_compute(in, mode, &p->result);
+    hp_probe_stage_add(&r->probe, HP_STAGE_compute, hp_now_ns() - start);
+    if (priced != 0) {
         size_t l = p->result.bad_line;
         if (p->result.status == HP_TOTAL_UNKNOWN_MODIFIER)
             hp_respond_error(r, 422, "unknown_modifier",

@@ -20,6 +20,7 @@
  * insert win; the others' inserts wait for it, then do nothing, and those
  * requests roll back, void their authorizations and replay the winner's order.
  */
+#include "common/clock.h"
 #include "common/db.h"
 #include "common/json.h"
 #include "services/auth.h"
@@ -50,8 +51,10 @@ static hp_cart_priced_t *hp__parse_cart(hp_req_t *r)
     hp_cart_priced_t *p = h2o_mem_alloc_pool(&r->h2o->pool, sizeof(*p));
     memset(p, 0, sizeof(*p));
     hp_json_err_t jerr;
+    uint64_t start = hp_now_ns();
     int ret = hp_cart_from_json(doc, &p->cart, &jerr);
     json_decref(doc);
+    hp_probe_stage_add(&r->probe, HP_STAGE_parse, hp_now_ns() - start);
     if (ret != 0) {
         hp_json_respond_err(r, &jerr);
         return NULL;

@@ -14,6 +14,7 @@
 #include "services/handlers.h"
 #include "services/seed.h"
 #include "services/statements.h"
+#include "profiling/admin.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -31,7 +32,9 @@ static int hp__serve(int argc, char **argv)
     if (hp_config_load(&cfg, argc, argv) != 0)
         return 2;
     hp_db_global_init(hp_statements, HP_STMT__COUNT);
-    return hp_server_run(&cfg, hp_api_routes, hp_api_num_routes) == 0 ? 0 : 1;
+    size_t num_admin;
+    const hp_route_t *admin = hp_admin_routes(&num_admin);
+    return hp_server_run(&cfg, hp_api_routes, hp_api_num_routes, admin, num_admin) == 0 ? 0 : 1;
 }
 
 static void hp__usage(void)

@@ -81,6 +81,7 @@ static void hp__menu_on_cache(hp_req_t *r, void *ud, redisReply *reply, const ch
     hp_menu_state_t *st = ud;
     if (err == NULL && reply->type == REDIS_REPLY_STRING) {
         r->cache = "hit";
+        hp_probe_cache_result(r->thr, 1, 0);
         h2o_iovec_t body = h2o_strdup(&r->h2o->pool, reply->str, reply->len); /* the reply is freed when we return */
         hp_add_header(r, "x-cache", "hit");
         hp_respond_raw(r, 200, body);
@@ -88,6 +89,7 @@ static void hp__menu_on_cache(hp_req_t *r, void *ud, redisReply *reply, const ch
     }
     /* A miss, or Redis failing: PostgreSQL answers either way; only the label differs. */
     r->cache = err == NULL ? "miss" : "error";
+    hp_probe_cache_result(r->thr, 0, err != NULL);
     if (err != NULL)
         st->use_cache = 0;
     hp__menu_load(r, st);

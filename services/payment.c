@@ -11,6 +11,7 @@
  * latency timer fires, whether or not its request is still there.
  */
 #include "services/payment.h"
+#include "common/clock.h"
 #include "common/flags.h"
 #include "common/log.h"
 
@@ -33,6 +34,7 @@ typedef struct st_hp_payment_t {
 
 typedef struct st_hp_payment_auth_t {
     hp_op_t op;
+    uint64_t start_ns;
     hp_payment_t *pay;
     hp_payment_cb cb;
     void *ud;
@@ -109,6 +111,8 @@ static void hp__auth_deliver(hp_payment_auth_t *a, const char *err)
     a->delivered = 1;
     hp_op_detach(&a->op);
     if (r != NULL)
+        hp_probe_wait_end(&r->probe, HP_STAGE_payment);
+    if (r != NULL)
         a->cb(r, a->ud, err == NULL ? a->auth_id : NULL, err);
 }
 
@@ -116,6 +120,7 @@ static void hp__auth_on_latency(h2o_timeout_entry_t *entry)
 {
     hp_payment_auth_t *a = H2O_STRUCT_FROM_MEMBER(hp_payment_auth_t, latency, entry);
     hp_payment_t *pay = a->pay;
+    hp_probe_payment_latency(pay->thr, hp_now_ns() - a->start_ns);
     if (h2o_timeout_is_linked(&a->deadline))
         h2o_timeout_unlink(&a->deadline);
     if (a->declined) {
@@ -151,7 +156,9 @@ void hp_payment_authorize(hp_req_t *r, int64_t amount_cents, hp_payment_cb cb, v
     a->pay = pay;
     a->cb = cb;
     a->ud = ud;
+    a->start_ns = hp_now_ns();
     hp_op_attach(r, &a->op);
+    hp_probe_wait_begin(&r->probe, HP_STAGE_payment);
     uint64_t rnd = hp__rand(pay);
     a->declined = (int)(rnd % 100) < hp_flag_get(HP_FLAG_payment_failure_pct);
     snprintf(a->auth_id, sizeof(a->auth_id), "auth_%d_%llu_%08llx", r->thr->index, (unsigned long long)++pay->seq,

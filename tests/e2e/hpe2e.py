@@ -82,6 +82,7 @@ class ServerProcess:
         self.ready_timeout = ready_timeout
         self.proc = None
         self.port = None
+        self.admin_port = None
         self.returncode = None
         os.makedirs(self.workdir, exist_ok=True)
         self.stdout_path = os.path.join(self.workdir, name + ".stdout.log")
@@ -92,8 +93,14 @@ class ServerProcess:
     def base(self):
         return "http://127.0.0.1:%d" % self.port
 
+    @property
+    def admin_base(self):
+        """The admin listener (debug and metrics routes)."""
+        return "http://127.0.0.1:%d" % self.admin_port
+
     def argv(self):
-        a = [self.binary, "serve", "--listen", "127.0.0.1:%d" % self.port, "--threads", str(self.threads)]
+        a = [self.binary, "serve", "--listen", "127.0.0.1:%d" % self.port, "--admin-listen", "127.0.0.1:%d" % self.admin_port,
+             "--threads", str(self.threads)]
         for f in self.flags:
             a += ["--flag", f]
         return a
@@ -102,6 +109,7 @@ class ServerProcess:
         last_err = None
         for attempt in range(3):
             self.port = free_port()
+            self.admin_port = free_port()
             env = dict(os.environ)
             env.update(self.env_overrides)
             self._out = open(self.stdout_path, "ab")
