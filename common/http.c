@@ -185,7 +185,9 @@ static void hp__send(hp_req_t *r, int status, h2o_iovec_t body, const char *erro
     h2o_req_t *req = r->h2o;
     req->res.status = status;
     req->res.reason = hp__reason(status);
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
+    /* JSON unless the handler chose a type (the metrics text, the dashboard's HTML). */
+    if (h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1) == -1)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, r->request_id, strlen(r->request_id));
     uint64_t duration_us = (hp_now_ns() - r->start_ns) / 1000;
     hp_log_request(&(hp_log_request_t){.request_id = r->request_id,

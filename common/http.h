@@ -84,7 +84,7 @@ void hp_op_detach(hp_op_t *op);
  */
 hp_req_t *hp_req_create(hp_thread_t *thr, h2o_req_t *req);
 
-/** Sends body (which must live in the request pool or be static) as JSON. */
+/** Sends body (which must live in the request pool or be static); as JSON unless a content-type header was added. */
 void hp_respond_raw(hp_req_t *r, int status, h2o_iovec_t body);
 /** Renders doc into the request pool, sends it and releases doc (takes the reference). */
 void hp_respond_json(hp_req_t *r, int status, json_t *doc);
