@@ -47,9 +47,9 @@ typedef struct st_hp_dbq_t {
     h2o_linklist_t qlink;
     hp_db_cb cb;
     void *ud;
-    int stmt;         /* -1 for internal steps */
+    int stmt;         /* a statement id, HP__STMT_INTERNAL or HP__STMT_SQL */
     hp_stage_t stage; /* where the request's wait for it is counted */
-    int has_sync; /* a PGRES_PIPELINE_SYNC ends this entry */
+    int has_sync;     /* a PGRES_PIPELINE_SYNC ends this entry */
     int got_result;
     PGresult *res;
     const char *err;
@@ -77,6 +77,14 @@ struct st_hp_db_t {
     h2o_linklist_t free_conns; /* pool connections that are READY and not held */
     h2o_linklist_t waiters;    /* hp_db_waiter_t, oldest first */
 };
+
+/*
+ * Entries that are not a named statement: internal steps (prepare, rollback),
+ * whose results only matter when they fail, and one-off SQL from
+ * hp_db_conn_query_sql(), which has a callback but no statement slot in the
+ * probes.
+ */
+enum { HP__STMT_INTERNAL = -1, HP__STMT_SQL = -2 };
 
 static const hp_db_stmt_def_t *hp__stmts;
 static size_t hp__num_stmts;
@@ -211,13 +219,25 @@ static void hp__conn_flush(hp_pgconn_t *conn)
     }
 }
 
-/* Sends one prepared statement plus its Sync, and queues the entry. @return 0 or -1 */
-static int hp__conn_send(hp_pgconn_t *conn, hp_dbq_t *q, const char *const *values, int num_values)
+/* @return the name probes and logs know an entry by */
+static const char *hp__dbq_name(const hp_dbq_t *q)
 {
-    if (!PQsendQueryPrepared(conn->pg, hp__stmts[q->stmt].name, num_values, values, NULL, NULL, 0) || !PQpipelineSync(conn->pg))
+    return q->stmt >= 0 ? hp__stmts[q->stmt].name : "sql";
+}
+
+/*
+ * Sends one prepared statement (or, for HP__STMT_SQL, the one-off SQL in sql)
+ * plus its Sync, and queues the entry. @return 0 or -1
+ */
+static int hp__conn_send(hp_pgconn_t *conn, hp_dbq_t *q, const char *sql, const char *const *values, int num_values)
+{
+    /* PQsendQuery is refused in pipeline mode; PQsendQueryParams sends the SQL as the unnamed statement. */
+    int sent = q->stmt == HP__STMT_SQL ? PQsendQueryParams(conn->pg, sql, num_values, NULL, values, NULL, NULL, 0)
+                                       : PQsendQueryPrepared(conn->pg, hp__stmts[q->stmt].name, num_values, values, NULL, NULL, 0);
+    if (!sent || !PQpipelineSync(conn->pg))
         return -1;
     q->has_sync = 1;
-    HP_USDT2(query__start, hp__stmts[q->stmt].name, conn->thr->index);
+    HP_USDT2(query__start, hp__dbq_name(q), conn->thr->index);
     h2o_linklist_insert(&conn->queue, &q->qlink);
     q->timeout.cb = hp__dbq_on_timeout;
     h2o_timeout_link(conn->thr->ctx.loop, &conn->thr->db_timeout, &q->timeout);
@@ -225,15 +245,15 @@ static int hp__conn_send(hp_pgconn_t *conn, hp_dbq_t *q, const char *const *valu
     return 0;
 }
 
-static void hp__conn_query(hp_req_t *r, hp_pgconn_t *conn, hp_stage_t stage, int stmt, const char *const *values, int num_values,
-                           hp_db_cb cb, void *ud)
+static void hp__conn_query(hp_req_t *r, hp_pgconn_t *conn, hp_stage_t stage, int stmt, const char *sql, const char *const *values,
+                           int num_values, hp_db_cb cb, void *ud)
 {
     hp_dbq_t *q = hp__dbq_new(r, conn, stmt, cb, ud, stage);
     if (conn->state != HP_PG_READY) {
         hp__dbq_fail_later(conn->thr, q, hp_err_db_unavailable);
         return;
     }
-    if (hp__conn_send(conn, q, values, num_values) != 0) {
+    if (hp__conn_send(conn, q, sql, values, num_values) != 0) {
         hp__dbq_fail_later(conn->thr, q, hp_err_db_unavailable);
         hp__conn_fail(conn, PQerrorMessage(conn->pg));
     }
@@ -272,6 +292,10 @@ static void hp__internal_done(hp_pgconn_t *conn, hp_dbq_t *q, PGresult *res)
     free(q);
     if (last_prepare) {
         conn->state = HP_PG_READY;
+        if (conn->label[0] == 't')
+            atomic_fetch_add(&conn->thr->pg_txn_ready, 1);
+        else
+            atomic_store(&conn->thr->pg_reader_ready, 1);
         conn->down_logged = 0;
         hp_log(HP_LOG_INFO, "postgres %s connection ready (thread %d)", conn->label, conn->thr->index);
         /* A transaction connection rejoins the pool unless a request still holds it (it will release it). */
@@ -286,7 +310,7 @@ static void hp__conn_complete_head(hp_pgconn_t *conn)
     h2o_linklist_unlink(&q->qlink);
     PGresult *res = q->res;
     q->res = NULL;
-    if (q->stmt < 0) {
+    if (q->stmt == HP__STMT_INTERNAL) {
         if (h2o_timeout_is_linked(&q->timeout))
             h2o_timeout_unlink(&q->timeout);
         hp__internal_done(conn, q, res);
@@ -298,7 +322,7 @@ static void hp__conn_complete_head(hp_pgconn_t *conn)
         else if (res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK)
             rows = strtoull(PQcmdTuples(res), NULL, 10);
         hp_probe_stmt_done(conn->thr, q->op.req, q->stmt, ns, rows, err != NULL);
-        HP_USDT3(query__done, hp__stmts[q->stmt].name, ns / 1000, err != NULL);
+        HP_USDT3(query__done, hp__dbq_name(q), ns / 1000, err != NULL);
         hp__dbq_finish(q, res, err);
     }
 }
@@ -403,7 +427,7 @@ static void hp__conn_start_prepare(hp_pgconn_t *conn)
     }
     conn->state = HP_PG_PREPARING;
     for (size_t i = 0; i != hp__num_stmts; ++i) {
-        hp_dbq_t *q = hp__dbq_new(NULL, conn, -1, NULL, NULL, HP_STAGE_db);
+        hp_dbq_t *q = hp__dbq_new(NULL, conn, HP__STMT_INTERNAL, NULL, NULL, HP_STAGE_db);
         if (!PQsendPrepare(conn->pg, hp__stmts[i].name, hp__stmts[i].sql, 0, NULL)) {
             free(q);
             hp__conn_fail(conn, PQerrorMessage(conn->pg));
@@ -411,7 +435,7 @@ static void hp__conn_start_prepare(hp_pgconn_t *conn)
         }
         h2o_linklist_insert(&conn->queue, &q->qlink);
     }
-    hp_dbq_t *sync = hp__dbq_new(NULL, conn, -1, NULL, NULL, HP_STAGE_db);
+    hp_dbq_t *sync = hp__dbq_new(NULL, conn, HP__STMT_INTERNAL, NULL, NULL, HP_STAGE_db);
     sync->has_sync = 1;
     sync->got_result = 1;
     if (!PQpipelineSync(conn->pg)) {
@@ -494,6 +518,12 @@ static void hp__conn_fail(hp_pgconn_t *conn, const char *why)
     }
     if (h2o_linklist_is_linked(&conn->free_link))
         h2o_linklist_unlink(&conn->free_link);
+    if (conn->state == HP_PG_READY) {
+        if (conn->label[0] == 't')
+            atomic_fetch_sub(&conn->thr->pg_txn_ready, 1);
+        else
+            atomic_store(&conn->thr->pg_reader_ready, 0);
+    }
     conn->state = HP_PG_DOWN;
     hp__conn_close_socket(conn);
     if (conn->pg != NULL) {
@@ -509,7 +539,7 @@ static void hp__conn_fail(hp_pgconn_t *conn, const char *why)
         }
         if (h2o_timeout_is_linked(&q->timeout))
             h2o_timeout_unlink(&q->timeout);
-        if (q->stmt < 0)
+        if (q->stmt == HP__STMT_INTERNAL)
             free(q);
         else
             hp__dbq_fail_later(conn->thr, q, hp_err_db_unavailable);
@@ -628,7 +658,7 @@ void hp_db_release(hp_req_t *r, hp_pgconn_t *conn, int rollback)
     if (conn->state != HP_PG_READY)
         return; /* it rejoins the pool when it reconnects */
     if (rollback) {
-        hp_dbq_t *q = hp__dbq_new(NULL, conn, -1, NULL, NULL, HP_STAGE_db);
+        hp_dbq_t *q = hp__dbq_new(NULL, conn, HP__STMT_INTERNAL, NULL, NULL, HP_STAGE_db);
         /* PQsendQuery is refused in pipeline mode; the extended protocol is not. */
         if (!PQsendQueryParams(conn->pg, "ROLLBACK", 0, NULL, NULL, NULL, NULL, 0) || !PQpipelineSync(conn->pg)) {
             free(q);
@@ -645,19 +675,29 @@ void hp_db_release(hp_req_t *r, hp_pgconn_t *conn, int rollback)
 void hp_db_conn_query(hp_req_t *r, hp_pgconn_t *conn, int stmt, const char *const *values, int num_values, hp_db_cb cb, void *ud)
 {
     assert(conn->holder == r);
-    hp__conn_query(r, conn, HP_STAGE_db, stmt, values, num_values, cb, ud);
+    hp__conn_query(r, conn, HP_STAGE_db, stmt, NULL, values, num_values, cb, ud);
+}
+
+void hp_db_conn_query_sql(hp_req_t *r, hp_pgconn_t *conn, const char *sql, const char *const *values, int num_values, hp_db_cb cb,
+                          void *ud)
+{
+    if (conn == NULL)
+        conn = &r->thr->db->reader;
+    else
+        assert(conn->holder == r);
+    hp__conn_query(r, conn, HP_STAGE_db, HP__STMT_SQL, sql, values, num_values, cb, ud);
 }
 
 /* ---- per thread ------------------------------------------------------------ */
 
 void hp_db_query(hp_req_t *r, int stmt, const char *const *values, int num_values, hp_db_cb cb, void *ud)
 {
-    hp__conn_query(r, &r->thr->db->reader, HP_STAGE_db, stmt, values, num_values, cb, ud);
+    hp__conn_query(r, &r->thr->db->reader, HP_STAGE_db, stmt, NULL, values, num_values, cb, ud);
 }
 
 void hp_db_query_staged(hp_req_t *r, hp_stage_t stage, int stmt, const char *const *values, int num_values, hp_db_cb cb, void *ud)
 {
-    hp__conn_query(r, &r->thr->db->reader, stage, stmt, values, num_values, cb, ud);
+    hp__conn_query(r, &r->thr->db->reader, stage, stmt, NULL, values, num_values, cb, ud);
 }
 
 const char *hp_db_stmt_name(int stmt)

@@ -78,6 +78,20 @@ void hp_db_acquire(hp_req_t *r, hp_db_acquire_cb cb, void *ud);
 void hp_db_conn_query(hp_req_t *r, hp_pgconn_t *conn, int stmt, const char *const *values, int num_values, hp_db_cb cb, void *ud);
 
 /**
+ * Queues one-off SQL (not a named statement) on a transaction connection held
+ * by r, or on the thread's read connection when conn is NULL. For the admin
+ * thread's debug endpoints only (EXPLAIN, pg_stat_statements), whose SQL
+ * cannot be prepared at connect time. It is sent as the unnamed statement
+ * (PQsendQueryParams; PQsendQuery is refused in pipeline mode), so it must be
+ * one statement; request input goes in values ($1, $2, ... in text format),
+ * never into sql. It has the deadline and Sync of any statement, and counts
+ * in the request's db stage, but has no per-statement probe (it shows as
+ * "sql" in the USDT probes).
+ */
+void hp_db_conn_query_sql(hp_req_t *r, hp_pgconn_t *conn, const char *sql, const char *const *values, int num_values, hp_db_cb cb,
+                          void *ud);
+
+/**
  * Gives a transaction connection back. With rollback set, a ROLLBACK is queued
  * first (harmless when no transaction is open), so the next holder never
  * inherits an open transaction. Also called for a request that went away.

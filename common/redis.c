@@ -163,6 +163,7 @@ static void hp__redis_lost(hp_redis_t *rd, const char *why)
         rd->down_logged = 1;
     }
     rd->connected = 0;
+    atomic_store(&rd->thr->redis_ready, 0);
     rd->ac = NULL; /* hiredis frees it after this callback */
     hp__redis_schedule_retry(rd);
 }
@@ -175,6 +176,7 @@ static void hp__redis_on_connect(const redisAsyncContext *ac, int status)
         return;
     }
     rd->connected = 1;
+    atomic_store(&rd->thr->redis_ready, 1);
     rd->down_logged = 0;
     hp_log(HP_LOG_INFO, "redis connection ready (thread %d)", rd->thr->index);
 }

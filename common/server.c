@@ -33,6 +33,16 @@ hp_thread_t *hp_server_workers(size_t *num)
     return hp__threads;
 }
 
+void hp_server_readiness(int *pg, int *redis)
+{
+    *pg = *redis = hp__threads != NULL;
+    for (size_t i = 0; hp__threads != NULL && i != hp__num_workers + 1; ++i) {
+        hp_thread_t *thr = &hp__threads[i];
+        *pg &= atomic_load(&thr->pg_reader_ready) && atomic_load(&thr->pg_txn_ready) > 0;
+        *redis &= atomic_load(&thr->redis_ready) != 0;
+    }
+}
+
 /* The single entry point of every API request. */
 static int hp__on_req(h2o_handler_t *self, h2o_req_t *req)
 {

@@ -30,4 +30,11 @@ int hp_server_run(const hp_config_t *cfg, const hp_route_t *routes, size_t num_r
 /** @return the worker threads (not the admin thread) and their number; valid while the server runs */
 hp_thread_t *hp_server_workers(size_t *num);
 
+/**
+ * Readiness of the whole process, for /readyz: every thread (workers and the
+ * admin thread) has its PostgreSQL read connection, at least one transaction
+ * connection, and its Redis connection up.
+ */
+void hp_server_readiness(int *pg, int *redis);
+
 #endif

@@ -23,6 +23,11 @@ packages=(
     libssl-dev systemtap-sdt-dev
     # Unit tests.
     libcmocka-dev
+    # Profiling endpoints (profiling/prof.c): gperftools' libprofiler to link,
+    # google-pprof (in google-perftools) and binutils' nm, objdump and
+    # addr2line to turn CPU profiles into folded stacks; jeprof, for heap
+    # profiles, ships in libjemalloc-dev above.
+    libgoogle-perftools-dev google-perftools binutils
     # The private PostgreSQL and Redis that deploy/stack.sh starts; psql and
     # redis-cli come from the client packages, named here because the scripts
     # call them directly.
@@ -34,12 +39,21 @@ packages=(
     wrk curl
     # promtool (check metrics, check and test rules) comes with Debian's prometheus package.
     prometheus
+    # The dashboard's browser test (tests/browser): Debian's Chromium, driven
+    # by playwright-core under Node.
+    chromium nodejs npm
 )
 
 # A package counts as present only when dpkg says "install ok installed";
 # "deinstall" or half-configured states need apt-get to repair them.
 missing=()
 for pkg in "${packages[@]}"; do
+    # Node.js may come from elsewhere than Debian (NodeSource's nodejs bundles
+    # npm and conflicts with Debian's npm package): working commands count.
+    case "$pkg" in
+    nodejs) command -v node >/dev/null 2>&1 && continue ;;
+    npm) command -v npm >/dev/null 2>&1 && continue ;;
+    esac
     status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
     if [[ "$status" != "install ok installed" ]]; then
         missing+=("$pkg")

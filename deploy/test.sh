@@ -81,6 +81,14 @@ run_e2e() {
         return
     fi
 
+    # The dashboard's browser test (tests/e2e/test_dashboard.py) needs
+    # playwright-core; it installs no browser (Debian's chromium is used).
+    local lock=tests/browser/package-lock.json mods=tests/browser/node_modules
+    if [[ ! -d $mods || $lock -nt $mods/.package-lock.json ]]; then
+        step "npm ci in tests/browser"
+        (cd tests/browser && npm ci --no-audit --no-fund) || failed+=("npm ci in tests/browser")
+    fi
+
     step "e2e: $python -m pytest -q tests/e2e"
     rc=0
     # LeakSanitizer suppresses only libh2o's per-thread state (see tests/lsan.supp);

@@ -95,7 +95,10 @@ CREATE TABLE orders (
     idempotency_key       text,
     created_at            timestamptz NOT NULL DEFAULT now(),
     updated_at            timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (user_id, idempotency_key)
+    -- idempotency_key leads, so this index cannot stand in for one on user_id:
+    -- the orders_user_id_index lab drops that index and order history must then
+    -- really scan the table (ON CONFLICT (user_id, idempotency_key) still infers it).
+    UNIQUE (idempotency_key, user_id)
 );
 CREATE INDEX orders_restaurant_idx ON orders (restaurant_id);
 -- The index on orders (user_id, created_at) lives in migration 0002 on its own,

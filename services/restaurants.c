@@ -6,6 +6,7 @@
 #include "common/cursor.h"
 #include "common/db.h"
 #include "common/redis.h"
+#include "common/server.h"
 #include "services/statements.h"
 
 #include <stdio.h>
@@ -161,7 +162,8 @@ void hp_handle_healthz(hp_req_t *r)
 
 void hp_handle_readyz(hp_req_t *r)
 {
-    int pg = hp_db_ready(r->thr), redis = hp_redis_ready(r->thr);
+    int pg, redis;
+    hp_server_readiness(&pg, &redis);
     char *body = hp_pool_printf(r, "{\"status\":\"%s\",\"postgres\":\"%s\",\"redis\":\"%s\"}", pg && redis ? "ready" : "not_ready",
                                 pg ? "ok" : "down", redis ? "ok" : "down");
     hp_respond_raw(r, pg && redis ? 200 : 503, h2o_iovec_init(body, strlen(body)));

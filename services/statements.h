@@ -104,7 +104,16 @@
       "e AS (INSERT INTO order_events (order_id, status, actor_id) SELECT id, $3, $4 FROM u), "                                    \
       "p AS (UPDATE payments SET status = CASE $3 WHEN 'cancelled' THEN 'voided' ELSE 'captured' END "                             \
       "WHERE order_id IN (SELECT id FROM u) AND $3 IN ('cancelled', 'delivered') AND status = 'authorized') "                      \
-      "SELECT id FROM u")
+      "SELECT id FROM u")                                                                                                          \
+    /*                                                                                                                             \
+     * admin (profiling/pg.c): per-table scan counters for GET /debug/pg/tables. Statements that need pg_stat_statements are       \
+     * not here: a statement that fails to prepare takes its connection down, and a database without the extension must still      \
+     * serve the API, so pg.c sends those as one-off SQL.                                                                          \
+     */                                                                                                                            \
+    X(debug_pg_tables, "SELECT s.schemaname, s.relname, s.seq_scan, s.seq_tup_read, coalesce(s.idx_scan, 0), "                     \
+                       "coalesce(s.idx_tup_fetch, 0), s.n_live_tup, s.n_dead_tup, pg_table_size(s.relid), "                        \
+                       "pg_indexes_size(s.relid) FROM pg_stat_user_tables s "                                                      \
+                       "ORDER BY s.seq_tup_read DESC, s.schemaname, s.relname LIMIT $1::int")
 
 typedef enum {
 #define HP__STMT_ID(name, sql) HP_STMT_##name,

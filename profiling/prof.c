@@ -1,0 +1,783 @@
+/*
+ * prof: CPU and heap profiles on demand (see prof.h).
+ *
+ * A profile is a job with three phases, driven by one 100 ms tick on the
+ * admin loop:
+ *
+ *   SAMPLING    the profiler is on; the job waits for its deadline. The
+ *               request is attached as an hp_op_t, so a client that leaves
+ *               stops the profiler from on_abandon, right away.
+ *   CONVERTING  the profile is written; google-pprof or jeprof turns it into
+ *               folded stacks. The child writes into a pipe whose read end is
+ *               an h2o socket on the admin loop, and the tick reaps it with
+ *               waitpid(WNOHANG). Past its deadline the child's whole process
+ *               group is killed (the viewers run nm, objdump and addr2line,
+ *               which would otherwise keep the pipe open) and the request
+ *               gets 504.
+ *   IDLE        nothing runs; the temp files are gone.
+ *
+ * The job outlives its request (a conversion still has a child to reap after
+ * the client left), so it lives in static storage, one per kind; that is also
+ * what enforces "one profile of each kind at a time". Only the admin thread
+ * serves these routes, so only the admin thread ever touches the jobs.
+ *
+ * The tick rather than one timer per duration: h2o 2.2.5 keeps one fixed
+ * duration per h2o_timeout_t, and the tick also polls for the child's exit,
+ * so one 100 ms timeout serves every deadline (each ends at most a tick late).
+ */
+#include "profiling/prof.h"
+#include "common/http.h"
+#include "common/log.h"
+#include "common/router.h"
+#include "profiling/admin.h"
+#include "profiling/flame.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef HOTPLATE_CPU_PROFILER
+#define HOTPLATE_CPU_PROFILER 0
+#endif
+#if HOTPLATE_CPU_PROFILER
+#include <gperftools/profiler.h>
+#endif
+
+/* jemalloc's control interface, when the binary links jemalloc (sanitizer builds do not). */
+extern int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen) __attribute__((weak));
+
+extern char **environ;
+
+#define HP_PROF_TICK_MS 100
+
+typedef enum { HP_PROF_CPU = 0, HP_PROF_HEAP, HP_PROF__KINDS } hp_prof_kind_t;
+typedef enum { HP_PROF_RAW = 0, HP_PROF_FOLDED, HP_PROF_SVG } hp_prof_format_t;
+typedef enum { HP_PROF_IDLE = 0, HP_PROF_SAMPLING, HP_PROF_CONVERTING } hp_prof_phase_t;
+
+typedef struct st_hp_prof_job_t {
+    hp_op_t op; /* attached to the waiting request; op.req is NULL once it is answered or gone */
+    hp_prof_kind_t kind;
+    hp_prof_phase_t phase;
+    hp_prof_format_t format;
+    int seconds;
+    int was_active; /* heap: prof.active before we switched it on, restored after */
+    hp_thread_t *thr;
+    uint64_t deadline; /* h2o_now(), in ms: end of the sampling, then of the conversion */
+    h2o_timeout_entry_t tick;
+    char path[PATH_MAX];     /* the raw profile; "" when there is none */
+    char err_path[PATH_MAX]; /* the viewer's stderr; "" when there is none */
+    pid_t child;             /* the viewer; 0 once reaped */
+    pid_t pgid;              /* its process group (its pid), kept after the reap for the stragglers; 0 when none */
+    int child_status;        /* as waitpid() reports it */
+    const char *kill_reason; /* why the viewer was killed, or NULL */
+    h2o_socket_t *out;       /* the read end of the viewer's stdout, until EOF */
+    char *output;            /* what the viewer printed (malloc'd, at most HP_PROF_MAX_OUTPUT bytes); freed by finish */
+    size_t output_len, output_cap;
+    int out_done; /* EOF seen, or reading given up */
+} hp_prof_job_t;
+
+static struct {
+    int initialized;
+    h2o_timeout_t tick; /* HP_PROF_TICK_MS, on the admin loop */
+    hp_prof_job_t jobs[HP_PROF__KINDS];
+} hp__prof;
+
+static const char *const hp__prof_kind_names[HP_PROF__KINDS] = {"cpu", "heap"};
+static const char *const hp__prof_tools[HP_PROF__KINDS] = {"google-pprof", "jeprof"};
+
+static const char hp__prof_killed_timeout[] = "timeout";
+static const char hp__prof_killed_gone[] = "client gone";
+static const char hp__prof_killed_stopping[] = "shutting down";
+static const char hp__prof_killed_too_large[] = "output too large";
+
+static void hp__prof_on_tick(h2o_timeout_entry_t *entry);
+
+/* ---- lifecycle ------------------------------------------------------------------------------- */
+
+/* Removes what a job left on disk and kills what it left running; safe to call at any time. */
+static void hp__prof_scrub(hp_prof_job_t *job)
+{
+    if (job->child > 0 && job->pgid > 0)
+        kill(-job->pgid, SIGKILL);
+    if (job->path[0] != '\0')
+        unlink(job->path);
+    if (job->err_path[0] != '\0')
+        unlink(job->err_path);
+    job->path[0] = job->err_path[0] = '\0';
+}
+
+/*
+ * At exit, a profile may still be running: the drain on SIGTERM is bounded by
+ * the grace period, and a conversion may be slower. The files are ours to
+ * remove, and a viewer must not outlive the server.
+ */
+static void hp__prof_atexit(void)
+{
+    for (int k = 0; k != HP_PROF__KINDS; ++k)
+        hp__prof_scrub(&hp__prof.jobs[k]);
+}
+
+static void hp__prof_init(hp_thread_t *thr)
+{
+    if (hp__prof.initialized)
+        return;
+    hp__prof.initialized = 1;
+    h2o_timeout_init(thr->loop, &hp__prof.tick, HP_PROF_TICK_MS);
+    for (int k = 0; k != HP_PROF__KINDS; ++k) {
+        hp_prof_job_t *job = &hp__prof.jobs[k];
+        job->kind = (hp_prof_kind_t)k;
+        job->thr = thr;
+        job->tick.cb = hp__prof_on_tick;
+    }
+    atexit(hp__prof_atexit);
+}
+
+/* Ends a job: closes the pipe, removes the files, stops the tick. The request must already be answered or gone. */
+static void hp__prof_finish(hp_prof_job_t *job)
+{
+    hp_op_detach(&job->op);
+    if (job->out != NULL) {
+        h2o_socket_close(job->out);
+        job->out = NULL;
+    }
+    free(job->output);
+    job->output = NULL;
+    job->output_len = job->output_cap = 0;
+    hp__prof_scrub(job);
+    job->child = job->pgid = 0;
+    job->kill_reason = NULL;
+    job->out_done = 0;
+    job->phase = HP_PROF_IDLE;
+    if (h2o_timeout_is_linked(&job->tick))
+        h2o_timeout_unlink(&job->tick);
+}
+
+/* Detaches the job's request and returns it, or NULL when the client is gone. */
+static hp_req_t *hp__prof_take_req(hp_prof_job_t *job)
+{
+    hp_req_t *r = job->op.req;
+    hp_op_detach(&job->op);
+    return r;
+}
+
+static void hp__prof_fail(hp_prof_job_t *job, int status, const char *code, const char *message)
+{
+    hp_req_t *r = hp__prof_take_req(job);
+    if (r != NULL)
+        hp_respond_error(r, status, code, message);
+}
+
+/* ---- the profilers ---------------------------------------------------------------------------- */
+
+static int hp__prof_heap_supported(void)
+{
+    if (mallctl == NULL)
+        return 0;
+    bool on = false;
+    size_t len = sizeof(on);
+    return mallctl("opt.prof", &on, &len, NULL, 0) == 0 && on;
+}
+
+static int hp__prof_heap_set_active(bool on)
+{
+    return mallctl("prof.active", NULL, NULL, &on, sizeof(on));
+}
+
+/* Starts the profiler of job->kind writing to job->path. @return 0, or -1 with *why set */
+static int hp__prof_start(hp_prof_job_t *job, int lg_sample, const char **why)
+{
+    if (job->kind == HP_PROF_CPU) {
+#if HOTPLATE_CPU_PROFILER
+        /*
+         * gperftools 2.10 arms one process-wide ITIMER_PROF here and disarms it
+         * in ProfilerStop (its SIGPROF handler is installed at load and does
+         * nothing while no profile runs). The kernel sends that SIGPROF to
+         * whichever thread is using the CPU, so the workers are sampled
+         * without ProfilerRegisterThread(), which only matters with
+         * CPUPROFILE_PER_THREAD_TIMERS. Checked with strace: no timer is armed
+         * outside a profile.
+         */
+        if (ProfilerStart(job->path))
+            return 0;
+        *why = "the CPU profiler did not start (another profile, or CPUPROFILE in the environment, holds it)";
+#else
+        (void)lg_sample;
+        *why = "this build has no CPU profiler";
+#endif
+        return -1;
+    }
+    bool was = false;
+    size_t len = sizeof(was);
+    size_t lg = (size_t)lg_sample;
+    /* prof.reset drops what earlier windows sampled, so the dump shows this window only, at the rate asked for. */
+    if (mallctl("prof.active", &was, &len, NULL, 0) != 0 || mallctl("prof.reset", NULL, NULL, &lg, sizeof(lg)) != 0 ||
+        hp__prof_heap_set_active(true) != 0) {
+        *why = "jemalloc refused to start heap profiling";
+        return -1;
+    }
+    job->was_active = was;
+    return 0;
+}
+
+/*
+ * Stops the profiler of job->kind; with `dump`, the heap profile is then
+ * written to job->path (the CPU profile is written as it runs, and flushed by
+ * ProfilerStop). @return 0, or -1 when the dump failed
+ */
+static int hp__prof_stop(hp_prof_job_t *job, int dump)
+{
+    if (job->kind == HP_PROF_CPU) {
+#if HOTPLATE_CPU_PROFILER
+        ProfilerStop();
+#endif
+        return 0;
+    }
+    /* Off first: switching off keeps what was sampled, and nothing allocated after the window joins the dump. */
+    int rc = 0;
+    if (!job->was_active)
+        hp__prof_heap_set_active(false);
+    if (dump) {
+        const char *p = job->path;
+        rc = mallctl("prof.dump", NULL, NULL, &p, sizeof(p)) == 0 ? 0 : -1;
+    }
+    return rc;
+}
+
+/* The client is gone and its request detached: stop sampling now, or kill the viewer (the tick reaps it). */
+static void hp__prof_abandon(hp_prof_job_t *job)
+{
+    hp_log(HP_LOG_INFO, "%s profile: the client went away; stopping it", hp__prof_kind_names[job->kind]);
+    if (job->phase == HP_PROF_SAMPLING) {
+        hp__prof_stop(job, 0);
+        hp__prof_finish(job);
+    } else if (job->phase == HP_PROF_CONVERTING && job->kill_reason == NULL && job->pgid > 0) {
+        job->kill_reason = hp__prof_killed_gone;
+        kill(-job->pgid, SIGKILL);
+    }
+}
+
+/* h2o disposed the request (called during the pool's disposal; the op is already detached). */
+static void hp__prof_on_abandon(hp_op_t *op)
+{
+    hp__prof_abandon(H2O_STRUCT_FROM_MEMBER(hp_prof_job_t, op, op));
+}
+
+/*
+ * Whether the client closed its connection. libh2o 2.2.5 does not read an
+ * HTTP/1 connection while its request is being handled, so a client that
+ * hangs up during a 60 s profile is only noticed when the answer is written,
+ * and on_abandon would come a minute late. The tick therefore peeks at the
+ * connection: a read of 0 is the client's FIN (or a half-close, which HTTP
+ * clients waiting for an answer do not do); pending bytes (a pipelined
+ * request) or EAGAIN mean it is still there.
+ */
+static int hp__prof_client_gone(hp_req_t *r)
+{
+    h2o_conn_t *conn = r->h2o->conn;
+    h2o_socket_t *sock = conn->callbacks->get_socket != NULL ? conn->callbacks->get_socket(conn) : NULL;
+    if (sock == NULL)
+        return 0;
+    char c;
+    ssize_t n = recv(h2o_socket_get_fd(sock), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR);
+}
+
+/* ---- answering ------------------------------------------------------------------------------- */
+
+/* Sends the raw profile file. Reading a local temp file of bounded size is the one synchronous step. */
+static void hp__prof_send_file(hp_prof_job_t *job)
+{
+    hp_req_t *r = hp__prof_take_req(job);
+    if (r == NULL)
+        return;
+    int fd = open(job->path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        if (fd >= 0)
+            close(fd);
+        hp_respond_error(r, 500, "profile_failed", "the profile file could not be read");
+        return;
+    }
+    if ((uint64_t)st.st_size > HP_PROF_MAX_OUTPUT) {
+        close(fd);
+        hp_respond_error(r, 500, "profile_too_large", "the profile is larger than the server serves");
+        return;
+    }
+    size_t size = (size_t)st.st_size, got = 0;
+    char *buf = h2o_mem_alloc_pool(&r->h2o->pool, size + 1);
+    while (got < size) {
+        ssize_t n = read(fd, buf + got, size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fd);
+    hp_add_header(r, "content-type", "application/octet-stream");
+    hp_add_header(r, "content-disposition",
+                  job->kind == HP_PROF_CPU ? "attachment; filename=\"hotplate-cpu.prof\""
+                                           : "attachment; filename=\"hotplate-heap.prof\"");
+    hp_respond_raw(r, 200, h2o_iovec_init(buf, got));
+}
+
+/* The first line of the viewer's stderr, for the error message. */
+static char *hp__prof_stderr_head(hp_prof_job_t *job, hp_req_t *r)
+{
+    char head[200] = "";
+    int fd = job->err_path[0] != '\0' ? open(job->err_path, O_RDONLY | O_CLOEXEC) : -1;
+    if (fd >= 0) {
+        ssize_t n = read(fd, head, sizeof(head) - 1);
+        close(fd);
+        head[n > 0 ? n : 0] = '\0';
+        head[strcspn(head, "\r\n")] = '\0';
+    }
+    return hp_pool_printf(r, "%s", head);
+}
+
+/*
+ * google-pprof names each function of a symbol table it read with nm after
+ * its start address, "hp__on_req<000000000000d060>", so its folded stacks
+ * carry those suffixes. They add nothing to a function's name (one function,
+ * one address) and make the frames hard to read or grep, so they are removed
+ * in place. @return the new length
+ */
+static size_t hp__prof_tidy_folded(char *s, size_t len)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len;) {
+        if (s[i] == '<' && len - i >= 18 && s[i + 17] == '>') {
+            size_t h = 1;
+            while (h != 17 && ((s[i + h] >= '0' && s[i + h] <= '9') || (s[i + h] >= 'a' && s[i + h] <= 'f')))
+                ++h;
+            if (h == 17) {
+                i += 18;
+                continue;
+            }
+        }
+        s[o++] = s[i++];
+    }
+    return o;
+}
+
+/* The viewer has exited and its output is read: answer with it. */
+static void hp__prof_send_converted(hp_prof_job_t *job)
+{
+    hp_req_t *r = hp__prof_take_req(job);
+    if (r == NULL)
+        return;
+    const char *tool = hp__prof_tools[job->kind];
+    if (job->kill_reason == hp__prof_killed_timeout) {
+        hp_respond_error(r, 504, "profile_timeout",
+                         hp_pool_printf(r, "%s did not finish within %d ms", tool, HP_PROF_CONVERT_TIMEOUT_MS));
+        return;
+    }
+    if (job->kill_reason == hp__prof_killed_stopping) {
+        hp_respond_error(r, 503, "shutting_down", "the server is shutting down");
+        return;
+    }
+    if (job->kill_reason != NULL) {
+        hp_respond_error(r, 500, "profile_too_large", hp_pool_printf(r, "the output of %s is larger than the server serves", tool));
+        return;
+    }
+    if (!WIFEXITED(job->child_status) || WEXITSTATUS(job->child_status) != 0) {
+        char *why = hp__prof_stderr_head(job, r);
+        hp_log(HP_LOG_WARN, "%s profile: %s failed (status %d): %s", hp__prof_kind_names[job->kind], tool, job->child_status, why);
+        hp_respond_error(r, 500, "profile_failed", hp_pool_printf(r, "%s failed: %s", tool, why));
+        return;
+    }
+    job->output_len = hp__prof_tidy_folded(job->output, job->output_len);
+    if (job->format == HP_PROF_FOLDED) {
+        char *body = h2o_mem_alloc_pool(&r->h2o->pool, job->output_len + 1);
+        if (job->output_len != 0)
+            memcpy(body, job->output, job->output_len);
+        hp_add_header(r, "content-type", "text/plain; charset=utf-8");
+        hp_respond_raw(r, 200, h2o_iovec_init(body, job->output_len));
+        return;
+    }
+    char *svg = NULL, title[96];
+    size_t len = 0;
+    snprintf(title, sizeof(title), "hotplate CPU profile, %d s", job->seconds);
+    int rc = hp_flame_svg(job->output, job->output_len, &svg, &len, title);
+    if (rc != 0) {
+        hp_log(HP_LOG_WARN, "cpu profile: the flame graph failed: %s", strerror(-rc));
+        hp_respond_error(r, 500, "profile_failed", hp_pool_printf(r, "the flame graph could not be drawn: %s", strerror(-rc)));
+        return;
+    }
+    /* The renderer mallocs; the response must live in the pool. */
+    char *body = h2o_mem_alloc_pool(&r->h2o->pool, len + 1);
+    memcpy(body, svg, len);
+    free(svg);
+    hp_add_header(r, "content-type", "image/svg+xml");
+    hp_respond_raw(r, 200, h2o_iovec_init(body, len));
+}
+
+/* ---- the viewer child ------------------------------------------------------------------------ */
+
+static void hp__prof_kill(hp_prof_job_t *job, const char *reason)
+{
+    if (job->kill_reason != NULL || job->pgid <= 0)
+        return;
+    /* The group too: after the viewer exited, a helper it started may still hold the pipe open. */
+    job->kill_reason = reason;
+    kill(-job->pgid, SIGKILL);
+    hp_log(HP_LOG_WARN, "%s profile: killed %s (%s)", hp__prof_kind_names[job->kind], hp__prof_tools[job->kind], reason);
+}
+
+static void hp__prof_advance(hp_prof_job_t *job);
+
+/*
+ * The pipe is readable (the socket is H2O_SOCKET_FLAG_DONT_READ, so h2o only
+ * tells us): drain it into job->output until it would block. At EOF, on an
+ * error or past the bound, the socket is closed at once rather than only
+ * stopped: epoll reports a pipe's hang-up whether or not it is asked for, so
+ * a socket left registered would wake the loop on every iteration.
+ */
+static void hp__prof_on_output(h2o_socket_t *sock, const char *err)
+{
+    hp_prof_job_t *job = sock->data;
+    int fd = h2o_socket_get_fd(sock), done = err != NULL;
+    while (!done) {
+        if (job->output_cap - job->output_len < 4096) {
+            size_t cap = job->output_cap != 0 ? job->output_cap * 2 : 65536;
+            char *p = cap <= HP_PROF_MAX_OUTPUT + 65536 ? realloc(job->output, cap) : NULL;
+            if (p == NULL) {
+                hp__prof_kill(job, hp__prof_killed_too_large);
+                done = 1;
+                break;
+            }
+            job->output = p;
+            job->output_cap = cap;
+        }
+        ssize_t n = read(fd, job->output + job->output_len, job->output_cap - job->output_len);
+        if (n > 0) {
+            job->output_len += (size_t)n;
+            if (job->output_len > HP_PROF_MAX_OUTPUT) {
+                hp__prof_kill(job, hp__prof_killed_too_large);
+                done = 1;
+            }
+        } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+            done = 1; /* EOF, the usual end, or a read error */
+        } else if (errno == EAGAIN) {
+            return; /* more later */
+        }
+    }
+    h2o_socket_read_stop(sock);
+    h2o_socket_close(sock);
+    job->out = NULL;
+    job->out_done = 1;
+    hp__prof_advance(job);
+}
+
+/* Makes a temp file from a template ending in XXXXXX plus `suffix_len` characters. @return its fd, or -1 */
+static int hp__prof_mktemp(char *path, size_t size, const char *kind, const char *suffix)
+{
+    const char *dir = getenv("TMPDIR");
+    if (dir == NULL || dir[0] == '\0')
+        dir = "/tmp";
+    int n = snprintf(path, size, "%s/hotplate-%s-XXXXXX%s", dir, kind, suffix);
+    if (n < 0 || (size_t)n >= size) {
+        path[0] = '\0';
+        return -1;
+    }
+    /* mkstemps creates the file with O_EXCL and mode 0600: no other user can swap it for a symlink. */
+    int fd = mkstemps(path, (int)strlen(suffix));
+    if (fd < 0)
+        path[0] = '\0';
+    return fd;
+}
+
+/*
+ * Runs `<tool> --collapsed <binary> <profile>` with stdout into a pipe read by
+ * the loop, stderr into a temp file, no inherited descriptors, default signal
+ * handling, and a process group of its own. Its environment is reduced to
+ * what the perl scripts need, so the admin token and database URLs stay here.
+ * @return 0, or a positive errno (ENOENT when the tool is not installed)
+ */
+static int hp__prof_spawn(hp_prof_job_t *job)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    static const char deleted[] = " (deleted)";
+    if (n > 0)
+        exe[n] = '\0';
+    /* A binary replaced since startup (a rebuild) is still readable through /proc, which nm and addr2line accept. */
+    if (n <= 0 || ((size_t)n > sizeof(deleted) - 1 && strcmp(exe + n - (sizeof(deleted) - 1), deleted) == 0))
+        snprintf(exe, sizeof(exe), "/proc/%d/exe", (int)getpid());
+
+    int errfd = hp__prof_mktemp(job->err_path, sizeof(job->err_path), hp__prof_kind_names[job->kind], ".err");
+    if (errfd < 0)
+        return errno != 0 ? errno : EIO;
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) != 0) {
+        int e = errno;
+        close(errfd);
+        return e;
+    }
+
+    char env_path[1024], env_home[512], env_tmp[512];
+    const char *p = getenv("PATH"), *h = getenv("HOME"), *t = getenv("TMPDIR");
+    snprintf(env_path, sizeof(env_path), "PATH=%s", p != NULL && strlen(p) < sizeof(env_path) - 6 ? p : "/usr/bin:/bin");
+    snprintf(env_home, sizeof(env_home), "HOME=%s", h != NULL && strlen(h) < sizeof(env_home) - 6 ? h : "/");
+    snprintf(env_tmp, sizeof(env_tmp), "TMPDIR=%s", t != NULL && t[0] != '\0' && strlen(t) < sizeof(env_tmp) - 8 ? t : "/tmp");
+    char *envp[] = {env_path, env_home, env_tmp, (char *)"LC_ALL=C", NULL};
+    char *argv[] = {(char *)hp__prof_tools[job->kind], (char *)"--collapsed", exe, job->path, NULL};
+
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, errfd, 2);
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+    posix_spawnattr_init(&at);
+    /* The server blocks SIGTERM in its threads and ignores SIGPIPE; the viewer should do neither. */
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setsigdefault(&at, &all);
+    posix_spawnattr_setpgroup(&at, 0);
+    pid_t pid = 0;
+    int rc = posix_spawnp(&pid, argv[0], &fa, &at, argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    close(pfd[1]);
+    close(errfd);
+    if (rc != 0) {
+        close(pfd[0]);
+        return rc;
+    }
+    job->child = job->pgid = pid;
+    /* Only our end is non-blocking: the viewer writes with ordinary blocking writes. */
+    fcntl(pfd[0], F_SETFL, fcntl(pfd[0], F_GETFL) | O_NONBLOCK);
+    job->out = h2o_evloop_socket_create(job->thr->loop, pfd[0], H2O_SOCKET_FLAG_DONT_READ);
+    job->out->data = job;
+    h2o_socket_read_start(job->out, hp__prof_on_output);
+    return 0;
+}
+
+/* ---- the state machine ----------------------------------------------------------------------- */
+
+/* The end of the sampling: stop, then answer with the file or start the conversion. */
+static void hp__prof_sampling_done(hp_prof_job_t *job)
+{
+    if (hp__prof_stop(job, 1) != 0) {
+        hp__prof_fail(job, 500, "profile_failed", "jemalloc could not write the heap profile");
+        hp__prof_finish(job);
+        return;
+    }
+    hp_log(HP_LOG_INFO, "%s profile: %d s sampled", hp__prof_kind_names[job->kind], job->seconds);
+    if (job->format == HP_PROF_RAW) {
+        hp__prof_send_file(job);
+        hp__prof_finish(job);
+        return;
+    }
+    int rc = hp__prof_spawn(job);
+    if (rc != 0) {
+        hp_log(HP_LOG_WARN, "%s profile: cannot run %s: %s", hp__prof_kind_names[job->kind], hp__prof_tools[job->kind],
+               strerror(rc));
+        if (rc == ENOENT)
+            hp__prof_fail(job, 501, "not_supported",
+                          job->kind == HP_PROF_CPU ? "google-pprof is not installed (Debian package google-perftools)"
+                                                   : "jeprof is not installed (Debian package libjemalloc-dev)");
+        else
+            hp__prof_fail(job, 500, "profile_failed", "the profile viewer could not be started");
+        hp__prof_finish(job);
+        return;
+    }
+    job->phase = HP_PROF_CONVERTING;
+    job->deadline = h2o_now(job->thr->loop) + HP_PROF_CONVERT_TIMEOUT_MS;
+}
+
+/* Moves a job on as far as it can go now; called by the tick and when the viewer's output ends. */
+static void hp__prof_advance(hp_prof_job_t *job)
+{
+    uint64_t now = h2o_now(job->thr->loop);
+    int stopping = atomic_load(&job->thr->stopping);
+
+    if (job->op.req != NULL && hp__prof_client_gone(job->op.req)) {
+        /* Answering makes h2o write, fail and dispose of the connection; 499 is how the logs name a client that left. */
+        hp__prof_fail(job, 499, "client_closed", "the client closed the connection");
+        hp__prof_abandon(job);
+    }
+
+    if (job->phase == HP_PROF_SAMPLING) {
+        if (stopping) {
+            hp__prof_stop(job, 0);
+            hp__prof_fail(job, 503, "shutting_down", "the server is shutting down");
+            hp__prof_finish(job);
+            return;
+        }
+        if (now >= job->deadline)
+            hp__prof_sampling_done(job);
+    }
+
+    if (job->phase == HP_PROF_CONVERTING) {
+        if (stopping)
+            hp__prof_kill(job, hp__prof_killed_stopping);
+        else if (now >= job->deadline)
+            hp__prof_kill(job, hp__prof_killed_timeout);
+        if (job->child > 0) {
+            int st = 0;
+            pid_t got = waitpid(job->child, &st, WNOHANG);
+            if (got == job->child || (got < 0 && errno == ECHILD)) {
+                /* ECHILD: someone reaped it for us (SIGCHLD ignored); trust the output we read. */
+                job->child_status = got == job->child ? st : 0;
+                job->child = 0;
+            }
+        }
+        /*
+         * Done when the viewer is reaped and its output ended. After a kill the
+         * whole group is dead, so the end of the output is not waited for.
+         */
+        if (job->child == 0 && (job->out_done || job->kill_reason != NULL)) {
+            hp__prof_send_converted(job);
+            hp__prof_finish(job);
+            return;
+        }
+    }
+
+    if (job->phase != HP_PROF_IDLE && !h2o_timeout_is_linked(&job->tick))
+        h2o_timeout_link(job->thr->loop, &hp__prof.tick, &job->tick);
+}
+
+static void hp__prof_on_tick(h2o_timeout_entry_t *entry)
+{
+    hp__prof_advance(H2O_STRUCT_FROM_MEMBER(hp_prof_job_t, tick, entry));
+}
+
+/* ---- the handlers ---------------------------------------------------------------------------- */
+
+/* An integer query parameter in [lo, hi], `def` when absent. @return 0, or -1 after answering 400 */
+static int hp__prof_int_param(hp_req_t *r, const char *name, int def, int lo, int hi, int *out)
+{
+    h2o_iovec_t v;
+    int rc = hp_query_param(r, name, &v);
+    if (rc == 0) {
+        *out = def;
+        return 0;
+    }
+    int val = 0;
+    int ok = rc > 0 && v.len != 0 && v.len <= 6;
+    for (size_t i = 0; ok && i != v.len; ++i) {
+        if (v.base[i] < '0' || v.base[i] > '9')
+            ok = 0;
+        else
+            val = val * 10 + (v.base[i] - '0');
+    }
+    if (!ok || val < lo || val > hi) {
+        hp_respond_error(r, 400, "bad_param", hp_pool_printf(r, "%s must be an integer from %d to %d", name, lo, hi));
+        return -1;
+    }
+    *out = val;
+    return 0;
+}
+
+/* The format parameter, one of `names` (indexed by hp_prof_format_t; NULL for formats the kind lacks). */
+static int hp__prof_format_param(hp_req_t *r, const char *const names[3], hp_prof_format_t *out)
+{
+    h2o_iovec_t v;
+    int rc = hp_query_param(r, "format", &v);
+    if (rc == 0) {
+        *out = HP_PROF_RAW;
+        return 0;
+    }
+    for (int f = 0; rc > 0 && f != 3; ++f) {
+        if (names[f] != NULL && v.len == strlen(names[f]) && memcmp(v.base, names[f], v.len) == 0) {
+            *out = (hp_prof_format_t)f;
+            return 0;
+        }
+    }
+    hp_respond_error(r, 400, "bad_param",
+                     names[HP_PROF_SVG] != NULL ? "format must be pprof, folded or svg" : "format must be raw or folded");
+    return -1;
+}
+
+static void hp__prof_begin(hp_req_t *r, hp_prof_kind_t kind, hp_prof_format_t format, int seconds, int lg_sample)
+{
+    hp__prof_init(r->thr);
+    hp_prof_job_t *job = &hp__prof.jobs[kind];
+    if (job->phase != HP_PROF_IDLE) {
+        hp_respond_error(r, 409, "profile_in_progress",
+                         hp_pool_printf(r, "a %s profile is already running; one at a time", hp__prof_kind_names[kind]));
+        return;
+    }
+    int fd = hp__prof_mktemp(job->path, sizeof(job->path), hp__prof_kind_names[kind], ".prof");
+    if (fd < 0) {
+        hp_respond_error(r, 500, "profile_failed", "no temporary file could be created (TMPDIR)");
+        return;
+    }
+    close(fd); /* the profilers open the path themselves */
+    const char *why = NULL;
+    if (hp__prof_start(job, lg_sample, &why) != 0) {
+        hp__prof_scrub(job);
+        hp_respond_error(r, 500, "profile_failed", why);
+        return;
+    }
+    job->format = format;
+    job->seconds = seconds;
+    job->phase = HP_PROF_SAMPLING;
+    job->deadline = h2o_now(job->thr->loop) + (uint64_t)seconds * 1000;
+    job->op.on_abandon = hp__prof_on_abandon;
+    hp_op_attach(r, &job->op);
+    h2o_timeout_link(job->thr->loop, &hp__prof.tick, &job->tick);
+    hp_log(HP_LOG_INFO, "%s profile: started for %d s", hp__prof_kind_names[kind], seconds);
+}
+
+/* GET /debug/pprof/profile?seconds=N&format=pprof|folded|svg */
+static void hp__prof_cpu(hp_req_t *r)
+{
+    if (!hp_admin_authorized(r))
+        return;
+    static const char *const formats[3] = {"pprof", "folded", "svg"};
+    int seconds;
+    hp_prof_format_t format;
+    if (hp__prof_int_param(r, "seconds", HP_PROF_DEFAULT_SECONDS, HP_PROF_MIN_SECONDS, HP_PROF_MAX_SECONDS, &seconds) != 0 ||
+        hp__prof_format_param(r, formats, &format) != 0)
+        return;
+#if HOTPLATE_CPU_PROFILER
+    hp__prof_begin(r, HP_PROF_CPU, format, seconds, 0);
+#else
+    hp_respond_error(r, 501, "not_supported", "this build has no CPU profiler (configured with HOTPLATE_CPU_PROFILER=OFF)");
+#endif
+}
+
+/* POST /debug/heap/profile?seconds=N&format=raw|folded&lg_sample=K */
+static void hp__prof_heap(hp_req_t *r)
+{
+    if (!hp_admin_authorized(r))
+        return;
+    static const char *const formats[3] = {"raw", "folded", NULL};
+    int seconds, lg_sample;
+    hp_prof_format_t format;
+    if (hp__prof_int_param(r, "seconds", HP_PROF_DEFAULT_SECONDS, HP_PROF_MIN_SECONDS, HP_PROF_MAX_SECONDS, &seconds) != 0 ||
+        hp__prof_format_param(r, formats, &format) != 0 ||
+        hp__prof_int_param(r, "lg_sample", HP_PROF_DEFAULT_LG_SAMPLE, HP_PROF_MIN_LG_SAMPLE, HP_PROF_MAX_LG_SAMPLE, &lg_sample) !=
+            0)
+        return;
+    if (!hp__prof_heap_supported()) {
+        hp_respond_error(r, 501, "not_supported",
+                         mallctl == NULL ? "this build does not use jemalloc (sanitizer builds keep ASan's allocator)"
+                                         : "jemalloc heap profiling is off (malloc_conf needs prof:true)");
+        return;
+    }
+    hp__prof_begin(r, HP_PROF_HEAP, format, seconds, lg_sample);
+}
+
+const hp_route_t hp_prof_routes[] = {
+    {"GET", "/debug/pprof/profile", hp__prof_cpu},
+    {"POST", "/debug/heap/profile", hp__prof_heap},
+};
+const size_t hp_prof_num_routes = sizeof(hp_prof_routes) / sizeof(hp_prof_routes[0]);
