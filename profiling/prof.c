@@ -170,8 +170,15 @@ static hp_req_t *hp__prof_take_req(hp_prof_job_t *job)
     return r;
 }
 
+/*
+ * Every answer is sent after the job's files are removed (and its viewer, if
+ * any, killed): once the client holds its answer, the process may be killed
+ * at any moment (a test's teardown does exactly that), and a file removed
+ * after the answer would then stay behind.
+ */
 static void hp__prof_fail(hp_prof_job_t *job, int status, const char *code, const char *message)
 {
+    hp__prof_scrub(job);
     hp_req_t *r = hp__prof_take_req(job);
     if (r != NULL)
         hp_respond_error(r, status, code, message);
@@ -301,6 +308,7 @@ static void hp__prof_send_file(hp_prof_job_t *job)
     if (r == NULL)
         return;
     int fd = open(job->path, O_RDONLY | O_CLOEXEC);
+    hp__prof_scrub(job); /* the open descriptor keeps the data readable */
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0) {
         if (fd >= 0)
@@ -377,6 +385,9 @@ static void hp__prof_send_converted(hp_prof_job_t *job)
     if (r == NULL)
         return;
     const char *tool = hp__prof_tools[job->kind];
+    int failed = job->kill_reason == NULL && (!WIFEXITED(job->child_status) || WEXITSTATUS(job->child_status) != 0);
+    char *why = failed ? hp__prof_stderr_head(job, r) : NULL;
+    hp__prof_scrub(job);
     if (job->kill_reason == hp__prof_killed_timeout) {
         hp_respond_error(r, 504, "profile_timeout",
                          hp_pool_printf(r, "%s did not finish within %d ms", tool, HP_PROF_CONVERT_TIMEOUT_MS));
@@ -390,8 +401,7 @@ static void hp__prof_send_converted(hp_prof_job_t *job)
         hp_respond_error(r, 500, "profile_too_large", hp_pool_printf(r, "the output of %s is larger than the server serves", tool));
         return;
     }
-    if (!WIFEXITED(job->child_status) || WEXITSTATUS(job->child_status) != 0) {
-        char *why = hp__prof_stderr_head(job, r);
+    if (failed) {
         hp_log(HP_LOG_WARN, "%s profile: %s failed (status %d): %s", hp__prof_kind_names[job->kind], tool, job->child_status, why);
         hp_respond_error(r, 500, "profile_failed", hp_pool_printf(r, "%s failed: %s", tool, why));
         return;

@@ -15,9 +15,10 @@
  * A client that goes away stops its profile at once. Both need the admin token
  * when one is configured, because both change how the whole process runs.
  *
- * The routes are exported through hp_prof_routes (declared in admin.h). The
- * binary links this module by naming hp_prof_routes on the link line
- * (CMakeLists.txt), since admin.c only refers to it weakly.
+ * The routes are exported through hp_prof_routes (declared in admin.h). This
+ * file is compiled into the hotplate executable rather than the hpcore
+ * archive (CMakeLists.txt): admin.c refers to the table only weakly, and a
+ * weak reference never pulls a member out of a static library.
  */
 #ifndef HP_PROF_H
 #define HP_PROF_H

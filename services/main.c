@@ -22,8 +22,10 @@
 /*
  * jemalloc reads this at startup: heap profiling is compiled in but inactive
  * until asked for, so it costs nothing until someone switches it on.
+ * prof_accum keeps allocation totals while a profile runs, so a heap profile
+ * can show what was allocated (jeprof --alloc_space), not only what is live.
  */
-const char *malloc_conf = "prof:true,prof_active:false";
+const char *malloc_conf = "prof:true,prof_active:false,prof_accum:true";
 
 static int hp__serve(int argc, char **argv)
 {

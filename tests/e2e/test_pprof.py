@@ -25,7 +25,7 @@ import pytest
 import requests
 
 import hpe2e
-from hpe2e import assert_error, assert_status
+from hpe2e import assert_error
 
 # What a profile may take beyond its `seconds`: google-pprof symbolizes the
 # binary with nm and addr2line, a couple of seconds on this machine.
@@ -140,6 +140,10 @@ def assert_no_temp_files(s):
     assert os.listdir(s.tmpdir) == [], "profile temp files left behind: %s" % os.listdir(s.tmpdir)
 
 
+def assert_status_ok(r):
+    assert r.status_code == 200, hpe2e.describe(r)
+
+
 def need_tool(name):
     if shutil.which(name) is None:
         pytest.skip("%s is not installed (deploy/deps.sh installs it)" % name)
@@ -243,12 +247,9 @@ def test_one_profile_of_each_kind_at_a_time(prof_server):
     assert_status_ok(cpu_profile(prof_server, 1))
 
 
-def assert_status_ok(r):
-    assert r.status_code == 200, hpe2e.describe(r)
-
-
 def test_bad_parameters_are_400(prof_server):
-    for q in ["seconds=0", "seconds=61", "seconds=-1", "seconds=1.5", "seconds=abc", "seconds=", "seconds=99999999999", "format=xml"]:
+    bad_seconds = ["seconds=0", "seconds=61", "seconds=-1", "seconds=1.5", "seconds=abc", "seconds=", "seconds=99999999999"]
+    for q in bad_seconds + ["format=xml"]:
         r = requests.get(prof_server.admin_base + "/debug/pprof/profile?" + q, timeout=10)
         assert_error(r, 400, "bad_param")
     for q in ["seconds=0", "seconds=61", "format=svg", "format=pprof", "lg_sample=5", "lg_sample=30"]:
@@ -280,6 +281,67 @@ def test_client_hanging_up_stops_the_profile(prof_server):
             time.sleep(0.1)
         assert r.status_code in (200, 501), "%s still busy after its client left\n%s" % (path, hpe2e.describe(r))
     assert_no_temp_files(prof_server)
+
+
+FAKE_VIEWER = """#!/bin/sh
+# A google-pprof that never finishes, with a helper of its own, like the real
+# one's nm and addr2line. It records both pids for the test.
+echo $$ > "$TMPDIR/fake-viewer.pid"
+/bin/sleep 30 &
+echo $! > "$TMPDIR/fake-helper.pid"
+wait
+"""
+
+
+def process_gone(pid):
+    """True when pid has exited (a zombie counts: it runs no more)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+
+
+def wait_for_file(path, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(path) and open(path).read().strip():
+            return int(open(path).read())
+        time.sleep(0.05)
+    raise AssertionError("%s did not appear within %ss" % (path, timeout))
+
+
+def test_viewer_is_killed_with_its_helpers_when_the_client_leaves(start_server, tmp_path):
+    """A conversion whose client hangs up is killed, process group and all;
+    a missing viewer is a 501. The PATH holds only a fake google-pprof."""
+    fakebin = tmp_path / "fakebin"
+    fakebin.mkdir()
+    (fakebin / "google-pprof").write_text(FAKE_VIEWER)
+    (fakebin / "google-pprof").chmod(0o755)
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    s = start_server(threads=1, name="pprof-fake", env={"PATH": str(fakebin), "TMPDIR": str(tmpdir)})
+    # No jeprof on this PATH (or, in a sanitizer binary, no jemalloc): 501 either way.
+    assert_error(heap_profile(s, 1, "folded"), 501, "not_supported")
+    with socket.create_connection(("127.0.0.1", s.admin_port), timeout=5) as sock:
+        sock.sendall(b"GET /debug/pprof/profile?seconds=1&format=folded HTTP/1.1\r\nHost: x\r\n\r\n")
+        viewer = wait_for_file(str(tmpdir / "fake-viewer.pid"), 10)
+        helper = wait_for_file(str(tmpdir / "fake-helper.pid"), 5)
+        assert not process_gone(viewer) and not process_gone(helper)
+    deadline = time.monotonic() + 3
+    while not (process_gone(viewer) and process_gone(helper)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert process_gone(viewer), "the viewer outlived its client"
+    assert process_gone(helper), "the viewer's helper outlived its client"
+    # The job is over: the raw profile needs no viewer, and nothing is left in TMPDIR but the fake's pid files.
+    deadline = time.monotonic() + 3
+    while True:
+        r = cpu_profile(s, 1)
+        if r.status_code != 409 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert_status_ok(r)
+    assert sorted(os.listdir(tmpdir)) == ["fake-helper.pid", "fake-viewer.pid"], os.listdir(tmpdir)
 
 
 def test_admin_token_guards_profiles(start_server):
