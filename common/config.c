@@ -14,21 +14,23 @@
 
 void hp_config_usage(void)
 {
-    fprintf(stderr, "usage: hotplate serve [options]\n"
-                    "  --listen HOST:PORT          API listener (default 127.0.0.1:8080; env HOTPLATE_LISTEN)\n"
-                    "  --admin-listen HOST:PORT    debug and metrics listener (default 127.0.0.1:8081; env HOTPLATE_ADMIN_LISTEN)\n"
-                    "  --threads N                 worker threads (default: number of cores; env HOTPLATE_THREADS)\n"
-                    "  --db-pool N                 transaction connections per thread (default 4; env HOTPLATE_DB_POOL)\n"
-                    "  --statement-timeout-ms N    PostgreSQL statement_timeout (default 5000)\n"
-                    "  --db-timeout-ms N           client deadline per statement (default 6000)\n"
-                    "  --pool-timeout-ms N         longest wait for a transaction connection (default 2000)\n"
-                    "  --redis-timeout-ms N        client deadline per Redis command (default 250)\n"
-                    "  --payment-timeout-ms N      client deadline per payment authorization (default 3000)\n"
-                    "  --menu-cache-ttl-s N        TTL of cached menus (default 300)\n"
-                    "  --shutdown-grace-ms N       drain time on SIGTERM (default 5000)\n"
-                    "  --flag NAME=VALUE           set a runtime flag (repeatable; env HOTPLATE_FLAGS=a=b,c=d)\n"
-                    "environment: HOTPLATE_PG_URL (required), HOTPLATE_REDIS_URL (default redis://127.0.0.1:6379),\n"
-                    "  HOTPLATE_ADMIN_TOKEN (required by mutating debug endpoints when set, and to bind the admin listener beyond loopback)\n");
+    fprintf(
+        stderr,
+        "usage: hotplate serve [options]\n"
+        "  --listen HOST:PORT          API listener (default 127.0.0.1:8080; env HOTPLATE_LISTEN)\n"
+        "  --admin-listen HOST:PORT    debug and metrics listener (default 127.0.0.1:8081; env HOTPLATE_ADMIN_LISTEN)\n"
+        "  --threads N                 worker threads (default: number of cores; env HOTPLATE_THREADS)\n"
+        "  --db-pool N                 transaction connections per thread (default 4; env HOTPLATE_DB_POOL)\n"
+        "  --statement-timeout-ms N    PostgreSQL statement_timeout (default 5000)\n"
+        "  --db-timeout-ms N           client deadline per statement (default 6000)\n"
+        "  --pool-timeout-ms N         longest wait for a transaction connection (default 2000)\n"
+        "  --redis-timeout-ms N        client deadline per Redis command (default 250)\n"
+        "  --payment-timeout-ms N      client deadline per payment authorization (default 3000)\n"
+        "  --menu-cache-ttl-s N        TTL of cached menus (default 300)\n"
+        "  --shutdown-grace-ms N       drain time on SIGTERM (default 5000)\n"
+        "  --flag NAME=VALUE           set a runtime flag (repeatable; env HOTPLATE_FLAGS=a=b,c=d)\n"
+        "environment: HOTPLATE_PG_URL (required), HOTPLATE_REDIS_URL (default redis://127.0.0.1:6379),\n"
+        "  HOTPLATE_ADMIN_TOKEN (required by mutating debug endpoints when set, and to bind the admin listener beyond loopback)\n");
 }
 
 static int hp__parse_int(const char *s, int min, int max, int *out)
@@ -180,8 +182,9 @@ int hp_config_load(hp_config_t *cfg, int argc, char **argv)
     }
     /* A debug listener reachable from the network without a token would hand anyone profiles and EXPLAIN. */
     if (!hp_config_is_loopback(cfg->admin_host) && cfg->admin_token == NULL) {
-        fprintf(stderr, "hotplate: refusing to bind the admin listener to %s without HOTPLATE_ADMIN_TOKEN; "
-                        "set a token or keep --admin-listen on 127.0.0.1\n",
+        fprintf(stderr,
+                "hotplate: refusing to bind the admin listener to %s without HOTPLATE_ADMIN_TOKEN; "
+                "set a token or keep --admin-listen on 127.0.0.1\n",
                 cfg->admin_host);
         return -1;
     }

@@ -12,7 +12,7 @@ typedef struct st_hp_config_t {
     uint16_t listen_port;
     char admin_host[64]; /* the admin (debug and metrics) listener */
     uint16_t admin_port;
-    const char *admin_token; /* HOTPLATE_ADMIN_TOKEN; NULL when unset */
+    const char *admin_token;  /* HOTPLATE_ADMIN_TOKEN; NULL when unset */
     int threads;              /* worker threads, each with its own loop and listener */
     const char *pg_url;       /* libpq connection string or URL */
     const char *redis_url;    /* redis://host:port or unix:///path */

@@ -26,7 +26,7 @@ typedef enum { HP_FLAG_ENUM, HP_FLAG_INT } hp_flag_type_t;
     X(menu_cache, HP_FLAG_ENUM, "redis", "redis|off", "cache-aside for GET /restaurants/{id}/menu in Redis, or none")              \
     X(order_total, HP_FLAG_ENUM, "once", "once|naive", "compute each cart value once, or recompute per line (quadratic)")          \
     X(payment_latency_ms, HP_FLAG_INT, "40", "0..60000", "mean latency of the payment gateway simulator, in milliseconds")         \
-    X(payment_failure_pct, HP_FLAG_INT, "0", "0..100", "share of payment authorizations the simulator declines, in percent") \
+    X(payment_failure_pct, HP_FLAG_INT, "0", "0..100", "share of payment authorizations the simulator declines, in percent")       \
     X(slow_request_ms, HP_FLAG_INT, "100", "1..600000", "requests at least this slow go to the slow-request ring")
 
 typedef enum {

@@ -54,8 +54,8 @@ typedef struct st_hp_req_t {
     h2o_linklist_t ops;          /* attached hp_op_t */
     struct st_hp_pgconn_t *held; /* the transaction connection held, if any */
     hp_principal_t principal;
-    hp_req_probe_t probe;      /* stage times and statements, for the probes */
-    int probe_started;         /* counted in its route's in-flight gauge */
+    hp_req_probe_t probe; /* stage times and statements, for the probes */
+    int probe_started;    /* counted in its route's in-flight gauge */
     int responded;
     char request_id[HP_REQUEST_ID_MAX + 1];
 } hp_req_t;

@@ -243,7 +243,8 @@ int hp_server_run(const hp_config_t *cfg, const hp_route_t *routes, size_t num_r
         /* The admin thread runs EXPLAIN and the like one at a time; one transaction connection is plenty. */
         thr->db_pool_size = thr->is_admin ? 1 : cfg->db_pool_size;
         /* Bind every listener before starting any thread, so a busy port fails startup cleanly. */
-        thr->listen_fd = thr->is_admin ? hp__listen(cfg->admin_host, cfg->admin_port) : hp__listen(cfg->listen_host, cfg->listen_port);
+        thr->listen_fd =
+            thr->is_admin ? hp__listen(cfg->admin_host, cfg->admin_port) : hp__listen(cfg->listen_host, cfg->listen_port);
         if (thr->listen_fd < 0)
             return -1;
     }

@@ -24,13 +24,13 @@ struct st_hp_redis_t;
 struct st_hp_payment_t;
 
 typedef struct st_hp_thread_t {
-    int index;                 /* workers 0..n-1; the admin thread is n */
-    int is_admin;              /* serves the debug and metrics routes instead of the API */
+    int index;    /* workers 0..n-1; the admin thread is n */
+    int is_admin; /* serves the debug and metrics routes instead of the API */
     pthread_t tid;
     const hp_config_t *cfg;
     const struct st_hp_route_t *routes; /* what this thread's listener answers */
     size_t num_routes;
-    int db_pool_size;          /* transaction connections of this thread */
+    int db_pool_size;              /* transaction connections of this thread */
     struct st_hp_probes_t *probes; /* this thread's counters and histograms (profiling/probes.h) */
     h2o_evloop_t *loop;
     h2o_context_t ctx; /* h2o's per-thread context; requests find their thread through it */
@@ -47,15 +47,15 @@ typedef struct st_hp_thread_t {
     h2o_timeout_t pool_timeout;
     h2o_timeout_t redis_timeout;
     h2o_timeout_t payment_timeout;
-    h2o_timeout_t lag_timeout;     /* 100 ms: the event-loop lag probe */
+    h2o_timeout_t lag_timeout; /* 100 ms: the event-loop lag probe */
     h2o_timeout_entry_t lag_entry;
     uint64_t lag_scheduled_ns;
     _Atomic uint64_t inflight; /* requests accepted and not yet answered */
     /* Readiness, published for /readyz on any thread: written by this thread only. */
-    _Atomic int pg_reader_ready;  /* the pipelined read connection is prepared */
-    _Atomic int pg_txn_ready;     /* transaction connections prepared */
+    _Atomic int pg_reader_ready; /* the pipelined read connection is prepared */
+    _Atomic int pg_txn_ready;    /* transaction connections prepared */
     _Atomic int redis_ready;
-    _Atomic int stopping;      /* set by the main thread on SIGTERM */
+    _Atomic int stopping; /* set by the main thread on SIGTERM */
 } hp_thread_t;
 
 /** @return the worker thread that owns an h2o context */

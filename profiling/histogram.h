@@ -38,8 +38,8 @@
 #include <stdint.h>
 
 #define HP_HIST_SUB_BITS 6
-#define HP_HIST_SUB_COUNT (1u << HP_HIST_SUB_BITS) /* 64 */
-#define HP_HIST_MAX_EXP 36                         /* values up to 2^36 ns */
+#define HP_HIST_SUB_COUNT (1u << HP_HIST_SUB_BITS)                                     /* 64 */
+#define HP_HIST_MAX_EXP 36                                                             /* values up to 2^36 ns */
 #define HP_HIST_BUCKETS (HP_HIST_SUB_COUNT * (HP_HIST_MAX_EXP - HP_HIST_SUB_BITS + 1)) /* 1984 */
 
 #define HP_HIST_SLOT_SECONDS 5

@@ -13,6 +13,7 @@
 #include "common/router.h"
 #include "common/server.h"
 #include "profiling/admin.h"
+#include "profiling/pg.h"
 #include "profiling/probes.h"
 
 #include <dirent.h>
@@ -140,8 +141,9 @@ static void hp__proc_read(hp_proc_stats_t *ps)
             unsigned long utime = 0, stime = 0, vsize = 0;
             long threads = 0, rss = 0;
             unsigned long long starttime = 0;
-            if (p != NULL && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d %ld %*d %llu %lu %ld",
-                                    &utime, &stime, &threads, &starttime, &vsize, &rss) == 6) {
+            if (p != NULL &&
+                sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d %ld %*d %llu %lu %ld", &utime,
+                       &stime, &threads, &starttime, &vsize, &rss) == 6) {
                 ps->cpu_user_s = (double)utime / (double)ticks;
                 ps->cpu_system_s = (double)stime / (double)ticks;
                 ps->threads = (uint64_t)threads;
@@ -422,11 +424,11 @@ static json_t *hp__slow_json(void)
                 for (size_t s = 0; s != nst && s != HP_SLOW_MAX_STMTS; ++s)
                     json_array_append_new(sq, json_pack("{ss sI}", "statement", hp_db_stmt_name((int)(stmts[s] >> 48)), "us",
                                                         (json_int_t)((stmts[s] & 0xffffffffffffull) / 1000)));
-                json_array_append_new(list, json_pack("{ss sI ss ss sI sI sI ss so so}", "ts", ts_buf, "ts_us", (json_int_t)ts,
-                                                      "method", rt != NULL ? rt->method : "-", "route",
-                                                      rt != NULL ? rt->pattern : "-", "status", (json_int_t)status, "duration_us",
-                                                      (json_int_t)(dur / 1000), "thread", (json_int_t)thread, "request_id", id,
-                                                      "stages_us", st, "statements", sq));
+                json_array_append_new(list,
+                                      json_pack("{ss sI ss ss sI sI sI ss so so}", "ts", ts_buf, "ts_us", (json_int_t)ts, "method",
+                                                rt != NULL ? rt->method : "-", "route", rt != NULL ? rt->pattern : "-", "status",
+                                                (json_int_t)status, "duration_us", (json_int_t)(dur / 1000), "thread",
+                                                (json_int_t)thread, "request_id", id, "stages_us", st, "statements", sq));
                 break;
             }
         }
@@ -446,8 +448,8 @@ static json_t *hp__slow_json(void)
 }
 
 /* Section names, in the order they appear. */
-static const char *const hp__sections[] = {"server", "routes", "stages", "statements", "pool", "cache",
-                                           "loop",   "heap",   "process", "flags",     "slow", "pg"};
+static const char *const hp__sections[] = {"server", "routes", "stages",  "statements", "pool", "cache",
+                                           "loop",   "heap",   "process", "flags",      "slow", "pg"};
 
 static int hp__want(const char *sel, const char *name)
 {
@@ -489,10 +491,10 @@ static json_t *hp__perf_doc(hp_req_t *r, const char *sel)
     if (hp__want(sel, "statements")) {
         json_t *stmts = json_array();
         for (size_t i = 0; i != hp_db_num_stmts() && i != HP_PROBE_MAX_STMTS; ++i)
-            json_array_append_new(stmts, json_pack("{ss sI sI sI so}", "name", hp_db_stmt_name((int)i), "count",
-                                                   (json_int_t)m->stmt[i].count, "errors", (json_int_t)m->stmt[i].errors, "rows",
-                                                   (json_int_t)m->stmt[i].rows, "latency",
-                                                   hp__merged_hist_json(&m->stmt[i].latency)));
+            json_array_append_new(stmts,
+                                  json_pack("{ss sI sI sI so}", "name", hp_db_stmt_name((int)i), "count",
+                                            (json_int_t)m->stmt[i].count, "errors", (json_int_t)m->stmt[i].errors, "rows",
+                                            (json_int_t)m->stmt[i].rows, "latency", hp__merged_hist_json(&m->stmt[i].latency)));
         json_object_set_new(doc, "statements", stmts);
     }
     if (hp__want(sel, "pool"))
@@ -521,14 +523,15 @@ static json_t *hp__perf_doc(hp_req_t *r, const char *sel)
                 char key[16];
                 snprintf(key, sizeof(key), "%ds", hp__windows[k]);
                 json_object_set_new(growth, key,
-                                    json_pack("{sf sf}", "allocated_bytes_per_s", hp__heap_growth(hp__heap.allocated, hp__windows[k]),
-                                              "resident_bytes_per_s", hp__heap_growth(hp__heap.resident, hp__windows[k])));
+                                    json_pack("{sf sf}", "allocated_bytes_per_s",
+                                              hp__heap_growth(hp__heap.allocated, hp__windows[k]), "resident_bytes_per_s",
+                                              hp__heap_growth(hp__heap.resident, hp__windows[k])));
             }
             json_object_set_new(doc, "heap",
-                                json_pack("{ss sI sI sI sI sI sI so}", "allocator", "jemalloc", "allocated", (json_int_t)hs.allocated,
-                                          "active", (json_int_t)hs.active, "resident", (json_int_t)hs.resident, "mapped",
-                                          (json_int_t)hs.mapped, "retained", (json_int_t)hs.retained, "metadata",
-                                          (json_int_t)hs.metadata, "growth", growth));
+                                json_pack("{ss sI sI sI sI sI sI so}", "allocator", "jemalloc", "allocated",
+                                          (json_int_t)hs.allocated, "active", (json_int_t)hs.active, "resident",
+                                          (json_int_t)hs.resident, "mapped", (json_int_t)hs.mapped, "retained",
+                                          (json_int_t)hs.retained, "metadata", (json_int_t)hs.metadata, "growth", growth));
         } else {
             json_object_set_new(doc, "heap", json_pack("{ss}", "allocator", "system (no jemalloc statistics in this build)"));
         }
@@ -547,11 +550,25 @@ static json_t *hp__perf_doc(hp_req_t *r, const char *sel)
         json_object_set_new(doc, "flags", hp_admin_flags_json());
     if (hp__want(sel, "slow"))
         json_object_set_new(doc, "slow", hp__slow_json());
-    if (hp__want(sel, "pg"))
-        json_object_set_new(doc, "pg", json_pack("{ss ss ss}", "statements", "/debug/pg/statements", "tables", "/debug/pg/tables",
-                                                 "slow", "/debug/pg/slow"));
     free(m);
     return doc;
+}
+
+/* The pg section arrives after one round trip on the admin thread's own connection. */
+static void hp__perf_on_pg(hp_req_t *r, void *ud, json_t *pg)
+{
+    json_t *doc = ud;
+    json_object_set_new(pg, "more",
+                        json_pack("{ss ss ss ss}", "statements", "/debug/pg/statements", "tables", "/debug/pg/tables", "explain",
+                                  "/debug/pg/explain?statement=NAME", "slow", "/debug/pg/slow"));
+    json_object_set_new(doc, "pg", pg);
+    hp_respond_json(r, 200, json_incref(doc)); /* the response takes its own reference */
+}
+
+/* The request pool owns the document: freed with the request, answered or not. */
+static void hp__perf_doc_dispose(void *p)
+{
+    json_decref(*(json_t **)p);
 }
 
 static void hp__perf(hp_req_t *r)
@@ -575,7 +592,19 @@ static void hp__perf(hp_req_t *r)
             }
         }
     }
-    hp_respond_json(r, 200, hp__perf_doc(r, found > 0 ? sel.base : NULL));
+    json_t *doc = hp__perf_doc(r, found > 0 ? sel.base : NULL);
+    if (found > 0 && hp__want(sel.base, "pg")) {
+        /*
+         * The request pool holds the document's reference, so it is freed with
+         * the request whether or not the pg callback runs (a failed statement is
+         * answered by the pg module; a client may leave mid-query).
+         */
+        json_t **hold = h2o_mem_alloc_shared(&r->h2o->pool, sizeof(*hold), hp__perf_doc_dispose);
+        *hold = doc;
+        hp_pg_statements_doc(r, 10, hp__perf_on_pg, doc);
+        return;
+    }
+    hp_respond_json(r, 200, doc);
 }
 
 /* ---- /metrics ------------------------------------------------------------------------------- */
@@ -593,7 +622,8 @@ static void hp__prom_hist(FILE *f, const char *name, const char *labels, const h
         /* A bucket counts under `le` when all of it lies at or below the bound. */
         while (b + 1 < HP_HIST_BUCKETS && hp_hist_bucket_low(b + 1) - 1 <= le_ns)
             cum += s->buckets[b++];
-        fprintf(f, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, labels[0] != '\0' ? "," : "", hp__le[k], (unsigned long long)cum);
+        fprintf(f, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, labels[0] != '\0' ? "," : "", hp__le[k],
+                (unsigned long long)cum);
     }
     fprintf(f, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, labels[0] != '\0' ? "," : "", (unsigned long long)s->count);
     fprintf(f, "%s_sum{%s} %.9f\n", name, labels, (double)s->sum_ns / 1e9);
@@ -706,7 +736,9 @@ static void hp__metrics(hp_req_t *r)
         } heap[] = {{"allocated", hs.allocated}, {"active", hs.active},     {"resident", hs.resident},
                     {"mapped", hs.mapped},       {"retained", hs.retained}, {"metadata", hs.metadata}};
         for (size_t i = 0; i != sizeof(heap) / sizeof(heap[0]); ++i)
-            fprintf(f, "# HELP hotplate_heap_%s_bytes jemalloc stats.%s.\n# TYPE hotplate_heap_%s_bytes gauge\nhotplate_heap_%s_bytes %llu\n",
+            fprintf(f,
+                    "# HELP hotplate_heap_%s_bytes jemalloc stats.%s.\n# TYPE hotplate_heap_%s_bytes gauge\nhotplate_heap_%s_bytes "
+                    "%llu\n",
                     heap[i].name, heap[i].name, heap[i].name, heap[i].name, (unsigned long long)heap[i].v);
     }
     hp_proc_stats_t ps;

@@ -623,9 +623,15 @@ static json_t *hp__real_json(const PGresult *res, int row, int col)
     return PQgetisnull(res, row, col) ? json_null() : json_real(strtod(PQgetvalue(res, row, col), NULL));
 }
 
+/* Where a statements document goes: its own endpoint, or the pg section of /debug/perf. */
+typedef struct st_hp_pg_stmts_req_t {
+    hp_pg_doc_cb cb;
+    void *ud;
+} hp_pg_stmts_req_t;
+
 static void hp__statements_on_db(hp_req_t *r, void *ud, PGresult *res, const char *err)
 {
-    (void)ud;
+    hp_pg_stmts_req_t *q = ud;
     if (hp__pgss_failed(r, res, err))
         return;
     json_t *list = json_array();
@@ -652,9 +658,24 @@ static void hp__statements_on_db(hp_req_t *r, void *ud, PGresult *res, const cha
         tracked = strtoll(PQgetvalue(res, i, 15), NULL, 10);
     }
     PQclear(res);
-    hp_respond_json(r, 200,
-                    json_pack("{s:o s:I s:o s:s}", "statements", list, "tracked", (json_int_t)tracked, "hit_ratio",
-                              hp__ratio_json(hit, read), "order", "total_exec_time desc"));
+    q->cb(r, q->ud,
+          json_pack("{s:o s:I s:o s:s}", "statements", list, "tracked", (json_int_t)tracked, "hit_ratio", hp__ratio_json(hit, read),
+                    "order", "total_exec_time desc"));
+}
+
+void hp_pg_statements_doc(hp_req_t *r, int limit, hp_pg_doc_cb cb, void *ud)
+{
+    hp_pg_stmts_req_t *q = h2o_mem_alloc_pool(&r->h2o->pool, sizeof(*q));
+    q->cb = cb;
+    q->ud = ud;
+    const char *values[] = {hp_pool_printf(r, "%d", limit)};
+    hp_db_conn_query_sql(r, NULL, hp__sql_statements, values, 1, hp__statements_on_db, q);
+}
+
+static void hp__statements_respond(hp_req_t *r, void *ud, json_t *doc)
+{
+    (void)ud;
+    hp_respond_json(r, 200, doc);
 }
 
 static void hp__statements(hp_req_t *r)
@@ -662,8 +683,7 @@ static void hp__statements(hp_req_t *r)
     int limit;
     if (hp_limit_param(r, 20, 100, &limit) != 0)
         return;
-    const char *values[] = {hp_pool_printf(r, "%d", limit)};
-    hp_db_conn_query_sql(r, NULL, hp__sql_statements, values, 1, hp__statements_on_db, NULL);
+    hp_pg_statements_doc(r, limit, hp__statements_respond, NULL);
 }
 
 static void hp__reset_on_db(hp_req_t *r, void *ud, PGresult *res, const char *err)

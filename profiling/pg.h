@@ -31,6 +31,8 @@
 #include <h2o.h>
 #include <jansson.h>
 
+#include "common/http.h"
+
 /** The most bytes of PostgreSQL's log that GET /debug/pg/slow reads: the file's last MiB. */
 #define HP_PG_LOG_TAIL_BYTES (1024 * 1024)
 
@@ -95,5 +97,14 @@ json_t *hp_pg_plan_summary(const json_t *explain);
  * @return 1 when sequential scans keep reading many rows of a large table
  */
 int hp_pg_missing_index_signal(int64_t seq_scan, int64_t seq_tup_read, int64_t idx_tup_fetch, int64_t n_live_tup);
+
+/** Called with a document built for a request (owned by the callback). */
+typedef void (*hp_pg_doc_cb)(hp_req_t *r, void *ud, json_t *doc);
+
+/**
+ * Builds the top-statements document of GET /debug/pg/statements (the first
+ * `limit` rows) and hands it to cb; failures are answered and cb not called.
+ */
+void hp_pg_statements_doc(hp_req_t *r, int limit, hp_pg_doc_cb cb, void *ud);
 
 #endif

@@ -114,7 +114,10 @@ def test_perf_schema_and_sections(server, client):
     assert "order_history" in names and "auth_token" in names
     only = perf(server, section="routes,cache")
     assert set(only) == {"routes", "cache"}
-    assert "pg" in perf(server, section="pg")
+    pg = perf(server, section="pg")["pg"]
+    assert isinstance(pg["statements"], list) and pg["statements"], pg
+    assert {"name", "calls", "total_exec_time_ms", "mean_exec_time_ms", "query"} <= set(pg["statements"][0])
+    assert any(st["name"] is not None for st in pg["statements"]), "no pg_stat_statements row mapped to a hotplate statement"
     assert_error(requests.get(server.admin_base + "/debug/perf", params={"section": "nope"}, timeout=10), 400, "bad_param")
 
 
