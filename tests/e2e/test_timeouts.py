@@ -11,6 +11,8 @@ import subprocess
 import threading
 import time
 
+import requests
+
 from hpe2e import DB, Client, assert_error, assert_status, new_key
 
 # Holds Redis busy for about a second: a script is atomic, so every other client waits behind it.
@@ -160,7 +162,15 @@ def test_sigterm_drains_in_flight_requests(start_server, db, world):
 
     t = threading.Thread(target=post, daemon=True)
     t.start()
-    time.sleep(0.4)  # the checkout is waiting on the payment gateway
+    # SIGTERM only once the checkout is in flight (the probes say so), waiting on the payment gateway.
+    deadline = time.monotonic() + 10
+    while True:
+        doc = requests.get(s.admin_base + "/debug/perf", params={"section": "routes"}, timeout=5).json()
+        orders = [r for r in doc["routes"] if r["method"] == "POST" and r["route"] == "/orders"][0]
+        if orders["in_flight"] == 1:
+            break
+        assert time.monotonic() < deadline, "the checkout never became in flight"
+        time.sleep(0.02)
     s.proc.send_signal(signal.SIGTERM)
     t.join(timeout=20)
     assert "r" in result, "the in-flight checkout got no answer"
