@@ -6,6 +6,7 @@
 #                on 127.0.0.1:8080 in the foreground (Ctrl-C stops it all)
 #   make up      the same with the server in the background; make down stops it
 #   make test    unit tests (normal and ASan builds) and the e2e suite
+#   make bench-overhead   probes ON against OFF (docs/BENCHMARKS.md)
 #
 # Variables: SCALE (seed scale, default 1), THREADS (server threads, default
 # nproc), LISTEN (default 127.0.0.1:8080), SERVE_ARGS (extra serve arguments).
@@ -26,7 +27,7 @@ export SCALE THREADS LISTEN SERVE_ARGS
 
 FORMAT_DIRS := $(wildcard common services profiling tests loadtests)
 
-.PHONY: all deps build build-asan run up down status migrate seed test format clean
+.PHONY: all deps build build-asan run up down status migrate seed test bench-overhead format clean
 
 all: build
 
@@ -66,10 +67,18 @@ seed: build
 test: deps build build-asan
 	deploy/test.sh
 
+# Probe overhead: the probes-ON build against the probes-OFF build on the cached
+# menu and checkout routes (wrk throughput, callgrind instructions per request).
+# A benchmark, not a test: about 5 minutes; prints the Markdown block for
+# docs/BENCHMARKS.md and fails only when something did not work. It builds
+# build-bench-on/ and build-bench-off/ and uses the stack in .hotplate/bench.
+bench-overhead: deps
+	loadtests/overhead.py
+
 format:
 	find $(FORMAT_DIRS) -type f \( -name '*.c' -o -name '*.h' \) -print0 | xargs -0 -r clang-format -i
 
 # Removes the build trees only; the stacks' data in .hotplate is kept (use
 # deploy/stack.sh destroy for that).
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-bench-on build-bench-off

@@ -144,7 +144,7 @@ static hp_dbq_t *hp__dbq_new(hp_req_t *r, hp_pgconn_t *conn, int stmt, hp_db_cb 
     q->cb = cb;
     q->ud = ud;
     q->stmt = stmt;
-    q->start_ns = hp_now_ns();
+    q->start_ns = hp_probe_clock();
     q->stage = stage;
     if (r != NULL) {
         hp_op_attach(r, &q->op);
@@ -316,7 +316,7 @@ static void hp__conn_complete_head(hp_pgconn_t *conn)
         hp__internal_done(conn, q, res);
     } else {
         const char *err = hp__result_err(res);
-        uint64_t ns = hp_now_ns() - q->start_ns, rows = 0;
+        uint64_t ns = hp_probe_clock() - q->start_ns, rows = 0;
         if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK)
             rows = (uint64_t)PQntuples(res);
         else if (res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK)
@@ -571,7 +571,7 @@ static void hp__waiter_leave(hp_thread_t *thr, hp_db_waiter_t *w, int timed_out)
         w->waiting = 0;
         hp_probe_pool_gauges(thr, 0, -1);
     }
-    hp_probe_pool_wait_done(thr, hp_now_ns() - w->start_ns, timed_out);
+    hp_probe_pool_wait_done(thr, hp_probe_clock() - w->start_ns, timed_out);
 }
 
 static void hp__waiter_on_timeout(h2o_timeout_entry_t *entry)
@@ -618,7 +618,7 @@ void hp_db_acquire(hp_req_t *r, hp_db_acquire_cb cb, void *ud)
     w->cb = cb;
     w->ud = ud;
     w->thr = thr;
-    w->start_ns = hp_now_ns();
+    w->start_ns = hp_probe_clock();
     hp_op_attach(r, &w->op);
     hp_probe_wait_begin(&r->probe, HP_STAGE_pool);
     assert(r->held == NULL);

@@ -241,12 +241,12 @@ void hp_respond_json(hp_req_t *r, int status, json_t *doc)
         json_decref(doc);
         return;
     }
-    uint64_t start = hp_now_ns();
+    uint64_t start = hp_probe_clock();
     struct hp__render rd = {&r->h2o->pool, NULL, 0, 1024};
     rd.buf = h2o_mem_alloc_pool(rd.pool, rd.cap);
     json_dump_callback(doc, hp__render_chunk, &rd, JSON_COMPACT | JSON_REAL_PRECISION(10));
     json_decref(doc);
-    hp_probe_stage_add(&r->probe, HP_STAGE_render, hp_now_ns() - start);
+    hp_probe_stage_add(&r->probe, HP_STAGE_render, hp_probe_clock() - start);
     hp__send(r, status, h2o_iovec_init(rd.buf, rd.len), NULL);
 }
 

@@ -35,9 +35,9 @@ static json_t *hp__json_parse_body(hp_req_t *r);
 
 json_t *hp_json_parse_body(hp_req_t *r)
 {
-    uint64_t start = hp_now_ns();
+    uint64_t start = hp_probe_clock();
     json_t *doc = hp__json_parse_body(r);
-    hp_probe_stage_add(&r->probe, HP_STAGE_parse, hp_now_ns() - start);
+    hp_probe_stage_add(&r->probe, HP_STAGE_parse, hp_probe_clock() - start);
     return doc;
 }
 

@@ -279,7 +279,7 @@ static void hp__rcmd_on_reply(redisAsyncContext *ac, void *reply, void *privdata
     if (h2o_timeout_is_linked(&c->timeout))
         h2o_timeout_unlink(&c->timeout);
     redisReply *rep = reply;
-    hp_probe_cache_latency(c->thr, hp_now_ns() - c->start_ns);
+    hp_probe_cache_latency(c->thr, hp_probe_clock() - c->start_ns);
     const char *err = rep == NULL ? hp_err_redis_unavailable : rep->type == REDIS_REPLY_ERROR ? hp_err_redis_error : NULL;
     hp__rcmd_deliver(c, err == hp_err_redis_unavailable ? NULL : rep, err);
     free(c);
@@ -308,7 +308,7 @@ void hp_redis_command(hp_req_t *r, hp_redis_cb cb, void *ud, int argc, const cha
     c->cb = cb;
     c->ud = ud;
     c->thr = r->thr;
-    c->start_ns = hp_now_ns();
+    c->start_ns = hp_probe_clock();
     hp_op_attach(r, &c->op);
     hp_probe_wait_begin(&r->probe, HP_STAGE_cache);
     if (rd == NULL || !rd->connected || rd->ac == NULL ||

@@ -39,6 +39,8 @@ packages=(
     wrk curl
     # promtool (check metrics, check and test rules) comes with Debian's prometheus package.
     prometheus
+    # callgrind, for make bench-overhead's instructions per request.
+    valgrind
     # The dashboard's browser test (tests/browser): Debian's Chromium, driven
     # by playwright-core under Node.
     chromium nodejs npm

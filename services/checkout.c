@@ -51,10 +51,10 @@ static hp_cart_priced_t *hp__parse_cart(hp_req_t *r)
     hp_cart_priced_t *p = h2o_mem_alloc_pool(&r->h2o->pool, sizeof(*p));
     memset(p, 0, sizeof(*p));
     hp_json_err_t jerr;
-    uint64_t start = hp_now_ns();
+    uint64_t start = hp_probe_clock();
     int ret = hp_cart_from_json(doc, &p->cart, &jerr);
     json_decref(doc);
-    hp_probe_stage_add(&r->probe, HP_STAGE_parse, hp_now_ns() - start);
+    hp_probe_stage_add(&r->probe, HP_STAGE_parse, hp_probe_clock() - start);
     if (ret != 0) {
         hp_json_respond_err(r, &jerr);
         return NULL;

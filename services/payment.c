@@ -120,7 +120,7 @@ static void hp__auth_on_latency(h2o_timeout_entry_t *entry)
 {
     hp_payment_auth_t *a = H2O_STRUCT_FROM_MEMBER(hp_payment_auth_t, latency, entry);
     hp_payment_t *pay = a->pay;
-    hp_probe_payment_latency(pay->thr, hp_now_ns() - a->start_ns);
+    hp_probe_payment_latency(pay->thr, hp_probe_clock() - a->start_ns);
     if (h2o_timeout_is_linked(&a->deadline))
         h2o_timeout_unlink(&a->deadline);
     if (a->declined) {
@@ -156,7 +156,7 @@ void hp_payment_authorize(hp_req_t *r, int64_t amount_cents, hp_payment_cb cb, v
     a->pay = pay;
     a->cb = cb;
     a->ud = ud;
-    a->start_ns = hp_now_ns();
+    a->start_ns = hp_probe_clock();
     hp_op_attach(r, &a->op);
     hp_probe_wait_begin(&r->probe, HP_STAGE_payment);
     uint64_t rnd = hp__rand(pay);

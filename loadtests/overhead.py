@@ -1,0 +1,772 @@
+#!/usr/bin/python3
+"""Probe overhead: the probes-ON build against the probes-OFF build.
+
+    loadtests/overhead.py [--runs 9] [--duration 5] [--reps 3] ...   (--help lists all)
+    make bench-overhead runs it with the defaults, in about 5 minutes.
+
+This is a benchmark, not a test: it measures and prints, and fails (exit 1)
+only when something did not work: a build, the stack, a response other than
+the expected 200 or 201, a server that died. Whether the goals are met is in
+the table it prints, not in its exit status, because on a shared machine a
+throughput figure is a measurement with noise, not a pass/fail fact.
+
+It builds both variants from the current tree with the same CMake flags apart
+from HOTPLATE_PROBES, in build directories of its own (build-bench-on/ and
+build-bench-off/, so a developer's build/ is neither rebuilt nor raced),
+recreates a private stack in .hotplate/bench, seeds it at scale 0.01, and
+measures two routes:
+
+- menu: GET /restaurants/{id}/menu, served from the Redis cache (X-Cache: hit);
+- checkout: POST /orders, a new order per request, with the flag
+  payment_latency_ms=0 so that the route's CPU cost is measured and not the
+  payment simulator's timer.
+
+Two measurements per route:
+
+1. Throughput. Both servers run side by side, one worker thread each (so the
+   server, not the machine's spare core, is the bottleneck), and wrk (closed
+   loop, one thread) loads one at a time, alternating ON, OFF, ON, OFF...
+   after a warm-up of each. Reported: each build's median requests/s with its
+   min-max, the ratio of the medians, and the median of the ON/OFF ratios of
+   adjacent runs (which share the machine's conditions) with a 95%
+   distribution-free interval, so the noise is visible next to the 2% goal.
+   The server's CPU time per request (utime + stime over the run) is reported
+   the same way, as a ratio only.
+2. Instructions per request. Each build runs under callgrind with one worker
+   thread, answers N1 sequential requests and is stopped with SIGTERM; then
+   again with N2. (Ir(N2) - Ir(N1)) / (N2 - N1) of the worker thread cancels
+   startup, readiness polling and shutdown. Callgrind counts instructions,
+   not time, so this figure barely depends on the machine's load; the
+   repetitions (--reps) show what noise is left. Callgrind does not see the
+   vDSO, so the script also counts clock_gettime calls per request and prices
+   the probes' extra ones with pg_test_timing. Callgrind runs with
+   --cache-sim=yes, and the simulated cache misses per request are reported
+   too: the probes touch memory of their own, which instructions do not show.
+
+Everything it starts (servers, the stack) is stopped on every exit path, and a
+watchdog bounds the whole run (--time-limit, default 600 s). Raw outputs
+(wrk lines, callgrind files, server logs) stay in .hotplate/bench/overhead/ for
+a post-mortem. Only the Python standard library is used; run it with Debian's
+/usr/bin/python3.
+"""
+
+import argparse
+import fcntl
+import http.client
+import math
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+REPO = os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+HOME = os.path.join(REPO, ".hotplate", "bench")
+OUT = os.path.join(HOME, "overhead")
+BUILDS = (("on", "ON"), ("off", "OFF"))  # (name, HOTPLATE_PROBES value); ON first in every pair
+ROUTES = ("menu", "checkout")
+ROUTE_TITLES = {"menu": "GET /restaurants/{id}/menu (cached)", "checkout": "POST /orders"}
+THROUGHPUT_GOAL = 0.98  # ON/OFF requests/s: at most 2% fewer with the probes
+INSTRUCTIONS_GOAL = 1.03  # ON/OFF instructions per request: at most 3% more
+READY_SECONDS = 60
+READY_SECONDS_VALGRIND = 180
+STOP_SECONDS = 30
+# Under callgrind every request takes ~50 times longer, so the client-side
+# deadlines inside the server must not fire where a native run would not.
+VALGRIND_TIMEOUT_ENV = {
+    "HOTPLATE_DB_TIMEOUT_MS": "120000",
+    "HOTPLATE_STATEMENT_TIMEOUT_MS": "120000",
+    "HOTPLATE_POOL_TIMEOUT_MS": "120000",
+    "HOTPLATE_REDIS_TIMEOUT_MS": "120000",
+    "HOTPLATE_PAYMENT_TIMEOUT_MS": "120000",
+}
+
+T0 = time.monotonic()
+
+
+class BenchError(Exception):
+    """Something did not work; the run is void and exits non-zero."""
+
+
+class TimeLimit(BenchError):
+    pass
+
+
+class ServerGone(BenchError):
+    """A server exited with status 0 before this script stopped it: something
+    else on this shared machine sent it SIGTERM."""
+
+
+def log(msg):
+    print(f"[overhead {time.monotonic() - T0:6.1f}s] {msg}", file=sys.stderr, flush=True)
+
+
+def run(cmd, timeout, **kw):
+    """Runs cmd to completion (killing it after timeout seconds) and returns its stdout."""
+    try:
+        p = subprocess.run(cmd, timeout=timeout, check=False, stdout=subprocess.PIPE, text=True, **kw)
+    except subprocess.TimeoutExpired as e:
+        raise BenchError(f"{cmd[0]} did not finish within {timeout}s") from e
+    if p.returncode != 0:
+        tail = "\n".join(p.stdout.splitlines()[-30:])
+        raise BenchError(f"{' '.join(cmd)} exited with {p.returncode}" + (f"; its last lines:\n{tail}" if tail else ""))
+    return p.stdout
+
+
+# ---------------------------------------------------------------- builds
+
+
+def build(name, probes):
+    """Configures and builds the hotplate binary in build-bench-NAME; returns its path."""
+    d = os.path.join(REPO, f"build-bench-{name}")
+    log(f"building probes {probes} in {os.path.relpath(d, REPO)}")
+    run(["cmake", "-S", REPO, "-B", d, "-DCMAKE_BUILD_TYPE=RelWithDebInfo", f"-DHOTPLATE_PROBES={probes}"], 300,
+        stderr=subprocess.STDOUT)
+    run(["cmake", "--build", d, "--target", "hotplate", "-j2"], 600, stderr=subprocess.STDOUT)
+    binary = os.path.join(d, "hotplate")
+    # The USDT notes are the visible trace of the probes: ON must have them and
+    # OFF none, or the OFF build did not compile the probes out.
+    notes = run(["readelf", "-n", binary], 60).count("stapsdt")
+    if (notes > 0) != (probes == "ON"):
+        raise BenchError(f"{binary}: {notes} USDT notes with HOTPLATE_PROBES={probes}")
+    # The servers run from a copy whose name and path do not contain
+    # "hotplate", so that someone's `pkill -f hotplate` on this shared machine
+    # does not end a measurement half-way.
+    copy = os.path.join(d, f"hpbench-{name}")
+    shutil.copy2(binary, copy)
+    return copy
+
+
+# ---------------------------------------------------------------- stack
+
+
+def stack(cmd):
+    run([os.path.join(REPO, "deploy", "stack.sh"), cmd, "--home", HOME], 180, stderr=subprocess.STDOUT)
+
+
+def read_stack_env():
+    env = {}
+    with open(os.path.join(HOME, "env")) as f:
+        for line in f:
+            m = re.match(r"^export (\w+)='(.*)'$", line.strip())
+            if m:
+                env[m.group(1)] = m.group(2)
+    if "HOTPLATE_PG_URL" not in env or "HOTPLATE_REDIS_URL" not in env:
+        raise BenchError(f"{HOME}/env lacks HOTPLATE_PG_URL or HOTPLATE_REDIS_URL")
+    return env
+
+
+def base_env(stack_env):
+    """The caller's environment without its HOTPLATE_* settings, plus the stack's URLs."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTPLATE_")}
+    env.update(stack_env)
+    return env
+
+
+def psql(env, sql):
+    return run(["psql", env["HOTPLATE_PG_URL"], "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql], 60, env=env).strip()
+
+
+def pick_target(env):
+    """A restaurant open now and for the next hour (always-open ones first) and one
+    of its available items with untracked stock, so every checkout is a 201."""
+    row = psql(env, """
+        SELECT r.id, i.id FROM restaurants r JOIN menu_items i ON i.restaurant_id = r.id
+        WHERE i.available AND i.stock IS NULL
+          AND hp_is_open(r.open_minute, r.close_minute, now())
+          AND hp_is_open(r.open_minute, r.close_minute, now() + interval '1 hour')
+        ORDER BY (r.open_minute = 0 AND r.close_minute = 1440) DESC, r.id, i.id LIMIT 1""")
+    if not row:
+        raise BenchError("no restaurant open for the next hour with an available, untracked item")
+    rid, iid = (int(x) for x in row.split("|"))
+    return rid, iid
+
+
+# ---------------------------------------------------------------- servers
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """One hotplate serve process (optionally under callgrind) that this script owns."""
+
+    live = []  # every server not yet stopped, for the cleanup on any exit path
+
+    def __init__(self, label, binary, env, threads, extra_args, callgrind_out=None):
+        self.label = label
+        self.port, self.admin_port = free_port(), free_port()
+        self.log_path = os.path.join(OUT, f"server-{label}.log")
+        cmd = [binary, "serve", "--listen", f"127.0.0.1:{self.port}", "--admin-listen", f"127.0.0.1:{self.admin_port}",
+               "--threads", str(threads)] + extra_args
+        self.valgrind = callgrind_out is not None
+        if self.valgrind:
+            # Relative to cwd=OUT, which keeps ".hotplate" out of the command line (see build()).
+            cmd = ["valgrind", "--tool=callgrind", "--separate-threads=yes", "--cache-sim=yes",
+                   f"--callgrind-out-file={os.path.relpath(callgrind_out, OUT)}"] + cmd
+        with open(self.log_path, "w") as logf:
+            self.proc = subprocess.Popen(cmd, env=env, cwd=OUT, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT)
+        Server.live.append(self)
+
+    def wait_ready(self):
+        deadline = time.monotonic() + (READY_SECONDS_VALGRIND if self.valgrind else READY_SECONDS)
+        while True:
+            if self.proc.poll() is not None:
+                raise (ServerGone if self.proc.returncode == 0 else BenchError)(
+                    f"server {self.label} exited with {self.proc.returncode} before it was ready; see {self.log_path}")
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+                conn.request("GET", "/readyz")
+                status = conn.getresponse().status
+                conn.close()
+                if status == 200:
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise BenchError(f"server {self.label} not ready; see {self.log_path}")
+            time.sleep(0.2)
+
+    def stop(self):
+        """SIGTERM, then SIGKILL after STOP_SECONDS; returns the exit status.
+
+        The server leaves Server.live only once it has exited, so a signal that
+        interrupts this wait leaves it to the final cleanup in main()."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                log(f"server {self.label} ignored SIGTERM for {STOP_SECONDS}s; killing it")
+                self.proc.kill()
+                self.proc.wait()
+        if self in Server.live:
+            Server.live.remove(self)
+        return self.proc.returncode
+
+
+# ---------------------------------------------------------------- a sequential client
+
+
+class Client:
+    """Sends the benchmark's requests one at a time on one keep-alive connection and
+    checks every answer, so a run never counts an error as a request."""
+
+    def __init__(self, port, target, token):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        self.rid, self.iid = target
+        self.token = token
+        self.prefix = "cg-" + secrets.token_hex(4)
+        self.counter = 0
+
+    def menu(self):
+        self.conn.request("GET", f"/restaurants/{self.rid}/menu")
+        resp = self.conn.getresponse()
+        resp.read()
+        if resp.status != 200 or resp.getheader("X-Cache") != "hit":
+            raise BenchError(f"menu: status {resp.status}, X-Cache {resp.getheader('X-Cache')} (expected 200, hit)")
+
+    def checkout(self):
+        self.counter += 1
+        body = f'{{"restaurant_id":{self.rid},"items":[{{"item_id":{self.iid},"quantity":1}}]}}'
+        self.conn.request("POST", "/orders", body=body, headers={
+            "Authorization": f"Bearer {self.token}", "Idempotency-Key": f"{self.prefix}-{self.counter}",
+            "Content-Type": "application/json"})
+        resp = self.conn.getresponse()
+        data = resp.read()
+        if resp.status != 201:
+            raise BenchError(f"checkout: status {resp.status}: {data[:200]!r}")
+
+    def close(self):
+        self.conn.close()
+
+
+def warm_menu(port, target):
+    """Loads the menu into Redis (a miss stores it) and checks that the next read hits."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    for _ in range(2):
+        c.request("GET", f"/restaurants/{target[0]}/menu")
+        r = c.getresponse()
+        r.read()
+    c.close()
+    if r.status != 200 or r.getheader("X-Cache") != "hit":
+        raise BenchError(f"menu not cached after a warm-up read: {r.status} X-Cache {r.getheader('X-Cache')}")
+
+
+# ---------------------------------------------------------------- throughput
+
+
+def wrk(args, port, route, target, tokens_file, duration, tag):
+    if route == "menu":
+        cmd = ["wrk", "-t1", f"-c{args.connections}", f"-d{duration}s", "-s", os.path.join(REPO, "loadtests", "report.lua"),
+               f"http://127.0.0.1:{port}/restaurants/{target[0]}/menu"]
+    else:
+        cmd = ["wrk", "-t1", f"-c{args.connections}", f"-d{duration}s", "-s", os.path.join(REPO, "loadtests", "checkout.lua"),
+               f"http://127.0.0.1:{port}", "--", f"{tag}-{secrets.token_hex(4)}", str(target[0]), str(target[1]),
+               os.path.relpath(tokens_file, OUT)]
+    # cwd=OUT keeps ".hotplate" out of wrk's command line too (see build()).
+    out = run(cmd, duration + 60, stderr=subprocess.STDOUT, cwd=OUT)
+    with open(os.path.join(OUT, "wrk.txt"), "a") as f:
+        f.write(f"== {tag}: {' '.join(cmd)}\n{out}\n")
+    m = re.search(r"^HPBENCH requests=(\d+) duration_us=(\d+) status_errors=(\d+) socket_errors=(\d+)$", out, re.M)
+    if not m:
+        raise BenchError(f"wrk printed no HPBENCH line for {tag}")
+    reqs, us, status_errors, socket_errors = (int(x) for x in m.groups())
+    if status_errors or socket_errors or reqs == 0:
+        raise BenchError(f"{tag}: {reqs} requests, {status_errors} error statuses, {socket_errors} socket errors")
+    return reqs / (us / 1e6), reqs
+
+
+def cpu_ticks(pid):
+    """utime + stime of a process (all its threads), in clock ticks (1/100 s)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5), counted after the ")"
+
+
+def throughput(args, binaries, env, target, tokens_file):
+    """Alternating wrk runs against two servers that run side by side; returns
+    {route: {"on": [req/s...], "off": [...]}} and the same for the server's CPU
+    time per request, list index = pair number.
+
+    CPU time per request is printed next to throughput because, on a shared
+    machine, throughput mostly follows the share of the CPU the server got,
+    while its CPU time per request does not."""
+    extra = ["--flag", "payment_latency_ms=0", "--menu-cache-ttl-s", "86400"]
+    servers, restarts = {}, 0
+
+    def start(name):
+        servers[name] = Server(f"throughput-{name}-{restarts}", binaries[name], env, args.server_threads, extra)
+        servers[name].wait_ready()
+
+    def pair(route, i):
+        rps, per_req = {}, {}
+        for name, _ in BUILDS:
+            pid = servers[name].proc.pid
+            before = cpu_ticks(pid)
+            rps[name], reqs = wrk(args, servers[name].port, route, target, tokens_file, args.duration, f"{route}-{name}-{i + 1}")
+            per_req[name] = (cpu_ticks(pid) - before) / reqs
+        return rps, per_req
+
+    results, cpu = {}, {}
+    try:
+        for name, _ in BUILDS:
+            start(name)
+        warm_menu(servers["on"].port, target)
+        for route in ROUTES:
+            for name, _ in BUILDS:
+                log(f"{route}: warm-up of probes {name} ({args.warmup}s)")
+                wrk(args, servers[name].port, route, target, tokens_file, args.warmup, f"{route}-{name}-warmup")
+            results[route] = {name: [] for name, _ in BUILDS}
+            cpu[route] = {name: [] for name, _ in BUILDS}
+            i = 0
+            while i < args.runs:
+                try:
+                    rps, per_req = pair(route, i)
+                except (BenchError, OSError) as e:
+                    # A server that exited with 0 got a SIGTERM from someone else
+                    # on this shared machine: start it again and redo the pair.
+                    gone = [name for name, _ in BUILDS if servers[name].proc.poll() == 0]
+                    if not gone or restarts >= 3:
+                        raise
+                    restarts += 1
+                    log(f"{route}: pair {i + 1}: servers {gone} were stopped from outside ({e}); restarting them")
+                    for name in gone:
+                        servers[name].stop()
+                        start(name)
+                    continue
+                for name, _ in BUILDS:
+                    results[route][name].append(rps[name])
+                    cpu[route][name].append(per_req[name])
+                log(f"{route}: pair {i + 1}/{args.runs}: ON {rps['on']:.0f} req/s, OFF {rps['off']:.0f} req/s")
+                i += 1
+            if route == "menu":
+                for s in servers.values():
+                    warm_menu(s.port, target)  # still served from the cache at the end
+    finally:
+        for s in servers.values():
+            s.stop()
+    for s in servers.values():
+        if s.proc.returncode != 0:
+            raise BenchError(f"server {s.label} exited with {s.proc.returncode}; see {s.log_path}")
+    return results, cpu
+
+
+# ---------------------------------------------------------------- instructions
+
+
+def callgrind_totals(path):
+    """The totals line of a profile as {event: count}: Ir, and with --cache-sim
+    the simulated misses I1mr, D1mr, D1mw (first level) and ILmr, DLmr, DLmw
+    (last level)."""
+    events, totals = None, None
+    with open(path) as f:
+        for line in f:
+            if line.startswith("events:"):
+                events = line.split()[1:]
+            elif line.startswith(("totals:", "summary:")):
+                totals = [int(x) for x in line.split()[1:]]
+    if events is None or totals is None:
+        raise BenchError(f"{path}: no events or totals line")
+    return dict(zip(events, totals))
+
+
+def callgrind_calls(path, callee):
+    """How many calls the profile records to functions whose name starts with callee.
+
+    Callgrind's format names a function once, as "fn=(id) name", and later by
+    its id alone; every call arc is a "calls=COUNT ..." line after the callee's
+    "cfn=" line."""
+    names, callee_name, total = {}, None, 0
+    pattern = re.compile(r"^c?fn=\((\d+)\)(?: (.*))?$")
+    with open(path) as f:
+        for line in f:
+            m = pattern.match(line.rstrip("\n"))
+            if m:
+                if m.group(2):
+                    names[m.group(1)] = m.group(2)
+                if line.startswith("cfn="):
+                    callee_name = names.get(m.group(1), "")
+            elif line.startswith("calls=") and callee_name is not None and callee_name.startswith(callee):
+                total += int(line[6:].split()[0])
+    return total
+
+
+def worker_thread_file(out):
+    """The profile of the one API worker thread of a --threads 1 server.
+
+    With --separate-threads=yes callgrind writes OUT-01 (the main thread, which
+    only waits for a signal), OUT-02 (the worker: every request runs there,
+    probes included) and OUT-03 (the admin thread), numbered in creation order
+    (common/server.c starts the workers, then the admin thread). The admin
+    thread samples jemalloc's statistics once a second in both builds: that is
+    work per second, not per request, and under callgrind's slowdown it would
+    otherwise show up as several per cent of every request."""
+    files = sorted(f for f in os.listdir(os.path.dirname(out)) if f.startswith(os.path.basename(out) + "-"))
+    if len(files) != 3:
+        raise BenchError(f"{out}: expected 3 thread files (main, worker, admin), found {files}")
+    return os.path.join(os.path.dirname(out), files[1])
+
+
+def callgrind_run(binary, name, env, route, n, rep, target, token):
+    """Runs one server under callgrind for n requests; returns the worker thread's
+    Ir, clock_gettime calls and simulated first- and last-level cache misses."""
+    out = os.path.join(OUT, f"callgrind.{route}.{name}.{n}.rep{rep + 1}.out")
+    vg_env = dict(env, **VALGRIND_TIMEOUT_ENV)
+    # slow_request_ms: under callgrind every request is "slow"; filling the slow
+    # ring is not what the probes cost on a normal request, so it is kept out.
+    extra = ["--flag", "payment_latency_ms=0", "--flag", "slow_request_ms=600000", "--menu-cache-ttl-s", "86400"]
+    s = Server(f"callgrind-{route}-{name}-{n}", binary, vg_env, 1, extra, callgrind_out=out)
+    try:
+        s.wait_ready()
+        c = Client(s.port, target, token)
+        send = c.menu if route == "menu" else c.checkout
+        try:
+            for _ in range(n):
+                send()
+        except (OSError, http.client.HTTPException) as e:
+            gone = s.proc.poll() == 0
+            raise (ServerGone if gone else BenchError)(f"server {s.label}: {e!r}; see {s.log_path}") from e
+        c.close()
+    finally:
+        rc = s.stop()
+    if rc != 0:
+        raise BenchError(f"server {s.label} exited with {rc}; see {s.log_path}")
+    worker = worker_thread_file(out)
+    t = callgrind_totals(worker)
+    return {"ir": t["Ir"], "clock": callgrind_calls(worker, "clock_gettime"),
+            "l1": t["I1mr"] + t["D1mr"] + t["D1mw"], "ll": t["ILmr"] + t["DLmr"] + t["DLmw"]}
+
+
+def instructions(args, binaries, env, target, token):
+    """Returns {metric: {route: {"on": [per request, one per repetition], "off": [...]}}}
+    for the metrics of callgrind_run ("ir", "clock", "l1", "ll"), and the raw figures.
+
+    Repetition i pairs the i-th N1 run with the i-th N2 run. The repetitions
+    differ only by what callgrind cannot make deterministic (how PostgreSQL's
+    and Redis's answers are split across reads, how many readiness polls the
+    startup took), so their range shows that noise."""
+    raw = {}
+    for rep in range(args.reps):
+        for n in (args.n1, args.n2):
+            for route in ROUTES:
+                for name, _ in BUILDS:
+                    log(f"callgrind: {route}, probes {name}, {n} requests (repetition {rep + 1}/{args.reps})")
+                    try:
+                        raw[(route, name, n, rep)] = callgrind_run(binaries[name], name, env, route, n, rep, target, token)
+                    except ServerGone as e:
+                        # Once: other people's scripts on this machine stop servers too.
+                        log(f"{e}; running it again")
+                        raw[(route, name, n, rep)] = callgrind_run(binaries[name], name, env, route, n, rep, target, token)
+
+    def per_request(metric):
+        return {route: {name: [(raw[(route, name, args.n2, rep)][metric] - raw[(route, name, args.n1, rep)][metric])
+                               / (args.n2 - args.n1) for rep in range(args.reps)] for name, _ in BUILDS} for route in ROUTES}
+
+    return {metric: per_request(metric) for metric in ("ir", "clock", "l1", "ll")}, raw
+
+
+def clock_read_ns():
+    """The cost of one clock read on this machine, from PostgreSQL's pg_test_timing,
+    or None when it is not installed or says nothing usable."""
+    tool = "/usr/lib/postgresql/15/bin/pg_test_timing"
+    if not os.access(tool, os.X_OK):
+        return None
+    try:
+        out = run([tool, "-d", "1"], 30, stderr=subprocess.STDOUT)
+    except BenchError:
+        return None
+    m = re.search(r"Per loop time including overhead: ([\d.]+) ns", out)
+    return float(m.group(1)) if m else None
+
+
+# ---------------------------------------------------------------- report
+
+
+def machine():
+    model = "unknown"
+    for line in run(["lscpu"], 30).splitlines():
+        if line.startswith("Model name:"):
+            model = line.split(":", 1)[1].strip()
+    osname = "unknown"
+    with open("/etc/os-release") as f:
+        for line in f:
+            if line.startswith("PRETTY_NAME="):
+                osname = line.split("=", 1)[1].strip().strip('"')
+    return os.cpu_count(), model, osname
+
+
+def git_state():
+    try:
+        head = run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], 30).strip()
+        dirty = run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"], 30).strip()
+    except BenchError:
+        return "unknown"
+    return head + (" with uncommitted changes" if dirty else "")
+
+
+def fmt_int(x):
+    return f"{x:,.0f}"
+
+
+def median_ci(xs):
+    """A distribution-free confidence interval of the median: the k-th smallest
+    and k-th largest of xs, with the largest k whose coverage is at least 95%
+    (binomial order statistics; for 9 values, the 2nd and 8th, 96%). Returns
+    (low, high, coverage), or None when there are too few values for 95%."""
+    n, xs = len(xs), sorted(xs)
+    tail, best = 0.0, None
+    for k in range(1, n // 2 + 1):
+        tail += math.comb(n, k - 1) / 2**n  # P(fewer than k of n values fall below the median)
+        if 2 * tail > 0.05:
+            break
+        best = (xs[k - 1], xs[n - k], 1 - 2 * tail)
+    return best
+
+
+def verdict(ci, ok):
+    """yes when the whole interval meets the goal, no when none of it does, otherwise
+    the noise is wider than the goal and the run cannot tell."""
+    if ci is None:
+        return "not determined (too few runs)"
+    if ok(ci[0]) and ok(ci[1]):
+        return "yes"
+    if not ok(ci[0]) and not ok(ci[1]):
+        return "no"
+    return "not determined: the noise is wider than the goal"
+
+
+def paired_cell(on, off):
+    """Ratio of the medians, then the median of the pair ratios with its interval."""
+    pairs = [a / b for a, b in zip(on, off)]
+    ci = median_ci(pairs)
+    cell = f"{statistics.median(on) / statistics.median(off):.3f}; pairs: median {statistics.median(pairs):.3f}"
+    if ci is not None:
+        cell += f", {ci[2]:.0%} CI {ci[0]:.3f}–{ci[1]:.3f}"
+    return cell, ci
+
+
+def report(args, tp, cpu, cg, target, info):
+    ir, clocks = cg["ir"], cg["clock"]
+    ncpu, model, osname = info["machine"]
+    print()
+    print("### Probe overhead: results")
+    print()
+    print(f"- machine: {ncpu} CPUs (nproc), {model}, {osname}; wrk, PostgreSQL and Redis on the same machine")
+    print(f"- tree: {info['git']}; both builds RelWithDebInfo, identical but for -DHOTPLATE_PROBES")
+    print(f"- load average (1, 5, 15 min) at start / end: {info['load_start']} / {info['load_end']}")
+    print(f"- servers: --threads {args.server_threads}, --flag payment_latency_ms=0; "
+          f"menu of restaurant {target[0]}, checkout of item {target[1]} (quantity 1)")
+    print(f"- throughput: wrk -t1 -c{args.connections} -d{args.duration}s, {args.runs} runs per build and route, "
+          f"alternating ON, OFF, ON, OFF, after a {args.warmup}s warm-up of each")
+    print(f"- instructions: callgrind, --threads 1, the API worker thread's Ir, sequential requests on one "
+          f"connection, (Ir({args.n2}) - Ir({args.n1})) / {args.n2 - args.n1}, {args.reps} repetitions")
+    print()
+    print("| route | measure | probes ON | probes OFF | ON / OFF | goal | met |")
+    print("|---|---|---|---|---|---|---|")
+    for route in ROUTES:
+        title = ROUTE_TITLES[route]
+        on, off = tp[route]["on"], tp[route]["off"]
+        cell, ci = paired_cell(on, off)
+        print(f"| {title} | requests/s, median (min–max) | {fmt_int(statistics.median(on))} ({fmt_int(min(on))}–{fmt_int(max(on))}) "
+              f"| {fmt_int(statistics.median(off))} ({fmt_int(min(off))}–{fmt_int(max(off))}) | {cell} "
+              f"| ≥ {THROUGHPUT_GOAL:.2f} | {verdict(ci, lambda x: x >= THROUGHPUT_GOAL)} |")
+        cell, ci = paired_cell(cpu[route]["on"], cpu[route]["off"])
+        print(f"| {title} | server CPU time per request (ratio only) | | | {cell} "
+              f"| ≤ {1 / THROUGHPUT_GOAL:.3f} (the throughput goal, when the server is the bottleneck) "
+              f"| {verdict(ci, lambda x: x <= 1 / THROUGHPUT_GOAL)} |")
+        ion, ioff = ir[route]["on"], ir[route]["off"]
+        worst = max(ion) / min(ioff)  # the least favourable pairing of the repetitions
+        iratio = statistics.mean(ion) / statistics.mean(ioff)
+        met = "yes" if worst <= INSTRUCTIONS_GOAL else "no" if iratio > INSTRUCTIONS_GOAL else "not determined"
+        print(f"| {title} | instructions per request, mean (min–max) | {fmt_int(statistics.mean(ion))} "
+              f"({fmt_int(min(ion))}–{fmt_int(max(ion))}) | {fmt_int(statistics.mean(ioff))} ({fmt_int(min(ioff))}–{fmt_int(max(ioff))}) "
+              f"| {iratio:.3f} (at most {worst:.3f}) | ≤ {INSTRUCTIONS_GOAL:.2f} | {met} |")
+    print()
+    # Valgrind hides the vDSO, so under callgrind clock_gettime is a system call
+    # whose work is not counted in Ir; natively it is a vDSO call of a few tens
+    # of nanoseconds. The probes add clock reads, so this is the part of their
+    # cost that the instruction counts above leave out.
+    print("Clock reads per request (clock_gettime calls in the callgrind profiles; a vDSO call natively, "
+          "a system call under valgrind, so their cost is not in the instruction counts):")
+    print()
+    clock_ns = info.get("clock_ns")
+    for route in ROUTES:
+        con, coff = statistics.mean(clocks[route]["on"]), statistics.mean(clocks[route]["off"])
+        line = f"- {route}: ON {con:.1f}, OFF {coff:.1f}, {con - coff:+.1f} with the probes"
+        if clock_ns is not None:
+            cpu_off_ns = statistics.median(cpu[route]["off"]) * 1e9 / os.sysconf("SC_CLK_TCK")
+            line += (f"; at {clock_ns:.1f} ns per read that is about {(con - coff) * clock_ns / cpu_off_ns:.1%} of the "
+                     f"OFF build's median server CPU time per request")
+        print(line)
+    if clock_ns is not None:
+        print()
+        print(f"(pg_test_timing -d 1 on this machine: {clock_ns:.2f} ns per clock read, loop overhead included.)")
+    print()
+    # Instructions are not the whole of a request's CPU time: the probes also
+    # touch memory of their own (counters and histogram buckets), and a miss
+    # costs more than an instruction. Callgrind's cache simulation counts the
+    # misses deterministically (one thread alone, so with no other process's
+    # cache pressure; it does not say what a miss costs here).
+    worst_ll = max(abs(x) for route in ROUTES for name, _ in BUILDS for x in cg["ll"][route][name])
+    print(f"First-level cache misses per request, instruction and data (callgrind --cache-sim=yes; last-level "
+          f"misses are at most {worst_ll:.0f} per request in any repetition of either build):")
+    print()
+    for route in ROUTES:
+        l1on, l1off = statistics.mean(cg["l1"][route]["on"]), statistics.mean(cg["l1"][route]["off"])
+        print(f"- {route}: ON {l1on:,.0f}, OFF {l1off:,.0f}, {l1on / l1off - 1:+.1%} with the probes")
+    print()
+    print("Per-run requests/s, in the order they ran (ON/OFF pairs):")
+    print()
+    for route in ROUTES:
+        pairs = ", ".join(f"{a:.0f}/{b:.0f}" for a, b in zip(tp[route]["on"], tp[route]["off"]))
+        print(f"- {route}: {pairs}")
+    sys.stdout.flush()
+
+
+# ---------------------------------------------------------------- main
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=9, help="wrk runs per build and route (default 9)")
+    ap.add_argument("--duration", type=int, default=5, help="seconds per wrk run (default 5)")
+    ap.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per build and route (default 2)")
+    ap.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
+    ap.add_argument("--server-threads", type=int, default=1, help="worker threads of the servers under wrk (default 1)")
+    ap.add_argument("--n1", type=int, default=100, help="requests in the shorter callgrind run (default 100)")
+    ap.add_argument("--n2", type=int, default=400, help="requests in the longer callgrind run (default 400)")
+    ap.add_argument("--reps", type=int, default=3, help="repetitions of each callgrind pair (default 3)")
+    ap.add_argument("--time-limit", type=int, default=600, help="abort after this many seconds (default 600)")
+    args = ap.parse_args()
+    if args.runs < 6 or args.n2 <= args.n1 or args.n1 < 1 or args.duration < 1 or args.warmup < 1 or args.reps < 1:
+        ap.error("need --runs >= 6 (for a 95% interval of the median), --n2 > --n1 >= 1, --duration >= 1, --warmup >= 1, --reps >= 1")
+    for tool in ("cmake", "wrk", "valgrind", "psql", "readelf"):
+        if shutil.which(tool) is None:
+            raise BenchError(f"{tool} not found; run deploy/deps.sh (and apt-get install wrk valgrind)")
+
+    # SIGTERM and SIGHUP unwind like Ctrl-C, and the watchdog like an error,
+    # so the finally clause below stops the servers and the stack every time.
+    def on_signal(sig, _frame):
+        raise KeyboardInterrupt(signal.Signals(sig).name)
+
+    def on_alarm(_sig, _frame):
+        raise TimeLimit(f"the run took longer than --time-limit {args.time_limit}s")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(args.time_limit)
+
+    # Two runs in one checkout would destroy each other's stack.
+    os.makedirs(HOME, exist_ok=True)
+    lock = open(HOME + ".lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise BenchError(f"another overhead benchmark holds {HOME}.lock") from None
+
+    info = {"machine": machine(), "git": git_state(), "load_start": " ".join(f"{x:.2f}" for x in os.getloadavg())}
+    binaries = {name: build(name, probes) for name, probes in BUILDS}
+    stack_started = False
+    try:
+        # A fresh stack each time, so every run starts from the same data.
+        stack("destroy")
+        shutil.rmtree(OUT, ignore_errors=True)
+        os.makedirs(OUT)
+        stack_started = True
+        stack("up")
+        env = base_env(read_stack_env())
+        tokens_file = os.path.join(HOME, "tokens.tsv")
+        run([binaries["on"], "migrate", "--dir", os.path.join(REPO, "migrations")], 120, env=env, stderr=subprocess.STDOUT)
+        run([binaries["on"], "seed", "--scale", "0.01", "--tokens", tokens_file, "--dir", os.path.join(REPO, "migrations")],
+            300, env=env, stderr=subprocess.STDOUT)
+        target = pick_target(env)
+        with open(tokens_file) as f:
+            token = next(line.split("\t")[2].strip() for line in f if line.startswith("customer\t"))
+        log(f"menu of restaurant {target[0]}, checkout of item {target[1]}")
+
+        # The cache is shared by every server of this run: fill it once.
+        s = Server("warm", binaries["on"], env, 1, ["--menu-cache-ttl-s", "86400"])
+        try:
+            s.wait_ready()
+            warm_menu(s.port, target)
+        finally:
+            s.stop()
+
+        cg, raw = instructions(args, binaries, env, target, token)
+        for key, value in sorted(raw.items()):
+            log(f"callgrind {key}: worker thread {value}")
+        info["clock_ns"] = clock_read_ns()
+        tp, cpu = throughput(args, binaries, env, target, tokens_file)
+    finally:
+        signal.alarm(0)  # the cleanup below has bounds of its own
+        for s in list(Server.live):
+            s.stop()
+        if stack_started:
+            try:
+                stack("down")
+            except BenchError as e:
+                log(f"stopping the stack failed: {e}")
+    info["load_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    report(args, tp, cpu, cg, target, info)
+    log(f"done; raw outputs in {os.path.relpath(OUT, REPO)}")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except BenchError as e:
+        log(f"FAILED: {e}")
+        sys.exit(1)
+    except KeyboardInterrupt as e:
+        log(f"interrupted ({e or 'SIGINT'})")
+        sys.exit(130)
