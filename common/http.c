@@ -10,7 +10,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
 
 const char hp_err_db_unavailable[] = "db_unavailable";
 const char hp_err_db_timeout[] = "db_timeout";
@@ -101,11 +100,18 @@ hp_req_t *hp_req_create(hp_thread_t *thr, h2o_req_t *req)
         memcpy(r->request_id, given.base, given.len);
         r->request_id[given.len] = '\0';
     } else {
-        uint8_t raw[12];
-        if (getrandom(raw, sizeof(raw), GRND_NONBLOCK) != (ssize_t)sizeof(raw)) /* not secret; unique enough to correlate */
-            memset(raw, 0, sizeof(raw));
-        for (size_t i = 0; i != sizeof(raw); ++i)
-            snprintf(r->request_id + i * 2, 3, "%02x", raw[i]);
+        /*
+         * Not a secret, only unique enough to correlate log lines: a splitmix64
+         * step over a per-thread counter (a bijection, so no repeats on one
+         * thread) plus the thread's random seed, rather than a getrandom(2)
+         * system call on every request.
+         */
+        uint64_t z = thr->request_id_seed + ++thr->request_id_seq * 0x9e3779b97f4a7c15ull;
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        z ^= z >> 31;
+        snprintf(r->request_id, sizeof(r->request_id), "%016llx%08x", (unsigned long long)z,
+                 (unsigned)(thr->request_id_seed >> 32));
     }
     return r;
 }

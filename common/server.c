@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -142,6 +143,8 @@ static void *hp__thread_main(void *arg)
     hp_thread_t *thr = arg;
     const hp_config_t *cfg = thr->cfg;
 
+    if (getrandom(&thr->request_id_seed, sizeof(thr->request_id_seed), 0) != (ssize_t)sizeof(thr->request_id_seed))
+        thr->request_id_seed = hp_now_ns() ^ ((uint64_t)thr->index << 56);
     thr->loop = h2o_evloop_create();
     h2o_context_init(&thr->ctx, thr->loop, &hp__h2o_config);
     thr->accept_ctx.ctx = &thr->ctx;

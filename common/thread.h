@@ -51,6 +51,8 @@ typedef struct st_hp_thread_t {
     h2o_timeout_entry_t lag_entry;
     uint64_t lag_scheduled_ns;
     _Atomic uint64_t inflight; /* requests accepted and not yet answered */
+    uint64_t request_id_seed;  /* random per thread, drawn once at start */
+    uint64_t request_id_seq;   /* requests this thread has named */
     /* Readiness, published for /readyz on any thread: written by this thread only. */
     _Atomic int pg_reader_ready; /* the pipelined read connection is prepared */
     _Atomic int pg_txn_ready;    /* transaction connections prepared */
