@@ -89,22 +89,30 @@ run_e2e() {
         (cd tests/browser && npm ci --no-audit --no-fund) || failed+=("npm ci in tests/browser")
     fi
 
-    step "e2e: $python -m pytest -q tests/e2e"
-    rc=0
-    # LeakSanitizer suppresses only libh2o's per-thread state (see tests/lsan.supp);
-    # every leak of hotplate's own allocations still fails the ASan smoke test.
-    HOTPLATE_BIN="$bin" \
-        HOTPLATE_ASAN_BIN="$asan_bin" \
-        LSAN_OPTIONS="suppressions=$repo_root/tests/lsan.supp" \
-        HOTPLATE_TOKENS="$tokens" \
-        HOTPLATE_MIGRATIONS_DIR="$repo_root/migrations" \
-        timeout -k 30 "$E2E_TIMEOUT" "$python" -m pytest -q tests/e2e || rc=$?
-    case $rc in
-    0) ;;
-    5) failed+=("e2e (pytest collected no tests)") ;;
-    124 | 137) failed+=("e2e (killed after ${E2E_TIMEOUT}s)") ;;
-    *) failed+=("e2e (pytest exit $rc)") ;;
-    esac
+    # The suites: tests/e2e, then each further suite directory that exists
+    # (tests/bench: a quick bench end to end; tests/monitoring: alert rules,
+    # the compose file and the load balancer). Each is its own pytest run with
+    # its own pytest.ini and conftest.py, and the same environment.
+    local suite
+    for suite in tests/e2e tests/bench tests/monitoring; do
+        [[ -d $suite ]] || continue
+        step "$suite: $python -m pytest -q $suite"
+        rc=0
+        # LeakSanitizer suppresses only libh2o's per-thread state (see tests/lsan.supp);
+        # every leak of hotplate's own allocations still fails the ASan smoke test.
+        HOTPLATE_BIN="$bin" \
+            HOTPLATE_ASAN_BIN="$asan_bin" \
+            LSAN_OPTIONS="suppressions=$repo_root/tests/lsan.supp" \
+            HOTPLATE_TOKENS="$tokens" \
+            HOTPLATE_MIGRATIONS_DIR="$repo_root/migrations" \
+            timeout -k 30 "$E2E_TIMEOUT" "$python" -m pytest -q "$suite" || rc=$?
+        case $rc in
+        0) ;;
+        5) failed+=("$suite (pytest collected no tests)") ;;
+        124 | 137) failed+=("$suite (killed after ${E2E_TIMEOUT}s)") ;;
+        *) failed+=("$suite (pytest exit $rc)") ;;
+        esac
+    done
 }
 
 # Two runs in one checkout would destroy each other's test stack, so a second
