@@ -22,6 +22,7 @@ void hp_config_usage(void)
         "  --threads N                 worker threads (default: number of cores; env HOTPLATE_THREADS)\n"
         "  --db-pool N                 transaction connections per thread (default 4; env HOTPLATE_DB_POOL)\n"
         "  --statement-timeout-ms N    PostgreSQL statement_timeout (default 5000)\n"
+        "  --lock-timeout-ms N         PostgreSQL lock_timeout: longest row-lock wait (default 1000)\n"
         "  --db-timeout-ms N           client deadline per statement (default 6000)\n"
         "  --pool-timeout-ms N         longest wait for a transaction connection (default 2000)\n"
         "  --redis-timeout-ms N        client deadline per Redis command (default 250)\n"
@@ -82,6 +83,7 @@ static const struct hp__int_opt hp__int_opts[] = {
     {"--threads", "HOTPLATE_THREADS", offsetof(hp_config_t, threads), 1, 256},
     {"--db-pool", "HOTPLATE_DB_POOL", offsetof(hp_config_t, db_pool_size), 1, 64},
     {"--statement-timeout-ms", "HOTPLATE_STATEMENT_TIMEOUT_MS", offsetof(hp_config_t, statement_timeout_ms), 1, 600000},
+    {"--lock-timeout-ms", "HOTPLATE_LOCK_TIMEOUT_MS", offsetof(hp_config_t, lock_timeout_ms), 1, 600000},
     {"--db-timeout-ms", "HOTPLATE_DB_TIMEOUT_MS", offsetof(hp_config_t, db_timeout_ms), 1, 600000},
     {"--pool-timeout-ms", "HOTPLATE_POOL_TIMEOUT_MS", offsetof(hp_config_t, pool_timeout_ms), 1, 600000},
     {"--redis-timeout-ms", "HOTPLATE_REDIS_TIMEOUT_MS", offsetof(hp_config_t, redis_timeout_ms), 1, 600000},
@@ -104,6 +106,7 @@ int hp_config_load(hp_config_t *cfg, int argc, char **argv)
         .redis_url = "redis://127.0.0.1:6379",
         .db_pool_size = 4,
         .statement_timeout_ms = 5000,
+        .lock_timeout_ms = 1000,
         .db_timeout_ms = 6000,
         .pool_timeout_ms = 2000,
         .redis_timeout_ms = 250,

@@ -15,6 +15,7 @@
  * cleared here.
  */
 #include "common/db.h"
+#include "common/flags.h"
 #include "common/clock.h"
 #include "common/log.h"
 
@@ -76,6 +77,7 @@ struct st_hp_db_t {
     size_t pool_size;
     h2o_linklist_t free_conns; /* pool connections that are READY and not held */
     h2o_linklist_t waiters;    /* hp_db_waiter_t, oldest first */
+    size_t in_use;             /* pool connections held by a request */
 };
 
 /*
@@ -99,6 +101,18 @@ void hp_db_global_init(const hp_db_stmt_def_t *stmts, size_t num_stmts)
 {
     hp__stmts = stmts;
     hp__num_stmts = num_stmts;
+}
+
+static void hp__kept_dispose(void *p)
+{
+    PQclear(*(PGresult **)p);
+}
+
+PGresult *hp_db_keep(hp_req_t *r, PGresult *res)
+{
+    PGresult **slot = h2o_mem_alloc_shared(&r->h2o->pool, sizeof(*slot), hp__kept_dispose);
+    *slot = res;
+    return res;
 }
 
 const char *hp_db_sqlstate(const PGresult *res)
@@ -268,9 +282,13 @@ static const char *hp__result_err(const PGresult *res)
     case PGRES_TUPLES_OK:
     case PGRES_COMMAND_OK:
         return NULL;
-    default:
-        /* 57014 query_canceled is what statement_timeout raises. */
-        return strcmp(hp_db_sqlstate(res), "57014") == 0 ? hp_err_db_timeout : hp_err_db_error;
+    default: {
+        /* 57014 query_canceled is what statement_timeout raises, 55P03 lock_not_available lock_timeout. */
+        const char *state = hp_db_sqlstate(res);
+        if (strcmp(state, "57014") == 0)
+            return hp_err_db_timeout;
+        return strcmp(state, "55P03") == 0 ? hp_err_lock_timeout : hp_err_db_error;
+    }
     }
 }
 
@@ -478,8 +496,9 @@ static void hp__conn_connect(hp_pgconn_t *conn)
 
 static void hp__conn_start(hp_pgconn_t *conn)
 {
-    char options[64];
-    snprintf(options, sizeof(options), "-c statement_timeout=%d", conn->thr->cfg->statement_timeout_ms);
+    char options[96];
+    snprintf(options, sizeof(options), "-c statement_timeout=%d -c lock_timeout=%d", conn->thr->cfg->statement_timeout_ms,
+             conn->thr->cfg->lock_timeout_ms);
     /* dbname first with expand_dbname, so the URL's settings apply and ours override them. */
     const char *keys[] = {"dbname", "options", "application_name", "connect_timeout", NULL};
     const char *vals[] = {conn->thr->cfg->pg_url, options, "hotplate", "5", NULL};
@@ -583,29 +602,54 @@ static void hp__waiter_on_timeout(h2o_timeout_entry_t *entry)
     hp__waiter_on_deferred(entry);
 }
 
-/* Gives a free, ready connection to the oldest live waiter, or parks it. */
-static void hp__pool_offer(hp_pgconn_t *conn)
+/*
+ * How many pool connections may be held at once: all of them, or one with the
+ * db_pool=small bottleneck flag. The flag only caps how many are handed out,
+ * so it can change mid-load: connections above a lowered cap simply stay free
+ * until the holders drop below it, and a raised cap is used at the next
+ * acquire or release.
+ */
+static size_t hp__pool_limit(const struct st_hp_db_t *db)
 {
-    hp_thread_t *thr = conn->thr;
+    return hp_flag_get(HP_FLAG_db_pool) == HP_DB_POOL_SMALL ? 1 : db->pool_size;
+}
+
+/* Makes conn r's; the callback runs on the next loop iteration. */
+static void hp__pool_grant(hp_thread_t *thr, hp_db_waiter_t *w, hp_pgconn_t *conn)
+{
+    hp_req_t *r = w->op.req;
+    ++thr->db->in_use;
+    hp_probe_pool_gauges(thr, 1, 0);
+    conn->holder = r;
+    r->held = conn;
+    w->granted = conn;
+    hp_thread_defer(thr, &w->timeout, hp__waiter_on_deferred);
+}
+
+/* Hands free connections to the oldest live waiters while the cap allows. */
+static void hp__pool_drain(hp_thread_t *thr)
+{
     struct st_hp_db_t *db = thr->db;
-    while (!h2o_linklist_is_empty(&db->waiters)) {
+    while (!h2o_linklist_is_empty(&db->waiters) && !h2o_linklist_is_empty(&db->free_conns) && db->in_use < hp__pool_limit(db)) {
         hp_db_waiter_t *w = H2O_STRUCT_FROM_MEMBER(hp_db_waiter_t, link, db->waiters.next);
         h2o_linklist_unlink(&w->link);
         h2o_timeout_unlink(&w->timeout);
+        hp__waiter_leave(thr, w, 0);
         if (w->op.req == NULL) {
-            hp__waiter_leave(thr, w, 0);
             free(w); /* its request went away while waiting */
             continue;
         }
-        hp__waiter_leave(thr, w, 0);
-        hp_probe_pool_gauges(thr, 1, 0);
-        conn->holder = w->op.req;
-        w->op.req->held = conn;
-        w->granted = conn;
-        hp_thread_defer(thr, &w->timeout, hp__waiter_on_deferred);
-        return;
+        hp_pgconn_t *conn = H2O_STRUCT_FROM_MEMBER(hp_pgconn_t, free_link, db->free_conns.next);
+        h2o_linklist_unlink(&conn->free_link);
+        hp__pool_grant(thr, w, conn);
     }
-    h2o_linklist_insert(&db->free_conns, &conn->free_link);
+}
+
+/* A ready connection is free again: it goes to the oldest live waiter, or waits in the free list. */
+static void hp__pool_offer(hp_pgconn_t *conn)
+{
+    h2o_linklist_insert(&conn->thr->db->free_conns, &conn->free_link);
+    hp__pool_drain(conn->thr);
 }
 
 void hp_db_acquire(hp_req_t *r, hp_db_acquire_cb cb, void *ud)
@@ -622,15 +666,12 @@ void hp_db_acquire(hp_req_t *r, hp_db_acquire_cb cb, void *ud)
     hp_op_attach(r, &w->op);
     hp_probe_wait_begin(&r->probe, HP_STAGE_pool);
     assert(r->held == NULL);
-    if (!h2o_linklist_is_empty(&db->free_conns)) {
+    /* Older waiters come first: a free connection goes to the queue when there is one. */
+    if (h2o_linklist_is_empty(&db->waiters) && !h2o_linklist_is_empty(&db->free_conns) && db->in_use < hp__pool_limit(db)) {
         hp_pgconn_t *conn = H2O_STRUCT_FROM_MEMBER(hp_pgconn_t, free_link, db->free_conns.next);
         h2o_linklist_unlink(&conn->free_link);
         hp_probe_pool_wait_done(thr, 0, 0);
-        hp_probe_pool_gauges(thr, 1, 0);
-        conn->holder = r;
-        r->held = conn;
-        w->granted = conn;
-        hp_thread_defer(thr, &w->timeout, hp__waiter_on_deferred);
+        hp__pool_grant(thr, w, conn);
         return;
     }
     /* Waiting only makes sense if some connection is up or on its way up. */
@@ -647,6 +688,8 @@ void hp_db_acquire(hp_req_t *r, hp_db_acquire_cb cb, void *ud)
     hp_probe_pool_gauges(thr, 0, 1);
     w->timeout.cb = hp__waiter_on_timeout;
     h2o_timeout_link(thr->loop, &thr->pool_timeout, &w->timeout);
+    /* A cap raised since the last release (db_pool back to sized) frees connections that nobody offered yet. */
+    hp__pool_drain(thr);
 }
 
 void hp_db_release(hp_req_t *r, hp_pgconn_t *conn, int rollback)
@@ -654,6 +697,7 @@ void hp_db_release(hp_req_t *r, hp_pgconn_t *conn, int rollback)
     assert(conn->holder == r);
     conn->holder = NULL;
     r->held = NULL;
+    --conn->thr->db->in_use;
     hp_probe_pool_gauges(conn->thr, -1, 0);
     if (conn->state != HP_PG_READY)
         return; /* it rejoins the pool when it reconnects */

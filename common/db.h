@@ -105,6 +105,15 @@ void hp_db_release(hp_req_t *r, hp_pgconn_t *conn, int rollback);
  */
 int hp_db_failed(hp_req_t *r, PGresult *res, const char *err);
 
+/**
+ * Hands res to the request's pool: it is PQclear'ed when the request is
+ * disposed, whether it was answered or the client went away. For a result a
+ * handler keeps across further asynchronous steps, which a departed client
+ * would otherwise leak (callbacks never run after the request is gone).
+ * @return res
+ */
+PGresult *hp_db_keep(hp_req_t *r, PGresult *res);
+
 /** @return the SQLSTATE of an error result, or "" */
 const char *hp_db_sqlstate(const PGresult *res);
 

@@ -16,6 +16,8 @@ static const hp_flag_def_t hp__flag_defs[HP_FLAG__COUNT] = {
 
 /* Written by the admin thread or at startup, read by every worker per request. */
 static _Atomic int hp__flag_values[HP_FLAG__COUNT];
+/* Set at startup only (before threads start): which flags the operator chose explicitly. */
+static unsigned char hp__flag_explicit[HP_FLAG__COUNT];
 
 const hp_flag_def_t *hp_flag_def(hp_flag_id_t id)
 {
@@ -100,9 +102,15 @@ int hp_flag_set(const char *name, size_t name_len, const char *value, size_t val
     return 0;
 }
 
+int hp_flag_explicit(hp_flag_id_t id)
+{
+    return hp__flag_explicit[id];
+}
+
 void hp_flags_init(void)
 {
     char err[128];
+    memset(hp__flag_explicit, 0, sizeof(hp__flag_explicit));
     for (int id = 0; id != HP_FLAG__COUNT; ++id) {
         const hp_flag_def_t *def = &hp__flag_defs[id];
         if (hp_flag_set(def->name, strlen(def->name), def->def, strlen(def->def), err, sizeof(err)) != 0)
@@ -122,8 +130,11 @@ int hp_flags_parse_list(const char *list, char *err, size_t errlen)
                 snprintf(err, errlen, "expected name=value, got %.*s", (int)(len > 64 ? 64 : len), p);
                 return -1;
             }
-            if (hp_flag_set(p, (size_t)(eq - p), eq + 1, len - (size_t)(eq - p) - 1, err, errlen) != 0)
+            int v, id = hp_flag_check(p, (size_t)(eq - p), eq + 1, len - (size_t)(eq - p) - 1, &v, err, errlen);
+            if (id < 0)
                 return -1;
+            hp_flag_store(id, v);
+            hp__flag_explicit[id] = 1;
         }
         if (end == NULL)
             break;

@@ -24,7 +24,16 @@ typedef enum { HP_FLAG_ENUM, HP_FLAG_INT } hp_flag_type_t;
  */
 #define HP_FLAG_LIST(X)                                                                                                            \
     X(menu_cache, HP_FLAG_ENUM, "redis", "redis|off", "cache-aside for GET /restaurants/{id}/menu in Redis, or none")              \
+    X(orders_user_id_index, HP_FLAG_ENUM, "on", "on|off",                                                                          \
+      "the index on orders(user_id, created_at DESC), created or dropped CONCURRENTLY when set")                                   \
+    X(order_history, HP_FLAG_ENUM, "batched", "batched|n_plus_one",                                                                \
+      "order history in 3 set-based statements per page, or 1 + 2N one-row statements")                                           \
     X(order_total, HP_FLAG_ENUM, "once", "once|naive", "compute each cart value once, or recompute per line (quadratic)")          \
+    X(checkout_txn, HP_FLAG_ENUM, "short", "short|long",                                                                           \
+      "authorize payment before a short transaction, or hold the transaction and stock locks across the payment call")             \
+    X(db_pool, HP_FLAG_ENUM, "sized", "sized|small",                                                                               \
+      "transaction connections per thread: all of --db-pool, or only one")                                                         \
+    X(leak, HP_FLAG_ENUM, "off", "off|on", "the recently-viewed list evicts its oldest entries, or never evicts (a leak)")          \
     X(payment_latency_ms, HP_FLAG_INT, "40", "0..60000", "mean latency of the payment gateway simulator, in milliseconds")         \
     X(payment_failure_pct, HP_FLAG_INT, "0", "0..100", "share of payment authorizations the simulator declines, in percent")       \
     X(slow_request_ms, HP_FLAG_INT, "100", "1..600000", "requests at least this slow go to the slow-request ring")
@@ -39,6 +48,11 @@ typedef enum {
 /* The enum choices, named so that call sites read well. */
 enum { HP_MENU_CACHE_REDIS = 0, HP_MENU_CACHE_OFF = 1 };
 enum { HP_ORDER_TOTAL_ONCE = 0, HP_ORDER_TOTAL_NAIVE = 1 };
+enum { HP_INDEX_ON = 0, HP_INDEX_OFF = 1 };
+enum { HP_ORDER_HISTORY_BATCHED = 0, HP_ORDER_HISTORY_N_PLUS_ONE = 1 };
+enum { HP_CHECKOUT_TXN_SHORT = 0, HP_CHECKOUT_TXN_LONG = 1 };
+enum { HP_DB_POOL_SIZED = 0, HP_DB_POOL_SMALL = 1 };
+enum { HP_LEAK_OFF = 0, HP_LEAK_ON = 1 };
 
 typedef struct st_hp_flag_def_t {
     const char *name;
@@ -75,6 +89,9 @@ void hp_flag_store(hp_flag_id_t id, int parsed);
  * @return 0, or -1 with a message in err
  */
 int hp_flags_parse_list(const char *list, char *err, size_t errlen);
+
+/** @return 1 when the flag was set by hp_flags_parse_list() (--flag or HOTPLATE_FLAGS) since hp_flags_init() */
+int hp_flag_explicit(hp_flag_id_t id);
 
 /** @return the definition of a flag */
 const hp_flag_def_t *hp_flag_def(hp_flag_id_t id);

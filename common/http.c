@@ -14,6 +14,7 @@
 const char hp_err_db_unavailable[] = "db_unavailable";
 const char hp_err_db_timeout[] = "db_timeout";
 const char hp_err_db_error[] = "db_error";
+const char hp_err_lock_timeout[] = "lock_timeout";
 const char hp_err_pool_exhausted[] = "pool_exhausted";
 const char hp_err_redis_unavailable[] = "redis_unavailable";
 const char hp_err_redis_timeout[] = "cache_timeout";
@@ -272,6 +273,8 @@ void hp_respond_failure(hp_req_t *r, const char *err)
 {
     if (err == hp_err_db_timeout)
         hp_respond_error(r, 504, "db_timeout", "the database did not answer in time");
+    else if (err == hp_err_lock_timeout)
+        hp_respond_error(r, 504, "lock_timeout", "a row lock was not granted in time; another transaction holds it");
     else if (err == hp_err_pool_exhausted)
         hp_respond_error(r, 503, "pool_exhausted", "no database connection became free in time");
     else if (err == hp_err_payment_timeout)

@@ -112,6 +112,7 @@ char *hp_pool_printf(hp_req_t *r, const char *fmt, ...) __attribute__((format(pr
 extern const char hp_err_db_unavailable[];
 extern const char hp_err_db_timeout[];
 extern const char hp_err_db_error[];
+extern const char hp_err_lock_timeout[];
 extern const char hp_err_pool_exhausted[];
 extern const char hp_err_redis_unavailable[];
 extern const char hp_err_redis_timeout[];

@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "common/redis.h"
 #include "services/payment.h"
+#include "services/recent.h"
 #include "profiling/perf.h"
 
 #include <arpa/inet.h>
@@ -202,6 +203,7 @@ static void *hp__thread_main(void *arg)
     for (int i = 0; i != 10; ++i)
         h2o_evloop_run(thr->loop, 0); /* lets h2o close the sockets it was told to close */
     hp_payment_thread_dispose(thr);
+    hp_recent_thread_dispose(thr);
     /*
      * The h2o context and loop are left to process exit: libh2o 2.2.5 can only
      * destroy a loop whose timeouts are all empty, and it has no call that

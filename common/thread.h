@@ -22,6 +22,7 @@ struct st_hp_route_t;
 struct st_hp_probes_t;
 struct st_hp_redis_t;
 struct st_hp_payment_t;
+struct st_hp_recent_t;
 
 typedef struct st_hp_thread_t {
     int index;    /* workers 0..n-1; the admin thread is n */
@@ -40,6 +41,7 @@ typedef struct st_hp_thread_t {
     struct st_hp_db_t *db;
     struct st_hp_redis_t *redis;
     struct st_hp_payment_t *payment;
+    struct st_hp_recent_t *recent; /* the recently-viewed list (services/recent.c), created at the first view */
     /* Timeouts of fixed durations; h2o 2.2.5 keeps one list per duration. */
     h2o_timeout_t zero_timeout;  /* 0 ms: runs a callback on the next loop iteration */
     h2o_timeout_t retry_timeout; /* 1 s: reconnect attempts */

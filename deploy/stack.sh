@@ -240,6 +240,11 @@ track_io_timing = on
 log_min_duration_statement = 100ms
 auto_explain.log_min_duration = 100ms
 auto_explain.log_format = json
+# A session that waits for a lock longer than deadlock_timeout logs "still
+# waiting for ShareLock on transaction ...", naming the holder: the evidence
+# of the checkout_txn=long lab (docs/labs/05-checkout-txn.md).
+log_lock_waits = on
+deadlock_timeout = 100ms
 
 # One log file at a fixed path that the hotplate server can open and read.
 logging_collector = on

@@ -3,6 +3,7 @@
  */
 #include "profiling/admin.h"
 #include "common/flags.h"
+#include "services/pgindex.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/token.h"
@@ -43,9 +44,19 @@ json_t *hp_admin_flags_json(void)
     return flags;
 }
 
+/*
+ * The flags, plus "actions": what a flag that acts outside the process is
+ * doing (orders_user_id_index builds or drops its index on the index thread;
+ * its state is "running" until the database has caught up with the flag).
+ */
+static json_t *hp__flags_doc(void)
+{
+    return json_pack("{so so}", "flags", hp_admin_flags_json(), "actions", hp_pgindex_actions_json());
+}
+
 static void hp__flags_get(hp_req_t *r)
 {
-    hp_respond_json(r, 200, json_pack("{so}", "flags", hp_admin_flags_json()));
+    hp_respond_json(r, 200, hp__flags_doc());
 }
 
 /*
@@ -93,8 +104,10 @@ static void hp__flags_post(hp_req_t *r)
         hp_flag_store(ids[i], values[i]);
         hp_log(HP_LOG_WARN, "flag %s set to %s via POST /debug/flags", hp_flag_def(ids[i])->name,
                hp_flag_value_str(ids[i], now, sizeof(now)));
+        if (ids[i] == HP_FLAG_orders_user_id_index)
+            hp_pgindex_flag_changed();
     }
-    hp_respond_json(r, 200, json_pack("{so}", "flags", hp_admin_flags_json()));
+    hp_respond_json(r, 200, hp__flags_doc());
 }
 
 static const hp_route_t hp__admin_own_routes[] = {

@@ -230,6 +230,7 @@ typedef struct st_hp_merged_t {
     uint64_t pool_acquired, pool_timeouts, pool_size;
     hp_merged_hist_t pool_wait;
     uint64_t cache_hits, cache_misses, cache_errors;
+    uint64_t cache_loads, cache_coalesced, cache_lease_waits;
     hp_merged_hist_t cache_latency, loop_lag, payment_latency;
     uint64_t accepted;
 } hp_merged_t;
@@ -300,11 +301,15 @@ static hp_merged_t *hp__merge_all(void)
         m->pool_waiting += atomic_load_explicit(&p->pool_waiting, memory_order_relaxed);
         m->pool_acquired += hp__ld(&p->pool_acquired);
         m->pool_timeouts += hp__ld(&p->pool_timeouts);
-        m->pool_size += (uint64_t)thr->db_pool_size;
+        /* The size in effect: db_pool=small caps every thread's pool at one connection (common/db.c). */
+        m->pool_size += hp_flag_get(HP_FLAG_db_pool) == HP_DB_POOL_SMALL ? 1 : (uint64_t)thr->db_pool_size;
         hp__merge_window(&m->pool_wait, &p->pool_wait, m->now_s);
         m->cache_hits += hp__ld(&p->cache_hits);
         m->cache_misses += hp__ld(&p->cache_misses);
         m->cache_errors += hp__ld(&p->cache_errors);
+        m->cache_loads += hp__ld(&p->cache_loads);
+        m->cache_coalesced += hp__ld(&p->cache_coalesced);
+        m->cache_lease_waits += hp__ld(&p->cache_lease_waits);
         hp__merge_window(&m->cache_latency, &p->cache_latency, m->now_s);
         hp__merge_window(&m->loop_lag, &p->loop_lag, m->now_s);
         hp__merge_window(&m->payment_latency, &p->payment_latency, m->now_s);
@@ -505,10 +510,11 @@ static json_t *hp__perf_doc(hp_req_t *r, const char *sel)
     if (hp__want(sel, "cache")) {
         uint64_t lookups = m->cache_hits + m->cache_misses + m->cache_errors;
         json_object_set_new(doc, "cache",
-                            json_pack("{sI sI sI sf so}", "hits", (json_int_t)m->cache_hits, "misses", (json_int_t)m->cache_misses,
-                                      "errors", (json_int_t)m->cache_errors, "hit_ratio",
-                                      lookups != 0 ? (double)m->cache_hits / (double)lookups : 0.0, "latency",
-                                      hp__merged_hist_json(&m->cache_latency)));
+                            json_pack("{sI sI sI sf sI sI sI so}", "hits", (json_int_t)m->cache_hits, "misses",
+                                      (json_int_t)m->cache_misses, "errors", (json_int_t)m->cache_errors, "hit_ratio",
+                                      lookups != 0 ? (double)m->cache_hits / (double)lookups : 0.0, "loads",
+                                      (json_int_t)m->cache_loads, "coalesced", (json_int_t)m->cache_coalesced, "lease_waits",
+                                      (json_int_t)m->cache_lease_waits, "latency", hp__merged_hist_json(&m->cache_latency)));
     }
     if (hp__want(sel, "loop"))
         json_object_set_new(doc, "loop",
@@ -714,9 +720,16 @@ static void hp__metrics(hp_req_t *r)
             "# TYPE hotplate_cache_lookups_total counter\n"
             "hotplate_cache_lookups_total{result=\"hit\"} %llu\nhotplate_cache_lookups_total{result=\"miss\"} %llu\n"
             "hotplate_cache_lookups_total{result=\"error\"} %llu\n"
+            "# HELP hotplate_cache_loads_total Menus loaded from PostgreSQL by the menu read path.\n"
+            "# TYPE hotplate_cache_loads_total counter\nhotplate_cache_loads_total %llu\n"
+            "# HELP hotplate_cache_coalesced_total Menu reads answered with another request's load on the same thread.\n"
+            "# TYPE hotplate_cache_coalesced_total counter\nhotplate_cache_coalesced_total %llu\n"
+            "# HELP hotplate_cache_lease_waits_total Menu loads that found the Redis lease taken and polled for its result.\n"
+            "# TYPE hotplate_cache_lease_waits_total counter\nhotplate_cache_lease_waits_total %llu\n"
             "# HELP hotplate_cache_command_duration_seconds Latency of Redis commands.\n"
             "# TYPE hotplate_cache_command_duration_seconds histogram\n",
-            (unsigned long long)m->cache_hits, (unsigned long long)m->cache_misses, (unsigned long long)m->cache_errors);
+            (unsigned long long)m->cache_hits, (unsigned long long)m->cache_misses, (unsigned long long)m->cache_errors,
+            (unsigned long long)m->cache_loads, (unsigned long long)m->cache_coalesced, (unsigned long long)m->cache_lease_waits);
     hp__prom_hist(f, "hotplate_cache_command_duration_seconds", "", &m->cache_latency.total);
     fprintf(f, "# HELP hotplate_event_loop_lag_seconds How late the loops' 100 ms timer fires.\n"
                "# TYPE hotplate_event_loop_lag_seconds histogram\n");

@@ -775,6 +775,8 @@ static const hp_pg_sample_t hp__samples[] = {
     {"order_items_for", {"(SELECT array_agg(id) FROM (SELECT id FROM orders ORDER BY id DESC LIMIT 20) s)"}},
     {"order_history", {HP__TOP_CUSTOMER, "NULL", "NULL", "21"}},
     {"restaurant_names", {"(SELECT array_agg(id) FROM (SELECT id FROM restaurants ORDER BY id LIMIT 20) s)"}},
+    {"order_items_of", {"(SELECT max(id) FROM orders)"}},
+    {"restaurant_name_of", {"(SELECT min(id) FROM restaurants)"}},
     {"order_transition",
      {"(SELECT max(id) FROM orders)", "'{placed,accepted,preparing,ready,picked_up}'", "'cancelled'",
       "(SELECT user_id FROM orders ORDER BY id DESC LIMIT 1)"}},

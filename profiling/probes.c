@@ -194,6 +194,17 @@ void hp_probe_cache_result(hp_thread_t *thr, int hit, int error)
         hp_probe_add(error ? &p->cache_errors : hit ? &p->cache_hits : &p->cache_misses, 1);
 }
 
+void hp_probe_cache_event(hp_thread_t *thr, hp_cache_event_t ev)
+{
+    hp_probes_t *p = thr->probes;
+    if (p == NULL)
+        return;
+    hp_probe_add(ev == HP_CACHE_EV_LOAD        ? &p->cache_loads
+                 : ev == HP_CACHE_EV_COALESCED ? &p->cache_coalesced
+                                               : &p->cache_lease_waits,
+                 1);
+}
+
 void hp_probe_cache_latency(hp_thread_t *thr, uint64_t ns)
 {
     if (thr->probes != NULL)

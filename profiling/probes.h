@@ -14,7 +14,8 @@
  * - per stage: a histogram of the time one request spent in it;
  * - per named statement: count, errors, rows, latency histogram;
  * - the transaction pool: in use, waiting, acquisitions, timeouts, wait histogram;
- * - the cache: hits, misses, errors, command latency;
+ * - the cache: hits, misses, errors, command latency, and the single-flight
+ *   events of the menu cache (PostgreSQL loads, coalesced followers, lease waits);
  * - the loop: lag (how late a 100 ms timer fires) and connections accepted;
  * - a ring of the last slow requests with their stages and statements.
  *
@@ -65,6 +66,13 @@
         }                                                                                                                          \
     } while (0)
 #endif
+
+/* What the menu cache's single flight counts, besides the lookup result (see services/menus.c). */
+typedef enum {
+    HP_CACHE_EV_LOAD,       /* a menu loaded from PostgreSQL */
+    HP_CACHE_EV_COALESCED,  /* a request answered with another request's load on its thread */
+    HP_CACHE_EV_LEASE_WAIT, /* a load that found another holder of the Redis lease and polled for its result */
+} hp_cache_event_t;
 
 #define HP_STAGE_LIST(X) X(parse) X(auth) X(cache) X(pool) X(db) X(compute) X(payment) X(render)
 
@@ -127,6 +135,9 @@ typedef struct st_hp_probes_t {
     _Atomic uint64_t pool_acquired, pool_timeouts;
     hp_hist_window_t pool_wait;
     _Atomic uint64_t cache_hits, cache_misses, cache_errors;
+    /* Single flight (services/menus.c): menu loads from PostgreSQL, requests that waited for another's load, lease losers that
+     * polled. */
+    _Atomic uint64_t cache_loads, cache_coalesced, cache_lease_waits;
     hp_hist_window_t cache_latency;
     hp_hist_window_t loop_lag;
     _Atomic uint64_t accepted;
@@ -203,6 +214,7 @@ void hp_probe_pool_wait_done(struct st_hp_thread_t *thr, uint64_t ns, int timed_
 void hp_probe_pool_gauges(struct st_hp_thread_t *thr, int64_t in_use_delta, int64_t waiting_delta);
 void hp_probe_cache_result(struct st_hp_thread_t *thr, int hit, int error);
 void hp_probe_cache_latency(struct st_hp_thread_t *thr, uint64_t ns);
+void hp_probe_cache_event(struct st_hp_thread_t *thr, hp_cache_event_t ev);
 void hp_probe_payment_latency(struct st_hp_thread_t *thr, uint64_t ns);
 void hp_probe_loop_lag(struct st_hp_thread_t *thr, uint64_t ns);
 void hp_probe_accepted(struct st_hp_thread_t *thr);
@@ -249,6 +261,10 @@ static inline void hp_probe_cache_result(struct st_hp_thread_t *thr, int hit, in
 static inline void hp_probe_cache_latency(struct st_hp_thread_t *thr, uint64_t ns)
 {
     (void)thr, (void)ns;
+}
+static inline void hp_probe_cache_event(struct st_hp_thread_t *thr, hp_cache_event_t ev)
+{
+    (void)thr, (void)ev;
 }
 static inline void hp_probe_payment_latency(struct st_hp_thread_t *thr, uint64_t ns)
 {

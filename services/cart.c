@@ -103,7 +103,7 @@ int hp_cart_from_json(const json_t *doc, hp_cart_t *cart, hp_json_err_t *err)
     if (json_array_size(items) == 0)
         return hp__fail(err, 422, "empty_cart", "the cart has no lines");
     if (json_array_size(items) > HP_TOTAL_MAX_LINES)
-        return hp__fail(err, 422, "too_many_lines", "a cart has at most 50 lines");
+        return hp__fail(err, 422, "too_many_lines", "a cart has at most 200 lines");
     size_t i;
     json_t *l;
     json_array_foreach(items, i, l)

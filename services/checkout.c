@@ -15,6 +15,14 @@
  * was. The payment call happens before the transaction opens, so no row lock
  * is held while the gateway thinks (the "short" checkout).
  *
+ * The flag checkout_txn=long restores the classic mistake instead: take a
+ * connection, BEGIN, decrement the stock (row locks on the popular items),
+ * then call the payment gateway with the transaction open, then insert the
+ * order and COMMIT. The connection and the row locks are held for the
+ * payment's whole latency, so concurrent checkouts of the same items queue on
+ * the locks (and time out after lock_timeout: 504 lock_timeout) and the pool
+ * runs dry (503 pool_exhausted). docs/labs/05-checkout-txn.md walks through it.
+ *
  * Idempotency under concurrency: twenty simultaneous requests with one key all
  * miss in step 2, but the unique index on (user_id, idempotency_key) lets one
  * insert win; the others' inserts wait for it, then do nothing, and those
@@ -22,6 +30,7 @@
  */
 #include "common/clock.h"
 #include "common/db.h"
+#include "common/flags.h"
 #include "common/json.h"
 #include "services/auth.h"
 #include "services/cart.h"
@@ -87,6 +96,7 @@ typedef struct st_hp_checkout_t {
     int num_stock; /* distinct stock-tracked items in the cart */
     const char *stock_ids, *stock_qty;
     const char *begin_err;
+    int long_txn; /* checkout_txn=long, read once when the request starts */
 } hp_checkout_t;
 
 static void hp__checkout_on_abandon(hp_op_t *op)
@@ -302,6 +312,78 @@ static void hp__checkout_on_payment(hp_req_t *r, void *ud, const char *auth_id, 
     hp_db_acquire(r, hp__checkout_on_conn, co);
 }
 
+/* ---- checkout_txn=long: the transaction spans the payment call ---------------------------------- */
+
+static void hp__long_on_payment(hp_req_t *r, void *ud, const char *auth_id, const char *err)
+{
+    hp_checkout_t *co = ud;
+    if (err != NULL) {
+        hp__checkout_fail(r, co, 1, err);
+        return;
+    }
+    snprintf(co->auth_id, sizeof(co->auth_id), "%s", auth_id);
+    co->authorized = 1;
+    co->guard_thr = r->thr;
+    co->guard.on_abandon = hp__checkout_on_abandon;
+    hp_op_attach(r, &co->guard);
+    const char **values = h2o_mem_alloc_pool(&r->h2o->pool, sizeof(*values) * 17);
+    hp__insert_values(r, co, values);
+    co->num_stock = 0; /* the stock is already decremented: the insert goes straight to COMMIT */
+    hp_db_conn_query(r, r->held, HP_STMT_order_insert, values, 17, hp__checkout_on_insert, co);
+}
+
+static void hp__long_on_stock(hp_req_t *r, void *ud, PGresult *res, const char *err)
+{
+    hp_checkout_t *co = ud;
+    if (err == NULL && co->begin_err != NULL)
+        err = co->begin_err;
+    if (err != NULL) {
+        if (res != NULL)
+            PQclear(res);
+        hp__checkout_fail(r, co, 1, err);
+        return;
+    }
+    int updated = PQntuples(res);
+    PQclear(res);
+    if (updated != co->num_stock) {
+        hp__checkout_fail(r, co, 1, NULL);
+        hp_respond_error(r, 409, "out_of_stock", "an item does not have enough stock left");
+        return;
+    }
+    /* The mistake this flag reproduces: the gateway is called with the row locks and the connection held. */
+    hp_payment_authorize(r, co->p->result.total_cents, hp__long_on_payment, co);
+}
+
+static void hp__long_on_begin(hp_req_t *r, void *ud, PGresult *res, const char *err)
+{
+    hp_checkout_t *co = ud;
+    if (res != NULL)
+        PQclear(res);
+    if (err != NULL) {
+        hp__checkout_fail(r, co, 1, err);
+        return;
+    }
+    hp_payment_authorize(r, co->p->result.total_cents, hp__long_on_payment, co);
+}
+
+static void hp__long_on_conn(hp_req_t *r, void *ud, hp_pgconn_t *conn, const char *err)
+{
+    hp_checkout_t *co = ud;
+    if (err != NULL) {
+        hp_respond_failure(r, err);
+        return;
+    }
+    /* Nothing to lock: the transaction (and its connection) still spans the payment. */
+    if (co->num_stock == 0) {
+        hp_db_conn_query(r, conn, HP_STMT_txn_begin, NULL, 0, hp__long_on_begin, co);
+        return;
+    }
+    /* BEGIN and the stock decrement go out together; the decrement's result reports a failed BEGIN. */
+    hp_db_conn_query(r, conn, HP_STMT_txn_begin, NULL, 0, hp__checkout_on_begin, co);
+    const char *values[] = {co->stock_ids, co->stock_qty};
+    hp_db_conn_query(r, conn, HP_STMT_stock_decrement, values, 2, hp__long_on_stock, co);
+}
+
 static void hp__checkout_priced(hp_req_t *r, void *ud, hp_cart_priced_t *p)
 {
     hp_checkout_t *co = ud;
@@ -341,7 +423,10 @@ static void hp__checkout_priced(hp_req_t *r, void *ud, hp_cart_priced_t *p)
         pq += sprintf(pq, "%s%lld", j != 0 ? "," : "", (long long)qty[j]);
     }
     strcpy(pi, "}"), strcpy(pq, "}");
-    hp_payment_authorize(r, p->result.total_cents, hp__checkout_on_payment, co);
+    if (co->long_txn)
+        hp_db_acquire(r, hp__long_on_conn, co);
+    else
+        hp_payment_authorize(r, p->result.total_cents, hp__checkout_on_payment, co);
 }
 
 static void hp__checkout_on_key(hp_req_t *r, void *ud, PGresult *res, const char *err)
@@ -385,6 +470,7 @@ static void hp__checkout_authed(hp_req_t *r)
     memset(co, 0, sizeof(*co));
     co->p = p;
     co->key = h2o_strdup(&r->h2o->pool, key.base, key.len).base;
+    co->long_txn = hp_flag_get(HP_FLAG_checkout_txn) == HP_CHECKOUT_TXN_LONG;
     hp__lookup_key(r, co, hp__checkout_on_key);
 }
 

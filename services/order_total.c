@@ -37,7 +37,7 @@ static const double hp_total__earth_radius_m = 6371008.8;
 
 /*
  * The caller validates quantities to 1..99. Clamping here anyway bounds the
- * subtotal at 50 lines x 99 units x INT32_MAX cents, about 1.1e13, which is
+ * subtotal at 200 lines x 99 units x INT32_MAX cents, about 4.3e13, which is
  * what keeps every sum and every basis-point product below 2^63 (see
  * hp_total__apply_bp). Without it, a bad caller would get signed overflow.
  */
@@ -205,8 +205,8 @@ typedef struct st_hp_total__slot_t {
 } hp_total__slot_t;
 
 enum {
-    HP_TOTAL__ITEM_SLOTS = 128,      /* hp_total__slots_for(HP_TOTAL_MAX_LINES) */
-    HP_TOTAL__MODIFIER_SLOTS = 1024, /* hp_total__slots_for(lines x modifiers per line) */
+    HP_TOTAL__ITEM_SLOTS = 512,      /* hp_total__slots_for(HP_TOTAL_MAX_LINES) */
+    HP_TOTAL__MODIFIER_SLOTS = 4096, /* hp_total__slots_for(lines x modifiers per line) */
 };
 
 _Static_assert(HP_TOTAL__ITEM_SLOTS >= 2 * HP_TOTAL_MAX_LINES, "item table too small");

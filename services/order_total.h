@@ -19,7 +19,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HP_TOTAL_MAX_LINES 50
+/*
+ * 200 lines: a catering or office order, the largest cart a delivery platform
+ * sees. The order_total=naive bottleneck is quadratic in lines, so its lab
+ * (docs/labs/04-order-total.md) uses carts of that kind.
+ */
+#define HP_TOTAL_MAX_LINES 200
 #define HP_TOTAL_MAX_MODIFIERS_PER_LINE 10
 
 typedef enum { HP_TOTAL_ONCE = 0, HP_TOTAL_NAIVE = 1 } hp_total_mode_t;

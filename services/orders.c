@@ -4,10 +4,17 @@
  * The order history is set-based: one statement for the page of orders, then
  * the items of all those orders and the names of their restaurants in two more
  * statements sent together, a fixed three statements per page whatever its size.
+ *
+ * The flag order_history=n_plus_one turns it into the classic N+1 of ORM lazy
+ * loading: after the page, each order's items and then its restaurant's name
+ * are fetched one statement at a time, each waiting for the previous answer,
+ * so a page of N orders costs 1 + 2N statements and 1 + 2N round trips. The
+ * response is the same document either way (tests/e2e/test_order_history_flag.py).
  */
 #include "services/orders.h"
 #include "common/cursor.h"
 #include "common/db.h"
+#include "common/flags.h"
 #include "common/json.h"
 #include "services/auth.h"
 #include "services/handlers.h"
@@ -191,31 +198,42 @@ void hp_handle_order_get(hp_req_t *r)
 
 typedef struct st_hp_history_t {
     int limit;
+    int n_plus_one; /* order_history=n_plus_one, read once when the request starts */
+    /* Every PGresult here is kept by the request's pool (hp_db_keep) and cleared with it. */
     PGresult *page, *items, *names;
     int pending;
     const char *err;
+    int next;                       /* N+1: the page row being fetched */
+    PGresult **row_items, **row_names; /* N+1: each row's own results, in the request pool */
 } hp_history_t;
 
-static void hp__history_finish(hp_req_t *r, hp_history_t *h)
+/* The page statement asks for one row more than the page, to know whether another page exists. */
+static int hp__history_page_rows(const hp_history_t *h, int *more)
 {
-    if (h->err != NULL) {
-        hp_respond_failure(r, h->err);
-        return;
-    }
-    /* The page statement asks for one row more than the page, to know whether another page exists. */
-    int n = PQntuples(h->page), more = n > h->limit;
-    if (more)
-        n = h->limit;
+    int n = PQntuples(h->page);
+    *more = n > h->limit;
+    return *more ? h->limit : n;
+}
+
+/* Row i of the page as the API renders it, given result sets holding its items and its restaurant's name. */
+static json_t *hp__history_order_json(const hp_history_t *h, int i, const PGresult *names, const PGresult *items)
+{
+    json_t *o = hp_order_row_json(h->page, i);
+    int64_t rid = hp__int(h->page, i, 2);
+    for (int k = 0; k != PQntuples(names); ++k)
+        if (hp__int(names, k, 0) == rid)
+            json_object_set_new(o, "restaurant_name", json_string(PQgetvalue(names, k, 1)));
+    hp_order_add_items(o, hp__int(h->page, i, 0), items);
+    return o;
+}
+
+static void hp__history_respond(hp_req_t *r, hp_history_t *h)
+{
+    int more, n = hp__history_page_rows(h, &more);
     json_t *orders = json_array();
-    for (int i = 0; i != n; ++i) {
-        json_t *o = hp_order_row_json(h->page, i);
-        int64_t rid = hp__int(h->page, i, 2);
-        for (int k = 0; k != PQntuples(h->names); ++k)
-            if (hp__int(h->names, k, 0) == rid)
-                json_object_set_new(o, "restaurant_name", json_string(PQgetvalue(h->names, k, 1)));
-        hp_order_add_items(o, hp__int(h->page, i, 0), h->items);
-        json_array_append_new(orders, o);
-    }
+    for (int i = 0; i != n; ++i)
+        json_array_append_new(orders, h->n_plus_one ? hp__history_order_json(h, i, h->row_names[i], h->row_items[i])
+                                                    : hp__history_order_json(h, i, h->names, h->items));
     json_t *next = json_null();
     if (more) {
         char cur[HP_CURSOR_BUF_SIZE];
@@ -226,32 +244,30 @@ static void hp__history_finish(hp_req_t *r, hp_history_t *h)
     hp_respond_json(r, 200, json_pack("{so so}", "orders", orders, "next_cursor", next));
 }
 
-static void hp__history_part_done(hp_req_t *r, hp_history_t *h, const char *err)
+static void hp__history_part_done(hp_req_t *r, hp_history_t *h, PGresult *res, PGresult **slot, const char *err)
 {
+    if (res != NULL)
+        *slot = hp_db_keep(r, res);
     if (err != NULL && h->err == NULL)
         h->err = err;
     if (--h->pending != 0)
         return;
-    hp__history_finish(r, h);
-    PQclear(h->page);
-    if (h->items != NULL)
-        PQclear(h->items);
-    if (h->names != NULL)
-        PQclear(h->names);
+    if (h->err != NULL)
+        hp_respond_failure(r, h->err);
+    else
+        hp__history_respond(r, h);
 }
 
 static void hp__history_on_items(hp_req_t *r, void *ud, PGresult *res, const char *err)
 {
     hp_history_t *h = ud;
-    h->items = res;
-    hp__history_part_done(r, h, err);
+    hp__history_part_done(r, h, res, &h->items, err);
 }
 
 static void hp__history_on_names(hp_req_t *r, void *ud, PGresult *res, const char *err)
 {
     hp_history_t *h = ud;
-    h->names = res;
-    hp__history_part_done(r, h, err);
+    hp__history_part_done(r, h, res, &h->names, err);
 }
 
 /* Formats column col of every row as a PostgreSQL array literal "{a,b}". */
@@ -266,6 +282,43 @@ static const char *hp__column_array(hp_req_t *r, const PGresult *res, int col)
     return buf;
 }
 
+/*
+ * The N+1 walk: row i's items, then its restaurant's name, then row i+1. Each
+ * step waits for the previous answer, as lazy loading does, so no two
+ * statements share a round trip.
+ */
+static void hp__n1_next(hp_req_t *r, hp_history_t *h);
+
+static void hp__n1_on_name(hp_req_t *r, void *ud, PGresult *res, const char *err)
+{
+    hp_history_t *h = ud;
+    if (hp_db_failed(r, res, err))
+        return;
+    h->row_names[h->next++] = hp_db_keep(r, res);
+    hp__n1_next(r, h);
+}
+
+static void hp__n1_on_items(hp_req_t *r, void *ud, PGresult *res, const char *err)
+{
+    hp_history_t *h = ud;
+    if (hp_db_failed(r, res, err))
+        return;
+    h->row_items[h->next] = hp_db_keep(r, res);
+    const char *rid = PQgetvalue(h->page, h->next, 2);
+    hp_db_query(r, HP_STMT_restaurant_name_of, &rid, 1, hp__n1_on_name, h);
+}
+
+static void hp__n1_next(hp_req_t *r, hp_history_t *h)
+{
+    int more, n = hp__history_page_rows(h, &more);
+    if (h->next == n) {
+        hp__history_respond(r, h);
+        return;
+    }
+    const char *oid = PQgetvalue(h->page, h->next, 0);
+    hp_db_query(r, HP_STMT_order_items_of, &oid, 1, hp__n1_on_items, h);
+}
+
 static void hp__history_on_page(hp_req_t *r, void *ud, PGresult *res, const char *err)
 {
     hp_history_t *h = ud;
@@ -276,7 +329,14 @@ static void hp__history_on_page(hp_req_t *r, void *ud, PGresult *res, const char
         hp_respond_json(r, 200, json_pack("{s[] so}", "orders", "next_cursor", json_null()));
         return;
     }
-    h->page = res;
+    h->page = hp_db_keep(r, res);
+    if (h->n_plus_one) {
+        size_t n = (size_t)PQntuples(res);
+        h->row_items = h2o_mem_alloc_pool(&r->h2o->pool, n * sizeof(PGresult *));
+        h->row_names = h2o_mem_alloc_pool(&r->h2o->pool, n * sizeof(PGresult *));
+        hp__n1_next(r, h);
+        return;
+    }
     h->pending = 2;
     const char *oids = hp__column_array(r, res, 0), *rids = hp__column_array(r, res, 2);
     /* Both are keyed by the page's ids, so they go out together in one pipeline round trip. */
@@ -297,6 +357,7 @@ static void hp__history_authed(hp_req_t *r)
     hp_history_t *h = h2o_mem_alloc_pool(&r->h2o->pool, sizeof(*h));
     memset(h, 0, sizeof(*h));
     h->limit = limit;
+    h->n_plus_one = hp_flag_get(HP_FLAG_order_history) == HP_ORDER_HISTORY_N_PLUS_ONE;
     const char *values[4] = {hp_pool_printf(r, "%lld", (long long)r->principal.user_id),
                              has_cursor ? hp_pool_printf(r, "%lld", (long long)k1) : NULL,
                              has_cursor ? hp_pool_printf(r, "%lld", (long long)k2) : NULL, hp_pool_printf(r, "%d", limit + 1)};

@@ -2,6 +2,7 @@
  * routes: the API's route table, the one list of what the server answers.
  */
 #include "services/handlers.h"
+#include "services/recent.h"
 
 const hp_route_t hp_api_routes[] = {
     {"GET", "/healthz", hp_handle_healthz},
@@ -9,6 +10,7 @@ const hp_route_t hp_api_routes[] = {
     {"GET", "/restaurants", hp_handle_restaurant_list},
     {"GET", "/restaurants/{id}", hp_handle_restaurant_get},
     {"GET", "/restaurants/{id}/menu", hp_handle_menu_get},
+    {"GET", "/trending", hp_handle_trending},
     {"PATCH", "/restaurants/{id}/menu/items/{id}", hp_handle_menu_item_patch},
     {"POST", "/cart/quote", hp_handle_quote},
     {"POST", "/orders", hp_handle_order_create},

@@ -99,6 +99,10 @@
                      "(o.created_at, o.id) < ('epoch'::timestamptz + $2::bigint * interval '1 microsecond', $3::bigint)) "         \
                      "ORDER BY o.created_at DESC, o.id DESC LIMIT $4::int")                                                        \
     X(restaurant_names, "SELECT id, name FROM restaurants WHERE id = ANY($1::bigint[])")                                           \
+    /* the order_history=n_plus_one bottleneck: what an ORM's lazy loading sends, one order or restaurant at a time */             \
+    X(order_items_of, "SELECT order_id, item_id, name, quantity, unit_price_cents, line_total_cents, modifier_ids::text "          \
+                      "FROM order_items WHERE order_id = $1 ORDER BY id")                                                          \
+    X(restaurant_name_of, "SELECT id, name FROM restaurants WHERE id = $1")                                                        \
     X(order_transition,                                                                                                            \
       "WITH u AS (UPDATE orders SET status = $3, updated_at = now() WHERE id = $1 AND status = ANY($2::text[]) RETURNING id), "    \
       "e AS (INSERT INTO order_events (order_id, status, actor_id) SELECT id, $3, $4 FROM u), "                                    \

@@ -140,7 +140,7 @@ CASES = [
     ("delivery-lon-181", lambda w: body(w, delivery={"lat": 38.7, "lon": 181.0}), 400, INVALID),
     # -- semantic: the cart itself
     ("empty-cart", lambda w: body(w, items=[]), 422, "empty_cart"),
-    ("51-lines", lambda w: body(w, items=[ok_line(w)] * 51), 422, "too_many_lines"),
+    ("201-lines", lambda w: body(w, items=[ok_line(w)] * 201), 422, "too_many_lines"),
     ("unknown-item", lambda w: line(w, item_id=w.max_item + 1000), 422, "unknown_item"),
     ("foreign-item", lambda w: line(w, item_id=w.item2_mod), 422, "unknown_item"),
     ("foreign-item-second-line", lambda w: body(w, items=[ok_line(w), {"item_id": w.item2_mod, "quantity": 1}]), 422, "unknown_item"),

@@ -24,7 +24,8 @@ SELECT count(*) FROM pg_stat_activity
 
 
 def test_loop_not_blocked_by_row_lock(start_server, db, env, world, items_state):
-    s = start_server(threads=1, name="loop")
+    # The row lock below is held on purpose for seconds: lock_timeout must not end the wait first.
+    s = start_server(threads=1, name="loop", env={"HOTPLATE_LOCK_TIMEOUT_MS": "60000"})
     c = Client(s.base)
     item = world.item_plain
     items_state(item, stock=100, available=True)

@@ -39,11 +39,11 @@ def test_quote_defaults_to_home_location(client, db, world, mk_cart):
     check_breakdown(db, body, q, world.a["id"], world.rid)
 
 
-def test_quote_fifty_lines_and_max_tip(client, db, world, mk_cart):
-    body = mk_cart([(world.item_plain, 1, [])] * 25 + [(world.item_mod, 99, world.mods[world.item_mod][:1])] * 25, tip_cents=100000)
+def test_quote_two_hundred_lines_and_max_tip(client, db, world, mk_cart):
+    body = mk_cart([(world.item_plain, 1, [])] * 100 + [(world.item_mod, 99, world.mods[world.item_mod][:1])] * 100, tip_cents=100000)
     before = checkout_snapshot(db)
     q = assert_status(client.post("/cart/quote", body, token=world.a["token"]), 200)
-    assert len(q["lines"]) == 50
+    assert len(q["lines"]) == 200
     check_breakdown(db, body, q, world.a["id"], world.rid)
     assert checkout_snapshot(db) == before
 

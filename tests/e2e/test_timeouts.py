@@ -94,7 +94,9 @@ def test_client_deadline_is_504_and_the_transaction_rolls_back(start_server, db,
 
 def test_pool_wait_is_503_pool_exhausted(start_server, db, env, world, items_state):
     items_state(world.item_plain, stock=50, available=True)
-    s = start_server(threads=1, name="pool", env={"HOTPLATE_DB_POOL": "1", "HOTPLATE_POOL_TIMEOUT_MS": "200"})
+    s = start_server(
+        threads=1, name="pool", env={"HOTPLATE_DB_POOL": "1", "HOTPLATE_POOL_TIMEOUT_MS": "200", "HOTPLATE_LOCK_TIMEOUT_MS": "60000"}
+    )
     lock = RowLock(env, world.item_plain)
     held = {}
     first_key, second_key = new_key(), new_key()

@@ -67,7 +67,9 @@ static void test_init_undoes_earlier_sets(void **state)
 static void test_defs_name_every_flag(void **state)
 {
     (void)state;
-    static const char *const names[HP_FLAG__COUNT] = {"menu_cache", "order_total", "payment_latency_ms", "payment_failure_pct",
+    static const char *const names[HP_FLAG__COUNT] = {"menu_cache",    "orders_user_id_index", "order_history",
+                                                      "order_total",   "checkout_txn",         "db_pool",
+                                                      "leak",          "payment_latency_ms",   "payment_failure_pct",
                                                       "slow_request_ms"};
     for (int id = 0; id != HP_FLAG__COUNT; ++id) {
         const hp_flag_def_t *def = hp_flag_def((hp_flag_id_t)id);
@@ -216,6 +218,24 @@ static void test_list_sets_each_entry(void **state)
     assert_int_equal(hp_flag_get(HP_FLAG_order_total), HP_ORDER_TOTAL_ONCE);
 }
 
+/* The index flag acts on the database at startup only when the operator chose it; see services/pgindex.c. */
+static void test_list_marks_flags_explicit(void **state)
+{
+    (void)state;
+    char err[128];
+    assert_int_equal(hp_flag_explicit(HP_FLAG_orders_user_id_index), 0);
+    assert_int_equal(hp_flags_parse_list("orders_user_id_index=off", err, sizeof(err)), 0);
+    assert_int_equal(hp_flag_explicit(HP_FLAG_orders_user_id_index), 1);
+    assert_int_equal(hp_flag_explicit(HP_FLAG_menu_cache), 0);
+    /* A runtime set is not a startup choice; a failed list marks nothing it refused. */
+    assert_int_equal(set("menu_cache", "off", err, sizeof(err)), 0);
+    assert_int_equal(hp_flag_explicit(HP_FLAG_menu_cache), 0);
+    assert_int_equal(hp_flags_parse_list("leak=maybe", err, sizeof(err)), -1);
+    assert_int_equal(hp_flag_explicit(HP_FLAG_leak), 0);
+    hp_flags_init();
+    assert_int_equal(hp_flag_explicit(HP_FLAG_orders_user_id_index), 0);
+}
+
 static void test_list_single_entry(void **state)
 {
     (void)state;
@@ -361,6 +381,7 @@ int main(void)
         cmocka_unit_test_setup(test_set_unknown_name, reset),
         cmocka_unit_test_setup(test_set_unknown_name_message_is_bounded, reset),
         cmocka_unit_test_setup(test_list_sets_each_entry, reset),
+        cmocka_unit_test_setup(test_list_marks_flags_explicit, reset),
         cmocka_unit_test_setup(test_list_single_entry, reset),
         cmocka_unit_test_setup(test_list_later_entry_wins, reset),
         cmocka_unit_test_setup(test_list_skips_empty_entries, reset),

@@ -760,7 +760,10 @@ static void random_world(rng_t *r, world_t *w, int allow_errors)
         f->small_order_fee_cents = (int32_t)rng_range(r, 0, 300);
     }
 
-    size_t nl = (size_t)(rng_chance(r, 50) ? rng_range(r, 1, 8) : rng_range(r, 1, HP_TOTAL_MAX_LINES));
+    /* Mostly everyday carts, and some catering orders up to the limit (each line may be bad, so long carts mostly fail). */
+    size_t nl = (size_t)(rng_chance(r, 50)   ? rng_range(r, 1, 8)
+                         : rng_chance(r, 80) ? rng_range(r, 1, 50)
+                                             : rng_range(r, 1, HP_TOTAL_MAX_LINES));
     if (allow_errors && rng_chance(r, 1))
         nl = rng_chance(r, 50) ? 0 : HP_TOTAL_MAX_LINES + 1;
     for (size_t i = 0; i < nl; i++)
