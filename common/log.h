@@ -1,11 +1,15 @@
 /*
- * log: structured JSON log lines on stdout, one per request and one per event.
+ * log: structured JSON log lines on stdout, one per request and one per event,
+ * and optionally the same lines in a file rotated by size.
  *
  * Each line is formatted in a stack buffer and written with a single write(2),
  * so lines from different threads never interleave (writes of up to PIPE_BUF
  * bytes to a pipe are atomic; longer lines are truncated to fit a buffer of that
  * size). Values that come from clients are never logged verbatim except the
- * validated request id; tokens and bodies are never logged.
+ * validated request id and trace context; tokens and bodies are never logged.
+ *
+ * Every line is also counted by profiling/logs.c (GET /debug/logs): by level,
+ * route and error code over windows, with the last errors and timeouts kept.
  */
 #ifndef HP_LOG_H
 #define HP_LOG_H
@@ -26,11 +30,32 @@ typedef struct st_hp_log_request_t {
     const char *cache;        /* hit, miss, bypass, error or NULL */
     const char *error_code;   /* the JSON error code for 4xx/5xx */
     const char *error_reason; /* why, for 5xx and timeouts */
+    const char *trace_id;     /* W3C trace-id, 32 lower-case hex digits, or NULL */
+    const char *span_id;      /* this request's span (the parent-id of the traceparent we answer), 16 hex digits */
+    const char *parent_id;    /* the caller's span from its traceparent, or NULL when we started the trace */
     int thread;
 } hp_log_request_t;
 
 /** Sets the least severe level that is written (default INFO). */
 void hp_log_set_level(hp_log_level_t level);
+
+/** @return the level's name as written in the "level" field */
+const char *hp_log_level_name(hp_log_level_t level);
+
+/**
+ * Also writes every line to the file at path (created mode 0644, appended
+ * to), rotated when it reaches max_bytes: path becomes path.1, path.1 becomes
+ * path.2 and so on, keeping `keep` rotated files. Call once at startup,
+ * before threads start.
+ * @return 0, or -1 with the reason in err
+ */
+int hp_log_open_file(const char *path, uint64_t max_bytes, int keep, char *err, size_t errlen);
+
+/**
+ * Describes the log file.
+ * @return 1 with its path, the bytes in the current file and the rotations so far; 0 when there is no file
+ */
+int hp_log_file_info(const char **path, uint64_t *bytes, uint64_t *rotations);
 
 /** Writes one request line; level is info for 1xx-4xx and error for 5xx. */
 void hp_log_request(const hp_log_request_t *r);

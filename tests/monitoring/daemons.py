@@ -1,0 +1,196 @@
+"""Helpers of the monitoring suite: third-party daemons on loopback, a webhook
+receiver, and the rewrite that turns the real rule and routing files into
+their fast test copies.
+
+Every daemon (Prometheus, Alertmanager, nginx) runs from Debian's package
+with a private directory, listens on 127.0.0.1 only, logs to a file in its
+directory, and is registered in DAEMONS so that the conftest can show its log
+when a test fails and kill it on every exit path. Every wait is bounded.
+"""
+
+import http.server
+import json
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+
+import requests
+
+DAEMONS = []
+_LOCK = threading.Lock()
+
+
+def tail(path, lines=40):
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 64 * 1024))
+            return "\n".join(f.read().decode("utf-8", "replace").splitlines()[-lines:])
+    except OSError as e:
+        return "<unreadable: %s>" % e
+
+
+class Daemon:
+    """One background process with its output in workdir/<name>.log."""
+
+    def __init__(self, name, argv, workdir, env=None):
+        self.name = name
+        self.argv = argv
+        self.workdir = str(workdir)
+        os.makedirs(self.workdir, exist_ok=True)
+        self.log_path = os.path.join(self.workdir, name + ".log")
+        self.env = env
+        self.proc = None
+
+    def start(self):
+        self._log = open(self.log_path, "ab")
+        # A session of its own, so that stopping it never signals the test run.
+        self.proc = subprocess.Popen(self.argv, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     cwd=self.workdir, env=self.env, start_new_session=True)
+        with _LOCK:
+            DAEMONS.append(self)
+        return self
+
+    def wait_http(self, url, timeout=30.0, ok=(200,)):
+        """Waits until GET url answers with one of `ok`; raises with the log tail otherwise."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("%s exited with %s\n%s" % (self.name, self.proc.returncode, self.log_tail()))
+            try:
+                r = requests.get(url, timeout=2)
+                if r.status_code in ok:
+                    return r
+                last = r.status_code
+            except requests.RequestException as e:
+                last = e
+            time.sleep(0.2)
+        raise RuntimeError("%s did not answer %s within %.0fs (last: %s)\n%s" % (self.name, url, timeout, last, self.log_tail()))
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout=10.0):
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            try:
+                self.proc.send_signal(signal.SIGTERM)
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+        return self.proc.returncode
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
+
+    def log_tail(self, lines=40):
+        return tail(self.log_path, lines)
+
+
+def kill_all():
+    with _LOCK:
+        for d in DAEMONS:
+            d.kill()
+
+
+class WebhookReceiver:
+    """An HTTP server on 127.0.0.1 that records every POST: (path, parsed JSON body)."""
+
+    def __init__(self, fail_first=0):
+        received = self.received = []
+        cond = self.cond = threading.Condition()
+        failures = [fail_first]  # answer this many POSTs with 500 first
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n)
+                try:
+                    doc = json.loads(body)
+                except ValueError:
+                    doc = {"unparsable": body.decode("utf-8", "replace")}
+                with cond:
+                    received.append((self.path, doc, dict(self.headers)))
+                    cond.notify_all()
+                    fail = failures[0] > 0
+                    failures[0] -= fail
+                self.send_response(500 if fail else 200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, fmt, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def wait_for(self, pred, timeout):
+        """Waits until pred(path, doc) holds for some received POST; returns it, or None at the timeout."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for item in self.received:
+                    if pred(item[0], item[1]):
+                        return item
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self.cond.wait(left)
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+# ---- fast copies of the real configuration ------------------------------------------------------
+
+_DUR = re.compile(r"^(\d+)(ms|s|m|h)$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+
+
+def seconds(d):
+    m = _DUR.match(str(d))
+    if not m:
+        raise ValueError("not a simple duration: %r" % d)
+    return int(m.group(1)) * _UNITS[m.group(2)]
+
+
+def scaled(d, factor, floor):
+    """A duration string divided by factor, at least floor seconds, in whole seconds."""
+    return "%ds" % max(floor, round(seconds(d) / factor))
+
+
+def fast_rules(doc, for_factor=60, for_floor=2, range_factor=12, range_floor=5):
+    """Returns the rule groups with every `for:` and every range or offset in
+    the expressions scaled down, so that a rule written for minutes fires in
+    seconds. Expressions, thresholds, labels and annotations are untouched:
+    the test exercises the real rules, only faster."""
+    def expr_sub(m):
+        return m.group(1) + scaled(m.group(2), range_factor, range_floor) + m.group(3)
+
+    for g in doc["groups"]:
+        g["interval"] = "1s"
+        for r in g["rules"]:
+            if "for" in r:
+                r["for"] = scaled(r["for"], for_factor, for_floor) if seconds(r["for"]) > 0 else "0s"
+            e = re.sub(r"(\[)(\d+[smh])(\])", expr_sub, r["expr"])
+            e = re.sub(r"(offset )(\d+[smh])()", expr_sub, e)
+            r["expr"] = e
+    return doc

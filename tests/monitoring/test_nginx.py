@@ -1,0 +1,165 @@
+"""deploy/nginx/nginx.conf for real: Debian's nginx in front of two hotplate
+processes on loopback.
+
+The test runs the same two files that compose mounts, with only the upstream
+addresses, the listen address and the pid and log paths rewritten. It checks
+that both replicas receive traffic (by their own /metrics counters and by the
+X-Upstream header), and that when one replica is killed, nginx routes to the
+other: GETs in flight are retried there and succeed, a checkout in flight on
+the dead replica fails with 502 (nginx never resends a POST), and every
+request after the kill succeeds on the survivor.
+"""
+
+import os
+import re
+import shutil
+import threading
+import time
+
+import pytest
+import requests
+
+import daemons
+import hpe2e
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+NGINX = os.path.join(REPO, "deploy", "nginx")
+
+
+def nginx_copy(tmp, port, upstreams):
+    """Writes the test copy of the two files into tmp and returns the main file's path."""
+    with open(os.path.join(NGINX, "nginx.conf"), encoding="utf-8") as f:
+        main = f.read()
+    with open(os.path.join(NGINX, "hotplate-upstream.conf"), encoding="utf-8") as f:
+        up = f.read()
+    main2 = main.replace("pid /run/nginx.pid;", "pid %s/nginx.pid;" % tmp)
+    main2 = main2.replace("listen 80 ", "listen 127.0.0.1:%d " % port)
+    main2 = main2.replace("access_log /dev/stdout", "access_log %s/access.log" % tmp)
+    main2 = main2.replace("error_log /dev/stderr", "error_log %s/error.log" % tmp)
+    assert main2.count(str(tmp)) == 3 and "127.0.0.1:%d" % port in main2, "nginx.conf changed shape; update nginx_copy"
+    for name, addr in upstreams.items():
+        assert name in up, name
+        up = up.replace(name, addr)
+    (tmp / "nginx.conf").write_text(main2)
+    (tmp / "hotplate-upstream.conf").write_text(up)
+    return str(tmp / "nginx.conf")
+
+
+def route_count(server, method, route):
+    text = requests.get(server.admin_base + "/metrics", timeout=5).text
+    total = 0
+    pat = re.compile(r'^hotplate_http_requests_total\{method="%s",route="%s",code="[0-9]xx"\} (\d+)$' % (method, re.escape(route)), re.M)
+    for m in pat.finditer(text):
+        total += int(m.group(1))
+    return total
+
+
+@pytest.fixture
+def shop(live_env):
+    """A restaurant made open all day (restored afterwards), a plain item and a customer token."""
+    db = hpe2e.DB(live_env["HOTPLATE_PG_URL"])
+    with open(live_env["HOTPLATE_TOKENS"], encoding="utf-8") as f:
+        rows = [l.rstrip("\n").split("\t") for l in f if l.strip() and not l.startswith("#")]
+    # The last customer: tests/e2e's cast are the first ones, and this test's orders stay out of their histories.
+    token = [r[2] for r in rows if r[0] == "customer"][-1]
+    row = db.one(
+        """SELECT r.id AS rid, mi.id AS item, r.open_minute, r.close_minute
+             FROM restaurants r JOIN menu_items mi ON mi.restaurant_id = r.id
+            WHERE mi.available AND (mi.stock IS NULL OR mi.stock >= 100)
+              AND NOT EXISTS (SELECT 1 FROM item_modifiers m WHERE m.item_id = mi.id)
+            ORDER BY r.id DESC, mi.id LIMIT 1""")
+    assert row, "no restaurant with an available plain item in the seed"
+    db.exec("UPDATE restaurants SET open_minute = 0, close_minute = 1440 WHERE id = %s", (row["rid"],))
+    try:
+        yield {"rid": row["rid"], "item": row["item"], "token": token}
+    finally:
+        db.exec("UPDATE restaurants SET open_minute = %s, close_minute = %s WHERE id = %s",
+                (row["open_minute"], row["close_minute"], row["rid"]))
+        db.close()
+
+
+def test_nginx_balances_and_fails_over(start_server, tmp_path, shop):
+    if shutil.which("nginx") is None:
+        pytest.fail("nginx is not installed (deploy/deps.sh installs nginx-light)")
+    # The simulator jitters each payment between 0.5 and 3 times its mean; a 10 s deadline keeps the slowest under it.
+    env = {"HOTPLATE_PAYMENT_TIMEOUT_MS": "10000"}
+    a = start_server(threads=1, name="replica-a", env=env)
+    b = start_server(threads=1, name="replica-b", env=env)
+    port = hpe2e.free_port()
+    ndir = tmp_path / "nginx"
+    ndir.mkdir()
+    conf = nginx_copy(ndir, port, {"hotplate-1:8080": "127.0.0.1:%d" % a.port, "hotplate-2:8080": "127.0.0.1:%d" % b.port})
+    t = daemons.Daemon("nginx-test", ["nginx", "-t", "-p", str(ndir), "-c", conf, "-e", str(ndir / "error.log")], ndir).start()
+    assert t.proc.wait(15) == 0, t.log_tail()
+    ng = daemons.Daemon("nginx", ["nginx", "-p", str(ndir), "-c", conf, "-e", str(ndir / "error.log"), "-g", "daemon off;"],
+                        ndir).start()
+    lb = "http://127.0.0.1:%d" % port
+    try:
+        ng.wait_http(lb + "/healthz")
+
+        # Both replicas receive traffic.
+        route = "/restaurants/{id}"
+        before = {s.name: route_count(s, "GET", route) for s in (a, b)}
+        seen = set()
+        s = requests.Session()
+        for _ in range(60):
+            r = s.get("%s/restaurants/%d" % (lb, shop["rid"]), timeout=5)
+            assert r.status_code == 200, hpe2e.describe(r)
+            seen.add(r.headers["X-Upstream"])
+        assert seen == {"127.0.0.1:%d" % a.port, "127.0.0.1:%d" % b.port}
+        after = {x.name: route_count(x, "GET", route) for x in (a, b)}
+        gained = {k: after[k] - before[k] for k in after}
+        assert all(g > 0 for g in gained.values()) and sum(gained.values()) == 60, gained
+
+        # A checkout in flight on each replica: the payment simulator holds each
+        # for 0.75 to 4.5 s, so both are still running when replica a dies.
+        for x in (a, b):
+            r = requests.post(x.admin_base + "/debug/flags", json={"payment_latency_ms": "1500"}, timeout=5)
+            assert r.status_code == 200, r.text
+        results = {}
+
+        def checkout(i):
+            hdr = {"Authorization": "Bearer " + shop["token"], "Idempotency-Key": hpe2e.new_key()}
+            body = {"restaurant_id": shop["rid"], "items": [{"item_id": shop["item"], "quantity": 1}]}
+            try:
+                r = requests.post(lb + "/orders", json=body, headers=hdr, timeout=20)
+                results[i] = (r.status_code, r.headers.get("X-Upstream"), r.text[:200])
+            except requests.RequestException as e:
+                results[i] = (None, None, str(e))
+
+        threads = [threading.Thread(target=checkout, args=(i,)) for i in range(2)]
+        for th in threads:
+            th.start()
+        # Wait until each replica has one checkout in flight, then kill a.
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            inflight = [int(m) for x in (a, b) for m in re.findall(
+                r'^hotplate_http_requests_in_flight\{method="POST",route="/orders"\} (\d+)$',
+                requests.get(x.admin_base + "/metrics", timeout=5).text, re.M)]
+            if inflight == [1, 1]:
+                break
+            time.sleep(0.05)
+        assert inflight == [1, 1], "checkouts were not spread one per replica: %r" % inflight
+        a.kill()
+        for th in threads:
+            th.join(20)
+        codes = sorted((c if c is not None else 0) for c, _, _ in results.values())
+        assert codes == [201, 502], results
+        ok = [u for c, u, _ in results.values() if c == 201]
+        assert ok == ["127.0.0.1:%d" % b.port], results
+
+        # After the kill every request succeeds, on b.
+        requests.post(b.admin_base + "/debug/flags", json={"payment_latency_ms": "40"}, timeout=5)
+        for i in range(20):
+            r = s.get("%s/restaurants/%d" % (lb, shop["rid"]), timeout=5)
+            assert r.status_code == 200, hpe2e.describe(r)
+            # "a, b" when nginx tried the dead replica first and moved on.
+            assert r.headers["X-Upstream"].endswith("127.0.0.1:%d" % b.port), r.headers["X-Upstream"]
+        hdr = {"Authorization": "Bearer " + shop["token"], "Idempotency-Key": hpe2e.new_key()}
+        r = s.post(lb + "/orders", json={"restaurant_id": shop["rid"], "items": [{"item_id": shop["item"], "quantity": 1}]},
+                   headers=hdr, timeout=15)
+        assert r.status_code == 201, hpe2e.describe(r)
+        assert r.headers["X-Upstream"] == "127.0.0.1:%d" % b.port
+    finally:
+        ng.stop()
