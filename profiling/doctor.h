@@ -1,0 +1,254 @@
+/*
+ * doctor: GET /debug/doctor on the admin listener, the last step of the
+ * profiling workflow done by the server itself. It watches the traffic that
+ * is running for a short window, then names its bottlenecks, ranked: for each
+ * one the kind, the routes it hurts and its share of their time, the numbers
+ * it rests on, how sure it is, and a concrete fix.
+ *
+ *   GET /debug/doctor?seconds=N&format=json|md    (N from 1 to 60, default 10)
+ *
+ * It reads only what the server already measures: a snapshot of the merged
+ * probes (routes, stages, statements, pool, cache, loop lag, heap) at the
+ * start and at the end of the window, pg_stat_user_tables at both ends,
+ * pg_stat_activity sampled during the window, and EXPLAIN of the statements
+ * that took the most time in it (with a hypothetical index from hypopg when
+ * that extension is installed, to check a proposed CREATE INDEX).
+ *
+ * The split: doctor_collect.c gathers the snapshots on the admin thread
+ * without ever blocking its loop (a timer, and queries on the admin thread's
+ * own connections); this file's hp_doctor_evaluate() is a pure function of
+ * two snapshots, so tests/unit/test_doctor.c drives every rule with canned
+ * snapshots. The rules' thresholds are the one table HP_DOCTOR_THRESHOLDS,
+ * which the report carries and docs/DOCTOR.md explains.
+ */
+#ifndef HP_DOCTOR_H
+#define HP_DOCTOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "profiling/probes.h"
+
+/*
+ * X(name, value, unit, doc): every threshold the rules use. A route or a
+ * statement is judged on its activity inside the window (the difference of
+ * the two snapshots), so every share below is of the window's time.
+ */
+#define HP_DOCTOR_THRESHOLDS(X)                                                                                                    \
+    X(min_route_requests, 20, "requests", "a route is judged only with at least this many requests in the window")                 \
+    X(min_stmt_calls, 20, "calls", "a statement is judged only with at least this many executions in the window")                  \
+    X(medium_share, 0.2, "share", "a finding whose impact (share of its route's time) reaches this is medium severity")            \
+    X(high_share, 0.5, "share", "a finding whose impact reaches this is high severity")                                            \
+    X(stage_match, 0.25, "ratio", "the auth statement: its count and time are within this of the auth stage's")                    \
+    X(uncached_calls_min, 0.7, "calls/request", "uncached hot read: least executions of the read per request of its route")        \
+    X(uncached_calls_max, 1.5, "calls/request", "uncached hot read: most executions of the read per request of its route")         \
+    X(uncached_db_share, 0.5, "share", "uncached hot read: least share of the route's time spent waiting for PostgreSQL")          \
+    X(uncached_route_share, 0.2, "share", "uncached hot read: least share of all requests in the window the route gets (hot)")     \
+    X(uncached_cache_lookups, 0.1, "lookups/request", "uncached hot read: fewer cache lookups per request than this is a bypass")  \
+    X(nplus1_calls, 3, "calls/request", "N+1: least executions of a child statement per execution of its parent")                  \
+    X(nplus1_rows_match, 0.25, "ratio", "N+1: a child runs once per row of its parent when its count is within this of the rows")  \
+    X(nplus1_db_share, 0.5, "share", "N+1: least share of the route's PostgreSQL wait the children take")                          \
+    X(fit_slack, 1.2, "ratio", "a statement fits a route when its time is at most this times the route's PostgreSQL wait")         \
+    X(index_min_scans, 10, "scans", "missing index: least sequential scans of the table in the window")                            \
+    X(index_rows_per_scan, 1000, "rows", "missing index: least rows each sequential scan reads")                                   \
+    X(index_seq_over_idx, 10, "ratio", "missing index: rows read by sequential scans over rows fetched through indexes")           \
+    X(cpu_loop_share, 0.5, "share", "CPU hot spot: least share of the route's time spent computing on the loop")                   \
+    X(cpu_compute_us, 100, "us", "CPU hot spot: or this much of the server's own computation per request (high at 10x)")           \
+    X(lock_sample_share, 0.3, "share", "lock wait: least share of pg_stat_activity samples with a lock waiter or a long idle txn") \
+    X(lock_min_samples, 4, "samples", "lock wait: least pg_stat_activity samples taken in the window")                             \
+    X(lock_min_ms, 25, "ms", "lock wait: a lock waiter or an idle-in-transaction backend counts after this long")                  \
+    X(pool_share, 0.03, "share", "pool saturation: least share of the route's time spent waiting for a transaction connection")    \
+    X(leak_bytes_per_request, 48, "bytes", "memory growth: least heap growth per request of the busiest route (the fitted trend)") \
+    X(leak_min_bytes, 131072, "bytes", "memory growth: least heap growth over the window (the fitted trend)")                      \
+    X(leak_sigmas, 3, "sigmas", "memory growth: the trend must be this many standard errors above zero")                           \
+    X(leak_late_ratio, 0.5, "ratio", "memory growth: the second half's trend must be at least this share of the whole one's")      \
+    X(error_ratio, 0.05, "share", "error spike: least share of a route's answers that are 5xx")                                    \
+    X(error_min, 5, "responses", "error spike: least 5xx answers of a route in the window")                                        \
+    X(loop_lag_ms, 50, "ms", "event-loop stall: p99 lag of the loops' 100 ms timer over the last 10 s (high at 4x)")               \
+    X(loop_busy_share, 0.25, "share", "event-loop stall: least share of the loops' time spent running requests' own work")
+
+typedef enum {
+#define HP__DOCTOR_TH_ID(name, value, unit, doc) HP_DOCTOR_TH_##name,
+    HP_DOCTOR_THRESHOLDS(HP__DOCTOR_TH_ID)
+#undef HP__DOCTOR_TH_ID
+        HP_DOCTOR_TH__COUNT
+} hp_doctor_th_t;
+
+typedef struct st_hp_doctor_threshold_t {
+    const char *name;
+    double value;
+    const char *unit, *doc;
+} hp_doctor_threshold_t;
+
+/** @return the threshold table entry of id */
+const hp_doctor_threshold_t *hp_doctor_threshold(hp_doctor_th_t id);
+
+/* X(id, title, flag, good value): the kinds of finding; flag is the server's own switch for that cause, or NULL. */
+#define HP_DOCTOR_KINDS(X)                                                                                                         \
+    X(missing_index, "missing index", "orders_user_id_index", "on")                                                                \
+    X(n_plus_one, "N+1", "order_history", "batched")                                                                               \
+    X(uncached_hot_read, "uncached hot read", "menu_cache", "redis")                                                               \
+    X(cpu_hot_spot, "CPU hot spot", "order_total", "once")                                                                         \
+    X(lock_wait, "lock wait or long transaction", "checkout_txn", "short")                                                         \
+    X(pool_saturation, "pool saturation", "db_pool", "sized")                                                                      \
+    X(memory_growth, "memory growth", "leak", "off")                                                                               \
+    X(error_spike, "error or timeout spike", NULL, NULL)                                                                           \
+    X(event_loop_stall, "event-loop stall", NULL, NULL)
+
+typedef enum {
+#define HP__DOCTOR_KIND_ID(id, title, flag, good) HP_DOCTOR_##id,
+    HP_DOCTOR_KINDS(HP__DOCTOR_KIND_ID)
+#undef HP__DOCTOR_KIND_ID
+        HP_DOCTOR_KIND__COUNT
+} hp_doctor_kind_t;
+
+/** @return the kind's identifier ("missing_index") and, in *title, its title ("missing index") */
+const char *hp_doctor_kind_name(hp_doctor_kind_t kind, const char **title);
+
+typedef enum { HP_DOCTOR_LOW = 0, HP_DOCTOR_MEDIUM, HP_DOCTOR_HIGH } hp_doctor_level_t;
+
+/** @return "low", "medium" or "high" */
+const char *hp_doctor_level_name(hp_doctor_level_t level);
+
+#define HP_DOCTOR_MAX_ROUTES HP_PROBE_MAX_ROUTES
+#define HP_DOCTOR_MAX_STMTS HP_PROBE_MAX_STMTS
+#define HP_DOCTOR_MAX_TABLES 32
+#define HP_DOCTOR_MAX_PLANS 24
+#define HP_DOCTOR_MAX_FLAGS 16
+#define HP_DOCTOR_MAX_HEAP 256
+
+/* One route's counters since start (strings point into the route table, static storage). */
+typedef struct st_hp_doctor_route_t {
+    const char *method, *pattern;
+    uint64_t count, by_class[HP_PROBE_STATUS_CLASSES];
+    uint64_t latency_ns;                /* sum of the end-to-end latencies */
+    uint64_t stage_ns[HP_STAGE__COUNT]; /* time spent in each stage */
+} hp_doctor_route_t;
+
+/* One named statement's counters since start. */
+typedef struct st_hp_doctor_stmt_t {
+    const char *name; /* static storage (the statement list) */
+    int is_read;      /* a SELECT: safe to EXPLAIN, and a candidate for a cache */
+    uint64_t count, errors, rows, time_ns;
+} hp_doctor_stmt_t;
+
+/* One table of pg_stat_user_tables (cumulative counters). */
+typedef struct st_hp_doctor_table_t {
+    char name[64];
+    int64_t seq_scan, seq_tup_read, idx_scan, idx_tup_fetch, n_live_tup;
+} hp_doctor_table_t;
+
+/* What EXPLAIN said about one statement (the end snapshot only). */
+typedef struct st_hp_doctor_plan_t {
+    char stmt[48];
+    double cost;         /* the plan's total estimated cost */
+    char seq_rel[64];    /* the relation of its largest sequential scan with a filter, or "" */
+    char filter[256];    /* that scan's Filter, as EXPLAIN prints it */
+    char sort_key[256];  /* the Sort Key above it, comma-separated, or "" */
+    char index_sql[256]; /* the CREATE INDEX derived from them (hp_doctor_index_sql), or "" */
+    double hypo_cost;    /* the cost with that index as a hypothetical index (hypopg); negative when not checked */
+    char hypo_note[128]; /* why it was not checked, or "" */
+} hp_doctor_plan_t;
+
+/*
+ * Everything the rules read, at one instant. Counters are cumulative; the
+ * rules use the difference of two snapshots. Fields marked (end) are filled in
+ * the end snapshot only and describe the window as a whole.
+ */
+typedef struct st_hp_doctor_snapshot_t {
+    double at_s;    /* monotonic seconds */
+    size_t threads; /* worker threads (event loops) */
+    size_t num_routes;
+    hp_doctor_route_t routes[HP_DOCTOR_MAX_ROUTES];
+    size_t num_stmts;
+    hp_doctor_stmt_t stmts[HP_DOCTOR_MAX_STMTS];
+    uint64_t pool_size, pool_acquired, pool_timeouts, pool_wait_count, pool_wait_ns;
+    int64_t pool_in_use, pool_waiting;
+    uint64_t cache_hits, cache_misses, cache_errors, cache_loads;
+    uint64_t loop_lag_p99_ns; /* over the probes' last 10 s window */
+    double heap_bytes;        /* jemalloc stats.allocated; negative without jemalloc */
+    size_t heap_n;            /* (end) readings of the heap through the window, for the fit of its trend */
+    double heap_t[HP_DOCTOR_MAX_HEAP], heap_v[HP_DOCTOR_MAX_HEAP]; /* seconds into the window, and stats.allocated */
+    int tables_ok;                                                 /* the tables below were read */
+    size_t num_tables;
+    hp_doctor_table_t tables[HP_DOCTOR_MAX_TABLES];
+    /* (end) pg_stat_activity samples taken during the window */
+    int activity_samples, activity_lock_samples, activity_idle_txn_samples;
+    double activity_max_xact_ms;
+    size_t num_plans; /* (end) */
+    hp_doctor_plan_t plans[HP_DOCTOR_MAX_PLANS];
+    size_t num_flags; /* the server's flags, for the fixes that name one */
+    struct {
+        const char *name;
+        char value[24];
+    } flags[HP_DOCTOR_MAX_FLAGS];
+} hp_doctor_snapshot_t;
+
+#define HP_DOCTOR_MAX_FINDINGS 16
+#define HP_DOCTOR_MAX_EVIDENCE 8
+#define HP_DOCTOR_MAX_FINDING_ROUTES 4
+
+typedef struct st_hp_doctor_finding_t {
+    hp_doctor_kind_t kind;
+    hp_doctor_level_t severity, confidence;
+    double impact; /* share of the first route's time the cause takes (memory growth: see the rule), 0..1 */
+    size_t num_routes;
+    int routes[HP_DOCTOR_MAX_FINDING_ROUTES]; /* indices into the snapshots' routes; the first is the most hurt */
+    double route_share[HP_DOCTOR_MAX_FINDING_ROUTES];
+    char summary[256];
+    size_t num_evidence;
+    char evidence[HP_DOCTOR_MAX_EVIDENCE][256];
+    char fix[512];
+    char sql[256];   /* a statement to run, or "" */
+    char flag[64];   /* "name=value": the server's switch for this cause when it is set the other way, or "" */
+    char check[256]; /* how the fix was checked (a hypothetical index's cost), or "" */
+} hp_doctor_finding_t;
+
+/**
+ * Runs every rule on the window between two snapshots of the same server and
+ * ranks the findings: by severity, then by impact. Pure: reads only its
+ * arguments.
+ * @param out receives at most max findings, most important first
+ * @return the number written
+ */
+size_t hp_doctor_evaluate(const hp_doctor_snapshot_t *before, const hp_doctor_snapshot_t *after, hp_doctor_finding_t *out,
+                          size_t max);
+
+/**
+ * Derives a CREATE INDEX for a sequential scan from its Filter and the Sort
+ * Key above it: the columns compared with "=" first, then the sort keys (with
+ * their direction), table aliases removed, duplicates dropped. Pure.
+ * @param sort_key comma-separated sort keys ("o.created_at DESC, o.id DESC"), or ""
+ * @return 0 with the statement in out, or -1 when the filter has no equality column
+ */
+int hp_doctor_index_sql(const char *rel, const char *filter, const char *sort_key, char *out, size_t outlen);
+
+/**
+ * Reads an EXPLAIN (FORMAT JSON) document into a plan: its total cost, its
+ * costliest sequential scan that has a filter, the sort above that scan, and
+ * the index they ask for (hp_doctor_index_sql). Keeps out->stmt and the
+ * hypothetical-index fields. Pure.
+ * @return 0, or -1 when the document holds no plan
+ */
+int hp_doctor_plan_read(const json_t *explain, hp_doctor_plan_t *out);
+
+/** @return the report as a JSON document (a new object); window_s is the length observed */
+json_t *hp_doctor_json(const hp_doctor_snapshot_t *before, const hp_doctor_snapshot_t *after, const hp_doctor_finding_t *f,
+                       size_t n, const char *const *notes, size_t num_notes);
+
+/** @return the report as Markdown, malloc'd (the caller frees it), or NULL when out of memory */
+char *hp_doctor_markdown(const json_t *report);
+
+/**
+ * Fills a snapshot's probe part (routes, stages, statements, pool, cache,
+ * loop, heap) from the merged probes. Implemented in profiling/perf.c, which
+ * owns the merge; admin thread only.
+ */
+void hp_perf_doctor_sample(hp_doctor_snapshot_t *s);
+
+/** @return jemalloc's stats.allocated now, or -1 without jemalloc (profiling/perf.c) */
+double hp_perf_heap_allocated(void);
+
+#endif

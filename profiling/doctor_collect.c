@@ -1,0 +1,515 @@
+/*
+ * doctor_collect: GET /debug/doctor (see doctor.h), the collector on the
+ * admin thread.
+ *
+ * One request is one observation, step by step, never blocking the loop:
+ *   1. the start snapshot: the merged probes (hp_perf_doctor_sample) and
+ *      pg_stat_user_tables (the prepared debug_pg_tables statement);
+ *   2. the window: a 100 ms timer; at each tick one pg_stat_activity sample
+ *      (unless the previous one is still out) and a reading of the heap;
+ *   3. the end snapshot: the probes and pg_stat_user_tables again;
+ *   4. EXPLAIN (FORMAT JSON) of every read that ran in the window, the
+ *      costliest first, with the sample arguments of GET /debug/pg/explain
+ *      (without ANALYZE it costs a planning each, not an execution); for a plan
+ *      that scans a table sequentially, the index it asks for is created as a
+ *      hypothetical index (hypopg, when the extension exists in the database)
+ *      and the statement explained again, then the hypothetical index is
+ *      dropped (hypopg_reset);
+ *   5. hp_doctor_evaluate(), and the answer in JSON or Markdown.
+ *
+ * Everything the job needs lives in the request's pool, and the pool's
+ * disposal unlinks the timer, so a client that goes away ends the job: the
+ * database callbacks of a departed request never run (common/http.h).
+ * EXPLAIN here is without ANALYZE (nothing is executed) and on the admin
+ * thread's read connection. A part that fails (no pg_stat_activity rights, a
+ * statement without sample arguments) leaves a note in the report instead of
+ * failing the request: a partial diagnosis is still a diagnosis.
+ */
+#include "common/db.h"
+#include "common/flags.h"
+#include "common/http.h"
+#include "common/router.h"
+#include "profiling/doctor.h"
+#include "profiling/pg.h"
+#include "services/statements.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HP_DOCTOR_MIN_SECONDS 1
+#define HP_DOCTOR_MAX_SECONDS 60
+#define HP_DOCTOR_DEFAULT_SECONDS 10
+#define HP_DOCTOR_TICK_MS 100
+#define HP_DOCTOR_MAX_NOTES 8
+
+/*
+ * Samples pg_stat_activity: our server's backends that have waited for a lock
+ * for $1 ms or more, or sit idle in a transaction older than that.
+ */
+static const char hp__sql_activity[] =
+    "SELECT count(*) FILTER (WHERE wait_event_type = 'Lock' AND now() - query_start >= $1::int * interval '1 millisecond'), "
+    "count(*) FILTER (WHERE state = 'idle in transaction' AND now() - xact_start >= $1::int * interval '1 millisecond'), "
+    "coalesce(max(extract(epoch FROM now() - xact_start) * 1000), 0)::float8 "
+    "FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'hotplate' "
+    "AND pid <> pg_backend_pid()";
+static const char hp__sql_hypopg[] = "SELECT count(*) FROM pg_extension WHERE extname = 'hypopg'";
+static const char hp__sql_hypo_create[] = "SELECT indexrelid FROM hypopg_create_index($1)";
+static const char hp__sql_hypo_reset[] = "SELECT hypopg_reset()";
+
+typedef struct st_hp_doctor_job_t {
+    hp_req_t *r;
+    h2o_timeout_entry_t tick;
+    int seconds, markdown;
+    double start_s;
+    int heap_every; /* a heap reading every this many ticks, so that a window of any length fits HP_DOCTOR_MAX_HEAP */
+    int ticks;
+    size_t heap_n;
+    double heap_t[HP_DOCTOR_MAX_HEAP], heap_v[HP_DOCTOR_MAX_HEAP];
+    int sampling, done, hypopg;
+    hp_doctor_snapshot_t before, after;
+    /* EXPLAIN: the candidates' statement ids, and where the walk is */
+    int cand[HP_DOCTOR_MAX_PLANS], num_cand, cur;
+    const char **values; /* the current candidate's arguments as text (NULL for null) */
+    int num_values;
+    const char *notes[HP_DOCTOR_MAX_NOTES];
+    size_t num_notes;
+} hp_doctor_job_t;
+
+static h2o_timeout_t hp__doctor_tick;
+static h2o_evloop_t *hp__doctor_tick_loop;
+
+static void hp__note(hp_doctor_job_t *job, const char *fmt, const char *arg)
+{
+    if (job->num_notes != HP_DOCTOR_MAX_NOTES)
+        job->notes[job->num_notes++] = hp_pool_printf(job->r, fmt, arg != NULL ? arg : "");
+}
+
+/* The reason a one-off query failed, for a note: the server's message when there is one. */
+static const char *hp__why(hp_req_t *r, PGresult *res, const char *err)
+{
+    const char *msg = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    return msg != NULL ? hp_pool_printf(r, "%s", msg) : err;
+}
+
+static void hp__job_dispose(void *p)
+{
+    hp_doctor_job_t *job = p;
+    if (h2o_timeout_is_linked(&job->tick))
+        h2o_timeout_unlink(&job->tick);
+}
+
+/* The probes' part of a snapshot, plus what perf.c does not know: which statements are reads, and the flags. */
+static void hp__sample(hp_doctor_snapshot_t *s)
+{
+    hp_perf_doctor_sample(s);
+    for (size_t i = 0; i != s->num_stmts; ++i)
+        s->stmts[i].is_read =
+            strncmp(hp_statements[i].sql, "SELECT ", 7) == 0 && strcmp(s->stmts[i].name, hp_statements[i].name) == 0;
+    for (int id = 0; id != HP_FLAG__COUNT && s->num_flags != HP_DOCTOR_MAX_FLAGS; ++id) {
+        s->flags[s->num_flags].name = hp_flag_def((hp_flag_id_t)id)->name;
+        hp_flag_value_str((hp_flag_id_t)id, s->flags[s->num_flags].value, sizeof(s->flags[0].value));
+        ++s->num_flags;
+    }
+}
+
+static void hp__read_tables(hp_doctor_snapshot_t *s, PGresult *res)
+{
+    s->tables_ok = 1;
+    for (int i = 0, n = PQntuples(res); i != n && s->num_tables != HP_DOCTOR_MAX_TABLES; ++i) {
+        if (strcmp(PQgetvalue(res, i, 0), "public") != 0)
+            continue;
+        hp_doctor_table_t *t = &s->tables[s->num_tables++];
+        snprintf(t->name, sizeof(t->name), "%s", PQgetvalue(res, i, 1));
+        t->seq_scan = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+        t->seq_tup_read = strtoll(PQgetvalue(res, i, 3), NULL, 10);
+        t->idx_scan = strtoll(PQgetvalue(res, i, 4), NULL, 10);
+        t->idx_tup_fetch = strtoll(PQgetvalue(res, i, 5), NULL, 10);
+        t->n_live_tup = strtoll(PQgetvalue(res, i, 6), NULL, 10);
+    }
+}
+
+/* ---- the end: evaluate and answer ------------------------------------------------------------- */
+
+static void hp__respond(hp_doctor_job_t *job)
+{
+    hp_req_t *r = job->r;
+    hp_doctor_finding_t *f = h2o_mem_alloc_pool(&r->h2o->pool, sizeof(*f) * HP_DOCTOR_MAX_FINDINGS);
+    if (job->before.heap_bytes < 0)
+        hp__note(job,
+                 "no heap figures: this build has no jemalloc statistics (a sanitizer build), so memory growth is not judged%s",
+                 NULL);
+    size_t n = hp_doctor_evaluate(&job->before, &job->after, f, HP_DOCTOR_MAX_FINDINGS);
+    json_t *doc = hp_doctor_json(&job->before, &job->after, f, n, job->notes, job->num_notes);
+    if (!job->markdown) {
+        hp_respond_json(r, 200, doc);
+        return;
+    }
+    char *md = hp_doctor_markdown(doc);
+    json_decref(doc);
+    if (md == NULL) {
+        hp_respond_error(r, 503, "out_of_memory", "cannot render the report");
+        return;
+    }
+    h2o_iovec_t body = h2o_strdup(&r->h2o->pool, md, SIZE_MAX);
+    free(md);
+    hp_add_header(r, "content-type", "text/markdown; charset=utf-8");
+    hp_respond_raw(r, 200, body);
+}
+
+/* ---- step 4: EXPLAIN of the top reads ---------------------------------------------------------- */
+
+static void hp__explain_next(hp_doctor_job_t *job);
+
+static hp_doctor_plan_t *hp__cur_plan(hp_doctor_job_t *job)
+{
+    return &job->after.plans[job->after.num_plans - 1];
+}
+
+static void hp__on_hypo_reset(hp_req_t *r, void *ud, PGresult *res, const char *err)
+{
+    hp_doctor_job_t *job = ud;
+    if (err != NULL)
+        hp__note(job, "hypopg_reset() failed: %s", hp__why(r, res, err));
+    if (res != NULL)
+        PQclear(res);
+    ++job->cur;
+    hp__explain_next(job);
+}
+
+static void hp__on_hypo_explained(hp_req_t *r, void *ud, PGresult *res, const char *err)
+{
+    hp_doctor_job_t *job = ud;
+    hp_doctor_plan_t *p = hp__cur_plan(job);
+    if (err == NULL && PQntuples(res) == 1) {
+        json_error_t jerr;
+        json_t *doc = json_loadb(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), 0, &jerr);
+        hp_doctor_plan_t hypo = {.hypo_cost = -1};
+        if (doc != NULL && hp_doctor_plan_read(doc, &hypo) == 0)
+            p->hypo_cost = hypo.cost;
+        json_decref(doc);
+    } else {
+        snprintf(p->hypo_note, sizeof(p->hypo_note), "EXPLAIN with the hypothetical index failed: %s", hp__why(r, res, err));
+    }
+    if (res != NULL)
+        PQclear(res);
+    hp_db_conn_query_sql(r, NULL, hp__sql_hypo_reset, NULL, 0, hp__on_hypo_reset, job);
+}
+
+static const char *hp__explain_sql(hp_doctor_job_t *job)
+{
+    return hp_pool_printf(job->r, "EXPLAIN (FORMAT JSON) %s", hp_statements[job->cand[job->cur]].sql);
+}
+
+static void hp__on_hypo_created(hp_req_t *r, void *ud, PGresult *res, const char *err)
+{
+    hp_doctor_job_t *job = ud;
+    if (err != NULL) {
+        snprintf(hp__cur_plan(job)->hypo_note, sizeof(hp__cur_plan(job)->hypo_note), "hypopg_create_index failed: %s",
+                 hp__why(r, res, err));
+        if (res != NULL)
+            PQclear(res);
+        ++job->cur;
+        hp__explain_next(job);
+        return;
+    }
+    PQclear(res);
+    hp_db_conn_query_sql(r, NULL, hp__explain_sql(job), job->values, job->num_values, hp__on_hypo_explained, job);
+}
+
+static void hp__on_explained(hp_req_t *r, void *ud, PGresult *res, const char *err)
+{
+    hp_doctor_job_t *job = ud;
+    const char *name = hp_statements[job->cand[job->cur]].name;
+    json_t *doc = NULL;
+    if (err == NULL && PQntuples(res) == 1) {
+        json_error_t jerr;
+        doc = json_loadb(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), 0, &jerr);
+    }
+    hp_doctor_plan_t *p = &job->after.plans[job->after.num_plans];
+    memset(p, 0, sizeof(*p));
+    p->hypo_cost = -1;
+    snprintf(p->stmt, sizeof(p->stmt), "%s", name);
+    if (doc == NULL || hp_doctor_plan_read(doc, p) != 0) {
+        hp__note(job, "EXPLAIN of %s failed", name);
+        json_decref(doc);
+        if (res != NULL)
+            PQclear(res);
+        ++job->cur;
+        hp__explain_next(job);
+        return;
+    }
+    json_decref(doc);
+    PQclear(res);
+    ++job->after.num_plans;
+    if (p->index_sql[0] == '\0') {
+        ++job->cur;
+        hp__explain_next(job);
+        return;
+    }
+    if (!job->hypopg) {
+        snprintf(p->hypo_note, sizeof(p->hypo_note),
+                 "hypopg is not installed in this database (Debian: postgresql-15-hypopg, then CREATE EXTENSION hypopg)");
+        ++job->cur;
+        hp__explain_next(job);
+        return;
+    }
+    /* hypopg takes a plain CREATE INDEX: the CONCURRENTLY of the advice is how to build it, not what it is. */
+    static const char conc[] = "CREATE INDEX CONCURRENTLY ";
+    const char *ddl = strncmp(p->index_sql, conc, sizeof(conc) - 1) == 0
+                          ? hp_pool_printf(r, "CREATE INDEX %s", p->index_sql + sizeof(conc) - 1)
+                          : p->index_sql;
+    const char *values[] = {ddl};
+    hp_db_conn_query_sql(r, NULL, hp__sql_hypo_create, values, 1, hp__on_hypo_created, job);
+}
+
+static void hp__on_args(hp_req_t *r, void *ud, PGresult *res, const char *err)
+{
+    hp_doctor_job_t *job = ud;
+    if (err != NULL || PQntuples(res) != 1) {
+        hp__note(job, "the sample arguments of %s failed", hp_statements[job->cand[job->cur]].name);
+        if (res != NULL)
+            PQclear(res);
+        ++job->cur;
+        hp__explain_next(job);
+        return;
+    }
+    res = hp_db_keep(r, res); /* the values point into it until the EXPLAINs are done */
+    job->values = h2o_mem_alloc_pool(&r->h2o->pool, sizeof(*job->values) * (size_t)(job->num_values + 1));
+    for (int i = 0; i != job->num_values; ++i)
+        job->values[i] = PQgetisnull(res, 0, i) ? NULL : PQgetvalue(res, 0, i);
+    hp_db_conn_query_sql(r, NULL, hp__explain_sql(job), job->values, job->num_values, hp__on_explained, job);
+}
+
+/*
+ * The next candidate: its sample arguments are evaluated first (they are
+ * subqueries over the seeded data), then the statement's own SQL is explained
+ * with them as parameters, which plans it as its executions are planned.
+ */
+static void hp__explain_next(hp_doctor_job_t *job)
+{
+    hp_req_t *r = job->r;
+    for (; job->cur < job->num_cand && job->after.num_plans < HP_DOCTOR_MAX_PLANS; ++job->cur) {
+        const char *name = hp_statements[job->cand[job->cur]].name;
+        int params = hp_pg_num_params(hp_statements[job->cand[job->cur]].sql);
+        const char *const *args = NULL;
+        int n = params == 0 ? 0 : hp_pg_sample_args(name, &args);
+        if (n != params) {
+            hp__note(job, "%s has no sample arguments in profiling/pg.c: not explained", name);
+            continue;
+        }
+        job->num_values = n;
+        if (n == 0) {
+            job->values = NULL;
+            hp_db_conn_query_sql(r, NULL, hp__explain_sql(job), NULL, 0, hp__on_explained, job);
+            return;
+        }
+        size_t len = 16;
+        for (int i = 0; i != n; ++i)
+            len += strlen(args[i]) + 16;
+        char *sql = h2o_mem_alloc_pool(&r->h2o->pool, len), *o = sql;
+        o += sprintf(o, "SELECT ");
+        for (int i = 0; i != n; ++i)
+            o += sprintf(o, "%s(%s)::text", i != 0 ? ", " : "", args[i]);
+        hp_db_conn_query_sql(r, NULL, sql, NULL, 0, hp__on_args, job);
+        return;
+    }
+    hp__respond(job);
+}
+
+/* Every read that ran in the window (up to HP_DOCTOR_MAX_PLANS), the costliest first. */
+static void hp__pick_candidates(hp_doctor_job_t *job)
+{
+    const hp_doctor_snapshot_t *a = &job->before, *b = &job->after;
+    double t[HP_DOCTOR_MAX_STMTS];
+    int order[HP_DOCTOR_MAX_STMTS], n = 0;
+    for (size_t i = 0; i != b->num_stmts; ++i) {
+        t[i] =
+            i < a->num_stmts && b->stmts[i].time_ns > a->stmts[i].time_ns ? (double)(b->stmts[i].time_ns - a->stmts[i].time_ns) : 0;
+        if (!b->stmts[i].is_read || t[i] <= 0 || strncmp(b->stmts[i].name, "debug_", 6) == 0)
+            continue;
+        int k = n++;
+        while (k > 0 && t[order[k - 1]] < t[i])
+            order[k] = order[k - 1], --k;
+        order[k] = (int)i;
+    }
+    for (int k = 0; k != n && job->num_cand != HP_DOCTOR_MAX_PLANS; ++k)
+        job->cand[job->num_cand++] = order[k];
+}
+
+/* ---- step 3: the end snapshot ------------------------------------------------------------------ */
+
+static void hp__on_hypopg(hp_req_t *r, void *ud, PGresult *res, const char *err)
+{
+    hp_doctor_job_t *job = ud;
+    (void)r;
+    job->hypopg = err == NULL && PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "0") != 0;
+    if (res != NULL)
+        PQclear(res);
+    hp__pick_candidates(job);
+    hp__explain_next(job);
+}
+
+static void hp__on_end_tables(hp_req_t *r, void *ud, PGresult *res, const char *err)
+{
+    hp_doctor_job_t *job = ud;
+    if (err != NULL) {
+        hp__note(job, "pg_stat_user_tables could not be read at the end (%s): the missing-index rule is off", hp__why(r, res, err));
+        if (res != NULL)
+            PQclear(res);
+    } else {
+        hp__read_tables(&job->after, res);
+        PQclear(res);
+    }
+    hp_db_conn_query_sql(r, NULL, hp__sql_hypopg, NULL, 0, hp__on_hypopg, job);
+}
+
+static void hp__finish_window(hp_doctor_job_t *job)
+{
+    job->done = 1;
+    int samples = job->after.activity_samples, lock = job->after.activity_lock_samples, idle = job->after.activity_idle_txn_samples;
+    double max_xact = job->after.activity_max_xact_ms;
+    memset(&job->after, 0, sizeof(job->after));
+    hp__sample(&job->after);
+    job->after.heap_n = job->heap_n;
+    memcpy(job->after.heap_t, job->heap_t, sizeof(job->heap_t[0]) * job->heap_n);
+    memcpy(job->after.heap_v, job->heap_v, sizeof(job->heap_v[0]) * job->heap_n);
+    job->after.activity_samples = samples, job->after.activity_lock_samples = lock;
+    job->after.activity_idle_txn_samples = idle, job->after.activity_max_xact_ms = max_xact;
+    if (samples == 0)
+        hp__note(job, "pg_stat_activity gave no sample in the window: the lock-wait rule is off%s", NULL);
+    const char *values[] = {"500"};
+    hp_db_query(job->r, HP_STMT_debug_pg_tables, values, 1, hp__on_end_tables, job);
+}
+
+/* ---- step 2: the window -------------------------------------------------------------------------- */
+
+static void hp__on_activity(hp_req_t *r, void *ud, PGresult *res, const char *err)
+{
+    hp_doctor_job_t *job = ud;
+    job->sampling = 0;
+    if (err == NULL && PQntuples(res) == 1) {
+        hp_doctor_snapshot_t *s = &job->after;
+        ++s->activity_samples;
+        s->activity_lock_samples += strtol(PQgetvalue(res, 0, 0), NULL, 10) > 0;
+        s->activity_idle_txn_samples += strtol(PQgetvalue(res, 0, 1), NULL, 10) > 0;
+        double xact = strtod(PQgetvalue(res, 0, 2), NULL);
+        if (xact > s->activity_max_xact_ms)
+            s->activity_max_xact_ms = xact;
+    } else if (job->num_notes == 0 || strncmp(job->notes[job->num_notes - 1], "pg_stat_activity", 16) != 0) {
+        hp__note(job, "pg_stat_activity sample failed: %s", hp__why(r, res, err));
+    }
+    if (res != NULL)
+        PQclear(res);
+    if (job->done == 2)
+        hp__finish_window(job);
+}
+
+/* One reading of the heap, for the fit of its trend (doctor.c). */
+static void hp__heap_reading(hp_doctor_job_t *job, double elapsed)
+{
+    double v = hp_perf_heap_allocated();
+    if (v >= 0 && job->ticks++ % job->heap_every == 0 && job->heap_n != HP_DOCTOR_MAX_HEAP) {
+        job->heap_t[job->heap_n] = elapsed;
+        job->heap_v[job->heap_n++] = v;
+    }
+}
+
+static void hp__on_tick(h2o_timeout_entry_t *entry)
+{
+    hp_doctor_job_t *job = H2O_STRUCT_FROM_MEMBER(hp_doctor_job_t, tick, entry);
+    double elapsed = (double)hp_now_ns() / 1e9 - job->start_s;
+    hp__heap_reading(job, elapsed < job->seconds ? elapsed : job->seconds);
+    if (elapsed >= job->seconds) {
+        /* The last sample in flight finishes first, so the window's samples all count. */
+        if (job->sampling)
+            job->done = 2;
+        else
+            hp__finish_window(job);
+        return;
+    }
+    if (!job->sampling) {
+        job->sampling = 1;
+        const char *values[] = {hp_pool_printf(job->r, "%d", (int)hp_doctor_threshold(HP_DOCTOR_TH_lock_min_ms)->value)};
+        hp_db_conn_query_sql(job->r, NULL, hp__sql_activity, values, 1, hp__on_activity, job);
+    }
+    h2o_timeout_link(job->r->thr->loop, &hp__doctor_tick, &job->tick);
+}
+
+/* ---- step 1: the start snapshot ------------------------------------------------------------------ */
+
+static void hp__on_start_tables(hp_req_t *r, void *ud, PGresult *res, const char *err)
+{
+    hp_doctor_job_t *job = ud;
+    if (err != NULL) {
+        hp__note(job, "pg_stat_user_tables could not be read at the start (%s): the missing-index rule is off",
+                 hp__why(r, res, err));
+        if (res != NULL)
+            PQclear(res);
+    } else {
+        hp__read_tables(&job->before, res);
+        PQclear(res);
+    }
+    /* The window starts now, with the probes read right before the tables. */
+    hp__sample(&job->before);
+    job->start_s = job->before.at_s;
+    h2o_timeout_link(r->thr->loop, &hp__doctor_tick, &job->tick);
+}
+
+static int hp__seconds_param(hp_req_t *r, int *out)
+{
+    h2o_iovec_t v;
+    int rc = hp_query_param(r, "seconds", &v), val = 0;
+    if (rc == 0) {
+        *out = HP_DOCTOR_DEFAULT_SECONDS;
+        return 0;
+    }
+    int ok = rc > 0 && v.len != 0 && v.len <= 3;
+    for (size_t i = 0; ok && i != v.len; ++i)
+        if (v.base[i] < '0' || v.base[i] > '9')
+            ok = 0;
+        else
+            val = val * 10 + (v.base[i] - '0');
+    if (!ok || val < HP_DOCTOR_MIN_SECONDS || val > HP_DOCTOR_MAX_SECONDS) {
+        hp_respond_error(
+            r, 400, "bad_param",
+            hp_pool_printf(r, "seconds must be an integer from %d to %d", HP_DOCTOR_MIN_SECONDS, HP_DOCTOR_MAX_SECONDS));
+        return -1;
+    }
+    *out = val;
+    return 0;
+}
+
+static void hp__doctor(hp_req_t *r)
+{
+    int seconds, markdown = 0;
+    if (hp__seconds_param(r, &seconds) != 0)
+        return;
+    h2o_iovec_t fmt;
+    int rc = hp_query_param(r, "format", &fmt);
+    if (rc > 0 && fmt.len == 2 && memcmp(fmt.base, "md", 2) == 0) {
+        markdown = 1;
+    } else if (rc != 0 && !(rc > 0 && fmt.len == 4 && memcmp(fmt.base, "json", 4) == 0)) {
+        hp_respond_error(r, 400, "bad_param", "format must be json or md");
+        return;
+    }
+    if (hp__doctor_tick_loop != r->thr->loop) {
+        /* The admin thread's one loop: initialised on the first request. */
+        h2o_timeout_init(r->thr->loop, &hp__doctor_tick, HP_DOCTOR_TICK_MS);
+        hp__doctor_tick_loop = r->thr->loop;
+    }
+    hp_doctor_job_t *job = h2o_mem_alloc_shared(&r->h2o->pool, sizeof(*job), hp__job_dispose);
+    memset(job, 0, sizeof(*job));
+    job->r = r;
+    job->seconds = seconds;
+    job->markdown = markdown;
+    job->tick.cb = hp__on_tick;
+    job->heap_every = (seconds * 1000 / HP_DOCTOR_TICK_MS + HP_DOCTOR_MAX_HEAP - 1) / HP_DOCTOR_MAX_HEAP;
+    const char *values[] = {"500"};
+    hp_db_query(r, HP_STMT_debug_pg_tables, values, 1, hp__on_start_tables, job);
+}
+
+const hp_route_t hp_doctor_routes[] = {
+    {"GET", "/debug/doctor", hp__doctor},
+};
+const size_t hp_doctor_num_routes = sizeof(hp_doctor_routes) / sizeof(hp_doctor_routes[0]);

@@ -1,0 +1,653 @@
+/*
+ * Unit tests of profiling/doctor: every rule driven with canned snapshots.
+ *
+ * Each test starts from the same clean window (ten seconds of a mixed
+ * journey: browse, menus from the cache, quotes, orders, history), which must
+ * give no finding at all, and then changes only what one bottleneck changes,
+ * the way the server's own counters would move. Each rule must then come
+ * first with the right kind and route, and a variant just below the rule's
+ * threshold must stay quiet. The index derivation, the ranking of a cause
+ * above its symptoms, the threshold table and both renderings are checked too.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "profiling/doctor.h"
+
+typedef struct st_fixture_t {
+    hp_doctor_snapshot_t a, b;
+    hp_doctor_finding_t f[HP_DOCTOR_MAX_FINDINGS];
+    size_t n;
+} fixture_t;
+
+static const char *const routes[][2] = {
+    {"GET", "/restaurants"}, {"GET", "/restaurants/{id}/menu"}, {"POST", "/cart/quote"},
+    {"POST", "/orders"},     {"GET", "/users/{id}/orders"},     {"GET", "/orders/{id}"},
+};
+enum { R_LIST, R_MENU, R_QUOTE, R_ORDERS, R_HISTORY, R_ORDER };
+
+static const char *const stmts[] = {"auth_token",       "restaurant_list", "menu_get",       "cart_items",
+                                    "order_insert",     "stock_decrement", "order_history",  "order_items_for",
+                                    "restaurant_names", "order_get",       "order_items_of", "restaurant_name_of"};
+enum { S_AUTH, S_LIST, S_MENU, S_CART, S_INSERT, S_STOCK, S_HISTORY, S_ITEMS_FOR, S_NAMES, S_GET, S_ITEMS_OF, S_NAME_OF };
+
+#define MS 1000000.0
+
+/*
+ * Adds n requests of mean `ms` to route r of b, with the stage means given as
+ * (stage, ms) pairs ending with -1. With n 0, adds the time to each request
+ * already in the window instead (a route that got slower).
+ */
+static void add_route(fixture_t *fx, int r, double n, double ms, ...)
+{
+    hp_doctor_route_t *rt = &fx->b.routes[r];
+    rt->count += (uint64_t)n;
+    rt->by_class[2] += (uint64_t)n;
+    if (n == 0)
+        n = (double)(rt->count - fx->a.routes[r].count);
+    rt->latency_ns += (uint64_t)(n * ms * MS);
+    va_list ap;
+    va_start(ap, ms);
+    for (int s; (s = va_arg(ap, int)) >= 0;)
+        rt->stage_ns[s] += (uint64_t)(n * va_arg(ap, double) * MS);
+    va_end(ap);
+}
+
+static void add_stmt(fixture_t *fx, int s, double n, double ms)
+{
+    fx->b.stmts[s].count += (uint64_t)n;
+    fx->b.stmts[s].rows += (uint64_t)n;
+    fx->b.stmts[s].time_ns += (uint64_t)(n * ms * MS);
+}
+
+static void set_table(hp_doctor_snapshot_t *s, const char *name, int64_t seq_scan, int64_t seq_read, int64_t idx_fetch,
+                      int64_t live)
+{
+    hp_doctor_table_t *t = &s->tables[s->num_tables++];
+    snprintf(t->name, sizeof(t->name), "%s", name);
+    t->seq_scan = seq_scan, t->seq_tup_read = seq_read, t->idx_tup_fetch = idx_fetch, t->n_live_tup = live;
+    s->tables_ok = 1;
+}
+
+/*
+ * The heap readings of the window: 80 over its 10 s, growing by slope bytes/s
+ * until plateau_s, with a deterministic noise of +-amp (the requests in flight).
+ */
+static void heap_series(hp_doctor_snapshot_t *s, double base, double slope, double plateau_s, double amp)
+{
+    s->heap_n = 80;
+    for (size_t i = 0; i != s->heap_n; ++i) {
+        double t = (double)i * 0.125, noise = amp * (double)((long)((i * 7919) % 201) - 100) / 100.0;
+        s->heap_t[i] = t;
+        s->heap_v[i] = base + slope * (t < plateau_s ? t : plateau_s) + noise;
+    }
+    s->heap_bytes = s->heap_v[s->heap_n - 1];
+}
+
+static void set_flag(hp_doctor_snapshot_t *s, const char *name, const char *value)
+{
+    size_t i;
+    for (i = 0; i != s->num_flags && strcmp(s->flags[i].name, name) != 0; ++i)
+        ;
+    if (i == s->num_flags)
+        s->flags[s->num_flags++].name = name;
+    snprintf(s->flags[i].value, sizeof(s->flags[0].value), "%s", value);
+}
+
+/* The clean window: what a healthy server with every optimization on shows over 10 s. */
+static int setup(void **state)
+{
+    fixture_t *fx = calloc(1, sizeof(*fx));
+    assert_non_null(fx);
+    hp_doctor_snapshot_t *a = &fx->a;
+    a->at_s = 100;
+    a->threads = 2;
+    a->num_routes = sizeof(routes) / sizeof(routes[0]);
+    for (size_t i = 0; i != a->num_routes; ++i) {
+        a->routes[i].method = routes[i][0], a->routes[i].pattern = routes[i][1];
+        a->routes[i].count = 1000, a->routes[i].by_class[2] = 1000, a->routes[i].latency_ns = (uint64_t)(1000 * MS);
+    }
+    a->num_stmts = sizeof(stmts) / sizeof(stmts[0]);
+    for (size_t i = 0; i != a->num_stmts; ++i) {
+        a->stmts[i].name = stmts[i];
+        a->stmts[i].is_read = i != S_INSERT && i != S_STOCK;
+        a->stmts[i].count = 500, a->stmts[i].time_ns = (uint64_t)(100 * MS);
+    }
+    a->pool_size = 8, a->cache_hits = 5000, a->cache_misses = 100, a->cache_loads = 100;
+    a->heap_bytes = 20e6;
+    set_table(a, "orders", 40, 4000, 100000, 10000);
+    set_table(a, "restaurants", 1000, 100000, 5000, 100);
+    set_flag(a, "menu_cache", "redis");
+    set_flag(a, "orders_user_id_index", "on");
+    set_flag(a, "order_history", "batched");
+    set_flag(a, "order_total", "once");
+    set_flag(a, "checkout_txn", "short");
+    set_flag(a, "db_pool", "sized");
+    set_flag(a, "leak", "off");
+
+    fx->b = *a;
+    hp_doctor_snapshot_t *b = &fx->b;
+    b->at_s = 110;
+    add_route(fx, R_LIST, 200, 2.0, HP_STAGE_db, 1.2, HP_STAGE_render, 0.3, -1);
+    add_route(fx, R_MENU, 600, 0.8, HP_STAGE_cache, 0.5, HP_STAGE_db, 0.04, HP_STAGE_render, 0.05, -1);
+    add_route(fx, R_QUOTE, 100, 3.0, HP_STAGE_auth, 0.3, HP_STAGE_parse, 0.1, HP_STAGE_db, 1.6, HP_STAGE_compute, 0.02,
+              HP_STAGE_render, 0.1, -1);
+    add_route(fx, R_ORDERS, 50, 50.0, HP_STAGE_auth, 0.3, HP_STAGE_pool, 0.05, HP_STAGE_db, 3.0, HP_STAGE_payment, 42.0,
+              HP_STAGE_compute, 0.01, -1);
+    add_route(fx, R_HISTORY, 100, 2.0, HP_STAGE_auth, 0.3, HP_STAGE_db, 1.1, HP_STAGE_render, 0.2, -1);
+    add_route(fx, R_ORDER, 50, 1.5, HP_STAGE_auth, 0.3, HP_STAGE_db, 0.8, -1);
+    add_stmt(fx, S_AUTH, 300, 0.3);
+    add_stmt(fx, S_LIST, 200, 1.1);
+    add_stmt(fx, S_MENU, 10, 2.0);
+    add_stmt(fx, S_CART, 100, 1.5);
+    add_stmt(fx, S_INSERT, 50, 1.5);
+    add_stmt(fx, S_STOCK, 50, 0.8);
+    add_stmt(fx, S_HISTORY, 100, 0.5);
+    add_stmt(fx, S_ITEMS_FOR, 100, 0.3);
+    add_stmt(fx, S_NAMES, 100, 0.2);
+    add_stmt(fx, S_GET, 50, 0.7);
+    b->cache_hits += 590, b->cache_misses += 10, b->cache_loads += 10;
+    b->pool_wait_count += 50, b->pool_wait_ns += (uint64_t)(50 * 0.05 * MS);
+    heap_series(b, 20e6, 0, 0, 150000);
+    b->loop_lag_p99_ns = (uint64_t)(2 * MS);
+    b->activity_samples = 30, b->activity_lock_samples = 1;
+    b->activity_max_xact_ms = 6;
+    b->tables[0].seq_scan += 1, b->tables[0].seq_tup_read += 10000, b->tables[0].idx_tup_fetch += 2000;
+    b->tables[1].seq_scan += 200, b->tables[1].seq_tup_read += 20000;
+    /* EXPLAIN of the top statements: the list scans the small restaurants table; history uses its index. */
+    b->num_plans = 2;
+    snprintf(b->plans[0].stmt, sizeof(b->plans[0].stmt), "restaurant_list");
+    snprintf(b->plans[0].seq_rel, sizeof(b->plans[0].seq_rel), "restaurants");
+    snprintf(b->plans[0].filter, sizeof(b->plans[0].filter), "(city_id = 3)");
+    b->plans[0].hypo_cost = -1;
+    snprintf(b->plans[1].stmt, sizeof(b->plans[1].stmt), "order_history");
+    b->plans[1].hypo_cost = -1;
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    free(*state);
+    return 0;
+}
+
+static void evaluate(fixture_t *fx)
+{
+    fx->n = hp_doctor_evaluate(&fx->a, &fx->b, fx->f, HP_DOCTOR_MAX_FINDINGS);
+}
+
+static void assert_first(fixture_t *fx, hp_doctor_kind_t kind, int route)
+{
+    evaluate(fx);
+    assert_true(fx->n >= 1);
+    const char *name = hp_doctor_kind_name(fx->f[0].kind, NULL);
+    if (fx->f[0].kind != kind)
+        fail_msg("first finding is %s (%s), not %s", name, fx->f[0].summary, hp_doctor_kind_name(kind, NULL));
+    assert_true(fx->f[0].num_routes >= 1);
+    if (fx->f[0].routes[0] != route)
+        fail_msg("first finding is on route %d (%s; %s)", fx->f[0].routes[0], fx->f[0].summary, fx->f[0].evidence[0]);
+    assert_true(fx->f[0].severity >= HP_DOCTOR_MEDIUM);
+    assert_true(fx->f[0].num_evidence >= 1);
+    assert_true(fx->f[0].fix[0] != '\0');
+}
+
+static void assert_none_above_low(fixture_t *fx)
+{
+    evaluate(fx);
+    for (size_t i = 0; i != fx->n; ++i)
+        if (fx->f[i].severity > HP_DOCTOR_LOW)
+            fail_msg("unexpected %s finding: %s", hp_doctor_kind_name(fx->f[i].kind, NULL), fx->f[i].summary);
+}
+
+/* ---- the clean window ---- */
+
+static void test_clean_window_has_no_finding(void **state)
+{
+    fixture_t *fx = *state;
+    evaluate(fx);
+    for (size_t i = 0; i != fx->n; ++i)
+        print_message("finding: %s\n", fx->f[i].summary);
+    assert_int_equal(fx->n, 0);
+}
+
+/* ---- missing index ---- */
+
+static void slow_history_seq_scan(fixture_t *fx)
+{
+    /* History's one statement got slow, and it scans orders from start to end on every call. */
+    add_route(fx, R_HISTORY, 0, 3.0, HP_STAGE_db, 3.0, -1);
+    fx->b.stmts[S_HISTORY].time_ns += (uint64_t)(100 * 3.0 * MS);
+    fx->b.tables[0].seq_scan += 100, fx->b.tables[0].seq_tup_read += 100 * 10000;
+    hp_doctor_plan_t *p = &fx->b.plans[1];
+    snprintf(p->seq_rel, sizeof(p->seq_rel), "orders");
+    snprintf(p->filter, sizeof(p->filter), "(user_id = '42'::bigint)");
+    snprintf(p->sort_key, sizeof(p->sort_key), "o.created_at DESC, o.id DESC");
+    p->cost = 1900.5;
+    assert_int_equal(hp_doctor_index_sql(p->seq_rel, p->filter, p->sort_key, p->index_sql, sizeof(p->index_sql)), 0);
+}
+
+static void test_missing_index(void **state)
+{
+    fixture_t *fx = *state;
+    set_flag(&fx->b, "orders_user_id_index", "off");
+    slow_history_seq_scan(fx);
+    fx->b.plans[1].hypo_cost = 12.3;
+    assert_first(fx, HP_DOCTOR_missing_index, R_HISTORY);
+    assert_string_equal(fx->f[0].sql, "CREATE INDEX CONCURRENTLY ON orders (user_id, created_at DESC, id DESC)");
+    assert_int_equal(fx->f[0].confidence, HP_DOCTOR_HIGH);
+    assert_non_null(strstr(fx->f[0].check, "1900.5 to 12.3"));
+    assert_string_equal(fx->f[0].flag, "orders_user_id_index=on");
+    /* Only the cause: the slower history is not also reported as something else. */
+    assert_int_equal(fx->n, 1);
+}
+
+static void test_missing_index_unchecked_is_medium_confidence(void **state)
+{
+    fixture_t *fx = *state;
+    slow_history_seq_scan(fx);
+    fx->b.plans[1].hypo_cost = -1;
+    snprintf(fx->b.plans[1].hypo_note, sizeof(fx->b.plans[1].hypo_note), "hypopg is not installed");
+    assert_first(fx, HP_DOCTOR_missing_index, R_HISTORY);
+    assert_int_equal(fx->f[0].confidence, HP_DOCTOR_MEDIUM);
+    assert_non_null(strstr(fx->f[0].check, "hypopg is not installed"));
+    assert_string_equal(fx->f[0].flag, ""); /* the flag is at its good value: nothing to switch */
+}
+
+static void test_missing_index_needs_scans_that_read_many_rows(void **state)
+{
+    fixture_t *fx = *state;
+    slow_history_seq_scan(fx);
+    /* A plan with a seq scan, but scans that stop early (a LIMIT) or read a small table are not the problem. */
+    fx->b.tables[0].seq_tup_read = fx->a.tables[0].seq_tup_read + 101 * 900;
+    assert_none_above_low(fx);
+}
+
+/* ---- N+1 ---- */
+
+static void n_plus_one(fixture_t *fx, double per_request)
+{
+    add_route(fx, R_HISTORY, 0, 2 * per_request * 0.12, HP_STAGE_db, 2 * per_request * 0.12, -1);
+    add_stmt(fx, S_ITEMS_OF, 100 * per_request, 0.12);
+    add_stmt(fx, S_NAME_OF, 100 * per_request, 0.11);
+    fx->b.stmts[S_HISTORY].rows += (uint64_t)(100 * per_request - 100); /* the page's rows: one child of each per row */
+    /* The batched statements are gone. */
+    fx->b.stmts[S_ITEMS_FOR] = fx->a.stmts[S_ITEMS_FOR];
+    fx->b.stmts[S_NAMES] = fx->a.stmts[S_NAMES];
+}
+
+static void test_n_plus_one(void **state)
+{
+    fixture_t *fx = *state;
+    n_plus_one(fx, 10);
+    assert_first(fx, HP_DOCTOR_n_plus_one, R_HISTORY);
+    assert_non_null(strstr(fx->f[0].summary, "with order_history, then runs order_items_of + restaurant_name_of once per row"));
+    assert_int_equal(fx->f[0].confidence, HP_DOCTOR_HIGH);
+}
+
+static void test_n_plus_one_needs_several_calls_per_request(void **state)
+{
+    fixture_t *fx = *state;
+    n_plus_one(fx, 2);
+    evaluate(fx);
+    for (size_t i = 0; i != fx->n; ++i)
+        assert_int_not_equal(fx->f[i].kind, HP_DOCTOR_n_plus_one);
+}
+
+static void test_a_statement_of_the_auth_stage_is_not_an_n_plus_one(void **state)
+{
+    fixture_t *fx = *state;
+    /* The token lookup runs once per authenticated request: 3 per history request, and it would fit history's db stage. */
+    add_route(fx, R_HISTORY, 0, 0.5, HP_STAGE_db, 0.5, -1);
+    assert_none_above_low(fx);
+    for (size_t i = 0; i != fx->n; ++i)
+        assert_int_not_equal(fx->f[i].kind, HP_DOCTOR_n_plus_one);
+}
+
+/* ---- uncached hot read ---- */
+
+static void menu_uncached(fixture_t *fx)
+{
+    fx->b.cache_hits = fx->a.cache_hits, fx->b.cache_misses = fx->a.cache_misses, fx->b.cache_loads = fx->a.cache_loads;
+    hp_doctor_route_t *m = &fx->b.routes[R_MENU];
+    m->stage_ns[HP_STAGE_cache] = fx->a.routes[R_MENU].stage_ns[HP_STAGE_cache];
+    add_route(fx, R_MENU, 0, 2.5, HP_STAGE_db, 2.5, -1);
+    add_stmt(fx, S_MENU, 590, 2.4);
+}
+
+static void test_uncached_hot_read(void **state)
+{
+    fixture_t *fx = *state;
+    set_flag(&fx->b, "menu_cache", "off");
+    menu_uncached(fx);
+    assert_first(fx, HP_DOCTOR_uncached_hot_read, R_MENU);
+    assert_int_equal(fx->f[0].confidence, HP_DOCTOR_HIGH);
+    assert_string_equal(fx->f[0].flag, "menu_cache=redis");
+}
+
+static void test_a_read_the_cache_answers_is_not_uncached(void **state)
+{
+    fixture_t *fx = *state;
+    menu_uncached(fx);
+    /* The same loads, but the cache is being consulted for every request (a cold cache filling up). */
+    fx->b.cache_misses += 600;
+    evaluate(fx);
+    for (size_t i = 0; i != fx->n; ++i)
+        assert_int_not_equal(fx->f[i].kind, HP_DOCTOR_uncached_hot_read);
+}
+
+/* ---- CPU hot spot ---- */
+
+static void test_cpu_hot_spot(void **state)
+{
+    fixture_t *fx = *state;
+    add_route(fx, R_QUOTE, 0, 12.0, HP_STAGE_compute, 12.0, -1);
+    add_route(fx, R_ORDERS, 0, 0.05, HP_STAGE_compute, 0.05, -1); /* 60 us, 0.1% of its time */
+    assert_first(fx, HP_DOCTOR_cpu_hot_spot, R_QUOTE);
+    assert_int_equal(fx->f[0].num_routes, 1);
+    assert_int_equal(fx->f[0].severity, HP_DOCTOR_HIGH);
+    add_route(fx, R_ORDERS, 0, 5.0, HP_STAGE_compute, 5.0, -1);
+    assert_first(fx, HP_DOCTOR_cpu_hot_spot, R_QUOTE);
+    assert_int_equal(fx->f[0].num_routes, 2);
+    assert_int_equal(fx->f[0].routes[1], R_ORDERS);
+}
+
+static void test_cpu_computation_per_request_counts_even_as_a_small_share(void **state)
+{
+    fixture_t *fx = *state;
+    /* Slow waits make the share small (0.42 of 13 ms), but 220 us of the server's own work per request is a hot spot. */
+    add_route(fx, R_QUOTE, 0, 10.0, HP_STAGE_db, 9.8, HP_STAGE_compute, 0.2, -1);
+    assert_first(fx, HP_DOCTOR_cpu_hot_spot, R_QUOTE);
+    assert_int_equal(fx->f[0].severity, HP_DOCTOR_MEDIUM);
+}
+
+static void test_cpu_below_share_is_quiet(void **state)
+{
+    fixture_t *fx = *state;
+    /* 0.72 of 3.5 ms on the loop (21%), and 70 us of computation. */
+    add_route(fx, R_QUOTE, 0, 0.5, HP_STAGE_parse, 0.2, HP_STAGE_compute, 0.05, HP_STAGE_render, 0.25, -1);
+    assert_none_above_low(fx);
+}
+
+/* ---- lock wait, pool saturation and the errors they cause ---- */
+
+static void long_transactions(fixture_t *fx)
+{
+    add_route(fx, R_ORDERS, 0, 80.0, HP_STAGE_db, 60.0, HP_STAGE_pool, 20.0, -1);
+    fx->b.routes[R_ORDERS].by_class[2] -= 10, fx->b.routes[R_ORDERS].by_class[5] += 10;
+    fx->b.stmts[S_STOCK].errors += 10;
+    fx->b.stmts[S_STOCK].time_ns += (uint64_t)(50 * 55 * MS);
+    fx->b.activity_lock_samples = 18, fx->b.activity_idle_txn_samples = 25, fx->b.activity_max_xact_ms = 900;
+}
+
+static void test_lock_wait_ranks_above_pool_and_errors(void **state)
+{
+    fixture_t *fx = *state;
+    long_transactions(fx);
+    assert_first(fx, HP_DOCTOR_lock_wait, R_ORDERS);
+    assert_int_equal(fx->f[0].confidence, HP_DOCTOR_HIGH);
+    int pool = 0, errors = 0;
+    for (size_t i = 1; i != fx->n; ++i) {
+        pool |= fx->f[i].kind == HP_DOCTOR_pool_saturation;
+        if (fx->f[i].kind == HP_DOCTOR_error_spike) {
+            errors = 1;
+            assert_non_null(strstr(fx->f[i].summary, "explained by"));
+        }
+    }
+    assert_true(pool && errors);
+}
+
+static void test_lock_wait_needs_samples(void **state)
+{
+    fixture_t *fx = *state;
+    fx->b.activity_lock_samples = 2, fx->b.activity_idle_txn_samples = 3, fx->b.activity_samples = 3;
+    assert_none_above_low(fx);
+    fx->b.activity_samples = 30; /* 3 of 30 samples: 10% */
+    assert_none_above_low(fx);
+}
+
+static void test_lock_wait_of_another_process_is_low(void **state)
+{
+    fixture_t *fx = *state;
+    /* Another replica's long transactions show in pg_stat_activity, but no route of this server takes a connection. */
+    fx->b.routes[R_ORDERS].stage_ns[HP_STAGE_pool] = fx->a.routes[R_ORDERS].stage_ns[HP_STAGE_pool];
+    fx->b.activity_idle_txn_samples = 25;
+    assert_none_above_low(fx);
+    assert_int_equal(fx->n, 1);
+    assert_int_equal(fx->f[0].kind, HP_DOCTOR_lock_wait);
+    assert_int_equal(fx->f[0].num_routes, 0);
+}
+
+static void test_pool_saturation(void **state)
+{
+    fixture_t *fx = *state;
+    add_route(fx, R_ORDERS, 0, 30.0, HP_STAGE_pool, 30.0, -1);
+    fx->b.pool_size = 2, fx->b.pool_waiting = 3, fx->b.pool_in_use = 2;
+    fx->b.pool_wait_ns += (uint64_t)(50 * 30 * MS);
+    assert_first(fx, HP_DOCTOR_pool_saturation, R_ORDERS);
+    assert_int_equal(fx->f[0].confidence, HP_DOCTOR_HIGH);
+}
+
+static void test_pool_wait_below_share_is_quiet(void **state)
+{
+    fixture_t *fx = *state;
+    add_route(fx, R_ORDERS, 0, 1.0, HP_STAGE_pool, 1.0, -1); /* 1 of 51 ms */
+    assert_none_above_low(fx);
+}
+
+static void test_error_spike_alone(void **state)
+{
+    fixture_t *fx = *state;
+    fx->b.routes[R_ORDER].by_class[2] -= 8, fx->b.routes[R_ORDER].by_class[5] += 8;
+    assert_first(fx, HP_DOCTOR_error_spike, R_ORDER);
+    assert_int_equal(fx->f[0].severity, HP_DOCTOR_MEDIUM); /* 16%: high needs 4 x 5% */
+    fx->b.routes[R_ORDER].by_class[5] += 4;
+    evaluate(fx);
+    assert_int_equal(fx->f[0].severity, HP_DOCTOR_HIGH);
+    fx->b.routes[R_ORDER].by_class[5] = 4; /* below the least count */
+    assert_none_above_low(fx);
+}
+
+/* ---- memory growth ---- */
+
+static void test_memory_growth(void **state)
+{
+    fixture_t *fx = *state;
+    /* 40 KB/s through the window under +-150 KB of noise: 400 KB, 667 bytes per menu view. */
+    heap_series(&fx->b, 20e6, 40000, 100, 150000);
+    assert_first(fx, HP_DOCTOR_memory_growth, R_MENU);
+    assert_int_equal(fx->f[0].severity, HP_DOCTOR_HIGH);
+    /* The same trend, too small per request: 4 KB/s is 67 bytes per view but 40 KB in all. */
+    heap_series(&fx->b, 20e6, 4000, 100, 1000);
+    assert_none_above_low(fx);
+}
+
+static void test_memory_that_levels_off_is_quiet(void **state)
+{
+    fixture_t *fx = *state;
+    /* A bounded list filling up: fast growth for 4 s, then flat. */
+    heap_series(&fx->b, 20e6, 100000, 4, 50000);
+    assert_none_above_low(fx);
+    /* Noise alone, however large, is no trend. */
+    heap_series(&fx->b, 20e6, 0, 0, 400000);
+    assert_none_above_low(fx);
+    /* And a build without jemalloc has no heap figures at all. */
+    heap_series(&fx->b, 20e6, 40000, 100, 0);
+    fx->b.heap_bytes = fx->a.heap_bytes = -1;
+    assert_none_above_low(fx);
+}
+
+/* ---- event-loop stall ---- */
+
+static void test_event_loop_stall(void **state)
+{
+    fixture_t *fx = *state;
+    fx->b.loop_lag_p99_ns = (uint64_t)(80 * MS);
+    /* Lag while the loops are idle is the machine's scheduling, not the server's. */
+    assert_none_above_low(fx);
+    /* The list's requests now block their loop for 25 ms in no stage at all (a blocking call): 5 s of 20 s of loop time. */
+    add_route(fx, R_LIST, 0, 25.0, -1);
+    assert_first(fx, HP_DOCTOR_event_loop_stall, R_LIST);
+    assert_int_equal(fx->f[0].severity, HP_DOCTOR_MEDIUM);
+    fx->b.loop_lag_p99_ns = (uint64_t)(250 * MS);
+    evaluate(fx);
+    assert_int_equal(fx->f[0].severity, HP_DOCTOR_HIGH);
+}
+
+static void test_a_stall_from_a_cpu_hot_spot_ranks_after_it(void **state)
+{
+    fixture_t *fx = *state;
+    fx->b.loop_lag_p99_ns = (uint64_t)(900 * MS);
+    add_route(fx, R_QUOTE, 0, 60.0, HP_STAGE_compute, 60.0, -1); /* 6 s of the loops' 20 s */
+    assert_first(fx, HP_DOCTOR_cpu_hot_spot, R_QUOTE);
+    assert_int_equal(fx->n, 2);
+    assert_int_equal(fx->f[1].kind, HP_DOCTOR_event_loop_stall);
+    assert_non_null(strstr(fx->f[1].summary, "explained by the CPU hot spot"));
+}
+
+/* ---- the index derivation ---- */
+
+static void test_index_sql(void **state)
+{
+    (void)state;
+    char out[256];
+    assert_int_equal(hp_doctor_index_sql("orders", "(user_id = '7'::bigint)", "o.created_at DESC, o.id DESC", out, sizeof(out)), 0);
+    assert_string_equal(out, "CREATE INDEX CONCURRENTLY ON orders (user_id, created_at DESC, id DESC)");
+    /* Two equality columns, a sort key that repeats one of them, no direction. */
+    assert_int_equal(hp_doctor_index_sql("t", "((a.x = 1) AND (y = 'z'::text) AND (w > 3))", "a.y, k", out, sizeof(out)), 0);
+    assert_string_equal(out, "CREATE INDEX CONCURRENTLY ON t (x, y, k)");
+    assert_int_equal(hp_doctor_index_sql("t", "(x = 1)", "", out, sizeof(out)), 0);
+    assert_string_equal(out, "CREATE INDEX CONCURRENTLY ON t (x)");
+    /* No equality: no index to propose; and an output that does not fit is an error, not a truncated statement. */
+    assert_int_equal(hp_doctor_index_sql("t", "(x > 1)", "y", out, sizeof(out)), -1);
+    assert_int_equal(hp_doctor_index_sql("orders", "(user_id = 7)", "", out, 20), -1);
+}
+
+/* ---- reading EXPLAIN ---- */
+
+static void test_plan_read(void **state)
+{
+    (void)state;
+    /* The shape of order_history's plan without its index (EXPLAIN (FORMAT JSON), trimmed). */
+    const char *text = "[{\"Plan\": {\"Node Type\": \"Limit\", \"Total Cost\": 1912.4, \"Plans\": [{\"Node Type\": \"Sort\", "
+                       "\"Total Cost\": 1912.3, \"Sort Key\": [\"o.created_at DESC\", \"o.id DESC\"], \"Plans\": [{\"Node Type\": "
+                       "\"Seq Scan\", \"Relation Name\": \"orders\", \"Alias\": \"o\", \"Total Cost\": 1900.0, \"Filter\": "
+                       "\"(user_id = '42'::bigint)\"}]}]}}]";
+    json_error_t err;
+    json_t *doc = json_loads(text, 0, &err);
+    assert_non_null(doc);
+    hp_doctor_plan_t p = {.hypo_cost = -1};
+    assert_int_equal(hp_doctor_plan_read(doc, &p), 0);
+    assert_true(p.cost == 1912.4);
+    assert_string_equal(p.seq_rel, "orders");
+    assert_string_equal(p.filter, "(user_id = '42'::bigint)");
+    assert_string_equal(p.sort_key, "o.created_at DESC, o.id DESC");
+    assert_string_equal(p.index_sql, "CREATE INDEX CONCURRENTLY ON orders (user_id, created_at DESC, id DESC)");
+    json_decref(doc);
+    /* With the index: no sequential scan, nothing to propose. A scan without a filter is not one either. */
+    text = "[{\"Plan\": {\"Node Type\": \"Limit\", \"Total Cost\": 9.1, \"Plans\": [{\"Node Type\": \"Index Scan\", \"Relation "
+           "Name\": \"orders\", \"Index Name\": \"orders_user_id_created_at_idx\", \"Total Cost\": 9.0}, {\"Node Type\": \"Seq "
+           "Scan\", \"Relation Name\": \"cities\", \"Total Cost\": 1.2}]}}]";
+    doc = json_loads(text, 0, &err);
+    assert_int_equal(hp_doctor_plan_read(doc, &p), 0);
+    assert_string_equal(p.seq_rel, "");
+    assert_string_equal(p.index_sql, "");
+    json_decref(doc);
+    /* A join: the sort is by the other relation's columns, which no index on the scanned one provides. */
+    text =
+        "[{\"Plan\": {\"Node Type\": \"Sort\", \"Total Cost\": 4.4, \"Sort Key\": [\"r.rating DESC\", \"r.id DESC\"], \"Plans\": "
+        "[{\"Node Type\": \"Hash Join\", \"Total Cost\": 4.0, \"Plans\": [{\"Node Type\": \"Seq Scan\", \"Relation Name\": "
+        "\"cities\", \"Alias\": \"c\", \"Total Cost\": 1.1, \"Filter\": \"(name = 'London'::text)\"}]}]}}]";
+    doc = json_loads(text, 0, &err);
+    assert_int_equal(hp_doctor_plan_read(doc, &p), 0);
+    assert_string_equal(p.seq_rel, "cities");
+    assert_string_equal(p.sort_key, "");
+    assert_string_equal(p.index_sql, "CREATE INDEX CONCURRENTLY ON cities (name)");
+    json_decref(doc);
+    /* A utility statement has no plan. */
+    doc = json_loads("[\"Utility Statement\"]", 0, &err);
+    assert_int_equal(hp_doctor_plan_read(doc, &p), -1);
+    json_decref(doc);
+}
+
+/* ---- the table and the renderings ---- */
+
+static void test_thresholds_are_documented_and_unique(void **state)
+{
+    (void)state;
+    for (int i = 0; i != HP_DOCTOR_TH__COUNT; ++i) {
+        const hp_doctor_threshold_t *t = hp_doctor_threshold((hp_doctor_th_t)i);
+        assert_true(strlen(t->doc) > 20 && strlen(t->unit) > 0 && t->value > 0);
+        for (int j = 0; j != i; ++j)
+            assert_string_not_equal(t->name, hp_doctor_threshold((hp_doctor_th_t)j)->name);
+    }
+}
+
+static void test_json_and_markdown(void **state)
+{
+    fixture_t *fx = *state;
+    n_plus_one(fx, 10);
+    evaluate(fx);
+    const char *notes[] = {"a note"};
+    json_t *doc = hp_doctor_json(&fx->a, &fx->b, fx->f, fx->n, notes, 1);
+    json_t *f0 = json_array_get(json_object_get(doc, "findings"), 0);
+    assert_string_equal(json_string_value(json_object_get(f0, "kind")), "n_plus_one");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(f0, "routes"), 0), "route")),
+                        "/users/{id}/orders");
+    assert_int_equal(json_array_size(json_object_get(doc, "thresholds")), HP_DOCTOR_TH__COUNT);
+    assert_int_equal(json_array_size(json_object_get(doc, "observed")), 6);
+    assert_true(json_number_value(json_object_get(doc, "window_s")) == 10);
+    char *md = hp_doctor_markdown(doc);
+    assert_non_null(md);
+    assert_non_null(strstr(md, "## 1. N+1 ("));
+    assert_non_null(strstr(md, "\n\nGET /users/{id}/orders reads a page"));
+    assert_string_equal(json_string_value(json_object_get(f0, "impact_of")), "route time");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(doc, "signals"), "threads")), 2);
+    assert_non_null(strstr(md, "`GET /users/{id}/orders`"));
+    assert_null(strstr(md, "order_history=batched")); /* the flag is at its good value: no switch to name */
+    assert_non_null(strstr(md, "- a note"));
+    free(md);
+    json_decref(doc);
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_clean_window_has_no_finding),
+        T(test_missing_index),
+        T(test_missing_index_unchecked_is_medium_confidence),
+        T(test_missing_index_needs_scans_that_read_many_rows),
+        T(test_n_plus_one),
+        T(test_n_plus_one_needs_several_calls_per_request),
+        T(test_a_statement_of_the_auth_stage_is_not_an_n_plus_one),
+        T(test_uncached_hot_read),
+        T(test_a_read_the_cache_answers_is_not_uncached),
+        T(test_cpu_hot_spot),
+        T(test_cpu_computation_per_request_counts_even_as_a_small_share),
+        T(test_cpu_below_share_is_quiet),
+        T(test_lock_wait_ranks_above_pool_and_errors),
+        T(test_lock_wait_needs_samples),
+        T(test_lock_wait_of_another_process_is_low),
+        T(test_pool_saturation),
+        T(test_pool_wait_below_share_is_quiet),
+        T(test_error_spike_alone),
+        T(test_memory_growth),
+        T(test_memory_that_levels_off_is_quiet),
+        T(test_event_loop_stall),
+        T(test_a_stall_from_a_cpu_hot_spot_ranks_after_it),
+        T(test_index_sql),
+        T(test_plan_read),
+        T(test_thresholds_are_documented_and_unique),
+        T(test_json_and_markdown),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
