@@ -65,6 +65,10 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# Shared with make bench and make lab: the error that voids a run, and the stack's env file.
+from bench_proc import BenchError, read_env_file  # noqa: E402
+
 REPO = os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 HOME = os.path.join(REPO, ".hotplate", "bench")
 OUT = os.path.join(HOME, "overhead")
@@ -87,10 +91,6 @@ VALGRIND_TIMEOUT_ENV = {
 }
 
 T0 = time.monotonic()
-
-
-class BenchError(Exception):
-    """Something did not work; the run is void and exits non-zero."""
 
 
 class TimeLimit(BenchError):
@@ -150,15 +150,7 @@ def stack(cmd):
 
 
 def read_stack_env():
-    env = {}
-    with open(os.path.join(HOME, "env")) as f:
-        for line in f:
-            m = re.match(r"^export (\w+)='(.*)'$", line.strip())
-            if m:
-                env[m.group(1)] = m.group(2)
-    if "HOTPLATE_PG_URL" not in env or "HOTPLATE_REDIS_URL" not in env:
-        raise BenchError(f"{HOME}/env lacks HOTPLATE_PG_URL or HOTPLATE_REDIS_URL")
-    return env
+    return read_env_file(os.path.join(HOME, "env"))
 
 
 def base_env(stack_env):

@@ -1,0 +1,110 @@
+"""A quick bench of one scenario end to end, as CI runs it under make test:
+loadtests/bench.py --quick --scenario menu_cache against the test stack
+(HOTPLATE_BIN, HOTPLATE_PG_URL, HOTPLATE_REDIS_URL, HOTPLATE_TOKENS), then the
+same tree against that report as a baseline.
+
+It asserts the report's structure and the mechanisms (ABAB order, the flag
+really switched, the profiles captured, history appended), never a
+performance figure: whether the cache helps is the benchmark's answer, not a
+test's. Skipped without HOTPLATE_BIN."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+BENCH = os.path.join(REPO, "loadtests", "bench.py")
+BIN = os.environ.get("HOTPLATE_BIN")
+
+pytestmark = pytest.mark.skipif(not BIN or not os.environ.get("HOTPLATE_PG_URL"),
+                                reason="needs the make test environment (HOTPLATE_BIN, HOTPLATE_PG_URL, ...)")
+
+
+def run_bench(args, timeout):
+    p = subprocess.run([sys.executable, BENCH, "--use-env-stack", "--quick"] + args, capture_output=True, text=True, timeout=timeout)
+    return p
+
+
+@pytest.fixture(scope="module")
+def first(tmp_path_factory):
+    d = tmp_path_factory.mktemp("reports")
+    p = run_bench(["--scenario", "menu_cache", "--reports-dir", str(d), "--time-limit", "200"], 240)
+    assert p.returncode == 0, p.stderr[-3000:]
+    [stamp] = [e for e in os.listdir(d) if e != "history.jsonl"]
+    return d, d / stamp, p
+
+
+def test_report_files(first):
+    _, out, p = first
+    for f in ("report.md", "report.json", "server.log"):
+        assert (out / f).is_file(), f
+    assert (out / "charts" / "menu_cache.png").is_file()
+    assert (out / "profiles" / "menu_cache-before-cpu.folded").stat().st_size > 0
+    assert (out / "profiles" / "menu_cache-after-cpu.folded").stat().st_size > 0
+    # The terminal table and the progress display.
+    assert p.stdout.splitlines()[0].split()[:2] == ["scenario", "metric"]
+    assert "menu_cache: run 5 of 5, after" in p.stderr and "left]" in p.stderr
+
+
+def test_report_json_structure(first):
+    _, out, _ = first
+    r = json.loads((out / "report.json").read_text())
+    assert r["mode"] == "bench" and r["settings"]["runs"] == 5
+    [sc] = r["scenarios"]
+    assert sc["flag"] == "menu_cache" and sc["values"] == {"before": "off", "after": "redis"}
+    for label in ("before", "after"):
+        assert len(sc["samples"][label]["rps"]) == 5
+        assert all(x > 0 for x in sc["samples"][label]["rps"])
+        assert len(sc["raw"][label]) == 5
+        for run in sc["raw"][label]:
+            assert run["wrk"]["requests"] > 0 and run["openloop"]["sent"] > 0
+    # The flag really switched: with the cache off no request is a hit and
+    # each one runs the menu statement; with Redis, hits.
+    assert max(sc["samples"]["before"]["cache_hit_ratio"]) == 0
+    assert min(sc["samples"]["before"]["pg_calls_per_req"]) >= 0.99
+    assert min(sc["samples"]["after"]["cache_hit_ratio"]) > 0
+    for key in sc["main"]:
+        c = sc["compare"][key]
+        assert c["verdict"] in ("improved", "regressed", "not significant", "no data")
+        if c["verdict"] != "no data":
+            assert 0 <= c["p"] <= 1 and c["before_ci"][0] <= c["before_median"] <= c["before_ci"][1]
+    ceil = r["ceilings"]
+    assert set(ceil["samples"]) == {"healthz", "menu_cached", "menu_uncached", "pgbench_menu", "orders", "pgbench_checkout"}
+    assert ceil["samples"]["pgbench_menu"][0] > 0 and ceil["samples"]["healthz"][0] > 0
+    md = (out / "report.md").read_text()
+    assert "| scenario | metric | before | after | change | significance |" in md and "## Goals and ceilings" in md
+
+
+def test_history_and_baseline(first):
+    d, out, _ = first
+    p = run_bench(["--baseline", str(out), "--reports-dir", str(d), "--time-limit", "150"], 200)
+    # 3 means "significant regression": possible on a noisy machine, and still a working comparison.
+    assert p.returncode in (0, 3), p.stderr[-3000:]
+    lines = [json.loads(x) for x in (d / "history.jsonl").read_text().splitlines()]
+    assert [x["mode"] for x in lines] == ["bench", "baseline"]
+    assert lines[1]["baseline"] == str(out)
+    [stamp] = [e for e in os.listdir(d) if e not in ("history.jsonl", out.name)]
+    r = json.loads((d / stamp / "report.json").read_text())
+    [sc] = r["scenarios"]
+    assert list(sc["values"]) == ["current"] and len(sc["samples"]["current"]["rps"]) == 5
+    assert "ceilings" not in r
+    assert (p.returncode == 3) == bool(r["verdict"]["regressions"])
+
+
+def test_baseline_regression_exits_3(first, tmp_path):
+    # A baseline whose cached-menu throughput is a thousand times what any run
+    # here can reach: the comparison must call it a significant regression
+    # beyond the threshold and exit with 3.
+    _, out, _ = first
+    r = json.loads((out / "report.json").read_text())
+    sc = r["scenarios"][0]
+    sc["samples"]["after"]["rps"] = [x * 1000 for x in sc["samples"]["after"]["rps"]]
+    fake = tmp_path / "fake-baseline"
+    fake.mkdir()
+    (fake / "report.json").write_text(json.dumps(r))
+    p = run_bench(["--baseline", str(fake), "--reports-dir", str(tmp_path), "--time-limit", "150"], 200)
+    assert p.returncode == 3, p.stderr[-3000:]
+    assert "REGRESSION beyond 10.0%: menu_cache rps" in p.stdout

@@ -1,0 +1,186 @@
+/*
+ * Unit tests of loadtests/openloop_proto.c, the pure parts of the open-loop
+ * generator: the rate schedule and each request's intended send time, HTTP/1.1
+ * response framing (Content-Length, chunked, split across reads, malformed),
+ * the request file with its sequence marker, and the latency JSON.
+ *
+ * The .c file is included, as h2o's unit tests do, because the generator is a
+ * tool outside hpcore. Nothing here asserts on timing.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "loadtests/openloop_proto.c"
+
+static void test_schedule_parse(void **state)
+{
+    (void)state;
+    hp_ol_schedule_t s;
+    char err[128];
+    assert_int_equal(hp_ol_parse_schedule("1000:2,500.5:1", &s, err, sizeof(err)), 0);
+    assert_int_equal(s.num_steps, 2);
+    assert_true(s.steps[1].rate == 500.5);
+    assert_true(s.total_seconds == 3.0);
+    assert_int_equal(s.total_requests, 2000 + 500);
+    const char *bad[] = {"", "1000", "1000:", ":2", "0:2", "-5:2", "1000:0", "1000:2,", "1000:2;3:4", "2e6:1", "10:4000", NULL};
+    for (const char **b = bad; *b != NULL; ++b)
+        assert_int_equal(hp_ol_parse_schedule(*b, &s, err, sizeof(err)), -1);
+}
+
+static void test_intended_times(void **state)
+{
+    (void)state;
+    hp_ol_schedule_t s;
+    char err[128];
+    assert_int_equal(hp_ol_parse_schedule("10:1,100:0.5", &s, err, sizeof(err)), 0);
+    uint64_t ns;
+    size_t step;
+    /* Evenly spaced: request 3 of step 0 at 300 ms. */
+    assert_int_equal(hp_ol_intended_ns(&s, 3, &ns, &step), 0);
+    assert_int_equal(ns, 300000000);
+    assert_int_equal(step, 0);
+    /* The first request of step 1 starts at 1 s, the next 10 ms later. */
+    assert_int_equal(hp_ol_intended_ns(&s, 10, &ns, &step), 0);
+    assert_int_equal(ns, 1000000000);
+    assert_int_equal(step, 1);
+    assert_int_equal(hp_ol_intended_ns(&s, 11, &ns, &step), 0);
+    assert_int_equal(ns, 1010000000);
+    /* 10 + 50 requests in all; the 61st is past the end. */
+    assert_int_equal(hp_ol_intended_ns(&s, 59, &ns, &step), 0);
+    assert_int_equal(hp_ol_intended_ns(&s, 60, &ns, &step), -1);
+    /* Monotonic over the whole schedule. */
+    uint64_t prev = 0;
+    for (uint64_t k = 0; k != s.total_requests; ++k) {
+        assert_int_equal(hp_ol_intended_ns(&s, k, &ns, &step), 0);
+        assert_true(k == 0 || ns > prev);
+        prev = ns;
+    }
+}
+
+static int parse(const char *text, int *status, size_t *consumed, int *close)
+{
+    return hp_ol_parse_response(text, strlen(text), status, consumed, close);
+}
+
+static void test_response_content_length(void **state)
+{
+    (void)state;
+    int status, close;
+    size_t consumed;
+    const char *r = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Cache: hit\r\n\r\nhelloHTTP/1.1";
+    assert_int_equal(parse(r, &status, &consumed, &close), 1);
+    assert_int_equal(status, 200);
+    assert_int_equal(consumed, strlen(r) - strlen("HTTP/1.1"));
+    assert_int_equal(close, 0);
+    /* Every strict prefix needs more bytes. */
+    size_t whole = consumed;
+    for (size_t n = 0; n < whole; ++n)
+        assert_int_equal(hp_ol_parse_response(r, n, &status, &consumed, &close), 0);
+    assert_int_equal(
+        parse("HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nConnection: close\r\n\r\n", &status, &consumed, &close), 1);
+    assert_int_equal(status, 503);
+    assert_int_equal(close, 1);
+    assert_int_equal(parse("HTTP/1.1 204 No Content\r\n\r\n", &status, &consumed, &close), 1);
+}
+
+static void test_response_chunked(void **state)
+{
+    (void)state;
+    int status, close;
+    size_t consumed;
+    const char *r = "HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\na;x=y\r\n0123456789\r\n0\r\n\r\n";
+    assert_int_equal(parse(r, &status, &consumed, &close), 1);
+    assert_int_equal(status, 404);
+    assert_int_equal(consumed, strlen(r));
+    for (size_t n = 0; n < strlen(r); ++n)
+        assert_int_equal(hp_ol_parse_response(r, n, &status, &consumed, &close), 0);
+    /* A trailer after the last chunk. */
+    const char *t = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: 1\r\n\r\n";
+    assert_int_equal(parse(t, &status, &consumed, &close), 1);
+    assert_int_equal(consumed, strlen(t));
+}
+
+static void test_response_malformed(void **state)
+{
+    (void)state;
+    int status, close;
+    size_t consumed;
+    assert_int_equal(parse("SPDY/3 200 OK\r\n\r\n", &status, &consumed, &close), -1);
+    assert_int_equal(parse("HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n", &status, &consumed, &close), -1);
+    assert_int_equal(parse("HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n", &status, &consumed, &close), -1);
+    assert_int_equal(parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", &status, &consumed, &close), -1);
+    assert_int_equal(parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", &status, &consumed, &close), -1);
+    assert_int_equal(parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabcd\r\n", &status, &consumed, &close), -1);
+    /* A 200 without a length would end with the connection: not framable on keep-alive. */
+    assert_int_equal(parse("HTTP/1.1 200 OK\r\nServer: x\r\n\r\n", &status, &consumed, &close), -1);
+}
+
+static void test_request_file(void **state)
+{
+    (void)state;
+    const char *text = "18\nGET / HTTP/1.1\r\n\r\n41\nPOST /o HTTP/1.1\r\nK: SEQ_____________\r\n\r\n";
+    char *data = strdup(text);
+    hp_ol_requests_t r;
+    char err[128];
+    assert_int_equal(hp_ol_parse_requests(data, strlen(data), &r, err, sizeof(err)), 0);
+    assert_int_equal(r.count, 2);
+    assert_int_equal(r.lengths[0], 18);
+    assert_memory_equal(r.data + r.offsets[0], "GET / HTTP/1.1\r\n\r\n", 18);
+    assert_int_equal(r.seq_at[0], -1);
+    assert_int_equal(r.seq_at[1], strlen("POST /o HTTP/1.1\r\nK: "));
+    hp_ol_free_requests(&r);
+
+    const char *bad[] = {"", "x\nabc", "10\nshort", "0\n", "3\nabc4\nab", NULL};
+    for (const char **b = bad; *b != NULL; ++b) {
+        char *d = strdup(*b);
+        assert_int_equal(hp_ol_parse_requests(d, strlen(d), &r, err, sizeof(err)), -1);
+        free(d);
+    }
+}
+
+static void test_latency_json(void **state)
+{
+    (void)state;
+    static hp_hist_t h;
+    hp_hist_reset(&h);
+    for (uint64_t us = 1; us <= 1000; ++us)
+        hp_hist_record(&h, us * 1000);
+    hp_hist_snapshot_t s;
+    memset(&s, 0, sizeof(s));
+    hp_hist_merge_into(&s, &h);
+    char buf[512];
+    FILE *f = fmemopen(buf, sizeof(buf), "w");
+    hp_ol_print_latency(f, &s);
+    fclose(f);
+    double p50, p99, max;
+    unsigned long long count;
+    assert_non_null(strstr(buf, "\"count\": 1000"));
+    assert_int_equal(sscanf(strstr(buf, "\"count\""), "\"count\": %llu", &count), 1);
+    assert_int_equal(sscanf(strstr(buf, "\"p50_us\""), "\"p50_us\": %lf", &p50), 1);
+    assert_int_equal(sscanf(strstr(buf, "\"p99_us\""), "\"p99_us\": %lf", &p99), 1);
+    assert_int_equal(sscanf(strstr(buf, "\"max_us\""), "\"max_us\": %lf", &max), 1);
+    /* Within the histogram's 0.79% of the exact order statistics. */
+    assert_true(p50 > 500 * 0.99 && p50 < 500 * 1.01);
+    assert_true(p99 > 990 * 0.99 && p99 < 990 * 1.01);
+    assert_true(max == 1000.0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_schedule_parse),
+        cmocka_unit_test(test_intended_times),
+        cmocka_unit_test(test_response_content_length),
+        cmocka_unit_test(test_response_chunked),
+        cmocka_unit_test(test_response_malformed),
+        cmocka_unit_test(test_request_file),
+        cmocka_unit_test(test_latency_json),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
