@@ -528,6 +528,33 @@ static void hp__rule_cpu(hp_doctor_ctx_t *c)
             n == 1 ? "s" : "", top_us);
     f->confidence =
         n > 1 || share[order[0]] >= TH(high_share) || top_us >= 10 * TH(cpu_compute_us) ? HP_DOCTOR_HIGH : HP_DOCTOR_MEDIUM;
+    /* The CPU profile of the window names the function: the hottest of hotplate's own (hp_*), with the overall top three. */
+    const char *fn = NULL;
+    double fn_share = 0;
+    if (b->profile_ok && b->profile_samples != 0) {
+        char top[192] = "", own[192] = "";
+        for (size_t i = 0; i != b->num_hot && i != 3; ++i) {
+            size_t len = strlen(top);
+            snprintf(top + len, sizeof(top) - len, "%s%s %.0f%%", i != 0 ? ", " : "", b->hot[i].fn,
+                     100.0 * (double)b->hot[i].samples / (double)b->profile_samples);
+        }
+        for (size_t i = 0; i != b->num_hp_hot && i != 3; ++i) {
+            double sh = (double)b->hp_hot[i].samples / (double)b->profile_samples;
+            if (i == 0)
+                fn = b->hp_hot[i].fn, fn_share = sh;
+            size_t len = strlen(own);
+            snprintf(own + len, sizeof(own) - len, "%s%s %.0f%%", i != 0 ? ", " : "", b->hp_hot[i].fn, 100 * sh);
+        }
+        hp__evidence(f, "CPU profile of the window (%llu samples), functions by samples of their own: %s; of hotplate's code: %s",
+                     (unsigned long long)b->profile_samples, top, own[0] != '\0' ? own : "none");
+    }
+    if (fn != NULL) {
+        HP__SET(fix,
+                "Make %s cheaper: it has %.0f%% of the CPU samples of the window. Work that grows faster than the input "
+                "(recomputing everything per line, a linear search inside a loop) is the usual cause; compute each value once",
+                fn, 100 * fn_share);
+        return;
+    }
     HP__SET(fix,
             "Make the computation cheaper: take a CPU profile under this load (GET /debug/pprof/profile?seconds=10&format=folded) "
             "and change the function on top of it; work that grows faster than the input (recomputing everything per line, "
@@ -698,6 +725,29 @@ static void hp__rule_memory(hp_doctor_ctx_t *c)
     hp__evidence(f, "%.0f bytes over the %.0f s window, %.0f per request of the route", grew, c->seconds, per);
     hp__evidence(f, "%s is the busiest route (%.0f of %.0f requests): a leak that grows per request most likely sits on it", rn,
                  c->route[busiest].n, c->requests);
+    /* The heap profile of the window names the allocation site: the top one of hotplate's own code. */
+    const char *site = NULL;
+    double site_share = 0;
+    if (b->heap_profile_ok && b->heap_profile_bytes != 0) {
+        char top[256] = "";
+        for (size_t i = 0; i != b->num_heap_hot; ++i) {
+            double sh = (double)b->heap_hot[i].bytes / (double)b->heap_profile_bytes;
+            if (site == NULL && strncmp(b->heap_hot[i].fn, "hp_", 3) == 0)
+                site = b->heap_hot[i].fn, site_share = sh;
+            size_t len = strlen(top);
+            if (i < 3)
+                snprintf(top + len, sizeof(top) - len, "%s%s %.0f%%", i != 0 ? ", " : "", b->heap_hot[i].fn, 100 * sh);
+        }
+        hp__evidence(f, "heap profile of the window (%llu bytes in use, sampled), by allocation site: %s",
+                     (unsigned long long)b->heap_profile_bytes, top);
+    }
+    if (site != NULL) {
+        HP__SET(fix,
+                "Bound what %s allocates: it holds %.0f%% of the sampled bytes in use; the structure it feeds must evict, be "
+                "capped, or be freed with the request",
+                site, 100 * site_share);
+        return;
+    }
     HP__SET(fix, "Take a heap profile under this load (POST /debug/heap/profile?seconds=30&format=folded): the allocation site "
                  "on top is what is kept; bound the structure that keeps it (evict, cap, or free on the request's end)");
 }
@@ -824,6 +874,137 @@ static int hp__rank_cmp(const void *x, const void *y)
     if (a->impact != b->impact)
         return a->impact > b->impact ? -1 : 1;
     return (int)a->kind - (int)b->kind;
+}
+
+typedef struct st_hp__hot_t {
+    char fn[96];
+    uint64_t n;
+} hp__hot_t;
+
+/* The frame a stack counts in: its leaf's function (inlined frames folded in), or its deepest hp_* frame (by_site). */
+static void hp__stack_frame(const char *p, const char *stack_end, int by_site, const char **fb_out, const char **fe_out)
+{
+    const char *fe = stack_end, *fb = fe;
+    for (;;) {
+        fb = fe;
+        while (fb > p && fb[-1] != ';')
+            --fb;
+        int inl = fe - fb >= 8 && memcmp(fe - 8, "[inline]", 8) == 0;
+        int site = fe - fb >= 3 && memcmp(fb, "hp_", 3) == 0;
+        if (fb > p && (by_site ? !site : inl))
+            fe = fb - 1;
+        else
+            break;
+    }
+    if (by_site && !(fe - fb >= 3 && memcmp(fb, "hp_", 3) == 0)) {
+        /* No hotplate frame: the leaf itself. */
+        fe = stack_end, fb = fe;
+        while (fb > p && fb[-1] != ';')
+            --fb;
+    }
+    *fb_out = fb, *fe_out = fe;
+}
+
+/*
+ * Totals per frame (see hp__stack_frame) of folded stacks, the top `max` into
+ * hot, most first. @return how many, or -1 when out of memory
+ */
+static int hp__folded_top(const char *folded, size_t len, int by_site, const char *prefix, hp__hot_t *hot, size_t max,
+                          uint64_t *total)
+{
+    /*
+     * An open-addressing table: a profile names a few thousand functions at
+     * most, and a full table only stops counting new names (the busiest
+     * functions appear early and often).
+     */
+    enum { SLOTS = 4096 };
+    struct slot {
+        const char *fn;
+        size_t fn_len;
+        uint64_t n;
+    } *t = calloc(SLOTS, sizeof(*t));
+    *total = 0;
+    if (t == NULL)
+        return -1;
+    const char *p = folded, *end = folded + len;
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        if (eol == NULL)
+            eol = end;
+        const char *sp = eol;
+        while (sp > p && sp[-1] != ' ')
+            --sp;
+        uint64_t n = sp > p + 1 ? strtoull(sp, NULL, 10) : 0;
+        if (n != 0) {
+            const char *fb, *fe;
+            hp__stack_frame(p, sp - 1, by_site, &fb, &fe);
+            size_t fl = (size_t)(fe - fb), h = 5381;
+            for (size_t i = 0; i != fl; ++i)
+                h = h * 33 + (unsigned char)fb[i];
+            for (size_t k = 0; k != SLOTS; ++k) {
+                struct slot *e = &t[(h + k) % SLOTS];
+                if (e->fn == NULL)
+                    e->fn = fb, e->fn_len = fl;
+                else if (e->fn_len != fl || memcmp(e->fn, fb, fl) != 0)
+                    continue;
+                e->n += n;
+                break;
+            }
+            *total += n;
+        }
+        p = eol + 1;
+    }
+    size_t num = 0;
+    size_t plen = prefix != NULL ? strlen(prefix) : 0;
+    for (size_t k = 0; k != SLOTS; ++k) {
+        if (t[k].n == 0 || (prefix != NULL && (t[k].fn_len < plen || memcmp(t[k].fn, prefix, plen) != 0)))
+            continue;
+        size_t i = num < max ? num++ : max;
+        if (i == max) {
+            if (t[k].n <= hot[max - 1].n)
+                continue;
+            i = max - 1;
+        }
+        while (i > 0 && hot[i - 1].n < t[k].n) {
+            hot[i] = hot[i - 1];
+            --i;
+        }
+        snprintf(hot[i].fn, sizeof(hot[i].fn), "%.*s", (int)t[k].fn_len, t[k].fn);
+        hot[i].n = t[k].n;
+    }
+    free(t);
+    return (int)num;
+}
+
+void hp_doctor_profile_read(const char *folded, size_t len, hp_doctor_snapshot_t *s)
+{
+    hp__hot_t hot[HP_DOCTOR_MAX_HOT];
+    int n = hp__folded_top(folded, len, 0, NULL, hot, HP_DOCTOR_MAX_HOT, &s->profile_samples);
+    s->profile_ok = n >= 0;
+    s->num_hot = n > 0 ? (size_t)n : 0;
+    for (size_t i = 0; i != s->num_hot; ++i) {
+        memcpy(s->hot[i].fn, hot[i].fn, sizeof(s->hot[i].fn));
+        s->hot[i].samples = hot[i].n;
+    }
+    /* The same counts, hotplate's own functions only: the ones a fix can change. */
+    n = hp__folded_top(folded, len, 0, "hp_", hot, HP_DOCTOR_MAX_HOT, &s->profile_samples);
+    s->num_hp_hot = n > 0 ? (size_t)n : 0;
+    for (size_t i = 0; i != s->num_hp_hot; ++i) {
+        memcpy(s->hp_hot[i].fn, hot[i].fn, sizeof(s->hp_hot[i].fn));
+        s->hp_hot[i].samples = hot[i].n;
+    }
+}
+
+void hp_doctor_heap_profile_read(const char *folded, size_t len, hp_doctor_snapshot_t *s)
+{
+    hp__hot_t hot[HP_DOCTOR_MAX_HOT];
+    int n = hp__folded_top(folded, len, 1, NULL, hot, HP_DOCTOR_MAX_HOT, &s->heap_profile_bytes);
+    s->heap_profile_ok = n >= 0;
+    s->num_heap_hot = n > 0 ? (size_t)n : 0;
+    for (size_t i = 0; i != s->num_heap_hot; ++i) {
+        memcpy(s->heap_hot[i].fn, hot[i].fn, sizeof(s->heap_hot[i].fn));
+        s->heap_hot[i].bytes = hot[i].n;
+    }
 }
 
 size_t hp_doctor_evaluate(const hp_doctor_snapshot_t *before, const hp_doctor_snapshot_t *after, hp_doctor_finding_t *out,

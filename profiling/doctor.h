@@ -118,6 +118,7 @@ const char *hp_doctor_level_name(hp_doctor_level_t level);
 #define HP_DOCTOR_MAX_PLANS 24
 #define HP_DOCTOR_MAX_FLAGS 16
 #define HP_DOCTOR_MAX_HEAP 256
+#define HP_DOCTOR_MAX_HOT 5 /* functions of the CPU profile kept in a snapshot */
 
 /* One route's counters since start (strings point into the route table, static storage). */
 typedef struct st_hp_doctor_route_t {
@@ -179,6 +180,22 @@ typedef struct st_hp_doctor_snapshot_t {
     double activity_max_xact_ms;
     size_t num_plans; /* (end) */
     hp_doctor_plan_t plans[HP_DOCTOR_MAX_PLANS];
+    /* (end) the CPU profile the doctor took over the window: the functions with the most samples of their own */
+    int profile_ok;
+    uint64_t profile_samples;
+    size_t num_hot, num_hp_hot;
+    struct {
+        char fn[96];
+        uint64_t samples;
+    } hot[HP_DOCTOR_MAX_HOT], hp_hot[HP_DOCTOR_MAX_HOT]; /* all functions; hotplate's own (hp_*) */
+    /* (end) the heap profile of the window: bytes in use by allocation site, the deepest hotplate frame (hp_*) */
+    int heap_profile_ok;
+    uint64_t heap_profile_bytes;
+    size_t num_heap_hot;
+    struct {
+        char fn[96];
+        uint64_t bytes;
+    } heap_hot[HP_DOCTOR_MAX_HOT];
     size_t num_flags; /* the server's flags, for the fixes that name one */
     struct {
         const char *name;
@@ -213,6 +230,23 @@ typedef struct st_hp_doctor_finding_t {
  * @param out receives at most max findings, most important first
  * @return the number written
  */
+/**
+ * Reads a CPU profile's folded stacks ("frame;frame;... count" lines) into
+ * s->hot: the functions with the most samples of their own, most first,
+ * where a frame that was inlined ("fn[inline]") counts in the function it was
+ * inlined into, as a flat profile shows it. Sets profile_ok and
+ * profile_samples. Pure: no I/O.
+ */
+void hp_doctor_profile_read(const char *folded, size_t len, hp_doctor_snapshot_t *s);
+
+/**
+ * Reads a heap profile's folded stacks (the count is bytes in use) into
+ * s->heap_hot: allocation sites, each stack counted in its deepest hotplate
+ * frame (hp_*: the code that called the allocator), or its leaf when it has
+ * none. Sets heap_profile_ok and heap_profile_bytes. Pure: no I/O.
+ */
+void hp_doctor_heap_profile_read(const char *folded, size_t len, hp_doctor_snapshot_t *s);
+
 size_t hp_doctor_evaluate(const hp_doctor_snapshot_t *before, const hp_doctor_snapshot_t *after, hp_doctor_finding_t *out,
                           size_t max);
 

@@ -17,6 +17,13 @@
  *      dropped (hypopg_reset);
  *   5. hp_doctor_evaluate(), and the answer in JSON or Markdown.
  *
+ * Over the same window the doctor takes a CPU profile and a heap profile of
+ * its own (gperftools and jemalloc, through hp_prof_cpu_collect and
+ * hp_prof_heap_collect in profiling/prof.c): the hottest functions become the
+ * evidence and the fix of a CPU hot spot, the top allocation site those of a
+ * memory growth. The answer waits for their conversions (google-pprof and
+ * jeprof, a second or two after the window) too.
+ *
  * Everything the job needs lives in the request's pool, and the pool's
  * disposal unlinks the timer, so a client that goes away ends the job: the
  * database callbacks of a departed request never run (common/http.h).
@@ -31,6 +38,7 @@
 #include "common/router.h"
 #include "profiling/doctor.h"
 #include "profiling/pg.h"
+#include "profiling/prof.h"
 #include "services/statements.h"
 
 #include <stdio.h>
@@ -74,6 +82,9 @@ typedef struct st_hp_doctor_job_t {
     int num_values;
     const char *notes[HP_DOCTOR_MAX_NOTES];
     size_t num_notes;
+    /* The CPU profile: in progress, and the answer waiting for it; its result, copied into `after` at the end. */
+    int prof_pending, respond_waiting;
+    hp_doctor_snapshot_t *profile;
 } hp_doctor_job_t;
 
 static h2o_timeout_t hp__doctor_tick;
@@ -134,6 +145,22 @@ static void hp__read_tables(hp_doctor_snapshot_t *s, PGresult *res)
 static void hp__respond(hp_doctor_job_t *job)
 {
     hp_req_t *r = job->r;
+    if (job->prof_pending) {
+        job->respond_waiting = 1; /* hp__on_profile answers */
+        return;
+    }
+    if (job->profile != NULL) {
+        job->after.profile_ok = job->profile->profile_ok;
+        job->after.profile_samples = job->profile->profile_samples;
+        job->after.num_hot = job->profile->num_hot;
+        memcpy(job->after.hot, job->profile->hot, sizeof(job->after.hot));
+        job->after.num_hp_hot = job->profile->num_hp_hot;
+        memcpy(job->after.hp_hot, job->profile->hp_hot, sizeof(job->after.hp_hot));
+        job->after.heap_profile_ok = job->profile->heap_profile_ok;
+        job->after.heap_profile_bytes = job->profile->heap_profile_bytes;
+        job->after.num_heap_hot = job->profile->num_heap_hot;
+        memcpy(job->after.heap_hot, job->profile->heap_hot, sizeof(job->after.heap_hot));
+    }
     hp_doctor_finding_t *f = h2o_mem_alloc_pool(&r->h2o->pool, sizeof(*f) * HP_DOCTOR_MAX_FINDINGS);
     if (job->before.heap_bytes < 0)
         hp__note(job,
@@ -436,6 +463,57 @@ static void hp__on_tick(h2o_timeout_entry_t *entry)
     h2o_timeout_link(job->r->thr->loop, &hp__doctor_tick, &job->tick);
 }
 
+/* ---- the CPU profile of the window --------------------------------------------------------------- */
+
+static hp_doctor_snapshot_t *hp__profile_of(hp_doctor_job_t *job)
+{
+    if (job->profile == NULL) {
+        job->profile = h2o_mem_alloc_pool(&job->r->h2o->pool, sizeof(*job->profile));
+        memset(job->profile, 0, sizeof(*job->profile));
+    }
+    return job->profile;
+}
+
+static void hp__profile_done(hp_doctor_job_t *job)
+{
+    if (--job->prof_pending == 0 && job->respond_waiting)
+        hp__respond(job);
+}
+
+static void hp__on_cpu_profile(hp_req_t *r, void *ud, const char *folded, size_t len, const char *err)
+{
+    hp_doctor_job_t *job = ud;
+    if (err != NULL)
+        hp__note(job, "the CPU profile failed: %s", hp_pool_printf(r, "%s", err));
+    else
+        hp_doctor_profile_read(folded, len, hp__profile_of(job));
+    hp__profile_done(job);
+}
+
+static void hp__on_heap_profile(hp_req_t *r, void *ud, const char *folded, size_t len, const char *err)
+{
+    hp_doctor_job_t *job = ud;
+    if (err != NULL)
+        hp__note(job, "the heap profile failed: %s", hp_pool_printf(r, "%s", err));
+    else
+        hp_doctor_heap_profile_read(folded, len, hp__profile_of(job));
+    hp__profile_done(job);
+}
+
+static void hp__start_profiles(hp_doctor_job_t *job)
+{
+    const char *why = "this binary has no profiler (the hpcore library alone)";
+    if (hp_prof_cpu_collect != NULL && hp_prof_cpu_collect(job->r, job->seconds, hp__on_cpu_profile, job, &why) == 0)
+        ++job->prof_pending;
+    else
+        hp__note(job, "no CPU profile of the window: %s", hp_pool_printf(job->r, "%s", why));
+    why = "this binary has no profiler (the hpcore library alone)";
+    if (hp_prof_heap_collect != NULL && hp_prof_heap_collect(job->r, job->seconds, hp__on_heap_profile, job, &why) == 0)
+        ++job->prof_pending;
+    else
+        hp__note(job, "no heap profile of the window: %s", hp_pool_printf(job->r, "%s", why));
+}
+
 /* ---- step 1: the start snapshot ------------------------------------------------------------------ */
 
 static void hp__on_start_tables(hp_req_t *r, void *ud, PGresult *res, const char *err)
@@ -453,6 +531,7 @@ static void hp__on_start_tables(hp_req_t *r, void *ud, PGresult *res, const char
     /* The window starts now, with the probes read right before the tables. */
     hp__sample(&job->before);
     job->start_s = job->before.at_s;
+    hp__start_profiles(job);
     h2o_timeout_link(r->thr->loop, &hp__doctor_tick, &job->tick);
 }
 

@@ -84,6 +84,8 @@ typedef struct st_hp_prof_job_t {
     char *output;            /* what the viewer printed (malloc'd, at most HP_PROF_MAX_OUTPUT bytes); freed by finish */
     size_t output_len, output_cap;
     int out_done; /* EOF seen, or reading given up */
+    hp_prof_folded_cb cb; /* hp_prof_cpu_collect(): the folded stacks go to cb instead of an answer */
+    void *cb_ud;
 } hp_prof_job_t;
 
 static struct {
@@ -157,6 +159,8 @@ static void hp__prof_finish(hp_prof_job_t *job)
     job->child = job->pgid = 0;
     job->kill_reason = NULL;
     job->out_done = 0;
+    job->cb = NULL;
+    job->cb_ud = NULL;
     job->phase = HP_PROF_IDLE;
     if (h2o_timeout_is_linked(&job->tick))
         h2o_timeout_unlink(&job->tick);
@@ -180,7 +184,11 @@ static void hp__prof_fail(hp_prof_job_t *job, int status, const char *code, cons
 {
     hp__prof_scrub(job);
     hp_req_t *r = hp__prof_take_req(job);
-    if (r != NULL)
+    if (r == NULL)
+        return;
+    if (job->cb != NULL)
+        job->cb(r, job->cb_ud, NULL, 0, message);
+    else
         hp_respond_error(r, status, code, message);
 }
 
@@ -358,8 +366,28 @@ static char *hp__prof_stderr_head(hp_prof_job_t *job, hp_req_t *r)
  * its start address, "hp__on_req<000000000000d060>", so its folded stacks
  * carry those suffixes. They add nothing to a function's name (one function,
  * one address) and make the frames hard to read or grep, so they are removed
- * in place. @return the new length
+ * in place. A heap profile's folded output can also carry stacks with a
+ * count of 0 (allocations sampled, then freed before the dump): they are not
+ * samples, and a line "stack 0" is dropped too. @return the new length
  */
+static size_t hp__prof_drop_zero_lines(char *s, size_t len)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len;) {
+        size_t end = i;
+        while (end < len && s[end] != '\n')
+            ++end;
+        int zero = end - i >= 2 && s[end - 1] == '0' && s[end - 2] == ' ';
+        size_t next = end < len ? end + 1 : end;
+        if (!zero) {
+            memmove(s + o, s + i, next - i);
+            o += next - i;
+        }
+        i = next;
+    }
+    return o;
+}
+
 static size_t hp__prof_tidy_folded(char *s, size_t len)
 {
     size_t o = 0;
@@ -375,7 +403,7 @@ static size_t hp__prof_tidy_folded(char *s, size_t len)
         }
         s[o++] = s[i++];
     }
-    return o;
+    return hp__prof_drop_zero_lines(s, o);
 }
 
 /* The viewer has exited and its output is read: answer with it. */
@@ -388,6 +416,16 @@ static void hp__prof_send_converted(hp_prof_job_t *job)
     int failed = job->kill_reason == NULL && (!WIFEXITED(job->child_status) || WEXITSTATUS(job->child_status) != 0);
     char *why = failed ? hp__prof_stderr_head(job, r) : NULL;
     hp__prof_scrub(job);
+    if (job->cb != NULL) {
+        if (job->kill_reason != NULL || failed) {
+            job->cb(r, job->cb_ud, NULL, 0,
+                    failed ? hp_pool_printf(r, "%s failed: %s", tool, why) : hp_pool_printf(r, "%s: %s", tool, job->kill_reason));
+            return;
+        }
+        job->output_len = hp__prof_tidy_folded(job->output, job->output_len);
+        job->cb(r, job->cb_ud, job->output != NULL ? job->output : "", job->output_len, NULL);
+        return;
+    }
     if (job->kill_reason == hp__prof_killed_timeout) {
         hp_respond_error(r, 504, "profile_timeout",
                          hp_pool_printf(r, "%s did not finish within %d ms", tool, HP_PROF_CONVERT_TIMEOUT_MS));
@@ -715,26 +753,28 @@ static int hp__prof_format_param(hp_req_t *r, const char *const names[3], hp_pro
     return -1;
 }
 
-static void hp__prof_begin(hp_req_t *r, hp_prof_kind_t kind, hp_prof_format_t format, int seconds, int lg_sample)
+/*
+ * Starts a profile job for r. @return NULL, or why it could not start with the
+ * answer's status and code (a profile of the kind already runs: 409).
+ */
+static const char *hp__prof_launch(hp_req_t *r, hp_prof_kind_t kind, hp_prof_format_t format, int seconds, int lg_sample, int *status,
+                                   const char **code)
 {
     hp__prof_init(r->thr);
     hp_prof_job_t *job = &hp__prof.jobs[kind];
+    *status = 500, *code = "profile_failed";
     if (job->phase != HP_PROF_IDLE) {
-        hp_respond_error(r, 409, "profile_in_progress",
-                         hp_pool_printf(r, "a %s profile is already running; one at a time", hp__prof_kind_names[kind]));
-        return;
+        *status = 409, *code = "profile_in_progress";
+        return hp_pool_printf(r, "a %s profile is already running; one at a time", hp__prof_kind_names[kind]);
     }
     int fd = hp__prof_mktemp(job->path, sizeof(job->path), hp__prof_kind_names[kind], ".prof");
-    if (fd < 0) {
-        hp_respond_error(r, 500, "profile_failed", "no temporary file could be created (TMPDIR)");
-        return;
-    }
+    if (fd < 0)
+        return "no temporary file could be created (TMPDIR)";
     close(fd); /* the profilers open the path themselves */
     const char *why = NULL;
     if (hp__prof_start(job, lg_sample, &why) != 0) {
         hp__prof_scrub(job);
-        hp_respond_error(r, 500, "profile_failed", why);
-        return;
+        return why;
     }
     job->format = format;
     job->seconds = seconds;
@@ -744,6 +784,52 @@ static void hp__prof_begin(hp_req_t *r, hp_prof_kind_t kind, hp_prof_format_t fo
     hp_op_attach(r, &job->op);
     h2o_timeout_link(job->thr->loop, &hp__prof.tick, &job->tick);
     hp_log(HP_LOG_INFO, "%s profile: started for %d s", hp__prof_kind_names[kind], seconds);
+    return NULL;
+}
+
+static void hp__prof_begin(hp_req_t *r, hp_prof_kind_t kind, hp_prof_format_t format, int seconds, int lg_sample)
+{
+    int status;
+    const char *code, *why = hp__prof_launch(r, kind, format, seconds, lg_sample, &status, &code);
+    if (why != NULL)
+        hp_respond_error(r, status, code, why);
+}
+
+/* Starts a job whose folded stacks go to cb (hp_prof_cpu_collect, hp_prof_heap_collect). */
+static int hp__prof_collect(hp_req_t *r, hp_prof_kind_t kind, int seconds, hp_prof_folded_cb cb, void *ud, const char **why)
+{
+    int status;
+    const char *code;
+    if (seconds < HP_PROF_MIN_SECONDS)
+        seconds = HP_PROF_MIN_SECONDS;
+    if (seconds > HP_PROF_MAX_SECONDS)
+        seconds = HP_PROF_MAX_SECONDS;
+    if ((*why = hp__prof_launch(r, kind, HP_PROF_FOLDED, seconds, HP_PROF_DEFAULT_LG_SAMPLE, &status, &code)) != NULL)
+        return -1;
+    hp__prof.jobs[kind].cb = cb;
+    hp__prof.jobs[kind].cb_ud = ud;
+    return 0;
+}
+
+int hp_prof_cpu_collect(hp_req_t *r, int seconds, hp_prof_folded_cb cb, void *ud, const char **why)
+{
+#if HOTPLATE_CPU_PROFILER
+    return hp__prof_collect(r, HP_PROF_CPU, seconds, cb, ud, why);
+#else
+    (void)r, (void)seconds, (void)cb, (void)ud;
+    *why = "this build has no CPU profiler (HOTPLATE_CPU_PROFILER=OFF)";
+    return -1;
+#endif
+}
+
+int hp_prof_heap_collect(hp_req_t *r, int seconds, hp_prof_folded_cb cb, void *ud, const char **why)
+{
+    if (!hp__prof_heap_supported()) {
+        *why = mallctl == NULL ? "this build does not use jemalloc (sanitizer builds keep ASan's allocator)"
+                               : "jemalloc heap profiling is off (malloc_conf needs prof:true)";
+        return -1;
+    }
+    return hp__prof_collect(r, HP_PROF_HEAP, seconds, cb, ud, why);
 }
 
 /* GET /debug/pprof/profile?seconds=N&format=pprof|folded|svg */

@@ -39,4 +39,28 @@
 /* Largest raw profile or converted output served, in bytes. */
 #define HP_PROF_MAX_OUTPUT (32u * 1024 * 1024)
 
+#include <stddef.h>
+
+struct st_hp_req_t;
+
+/**
+ * Called with a profile's folded stacks (valid during the call only), or with
+ * err set and folded NULL. Only ever called while r is alive.
+ */
+typedef void (*hp_prof_folded_cb)(struct st_hp_req_t *r, void *ud, const char *folded, size_t len, const char *err);
+
+/**
+ * Takes a CPU profile of `seconds` on behalf of r, for a caller on the admin
+ * thread that wants the folded stacks rather than an answer (the doctor). The
+ * profile is r's like any other: one at a time, stopped if r goes away.
+ * Declared weak: the function lives in the executable (this file is not in
+ * the hpcore archive), so code in hpcore must check that it is not NULL.
+ * @return 0 when the profile started (cb will be called), or -1 with the
+ *         reason in *why (cb will not be called)
+ */
+int hp_prof_cpu_collect(struct st_hp_req_t *r, int seconds, hp_prof_folded_cb cb, void *ud, const char **why) __attribute__((weak));
+
+/** The same with a jemalloc heap profile (in-use bytes sampled over the window, at the default lg_sample). */
+int hp_prof_heap_collect(struct st_hp_req_t *r, int seconds, hp_prof_folded_cb cb, void *ud, const char **why) __attribute__((weak));
+
 #endif

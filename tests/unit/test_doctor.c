@@ -368,6 +368,50 @@ static void test_cpu_computation_per_request_counts_even_as_a_small_share(void *
     assert_int_equal(fx->f[0].severity, HP_DOCTOR_MEDIUM);
 }
 
+/* The profile's own samples: inlined frames count in their function, and the hottest hp_ function names the fix. */
+static void test_cpu_profile_names_the_function(void **state)
+{
+    fixture_t *fx = *state;
+    static const char folded[] = "hp__thread_main;hp__on_req;hp_total__compute_naive;hp_total__find_item_linear[inline] 50\n"
+                                 "hp__thread_main;hp__on_req;hp_total__compute_naive 20\n"
+                                 "hp__thread_main;json_unpack 40\n"
+                                 "hp__thread_main;epoll_wait 10\n"
+                                 "malformed line without a count\n"
+                                 "hp__thread_main;hp__render 0\n";
+    hp_doctor_profile_read(folded, sizeof(folded) - 1, &fx->b);
+    assert_int_equal(fx->b.profile_ok, 1);
+    assert_int_equal(fx->b.profile_samples, 120);
+    assert_int_equal(fx->b.num_hot, 3);
+    assert_string_equal(fx->b.hot[0].fn, "hp_total__compute_naive");
+    assert_int_equal(fx->b.hot[0].samples, 70);
+    assert_string_equal(fx->b.hot[1].fn, "json_unpack");
+    add_route(fx, R_QUOTE, 0, 12.0, HP_STAGE_compute, 12.0, -1);
+    assert_first(fx, HP_DOCTOR_cpu_hot_spot, R_QUOTE);
+    assert_non_null(strstr(fx->f[0].fix, "hp_total__compute_naive"));
+    int named = 0;
+    for (size_t i = 0; i != fx->f[0].num_evidence; ++i)
+        named |= strstr(fx->f[0].evidence[i], "CPU profile of the window (120 samples)") != NULL;
+    assert_true(named);
+}
+
+/* A heap profile counts each stack at its deepest hotplate frame: the code that called the allocator. */
+static void test_heap_profile_names_the_allocation_site(void **state)
+{
+    fixture_t *fx = *state;
+    static const char folded[] = "hp__thread_main;hp_handle_menu_get;hp_recent_record;calloc;imalloc 9000\n"
+                                 "hp__thread_main;hp_handle_menu_get;hp_recent_record;calloc 1000\n"
+                                 "hp__thread_main;hp_respond_json;json_dumps;malloc 3000\n"
+                                 "start_thread;ProfilerStart;malloc 500\n";
+    hp_doctor_heap_profile_read(folded, sizeof(folded) - 1, &fx->b);
+    assert_int_equal(fx->b.heap_profile_ok, 1);
+    assert_int_equal(fx->b.heap_profile_bytes, 13500);
+    assert_int_equal(fx->b.num_heap_hot, 3);
+    assert_string_equal(fx->b.heap_hot[0].fn, "hp_recent_record");
+    assert_int_equal(fx->b.heap_hot[0].bytes, 10000);
+    assert_string_equal(fx->b.heap_hot[1].fn, "hp_respond_json");
+    assert_string_equal(fx->b.heap_hot[2].fn, "malloc"); /* no hotplate frame: the leaf */
+}
+
 static void test_cpu_below_share_is_quiet(void **state)
 {
     fixture_t *fx = *state;
@@ -632,6 +676,8 @@ int main(void)
         T(test_a_read_the_cache_answers_is_not_uncached),
         T(test_cpu_hot_spot),
         T(test_cpu_computation_per_request_counts_even_as_a_small_share),
+        T(test_cpu_profile_names_the_function),
+        T(test_heap_profile_names_the_allocation_site),
         T(test_cpu_below_share_is_quiet),
         T(test_lock_wait_ranks_above_pool_and_errors),
         T(test_lock_wait_needs_samples),
