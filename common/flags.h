@@ -27,13 +27,12 @@ typedef enum { HP_FLAG_ENUM, HP_FLAG_INT } hp_flag_type_t;
     X(orders_user_id_index, HP_FLAG_ENUM, "on", "on|off",                                                                          \
       "the index on orders(user_id, created_at DESC), created or dropped CONCURRENTLY when set")                                   \
     X(order_history, HP_FLAG_ENUM, "batched", "batched|n_plus_one",                                                                \
-      "order history in 3 set-based statements per page, or 1 + 2N one-row statements")                                           \
+      "order history in 3 set-based statements per page, or 1 + 2N one-row statements")                                            \
     X(order_total, HP_FLAG_ENUM, "once", "once|naive", "compute each cart value once, or recompute per line (quadratic)")          \
     X(checkout_txn, HP_FLAG_ENUM, "short", "short|long",                                                                           \
       "authorize payment before a short transaction, or hold the transaction and stock locks across the payment call")             \
-    X(db_pool, HP_FLAG_ENUM, "sized", "sized|small",                                                                               \
-      "transaction connections per thread: all of --db-pool, or only one")                                                         \
-    X(leak, HP_FLAG_ENUM, "off", "off|on", "the recently-viewed list evicts its oldest entries, or never evicts (a leak)")          \
+    X(db_pool, HP_FLAG_ENUM, "sized", "sized|small", "transaction connections per thread: all of --db-pool, or only one")          \
+    X(leak, HP_FLAG_ENUM, "off", "off|on", "the recently-viewed list evicts its oldest entries, or never evicts (a leak)")         \
     X(payment_latency_ms, HP_FLAG_INT, "40", "0..60000", "mean latency of the payment gateway simulator, in milliseconds")         \
     X(payment_failure_pct, HP_FLAG_INT, "0", "0..100", "share of payment authorizations the simulator declines, in percent")       \
     X(slow_request_ms, HP_FLAG_INT, "100", "1..600000", "requests at least this slow go to the slow-request ring")

@@ -231,16 +231,11 @@ static double hp__ms(double ns)
 static const struct {
     const char *stmt, *method, *pattern;
 } hp__stmt_owner[] = {
-    {"menu_get", "GET", "/restaurants/{id}/menu"},
-    {"order_history", "GET", "/users/{id}/orders"},
-    {"order_items_for", "GET", "/users/{id}/orders"},
-    {"restaurant_names", "GET", "/users/{id}/orders"},
-    {"order_items_of", "GET", "/users/{id}/orders"},
-    {"restaurant_name_of", "GET", "/users/{id}/orders"},
-    {"restaurant_list", "GET", "/restaurants"},
-    {"order_insert", "POST", "/orders"},
-    {"stock_decrement", "POST", "/orders"},
-    {"order_by_idempotency_key", "POST", "/orders"},
+    {"menu_get", "GET", "/restaurants/{id}/menu"},    {"order_history", "GET", "/users/{id}/orders"},
+    {"order_items_for", "GET", "/users/{id}/orders"}, {"restaurant_names", "GET", "/users/{id}/orders"},
+    {"order_items_of", "GET", "/users/{id}/orders"},  {"restaurant_name_of", "GET", "/users/{id}/orders"},
+    {"restaurant_list", "GET", "/restaurants"},       {"order_insert", "POST", "/orders"},
+    {"stock_decrement", "POST", "/orders"},           {"order_by_idempotency_key", "POST", "/orders"},
 };
 
 /*

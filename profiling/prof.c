@@ -83,7 +83,7 @@ typedef struct st_hp_prof_job_t {
     h2o_socket_t *out;       /* the read end of the viewer's stdout, until EOF */
     char *output;            /* what the viewer printed (malloc'd, at most HP_PROF_MAX_OUTPUT bytes); freed by finish */
     size_t output_len, output_cap;
-    int out_done; /* EOF seen, or reading given up */
+    int out_done;         /* EOF seen, or reading given up */
     hp_prof_folded_cb cb; /* hp_prof_cpu_collect(): the folded stacks go to cb instead of an answer */
     void *cb_ud;
 } hp_prof_job_t;
@@ -757,8 +757,8 @@ static int hp__prof_format_param(hp_req_t *r, const char *const names[3], hp_pro
  * Starts a profile job for r. @return NULL, or why it could not start with the
  * answer's status and code (a profile of the kind already runs: 409).
  */
-static const char *hp__prof_launch(hp_req_t *r, hp_prof_kind_t kind, hp_prof_format_t format, int seconds, int lg_sample, int *status,
-                                   const char **code)
+static const char *hp__prof_launch(hp_req_t *r, hp_prof_kind_t kind, hp_prof_format_t format, int seconds, int lg_sample,
+                                   int *status, const char **code)
 {
     hp__prof_init(r->thr);
     hp_prof_job_t *job = &hp__prof.jobs[kind];

@@ -61,6 +61,7 @@ typedef void (*hp_prof_folded_cb)(struct st_hp_req_t *r, void *ud, const char *f
 int hp_prof_cpu_collect(struct st_hp_req_t *r, int seconds, hp_prof_folded_cb cb, void *ud, const char **why) __attribute__((weak));
 
 /** The same with a jemalloc heap profile (in-use bytes sampled over the window, at the default lg_sample). */
-int hp_prof_heap_collect(struct st_hp_req_t *r, int seconds, hp_prof_folded_cb cb, void *ud, const char **why) __attribute__((weak));
+int hp_prof_heap_collect(struct st_hp_req_t *r, int seconds, hp_prof_folded_cb cb, void *ud, const char **why)
+    __attribute__((weak));
 
 #endif

@@ -203,7 +203,7 @@ typedef struct st_hp_history_t {
     PGresult *page, *items, *names;
     int pending;
     const char *err;
-    int next;                       /* N+1: the page row being fetched */
+    int next;                          /* N+1: the page row being fetched */
     PGresult **row_items, **row_names; /* N+1: each row's own results, in the request pool */
 } hp_history_t;
 

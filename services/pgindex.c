@@ -276,8 +276,9 @@ json_t *hp_pgindex_actions_json(void)
 int hp_pgindex_main(int argc, char **argv)
 {
     if (argc != 3 || hp__find(argv[1]) == NULL || (strcmp(argv[2], "on") != 0 && strcmp(argv[2], "off") != 0)) {
-        fprintf(stderr, "usage: hotplate index orders_user_id on|off\n"
-                        "  creates (on) or drops (off) the index CONCURRENTLY, then runs ANALYZE; the database is HOTPLATE_PG_URL\n");
+        fprintf(stderr,
+                "usage: hotplate index orders_user_id on|off\n"
+                "  creates (on) or drops (off) the index CONCURRENTLY, then runs ANALYZE; the database is HOTPLATE_PG_URL\n");
         return 2;
     }
     char err[512];

@@ -173,7 +173,7 @@ void hp_handle_trending(hp_req_t *r)
     size_t n = hp_recent_top(r->thr, (uint64_t)minutes * 60000, top, (size_t)limit);
     json_t *list = json_array();
     for (size_t i = 0; i != n; ++i)
-        json_array_append_new(list, json_pack("{sI sI}", "restaurant_id", (json_int_t)top[i].restaurant_id, "views",
-                                              (json_int_t)top[i].views));
+        json_array_append_new(
+            list, json_pack("{sI sI}", "restaurant_id", (json_int_t)top[i].restaurant_id, "views", (json_int_t)top[i].views));
     hp_respond_json(r, 200, json_pack("{si so}", "minutes", minutes, "restaurants", list));
 }
