@@ -7,9 +7,21 @@
 #   make up      the same with the server in the background; make down stops it
 #   make test    unit tests (normal and ASan builds) and the e2e suite
 #   make bench-overhead   probes ON against OFF (docs/BENCHMARKS.md)
+#   make doctor  the running server's bottleneck report (docs/DOCTOR.md): watches
+#                DOCTOR_SECONDS (default 30) of whatever traffic runs, then
+#                prints the ranked findings as Markdown (ADMIN, default
+#                127.0.0.1:8081; HOTPLATE_ADMIN_TOKEN is sent when set)
+#   make bench   before/after runs of the scenarios (SCENARIO=flag[,flag...],
+#                all when none is given), or BASELINE=reports/<timestamp> to
+#                compare the tree with a saved report (exit 3 on a regression)
+#   make lab     all scenarios, the ceilings and the peak-hour shape, then a
+#                summary table (under 20 minutes; QUICK=1 under 5)
+#   make fuzz    build the libFuzzer drivers (clang, ASan+UBSan) in build-fuzz/
+#                and fuzz each for FUZZ_SECONDS (default 60); tests/fuzz/run.sh
 #
 # Variables: SCALE (seed scale, default 1), THREADS (server threads, default
-# nproc), LISTEN (default 127.0.0.1:8080), SERVE_ARGS (extra serve arguments).
+# nproc), LISTEN (default 127.0.0.1:8080), SERVE_ARGS (extra serve arguments);
+# for bench and lab: SCENARIO, BASELINE, QUICK (docs/BENCHMARKS.md).
 
 SHELL := /bin/bash
 # cmake --build runs make underneath, which otherwise prints every directory
@@ -27,7 +39,7 @@ export SCALE THREADS LISTEN SERVE_ARGS
 
 FORMAT_DIRS := $(wildcard common services profiling tests loadtests)
 
-.PHONY: all deps build build-asan run up down status migrate seed test bench-overhead format clean
+.PHONY: all deps build build-asan run up down status migrate seed test bench-overhead bench lab fuzz format clean doctor
 
 all: build
 
@@ -75,10 +87,43 @@ test: deps build build-asan
 bench-overhead: deps
 	loadtests/overhead.py
 
+# Before/after benchmarks (loadtests/bench.py; docs/BENCHMARKS.md). They build
+# build-bench/, recreate the stack in .hotplate/lab, and write
+# reports/<timestamp>/ and reports/history.jsonl. Benchmarks, not tests: the
+# exit status is 1 only when something did not work, and 3 when BASELINE is
+# given and a main metric regressed significantly.
+SCENARIO ?=
+BASELINE ?=
+QUICK ?=
+comma := ,
+BENCH_ARGS = $(foreach s,$(subst $(comma), ,$(SCENARIO)),--scenario $(s)) $(if $(BASELINE),--baseline $(BASELINE)) \
+	$(if $(filter-out 0,$(QUICK)),--quick)
+
+bench: deps
+	loadtests/bench.py $(BENCH_ARGS)
+
+lab: deps
+	loadtests/bench.py --lab $(if $(filter-out 0,$(QUICK)),--quick)
+
+# libFuzzer drivers of every parser (tests/fuzz/run.sh): FUZZ_SECONDS per
+# driver (default 60), FUZZ_JOBS at a time (default 2). Fails on any crash.
+fuzz: deps
+	tests/fuzz/run.sh
+
 format:
 	find $(FORMAT_DIRS) -type f \( -name '*.c' -o -name '*.h' \) -print0 | xargs -0 -r clang-format -i
 
 # Removes the build trees only; the stacks' data in .hotplate is kept (use
 # deploy/stack.sh destroy for that).
 clean:
-	rm -rf build build-asan build-bench-on build-bench-off
+	rm -rf build build-asan build-bench-on build-bench-off build-fuzz
+
+# GET /debug/doctor?format=md on the running server's admin listener. The
+# server does the work (docs/DOCTOR.md); this only asks and prints. curl -f
+# makes a 4xx or 5xx fail the target, with the error document shown.
+DOCTOR_SECONDS ?= 30
+ADMIN ?= 127.0.0.1:8081
+doctor:
+	@curl -sS --fail-with-body --max-time $$(( $(DOCTOR_SECONDS) + 90 )) \
+		$${HOTPLATE_ADMIN_TOKEN:+-H "Authorization: Bearer $$HOTPLATE_ADMIN_TOKEN"} \
+		"http://$(ADMIN)/debug/doctor?seconds=$(DOCTOR_SECONDS)&format=md"

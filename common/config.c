@@ -3,6 +3,8 @@
  */
 #include "common/config.h"
 #include "common/flags.h"
+#include "common/log.h"
+#include "profiling/alerts.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -30,6 +32,14 @@ void hp_config_usage(void)
         "  --menu-cache-ttl-s N        TTL of cached menus (default 300)\n"
         "  --shutdown-grace-ms N       drain time on SIGTERM (default 5000)\n"
         "  --flag NAME=VALUE           set a runtime flag (repeatable; env HOTPLATE_FLAGS=a=b,c=d)\n"
+        "  --max-inflight N            requests in flight per thread before a fast 503 overloaded (default 256;\n"
+        "                              env HOTPLATE_MAX_INFLIGHT)\n"
+        "  --header-timeout-ms N       close a connection whose request is not complete after N ms (default 10000;\n"
+        "                              env HOTPLATE_HEADER_TIMEOUT_MS)\n"
+        "  --log-file PATH             also write the JSON log lines to PATH, rotated by size (env HOTPLATE_LOG_FILE)\n"
+        "  --log-file-max-mb N         rotate the log file at N MiB (default 64; env HOTPLATE_LOG_FILE_MAX_MB)\n"
+        "  --log-file-keep N           rotated log files kept, PATH.1 .. PATH.N (default 5; env HOTPLATE_LOG_FILE_KEEP)\n"
+        "  --alert-webhook URL         POST the embedded alerts' transitions to this http:// URL (env HOTPLATE_ALERT_WEBHOOK)\n"
         "environment: HOTPLATE_PG_URL (required), HOTPLATE_REDIS_URL (default redis://127.0.0.1:6379),\n"
         "  HOTPLATE_ADMIN_TOKEN (required by mutating debug endpoints when set, and to bind the admin listener beyond loopback)\n");
 }
@@ -90,6 +100,10 @@ static const struct hp__int_opt hp__int_opts[] = {
     {"--payment-timeout-ms", "HOTPLATE_PAYMENT_TIMEOUT_MS", offsetof(hp_config_t, payment_timeout_ms), 1, 600000},
     {"--menu-cache-ttl-s", "HOTPLATE_MENU_CACHE_TTL_S", offsetof(hp_config_t, menu_cache_ttl_s), 1, 86400},
     {"--shutdown-grace-ms", "HOTPLATE_SHUTDOWN_GRACE_MS", offsetof(hp_config_t, shutdown_grace_ms), 0, 600000},
+    {"--log-file-max-mb", "HOTPLATE_LOG_FILE_MAX_MB", offsetof(hp_config_t, log_file_max_mb), 1, 65536},
+    {"--log-file-keep", "HOTPLATE_LOG_FILE_KEEP", offsetof(hp_config_t, log_file_keep), 1, 100},
+    {"--max-inflight", "HOTPLATE_MAX_INFLIGHT", offsetof(hp_config_t, max_inflight), 1, 1000000},
+    {"--header-timeout-ms", "HOTPLATE_HEADER_TIMEOUT_MS", offsetof(hp_config_t, header_timeout_ms), 100, 600000},
 };
 
 int hp_config_load(hp_config_t *cfg, int argc, char **argv)
@@ -113,6 +127,17 @@ int hp_config_load(hp_config_t *cfg, int argc, char **argv)
         .payment_timeout_ms = 3000,
         .menu_cache_ttl_s = 300,
         .shutdown_grace_ms = 5000,
+        .log_file_max_mb = 64,
+        .log_file_keep = 5,
+        /*
+         * 256 per thread: far above what the benchmarks keep in flight (wrk
+         * -c64 holds 32 per thread), yet a bound: a request admitted at the
+         * limit queues behind at most 255 others on its thread instead of an
+         * unbounded backlog. See common/admission.h and docs/RELIABILITY.md.
+         */
+        .max_inflight = 256,
+        /* h2o's own default (H2O_DEFAULT_HTTP1_REQ_TIMEOUT), made explicit and configurable. */
+        .header_timeout_ms = 10000,
     };
 
     const char *s;
@@ -129,6 +154,10 @@ int hp_config_load(hp_config_t *cfg, int argc, char **argv)
     cfg->pg_url = getenv("HOTPLATE_PG_URL");
     if ((s = getenv("HOTPLATE_REDIS_URL")) != NULL)
         cfg->redis_url = s;
+    if ((s = getenv("HOTPLATE_LOG_FILE")) != NULL && s[0] != '\0')
+        cfg->log_file = s;
+    if ((s = getenv("HOTPLATE_ALERT_WEBHOOK")) != NULL && s[0] != '\0')
+        cfg->alert_webhook = s;
     for (size_t i = 0; i != sizeof(hp__int_opts) / sizeof(hp__int_opts[0]); ++i) {
         const struct hp__int_opt *o = &hp__int_opts[i];
         if ((s = getenv(o->env)) != NULL && hp__parse_int(s, o->min, o->max, (int *)((char *)cfg + o->offset)) != 0) {
@@ -141,7 +170,8 @@ int hp_config_load(hp_config_t *cfg, int argc, char **argv)
         return -1;
     }
 
-    for (int i = 0; i < argc; ++i) {
+    /* Every option takes a value, so arguments come in pairs (--help, which has none, exits). */
+    for (int i = 0; i < argc; i += 2) {
         const char *arg = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
             hp_config_usage();
@@ -161,6 +191,10 @@ int hp_config_load(hp_config_t *cfg, int argc, char **argv)
                 fprintf(stderr, "hotplate: bad --admin-listen %s (want HOST:PORT)\n", val);
                 return -1;
             }
+        } else if (strcmp(arg, "--log-file") == 0) {
+            cfg->log_file = val;
+        } else if (strcmp(arg, "--alert-webhook") == 0) {
+            cfg->alert_webhook = val;
         } else if (strcmp(arg, "--flag") == 0) {
             if (hp_flags_parse_list(val, err, sizeof(err)) != 0) {
                 fprintf(stderr, "hotplate: --flag: %s\n", err);
@@ -181,7 +215,6 @@ int hp_config_load(hp_config_t *cfg, int argc, char **argv)
                 return -1;
             }
         }
-        ++i;
     }
     /* A debug listener reachable from the network without a token would hand anyone profiles and EXPLAIN. */
     if (!hp_config_is_loopback(cfg->admin_host) && cfg->admin_token == NULL) {
@@ -197,6 +230,19 @@ int hp_config_load(hp_config_t *cfg, int argc, char **argv)
     }
     if (cfg->pg_url == NULL) {
         fprintf(stderr, "hotplate: HOTPLATE_PG_URL is not set (try `make up`, or source .hotplate/env)\n");
+        return -1;
+    }
+    /* Opened here, before any thread starts, so every line of the run (the first included) reaches it. */
+    if (cfg->log_file != NULL &&
+        hp_log_open_file(cfg->log_file, (uint64_t)cfg->log_file_max_mb << 20, cfg->log_file_keep, err, sizeof(err)) != 0) {
+        fprintf(stderr, "hotplate: %s\n", err);
+        return -1;
+    }
+    /* The webhook's host is resolved now, while blocking is still harmless. */
+    char instance[96];
+    snprintf(instance, sizeof(instance), "%s:%u", cfg->admin_host, (unsigned)cfg->admin_port);
+    if (hp_alerts_configure(cfg->alert_webhook, instance, err, sizeof(err)) != 0) {
+        fprintf(stderr, "hotplate: %s\n", err);
         return -1;
     }
     return 0;

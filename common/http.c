@@ -142,6 +142,8 @@ static const char *hp__reason(int status)
         return "Payload Too Large";
     case 422:
         return "Unprocessable Entity";
+    case 431:
+        return "Request Header Fields Too Large";
     case 503:
         return "Service Unavailable";
     case 504:
@@ -184,6 +186,82 @@ static const char *hp__log_method(hp_req_t *r)
     return h2o_strdup(&r->h2o->pool, m.base, m.len).base;
 }
 
+/*
+ * W3C Trace Context (https://www.w3.org/TR/trace-context/). A traceparent is
+ * "VV-TTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTT-PPPPPPPPPPPPPPPP-FF" in lower-case hex:
+ * version, trace-id, the caller's span (parent-id) and flags. A valid one is
+ * continued: its trace-id is kept and this request becomes a new span under
+ * it. Anything else (absent, malformed, version ff, an all-zero id) starts a
+ * new trace, as the specification asks. Either way the response carries the
+ * traceparent of this request's span and the log line its ids.
+ */
+typedef struct st_hp__trace_t {
+    char trace_id[33], span_id[17], parent_id[17], flags[3];
+    int has_parent;
+} hp__trace_t;
+
+static int hp__lower_hex(const char *p, size_t n, int allow_zero)
+{
+    int nonzero = 0;
+    for (size_t i = 0; i != n; ++i) {
+        if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
+            return 0;
+        nonzero |= p[i] != '0';
+    }
+    return allow_zero || nonzero;
+}
+
+static int hp__traceparent_ok(h2o_iovec_t v)
+{
+    if (v.base == NULL || v.len < 55 || !hp__lower_hex(v.base, 2, 1) || memcmp(v.base, "ff", 2) == 0 || v.base[2] != '-' ||
+        !hp__lower_hex(v.base + 3, 32, 0) || v.base[35] != '-' || !hp__lower_hex(v.base + 36, 16, 0) || v.base[52] != '-' ||
+        !hp__lower_hex(v.base + 53, 2, 1))
+        return 0;
+    /* Version 00 is exactly 55 characters; a later version may append fields after another dash. */
+    return v.len == 55 || (memcmp(v.base, "00", 2) != 0 && v.base[55] == '-');
+}
+
+/* The next 64 bits of this thread's id stream: a splitmix64 step, as for request ids (not a secret, only unique). */
+static uint64_t hp__trace_bits(hp_thread_t *thr)
+{
+    static _Thread_local uint64_t seq;
+    uint64_t z = thr->request_id_seed ^ 0x5851f42d4c957f2dull;
+    z += ++seq * 0x9e3779b97f4a7c15ull + hp_now_ns();
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Writes v as 16 lower-case hex digits (no NUL): cheaper than snprintf on every response. */
+static void hp__hex64(char *dst, uint64_t v)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (int i = 15; i >= 0; --i, v >>= 4)
+        dst[i] = digits[v & 15];
+}
+
+static void hp__trace(hp_req_t *r, hp__trace_t *t)
+{
+    h2o_iovec_t v = hp_req_header(r, "traceparent");
+    if (hp__traceparent_ok(v)) {
+        memcpy(t->trace_id, v.base + 3, 32);
+        memcpy(t->parent_id, v.base + 36, 16);
+        memcpy(t->flags, v.base + 53, 2);
+        t->has_parent = 1;
+    } else {
+        hp__hex64(t->trace_id, hp__trace_bits(r->thr));
+        hp__hex64(t->trace_id + 16, hp__trace_bits(r->thr));
+        memcpy(t->flags, "01", 2); /* sampled: this server records the span in its log */
+        t->has_parent = 0;
+    }
+    t->trace_id[32] = t->parent_id[16] = t->flags[2] = '\0';
+    uint64_t span;
+    while ((span = hp__trace_bits(r->thr)) == 0)
+        ; /* an all-zero span id is invalid */
+    hp__hex64(t->span_id, span);
+    t->span_id[16] = '\0';
+}
+
 static void hp__send(hp_req_t *r, int status, h2o_iovec_t body, const char *error_code)
 {
     if (r->responded || r->h2o == NULL)
@@ -196,6 +274,16 @@ static void hp__send(hp_req_t *r, int status, h2o_iovec_t body, const char *erro
     if (h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1) == -1)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, r->request_id, strlen(r->request_id));
+    hp__trace_t trace;
+    hp__trace(r, &trace);
+    char *tp = h2o_mem_alloc_pool(&req->pool, 55);
+    memcpy(tp, "00-", 3);
+    memcpy(tp + 3, trace.trace_id, 32);
+    tp[35] = '-';
+    memcpy(tp + 36, trace.span_id, 16);
+    tp[52] = '-';
+    memcpy(tp + 53, trace.flags, 2);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("traceparent"), 0, NULL, tp, 55);
     uint64_t duration_us = (hp_now_ns() - r->start_ns) / 1000;
     hp_log_request(&(hp_log_request_t){.request_id = r->request_id,
                                        .method = hp__log_method(r),
@@ -206,6 +294,9 @@ static void hp__send(hp_req_t *r, int status, h2o_iovec_t body, const char *erro
                                        .cache = r->cache,
                                        .error_code = error_code,
                                        .error_reason = r->error_reason,
+                                       .trace_id = trace.trace_id,
+                                       .span_id = trace.span_id,
+                                       .parent_id = trace.has_parent ? trace.parent_id : NULL,
                                        .thread = r->thr->index});
     atomic_fetch_sub_explicit(&r->thr->inflight, 1, memory_order_relaxed);
     hp_probe_request_done(r, status);

@@ -2,6 +2,7 @@
  * server: listeners, worker threads, dispatch and shutdown (see server.h).
  */
 #include "common/server.h"
+#include "common/admission.h"
 #include "common/db.h"
 #include "common/http.h"
 #include "common/clock.h"
@@ -54,6 +55,8 @@ static int hp__on_req(h2o_handler_t *self, h2o_req_t *req)
     size_t path_len = req->input.query_at != SIZE_MAX ? req->input.query_at : req->input.path.len;
     hp_route_match_t m;
 
+    if (!hp_admission_head_ok(r))
+        return 0;
     switch (hp_router_match(thr->routes, thr->num_routes, req->input.method.base, req->input.method.len, req->input.path.base,
                             path_len, &m)) {
     case HP_ROUTE_FOUND:
@@ -82,6 +85,8 @@ static int hp__on_req(h2o_handler_t *self, h2o_req_t *req)
         hp_respond_error(r, 503, "shutting_down", "the server is shutting down");
         return 0;
     }
+    if (!hp_admission_admit(r))
+        return 0;
     m.route->handler(r);
     return 0;
 }
@@ -219,6 +224,17 @@ int hp_server_run(const hp_config_t *cfg, const hp_route_t *routes, size_t num_r
 {
     h2o_config_init(&hp__h2o_config);
     hp__h2o_config.max_request_entity_size = HP_H2O_MAX_ENTITY;
+    /*
+     * Slow clients: libh2o 2.2.5 arms http1.req_timeout when it starts waiting
+     * for a request and does not rearm it as bytes trickle in, so it bounds
+     * the whole head and body of a request, and the idle time between
+     * keep-alive requests. A slowloris client (a header line every few
+     * seconds, or a body sent a byte at a time) is therefore closed after this
+     * long however it paces itself, and holds nothing but its socket until
+     * then: no request exists and no handler runs before the request is
+     * complete. tests/faults/test_slow_clients.py checks both.
+     */
+    hp__h2o_config.http1.req_timeout = (uint64_t)cfg->header_timeout_ms;
     hp__h2o_config.server_name = h2o_iovec_init(H2O_STRLIT("hotplate"));
     h2o_hostconf_t *host = h2o_config_register_host(&hp__h2o_config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);

@@ -18,6 +18,8 @@ set -euo pipefail
 packages=(
     # Toolchain and build system.
     build-essential cmake pkg-config clang-format
+    # clang and its libFuzzer runtime, for the fuzz drivers in tests/fuzz (make fuzz).
+    clang libclang-rt-14-dev
     # Libraries the server links against.
     libh2o-evloop-dev libpq-dev libhiredis-dev libjemalloc-dev libjansson-dev
     libssl-dev systemtap-sdt-dev
@@ -32,13 +34,25 @@ packages=(
     # redis-cli come from the client packages, named here because the scripts
     # call them directly.
     postgresql-15 postgresql-client-15 postgresql-contrib redis-server redis-tools
+    # hypopg, with which GET /debug/doctor checks a proposed CREATE INDEX on a
+    # hypothetical index (profiling/doctor_collect.c); CREATE EXTENSION hypopg.
+    postgresql-15-hypopg
     # End-to-end tests. They run under Debian's /usr/bin/python3, which is the
     # interpreter these packages install into.
     python3 python3-pytest python3-requests python3-psycopg2
     # Load generation and the readiness probe in deploy/up.sh.
     wrk curl
+    # jq, which the bottleneck labs (docs/labs) use to pick fields out of /debug/perf.
+    jq
+    # make bench and make lab: the Mann-Whitney U test is checked against
+    # scipy in tests/bench, and the reports' charts are drawn with matplotlib.
+    python3-scipy python3-matplotlib
     # promtool (check metrics, check and test rules) comes with Debian's prometheus package.
     prometheus
+    # tests/monitoring: Alertmanager (and amtool) for the end-to-end alert test,
+    # nginx in front of two servers for the load-balancing test, and PyYAML to
+    # read the rule, compose and provisioning files.
+    prometheus-alertmanager nginx-light python3-yaml
     # callgrind, for make bench-overhead's instructions per request.
     valgrind
     # The dashboard's browser test (tests/browser): Debian's Chromium, driven

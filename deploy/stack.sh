@@ -14,6 +14,13 @@
 #   env      print DIR/env (source it to get HOTPLATE_PG_URL and friends).
 #   destroy  down, then delete the cluster, the Redis directory and DIR/env.
 #
+# Fault injection on a running stack (tests/faults uses these on a stack of
+# its own; they never touch another home):
+#   pg-stop      stop PostgreSQL only (fast shutdown: clients are cut off)
+#   pg-start     start PostgreSQL again on its recorded port
+#   redis-kill   SIGKILL Redis (no shutdown, no goodbye to its clients)
+#   redis-start  start Redis again
+#
 # Several homes can run side by side (make up uses .hotplate, make test uses
 # .hotplate/test): each gets its own socket directories, and PostgreSQL's TCP
 # port on 127.0.0.1 is chosen free at start and recorded in DIR/stack.conf.
@@ -41,7 +48,7 @@ readonly PG_SYSTEM_USER=hotplate
 readonly WAIT_SECONDS=60
 
 usage() {
-    echo "usage: $0 up|down|status|env|destroy [--home DIR]" >&2
+    echo "usage: $0 up|down|status|env|destroy|pg-stop|pg-start|redis-kill|redis-start [--home DIR]" >&2
     exit 2
 }
 
@@ -62,7 +69,7 @@ while [[ $# -gt 0 ]]; do
     *) usage ;;
     esac
 done
-case "$cmd" in up | down | status | env | destroy) ;; *) usage ;; esac
+case "$cmd" in up | down | status | env | destroy | pg-stop | pg-start | redis-kill | redis-start) ;; *) usage ;; esac
 
 [[ -x "$PGBIN/initdb" ]] || die "$PGBIN/initdb not found; run deploy/deps.sh"
 
@@ -295,6 +302,17 @@ EOF
     fi
     psql_admin hotplate <<'EOF'
 CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
+-- hypopg (postgresql-15-hypopg): hypothetical indexes, with which the doctor
+-- (GET /debug/doctor) checks a CREATE INDEX it proposes before anyone builds
+-- it. Creating an extension needs a superuser, so it is done here; a server
+-- without the package still runs (the proposal is then marked unchecked).
+DO $$
+BEGIN
+    IF EXISTS (SELECT FROM pg_available_extensions WHERE name = 'hypopg') THEN
+        CREATE EXTENSION IF NOT EXISTS hypopg;
+    END IF;
+END
+$$;
 -- The profiling endpoints reset the statistics between measurements.
 GRANT EXECUTE ON FUNCTION pg_stat_statements_reset(oid, oid, bigint) TO hotplate;
 EOF
@@ -501,4 +519,49 @@ cmd_destroy() {
     echo "stack: destroyed $home"
 }
 
-"cmd_$cmd"
+# The fault-injection commands work on an existing stack only, and their
+# names map to functions with a dash replaced by an underscore.
+cmd_pg_stop() {
+    [[ -f "$conf_file" ]] || die "no stack in $home"
+    lock
+    stop_pg
+    echo "stack: PostgreSQL stopped in $home"
+}
+
+cmd_pg_start() {
+    [[ -f "$conf_file" ]] || die "no stack in $home"
+    lock
+    start_pg
+    wait_pg_ready
+    write_env
+    echo "stack: PostgreSQL started in $home (port $PG_PORT)"
+}
+
+cmd_redis_kill() {
+    local pid="" deadline
+    [[ -f "$redis_pidfile" ]] && pid=$(cat "$redis_pidfile")
+    if [[ -z "$pid" ]] || [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" != redis-server ]]; then
+        die "Redis is not running in $home"
+    fi
+    kill -KILL "$pid"
+    deadline=$((SECONDS + WAIT_SECONDS))
+    while kill -0 "$pid" 2>/dev/null; do
+        [[ $SECONDS -lt $deadline ]] || die "Redis $pid survived SIGKILL"
+        sleep 0.05
+    done
+    # A killed Redis leaves its pidfile and socket file behind; start_redis
+    # checks the socket with a PING, so only the pidfile needs removing.
+    rm -f "$redis_pidfile"
+    echo "stack: Redis $pid killed in $home"
+}
+
+cmd_redis_start() {
+    [[ -f "$conf_file" ]] || die "no stack in $home"
+    lock
+    # The socket file of a killed Redis would make the new one fail to bind.
+    redis_running || rm -f "$redis_sock"
+    start_redis
+    echo "stack: Redis started in $home"
+}
+
+"cmd_${cmd//-/_}"

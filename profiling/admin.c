@@ -7,6 +7,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/token.h"
+#include "profiling/logs.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -125,6 +126,8 @@ const hp_route_t *hp_admin_routes(size_t *num)
         hp__admin_add(hp_pg_routes, &hp_pg_num_routes);
         hp__admin_add(hp_prof_routes, &hp_prof_num_routes);
         hp__admin_add(hp_dashboard_routes, &hp_dashboard_num_routes);
+        hp__admin_add(hp_logs_routes, &hp_logs_num_routes);
+        hp__admin_add(hp_doctor_routes, &hp_doctor_num_routes);
     }
     *num = hp__admin_num_routes;
     return hp__admin_routes;

@@ -36,6 +36,9 @@ extern const hp_route_t hp_pg_routes[] __attribute__((weak));
 extern const size_t hp_pg_num_routes __attribute__((weak));
 extern const hp_route_t hp_prof_routes[] __attribute__((weak));
 extern const size_t hp_prof_num_routes __attribute__((weak));
+/* The doctor (profiling/doctor_collect.c) is in the hpcore archive, so its table is referenced strongly. */
+extern const hp_route_t hp_doctor_routes[];
+extern const size_t hp_doctor_num_routes;
 extern const hp_route_t hp_dashboard_routes[] __attribute__((weak));
 extern const size_t hp_dashboard_num_routes __attribute__((weak));
 

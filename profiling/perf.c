@@ -7,16 +7,22 @@
  * snapshot, which is what Prometheus and Envoy's admin stats promise too.
  */
 #include "profiling/perf.h"
+#include "services/payment.h"
 #include "common/db.h"
 #include "common/flags.h"
 #include "common/http.h"
 #include "common/router.h"
 #include "common/server.h"
 #include "profiling/admin.h"
+#include "profiling/alerts.h"
+#include "profiling/doctor.h"
+#include "profiling/logs.h"
 #include "profiling/pg.h"
 #include "profiling/probes.h"
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,11 +102,12 @@ void hp_perf_admin_thread_init(hp_thread_t *thr)
     h2o_timeout_init(thr->loop, &hp__heap.tick, 1000);
     hp__heap.entry.cb = hp__heap_tick;
     hp__heap_tick(&hp__heap.entry);
+    hp_alerts_admin_thread_init(thr);
 }
 
 void hp_perf_admin_thread_dispose(hp_thread_t *thr)
 {
-    (void)thr;
+    hp_alerts_admin_thread_dispose(thr);
     if (h2o_timeout_is_linked(&hp__heap.entry))
         h2o_timeout_unlink(&hp__heap.entry);
 }
@@ -232,6 +239,7 @@ typedef struct st_hp_merged_t {
     uint64_t cache_hits, cache_misses, cache_errors;
     uint64_t cache_loads, cache_coalesced, cache_lease_waits;
     hp_merged_hist_t cache_latency, loop_lag, payment_latency;
+    uint64_t pay_authorized, pay_declined, pay_timed_out, pay_voided;
     uint64_t accepted;
 } hp_merged_t;
 
@@ -272,11 +280,19 @@ static void hp__merge_route(hp_merged_route_t *m, hp_route_probe_t *rp, int64_t 
 }
 
 /* @return a merged copy of every worker's probes (malloc'd; the caller frees it) */
+static void hp__merge_into(hp_merged_t *m);
+
 static hp_merged_t *hp__merge_all(void)
 {
     hp_merged_t *m = calloc(1, sizeof(*m));
-    if (m == NULL)
-        return NULL;
+    if (m != NULL)
+        hp__merge_into(m);
+    return m;
+}
+
+/* Merges every worker's probes into m, which must be zeroed. */
+static void hp__merge_into(hp_merged_t *m)
+{
     m->now_s = hp_probe_now_s();
     hp_thread_t *workers = hp_server_workers(&m->num_workers);
     for (size_t t = 0; t != m->num_workers; ++t) {
@@ -313,9 +329,15 @@ static hp_merged_t *hp__merge_all(void)
         hp__merge_window(&m->cache_latency, &p->cache_latency, m->now_s);
         hp__merge_window(&m->loop_lag, &p->loop_lag, m->now_s);
         hp__merge_window(&m->payment_latency, &p->payment_latency, m->now_s);
+        const hp_payment_stats_t *ps = hp_payment_stats(thr);
+        if (ps != NULL) {
+            m->pay_authorized += hp__ld((_Atomic uint64_t *)&ps->authorized);
+            m->pay_declined += hp__ld((_Atomic uint64_t *)&ps->declined);
+            m->pay_timed_out += hp__ld((_Atomic uint64_t *)&ps->timed_out);
+            m->pay_voided += hp__ld((_Atomic uint64_t *)&ps->voided);
+        }
         m->accepted += hp__ld(&p->accepted);
     }
-    return m;
 }
 
 /* ---- /debug/perf ---------------------------------------------------------------------------- */
@@ -453,8 +475,8 @@ static json_t *hp__slow_json(void)
 }
 
 /* Section names, in the order they appear. */
-static const char *const hp__sections[] = {"server", "routes", "stages",  "statements", "pool", "cache",
-                                           "loop",   "heap",   "process", "flags",      "slow", "pg"};
+static const char *const hp__sections[] = {"server", "routes",  "stages", "statements", "pool",   "cache", "loop",
+                                           "heap",   "process", "flags",  "slow",       "alerts", "pg"};
 
 static int hp__want(const char *sel, const char *name)
 {
@@ -518,9 +540,11 @@ static json_t *hp__perf_doc(hp_req_t *r, const char *sel)
     }
     if (hp__want(sel, "loop"))
         json_object_set_new(doc, "loop",
-                            json_pack("{sI so so}", "connections_accepted", (json_int_t)m->accepted, "lag",
+                            json_pack("{sI so so s{sI sI sI sI}}", "connections_accepted", (json_int_t)m->accepted, "lag",
                                       hp__merged_hist_json(&m->loop_lag), "payment_latency",
-                                      hp__merged_hist_json(&m->payment_latency)));
+                                      hp__merged_hist_json(&m->payment_latency), "payments", "authorized",
+                                      (json_int_t)m->pay_authorized, "declined", (json_int_t)m->pay_declined, "timed_out",
+                                      (json_int_t)m->pay_timed_out, "voided", (json_int_t)m->pay_voided));
     if (hp__want(sel, "heap")) {
         hp_heap_stats_t hs;
         if (hp__heap_read(&hs) == 0) {
@@ -556,6 +580,8 @@ static json_t *hp__perf_doc(hp_req_t *r, const char *sel)
         json_object_set_new(doc, "flags", hp_admin_flags_json());
     if (hp__want(sel, "slow"))
         json_object_set_new(doc, "slow", hp__slow_json());
+    if (hp__want(sel, "alerts"))
+        json_object_set_new(doc, "alerts", hp_alerts_json());
     free(m);
     return doc;
 }
@@ -611,6 +637,154 @@ static void hp__perf(hp_req_t *r)
         return;
     }
     hp_respond_json(r, 200, doc);
+}
+
+/* ---- the embedded alerts' samples ----------------------------------------------------------- */
+
+/* CPUs this process may run on: its affinity mask, which taskset and cpusets narrow. */
+static int hp__cpus(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+        return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+/* Executions slower than le_ns in a snapshot, counted as /metrics does: count minus the le bucket. */
+static uint64_t hp__count_over(const hp_hist_snapshot_t *s, uint64_t le_ns)
+{
+    uint64_t under = 0;
+    for (size_t b = 0; b + 1 < HP_HIST_BUCKETS && hp_hist_bucket_low(b + 1) - 1 <= le_ns; ++b)
+        under += s->buckets[b];
+    return s->count - under;
+}
+
+static double hp__per_s(uint64_t n, const hp_hist_snapshot_t *s, int window_s)
+{
+    return (double)n / (s->seconds > 0 ? s->seconds : (double)window_s);
+}
+
+/*
+ * CPU seconds and RSS from /proc/self/stat with open(2) and read(2) into the
+ * stack: the sampler runs every second, and unlike hp__proc_read() it neither
+ * allocates (fopen, opendir) nor walks every task and descriptor.
+ */
+static void hp__proc_cpu_rss(double *cpu_s, double *rss_bytes)
+{
+    char buf[1024];
+    *cpu_s = *rss_bytes = 0;
+    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return;
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    unsigned long utime = 0, stime = 0;
+    long rss = 0;
+    if (p != NULL && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d %*d %*d %*u %*u %ld",
+                            &utime, &stime, &rss) == 3) {
+        *cpu_s = (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+        *rss_bytes = (double)rss * (double)sysconf(_SC_PAGESIZE);
+    }
+}
+
+void hp_perf_alert_sample(hp_alert_sample_t *s)
+{
+    /* Only the admin thread samples; one merge buffer, zeroed each time, spares a large allocation a second. */
+    static hp_merged_t *merged;
+    memset(s, 0, sizeof(*s));
+    s->at_s = hp_probe_now_s();
+    s->cpus = hp__cpus();
+    hp__proc_cpu_rss(&s->cpu_s, &s->rss_bytes);
+    hp_heap_stats_t hs;
+    s->heap_bytes = hp__heap_read(&hs) == 0 ? (double)hs.allocated : -1;
+    hp_logs_spike_t sp;
+    hp_logs_spike(&sp);
+    s->error_rate_per_s = sp.rate_per_s;
+    s->error_baseline_per_s = sp.baseline_per_s;
+    if (merged == NULL && (merged = malloc(sizeof(*merged))) == NULL)
+        return;
+    hp_merged_t *m = merged;
+    memset(m, 0, sizeof(*m));
+    hp__merge_into(m);
+    /* The rules' one-minute windows are the probes' 60 s windows. */
+    const size_t w = 1;
+    const int window_s = hp__windows[w];
+    s->pool_in_use = (double)m->pool_in_use;
+    s->pool_size = (double)m->pool_size;
+    s->pool_timeouts = (double)m->pool_timeouts;
+    s->cache_hits = (double)m->cache_hits;
+    s->loop_lag_p99_s = m->loop_lag.win[w].count != 0 ? (double)hp_hist_quantile(&m->loop_lag.win[w], 0.99) / 1e9 : 0;
+    for (size_t i = 0; i != m->num_routes; ++i) {
+        const hp_hist_snapshot_t *lat = &m->route[i].latency.win[w];
+        if (strcmp(m->routes[i].pattern, "/restaurants/{id}/menu") == 0 && strcmp(m->routes[i].method, "GET") == 0)
+            s->menu_ok = (double)m->route[i].by_class[2];
+        s->routes[s->num_routes].method = m->routes[i].method;
+        s->routes[s->num_routes].pattern = m->routes[i].pattern;
+        s->routes[s->num_routes].rate_per_s = hp__per_s(lat->count, lat, window_s);
+        s->routes[s->num_routes].p99_s = lat->count != 0 ? (double)hp_hist_quantile(lat, 0.99) / 1e9 : 0;
+        s->routes[s->num_routes].ratio_5xx = lat->count != 0 ? (double)m->route[i].win_by_class[w][5] / (double)lat->count : 0;
+        ++s->num_routes;
+    }
+    for (size_t i = 0; i != hp_db_num_stmts() && i != HP_PROBE_MAX_STMTS; ++i) {
+        const hp_hist_snapshot_t *lat = &m->stmt[i].latency.win[w];
+        s->stmts[s->num_stmts].name = hp_db_stmt_name((int)i);
+        s->stmts[s->num_stmts].slow_per_s = hp__per_s(hp__count_over(lat, 100000000u), lat, window_s);
+        ++s->num_stmts;
+    }
+}
+
+/* ---- the doctor's snapshots (profiling/doctor.c) -------------------------------------------- */
+
+double hp_perf_heap_allocated(void)
+{
+    hp_heap_stats_t hs;
+    return hp__heap_read(&hs) == 0 ? (double)hs.allocated : -1;
+}
+
+void hp_perf_doctor_sample(hp_doctor_snapshot_t *s)
+{
+    s->at_s = (double)hp_now_ns() / 1e9;
+    hp_heap_stats_t hs;
+    s->heap_bytes = hp__heap_read(&hs) == 0 ? (double)hs.allocated : -1;
+    hp_merged_t *m = hp__merge_all();
+    if (m == NULL)
+        return;
+    s->threads = m->num_workers;
+    for (size_t i = 0; i != m->num_routes && s->num_routes != HP_DOCTOR_MAX_ROUTES; ++i) {
+        hp_doctor_route_t *d = &s->routes[s->num_routes++];
+        d->method = m->routes[i].method;
+        d->pattern = m->routes[i].pattern;
+        d->count = m->route[i].count;
+        memcpy(d->by_class, m->route[i].by_class, sizeof(d->by_class));
+        memcpy(d->stage_ns, m->route[i].stage_ns, sizeof(d->stage_ns));
+        d->latency_ns = m->route[i].latency.total.sum_ns;
+    }
+    for (size_t i = 0; i != hp_db_num_stmts() && i != HP_PROBE_MAX_STMTS && s->num_stmts != HP_DOCTOR_MAX_STMTS; ++i) {
+        hp_doctor_stmt_t *d = &s->stmts[s->num_stmts++];
+        d->name = hp_db_stmt_name((int)i);
+        d->count = m->stmt[i].count;
+        d->errors = m->stmt[i].errors;
+        d->rows = m->stmt[i].rows;
+        d->time_ns = m->stmt[i].latency.total.sum_ns;
+    }
+    s->pool_size = m->pool_size;
+    s->pool_in_use = m->pool_in_use;
+    s->pool_waiting = m->pool_waiting;
+    s->pool_acquired = m->pool_acquired;
+    s->pool_timeouts = m->pool_timeouts;
+    s->pool_wait_count = m->pool_wait.total.count;
+    s->pool_wait_ns = m->pool_wait.total.sum_ns;
+    s->cache_hits = m->cache_hits;
+    s->cache_misses = m->cache_misses;
+    s->cache_errors = m->cache_errors;
+    s->cache_loads = m->cache_loads;
+    s->loop_lag_p99_ns = m->loop_lag.win[0].count != 0 ? hp_hist_quantile(&m->loop_lag.win[0], 0.99) : 0;
+    free(m);
 }
 
 /* ---- /metrics ------------------------------------------------------------------------------- */
@@ -738,6 +912,17 @@ static void hp__metrics(hp_req_t *r)
                "# TYPE hotplate_payment_duration_seconds histogram\n");
     hp__prom_hist(f, "hotplate_payment_duration_seconds", "", &m->payment_latency.total);
     fprintf(f,
+            "# HELP hotplate_payment_authorizations_total Authorizations the payment gateway simulator answered, by result.\n"
+            "# TYPE hotplate_payment_authorizations_total counter\n"
+            "hotplate_payment_authorizations_total{result=\"authorized\"} %llu\n"
+            "hotplate_payment_authorizations_total{result=\"declined\"} %llu\n"
+            "# HELP hotplate_payment_timeouts_total Authorizations the caller stopped waiting for.\n"
+            "# TYPE hotplate_payment_timeouts_total counter\nhotplate_payment_timeouts_total %llu\n"
+            "# HELP hotplate_payment_voids_total Authorizations voided because no order owns them.\n"
+            "# TYPE hotplate_payment_voids_total counter\nhotplate_payment_voids_total %llu\n",
+            (unsigned long long)m->pay_authorized, (unsigned long long)m->pay_declined, (unsigned long long)m->pay_timed_out,
+            (unsigned long long)m->pay_voided);
+    fprintf(f,
             "# HELP hotplate_connections_accepted_total Client connections accepted.\n"
             "# TYPE hotplate_connections_accepted_total counter\nhotplate_connections_accepted_total %llu\n",
             (unsigned long long)m->accepted);
@@ -773,6 +958,12 @@ static void hp__metrics(hp_req_t *r)
             "# TYPE process_threads gauge\nprocess_threads %llu\n",
             ps.cpu_user_s + ps.cpu_system_s, (unsigned long long)ps.rss_bytes, (unsigned long long)ps.vsize_bytes,
             (unsigned long long)ps.fds, (unsigned long long)ps.max_fds, ps.start_time_s, (unsigned long long)ps.threads);
+    fprintf(f,
+            "# HELP hotplate_cpus CPUs the process may run on (its affinity mask), the denominator of HotplateCpuHigh.\n"
+            "# TYPE hotplate_cpus gauge\nhotplate_cpus %d\n",
+            hp__cpus());
+    hp_logs_metrics(f);
+    hp_alerts_metrics(f);
     fclose(f);
     free(m);
     h2o_iovec_t body = h2o_strdup(&r->h2o->pool, text, len);

@@ -803,6 +803,15 @@ static int hp__sample_num_args(const hp_pg_sample_t *s)
     return n;
 }
 
+int hp_pg_sample_args(const char *stmt, const char *const **args)
+{
+    const hp_pg_sample_t *s = hp__sample_for(stmt);
+    if (s == NULL)
+        return -1;
+    *args = s->args;
+    return hp__sample_num_args(s);
+}
+
 typedef struct st_hp_pg_explain_t {
     int stmt;
     int num_params;

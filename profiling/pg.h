@@ -98,6 +98,14 @@ json_t *hp_pg_plan_summary(const json_t *explain);
  */
 int hp_pg_missing_index_signal(int64_t seq_scan, int64_t seq_tup_read, int64_t idx_tup_fetch, int64_t n_live_tup);
 
+/**
+ * The sample arguments GET /debug/pg/explain uses for a named statement: SQL
+ * expressions, one per parameter, that pick rows of a seeded database (the
+ * doctor evaluates them to EXPLAIN the statements it looks at).
+ * @return the number of arguments, with *args pointing at them (static storage), or -1 when the statement has no sample
+ */
+int hp_pg_sample_args(const char *stmt, const char *const **args);
+
 /** Called with a document built for a request (owned by the callback). */
 typedef void (*hp_pg_doc_cb)(hp_req_t *r, void *ud, json_t *doc);
 

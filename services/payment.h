@@ -19,9 +19,15 @@
 
 #define HP_PAYMENT_AUTH_ID_MAX 48
 
-/* Per-thread counters of the simulator. */
+/*
+ * Per-thread counters of the simulator: written by their worker thread only
+ * (relaxed single-writer stores), read by the admin thread for /debug/perf.
+ * An authorization is counted once when the gateway answers (authorized or
+ * declined); timed_out counts callers that stopped waiting first, and voided
+ * every authorization released because no order owns it.
+ */
 typedef struct st_hp_payment_stats_t {
-    uint64_t authorized, declined, timed_out, voided;
+    _Atomic uint64_t authorized, declined, timed_out, voided;
 } hp_payment_stats_t;
 
 /**
@@ -40,7 +46,7 @@ void hp_payment_authorize(hp_req_t *r, int64_t amount_cents, hp_payment_cb cb, v
 /** Voids an authorization that will not be captured (the order was not written). */
 void hp_payment_void(hp_thread_t *thr, const char *auth_id);
 
-/** @return this thread's counters */
+/** @return thr's counters (NULL before its payment state exists); safe to read from another thread */
 const hp_payment_stats_t *hp_payment_stats(hp_thread_t *thr);
 
 #endif

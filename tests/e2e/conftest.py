@@ -13,7 +13,7 @@ and puts it back at the end.
 
 A failing test gets the log tails of every server it ran against appended to
 its report. A watchdog ends the whole run if it exceeds HOTPLATE_E2E_DEADLINE
-seconds (default 540), so a hung server can never hang `make test`.
+seconds (default 1500), so a hung server can never hang `make test`.
 """
 
 import os
@@ -58,7 +58,7 @@ def _watchdog(deadline):
 def pytest_configure(config):
     if not BIN:
         return
-    deadline = int(os.environ.get("HOTPLATE_E2E_DEADLINE", "540"))
+    deadline = int(os.environ.get("HOTPLATE_E2E_DEADLINE", "1500"))
     t = threading.Timer(deadline, _watchdog, args=(deadline,))
     t.daemon = True
     t.start()

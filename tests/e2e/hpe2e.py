@@ -110,6 +110,8 @@ class ServerProcess:
         for attempt in range(3):
             self.port = free_port()
             self.admin_port = free_port()
+            while self.admin_port == self.port:  # two draws can return the same just-freed port
+                self.admin_port = free_port()
             env = dict(os.environ)
             env.update(self.env_overrides)
             self._out = open(self.stdout_path, "ab")

@@ -136,6 +136,15 @@ def test_payment_timeout_is_504_and_nothing_is_written(start_server, db, world):
     )
     assert_error(r, 504, "payment_timeout")
     assert orders_with_key(db, key) == 0
+    # The gateway still answers, about 2 s later, and the authorization nobody waited for is voided.
+    deadline = time.monotonic() + 20
+    while True:
+        pay = requests.get(s.admin_base + "/debug/perf", params={"section": "loop"}, timeout=10).json()["loop"]["payments"]
+        if pay["voided"] == 1:
+            break
+        assert time.monotonic() < deadline, "the timed-out authorization was never voided: %s" % pay
+        time.sleep(0.1)
+    assert pay == {"authorized": 1, "declined": 0, "timed_out": 1, "voided": 1}, pay
 
 
 def test_busy_redis_times_out_and_the_menu_comes_from_postgres(start_server, env, world):
