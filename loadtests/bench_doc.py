@@ -64,16 +64,21 @@ def section(report_dir):
 
 
 def main():
-    if len(sys.argv) != 2:
+    if len(sys.argv) != 2 or sys.argv[1] in ("-h", "--help"):
         print(__doc__, file=sys.stderr)
+        return 2
+    if not os.path.isfile(os.path.join(sys.argv[1], "report.json")):
+        print(f"{sys.argv[1]}: no report.json there (give a reports/<timestamp> directory)", file=sys.stderr)
         return 2
     text = open(DOC).read()
     if BEGIN not in text or END not in text:
         print(f"{DOC}: the markers {BEGIN} and {END} are missing", file=sys.stderr)
         return 1
     start, end = text.index(BEGIN), text.index(END) + len(END)
+    # The new section is built before the file is opened for writing, so a bad report never truncates the doc.
+    pasted = section(sys.argv[1])
     with open(DOC, "w") as f:
-        f.write(text[:start] + section(sys.argv[1]) + text[end:])
+        f.write(text[:start] + pasted + text[end:])
     print(f"{os.path.relpath(DOC)}: results of {sys.argv[1]} pasted")
     return 0
 
