@@ -263,7 +263,32 @@ def profile_under_quote_load(s, token, body, seconds=4):
     return own_samples(r.text)
 
 
-def test_order_total_naive_equals_once_and_tops_the_cpu_profile(start_server, db, world):
+@pytest.fixture
+def catering_options(db, world):
+    """Gives every available item at R ten options (sizes, sides, extras), as a
+    caterer's menu has, for the length of one test; takes them away after.
+
+    The seed gives an item one or two modifiers at most. With so few, the naive
+    total's lookups over a 200-line cart cost about as much CPU as encoding the
+    200-line answer, and which of the two tops a short profile is a coin toss.
+    With a caterer's options, re-resolving every earlier line's modifiers on
+    every line is the quadratic work that dominates, as it does in production."""
+    ids = [row["id"] for row in db.all(
+        """INSERT INTO item_modifiers (item_id, name, price_delta_cents)
+           SELECT mi.id, 'catering option ' || g, 25 * g
+             FROM menu_items mi CROSS JOIN generate_series(1, 10) g
+            WHERE mi.restaurant_id = %s AND mi.available
+              AND g > (SELECT count(*) FROM item_modifiers m WHERE m.item_id = mi.id)
+           RETURNING id""",
+        (world.rid,),
+    )]
+    world.refresh(world.rid)
+    yield ids
+    db.exec("DELETE FROM item_modifiers WHERE id = ANY(%s)", (ids,))
+    world.refresh(world.rid)
+
+
+def test_order_total_naive_equals_once_and_tops_the_cpu_profile(start_server, db, world, catering_options):
     if shutil.which("google-pprof") is None:
         pytest.skip("google-pprof is not installed (deploy/deps.sh installs it)")
     s = start_server(threads=1, name="order-total")
@@ -273,6 +298,7 @@ def test_order_total_naive_equals_once_and_tops_the_cpu_profile(start_server, db
     set_flags(s, order_total="naive")
     naive = assert_status(c.post("/cart/quote", body), 200)
     assert naive == once and len(naive["lines"]) == 200
+    assert all(len(line["modifier_ids"]) == 10 for line in body["items"])
 
     own = profile_under_quote_load(s, world.a["token"], body)
     top = own.most_common(5)
