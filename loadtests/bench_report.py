@@ -298,24 +298,28 @@ def charts(report, out_dir):
     return paths, None
 
 
-def profile_lines(sc, where=lambda f: f"[{f}]({f})"):
+def profile_lines(sc, where=lambda f: f"[{f}]({f})", name=lambda label: label):
     """One Markdown list line per captured profile or plan of a scenario; where(file)
-    renders the file's name (a link relative to report.md by default)."""
+    renders the file's name (a link relative to report.md by default) and name(label)
+    the side it was taken on. Older reports may lack a file or a top list."""
     lines = []
-    for label, profs in sc["profiles"].items():
+    for label, profs in sc.get("profiles", {}).items():
+        side = name(label)
         for kind, p in profs.items():
             if "error" in p:
-                lines.append(f"- {label} {kind} profile: failed: {p['error']}")
-            elif kind.startswith("explain:"):
+                lines.append(f"- {side} {kind} profile: failed: {p['error']}")
+                continue
+            at = where(p["file"]) if p.get("file") else "not saved"
+            if kind.startswith("explain:"):
                 s = p.get("summary") or {}
-                lines.append(f"- {label} plan of {kind.split(':', 1)[1]} ({where(p['file'])}): top node {s.get('top_node')}, "
+                lines.append(f"- {side} plan of `{kind.split(':', 1)[1]}` ({at}): top node {s.get('top_node')}, "
                              f"seq scans {s.get('seq_scans')}, index scans {s.get('index_scans')}, "
                              f"execution {s.get('execution_time_ms')} ms")
             else:
-                top = ", ".join(f"`{t['function']}` {t['self_share'] * 100:.1f}%" for t in p["top"][:5]) or \
+                top = ", ".join(f"`{t['function']}` {t['self_share'] * 100:.1f}%" for t in p.get("top", [])[:5]) or \
                     "no samples (the server was waiting, not running)"
                 watched = ", ".join(f"`{f}` {v * 100:.1f}%" for f, v in p.get("watch", {}).items())
-                lines.append(f"- {label} {kind} profile ({where(p['file'])}), top by self share: {top}"
+                lines.append(f"- {side} {kind} profile ({at}), top by self share: {top}"
                              + (f"; on the stack (inclusive share): {watched}" if watched else ""))
     return lines
 

@@ -136,21 +136,9 @@ def metric_rows(sc):
 
 
 def profile_lines(sc, report_dir):
-    out = []
-    for label, profs in sc.get("profiles", {}).items():
-        for kind, p in profs.items():
-            where = f"{report_dir}/{p['file']}" if p.get("file") else None
-            if "error" in p:
-                out.append(f"- {label} ({sc['values'].get(label)}) {kind}: failed: {p['error']}")
-            elif kind.startswith("explain:"):
-                s = p.get("summary") or {}
-                out.append(f"- {label} ({sc['values'].get(label)}) plan of `{kind.split(':', 1)[1]}` (`{where}`): top node "
-                           f"{s.get('top_node')}, seq scans {s.get('seq_scans')}, index scans {s.get('index_scans')}, "
-                           f"execution {s.get('execution_time_ms')} ms")
-            else:
-                top = ", ".join(f"`{t['function']}` {t['self_share'] * 100:.1f}%" for t in p.get("top", [])[:5]) or "no samples"
-                out.append(f"- {label} ({sc['values'].get(label)}) {kind} profile (`{where}`), top by self share: {top}")
-    return out
+    """The report's lines for the profiles and plans, each side named with its value."""
+    return bench_report.profile_lines(sc, where=lambda f: f"`{report_dir}/{f}`",
+                                      name=lambda label: f"{label} ({sc['values'].get(label)})")
 
 
 def section(report, report_dir, sc):

@@ -167,23 +167,35 @@ static void hp__checkout_commit(hp_req_t *r, hp_checkout_t *co)
     hp_db_conn_query(r, r->held, HP_STMT_txn_commit, NULL, 0, hp__checkout_on_commit, co);
 }
 
-static void hp__checkout_on_stock(hp_req_t *r, void *ud, PGresult *res, const char *err)
+/*
+ * Reads the answer of the conditional stock decrement, which both checkout
+ * paths send: it takes res, and returns 1 when every line had the stock it
+ * asked for. Otherwise it has rolled back and answered (the error, or 409
+ * out_of_stock), and returns 0.
+ */
+static int hp__checkout_stock_ok(hp_req_t *r, hp_checkout_t *co, PGresult *res, const char *err)
 {
-    hp_checkout_t *co = ud;
     if (err != NULL) {
         if (res != NULL)
             PQclear(res);
         hp__checkout_fail(r, co, 1, err);
-        return;
+        return 0;
     }
     int updated = PQntuples(res);
     PQclear(res);
     if (updated != co->num_stock) {
         hp__checkout_fail(r, co, 1, NULL);
         hp_respond_error(r, 409, "out_of_stock", "an item does not have enough stock left");
-        return;
+        return 0;
     }
-    hp__checkout_commit(r, co);
+    return 1;
+}
+
+static void hp__checkout_on_stock(hp_req_t *r, void *ud, PGresult *res, const char *err)
+{
+    hp_checkout_t *co = ud;
+    if (hp__checkout_stock_ok(r, co, res, err))
+        hp__checkout_commit(r, co);
 }
 
 static void hp__checkout_replay(hp_req_t *r, void *ud, PGresult *res, const char *err)
@@ -297,6 +309,19 @@ static void hp__checkout_on_conn(hp_req_t *r, void *ud, hp_pgconn_t *conn, const
     hp_db_conn_query(r, conn, HP_STMT_order_insert, values, 17, hp__checkout_on_insert, co);
 }
 
+/*
+ * The payment is authorized: remember the authorization and attach the guard
+ * that voids it if the client goes away before the order is committed.
+ */
+static void hp__checkout_hold_auth(hp_req_t *r, hp_checkout_t *co, const char *auth_id)
+{
+    snprintf(co->auth_id, sizeof(co->auth_id), "%s", auth_id);
+    co->authorized = 1;
+    co->guard_thr = r->thr;
+    co->guard.on_abandon = hp__checkout_on_abandon;
+    hp_op_attach(r, &co->guard);
+}
+
 static void hp__checkout_on_payment(hp_req_t *r, void *ud, const char *auth_id, const char *err)
 {
     hp_checkout_t *co = ud;
@@ -304,11 +329,7 @@ static void hp__checkout_on_payment(hp_req_t *r, void *ud, const char *auth_id, 
         hp_respond_failure(r, err);
         return;
     }
-    snprintf(co->auth_id, sizeof(co->auth_id), "%s", auth_id);
-    co->authorized = 1;
-    co->guard_thr = r->thr;
-    co->guard.on_abandon = hp__checkout_on_abandon;
-    hp_op_attach(r, &co->guard);
+    hp__checkout_hold_auth(r, co, auth_id);
     hp_db_acquire(r, hp__checkout_on_conn, co);
 }
 
@@ -321,11 +342,7 @@ static void hp__long_on_payment(hp_req_t *r, void *ud, const char *auth_id, cons
         hp__checkout_fail(r, co, 1, err);
         return;
     }
-    snprintf(co->auth_id, sizeof(co->auth_id), "%s", auth_id);
-    co->authorized = 1;
-    co->guard_thr = r->thr;
-    co->guard.on_abandon = hp__checkout_on_abandon;
-    hp_op_attach(r, &co->guard);
+    hp__checkout_hold_auth(r, co, auth_id);
     const char **values = h2o_mem_alloc_pool(&r->h2o->pool, sizeof(*values) * 17);
     hp__insert_values(r, co, values);
     co->num_stock = 0; /* the stock is already decremented: the insert goes straight to COMMIT */
@@ -337,19 +354,8 @@ static void hp__long_on_stock(hp_req_t *r, void *ud, PGresult *res, const char *
     hp_checkout_t *co = ud;
     if (err == NULL && co->begin_err != NULL)
         err = co->begin_err;
-    if (err != NULL) {
-        if (res != NULL)
-            PQclear(res);
-        hp__checkout_fail(r, co, 1, err);
+    if (!hp__checkout_stock_ok(r, co, res, err))
         return;
-    }
-    int updated = PQntuples(res);
-    PQclear(res);
-    if (updated != co->num_stock) {
-        hp__checkout_fail(r, co, 1, NULL);
-        hp_respond_error(r, 409, "out_of_stock", "an item does not have enough stock left");
-        return;
-    }
     /* The mistake this flag reproduces: the gateway is called with the row locks and the connection held. */
     hp_payment_authorize(r, co->p->result.total_cents, hp__long_on_payment, co);
 }

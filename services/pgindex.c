@@ -104,14 +104,21 @@ static int hp__exists(PGconn *pg, const hp_pgindex_def_t *def, int *invalid, cha
     return valid;
 }
 
+/* Finds the named index and connects for it; NULL with err set when either fails. The caller owns the connection. */
+static PGconn *hp__open(const char *pg_url, const char *name, const hp_pgindex_def_t **def, char *err, size_t errlen)
+{
+    *def = hp__find(name);
+    if (*def == NULL) {
+        snprintf(err, errlen, "unknown index %s", name);
+        return NULL;
+    }
+    return hp__connect(pg_url, err, errlen);
+}
+
 int hp_pgindex_state(const char *pg_url, const char *name, int *on, char *err, size_t errlen)
 {
-    const hp_pgindex_def_t *def = hp__find(name);
-    if (def == NULL) {
-        snprintf(err, errlen, "unknown index %s", name);
-        return -1;
-    }
-    PGconn *pg = hp__connect(pg_url, err, errlen);
+    const hp_pgindex_def_t *def;
+    PGconn *pg = hp__open(pg_url, name, &def, err, errlen);
     if (pg == NULL)
         return -1;
     int invalid, ret = hp__exists(pg, def, &invalid, err, errlen);
@@ -124,12 +131,8 @@ int hp_pgindex_state(const char *pg_url, const char *name, int *on, char *err, s
 
 int hp_pgindex_apply(const char *pg_url, const char *name, int on, char *err, size_t errlen)
 {
-    const hp_pgindex_def_t *def = hp__find(name);
-    if (def == NULL) {
-        snprintf(err, errlen, "unknown index %s", name);
-        return -1;
-    }
-    PGconn *pg = hp__connect(pg_url, err, errlen);
+    const hp_pgindex_def_t *def;
+    PGconn *pg = hp__open(pg_url, name, &def, err, errlen);
     if (pg == NULL)
         return -1;
     char sql[256];

@@ -17,8 +17,6 @@ seconds (default 1500), so a hung server can never hang `make test`.
 """
 
 import os
-import sys
-import threading
 import time
 
 import pytest
@@ -43,31 +41,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-def _watchdog(deadline):
-    sys.stderr.write("\n*** hotplate e2e: run exceeded %ds, killing servers and exiting ***\n" % deadline)
-    for s in list(hpe2e.SERVERS):
-        try:
-            sys.stderr.write(s.log_report(20) + "\n")
-            s.kill()
-        except Exception:
-            pass
-    sys.stderr.flush()
-    os._exit(3)
-
-
 def pytest_configure(config):
     if not BIN:
         return
-    deadline = int(os.environ.get("HOTPLATE_E2E_DEADLINE", "1500"))
-    t = threading.Timer(deadline, _watchdog, args=(deadline,))
-    t.daemon = True
-    t.start()
+    hpe2e.arm_watchdog(config, "e2e", "HOTPLATE_E2E_DEADLINE", 1500, hpe2e.kill_servers)
 
 
 def pytest_unconfigure(config):
     # Never leave a server behind, whatever happened.
-    for s in list(hpe2e.SERVERS):
-        s.kill()
+    hpe2e.kill_servers()
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -82,10 +64,7 @@ def pytest_runtest_makereport(item, call):
     rep = outcome.get_result()
     if not rep.failed or not _in_suite(item):
         return
-    t0 = getattr(item, "_hp_t0", 0)
-    for s in list(hpe2e.SERVERS):
-        if s.name == "session" or (s.started_at or 0) >= t0:
-            rep.sections.append(("hotplate logs: " + s.name, s.log_report()))
+    rep.sections += hpe2e.log_sections(getattr(item, "_hp_t0", 0), keep=("session",))
 
 
 # ---------------------------------------------------------------- environment

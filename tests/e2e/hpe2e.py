@@ -19,6 +19,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -40,6 +41,54 @@ RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$")
 # Server flags given to every server the suite starts, on top of the
 # per-test ones. Empty by default; HOTPLATE_E2E_FLAGS ("a=1 b=2") adds more.
 EXTRA_FLAGS = [f for f in os.environ.get("HOTPLATE_E2E_FLAGS", "").split() if f]
+
+
+def arm_watchdog(config, suite, env_name, default_s, cleanup):
+    """Bounds a whole suite run: after $env_name (or default_s) seconds it
+    prints the servers' log tails, calls cleanup (which must stop every process
+    the suite started) and exits 3, so a hung test can never hang CI."""
+    deadline = int(os.environ.get(env_name, str(default_s)))
+
+    def fire():
+        # pytest holds fd 2 while a test runs, and os._exit would drop what it
+        # captured: give the terminal back first so the report is seen.
+        capman = config.pluginmanager.getplugin("capturemanager")
+        if capman is not None:
+            try:
+                capman.suspend_global_capture(in_=True)
+            except Exception:
+                pass
+        sys.stderr.write("\n*** hotplate %s: run exceeded %ds, stopping everything ***\n" % (suite, deadline))
+        for s in list(SERVERS):
+            try:
+                sys.stderr.write(s.log_report(20) + "\n")
+            except Exception:
+                pass
+        try:
+            cleanup()
+        finally:
+            sys.stderr.flush()
+            os._exit(3)
+
+    t = threading.Timer(deadline, fire)
+    t.daemon = True
+    t.start()
+
+
+def kill_servers():
+    """Stops every server the suite started, whatever state each is in."""
+    for s in list(SERVERS):
+        try:
+            s.kill()
+        except Exception:
+            pass
+
+
+def log_sections(t0, keep=()):
+    """The (title, text) report sections of a failed test: the log tails of
+    the servers it started (at or after t0) and of the long-lived ones named
+    in keep."""
+    return [("hotplate logs: " + s.name, s.log_report()) for s in list(SERVERS) if s.name in keep or (s.started_at or 0) >= t0]
 
 
 def free_port():

@@ -25,7 +25,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 import pytest
@@ -116,11 +115,7 @@ _STACKS = []
 
 
 def _cleanup():
-    for s in list(hpe2e.SERVERS):
-        try:
-            s.kill()
-        except Exception:
-            pass
+    hpe2e.kill_servers()
     for st in _STACKS:
         try:
             st.destroy()
@@ -131,25 +126,10 @@ def _cleanup():
 atexit.register(_cleanup)
 
 
-def _watchdog(deadline):
-    sys.stderr.write("\n*** hotplate faults: run exceeded %ds, stopping everything ***\n" % deadline)
-    for s in list(hpe2e.SERVERS):
-        try:
-            sys.stderr.write(s.log_report(20) + "\n")
-        except Exception:
-            pass
-    _cleanup()
-    sys.stderr.flush()
-    os._exit(3)
-
-
 def pytest_configure(config):
     if not BIN:
         return
-    deadline = int(os.environ.get("HOTPLATE_FAULTS_DEADLINE", "900"))
-    t = threading.Timer(deadline, _watchdog, args=(deadline,))
-    t.daemon = True
-    t.start()
+    hpe2e.arm_watchdog(config, "faults", "HOTPLATE_FAULTS_DEADLINE", 900, _cleanup)
 
 
 def pytest_unconfigure(config):
@@ -168,10 +148,7 @@ def pytest_runtest_makereport(item, call):
     rep = outcome.get_result()
     if not rep.failed or not _in_suite(item):
         return
-    t0 = getattr(item, "_hp_t0", 0)
-    for s in list(hpe2e.SERVERS):
-        if (s.started_at or 0) >= t0:
-            rep.sections.append(("hotplate logs: " + s.name, s.log_report()))
+    rep.sections += hpe2e.log_sections(getattr(item, "_hp_t0", 0))
 
 
 def _hotplate(*args, env):

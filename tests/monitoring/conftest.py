@@ -13,7 +13,6 @@ Without HOTPLATE_BIN the live tests are skipped, as in tests/e2e.
 
 import os
 import sys
-import threading
 
 import pytest
 
@@ -26,29 +25,17 @@ import hpe2e  # noqa: E402
 import daemons  # noqa: E402
 
 
-def _watchdog(deadline):
-    sys.stderr.write("\n*** hotplate monitoring: run exceeded %ds, killing servers and daemons ***\n" % deadline)
-    for s in list(hpe2e.SERVERS):
-        try:
-            s.kill()
-        except Exception:
-            pass
+def _cleanup():
+    hpe2e.kill_servers()
     daemons.kill_all()
-    sys.stderr.flush()
-    os._exit(3)
 
 
 def pytest_configure(config):
-    deadline = int(os.environ.get("HOTPLATE_MONITORING_DEADLINE", "600"))
-    t = threading.Timer(deadline, _watchdog, args=(deadline,))
-    t.daemon = True
-    t.start()
+    hpe2e.arm_watchdog(config, "monitoring", "HOTPLATE_MONITORING_DEADLINE", 600, _cleanup)
 
 
 def pytest_unconfigure(config):
-    for s in list(hpe2e.SERVERS):
-        s.kill()
-    daemons.kill_all()
+    _cleanup()
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -57,8 +44,7 @@ def pytest_runtest_makereport(item, call):
     rep = outcome.get_result()
     if not rep.failed:
         return
-    for s in list(hpe2e.SERVERS):
-        rep.sections.append(("hotplate logs: " + s.name, s.log_report()))
+    rep.sections += hpe2e.log_sections(0)
     for d in list(daemons.DAEMONS):
         rep.sections.append(("daemon log: " + d.name, d.log_tail()))
 
