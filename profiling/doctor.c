@@ -500,11 +500,17 @@ static void hp__rule_cpu(hp_doctor_ctx_t *c)
     }
     if (n == 0 || (f = hp__new(c, HP_DOCTOR_cpu_hot_spot, share[order[0]])) == NULL)
         return;
+    /*
+     * The severity comes from the server's own computation per request, not
+     * from the on-loop share. A large cart or menu takes its time to parse and
+     * render, and on a fast database that can be half of a route's time with
+     * nothing wrong: a route that only crosses cpu_loop_share is CPU-bound, a
+     * low note, never a cause to rank above a real one.
+     */
     double top_us = compute_us[order[0]];
-    hp_doctor_level_t by_us = top_us >= 10 * TH(cpu_compute_us) ? HP_DOCTOR_HIGH
-                              : top_us >= TH(cpu_compute_us)    ? HP_DOCTOR_MEDIUM
-                                                                : HP_DOCTOR_LOW;
-    f->severity = hp__max_level(f->severity, by_us);
+    f->severity = top_us >= 10 * TH(cpu_compute_us) ? HP_DOCTOR_HIGH
+                  : top_us >= TH(cpu_compute_us)    ? HP_DOCTOR_MEDIUM
+                                                    : HP_DOCTOR_LOW;
     char rn[96], names[256] = "";
     for (size_t i = 0; i != n; ++i) {
         size_t r = order[i];
@@ -535,7 +541,8 @@ static void hp__rule_cpu(hp_doctor_ctx_t *c)
         }
         for (size_t i = 0; i != b->num_hp_hot && i != 3; ++i) {
             double sh = (double)b->hp_hot[i].samples / (double)b->profile_samples;
-            if (i == 0)
+            /* A function with a few percent of the samples is not where the time goes: the fix names none then. */
+            if (i == 0 && sh >= TH(cpu_fn_share))
                 fn = b->hp_hot[i].fn, fn_share = sh;
             size_t len = strlen(own);
             snprintf(own + len, sizeof(own) - len, "%s%s %.0f%%", i != 0 ? ", " : "", b->hp_hot[i].fn, 100 * sh);
@@ -548,6 +555,11 @@ static void hp__rule_cpu(hp_doctor_ctx_t *c)
                 "Make %s cheaper: it has %.0f%% of the CPU samples of the window. Work that grows faster than the input "
                 "(recomputing everything per line, a linear search inside a loop) is the usual cause; compute each value once",
                 fn, 100 * fn_share);
+        return;
+    }
+    if (top_us < TH(cpu_compute_us)) {
+        HP__SET(fix, "Nothing of hotplate's own stands out: the time on the loop is parsing and rendering JSON. Send and return "
+                     "less per request (smaller pages, fewer fields), or spread the route over more threads");
         return;
     }
     HP__SET(fix,
@@ -672,11 +684,27 @@ static int hp__fit(const double *t, const double *v, size_t from, size_t to, dou
     if (sxx <= 0)
         return -1;
     *slope = sxy / sxx;
+    double lag = 0, prev = 0;
     for (size_t i = from; i != to; ++i) {
         double r = v[i] - mv - *slope * (t[i] - mt);
         rss += r * r;
+        if (i != from)
+            lag += r * prev;
+        prev = r;
     }
     *se = sqrt(rss / (n - 2) / sxx);
+    /*
+     * The textbook error assumes independent residuals. Heap readings a tenth
+     * of a second apart are not: the allocator's caches fill and flush, and
+     * requests in flight come and go over several readings, so the heap
+     * wanders, and a wander over 8 s fits a line as well as a leak does. With
+     * lag-1 autocorrelation rho of the residuals, the error grows by
+     * sqrt((1 + rho) / (1 - rho)) (the AR(1) correction of the effective
+     * sample size); a real leak stays many errors above zero after it.
+     */
+    double rho = rss > 0 ? lag / rss : 0;
+    if (rho > 0)
+        *se *= sqrt((1 + (rho < 0.95 ? rho : 0.95)) / (1 - (rho < 0.95 ? rho : 0.95)));
     return 0;
 }
 

@@ -56,6 +56,7 @@
     X(index_seq_over_idx, 10, "ratio", "missing index: rows read by sequential scans over rows fetched through indexes")           \
     X(cpu_loop_share, 0.5, "share", "CPU hot spot: least share of the route's time spent computing on the loop")                   \
     X(cpu_compute_us, 100, "us", "CPU hot spot: or this much of the server's own computation per request (high at 10x)")           \
+    X(cpu_fn_share, 0.05, "share", "CPU hot spot: least share of the window's CPU samples for the fix to name a function")         \
     X(lock_sample_share, 0.3, "share", "lock wait: least share of pg_stat_activity samples with a lock waiter or a long idle txn") \
     X(lock_min_samples, 4, "samples", "lock wait: least pg_stat_activity samples taken in the window")                             \
     X(lock_min_ms, 25, "ms", "lock wait: a lock waiter or an idle-in-transaction backend counts after this long")                  \
@@ -282,7 +283,11 @@ char *hp_doctor_markdown(const json_t *report);
  */
 void hp_perf_doctor_sample(hp_doctor_snapshot_t *s);
 
-/** @return jemalloc's stats.allocated now, or -1 without jemalloc (profiling/perf.c) */
-double hp_perf_heap_allocated(void);
+/**
+ * @return jemalloc's stats.allocated now less the smallest large size class,
+ * where the heap profiler keeps its samples (see profiling/perf.c), or -1
+ * without jemalloc
+ */
+double hp_perf_heap_allocated_trend(void);
 
 #endif

@@ -435,7 +435,7 @@ static void hp__on_activity(hp_req_t *r, void *ud, PGresult *res, const char *er
 /* One reading of the heap, for the fit of its trend (doctor.c). */
 static void hp__heap_reading(hp_doctor_job_t *job, double elapsed)
 {
-    double v = hp_perf_heap_allocated();
+    double v = hp_perf_heap_allocated_trend();
     if (v >= 0 && job->ticks++ % job->heap_every == 0 && job->heap_n != HP_DOCTOR_MAX_HEAP) {
         job->heap_t[job->heap_n] = elapsed;
         job->heap_v[job->heap_n++] = v;

@@ -420,6 +420,29 @@ static void test_cpu_below_share_is_quiet(void **state)
     assert_none_above_low(fx);
 }
 
+/*
+ * A 200-line quote on a fast database: over half its time parsing and
+ * rendering JSON (with the base window, 5.3 of 9 ms), 66 us of its own
+ * computation. CPU-bound, a low note, never above low, and a function with 1%
+ * of the samples is not named as the fix.
+ */
+static void test_cpu_json_bound_route_is_low(void **state)
+{
+    fixture_t *fx = *state;
+    static const char folded[] = "hp__thread_main;hp_hist_record 1\n"
+                                 "hp__thread_main;json_unpack 60\n"
+                                 "hp__thread_main;json_dumpfd 39\n";
+    hp_doctor_profile_read(folded, sizeof(folded) - 1, &fx->b);
+    add_route(fx, R_QUOTE, 0, 6.0, HP_STAGE_parse, 2.5, HP_STAGE_compute, 0.046, HP_STAGE_render, 2.5, -1);
+    assert_none_above_low(fx);
+    assert_int_equal(fx->n, 1);
+    assert_int_equal(fx->f[0].kind, HP_DOCTOR_cpu_hot_spot);
+    assert_int_equal(fx->f[0].routes[0], R_QUOTE);
+    assert_int_equal(fx->f[0].severity, HP_DOCTOR_LOW);
+    assert_null(strstr(fx->f[0].fix, "hp_hist_record"));
+    assert_non_null(strstr(fx->f[0].fix, "JSON"));
+}
+
 /* ---- lock wait, pool saturation and the errors they cause ---- */
 
 static void long_transactions(fixture_t *fx)
@@ -525,6 +548,31 @@ static void test_memory_that_levels_off_is_quiet(void **state)
     /* And a build without jemalloc has no heap figures at all. */
     heap_series(&fx->b, 20e6, 40000, 100, 0);
     fx->b.heap_bytes = fx->a.heap_bytes = -1;
+    assert_none_above_low(fx);
+}
+
+/*
+ * A heap that wanders: a random walk (steps of up to 40 KB every 0.125 s) that
+ * happens to end 157 KB up. Fitted as if the readings were independent, its
+ * trend is 8 standard errors above zero; its residuals follow each other
+ * (rho 0.87), which puts it at 2, under leak_sigmas. The clean run of the
+ * end-to-end test showed such windows.
+ */
+static void test_memory_that_wanders_is_quiet(void **state)
+{
+    fixture_t *fx = *state;
+    hp_doctor_snapshot_t *s = &fx->b;
+    uint64_t x = 2;
+    double cur = 20e6;
+    s->heap_n = 80;
+    for (size_t i = 0; i != s->heap_n; ++i) {
+        x = (x * 1103515245 + 12345) % (1ULL << 31);
+        cur += 40000.0 * (double)((long)((x >> 16) % 2001) - 1000) / 1000.0;
+        s->heap_t[i] = (double)i * 0.125;
+        s->heap_v[i] = cur;
+    }
+    s->heap_bytes = s->heap_v[s->heap_n - 1];
+    assert_true(s->heap_v[s->heap_n - 1] - s->heap_v[0] > 131072);
     assert_none_above_low(fx);
 }
 
@@ -679,6 +727,7 @@ int main(void)
         T(test_cpu_profile_names_the_function),
         T(test_heap_profile_names_the_allocation_site),
         T(test_cpu_below_share_is_quiet),
+        T(test_cpu_json_bound_route_is_low),
         T(test_lock_wait_ranks_above_pool_and_errors),
         T(test_lock_wait_needs_samples),
         T(test_lock_wait_of_another_process_is_low),
@@ -687,6 +736,7 @@ int main(void)
         T(test_error_spike_alone),
         T(test_memory_growth),
         T(test_memory_that_levels_off_is_quiet),
+        T(test_memory_that_wanders_is_quiet),
         T(test_event_loop_stall),
         T(test_a_stall_from_a_cpu_hot_spot_ranks_after_it),
         T(test_index_sql),
