@@ -541,8 +541,12 @@ static void hp__rule_cpu(hp_doctor_ctx_t *c)
         }
         for (size_t i = 0; i != b->num_hp_hot && i != 3; ++i) {
             double sh = (double)b->hp_hot[i].samples / (double)b->profile_samples;
-            /* A function with a few percent of the samples is not where the time goes: the fix names none then. */
-            if (i == 0 && sh >= TH(cpu_fn_share))
+            /*
+             * With real computation behind the finding, the hottest of hotplate's functions is the one to change,
+             * however busy the rest of the process keeps the profile. Without it, a function with a few percent of
+             * the samples is not where the time goes, and the fix names none.
+             */
+            if (i == 0 && (sh >= TH(cpu_fn_share) || top_us >= TH(cpu_compute_us)))
                 fn = b->hp_hot[i].fn, fn_share = sh;
             size_t len = strlen(own);
             snprintf(own + len, sizeof(own) - len, "%s%s %.0f%%", i != 0 ? ", " : "", b->hp_hot[i].fn, 100 * sh);

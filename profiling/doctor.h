@@ -56,7 +56,8 @@
     X(index_seq_over_idx, 10, "ratio", "missing index: rows read by sequential scans over rows fetched through indexes")           \
     X(cpu_loop_share, 0.5, "share", "CPU hot spot: least share of the route's time spent computing on the loop")                   \
     X(cpu_compute_us, 100, "us", "CPU hot spot: or this much of the server's own computation per request (high at 10x)")           \
-    X(cpu_fn_share, 0.05, "share", "CPU hot spot: least share of the window's CPU samples for the fix to name a function")         \
+    X(cpu_fn_share, 0.05, "share",                                                                                                 \
+      "CPU hot spot: under cpu_compute_us, least share of the CPU samples for the fix to name a function")                         \
     X(lock_sample_share, 0.3, "share", "lock wait: least share of pg_stat_activity samples with a lock waiter or a long idle txn") \
     X(lock_min_samples, 4, "samples", "lock wait: least pg_stat_activity samples taken in the window")                             \
     X(lock_min_ms, 25, "ms", "lock wait: a lock waiter or an idle-in-transaction backend counts after this long")                  \

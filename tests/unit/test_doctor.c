@@ -392,6 +392,12 @@ static void test_cpu_profile_names_the_function(void **state)
     for (size_t i = 0; i != fx->f[0].num_evidence; ++i)
         named |= strstr(fx->f[0].evidence[i], "CPU profile of the window (120 samples)") != NULL;
     assert_true(named);
+    /* Behind 12 ms of computation a request, the hottest hotplate function is named even with few samples of a busy process. */
+    static const char busy[] = "hp__thread_main;hp__on_req;hp_total__compute_naive 3\n"
+                               "hp__thread_main;json_unpack 97\n";
+    hp_doctor_profile_read(busy, sizeof(busy) - 1, &fx->b);
+    assert_first(fx, HP_DOCTOR_cpu_hot_spot, R_QUOTE);
+    assert_non_null(strstr(fx->f[0].fix, "hp_total__compute_naive"));
 }
 
 /* A heap profile counts each stack at its deepest hotplate frame: the code that called the allocator. */
