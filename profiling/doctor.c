@@ -525,8 +525,14 @@ static void hp__rule_cpu(hp_doctor_ctx_t *c)
         if (i < 2)
             snprintf(names + len, sizeof(names) - len, "%s%s", i != 0 ? " and " : "", rn);
     }
-    HP__SET(summary, "%.160s keep%s the event loop busy computing: %.0f us of the server's own computation per request", names,
-            n == 1 ? "s" : "", top_us);
+    if (top_us >= TH(cpu_compute_us))
+        HP__SET(summary, "%.160s keep%s the event loop busy computing: %.0f us of the server's own computation per request", names,
+                n == 1 ? "s" : "", top_us);
+    else
+        HP__SET(summary,
+                "%.100s spend%s %d%% of %s time on the event loop, mostly parsing and rendering JSON (%d us of the server's "
+                "own computation per request)",
+                names, n == 1 ? "s" : "", (int)(100 * share[order[0]] + 0.5), n == 1 ? "its" : "their", (int)(top_us + 0.5));
     f->confidence =
         n > 1 || share[order[0]] >= TH(high_share) || top_us >= 10 * TH(cpu_compute_us) ? HP_DOCTOR_HIGH : HP_DOCTOR_MEDIUM;
     /* The CPU profile of the window names the function: the hottest of hotplate's own (hp_*), with the overall top three. */

@@ -796,7 +796,8 @@ static void hp__prof_begin(hp_req_t *r, hp_prof_kind_t kind, hp_prof_format_t fo
 }
 
 /* Starts a job whose folded stacks go to cb (hp_prof_cpu_collect, hp_prof_heap_collect). */
-static int hp__prof_collect(hp_req_t *r, hp_prof_kind_t kind, int seconds, hp_prof_folded_cb cb, void *ud, const char **why)
+static int hp__prof_collect(hp_req_t *r, hp_prof_kind_t kind, int seconds, int lg_sample, hp_prof_folded_cb cb, void *ud,
+                            const char **why)
 {
     int status;
     const char *code;
@@ -804,7 +805,7 @@ static int hp__prof_collect(hp_req_t *r, hp_prof_kind_t kind, int seconds, hp_pr
         seconds = HP_PROF_MIN_SECONDS;
     if (seconds > HP_PROF_MAX_SECONDS)
         seconds = HP_PROF_MAX_SECONDS;
-    if ((*why = hp__prof_launch(r, kind, HP_PROF_FOLDED, seconds, HP_PROF_DEFAULT_LG_SAMPLE, &status, &code)) != NULL)
+    if ((*why = hp__prof_launch(r, kind, HP_PROF_FOLDED, seconds, lg_sample, &status, &code)) != NULL)
         return -1;
     hp__prof.jobs[kind].cb = cb;
     hp__prof.jobs[kind].cb_ud = ud;
@@ -814,7 +815,7 @@ static int hp__prof_collect(hp_req_t *r, hp_prof_kind_t kind, int seconds, hp_pr
 int hp_prof_cpu_collect(hp_req_t *r, int seconds, hp_prof_folded_cb cb, void *ud, const char **why)
 {
 #if HOTPLATE_CPU_PROFILER
-    return hp__prof_collect(r, HP_PROF_CPU, seconds, cb, ud, why);
+    return hp__prof_collect(r, HP_PROF_CPU, seconds, 0, cb, ud, why);
 #else
     (void)r, (void)seconds, (void)cb, (void)ud;
     *why = "this build has no CPU profiler (HOTPLATE_CPU_PROFILER=OFF)";
@@ -829,7 +830,7 @@ int hp_prof_heap_collect(hp_req_t *r, int seconds, hp_prof_folded_cb cb, void *u
                                : "jemalloc heap profiling is off (malloc_conf needs prof:true)";
         return -1;
     }
-    return hp__prof_collect(r, HP_PROF_HEAP, seconds, cb, ud, why);
+    return hp__prof_collect(r, HP_PROF_HEAP, seconds, HP_PROF_COLLECT_LG_SAMPLE, cb, ud, why);
 }
 
 /* GET /debug/pprof/profile?seconds=N&format=pprof|folded|svg */

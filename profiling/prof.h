@@ -33,6 +33,16 @@
 #define HP_PROF_MAX_LG_SAMPLE 24
 #define HP_PROF_DEFAULT_LG_SAMPLE 17
 
+/*
+ * The doctor's heap profile samples every 32 KiB on average, four times as
+ * often as the default. Its question is which site holds the memory that grew
+ * in a few seconds, and the requests in flight at the dump hold large, short
+ * lived documents too (a 200-line cart's parsed JSON tree): at 128 KiB
+ * a single sample of one of them could outweigh a leak's handful and name the
+ * wrong site.
+ */
+#define HP_PROF_COLLECT_LG_SAMPLE 15
+
 /* How long a conversion (google-pprof or jeprof) may take before it is killed and the request answered 504, in ms. */
 #define HP_PROF_CONVERT_TIMEOUT_MS 20000
 
@@ -60,7 +70,7 @@ typedef void (*hp_prof_folded_cb)(struct st_hp_req_t *r, void *ud, const char *f
  */
 int hp_prof_cpu_collect(struct st_hp_req_t *r, int seconds, hp_prof_folded_cb cb, void *ud, const char **why) __attribute__((weak));
 
-/** The same with a jemalloc heap profile (in-use bytes sampled over the window, at the default lg_sample). */
+/** The same with a jemalloc heap profile (in-use bytes sampled over the window, at HP_PROF_COLLECT_LG_SAMPLE). */
 int hp_prof_heap_collect(struct st_hp_req_t *r, int seconds, hp_prof_folded_cb cb, void *ud, const char **why)
     __attribute__((weak));
 

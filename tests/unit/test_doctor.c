@@ -447,6 +447,7 @@ static void test_cpu_json_bound_route_is_low(void **state)
     assert_int_equal(fx->f[0].severity, HP_DOCTOR_LOW);
     assert_null(strstr(fx->f[0].fix, "hp_hist_record"));
     assert_non_null(strstr(fx->f[0].fix, "JSON"));
+    assert_non_null(strstr(fx->f[0].summary, "mostly parsing and rendering JSON"));
 }
 
 /* ---- lock wait, pool saturation and the errors they cause ---- */
