@@ -712,9 +712,10 @@ static int hp__fit(const double *t, const double *v, size_t from, size_t to, dou
      * sqrt((1 + rho) / (1 - rho)) (the AR(1) correction of the effective
      * sample size); a real leak stays many errors above zero after it.
      */
-    double rho = rss > 0 ? lag / rss : 0;
+    /* Capped below 1, where the correction has no bound. */
+    double rho = rss > 0 ? fmin(lag / rss, 0.95) : 0;
     if (rho > 0)
-        *se *= sqrt((1 + (rho < 0.95 ? rho : 0.95)) / (1 - (rho < 0.95 ? rho : 0.95)));
+        *se *= sqrt((1 + rho) / (1 - rho));
     return 0;
 }
 
