@@ -112,6 +112,7 @@ fuzz: deps
 
 format:
 	find $(FORMAT_DIRS) -type f \( -name '*.c' -o -name '*.h' \) -print0 | xargs -0 -r clang-format -i
+	clang-format -i main.c
 
 # Removes the build trees only; the stacks' data in .hotplate is kept (use
 # deploy/stack.sh destroy for that).

@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "profiling/histogram.h"
+#include "base/histogram.h"
 
 #define HP_OL_MAX_STEPS 64
 

@@ -1,11 +1,12 @@
 /*
- * admin: the admin listener (127.0.0.1:8081 by default): debug and metrics
- * routes, never served on the API port.
+ * admin: the admin listener's own routes: its /healthz, and the flags
+ * (GET and POST /debug/flags).
  *
- * Each profiling module exports its own small route table; the admin table is
- * their concatenation, built once at startup. Mutating endpoints call
- * hp_admin_authorized() first: when HOTPLATE_ADMIN_TOKEN is set, they require
- * `Authorization: Bearer <token>`, compared in constant time.
+ * The admin listener (127.0.0.1:8081 by default) serves the debug and
+ * metrics routes, never on the API port. Each profiling module exports its
+ * own small route table; main.c concatenates them into the admin table. The
+ * mutating routes carry HP_ROUTE_ADMIN_TOKEN, which the dispatcher checks
+ * (runtime/admission.h).
  */
 #ifndef HP_ADMIN_H
 #define HP_ADMIN_H
@@ -14,32 +15,20 @@
 
 #include <jansson.h>
 
-#include "common/http.h"
-#include "common/router.h"
-
-/** Builds the admin route table (once, before threads start). @return the table; *num its length */
-const hp_route_t *hp_admin_routes(size_t *num);
-
-/**
- * For mutating debug endpoints. @return 1 when allowed; 0 after answering 401
- * (no token configured means allowed: the listener is loopback-only then).
- */
-int hp_admin_authorized(hp_req_t *r);
+#include "base/router.h"
 
 /** @return every flag with its value, default, choices and doc (a new object) */
 json_t *hp_admin_flags_json(void);
 
-/* Route tables the profiling modules export (each ends where its count says). */
-extern const hp_route_t hp_perf_routes[];
-extern const size_t hp_perf_num_routes;
-extern const hp_route_t hp_pg_routes[] __attribute__((weak));
-extern const size_t hp_pg_num_routes __attribute__((weak));
-extern const hp_route_t hp_prof_routes[] __attribute__((weak));
-extern const size_t hp_prof_num_routes __attribute__((weak));
-/* The doctor (profiling/doctor_collect.c) is in the hpcore archive, so its table is referenced strongly. */
-extern const hp_route_t hp_doctor_routes[];
-extern const size_t hp_doctor_num_routes;
-extern const hp_route_t hp_dashboard_routes[] __attribute__((weak));
-extern const size_t hp_dashboard_num_routes __attribute__((weak));
+/**
+ * Installs what GET /debug/flags reports as "actions": the state of a flag
+ * that acts outside the process (orders_user_id_index building its index),
+ * as a new JSON object. main.c wires it; without one the actions are {}.
+ */
+void hp_admin_set_actions(json_t *(*actions)(void));
+
+/** The admin listener's own routes. */
+extern const hp_route_t hp_admin_own_routes[];
+extern const size_t hp_admin_own_num_routes;
 
 #endif

@@ -2,8 +2,13 @@
  * alerts: the embedded alert evaluator (see alerts.h).
  */
 #include "profiling/alerts.h"
-#include "common/clock.h"
-#include "common/log.h"
+#include "base/timefmt.h"
+#include "runtime/db.h"
+#include "profiling/heap.h"
+#include "profiling/logs.h"
+#include "profiling/procstat.h"
+#include "base/clock.h"
+#include "base/log.h"
 #include "profiling/webhook.h"
 
 #include <ctype.h>
@@ -62,21 +67,53 @@ static const hp_alert_sample_t *hp__ago(const hp_alerts_t *a, int seconds)
     return oldest != NULL && 2 * (last->at_s - oldest->at_s) >= seconds ? oldest : NULL;
 }
 
-/* Per-second rate of a cumulative field over about `seconds`. @return 0 with *ok cleared when the history is too short */
-static double hp__rate(const hp_alerts_t *a, size_t field_offset, int seconds, int *ok)
+/* A figure of a sample the rates and slopes are taken of: a field, or a counter of the merged stats (arg is its id). */
+typedef double (*hp__figure_fn)(const hp_alert_sample_t *s, int arg);
+
+static double hp__cpu_s(const hp_alert_sample_t *s, int arg)
+{
+    (void)arg;
+    return s->cpu_s;
+}
+
+static double hp__rss(const hp_alert_sample_t *s, int arg)
+{
+    (void)arg;
+    return s->rss_bytes;
+}
+
+static double hp__heap(const hp_alert_sample_t *s, int arg)
+{
+    (void)arg;
+    return s->heap_bytes;
+}
+
+static double hp__menu_ok(const hp_alert_sample_t *s, int arg)
+{
+    (void)arg;
+    return s->menu_ok;
+}
+
+static double hp__counter(const hp_alert_sample_t *s, int id)
+{
+    return (double)s->stats.counter[id];
+}
+
+/* Per-second rate of a cumulative figure over about `seconds`. @return 0 with *ok cleared when the history is too short */
+static double hp__rate(const hp_alerts_t *a, hp__figure_fn figure, int arg, int seconds, int *ok)
 {
     const hp_alert_sample_t *last = hp__latest(a), *then = hp__ago(a, seconds);
     if (then == NULL || last->at_s <= then->at_s) {
         *ok = 0;
         return 0;
     }
-    double v1 = *(const double *)((const char *)last + field_offset), v0 = *(const double *)((const char *)then + field_offset);
+    double v1 = figure(last, arg), v0 = figure(then, arg);
     *ok = 1;
     return (v1 - v0) / (double)(last->at_s - then->at_s);
 }
 
-/* Least-squares slope per second of a field over the samples of the last `seconds`, as PromQL's deriv(). */
-static double hp__slope(const hp_alerts_t *a, size_t field_offset, int seconds, int *ok)
+/* Least-squares slope per second of a figure over the samples of the last `seconds`, as PromQL's deriv(). */
+static double hp__slope(const hp_alerts_t *a, hp__figure_fn figure, int seconds, int *ok)
 {
     const hp_alert_sample_t *last = hp__latest(a);
     double n = 0, sx = 0, sy = 0, sxx = 0, sxy = 0;
@@ -85,7 +122,7 @@ static double hp__slope(const hp_alerts_t *a, size_t field_offset, int seconds, 
         const hp_alert_sample_t *s = &a->history[(a->next + HP_ALERT_HISTORY - 1 - k) % HP_ALERT_HISTORY];
         if (last->at_s - s->at_s > seconds)
             break;
-        double x = (double)(s->at_s - last->at_s), y = *(const double *)((const char *)s + field_offset);
+        double x = (double)(s->at_s - last->at_s), y = figure(s, 0);
         if (y < 0)
             continue; /* no figure in this sample */
         n += 1, sx += x, sy += y, sxx += x * x, sxy += x * y;
@@ -182,35 +219,34 @@ size_t hp_alerts_eval(hp_alerts_t *a, const hp_alert_sample_t *sample, uint64_t 
         s->error_rate_per_s > hp__rules[HP_ALERT_Hotplate5xxSpike].threshold * s->error_baseline_per_s)
         hp__observe(&c, HP_ALERT_Hotplate5xxSpike, "", s->error_rate_per_s);
     int ok;
-    double cpu = hp__rate(a, offsetof(hp_alert_sample_t, cpu_s), 60, &ok);
+    double cpu = hp__rate(a, hp__cpu_s, 0, 60, &ok);
     if (ok && s->cpus > 0)
         hp__check(&c, HP_ALERT_HotplateCpuHigh, "", cpu / s->cpus);
-    double rss = hp__slope(a, offsetof(hp_alert_sample_t, rss_bytes), 900, &ok);
+    double rss = hp__slope(a, hp__rss, 900, &ok);
     if (ok)
         hp__check(&c, HP_ALERT_HotplateRssGrowing, "", rss);
-    double heap = hp__slope(a, offsetof(hp_alert_sample_t, heap_bytes), 900, &ok);
+    double heap = hp__slope(a, hp__heap, 900, &ok);
     if (ok)
         hp__check(&c, HP_ALERT_HotplateHeapGrowing, "", heap);
-    hp__check(&c, HP_ALERT_HotplateEventLoopLag, "", s->loop_lag_p99_s);
-    if (s->pool_size > 0) {
+    hp__check(&c, HP_ALERT_HotplateEventLoopLag, "", (double)s->stats.hist[HP_HIST_loop_lag].p99_ns[1] / 1e9);
+    if (s->stats.pool_size > 0) {
         double sum = 0;
         size_t n = 0;
         for (size_t k = 0; k < a->count; ++k) {
             const hp_alert_sample_t *h = &a->history[(a->next + HP_ALERT_HISTORY - 1 - k) % HP_ALERT_HISTORY];
             if (s->at_s - h->at_s >= 60)
                 break;
-            sum += h->pool_in_use, ++n;
+            sum += (double)h->stats.gauge[HP_GAUGE_pool_in_use], ++n;
         }
-        hp__check(&c, HP_ALERT_HotplateDbPoolSaturated, "", sum / (double)n / s->pool_size);
+        hp__check(&c, HP_ALERT_HotplateDbPoolSaturated, "", sum / (double)n / (double)s->stats.pool_size);
     }
-    double timeouts = hp__rate(a, offsetof(hp_alert_sample_t, pool_timeouts), 60, &ok);
+    double timeouts = hp__rate(a, hp__counter, HP_COUNTER_pool_timeouts, 60, &ok);
     if (ok)
         hp__check(&c, HP_ALERT_HotplateDbPoolTimeouts, "", timeouts);
     for (size_t i = 0; i != s->num_stmts; ++i)
         hp__check(&c, HP_ALERT_HotplateSlowStatements, s->stmts[i].name, s->stmts[i].slow_per_s);
     int ok2;
-    double hits = hp__rate(a, offsetof(hp_alert_sample_t, cache_hits), 120, &ok),
-           menus = hp__rate(a, offsetof(hp_alert_sample_t, menu_ok), 120, &ok2);
+    double hits = hp__rate(a, hp__counter, HP_COUNTER_cache_hits, 120, &ok), menus = hp__rate(a, hp__menu_ok, 0, 120, &ok2);
     if (ok && ok2 && menus > hp__rules[HP_ALERT_HotplateCacheHitRatioLow].guard)
         hp__check(&c, HP_ALERT_HotplateCacheHitRatioLow, "", hits / menus);
 
@@ -238,6 +274,54 @@ size_t hp_alerts_eval(hp_alerts_t *a, const hp_alert_sample_t *sample, uint64_t 
     return c.num_events;
 }
 
+/* ---- the sample ---------------------------------------------------------------------------- */
+
+static double hp__per_s(uint64_t n, const hp_hist_snapshot_t *s, int window_s)
+{
+    return (double)n / (s->seconds > 0 ? s->seconds : (double)window_s);
+}
+
+void hp_alerts_sample(hp_alert_sample_t *s)
+{
+    /* Only the admin thread samples; one merge buffer, zeroed each time, spares a large allocation a second. */
+    static hp_stats_t *merged;
+    memset(s, 0, sizeof(*s));
+    s->at_s = hp_probe_now_s();
+    s->cpus = hp_proc_cpus();
+    hp_proc_cpu_rss(&s->cpu_s, &s->rss_bytes);
+    hp_heap_stats_t hs;
+    s->heap_bytes = hp_heap_read(&hs) == 0 ? (double)hs.allocated : -1;
+    hp_logs_spike_t sp;
+    hp_logs_spike(&sp);
+    s->error_rate_per_s = sp.rate_per_s;
+    s->error_baseline_per_s = sp.baseline_per_s;
+    if (merged == NULL && (merged = malloc(sizeof(*merged))) == NULL)
+        return;
+    hp_stats_t *m = merged;
+    hp_stats_merge(m);
+    hp_stats_scalars_of(m, &s->stats);
+    /* The rules' one-minute windows are the probes' 60 s windows. */
+    const size_t w = 1;
+    const int window_s = hp_stats_windows[w];
+    for (size_t i = 0; i != m->num_routes; ++i) {
+        const hp_hist_snapshot_t *lat = &m->route[i].latency.win[w];
+        if (m->routes[i].flags & HP_ROUTE_MENU_CACHE)
+            s->menu_ok += (double)m->route[i].by_class[2];
+        s->routes[s->num_routes].method = m->routes[i].method;
+        s->routes[s->num_routes].pattern = m->routes[i].pattern;
+        s->routes[s->num_routes].rate_per_s = hp__per_s(lat->count, lat, window_s);
+        s->routes[s->num_routes].p99_s = lat->count != 0 ? (double)hp_hist_quantile(lat, 0.99) / 1e9 : 0;
+        s->routes[s->num_routes].ratio_5xx = lat->count != 0 ? (double)m->route[i].win_by_class[w][5] / (double)lat->count : 0;
+        ++s->num_routes;
+    }
+    for (size_t i = 0; i != m->num_stmts; ++i) {
+        const hp_hist_snapshot_t *lat = &m->stmt[i].latency.win[w];
+        s->stmts[s->num_stmts].name = hp_db_stmt_name((int)i);
+        s->stmts[s->num_stmts].slow_per_s = hp__per_s(hp_stats_count_over(lat, 100000000u), lat, window_s);
+        ++s->num_stmts;
+    }
+}
+
 /* ---- the server's evaluator ------------------------------------------------------------------ */
 
 /*
@@ -254,14 +338,6 @@ static struct {
     hp_thread_t *thr;
     uint64_t events_total[HP_ALERT__COUNT];
 } hp__emb = {.lock = PTHREAD_MUTEX_INITIALIZER};
-
-static void hp__fmt_time(char *buf, size_t len, uint64_t wall_us)
-{
-    time_t sec = (time_t)(wall_us / 1000000);
-    struct tm tm;
-    gmtime_r(&sec, &tm);
-    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
 
 /* "what it measures[: subject] is value (the condition)", for the log line and the summary. */
 static void hp__describe(char *buf, size_t len, hp_alert_id_t id, const char *subject, double value)
@@ -312,9 +388,9 @@ static void hp__notify(const hp_alert_event_t *e)
     if (!hp_webhook_enabled())
         return;
     char starts[40], ends[40] = "0001-01-01T00:00:00Z";
-    hp__fmt_time(starts, sizeof(starts), e->starts_wall_us);
+    hp_time_rfc3339(starts, sizeof(starts), e->starts_wall_us, 0);
     if (!e->firing)
-        hp__fmt_time(ends, sizeof(ends), e->ends_wall_us);
+        hp_time_rfc3339(ends, sizeof(ends), e->ends_wall_us, 0);
     const char *status = e->firing ? "firing" : "resolved";
     json_t *labels = hp__labels(e->id, e->subject);
     json_t *alert = json_pack("{ss sO so ss ss}", "status", status, "labels", labels, "annotations",
@@ -336,7 +412,7 @@ static void hp__tick(h2o_timeout_entry_t *entry)
     static hp_alert_sample_t sample_buf;
     hp_alert_sample_t *sample = &sample_buf;
     {
-        hp_perf_alert_sample(sample);
+        hp_alerts_sample(sample);
         hp_alert_event_t events[16];
         pthread_mutex_lock(&hp__emb.lock);
         size_t n = hp_alerts_eval(&hp__emb.alerts, sample, hp_wall_us(), events, sizeof(events) / sizeof(events[0]));
@@ -356,11 +432,11 @@ int hp_alerts_configure(const char *webhook_url, const char *instance, char *err
     return webhook_url != NULL ? hp_webhook_configure(webhook_url, err, errlen) : 0;
 }
 
-void hp_alerts_admin_thread_init(hp_thread_t *thr)
+int hp_alerts_admin_thread_init(hp_thread_t *thr)
 {
     if (hp_alerts_init(&hp__emb.alerts) != 0) {
         hp_log(HP_LOG_ERROR, "alerts: out of memory; the embedded alerts are off");
-        return;
+        return 0;
     }
     hp__emb.ready = 1;
     hp__emb.thr = thr;
@@ -368,6 +444,7 @@ void hp_alerts_admin_thread_init(hp_thread_t *thr)
     hp__emb.entry.cb = hp__tick;
     h2o_timeout_link(thr->loop, &hp__emb.tick, &hp__emb.entry);
     hp_webhook_start(thr->loop);
+    return 0;
 }
 
 void hp_alerts_admin_thread_dispose(hp_thread_t *thr)
@@ -400,7 +477,7 @@ json_t *hp_alerts_json(void)
         for (size_t i = 0; i != hp__emb.alerts.num_active; ++i) {
             const hp_alert_active_t *x = &hp__emb.alerts.active[i];
             char since[40];
-            hp__fmt_time(since, sizeof(since), x->active_since_wall_us);
+            hp_time_rfc3339(since, sizeof(since), x->active_since_wall_us, 0);
             json_t *o = json_pack("{ss ss ss sf ss sI so so}", "name", hp__rules[x->id].name, "severity",
                                   hp__rules[x->id].severity == HP_ALERT_CRITICAL ? "critical" : "warning", "state",
                                   x->state == HP_ALERT_FIRING ? "firing" : "pending", "value", x->value, "active_since", since,

@@ -3,8 +3,8 @@
  * the server for the embedded default where no Prometheus runs.
  *
  * Once a second the admin thread takes a sample of the server's own figures
- * (hp_perf_alert_sample() in profiling/perf.c: the probes' 60 s windows and
- * the process's cumulative counters), keeps the last 16 minutes of samples,
+ * (hp_alerts_sample(): the merged probes with their 60 s windows, and the
+ * process's cumulative counters), keeps the last 16 minutes of samples,
  * and evaluates every rule of HP_ALERT_LIST with the same threshold, traffic
  * guard and `for:` duration as the Prometheus rule of the same name
  * (tests/monitoring/test_embedded_alerts.py compares the two files). Rates
@@ -30,8 +30,9 @@
 
 #include <jansson.h>
 
-#include "common/thread.h"
-#include "profiling/probes.h"
+#include "runtime/thread.h"
+#include "runtime/probes.h"
+#include "profiling/merge.h"
 
 typedef enum { HP_ALERT_WARNING, HP_ALERT_CRITICAL } hp_alert_severity_t;
 
@@ -76,18 +77,16 @@ typedef struct st_hp_alert_rule_t {
 /** @return the rule of an alert */
 const hp_alert_rule_t *hp_alert_rule(hp_alert_id_t id);
 
-/* One second's figures, as hp_perf_alert_sample() fills them. Windowed values cover the last 60 s. */
+/* One second's figures, as hp_alerts_sample() fills them. Windowed values cover the last 60 s. */
 typedef struct st_hp_alert_sample_t {
     int64_t at_s;                                  /* monotonic seconds */
     double cpus;                                   /* CPUs the process may run on */
     double cpu_s;                                  /* cumulative user + system CPU seconds */
     double rss_bytes;                              /* resident set size */
     double heap_bytes;                             /* jemalloc stats.allocated; negative when the build has no jemalloc */
-    double pool_in_use;                            /* transaction connections held now */
-    double pool_size;                              /* transaction connections in effect */
-    double pool_timeouts, cache_hits, menu_ok;     /* cumulative: pool wait timeouts, cache hits, menu 2xx answers */
-    double loop_lag_p99_s;                         /* over the window; 0 without samples */
+    double menu_ok;                                /* cumulative 2xx answers of the routes served through the menu cache */
     double error_rate_per_s, error_baseline_per_s; /* error log lines/s: last 60 s, and the 240 s before */
+    hp_stats_scalars_t stats;                      /* the merged scalar stats (runtime/stats.h): pool, cache, loop lag */
     size_t num_routes;
     struct {
         const char *method, *pattern; /* static strings of the route table */
@@ -100,11 +99,8 @@ typedef struct st_hp_alert_sample_t {
     } stmts[HP_PROBE_MAX_STMTS];
 } hp_alert_sample_t;
 
-/**
- * Fills one sample from the merged probes and the process's figures.
- * Implemented in profiling/perf.c, which owns the merge of the workers' probes.
- */
-void hp_perf_alert_sample(hp_alert_sample_t *s);
+/** Fills one sample from the merged probes and the process's figures (admin thread only). */
+void hp_alerts_sample(hp_alert_sample_t *s);
 
 #define HP_ALERT_HISTORY 960 /* samples kept: the 15 minutes of the leak rules, plus slack */
 #define HP_ALERT_MAX_ACTIVE 64
@@ -160,8 +156,8 @@ size_t hp_alerts_eval(hp_alerts_t *a, const hp_alert_sample_t *sample, uint64_t 
  */
 int hp_alerts_configure(const char *webhook_url, const char *instance, char *err, size_t errlen);
 
-/** Starts the 1 s evaluation on the admin thread's loop. */
-void hp_alerts_admin_thread_init(hp_thread_t *thr);
+/** Starts the 1 s evaluation on the admin thread's loop: a thread hook of the admin thread (main.c). */
+int hp_alerts_admin_thread_init(hp_thread_t *thr);
 void hp_alerts_admin_thread_dispose(hp_thread_t *thr);
 
 /** The "alerts" section of /debug/perf (admin thread only). */

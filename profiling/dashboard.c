@@ -11,9 +11,8 @@
  * /debug/perf. Everything the page shows comes from the JSON endpoints; this
  * file only hands the page out.
  */
-#include "common/http.h"
-#include "common/router.h"
-#include "profiling/admin.h"
+#include "profiling/dashboard.h"
+#include "runtime/http.h"
 
 #include "dashboard_html.h" /* generated: unsigned char hp__dashboard_html[], not NUL-terminated */
 
@@ -39,7 +38,7 @@ static void hp__dashboard(hp_req_t *r)
 
 /* Both spellings serve the page; it requests absolute paths, so neither needs a redirect. */
 const hp_route_t hp_dashboard_routes[] = {
-    {"GET", "/debug/", hp__dashboard},
-    {"GET", "/debug", hp__dashboard},
+    {"GET", "/debug/", hp__dashboard, 0},
+    {"GET", "/debug", hp__dashboard, 0},
 };
 const size_t hp_dashboard_num_routes = sizeof(hp_dashboard_routes) / sizeof(hp_dashboard_routes[0]);

@@ -29,7 +29,11 @@
 
 #include <jansson.h>
 
-#include "profiling/probes.h"
+#include "base/flags.h"
+#include "runtime/probes.h"
+#include "profiling/merge.h"
+#include "base/router.h"
+#include "profiling/plan.h"
 
 /*
  * X(name, value, unit, doc): every threshold the rules use. A route or a
@@ -87,17 +91,21 @@ typedef struct st_hp_doctor_threshold_t {
 /** @return the threshold table entry of id */
 const hp_doctor_threshold_t *hp_doctor_threshold(hp_doctor_th_t id);
 
-/* X(id, title, flag, good value): the kinds of finding; flag is the server's own switch for that cause, or NULL. */
+/*
+ * X(id, title, flag, good value): the kinds of finding; flag is the server's
+ * own switch for that cause (base/flags.h) and good the value that removes
+ * it, or -1 and -1 when no flag makes the cause.
+ */
 #define HP_DOCTOR_KINDS(X)                                                                                                         \
-    X(missing_index, "missing index", "orders_user_id_index", "on")                                                                \
-    X(n_plus_one, "N+1", "order_history", "batched")                                                                               \
-    X(uncached_hot_read, "uncached hot read", "menu_cache", "redis")                                                               \
-    X(cpu_hot_spot, "CPU hot spot", "order_total", "once")                                                                         \
-    X(lock_wait, "lock wait or long transaction", "checkout_txn", "short")                                                         \
-    X(pool_saturation, "pool saturation", "db_pool", "sized")                                                                      \
-    X(memory_growth, "memory growth", "leak", "off")                                                                               \
-    X(error_spike, "error or timeout spike", NULL, NULL)                                                                           \
-    X(event_loop_stall, "event-loop stall", NULL, NULL)
+    X(missing_index, "missing index", HP_FLAG_orders_user_id_index, HP_orders_user_id_index_on)                                    \
+    X(n_plus_one, "N+1", HP_FLAG_order_history, HP_order_history_batched)                                                          \
+    X(uncached_hot_read, "uncached hot read", HP_FLAG_menu_cache, HP_menu_cache_redis)                                             \
+    X(cpu_hot_spot, "CPU hot spot", HP_FLAG_order_total, HP_order_total_once)                                                      \
+    X(lock_wait, "lock wait or long transaction", HP_FLAG_checkout_txn, HP_checkout_txn_short)                                     \
+    X(pool_saturation, "pool saturation", HP_FLAG_db_pool, HP_db_pool_sized)                                                       \
+    X(memory_growth, "memory growth", HP_FLAG_leak, HP_leak_off)                                                                   \
+    X(error_spike, "error or timeout spike", -1, -1)                                                                               \
+    X(event_loop_stall, "event-loop stall", -1, -1)
 
 typedef enum {
 #define HP__DOCTOR_KIND_ID(id, title, flag, good) HP_DOCTOR_##id,
@@ -118,7 +126,6 @@ const char *hp_doctor_level_name(hp_doctor_level_t level);
 #define HP_DOCTOR_MAX_STMTS HP_PROBE_MAX_STMTS
 #define HP_DOCTOR_MAX_TABLES 32
 #define HP_DOCTOR_MAX_PLANS 24
-#define HP_DOCTOR_MAX_FLAGS 16
 #define HP_DOCTOR_MAX_HEAP 256
 #define HP_DOCTOR_MAX_HOT 5 /* functions of the CPU profile kept in a snapshot */
 
@@ -133,7 +140,8 @@ typedef struct st_hp_doctor_route_t {
 /* One named statement's counters since start. */
 typedef struct st_hp_doctor_stmt_t {
     const char *name; /* static storage (the statement list) */
-    int is_read;      /* a SELECT: safe to EXPLAIN, and a candidate for a cache */
+    int is_read;      /* its list says it only reads: safe to EXPLAIN, and a candidate for a cache */
+    int route;        /* the route its list says it belongs to (an index into the snapshot's routes), or -1 */
     uint64_t count, errors, rows, time_ns;
 } hp_doctor_stmt_t;
 
@@ -146,11 +154,7 @@ typedef struct st_hp_doctor_table_t {
 /* What EXPLAIN said about one statement (the end snapshot only). */
 typedef struct st_hp_doctor_plan_t {
     char stmt[48];
-    double cost;         /* the plan's total estimated cost */
-    char seq_rel[64];    /* the relation of its largest sequential scan with a filter, or "" */
-    char filter[256];    /* that scan's Filter, as EXPLAIN prints it */
-    char sort_key[256];  /* the Sort Key above it, comma-separated, or "" */
-    char index_sql[256]; /* the CREATE INDEX derived from them (hp_doctor_index_sql), or "" */
+    hp_plan_read_t plan; /* its costliest filtered sequential scan and the index that asks for (profiling/plan.h) */
     double hypo_cost;    /* the cost with that index as a hypothetical index (hypopg); negative when not checked */
     char hypo_note[128]; /* why it was not checked, or "" */
 } hp_doctor_plan_t;
@@ -167,10 +171,7 @@ typedef struct st_hp_doctor_snapshot_t {
     hp_doctor_route_t routes[HP_DOCTOR_MAX_ROUTES];
     size_t num_stmts;
     hp_doctor_stmt_t stmts[HP_DOCTOR_MAX_STMTS];
-    uint64_t pool_size, pool_acquired, pool_timeouts, pool_wait_count, pool_wait_ns;
-    int64_t pool_in_use, pool_waiting;
-    uint64_t cache_hits, cache_misses, cache_errors, cache_loads;
-    uint64_t loop_lag_p99_ns; /* over the probes' last 10 s window */
+    hp_stats_scalars_t stats; /* the merged scalar stats (runtime/stats.h): pool, cache, loop lag */
     double heap_bytes;        /* jemalloc stats.allocated; negative without jemalloc */
     size_t heap_n;            /* (end) readings of the heap through the window, for the fit of its trend */
     double heap_t[HP_DOCTOR_MAX_HEAP], heap_v[HP_DOCTOR_MAX_HEAP]; /* seconds into the window, and stats.allocated */
@@ -198,11 +199,7 @@ typedef struct st_hp_doctor_snapshot_t {
         char fn[96];
         uint64_t bytes;
     } heap_hot[HP_DOCTOR_MAX_HOT];
-    size_t num_flags; /* the server's flags, for the fixes that name one */
-    struct {
-        const char *name;
-        char value[24];
-    } flags[HP_DOCTOR_MAX_FLAGS];
+    int flags[HP_FLAG__COUNT]; /* the server's flags, for the fixes that name one */
 } hp_doctor_snapshot_t;
 
 #define HP_DOCTOR_MAX_FINDINGS 16
@@ -252,24 +249,6 @@ void hp_doctor_heap_profile_read(const char *folded, size_t len, hp_doctor_snaps
 size_t hp_doctor_evaluate(const hp_doctor_snapshot_t *before, const hp_doctor_snapshot_t *after, hp_doctor_finding_t *out,
                           size_t max);
 
-/**
- * Derives a CREATE INDEX for a sequential scan from its Filter and the Sort
- * Key above it: the columns compared with "=" first, then the sort keys (with
- * their direction), table aliases removed, duplicates dropped. Pure.
- * @param sort_key comma-separated sort keys ("o.created_at DESC, o.id DESC"), or ""
- * @return 0 with the statement in out, or -1 when the filter has no equality column
- */
-int hp_doctor_index_sql(const char *rel, const char *filter, const char *sort_key, char *out, size_t outlen);
-
-/**
- * Reads an EXPLAIN (FORMAT JSON) document into a plan: its total cost, its
- * costliest sequential scan that has a filter, the sort above that scan, and
- * the index they ask for (hp_doctor_index_sql). Keeps out->stmt and the
- * hypothetical-index fields. Pure.
- * @return 0, or -1 when the document holds no plan
- */
-int hp_doctor_plan_read(const json_t *explain, hp_doctor_plan_t *out);
-
 /** @return the report as a JSON document (a new object); window_s is the length observed */
 json_t *hp_doctor_json(const hp_doctor_snapshot_t *before, const hp_doctor_snapshot_t *after, const hp_doctor_finding_t *f,
                        size_t n, const char *const *notes, size_t num_notes);
@@ -278,17 +257,13 @@ json_t *hp_doctor_json(const hp_doctor_snapshot_t *before, const hp_doctor_snaps
 char *hp_doctor_markdown(const json_t *report);
 
 /**
- * Fills a snapshot's probe part (routes, stages, statements, pool, cache,
- * loop, heap) from the merged probes. Implemented in profiling/perf.c, which
- * owns the merge; admin thread only.
+ * Fills a snapshot's probe part (routes, statements, the scalar stats, the
+ * heap and the flags) from the merged probes; admin thread only.
  */
-void hp_perf_doctor_sample(hp_doctor_snapshot_t *s);
+void hp_doctor_sample(hp_doctor_snapshot_t *s);
 
-/**
- * @return jemalloc's stats.allocated now less the smallest large size class,
- * where the heap profiler keeps its samples (see profiling/perf.c), or -1
- * without jemalloc
- */
-double hp_perf_heap_allocated_trend(void);
+/* GET /debug/doctor, for the admin route table (doctor_collect.c). */
+extern const hp_route_t hp_doctor_routes[];
+extern const size_t hp_doctor_num_routes;
 
 #endif

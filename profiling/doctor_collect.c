@@ -3,7 +3,7 @@
  * admin thread.
  *
  * One request is one observation, step by step, never blocking the loop:
- *   1. the start snapshot: the merged probes (hp_perf_doctor_sample) and
+ *   1. the start snapshot: the merged probes (hp_doctor_sample) and
  *      pg_stat_user_tables (the prepared debug_pg_tables statement);
  *   2. the window: a 100 ms timer; at each tick one pg_stat_activity sample
  *      (unless the previous one is still out) and a reading of the heap;
@@ -32,14 +32,17 @@
  * statement without sample arguments) leaves a note in the report instead of
  * failing the request: a partial diagnosis is still a diagnosis.
  */
-#include "common/db.h"
-#include "common/flags.h"
-#include "common/http.h"
-#include "common/router.h"
 #include "profiling/doctor.h"
+#include "base/flags.h"
+#include "base/router.h"
+#include "runtime/db.h"
+#include "runtime/http.h"
+#include "runtime/params.h"
+#include "profiling/heap.h"
+#include "profiling/merge.h"
 #include "profiling/pg.h"
+#include "profiling/pg_parse.h"
 #include "profiling/prof.h"
-#include "services/statements.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,6 +90,13 @@ typedef struct st_hp_doctor_job_t {
     hp_doctor_snapshot_t *profile;
 } hp_doctor_job_t;
 
+/* The statement the EXPLAIN walk is at. */
+static const hp_db_stmt_def_t *hp__cand(const hp_doctor_job_t *job)
+{
+    size_t n;
+    return &hp_db_stmts(&n)[job->cand[job->cur]];
+}
+
 static h2o_timeout_t hp__doctor_tick;
 static h2o_evloop_t *hp__doctor_tick_loop;
 
@@ -110,18 +120,42 @@ static void hp__job_dispose(void *p)
         h2o_timeout_unlink(&job->tick);
 }
 
-/* The probes' part of a snapshot, plus what perf.c does not know: which statements are reads, and the flags. */
-static void hp__sample(hp_doctor_snapshot_t *s)
+/* Everything of a snapshot that the server itself knows: the merged probes, the statements' attributes and the flags. */
+void hp_doctor_sample(hp_doctor_snapshot_t *s)
 {
-    hp_perf_doctor_sample(s);
-    for (size_t i = 0; i != s->num_stmts; ++i)
-        s->stmts[i].is_read =
-            strncmp(hp_statements[i].sql, "SELECT ", 7) == 0 && strcmp(s->stmts[i].name, hp_statements[i].name) == 0;
-    for (int id = 0; id != HP_FLAG__COUNT && s->num_flags != HP_DOCTOR_MAX_FLAGS; ++id) {
-        s->flags[s->num_flags].name = hp_flag_def((hp_flag_id_t)id)->name;
-        hp_flag_value_str((hp_flag_id_t)id, s->flags[s->num_flags].value, sizeof(s->flags[0].value));
-        ++s->num_flags;
+    s->at_s = (double)hp_now_ns() / 1e9;
+    hp_heap_stats_t hs;
+    s->heap_bytes = hp_heap_read(&hs) == 0 ? (double)hs.allocated : -1;
+    hp_stats_t *m = hp_stats_merge_new();
+    if (m == NULL)
+        return;
+    s->threads = m->num_workers;
+    for (size_t i = 0; i != m->num_routes && s->num_routes != HP_DOCTOR_MAX_ROUTES; ++i) {
+        hp_doctor_route_t *d = &s->routes[s->num_routes++];
+        d->method = m->routes[i].method;
+        d->pattern = m->routes[i].pattern;
+        d->count = m->route[i].count;
+        memcpy(d->by_class, m->route[i].by_class, sizeof(d->by_class));
+        memcpy(d->stage_ns, m->route[i].stage_ns, sizeof(d->stage_ns));
+        d->latency_ns = m->route[i].latency.total.sum_ns;
     }
+    size_t num_defs;
+    const hp_db_stmt_def_t *defs = hp_db_stmts(&num_defs);
+    for (size_t i = 0; i != m->num_stmts && s->num_stmts != HP_DOCTOR_MAX_STMTS; ++i) {
+        hp_doctor_stmt_t *d = &s->stmts[s->num_stmts++];
+        d->name = defs[i].name;
+        d->is_read = defs[i].kind == HP_STMT_READ;
+        /* The list names its route by its index in the API table, which is the workers' table the snapshot's routes are. */
+        d->route = defs[i].route >= 0 && (size_t)defs[i].route < s->num_routes ? defs[i].route : -1;
+        d->count = m->stmt[i].count;
+        d->errors = m->stmt[i].errors;
+        d->rows = m->stmt[i].rows;
+        d->time_ns = m->stmt[i].latency.total.sum_ns;
+    }
+    hp_stats_scalars_of(m, &s->stats);
+    for (int id = 0; id != HP_FLAG__COUNT; ++id)
+        s->flags[id] = hp_flag_get((hp_flag_id_t)id);
+    free(m);
 }
 
 static void hp__read_tables(hp_doctor_snapshot_t *s, PGresult *res)
@@ -175,7 +209,7 @@ static void hp__respond(hp_doctor_job_t *job)
     char *md = hp_doctor_markdown(doc);
     json_decref(doc);
     if (md == NULL) {
-        hp_respond_error(r, 503, "out_of_memory", "cannot render the report");
+        hp_respond_error(r, HP_E_out_of_memory, "cannot render the report");
         return;
     }
     h2o_iovec_t body = h2o_strdup(&r->h2o->pool, md, SIZE_MAX);
@@ -211,8 +245,8 @@ static void hp__on_hypo_explained(hp_req_t *r, void *ud, PGresult *res, const ch
     if (err == NULL && PQntuples(res) == 1) {
         json_error_t jerr;
         json_t *doc = json_loadb(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), 0, &jerr);
-        hp_doctor_plan_t hypo = {.hypo_cost = -1};
-        if (doc != NULL && hp_doctor_plan_read(doc, &hypo) == 0)
+        hp_plan_read_t hypo;
+        if (doc != NULL && hp_plan_read(doc, &hypo) == 0)
             p->hypo_cost = hypo.cost;
         json_decref(doc);
     } else {
@@ -225,7 +259,7 @@ static void hp__on_hypo_explained(hp_req_t *r, void *ud, PGresult *res, const ch
 
 static const char *hp__explain_sql(hp_doctor_job_t *job)
 {
-    return hp_pool_printf(job->r, "EXPLAIN (FORMAT JSON) %s", hp_statements[job->cand[job->cur]].sql);
+    return hp_pool_printf(job->r, "EXPLAIN (FORMAT JSON) %s", hp__cand(job)->sql);
 }
 
 static void hp__on_hypo_created(hp_req_t *r, void *ud, PGresult *res, const char *err)
@@ -247,7 +281,7 @@ static void hp__on_hypo_created(hp_req_t *r, void *ud, PGresult *res, const char
 static void hp__on_explained(hp_req_t *r, void *ud, PGresult *res, const char *err)
 {
     hp_doctor_job_t *job = ud;
-    const char *name = hp_statements[job->cand[job->cur]].name;
+    const char *name = hp__cand(job)->name;
     json_t *doc = NULL;
     if (err == NULL && PQntuples(res) == 1) {
         json_error_t jerr;
@@ -257,7 +291,7 @@ static void hp__on_explained(hp_req_t *r, void *ud, PGresult *res, const char *e
     memset(p, 0, sizeof(*p));
     p->hypo_cost = -1;
     snprintf(p->stmt, sizeof(p->stmt), "%s", name);
-    if (doc == NULL || hp_doctor_plan_read(doc, p) != 0) {
+    if (doc == NULL || hp_plan_read(doc, &p->plan) != 0) {
         hp__note(job, "EXPLAIN of %s failed", name);
         json_decref(doc);
         if (res != NULL)
@@ -269,7 +303,7 @@ static void hp__on_explained(hp_req_t *r, void *ud, PGresult *res, const char *e
     json_decref(doc);
     PQclear(res);
     ++job->after.num_plans;
-    if (p->index_sql[0] == '\0') {
+    if (p->plan.index_sql[0] == '\0') {
         ++job->cur;
         hp__explain_next(job);
         return;
@@ -283,9 +317,9 @@ static void hp__on_explained(hp_req_t *r, void *ud, PGresult *res, const char *e
     }
     /* hypopg takes a plain CREATE INDEX: the CONCURRENTLY of the advice is how to build it, not what it is. */
     static const char conc[] = "CREATE INDEX CONCURRENTLY ";
-    const char *ddl = strncmp(p->index_sql, conc, sizeof(conc) - 1) == 0
-                          ? hp_pool_printf(r, "CREATE INDEX %s", p->index_sql + sizeof(conc) - 1)
-                          : p->index_sql;
+    const char *ddl = strncmp(p->plan.index_sql, conc, sizeof(conc) - 1) == 0
+                          ? hp_pool_printf(r, "CREATE INDEX %s", p->plan.index_sql + sizeof(conc) - 1)
+                          : p->plan.index_sql;
     const char *values[] = {ddl};
     hp_db_conn_query_sql(r, NULL, hp__sql_hypo_create, values, 1, hp__on_hypo_created, job);
 }
@@ -294,7 +328,7 @@ static void hp__on_args(hp_req_t *r, void *ud, PGresult *res, const char *err)
 {
     hp_doctor_job_t *job = ud;
     if (err != NULL || PQntuples(res) != 1) {
-        hp__note(job, "the sample arguments of %s failed", hp_statements[job->cand[job->cur]].name);
+        hp__note(job, "the sample arguments of %s failed", hp__cand(job)->name);
         if (res != NULL)
             PQclear(res);
         ++job->cur;
@@ -317,12 +351,12 @@ static void hp__explain_next(hp_doctor_job_t *job)
 {
     hp_req_t *r = job->r;
     for (; job->cur < job->num_cand && job->after.num_plans < HP_DOCTOR_MAX_PLANS; ++job->cur) {
-        const char *name = hp_statements[job->cand[job->cur]].name;
-        int params = hp_pg_num_params(hp_statements[job->cand[job->cur]].sql);
-        const char *const *args = NULL;
-        int n = params == 0 ? 0 : hp_pg_sample_args(name, &args);
+        const hp_db_stmt_def_t *def = hp__cand(job);
+        int params = hp_pg_num_params(def->sql);
+        const char *const *args = def->sample_args;
+        int n = hp_db_stmt_num_args(def);
         if (n != params) {
-            hp__note(job, "%s has no sample arguments in profiling/pg.c: not explained", name);
+            hp__note(job, "%s has no sample arguments in its statement list: not explained", def->name);
             continue;
         }
         job->num_values = n;
@@ -353,7 +387,8 @@ static void hp__pick_candidates(hp_doctor_job_t *job)
     for (size_t i = 0; i != b->num_stmts; ++i) {
         t[i] =
             i < a->num_stmts && b->stmts[i].time_ns > a->stmts[i].time_ns ? (double)(b->stmts[i].time_ns - a->stmts[i].time_ns) : 0;
-        if (!b->stmts[i].is_read || t[i] <= 0 || strncmp(b->stmts[i].name, "debug_", 6) == 0)
+        /* The admin endpoints' own statements (pg.h) read PostgreSQL's statistics, not the application's data. */
+        if (!b->stmts[i].is_read || t[i] <= 0 || (int)i == hp_pg_stmt(HP_PG_STMT_debug_pg_tables))
             continue;
         int k = n++;
         while (k > 0 && t[order[k - 1]] < t[i])
@@ -397,7 +432,7 @@ static void hp__finish_window(hp_doctor_job_t *job)
     int samples = job->after.activity_samples, lock = job->after.activity_lock_samples, idle = job->after.activity_idle_txn_samples;
     double max_xact = job->after.activity_max_xact_ms;
     memset(&job->after, 0, sizeof(job->after));
-    hp__sample(&job->after);
+    hp_doctor_sample(&job->after);
     job->after.heap_n = job->heap_n;
     memcpy(job->after.heap_t, job->heap_t, sizeof(job->heap_t[0]) * job->heap_n);
     memcpy(job->after.heap_v, job->heap_v, sizeof(job->heap_v[0]) * job->heap_n);
@@ -406,7 +441,7 @@ static void hp__finish_window(hp_doctor_job_t *job)
     if (samples == 0)
         hp__note(job, "pg_stat_activity gave no sample in the window: the lock-wait rule is off%s", NULL);
     const char *values[] = {"500"};
-    hp_db_query(job->r, HP_STMT_debug_pg_tables, values, 1, hp__on_end_tables, job);
+    hp_db_query(job->r, hp_pg_stmt(HP_PG_STMT_debug_pg_tables), values, 1, hp__on_end_tables, job);
 }
 
 /* ---- step 2: the window -------------------------------------------------------------------------- */
@@ -435,7 +470,7 @@ static void hp__on_activity(hp_req_t *r, void *ud, PGresult *res, const char *er
 /* One reading of the heap, for the fit of its trend (doctor.c). */
 static void hp__heap_reading(hp_doctor_job_t *job, double elapsed)
 {
-    double v = hp_perf_heap_allocated_trend();
+    double v = hp_heap_allocated_trend();
     if (v >= 0 && job->ticks++ % job->heap_every == 0 && job->heap_n != HP_DOCTOR_MAX_HEAP) {
         job->heap_t[job->heap_n] = elapsed;
         job->heap_v[job->heap_n++] = v;
@@ -503,12 +538,12 @@ static void hp__on_heap_profile(hp_req_t *r, void *ud, const char *folded, size_
 static void hp__start_profiles(hp_doctor_job_t *job)
 {
     const char *why = "this binary has no profiler (the hpcore library alone)";
-    if (hp_prof_cpu_collect != NULL && hp_prof_cpu_collect(job->r, job->seconds, hp__on_cpu_profile, job, &why) == 0)
+    if (hp_prof_cpu_collect(job->r, job->seconds, hp__on_cpu_profile, job, &why) == 0)
         ++job->prof_pending;
     else
         hp__note(job, "no CPU profile of the window: %s", hp_pool_printf(job->r, "%s", why));
     why = "this binary has no profiler (the hpcore library alone)";
-    if (hp_prof_heap_collect != NULL && hp_prof_heap_collect(job->r, job->seconds, hp__on_heap_profile, job, &why) == 0)
+    if (hp_prof_heap_collect(job->r, job->seconds, hp__on_heap_profile, job, &why) == 0)
         ++job->prof_pending;
     else
         hp__note(job, "no heap profile of the window: %s", hp_pool_printf(job->r, "%s", why));
@@ -529,49 +564,20 @@ static void hp__on_start_tables(hp_req_t *r, void *ud, PGresult *res, const char
         PQclear(res);
     }
     /* The window starts now, with the probes read right before the tables. */
-    hp__sample(&job->before);
+    hp_doctor_sample(&job->before);
     job->start_s = job->before.at_s;
     hp__start_profiles(job);
     h2o_timeout_link(r->thr->loop, &hp__doctor_tick, &job->tick);
 }
 
-static int hp__seconds_param(hp_req_t *r, int *out)
-{
-    h2o_iovec_t v;
-    int rc = hp_query_param(r, "seconds", &v), val = 0;
-    if (rc == 0) {
-        *out = HP_DOCTOR_DEFAULT_SECONDS;
-        return 0;
-    }
-    int ok = rc > 0 && v.len != 0 && v.len <= 3;
-    for (size_t i = 0; ok && i != v.len; ++i)
-        if (v.base[i] < '0' || v.base[i] > '9')
-            ok = 0;
-        else
-            val = val * 10 + (v.base[i] - '0');
-    if (!ok || val < HP_DOCTOR_MIN_SECONDS || val > HP_DOCTOR_MAX_SECONDS) {
-        hp_respond_error(
-            r, 400, "bad_param",
-            hp_pool_printf(r, "seconds must be an integer from %d to %d", HP_DOCTOR_MIN_SECONDS, HP_DOCTOR_MAX_SECONDS));
-        return -1;
-    }
-    *out = val;
-    return 0;
-}
-
 static void hp__doctor(hp_req_t *r)
 {
-    int seconds, markdown = 0;
-    if (hp__seconds_param(r, &seconds) != 0)
+    static const char *const formats[] = {"json", "md", NULL};
+    int64_t seconds;
+    int markdown;
+    if (hp_param_int(r, "seconds", HP_DOCTOR_MIN_SECONDS, HP_DOCTOR_MAX_SECONDS, HP_DOCTOR_DEFAULT_SECONDS, &seconds) != 0 ||
+        hp_param_choice(r, "format", formats, 0, &markdown, "format must be json or md") != 0)
         return;
-    h2o_iovec_t fmt;
-    int rc = hp_query_param(r, "format", &fmt);
-    if (rc > 0 && fmt.len == 2 && memcmp(fmt.base, "md", 2) == 0) {
-        markdown = 1;
-    } else if (rc != 0 && !(rc > 0 && fmt.len == 4 && memcmp(fmt.base, "json", 4) == 0)) {
-        hp_respond_error(r, 400, "bad_param", "format must be json or md");
-        return;
-    }
     if (hp__doctor_tick_loop != r->thr->loop) {
         /* The admin thread's one loop: initialised on the first request. */
         h2o_timeout_init(r->thr->loop, &hp__doctor_tick, HP_DOCTOR_TICK_MS);
@@ -580,15 +586,15 @@ static void hp__doctor(hp_req_t *r)
     hp_doctor_job_t *job = h2o_mem_alloc_shared(&r->h2o->pool, sizeof(*job), hp__job_dispose);
     memset(job, 0, sizeof(*job));
     job->r = r;
-    job->seconds = seconds;
+    job->seconds = (int)seconds;
     job->markdown = markdown;
     job->tick.cb = hp__on_tick;
-    job->heap_every = (seconds * 1000 / HP_DOCTOR_TICK_MS + HP_DOCTOR_MAX_HEAP - 1) / HP_DOCTOR_MAX_HEAP;
+    job->heap_every = ((int)seconds * 1000 / HP_DOCTOR_TICK_MS + HP_DOCTOR_MAX_HEAP - 1) / HP_DOCTOR_MAX_HEAP;
     const char *values[] = {"500"};
-    hp_db_query(r, HP_STMT_debug_pg_tables, values, 1, hp__on_start_tables, job);
+    hp_db_query(r, hp_pg_stmt(HP_PG_STMT_debug_pg_tables), values, 1, hp__on_start_tables, job);
 }
 
 const hp_route_t hp_doctor_routes[] = {
-    {"GET", "/debug/doctor", hp__doctor},
+    {"GET", "/debug/doctor", hp__doctor, 0},
 };
 const size_t hp_doctor_num_routes = sizeof(hp_doctor_routes) / sizeof(hp_doctor_routes[0]);

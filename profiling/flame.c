@@ -13,6 +13,7 @@
  * into the output.
  */
 #include "profiling/flame.h"
+#include "profiling/folded.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -149,44 +150,14 @@ static int64_t hp__flame_child(hp_flame_tree_t *t, uint32_t parent, const char *
     return idx;
 }
 
-/* Parses a sample count: decimal digits only, in 1..HP_FLAME_MAX_COUNT. @return 0 or -EINVAL */
-static int hp__flame_count(const char *s, size_t len, uint64_t *out)
+/* Adds one line of folded stacks to the tree. @return 0 or a negative errno */
+static int hp__flame_add_line(hp_flame_tree_t *t, const hp_folded_line_t *l)
 {
-    if (len == 0 || len > 16)
-        return -EINVAL;
-    uint64_t v = 0;
-    for (size_t i = 0; i != len; ++i) {
-        if (s[i] < '0' || s[i] > '9')
-            return -EINVAL;
-        v = v * 10 + (uint64_t)(s[i] - '0');
-    }
-    if (v == 0 || v > HP_FLAME_MAX_COUNT)
-        return -EINVAL;
-    *out = v;
-    return 0;
-}
-
-/* Adds one non-blank line ("a;b;c 12", no newline) to the tree. @return 0 or a negative errno */
-static int hp__flame_add_line(hp_flame_tree_t *t, const char *line, size_t len)
-{
-    const char *sp = NULL;
-    for (size_t i = len; i != 0; --i) {
-        if (line[i - 1] == ' ') {
-            sp = line + i - 1;
-            break;
-        }
-    }
-    if (sp == NULL)
-        return -EINVAL;
-    uint64_t count;
-    if (hp__flame_count(sp + 1, (size_t)(line + len - sp - 1), &count) != 0)
-        return -EINVAL;
-    /* Tolerate several spaces (or a tab) between the stack and the count. */
-    size_t stack_len = (size_t)(sp - line);
-    while (stack_len != 0 && (line[stack_len - 1] == ' ' || line[stack_len - 1] == '\t'))
-        --stack_len;
-    if (stack_len == 0)
-        return -EINVAL;
+    const char *line = l->stack;
+    size_t stack_len = l->stack_len;
+    uint64_t count = l->count;
+    if (count == 0)
+        return -EINVAL; /* a sample count is positive */
     if (t->nodes[0].count + count > HP_FLAME_MAX_COUNT)
         return -E2BIG;
 
@@ -217,23 +188,12 @@ static int hp__flame_parse(hp_flame_tree_t *t, const char *s, size_t len)
     if (len > HP_FLAME_MAX_INPUT)
         return -E2BIG;
     const char *p = s, *end = s + len;
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        const char *lend = nl != NULL ? nl : end;
-        size_t n = (size_t)(lend - p);
-        if (n != 0 && p[n - 1] == '\r')
-            --n;
-        size_t blank = 0;
-        while (blank != n && (p[blank] == ' ' || p[blank] == '\t'))
-            ++blank;
-        if (blank != n) {
-            int rc = hp__flame_add_line(t, p, n);
-            if (rc != 0)
-                return rc;
-        }
-        p = lend + 1;
-    }
-    return 0;
+    hp_folded_line_t l;
+    int rc;
+    while ((rc = hp_folded_next(&p, end, &l)) > 0)
+        if ((rc = hp__flame_add_line(t, &l)) != 0)
+            return rc;
+    return rc;
 }
 
 static int hp__flame_cmp(const void *a, const void *b, void *arg)

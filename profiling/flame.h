@@ -27,6 +27,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "profiling/folded.h"
+
 /* Longest input accepted, in bytes. */
 #define HP_FLAME_MAX_INPUT (64u * 1024 * 1024)
 /* Most distinct tree nodes (merged frames) accepted. */
@@ -36,7 +38,7 @@
 /* Largest SVG produced, in bytes. */
 #define HP_FLAME_MAX_OUTPUT (32u * 1024 * 1024)
 /* Largest count on one line, and largest total (so sums never overflow). */
-#define HP_FLAME_MAX_COUNT ((uint64_t)1 << 53)
+#define HP_FLAME_MAX_COUNT HP_FOLDED_MAX_COUNT
 
 /**
  * Renders folded stacks as a flame graph.

@@ -2,8 +2,12 @@
  * logs: counters, rings and spikes of the log lines (see logs.h).
  */
 #include "profiling/logs.h"
-#include "common/clock.h"
-#include "common/http.h"
+#include "base/clock.h"
+#include "base/timefmt.h"
+#include "runtime/http.h"
+#include "runtime/params.h"
+#include "runtime/server.h"
+#include "profiling/merge.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -13,8 +17,6 @@
 #include <time.h>
 
 #define HP_LOGS_LEVELS 4
-#define HP_LOGS_MAX_ROUTES 48
-#define HP_LOGS_MAX_CODES 48
 #define HP_LOGS_SLOTS 320 /* one per second: the spike's 300 s plus slack for the slot being written */
 #define HP_LOGS_ERROR_RING 32
 #define HP_LOGS_TIMEOUT_RING 16
@@ -22,11 +24,10 @@
 static const int hp__logs_windows[] = {10, 60, 300};
 #define HP_LOGS_NUM_WINDOWS (sizeof(hp__logs_windows) / sizeof(hp__logs_windows[0]))
 
-/* One second's counts, or (in hp__logs.total) the counts since start. */
+/* One second's counts, or (in hp__logs.total) the counts since start. Answers per route are the probes' (runtime/probes.h). */
 typedef struct st_hp_logs_counts_t {
     _Atomic uint64_t level[HP_LOGS_LEVELS];
-    _Atomic uint64_t route_lines[HP_LOGS_MAX_ROUTES], route_errors[HP_LOGS_MAX_ROUTES];
-    _Atomic uint64_t code[HP_LOGS_MAX_CODES];
+    _Atomic uint64_t code[HP_E__COUNT]; /* answers by error code (base/errors.h) */
     _Atomic uint64_t timeouts;
 } hp_logs_counts_t;
 
@@ -48,26 +49,11 @@ typedef struct st_hp_logs_ring_t {
 } hp_logs_ring_t;
 
 static struct {
-    /* Interned keys: written under `intern` once each, then published by the release store of the count. */
-    pthread_mutex_t intern;
-    struct {
-        const char *method_ptr, *pattern_ptr; /* the pointers first seen, for the common fast path */
-        char method[8], pattern[64];
-    } routes[HP_LOGS_MAX_ROUTES];
-    _Atomic size_t num_routes;
-    struct {
-        const char *ptr;
-        char code[32];
-    } codes[HP_LOGS_MAX_CODES];
-    _Atomic size_t num_codes;
     hp_logs_counts_t total;
     hp_logs_slot_t slots[HP_LOGS_SLOTS];
     pthread_mutex_t rings;
     hp_logs_ring_t errors, timeouts;
-} hp__logs = {.intern = PTHREAD_MUTEX_INITIALIZER,
-              .rings = PTHREAD_MUTEX_INITIALIZER,
-              .errors = {.cap = HP_LOGS_ERROR_RING},
-              .timeouts = {.cap = HP_LOGS_TIMEOUT_RING}};
+} hp__logs = {.rings = PTHREAD_MUTEX_INITIALIZER, .errors = {.cap = HP_LOGS_ERROR_RING}, .timeouts = {.cap = HP_LOGS_TIMEOUT_RING}};
 
 static int64_t hp__logs_now_s(void)
 {
@@ -106,64 +92,6 @@ static void hp__copy(char *dst, size_t cap, const char *src)
     dst[n] = '\0';
 }
 
-/* @return the route's index, interning it on first sight, or -1 when the table is full */
-static int hp__route_index(const char *method, const char *pattern)
-{
-    size_t n = atomic_load_explicit(&hp__logs.num_routes, memory_order_acquire);
-    for (size_t i = 0; i != n; ++i)
-        if (hp__logs.routes[i].pattern_ptr == pattern && hp__logs.routes[i].method_ptr == method)
-            return (int)i;
-    for (size_t i = 0; i != n; ++i)
-        if (strcmp(hp__logs.routes[i].pattern, pattern) == 0 && strcmp(hp__logs.routes[i].method, method) == 0)
-            return (int)i;
-    int idx = -1;
-    pthread_mutex_lock(&hp__logs.intern);
-    n = atomic_load_explicit(&hp__logs.num_routes, memory_order_relaxed);
-    for (size_t i = 0; i != n && idx < 0; ++i)
-        if (strcmp(hp__logs.routes[i].pattern, pattern) == 0 && strcmp(hp__logs.routes[i].method, method) == 0)
-            idx = (int)i;
-    if (idx < 0 && n != HP_LOGS_MAX_ROUTES) {
-        hp__copy(hp__logs.routes[n].method, sizeof(hp__logs.routes[n].method), method);
-        hp__copy(hp__logs.routes[n].pattern, sizeof(hp__logs.routes[n].pattern), pattern);
-        /* Only a static route pattern's pointer is stable; the unrouted method may come from a request pool. */
-        hp__logs.routes[n].pattern_ptr = pattern;
-        hp__logs.routes[n].method_ptr = method;
-        atomic_store_explicit(&hp__logs.num_routes, n + 1, memory_order_release);
-        idx = (int)n;
-    }
-    pthread_mutex_unlock(&hp__logs.intern);
-    return idx;
-}
-
-/* @return the error code's index, interning it on first sight, or -1 when the table is full */
-static int hp__code_index(const char *code)
-{
-    size_t n = atomic_load_explicit(&hp__logs.num_codes, memory_order_acquire);
-    for (size_t i = 0; i != n; ++i)
-        if (hp__logs.codes[i].ptr == code || strcmp(hp__logs.codes[i].code, code) == 0)
-            return (int)i;
-    int idx = -1;
-    pthread_mutex_lock(&hp__logs.intern);
-    n = atomic_load_explicit(&hp__logs.num_codes, memory_order_relaxed);
-    for (size_t i = 0; i != n && idx < 0; ++i)
-        if (strcmp(hp__logs.codes[i].code, code) == 0)
-            idx = (int)i;
-    if (idx < 0 && n != HP_LOGS_MAX_CODES) {
-        hp__copy(hp__logs.codes[n].code, sizeof(hp__logs.codes[n].code), code);
-        hp__logs.codes[n].ptr = code;
-        atomic_store_explicit(&hp__logs.num_codes, n + 1, memory_order_release);
-        idx = (int)n;
-    }
-    pthread_mutex_unlock(&hp__logs.intern);
-    return idx;
-}
-
-/* Timeouts: the error codes of every deadline the server enforces (common/http.c). */
-static int hp__is_timeout(const char *code)
-{
-    return code != NULL && (strstr(code, "timeout") != NULL || strcmp(code, "pool_exhausted") == 0);
-}
-
 static void hp__ring_push(hp_logs_ring_t *ring, const hp_logs_entry_t *e)
 {
     ring->e[ring->next] = *e;
@@ -175,19 +103,13 @@ static void hp__ring_push(hp_logs_ring_t *ring, const hp_logs_entry_t *e)
 void hp_logs_note_request(const hp_log_request_t *r, hp_log_level_t level)
 {
     hp_logs_counts_t *slot = hp__slot(hp__logs_now_s());
-    int route = hp__route_index(r->method != NULL ? r->method : "-", r->route != NULL ? r->route : "-");
-    int code = r->error_code != NULL ? hp__code_index(r->error_code) : -1;
-    int timeout = hp__is_timeout(r->error_code);
+    int code = r->error >= 0 && r->error < HP_E__COUNT ? r->error : -1;
+    int timeout = code >= 0 && hp_error_def((hp_error_t)code)->is_timeout;
     hp_logs_counts_t *cs[] = {&hp__logs.total, slot};
     for (size_t k = 0; k != 2; ++k) {
         if (cs[k] == NULL)
             continue;
         hp__add(&cs[k]->level[level]);
-        if (route >= 0) {
-            hp__add(&cs[k]->route_lines[route]);
-            if (r->error_code != NULL)
-                hp__add(&cs[k]->route_errors[route]);
-        }
         if (code >= 0)
             hp__add(&cs[k]->code[code]);
         if (timeout)
@@ -198,7 +120,7 @@ void hp_logs_note_request(const hp_log_request_t *r, hp_log_level_t level)
     hp_logs_entry_t e = {.ts_us = hp_wall_us(), .status = r->status};
     hp__copy(e.method, sizeof(e.method), r->method);
     hp__copy(e.route, sizeof(e.route), r->route);
-    hp__copy(e.code, sizeof(e.code), r->error_code);
+    hp__copy(e.code, sizeof(e.code), code >= 0 ? hp_errors[code].code : NULL);
     hp__copy(e.request_id, sizeof(e.request_id), r->request_id);
     hp__copy(e.trace_id, sizeof(e.trace_id), r->trace_id);
     hp__copy(e.text, sizeof(e.text), r->error_reason);
@@ -237,19 +159,14 @@ static uint64_t hp__ld(const _Atomic uint64_t *c)
  * A slot being reset or holding a second outside the range is skipped.
  */
 typedef struct st_hp_logs_sum_t {
-    uint64_t level[HP_LOGS_LEVELS], route_lines[HP_LOGS_MAX_ROUTES], route_errors[HP_LOGS_MAX_ROUTES], code[HP_LOGS_MAX_CODES],
-        timeouts;
+    uint64_t level[HP_LOGS_LEVELS], code[HP_E__COUNT], timeouts;
 } hp_logs_sum_t;
 
 static void hp__sum_counts(hp_logs_sum_t *out, const hp_logs_counts_t *c)
 {
     for (size_t i = 0; i != HP_LOGS_LEVELS; ++i)
         out->level[i] += hp__ld(&c->level[i]);
-    for (size_t i = 0; i != HP_LOGS_MAX_ROUTES; ++i) {
-        out->route_lines[i] += hp__ld(&c->route_lines[i]);
-        out->route_errors[i] += hp__ld(&c->route_errors[i]);
-    }
-    for (size_t i = 0; i != HP_LOGS_MAX_CODES; ++i)
+    for (size_t i = 0; i != HP_E__COUNT; ++i)
         out->code[i] += hp__ld(&c->code[i]);
     out->timeouts += hp__ld(&c->timeouts);
 }
@@ -298,13 +215,58 @@ static json_t *hp__levels_json(const uint64_t *level)
     return o;
 }
 
-static json_t *hp__codes_json(const uint64_t *code, size_t num_codes)
+static json_t *hp__codes_json(const uint64_t *code)
 {
     json_t *o = json_object();
-    for (size_t i = 0; i != num_codes; ++i)
+    for (size_t i = 0; i != HP_E__COUNT; ++i)
         if (code[i] != 0)
-            json_object_set_new(o, hp__logs.codes[i].code, json_integer((json_int_t)code[i]));
+            json_object_set_new(o, hp_errors[i].code, json_integer((json_int_t)code[i]));
     return o;
+}
+
+/*
+ * One route's answers over the windows and since start, from the probes:
+ * lines are its answers, errors those with an error code (4xx and 5xx).
+ */
+static json_t *hp__route_json(const char *method, const char *pattern, const hp_merged_route_t *m, char keys[][16])
+{
+    json_t *o = json_pack("{ss ss}", "method", method, "route", pattern);
+    for (size_t k = 0; k <= HP_STATS_COUNT_WINDOWS; ++k) {
+        const uint64_t *cls = k < HP_STATS_COUNT_WINDOWS ? m->win_by_class[k] : m->by_class;
+        uint64_t lines = 0;
+        for (size_t c = 0; c != HP_PROBE_STATUS_CLASSES; ++c)
+            lines += cls[c];
+        json_object_set_new(o, keys[k], json_pack("{sI sI}", "lines", (json_int_t)lines, "errors", (json_int_t)(cls[4] + cls[5])));
+    }
+    return o;
+}
+
+/* Every route's answers: the API's merged over the workers, then the admin listener's. */
+static json_t *hp__routes_json(char keys[][16])
+{
+    json_t *list = json_array();
+    hp_stats_t *m = hp_stats_merge_new();
+    hp_merged_route_t *one = malloc(sizeof(*one));
+    if (m == NULL || one == NULL) {
+        free(m);
+        free(one);
+        return list;
+    }
+    for (size_t i = 0; i != m->num_routes; ++i)
+        json_array_append_new(list, hp__route_json(m->routes[i].method, m->routes[i].pattern, &m->route[i], keys));
+    json_array_append_new(list, hp__route_json("*", "(unrouted)", &m->unrouted, keys));
+    hp_thread_t *admin = hp_server_admin_thread();
+    if (admin != NULL && admin->probes != NULL) {
+        size_t n = admin->num_routes < HP_PROBE_MAX_ROUTES ? admin->num_routes : HP_PROBE_MAX_ROUTES;
+        for (size_t i = 0; i != n; ++i) {
+            memset(one, 0, sizeof(*one));
+            hp_stats_merge_route(one, &admin->probes->routes[i], m->now_s);
+            json_array_append_new(list, hp__route_json(admin->routes[i].method, admin->routes[i].pattern, one, keys));
+        }
+    }
+    free(one);
+    free(m);
+    return list;
 }
 
 static json_t *hp__ring_json(const hp_logs_ring_t *ring, size_t limit)
@@ -312,12 +274,8 @@ static json_t *hp__ring_json(const hp_logs_ring_t *ring, size_t limit)
     json_t *list = json_array();
     for (size_t k = 0; k != ring->count && k != limit; ++k) {
         const hp_logs_entry_t *e = &ring->e[(ring->next + ring->cap - 1 - k) % ring->cap];
-        char ts[96];
-        time_t sec = (time_t)(e->ts_us / 1000000);
-        struct tm tm;
-        gmtime_r(&sec, &tm);
-        snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%06uZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                 tm.tm_min, tm.tm_sec, (unsigned)(e->ts_us % 1000000));
+        char ts[HP_TIME_RFC3339_MAX];
+        hp_time_rfc3339(ts, sizeof(ts), e->ts_us, 6);
         json_t *o = json_pack("{ss}", "ts", ts);
         if (e->status != 0) {
             json_object_set_new(o, "kind", json_string("request"));
@@ -339,22 +297,10 @@ static json_t *hp__ring_json(const hp_logs_ring_t *ring, size_t limit)
 
 static void hp__logs_get(hp_req_t *r)
 {
-    h2o_iovec_t v;
-    long limit = 10;
-    int found = hp_query_param(r, "limit", &v);
-    if (found > 0) {
-        char *end;
-        limit = strtol(v.base, &end, 10);
-        if (v.len == 0 || *end != '\0' || limit < 1 || limit > HP_LOGS_ERROR_RING)
-            found = -1;
-    }
-    if (found < 0) {
-        hp_respond_error(r, 400, "bad_param", "limit must be an integer from 1 to 32");
+    int limit;
+    if (hp_param_limit(r, 10, HP_LOGS_ERROR_RING, &limit) != 0)
         return;
-    }
     int64_t now = hp__logs_now_s();
-    size_t num_routes = atomic_load_explicit(&hp__logs.num_routes, memory_order_acquire);
-    size_t num_codes = atomic_load_explicit(&hp__logs.num_codes, memory_order_acquire);
     hp_logs_sum_t *sums = h2o_mem_alloc_pool(&r->h2o->pool, sizeof(hp_logs_sum_t) * (HP_LOGS_NUM_WINDOWS + 1));
     char keys[HP_LOGS_NUM_WINDOWS + 1][16];
     for (size_t k = 0; k != HP_LOGS_NUM_WINDOWS; ++k) {
@@ -366,19 +312,11 @@ static void hp__logs_get(hp_req_t *r)
     hp__sum_counts(&sums[HP_LOGS_NUM_WINDOWS], &hp__logs.total);
     strcpy(keys[HP_LOGS_NUM_WINDOWS], "total");
 
-    json_t *levels = json_object(), *codes = json_object(), *routes = json_array(), *timeouts = json_object();
+    json_t *levels = json_object(), *codes = json_object(), *timeouts = json_object(), *routes = hp__routes_json(keys);
     for (size_t k = 0; k <= HP_LOGS_NUM_WINDOWS; ++k) {
         json_object_set_new(levels, keys[k], hp__levels_json(sums[k].level));
-        json_object_set_new(codes, keys[k], hp__codes_json(sums[k].code, num_codes));
+        json_object_set_new(codes, keys[k], hp__codes_json(sums[k].code));
         json_object_set_new(timeouts, keys[k], json_integer((json_int_t)sums[k].timeouts));
-    }
-    for (size_t i = 0; i != num_routes; ++i) {
-        json_t *o = json_pack("{ss ss}", "method", hp__logs.routes[i].method, "route", hp__logs.routes[i].pattern);
-        for (size_t k = 0; k <= HP_LOGS_NUM_WINDOWS; ++k)
-            json_object_set_new(
-                o, keys[k],
-                json_pack("{sI sI}", "lines", (json_int_t)sums[k].route_lines[i], "errors", (json_int_t)sums[k].route_errors[i]));
-        json_array_append_new(routes, o);
     }
     hp_logs_spike_t sp;
     hp_logs_spike(&sp);
@@ -412,11 +350,11 @@ void hp_logs_metrics(FILE *f)
     for (int i = 0; i != HP_LOGS_LEVELS; ++i)
         fprintf(f, "hotplate_log_lines_total{level=\"%s\"} %llu\n", hp_log_level_name((hp_log_level_t)i),
                 (unsigned long long)total.level[i]);
-    size_t num_codes = atomic_load_explicit(&hp__logs.num_codes, memory_order_acquire);
     fprintf(f, "# HELP hotplate_log_error_codes_total Answers by JSON error code.\n"
                "# TYPE hotplate_log_error_codes_total counter\n");
-    for (size_t i = 0; i != num_codes; ++i)
-        fprintf(f, "hotplate_log_error_codes_total{code=\"%s\"} %llu\n", hp__logs.codes[i].code, (unsigned long long)total.code[i]);
+    for (size_t i = 0; i != HP_E__COUNT; ++i)
+        if (total.code[i] != 0)
+            fprintf(f, "hotplate_log_error_codes_total{code=\"%s\"} %llu\n", hp_errors[i].code, (unsigned long long)total.code[i]);
     fprintf(f,
             "# HELP hotplate_log_timeouts_total Answers with a timeout error code.\n"
             "# TYPE hotplate_log_timeouts_total counter\nhotplate_log_timeouts_total %llu\n",
@@ -429,7 +367,9 @@ void hp_logs_metrics(FILE *f)
             sp.spike);
 }
 
+const hp_log_observer_t hp_logs_observer = {hp_logs_note_request, hp_logs_note_event};
+
 const hp_route_t hp_logs_routes[] = {
-    {"GET", "/debug/logs", hp__logs_get},
+    {"GET", "/debug/logs", hp__logs_get, 0},
 };
 const size_t hp_logs_num_routes = sizeof(hp_logs_routes) / sizeof(hp_logs_routes[0]);

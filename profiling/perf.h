@@ -1,20 +1,22 @@
 /*
- * perf: GET /debug/perf (one JSON document of everything the probes know) and
- * GET /metrics (the same data in Prometheus text format 0.0.4), both on the
- * admin listener. Reading merges every worker thread's probes; it never asks
- * PostgreSQL anything unless the pg section is requested.
- *
- * Also samples the jemalloc heap once a second on the admin thread, so the heap
- * section can report growth over the windows.
+ * perf: GET /debug/perf on the admin listener, one JSON document of
+ * everything the probes know, in sections (?section=a,b picks some). It is
+ * built from one merge of every worker's probes (profiling/merge.h); it never
+ * asks PostgreSQL anything unless the pg section is requested.
  */
 #ifndef HP_PERF_H
 #define HP_PERF_H
 
-#include "common/thread.h"
+#include <stddef.h>
 
-/** Starts the heap sampler; call on the admin thread once its loop exists. */
-void hp_perf_admin_thread_init(hp_thread_t *thr);
-/** Stops it. */
-void hp_perf_admin_thread_dispose(hp_thread_t *thr);
+#include "base/router.h"
+#include "runtime/thread.h"
+
+/** Notes when the server started, for the uptime: a thread hook of the admin thread (main.c). */
+int hp_perf_admin_thread_init(hp_thread_t *thr);
+
+/** GET /debug/perf, for the admin route table. */
+extern const hp_route_t hp_perf_routes[];
+extern const size_t hp_perf_num_routes;
 
 #endif

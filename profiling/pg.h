@@ -8,103 +8,63 @@
  *   GET  /debug/pg/tables                 per-table scan counters and a missing-index signal
  *   GET  /debug/pg/explain?statement=NAME[&args=JSON array]
  *                                         EXPLAIN (ANALYZE, BUFFERS) of one named statement inside a
- *                                         transaction that is rolled back (admin token)
+ *                                         transaction that is rolled back (admin token; pg_explain.c)
  *   GET  /debug/pg/slow?limit=N           recent slow statements and their auto_explain plans, from the
  *                                         tail of PostgreSQL's log (HOTPLATE_PG_LOG)
  *
  * Names tie these together. Every statement hotplate sends is prepared under
- * its name from services/statements.h, so the statistics, the plans and the
- * log lines PostgreSQL keeps can all be mapped back to that list. EXPLAIN only
- * ever runs a statement of the list, so the endpoint cannot be used to run
- * arbitrary SQL.
- *
- * The pure pieces (the SQL matcher, the log parser, the plan summary and the
- * missing-index rule) take their inputs explicitly and touch no globals; they
- * are declared here for the unit tests (tests/unit/test_pg_parse.c).
+ * its name from the registered statement tables (runtime/db.h), so the
+ * statistics, the plans and the log lines PostgreSQL keeps can all be mapped
+ * back to that list. EXPLAIN only ever runs a statement of the list, so the
+ * endpoint cannot be used to run arbitrary SQL. The pure pieces (the SQL
+ * matcher, the log parser, the missing-index rule) are pg_parse.h's.
  */
 #ifndef HP_PG_H
 #define HP_PG_H
 
 #include <stddef.h>
-#include <stdint.h>
 
-#include <h2o.h>
 #include <jansson.h>
 
-#include "common/http.h"
+#include "base/router.h"
+#include "runtime/http.h"
 
 /** The most bytes of PostgreSQL's log that GET /debug/pg/slow reads: the file's last MiB. */
 #define HP_PG_LOG_TAIL_BYTES (1024 * 1024)
 
-/* One slow statement found in PostgreSQL's log. Every span points into the parsed text; an absent one has a NULL base. */
-typedef struct st_hp_pg_slow_entry_t {
-    size_t offset;          /* where the entry's first log line starts in the text (entries are ordered by it) */
-    h2o_iovec_t at;         /* the log line's timestamp, as logged */
-    long pid;               /* the backend's process id, or -1 when the line prefix carries none */
-    double duration_ms;     /* the statement's duration; for a plan logged alone, the plan's */
-    h2o_iovec_t kind;       /* "execute", "statement", "bind", "parse", ...; NULL base for a plan logged alone */
-    h2o_iovec_t prepared;   /* execute, bind and parse: the prepared statement's name as logged ("<unnamed>" too) */
-    h2o_iovec_t query;      /* the SQL text as logged */
-    h2o_iovec_t parameters; /* the "parameters:" detail that follows an execute, without its label */
-    h2o_iovec_t plan;       /* the auto_explain JSON document that preceded the statement in the same backend */
-} hp_pg_slow_entry_t;
+/** Query texts are cut to this many characters in responses. */
+#define HP_PG_QUERY_CHARS 500
 
-/**
- * Parses PostgreSQL log text (stderr format, as the local stack writes it:
- * log_line_prefix '%m [%p] %q%u@%d ', continuation lines starting with a tab)
- * for slow-statement lines ("duration: X ms  execute NAME: SQL") and
- * auto_explain plans ("duration: X ms  plan:" and a JSON document on the
- * lines after). auto_explain logs a plan when the executor finishes, just
- * before the statement's own duration line, so a plan is paired with the next
- * duration line of the same backend (pid); a plan with none becomes an entry
- * of its own. Lines of other kinds, and continuation lines before the first
- * whole line (the text may start mid-file), are skipped. Pure: reads only
- * [p, p + len).
- * @param out receives the newest entries, newest first
- * @param max capacity of out; older entries are dropped
- * @return the number of entries written to out
+/*
+ * The admin endpoints' own prepared statements, X(name, kind, route, sample,
+ * sql) as in services/statements.h. Statements that need pg_stat_statements
+ * are not here: a statement that fails to prepare takes its connection down,
+ * and a database without the extension must still serve the API, so pg.c
+ * sends those as one-off SQL.
  */
-size_t hp_pg_slow_parse(const char *p, size_t len, hp_pg_slow_entry_t *out, size_t max);
+#define HP_PG_STMT_LIST(X)                                                                                                         \
+    /* per-table scan counters for GET /debug/pg/tables and the doctor */                                                          \
+    X(debug_pg_tables, HP_STMT_READ, -1, HP_ARGS("500"),                                                                           \
+      "SELECT s.schemaname, s.relname, s.seq_scan, s.seq_tup_read, coalesce(s.idx_scan, 0), "                                      \
+      "coalesce(s.idx_tup_fetch, 0), s.n_live_tup, s.n_dead_tup, pg_table_size(s.relid), "                                         \
+      "pg_indexes_size(s.relid) FROM pg_stat_user_tables s "                                                                       \
+      "ORDER BY s.seq_tup_read DESC, s.schemaname, s.relname LIMIT $1::int")
 
-/**
- * Compares one of our statements' SQL with a text PostgreSQL reports for it:
- * runs of whitespace compare equal, and a "$n" in theirs also matches a
- * constant in ours, because pg_stat_statements replaces constants with $n
- * placeholders when it records a statement at prepare time (see pg.c).
- * @return 1 when they are the same statement
- */
-int hp_pg_sql_matches(const char *ours, size_t ours_len, const char *theirs, size_t theirs_len);
+typedef enum {
+#define HP__PG_STMT_ID(name, kind, route, sample, sql) HP_PG_STMT_##name,
+    HP_PG_STMT_LIST(HP__PG_STMT_ID)
+#undef HP__PG_STMT_ID
+        HP_PG_STMT__COUNT
+} hp_pg_stmt_t;
 
-/** @return the hotplate name of the statement whose SQL matches sql (hp_pg_sql_matches), or NULL */
+/** Registers the statements above with the runtime (main.c, before threads start). */
+void hp_pg_register_statements(void);
+
+/** @return the db id of one of the statements above */
+int hp_pg_stmt(hp_pg_stmt_t s);
+
+/** @return the name of the registered statement whose SQL matches sql (pg_parse.h), or NULL */
 const char *hp_pg_stmt_for_sql(const char *sql, size_t len);
-
-/** @return the number of parameters of a statement: its highest $n (0 when it has none) */
-int hp_pg_num_params(const char *sql);
-
-/**
- * Summarises an EXPLAIN (FORMAT JSON) document (the array EXPLAIN returns, or
- * the object auto_explain logs): the top node type, the relations read by
- * sequential, index, index-only and bitmap heap scans (with the indexes
- * used), whether a node sorts, and the planning and execution times when
- * present.
- * @return a new object (never NULL)
- */
-json_t *hp_pg_plan_summary(const json_t *explain);
-
-/**
- * The missing-index signal of one table (the rule is in pg.c and in the
- * response, as HP_PG_MISSING_INDEX_RULE).
- * @return 1 when sequential scans keep reading many rows of a large table
- */
-int hp_pg_missing_index_signal(int64_t seq_scan, int64_t seq_tup_read, int64_t idx_tup_fetch, int64_t n_live_tup);
-
-/**
- * The sample arguments GET /debug/pg/explain uses for a named statement: SQL
- * expressions, one per parameter, that pick rows of a seeded database (the
- * doctor evaluates them to EXPLAIN the statements it looks at).
- * @return the number of arguments, with *args pointing at them (static storage), or -1 when the statement has no sample
- */
-int hp_pg_sample_args(const char *stmt, const char *const **args);
 
 /** Called with a document built for a request (owned by the callback). */
 typedef void (*hp_pg_doc_cb)(hp_req_t *r, void *ud, json_t *doc);
@@ -114,5 +74,11 @@ typedef void (*hp_pg_doc_cb)(hp_req_t *r, void *ud, json_t *doc);
  * `limit` rows) and hands it to cb; failures are answered and cb not called.
  */
 void hp_pg_statements_doc(hp_req_t *r, int limit, hp_pg_doc_cb cb, void *ud);
+
+/** The routes, for the admin route table (EXPLAIN's own are pg_explain.c's). */
+extern const hp_route_t hp_pg_routes[];
+extern const size_t hp_pg_num_routes;
+extern const hp_route_t hp_pg_explain_routes[];
+extern const size_t hp_pg_explain_num_routes;
 
 #endif

@@ -26,11 +26,13 @@
  * so one 100 ms timeout serves every deadline (each ends at most a tick late).
  */
 #include "profiling/prof.h"
-#include "common/http.h"
-#include "common/log.h"
-#include "common/router.h"
-#include "profiling/admin.h"
+#include "base/log.h"
+#include "base/router.h"
+#include "runtime/http.h"
+#include "runtime/params.h"
 #include "profiling/flame.h"
+#include "profiling/folded.h"
+#include "profiling/heap.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -54,7 +56,6 @@
 #endif
 
 /* jemalloc's control interface, when the binary links jemalloc (sanitizer builds do not). */
-extern int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen) __attribute__((weak));
 
 extern char **environ;
 
@@ -180,7 +181,7 @@ static hp_req_t *hp__prof_take_req(hp_prof_job_t *job)
  * at any moment (a test's teardown does exactly that), and a file removed
  * after the answer would then stay behind.
  */
-static void hp__prof_fail(hp_prof_job_t *job, int status, const char *code, const char *message)
+static void hp__prof_fail(hp_prof_job_t *job, hp_error_t code, const char *message)
 {
     hp__prof_scrub(job);
     hp_req_t *r = hp__prof_take_req(job);
@@ -189,23 +190,23 @@ static void hp__prof_fail(hp_prof_job_t *job, int status, const char *code, cons
     if (job->cb != NULL)
         job->cb(r, job->cb_ud, NULL, 0, message);
     else
-        hp_respond_error(r, status, code, message);
+        hp_respond_error(r, code, message);
 }
 
 /* ---- the profilers ---------------------------------------------------------------------------- */
 
 static int hp__prof_heap_supported(void)
 {
-    if (mallctl == NULL)
+    if (!hp_heap_has_jemalloc())
         return 0;
     bool on = false;
     size_t len = sizeof(on);
-    return mallctl("opt.prof", &on, &len, NULL, 0) == 0 && on;
+    return hp_mallctl("opt.prof", &on, &len, NULL, 0) == 0 && on;
 }
 
 static int hp__prof_heap_set_active(bool on)
 {
-    return mallctl("prof.active", NULL, NULL, &on, sizeof(on));
+    return hp_mallctl("prof.active", NULL, NULL, &on, sizeof(on));
 }
 
 /* Starts the profiler of job->kind writing to job->path. @return 0, or -1 with *why set */
@@ -235,7 +236,7 @@ static int hp__prof_start(hp_prof_job_t *job, int lg_sample, const char **why)
     size_t len = sizeof(was);
     size_t lg = (size_t)lg_sample;
     /* prof.reset drops what earlier windows sampled, so the dump shows this window only, at the rate asked for. */
-    if (mallctl("prof.active", &was, &len, NULL, 0) != 0 || mallctl("prof.reset", NULL, NULL, &lg, sizeof(lg)) != 0 ||
+    if (hp_mallctl("prof.active", &was, &len, NULL, 0) != 0 || hp_mallctl("prof.reset", NULL, NULL, &lg, sizeof(lg)) != 0 ||
         hp__prof_heap_set_active(true) != 0) {
         *why = "jemalloc refused to start heap profiling";
         return -1;
@@ -263,7 +264,7 @@ static int hp__prof_stop(hp_prof_job_t *job, int dump)
         hp__prof_heap_set_active(false);
     if (dump) {
         const char *p = job->path;
-        rc = mallctl("prof.dump", NULL, NULL, &p, sizeof(p)) == 0 ? 0 : -1;
+        rc = hp_mallctl("prof.dump", NULL, NULL, &p, sizeof(p)) == 0 ? 0 : -1;
     }
     return rc;
 }
@@ -321,12 +322,12 @@ static void hp__prof_send_file(hp_prof_job_t *job)
     if (fd < 0 || fstat(fd, &st) != 0) {
         if (fd >= 0)
             close(fd);
-        hp_respond_error(r, 500, "profile_failed", "the profile file could not be read");
+        hp_respond_error(r, HP_E_profile_failed, "the profile file could not be read");
         return;
     }
     if ((uint64_t)st.st_size > HP_PROF_MAX_OUTPUT) {
         close(fd);
-        hp_respond_error(r, 500, "profile_too_large", "the profile is larger than the server serves");
+        hp_respond_error(r, HP_E_profile_too_large, "the profile is larger than the server serves");
         return;
     }
     size_t size = (size_t)st.st_size, got = 0;
@@ -373,17 +374,16 @@ static char *hp__prof_stderr_head(hp_prof_job_t *job, hp_req_t *r)
 static size_t hp__prof_drop_zero_lines(char *s, size_t len)
 {
     size_t o = 0;
-    for (size_t i = 0; i < len;) {
-        size_t end = i;
-        while (end < len && s[end] != '\n')
-            ++end;
-        int zero = end - i >= 2 && s[end - 1] == '0' && s[end - 2] == ' ';
-        size_t next = end < len ? end + 1 : end;
-        if (!zero) {
-            memmove(s + o, s + i, next - i);
-            o += next - i;
-        }
-        i = next;
+    const char *p = s, *end = s + len;
+    hp_folded_line_t l;
+    int rc;
+    while ((rc = hp_folded_next(&p, end, &l)) != 0) {
+        if (rc > 0 && l.count == 0)
+            continue;
+        /* A line kept whole, with its newline: what the viewer wrote, less what is no sample. */
+        size_t n = (size_t)(p - l.line);
+        memmove(s + o, l.line, n);
+        o += n;
     }
     return o;
 }
@@ -427,21 +427,21 @@ static void hp__prof_send_converted(hp_prof_job_t *job)
         return;
     }
     if (job->kill_reason == hp__prof_killed_timeout) {
-        hp_respond_error(r, 504, "profile_timeout",
+        hp_respond_error(r, HP_E_profile_timeout,
                          hp_pool_printf(r, "%s did not finish within %d ms", tool, HP_PROF_CONVERT_TIMEOUT_MS));
         return;
     }
     if (job->kill_reason == hp__prof_killed_stopping) {
-        hp_respond_error(r, 503, "shutting_down", "the server is shutting down");
+        hp_respond_error(r, HP_E_shutting_down, "the server is shutting down");
         return;
     }
     if (job->kill_reason != NULL) {
-        hp_respond_error(r, 500, "profile_too_large", hp_pool_printf(r, "the output of %s is larger than the server serves", tool));
+        hp_respond_error(r, HP_E_profile_too_large, hp_pool_printf(r, "the output of %s is larger than the server serves", tool));
         return;
     }
     if (failed) {
         hp_log(HP_LOG_WARN, "%s profile: %s failed (status %d): %s", hp__prof_kind_names[job->kind], tool, job->child_status, why);
-        hp_respond_error(r, 500, "profile_failed", hp_pool_printf(r, "%s failed: %s", tool, why));
+        hp_respond_error(r, HP_E_profile_failed, hp_pool_printf(r, "%s failed: %s", tool, why));
         return;
     }
     job->output_len = hp__prof_tidy_folded(job->output, job->output_len);
@@ -459,7 +459,7 @@ static void hp__prof_send_converted(hp_prof_job_t *job)
     int rc = hp_flame_svg(job->output, job->output_len, &svg, &len, title);
     if (rc != 0) {
         hp_log(HP_LOG_WARN, "cpu profile: the flame graph failed: %s", strerror(-rc));
-        hp_respond_error(r, 500, "profile_failed", hp_pool_printf(r, "the flame graph could not be drawn: %s", strerror(-rc)));
+        hp_respond_error(r, HP_E_profile_failed, hp_pool_printf(r, "the flame graph could not be drawn: %s", strerror(-rc)));
         return;
     }
     /* The renderer mallocs; the response must live in the pool. */
@@ -622,7 +622,7 @@ static int hp__prof_spawn(hp_prof_job_t *job)
 static void hp__prof_sampling_done(hp_prof_job_t *job)
 {
     if (hp__prof_stop(job, 1) != 0) {
-        hp__prof_fail(job, 500, "profile_failed", "jemalloc could not write the heap profile");
+        hp__prof_fail(job, HP_E_profile_failed, "jemalloc could not write the heap profile");
         hp__prof_finish(job);
         return;
     }
@@ -637,11 +637,11 @@ static void hp__prof_sampling_done(hp_prof_job_t *job)
         hp_log(HP_LOG_WARN, "%s profile: cannot run %s: %s", hp__prof_kind_names[job->kind], hp__prof_tools[job->kind],
                strerror(rc));
         if (rc == ENOENT)
-            hp__prof_fail(job, 501, "not_supported",
+            hp__prof_fail(job, HP_E_not_supported,
                           job->kind == HP_PROF_CPU ? "google-pprof is not installed (Debian package google-perftools)"
                                                    : "jeprof is not installed (Debian package libjemalloc-dev)");
         else
-            hp__prof_fail(job, 500, "profile_failed", "the profile viewer could not be started");
+            hp__prof_fail(job, HP_E_profile_failed, "the profile viewer could not be started");
         hp__prof_finish(job);
         return;
     }
@@ -657,14 +657,14 @@ static void hp__prof_advance(hp_prof_job_t *job)
 
     if (job->op.req != NULL && hp__prof_client_gone(job->op.req)) {
         /* Answering makes h2o write, fail and dispose of the connection; 499 is how the logs name a client that left. */
-        hp__prof_fail(job, 499, "client_closed", "the client closed the connection");
+        hp__prof_fail(job, HP_E_client_closed, "the client closed the connection");
         hp__prof_abandon(job);
     }
 
     if (job->phase == HP_PROF_SAMPLING) {
         if (stopping) {
             hp__prof_stop(job, 0);
-            hp__prof_fail(job, 503, "shutting_down", "the server is shutting down");
+            hp__prof_fail(job, HP_E_shutting_down, "the server is shutting down");
             hp__prof_finish(job);
             return;
         }
@@ -708,28 +708,13 @@ static void hp__prof_on_tick(h2o_timeout_entry_t *entry)
 
 /* ---- the handlers ---------------------------------------------------------------------------- */
 
-/* An integer query parameter in [lo, hi], `def` when absent. @return 0, or -1 after answering 400 */
-static int hp__prof_int_param(hp_req_t *r, const char *name, int def, int lo, int hi, int *out)
+/* An integer query parameter in [lo, hi], def when absent. @return 0, or -1 after answering 400 */
+static int hp__prof_int(hp_req_t *r, const char *name, int def, int lo, int hi, int *out)
 {
-    h2o_iovec_t v;
-    int rc = hp_query_param(r, name, &v);
-    if (rc == 0) {
-        *out = def;
-        return 0;
-    }
-    int val = 0;
-    int ok = rc > 0 && v.len != 0 && v.len <= 6;
-    for (size_t i = 0; ok && i != v.len; ++i) {
-        if (v.base[i] < '0' || v.base[i] > '9')
-            ok = 0;
-        else
-            val = val * 10 + (v.base[i] - '0');
-    }
-    if (!ok || val < lo || val > hi) {
-        hp_respond_error(r, 400, "bad_param", hp_pool_printf(r, "%s must be an integer from %d to %d", name, lo, hi));
+    int64_t v;
+    if (hp_param_int(r, name, lo, hi, def, &v) != 0)
         return -1;
-    }
-    *out = val;
+    *out = (int)v;
     return 0;
 }
 
@@ -748,23 +733,23 @@ static int hp__prof_format_param(hp_req_t *r, const char *const names[3], hp_pro
             return 0;
         }
     }
-    hp_respond_error(r, 400, "bad_param",
+    hp_respond_error(r, HP_E_bad_param,
                      names[HP_PROF_SVG] != NULL ? "format must be pprof, folded or svg" : "format must be raw or folded");
     return -1;
 }
 
 /*
  * Starts a profile job for r. @return NULL, or why it could not start with the
- * answer's status and code (a profile of the kind already runs: 409).
+ * answer's code (a profile of the kind already runs: 409 profile_in_progress).
  */
 static const char *hp__prof_launch(hp_req_t *r, hp_prof_kind_t kind, hp_prof_format_t format, int seconds, int lg_sample,
-                                   int *status, const char **code)
+                                   hp_error_t *code)
 {
     hp__prof_init(r->thr);
     hp_prof_job_t *job = &hp__prof.jobs[kind];
-    *status = 500, *code = "profile_failed";
+    *code = HP_E_profile_failed;
     if (job->phase != HP_PROF_IDLE) {
-        *status = 409, *code = "profile_in_progress";
+        *code = HP_E_profile_in_progress;
         return hp_pool_printf(r, "a %s profile is already running; one at a time", hp__prof_kind_names[kind]);
     }
     int fd = hp__prof_mktemp(job->path, sizeof(job->path), hp__prof_kind_names[kind], ".prof");
@@ -789,23 +774,22 @@ static const char *hp__prof_launch(hp_req_t *r, hp_prof_kind_t kind, hp_prof_for
 
 static void hp__prof_begin(hp_req_t *r, hp_prof_kind_t kind, hp_prof_format_t format, int seconds, int lg_sample)
 {
-    int status;
-    const char *code, *why = hp__prof_launch(r, kind, format, seconds, lg_sample, &status, &code);
+    hp_error_t code;
+    const char *why = hp__prof_launch(r, kind, format, seconds, lg_sample, &code);
     if (why != NULL)
-        hp_respond_error(r, status, code, why);
+        hp_respond_error(r, code, why);
 }
 
 /* Starts a job whose folded stacks go to cb (hp_prof_cpu_collect, hp_prof_heap_collect). */
 static int hp__prof_collect(hp_req_t *r, hp_prof_kind_t kind, int seconds, int lg_sample, hp_prof_folded_cb cb, void *ud,
                             const char **why)
 {
-    int status;
-    const char *code;
+    hp_error_t code;
     if (seconds < HP_PROF_MIN_SECONDS)
         seconds = HP_PROF_MIN_SECONDS;
     if (seconds > HP_PROF_MAX_SECONDS)
         seconds = HP_PROF_MAX_SECONDS;
-    if ((*why = hp__prof_launch(r, kind, HP_PROF_FOLDED, seconds, lg_sample, &status, &code)) != NULL)
+    if ((*why = hp__prof_launch(r, kind, HP_PROF_FOLDED, seconds, lg_sample, &code)) != NULL)
         return -1;
     hp__prof.jobs[kind].cb = cb;
     hp__prof.jobs[kind].cb_ud = ud;
@@ -826,8 +810,8 @@ int hp_prof_cpu_collect(hp_req_t *r, int seconds, hp_prof_folded_cb cb, void *ud
 int hp_prof_heap_collect(hp_req_t *r, int seconds, hp_prof_folded_cb cb, void *ud, const char **why)
 {
     if (!hp__prof_heap_supported()) {
-        *why = mallctl == NULL ? "this build does not use jemalloc (sanitizer builds keep ASan's allocator)"
-                               : "jemalloc heap profiling is off (malloc_conf needs prof:true)";
+        *why = !hp_heap_has_jemalloc() ? "this build does not use jemalloc (sanitizer builds keep ASan's allocator)"
+                                       : "jemalloc heap profiling is off (malloc_conf needs prof:true)";
         return -1;
     }
     return hp__prof_collect(r, HP_PROF_HEAP, seconds, HP_PROF_COLLECT_LG_SAMPLE, cb, ud, why);
@@ -836,45 +820,40 @@ int hp_prof_heap_collect(hp_req_t *r, int seconds, hp_prof_folded_cb cb, void *u
 /* GET /debug/pprof/profile?seconds=N&format=pprof|folded|svg */
 static void hp__prof_cpu(hp_req_t *r)
 {
-    if (!hp_admin_authorized(r))
-        return;
     static const char *const formats[3] = {"pprof", "folded", "svg"};
     int seconds;
     hp_prof_format_t format;
-    if (hp__prof_int_param(r, "seconds", HP_PROF_DEFAULT_SECONDS, HP_PROF_MIN_SECONDS, HP_PROF_MAX_SECONDS, &seconds) != 0 ||
+    if (hp__prof_int(r, "seconds", HP_PROF_DEFAULT_SECONDS, HP_PROF_MIN_SECONDS, HP_PROF_MAX_SECONDS, &seconds) != 0 ||
         hp__prof_format_param(r, formats, &format) != 0)
         return;
 #if HOTPLATE_CPU_PROFILER
     hp__prof_begin(r, HP_PROF_CPU, format, seconds, 0);
 #else
-    hp_respond_error(r, 501, "not_supported", "this build has no CPU profiler (configured with HOTPLATE_CPU_PROFILER=OFF)");
+    hp_respond_error(r, HP_E_not_supported, "this build has no CPU profiler (configured with HOTPLATE_CPU_PROFILER=OFF)");
 #endif
 }
 
 /* POST /debug/heap/profile?seconds=N&format=raw|folded&lg_sample=K */
 static void hp__prof_heap(hp_req_t *r)
 {
-    if (!hp_admin_authorized(r))
-        return;
     static const char *const formats[3] = {"raw", "folded", NULL};
     int seconds, lg_sample;
     hp_prof_format_t format;
-    if (hp__prof_int_param(r, "seconds", HP_PROF_DEFAULT_SECONDS, HP_PROF_MIN_SECONDS, HP_PROF_MAX_SECONDS, &seconds) != 0 ||
+    if (hp__prof_int(r, "seconds", HP_PROF_DEFAULT_SECONDS, HP_PROF_MIN_SECONDS, HP_PROF_MAX_SECONDS, &seconds) != 0 ||
         hp__prof_format_param(r, formats, &format) != 0 ||
-        hp__prof_int_param(r, "lg_sample", HP_PROF_DEFAULT_LG_SAMPLE, HP_PROF_MIN_LG_SAMPLE, HP_PROF_MAX_LG_SAMPLE, &lg_sample) !=
-            0)
+        hp__prof_int(r, "lg_sample", HP_PROF_DEFAULT_LG_SAMPLE, HP_PROF_MIN_LG_SAMPLE, HP_PROF_MAX_LG_SAMPLE, &lg_sample) != 0)
         return;
     if (!hp__prof_heap_supported()) {
-        hp_respond_error(r, 501, "not_supported",
-                         mallctl == NULL ? "this build does not use jemalloc (sanitizer builds keep ASan's allocator)"
-                                         : "jemalloc heap profiling is off (malloc_conf needs prof:true)");
+        hp_respond_error(r, HP_E_not_supported,
+                         !hp_heap_has_jemalloc() ? "this build does not use jemalloc (sanitizer builds keep ASan's allocator)"
+                                                 : "jemalloc heap profiling is off (malloc_conf needs prof:true)");
         return;
     }
     hp__prof_begin(r, HP_PROF_HEAP, format, seconds, lg_sample);
 }
 
 const hp_route_t hp_prof_routes[] = {
-    {"GET", "/debug/pprof/profile", hp__prof_cpu},
-    {"POST", "/debug/heap/profile", hp__prof_heap},
+    {"GET", "/debug/pprof/profile", hp__prof_cpu, HP_ROUTE_ADMIN_TOKEN},
+    {"POST", "/debug/heap/profile", hp__prof_heap, HP_ROUTE_ADMIN_TOKEN},
 };
 const size_t hp_prof_num_routes = sizeof(hp_prof_routes) / sizeof(hp_prof_routes[0]);

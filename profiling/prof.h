@@ -15,10 +15,9 @@
  * A client that goes away stops its profile at once. Both need the admin token
  * when one is configured, because both change how the whole process runs.
  *
- * The routes are exported through hp_prof_routes (declared in admin.h). This
- * file is compiled into the hotplate executable rather than the hpcore
- * archive (CMakeLists.txt): admin.c refers to the table only weakly, and a
- * weak reference never pulls a member out of a static library.
+ * The routes are exported through hp_prof_routes, which main.c puts in the
+ * admin table. gperftools' profiler is linked when the build has it
+ * (HOTPLATE_CPU_PROFILER); without it the CPU profile answers 501.
  */
 #ifndef HP_PROF_H
 #define HP_PROF_H
@@ -51,6 +50,8 @@
 
 #include <stddef.h>
 
+#include "base/router.h"
+
 struct st_hp_req_t;
 
 /**
@@ -63,15 +64,16 @@ typedef void (*hp_prof_folded_cb)(struct st_hp_req_t *r, void *ud, const char *f
  * Takes a CPU profile of `seconds` on behalf of r, for a caller on the admin
  * thread that wants the folded stacks rather than an answer (the doctor). The
  * profile is r's like any other: one at a time, stopped if r goes away.
- * Declared weak: the function lives in the executable (this file is not in
- * the hpcore archive), so code in hpcore must check that it is not NULL.
  * @return 0 when the profile started (cb will be called), or -1 with the
  *         reason in *why (cb will not be called)
  */
-int hp_prof_cpu_collect(struct st_hp_req_t *r, int seconds, hp_prof_folded_cb cb, void *ud, const char **why) __attribute__((weak));
+int hp_prof_cpu_collect(struct st_hp_req_t *r, int seconds, hp_prof_folded_cb cb, void *ud, const char **why);
 
 /** The same with a jemalloc heap profile (in-use bytes sampled over the window, at HP_PROF_COLLECT_LG_SAMPLE). */
-int hp_prof_heap_collect(struct st_hp_req_t *r, int seconds, hp_prof_folded_cb cb, void *ud, const char **why)
-    __attribute__((weak));
+int hp_prof_heap_collect(struct st_hp_req_t *r, int seconds, hp_prof_folded_cb cb, void *ud, const char **why);
+
+/* The profile routes, for the admin route table. */
+extern const hp_route_t hp_prof_routes[];
+extern const size_t hp_prof_num_routes;
 
 #endif

@@ -2,7 +2,7 @@
  * webhook: non-blocking JSON POSTs from the admin loop (see webhook.h).
  */
 #include "profiling/webhook.h"
-#include "common/log.h"
+#include "base/log.h"
 
 #include <netdb.h>
 #include <stdatomic.h>

@@ -2,8 +2,8 @@
  * auth: bearer tokens to principals (see auth.h).
  */
 #include "services/auth.h"
-#include "common/db.h"
-#include "common/token.h"
+#include "runtime/db.h"
+#include "base/token.h"
 #include "services/statements.h"
 
 #include <stdlib.h>
@@ -21,7 +21,7 @@ static void hp__auth_on_row(hp_req_t *r, void *ud, PGresult *res, const char *er
         return;
     if (PQntuples(res) != 1) {
         PQclear(res);
-        hp_respond_error(r, 401, "unauthorized", "unknown token");
+        hp_respond_error(r, HP_E_unauthorized, "unknown token");
         return;
     }
     hp_principal_t *p = &r->principal;
@@ -33,7 +33,7 @@ static void hp__auth_on_row(hp_req_t *r, void *ud, PGresult *res, const char *er
     PQclear(res);
     int bit = p->role == HP_ROLE_OWNER ? HP_AUTH_OWNER : HP_AUTH_CUSTOMER;
     if ((st->roles & bit) == 0) {
-        hp_respond_error(r, 403, "forbidden",
+        hp_respond_error(r, HP_E_forbidden,
                          p->role == HP_ROLE_OWNER ? "this route is for customers" : "this route is for restaurant owners");
         return;
     }
@@ -47,7 +47,7 @@ void hp_auth(hp_req_t *r, int roles, void (*next)(hp_req_t *r))
     size_t toklen;
     if (hdr.base == NULL || hp_token_parse_bearer(hdr.base, hdr.len, &tok, &toklen) != 0) {
         hp_add_header(r, "www-authenticate", "Bearer");
-        hp_respond_error(r, 401, "unauthorized", "a valid bearer token is required");
+        hp_respond_error(r, HP_E_unauthorized, "a valid bearer token is required");
         return;
     }
     uint8_t hash[32];

@@ -9,7 +9,7 @@
 #ifndef HP_AUTH_H
 #define HP_AUTH_H
 
-#include "common/http.h"
+#include "runtime/http.h"
 
 /* Which principals may call a route. */
 enum { HP_AUTH_CUSTOMER = 1, HP_AUTH_OWNER = 2, HP_AUTH_ANY = 3 };

@@ -2,9 +2,9 @@
  * cart: parse, load and price a cart (see cart.h).
  */
 #include "services/cart.h"
-#include "common/clock.h"
-#include "common/db.h"
-#include "common/flags.h"
+#include "base/clock.h"
+#include "runtime/db.h"
+#include "base/flags.h"
 #include "services/statements.h"
 
 #include <math.h>
@@ -12,29 +12,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int hp__fail(hp_json_err_t *err, int status, const char *code, const char *msg)
-{
-    err->status = status;
-    err->code = code;
-    snprintf(err->message, sizeof(err->message), "%s", msg);
-    return -1;
-}
-
 static int hp__parse_delivery(const json_t *d, hp_cart_t *cart, hp_json_err_t *err)
 {
     static const char *const allowed[] = {"lat", "lon"};
     if (!json_is_object(d))
-        return hp__fail(err, 400, "invalid_field", "field delivery must be an object with lat and lon");
+        return hp_json_fail(err, HP_E_invalid_field, "field delivery must be an object with lat and lon");
     if (hp_json_only_fields(d, allowed, 2, err) != 0)
         return -1;
     json_t *lat = json_object_get(d, "lat"), *lon = json_object_get(d, "lon");
     if (lat == NULL || lon == NULL)
-        return hp__fail(err, 400, "missing_field", "delivery needs lat and lon");
+        return hp_json_fail(err, HP_E_missing_field, "delivery needs lat and lon");
     if (!json_is_number(lat) || !json_is_number(lon))
-        return hp__fail(err, 400, "invalid_field", "delivery lat and lon must be numbers");
+        return hp_json_fail(err, HP_E_invalid_field, "delivery lat and lon must be numbers");
     double la = json_number_value(lat), lo = json_number_value(lon);
     if (!isfinite(la) || !isfinite(lo) || la < -90 || la > 90 || lo < -180 || lo > 180)
-        return hp__fail(err, 400, "invalid_field", "delivery lat must be within -90..90 and lon within -180..180");
+        return hp_json_fail(err, HP_E_invalid_field, "delivery lat must be within -90..90 and lon within -180..180");
     cart->has_delivery = 1;
     cart->delivery_lat = la;
     cart->delivery_lon = lo;
@@ -48,7 +40,7 @@ static int hp__parse_line(const json_t *l, size_t index, hp_total_line_t *line, 
     int64_t v;
     if (!json_is_object(l)) {
         snprintf(msg, sizeof(msg), "items[%zu] must be an object", index);
-        return hp__fail(err, 400, "invalid_field", msg);
+        return hp_json_fail(err, HP_E_invalid_field, msg);
     }
     if (hp_json_only_fields(l, allowed, 3, err) != 0)
         return -1;
@@ -64,7 +56,7 @@ static int hp__parse_line(const json_t *l, size_t index, hp_total_line_t *line, 
         if (!json_is_array(mods) || json_array_size(mods) > HP_TOTAL_MAX_MODIFIERS_PER_LINE) {
             snprintf(msg, sizeof(msg), "items[%zu].modifier_ids must be an array of at most %d ids", index,
                      HP_TOTAL_MAX_MODIFIERS_PER_LINE);
-            return hp__fail(err, 400, "invalid_field", msg);
+            return hp_json_fail(err, HP_E_invalid_field, msg);
         }
         size_t i;
         json_t *m;
@@ -72,7 +64,7 @@ static int hp__parse_line(const json_t *l, size_t index, hp_total_line_t *line, 
         {
             if (!json_is_integer(m) || json_integer_value(m) < 1 || json_integer_value(m) > 9007199254740991LL) {
                 snprintf(msg, sizeof(msg), "items[%zu].modifier_ids must hold positive integer ids", index);
-                return hp__fail(err, 400, "invalid_field", msg);
+                return hp_json_fail(err, HP_E_invalid_field, msg);
             }
             line->modifier_ids[line->num_modifier_ids++] = json_integer_value(m);
         }
@@ -97,13 +89,13 @@ int hp_cart_from_json(const json_t *doc, hp_cart_t *cart, hp_json_err_t *err)
         return -1;
     json_t *items = json_object_get(doc, "items");
     if (items == NULL)
-        return hp__fail(err, 400, "missing_field", "missing field items");
+        return hp_json_fail(err, HP_E_missing_field, "missing field items");
     if (!json_is_array(items))
-        return hp__fail(err, 400, "invalid_field", "field items must be an array");
+        return hp_json_fail(err, HP_E_invalid_field, "field items must be an array");
     if (json_array_size(items) == 0)
-        return hp__fail(err, 422, "empty_cart", "the cart has no lines");
+        return hp_json_fail(err, HP_E_empty_cart, "the cart has no lines");
     if (json_array_size(items) > HP_TOTAL_MAX_LINES)
-        return hp__fail(err, 422, "too_many_lines", "a cart has at most 200 lines");
+        return hp_json_fail(err, HP_E_too_many_lines, "a cart has at most 200 lines");
     size_t i;
     json_t *l;
     json_array_foreach(items, i, l)
@@ -155,7 +147,7 @@ static void hp__cart_process(hp_req_t *r, hp_cart_load_t *ld)
              *promos = ld->res[HP_CART_Q_PROMOTIONS];
 
     if (PQntuples(rest) == 0) {
-        hp_respond_error(r, 404, "not_found", "no such restaurant");
+        hp_respond_error(r, HP_E_not_found, "no such restaurant");
         return;
     }
     p->restaurant_open = PQgetvalue(rest, 0, 4)[0] == 't';
@@ -176,8 +168,7 @@ static void hp__cart_process(hp_req_t *r, hp_cart_load_t *ld)
         p->item_names[k] = hp__pool_strdup(r, PQgetvalue(items, i, 6));
         p->item_stock[k] = PQgetisnull(items, i, 4) ? -1 : atoi(PQgetvalue(items, i, 4));
         if (PQgetvalue(items, i, 3)[0] != 't') {
-            hp_respond_error(r, 422, "unavailable_item",
-                             hp_pool_printf(r, "item %lld is not available", (long long)p->items[k].id));
+            hp_respond_error(r, HP_E_unavailable_item, hp_pool_printf(r, "item %lld is not available", (long long)p->items[k].id));
             return;
         }
     }
@@ -188,7 +179,7 @@ static void hp__cart_process(hp_req_t *r, hp_cart_load_t *ld)
                 break;
         if (k == p->num_items) {
             hp_respond_error(
-                r, 422, "unknown_item",
+                r, HP_E_unknown_item,
                 hp_pool_printf(r, "items[%zu]: item %lld is not on this restaurant's menu", l, (long long)cart->lines[l].item_id));
             return;
         }
@@ -229,17 +220,16 @@ static void hp__cart_process(hp_req_t *r, hp_cart_load_t *ld)
     in->delivery_lon = cart->has_delivery ? cart->delivery_lon : r->principal.lon;
     in->tip_cents = (int32_t)cart->tip_cents;
     in->fees = hp_total_fees_default();
-    hp_total_mode_t mode = hp_flag_get(HP_FLAG_order_total) == HP_ORDER_TOTAL_NAIVE ? HP_TOTAL_NAIVE : HP_TOTAL_ONCE;
+    hp_total_mode_t mode = hp_flag_get(HP_FLAG_order_total) == HP_order_total_naive ? HP_TOTAL_NAIVE : HP_TOTAL_ONCE;
     uint64_t start = hp_probe_clock();
     int priced = hp_total_compute(in, mode, &p->result);
     hp_probe_stage_add(&r->probe, HP_STAGE_compute, hp_probe_clock() - start);
     if (priced != 0) {
         size_t l = p->result.bad_line;
         if (p->result.status == HP_TOTAL_UNKNOWN_MODIFIER)
-            hp_respond_error(r, 422, "unknown_modifier",
-                             hp_pool_printf(r, "items[%zu]: a modifier does not belong to its item", l));
+            hp_respond_error(r, HP_E_unknown_modifier, hp_pool_printf(r, "items[%zu]: a modifier does not belong to its item", l));
         else
-            hp_respond_error(r, 422, "unknown_item", hp_pool_printf(r, "items[%zu]: the item cannot be priced", l));
+            hp_respond_error(r, HP_E_unknown_item, hp_pool_printf(r, "items[%zu]: the item cannot be priced", l));
         return;
     }
     ld->cb(r, ld->ud, p);

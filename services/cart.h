@@ -11,8 +11,8 @@
 
 #include <jansson.h>
 
-#include "common/http.h"
-#include "common/json.h"
+#include "runtime/http.h"
+#include "base/json.h"
 #include "services/order_total.h"
 
 typedef struct st_hp_cart_t {

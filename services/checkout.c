@@ -28,10 +28,11 @@
  * insert win; the others' inserts wait for it, then do nothing, and those
  * requests roll back, void their authorizations and replay the winner's order.
  */
-#include "common/clock.h"
-#include "common/db.h"
-#include "common/flags.h"
-#include "common/json.h"
+#include "runtime/params.h"
+#include "base/clock.h"
+#include "runtime/db.h"
+#include "base/flags.h"
+#include "base/json.h"
 #include "services/auth.h"
 #include "services/cart.h"
 #include "services/handlers.h"
@@ -54,7 +55,7 @@ static void hp__quote_priced(hp_req_t *r, void *ud, hp_cart_priced_t *p)
 /* Parses the body into a pool-allocated cart. @return NULL after answering 4xx */
 static hp_cart_priced_t *hp__parse_cart(hp_req_t *r)
 {
-    json_t *doc = hp_json_parse_body(r);
+    json_t *doc = hp_body_json(r);
     if (doc == NULL)
         return NULL;
     hp_cart_priced_t *p = h2o_mem_alloc_pool(&r->h2o->pool, sizeof(*p));
@@ -65,7 +66,7 @@ static hp_cart_priced_t *hp__parse_cart(hp_req_t *r)
     json_decref(doc);
     hp_probe_stage_add(&r->probe, HP_STAGE_parse, hp_probe_clock() - start);
     if (ret != 0) {
-        hp_json_respond_err(r, &jerr);
+        hp_respond_json_err(r, &jerr);
         return NULL;
     }
     return p;
@@ -185,7 +186,7 @@ static int hp__checkout_stock_ok(hp_req_t *r, hp_checkout_t *co, PGresult *res, 
     PQclear(res);
     if (updated != co->num_stock) {
         hp__checkout_fail(r, co, 1, NULL);
-        hp_respond_error(r, 409, "out_of_stock", "an item does not have enough stock left");
+        hp_respond_error(r, HP_E_out_of_stock, "an item does not have enough stock left");
         return 0;
     }
     return 1;
@@ -394,7 +395,7 @@ static void hp__checkout_priced(hp_req_t *r, void *ud, hp_cart_priced_t *p)
 {
     hp_checkout_t *co = ud;
     if (!p->restaurant_open) {
-        hp_respond_error(r, 409, "restaurant_closed", "the restaurant is closed now");
+        hp_respond_error(r, HP_E_restaurant_closed, "the restaurant is closed now");
         return;
     }
     /* Sum quantities per stock-tracked item; refuse early what the stock cannot cover. */
@@ -415,7 +416,7 @@ static void hp__checkout_priced(hp_req_t *r, void *ud, hp_cart_priced_t *p)
             ids[n] = l->item_id, qty[n] = 0, ++n;
         qty[j] += l->quantity;
         if (qty[j] > p->item_stock[k]) {
-            hp_respond_error(r, 409, "out_of_stock",
+            hp_respond_error(r, HP_E_out_of_stock,
                              hp_pool_printf(r, "item %lld has %d left", (long long)l->item_id, p->item_stock[k]));
             return;
         }
@@ -465,7 +466,7 @@ static void hp__checkout_authed(hp_req_t *r)
 {
     h2o_iovec_t key = hp_req_header(r, "idempotency-key");
     if (!hp__key_ok(key)) {
-        hp_respond_error(r, 400, "missing_idempotency_key",
+        hp_respond_error(r, HP_E_missing_idempotency_key,
                          "POST /orders needs an Idempotency-Key header of 1 to 64 printable characters");
         return;
     }
@@ -476,7 +477,7 @@ static void hp__checkout_authed(hp_req_t *r)
     memset(co, 0, sizeof(*co));
     co->p = p;
     co->key = h2o_strdup(&r->h2o->pool, key.base, key.len).base;
-    co->long_txn = hp_flag_get(HP_FLAG_checkout_txn) == HP_CHECKOUT_TXN_LONG;
+    co->long_txn = hp_flag_get(HP_FLAG_checkout_txn) == HP_checkout_txn_long;
     hp__lookup_key(r, co, hp__checkout_on_key);
 }
 

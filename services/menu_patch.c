@@ -21,7 +21,7 @@ int hp_menu_patch_from_json(const json_t *doc, hp_menu_patch_t *out, hp_json_err
     if (available != NULL) {
         if (!json_is_boolean(available)) {
             snprintf(err->message, sizeof(err->message), "field available must be a boolean");
-            err->status = 400, err->code = "invalid_field";
+            err->code = HP_E_invalid_field;
             return -1;
         }
         out->has_available = 1;
@@ -35,7 +35,7 @@ int hp_menu_patch_from_json(const json_t *doc, hp_menu_patch_t *out, hp_json_err
     }
     if (json_object_size(doc) == 0) {
         snprintf(err->message, sizeof(err->message), "give at least one of price_cents, available, stock");
-        err->status = 400, err->code = "missing_field";
+        err->code = HP_E_missing_field;
         return -1;
     }
     return 0;

@@ -12,7 +12,8 @@
 
 #include <jansson.h>
 
-#include "common/json.h"
+#include "base/json.h"
+#include "base/json.h"
 
 /* What a valid PATCH body asks for. */
 typedef struct st_hp_menu_patch_t {
@@ -28,7 +29,7 @@ typedef struct st_hp_menu_patch_t {
 /**
  * Validates a PATCH body: only price_cents, available and stock, at least one
  * of them, each of the right type and range.
- * @param doc a JSON object (the body gates of hp_json_parse_body passed)
+ * @param doc a JSON object (the body gates of hp_body_json passed)
  * @param out receives the request on success
  * @param err receives a 4xx status, code and message on failure
  * @return 0 when valid, -1 otherwise

@@ -45,11 +45,13 @@
  * PostgreSQL), coalesced (followers answered with another request's load) and
  * lease_waits (leaders that lost the lease and polled).
  */
+#include "runtime/params.h"
+#include "services/auth.h"
 #include "services/handlers.h"
-#include "common/db.h"
-#include "common/flags.h"
-#include "common/json.h"
-#include "common/redis.h"
+#include "runtime/db.h"
+#include "base/flags.h"
+#include "base/json.h"
+#include "runtime/redis.h"
 #include "services/menu_flight.h"
 #include "services/menu_patch.h"
 #include "services/recent.h"
@@ -182,7 +184,7 @@ static void hp__menu_answer(hp_req_t *r, const hp_menu_result_t *res, int copy)
         hp_add_header(r, "x-cache", r->cache != NULL ? r->cache : "miss");
         hp_respond_raw(r, 200, body);
     } else if (res->status == 404) {
-        hp_respond_error(r, 404, "not_found", "no such restaurant");
+        hp_respond_error(r, HP_E_not_found, "no such restaurant");
     } else {
         hp_respond_failure(r, res->err);
     }
@@ -204,7 +206,7 @@ static void hp__menu_finish(hp_req_t *r, hp_menu_state_t *st, const hp_menu_resu
             hp_menu_state_t *fs = H2O_STRUCT_FROM_MEMBER(hp_menu_state_t, waiter, w);
             hp_req_t *fr = fs->op.req;
             hp__menu_quit(fr, fs);
-            hp_probe_cache_event(fs->thr, HP_CACHE_EV_COALESCED);
+            hp_probe_count(fs->thr, HP_COUNTER_cache_coalesced, 1);
             hp__menu_answer(fr, res, 1);
         }
         hp_menu_flight_end(&hp__mt_get(st->thr)->flights, f);
@@ -315,7 +317,7 @@ static void hp__menu_on_db(hp_req_t *r, void *ud, PGresult *res, const char *err
 
 static void hp__menu_load(hp_req_t *r, hp_menu_state_t *st)
 {
-    hp_probe_cache_event(r->thr, HP_CACHE_EV_LOAD);
+    hp_probe_count(r->thr, HP_COUNTER_cache_loads, 1);
     const char *values[] = {hp_pool_printf(r, "%lld", (long long)r->path_ids[0])};
     hp_db_query(r, HP_STMT_menu_get, values, 1, hp__menu_on_db, st);
 }
@@ -378,7 +380,7 @@ static void hp__lease_on_acquire(hp_req_t *r, void *ud, redisReply *reply, const
         hp__menu_load(r, st);
         return;
     }
-    hp_probe_cache_event(r->thr, HP_CACHE_EV_LEASE_WAIT);
+    hp_probe_count(r->thr, HP_COUNTER_cache_lease_waits, 1);
     st->lease_polls = 1;
     st->lease_until_ns = hp_now_ns() + HP_MENU_LEASE_MS * 1000000ull;
     hp__timer_start(r, st, &hp__mt_get(st->thr)->poll[0], hp__lease_poll, HP_STAGE_cache);
@@ -420,7 +422,7 @@ static void hp__menu_on_cache(hp_req_t *r, void *ud, redisReply *reply, const ch
     hp_menu_state_t *st = ud;
     if (err == NULL && reply->type == REDIS_REPLY_STRING) {
         r->cache = "hit";
-        hp_probe_cache_result(r->thr, 1, 0);
+        hp_probe_count(r->thr, HP_COUNTER_cache_hits, 1);
         h2o_iovec_t body = h2o_strdup(&r->h2o->pool, reply->str, reply->len); /* the reply is freed when we return */
         hp_add_header(r, "x-cache", "hit");
         hp_respond_raw(r, 200, body);
@@ -428,7 +430,7 @@ static void hp__menu_on_cache(hp_req_t *r, void *ud, redisReply *reply, const ch
     }
     /* A miss, or Redis failing: PostgreSQL answers either way; only the label differs. */
     r->cache = err == NULL ? "miss" : "error";
-    hp_probe_cache_result(r->thr, 0, err != NULL);
+    hp_probe_count(r->thr, err != NULL ? HP_COUNTER_cache_errors : HP_COUNTER_cache_misses, 1);
     if (err != NULL)
         st->use_cache = 0;
     hp__menu_join(r, st);
@@ -441,7 +443,7 @@ void hp_handle_menu_get(hp_req_t *r)
     memset(st, 0, sizeof(*st));
     st->thr = r->thr;
     st->timer_stage = -1;
-    st->use_cache = hp_flag_get(HP_FLAG_menu_cache) == HP_MENU_CACHE_REDIS;
+    st->use_cache = hp_flag_get(HP_FLAG_menu_cache) == HP_menu_cache_redis;
     snprintf(st->key, sizeof(st->key), "hp:menu:%lld", (long long)r->path_ids[0]);
     snprintf(st->verkey, sizeof(st->verkey), "hp:menuver:%lld", (long long)r->path_ids[0]);
     snprintf(st->lockkey, sizeof(st->lockkey), "hp:menulock:%lld", (long long)r->path_ids[0]);
@@ -482,7 +484,7 @@ static void hp__patch_on_update(hp_req_t *r, void *ud, PGresult *res, const char
         return;
     if (PQntuples(res) == 0) {
         PQclear(res);
-        hp_respond_error(r, 404, "not_found", "no such item on this restaurant's menu");
+        hp_respond_error(r, HP_E_not_found, "no such item on this restaurant's menu");
         return;
     }
     st->item_json = hp_pool_printf(r, "%s", PQgetvalue(res, 0, 0));
@@ -511,10 +513,10 @@ static void hp__patch_on_conn(hp_req_t *r, void *ud, hp_pgconn_t *conn, const ch
 static void hp__patch_authed(hp_req_t *r)
 {
     if (r->principal.restaurant_id != r->path_ids[0]) {
-        hp_respond_error(r, 403, "forbidden", "you do not own this restaurant");
+        hp_respond_error(r, HP_E_forbidden, "you do not own this restaurant");
         return;
     }
-    json_t *doc = hp_json_parse_body(r);
+    json_t *doc = hp_body_json(r);
     if (doc == NULL)
         return;
     hp_json_err_t jerr;
@@ -534,7 +536,7 @@ static void hp__patch_authed(hp_req_t *r)
     return;
 Invalid:
     json_decref(doc);
-    hp_json_respond_err(r, &jerr);
+    hp_respond_json_err(r, &jerr);
 }
 
 void hp_handle_menu_item_patch(hp_req_t *r)

@@ -11,11 +11,13 @@
  * so a page of N orders costs 1 + 2N statements and 1 + 2N round trips. The
  * response is the same document either way (tests/e2e/test_order_history_flag.py).
  */
+#include "runtime/params.h"
 #include "services/orders.h"
-#include "common/cursor.h"
-#include "common/db.h"
-#include "common/flags.h"
-#include "common/json.h"
+#include "base/timefmt.h"
+#include "base/cursor.h"
+#include "runtime/db.h"
+#include "base/flags.h"
+#include "base/json.h"
 #include "services/auth.h"
 #include "services/handlers.h"
 #include "services/order_status.h"
@@ -26,14 +28,6 @@
 #include <string.h>
 #include <time.h>
 
-void hp_rfc3339(char *buf, size_t len, int64_t epoch_us)
-{
-    time_t sec = (time_t)(epoch_us / 1000000);
-    struct tm tm;
-    gmtime_r(&sec, &tm);
-    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static json_int_t hp__int(const PGresult *res, int row, int col)
 {
     return (json_int_t)strtoll(PQgetvalue(res, row, col), NULL, 10);
@@ -42,7 +36,7 @@ static json_int_t hp__int(const PGresult *res, int row, int col)
 json_t *hp_order_row_json(const PGresult *res, int row)
 {
     char created[32];
-    hp_rfc3339(created, sizeof(created), strtoll(PQgetvalue(res, row, 12), NULL, 10));
+    hp_time_rfc3339(created, sizeof(created), strtoull(PQgetvalue(res, row, 12), NULL, 10), 0);
     return json_pack("{sI sI sI ss sI sI sI sI sI sI sI sI ss}", "id", hp__int(res, row, 0), "user_id", hp__int(res, row, 1),
                      "restaurant_id", hp__int(res, row, 2), "status", PQgetvalue(res, row, 3), "subtotal_cents",
                      hp__int(res, row, 4), "discount_cents", hp__int(res, row, 5), "tax_cents", hp__int(res, row, 6),
@@ -178,7 +172,7 @@ static void hp__get_on_order(hp_req_t *r, void *ud, json_t *doc, const hp_order_
         hp_respond_failure(r, err);
     } else if (doc == NULL || !hp__may_see(r, meta)) {
         json_decref(doc);
-        hp_respond_error(r, 404, "not_found", "no such order");
+        hp_respond_error(r, HP_E_not_found, "no such order");
     } else {
         hp_respond_json(r, 200, doc);
     }
@@ -347,17 +341,17 @@ static void hp__history_on_page(hp_req_t *r, void *ud, PGresult *res, const char
 static void hp__history_authed(hp_req_t *r)
 {
     if (r->principal.role != HP_ROLE_CUSTOMER || r->path_ids[0] != r->principal.user_id) {
-        hp_respond_error(r, 404, "not_found", "no such user");
+        hp_respond_error(r, HP_E_not_found, "no such user");
         return;
     }
     int limit, has_cursor;
     int64_t k1 = 0, k2 = 0;
-    if (hp_limit_param(r, 10, 50, &limit) < 0 || hp_cursor_param(r, HP_CURSOR_KIND_ORDERS, &has_cursor, &k1, &k2) < 0)
+    if (hp_param_limit(r, 10, 50, &limit) < 0 || hp_param_cursor(r, HP_CURSOR_KIND_ORDERS, &has_cursor, &k1, &k2) < 0)
         return;
     hp_history_t *h = h2o_mem_alloc_pool(&r->h2o->pool, sizeof(*h));
     memset(h, 0, sizeof(*h));
     h->limit = limit;
-    h->n_plus_one = hp_flag_get(HP_FLAG_order_history) == HP_ORDER_HISTORY_N_PLUS_ONE;
+    h->n_plus_one = hp_flag_get(HP_FLAG_order_history) == HP_order_history_n_plus_one;
     const char *values[4] = {hp_pool_printf(r, "%lld", (long long)r->principal.user_id),
                              has_cursor ? hp_pool_printf(r, "%lld", (long long)k1) : NULL,
                              has_cursor ? hp_pool_printf(r, "%lld", (long long)k2) : NULL, hp_pool_printf(r, "%d", limit + 1)};
@@ -397,7 +391,7 @@ static void hp__event_on_update(hp_req_t *r, void *ud, PGresult *res, const char
     PQclear(res);
     if (updated == 0) {
         /* Another request moved the order to a status this transition cannot start from. */
-        hp_respond_error(r, 409, "invalid_transition",
+        hp_respond_error(r, HP_E_invalid_transition,
                          hp_pool_printf(r, "the order can no longer go to %s", hp_status_name(((hp_event_t *)ud)->to)));
         return;
     }
@@ -423,17 +417,17 @@ static void hp__event_on_order(hp_req_t *r, void *ud, json_t *doc, const hp_orde
         return;
     }
     if (doc == NULL || !hp__may_see(r, meta)) {
-        hp_respond_error(r, 404, "not_found", "no such order");
+        hp_respond_error(r, HP_E_not_found, "no such order");
         return;
     }
     hp_order_status_t from;
     hp_actor_t actor = r->principal.role == HP_ROLE_OWNER ? HP_ACTOR_OWNER : HP_ACTOR_CUSTOMER;
     if (actor == HP_ACTOR_CUSTOMER && ev->to != HP_ST_CANCELLED) {
-        hp_respond_error(r, 403, "forbidden", "customers may only cancel an order");
+        hp_respond_error(r, HP_E_forbidden, "customers may only cancel an order");
         return;
     }
     if (hp_status_parse(meta->status, strlen(meta->status), &from) != 0 || !hp_status_transition_allowed(from, ev->to, actor)) {
-        hp_respond_error(r, 409, "invalid_transition",
+        hp_respond_error(r, HP_E_invalid_transition,
                          hp_pool_printf(r, "an order cannot go from %s to %s", meta->status, hp_status_name(ev->to)));
         return;
     }
@@ -458,7 +452,7 @@ static void hp__event_on_order(hp_req_t *r, void *ud, json_t *doc, const hp_orde
 
 static void hp__event_authed(hp_req_t *r)
 {
-    json_t *doc = hp_json_parse_body(r);
+    json_t *doc = hp_body_json(r);
     if (doc == NULL)
         return;
     static const char *const allowed[] = {"status"};
@@ -467,17 +461,17 @@ static void hp__event_authed(hp_req_t *r)
     hp_event_t *ev = h2o_mem_alloc_pool(&r->h2o->pool, sizeof(*ev));
     if (hp_json_only_fields(doc, allowed, 1, &jerr) != 0) {
         json_decref(doc);
-        hp_json_respond_err(r, &jerr);
+        hp_respond_json_err(r, &jerr);
         return;
     }
     if (status == NULL) {
         json_decref(doc);
-        hp_respond_error(r, 400, "missing_field", "missing field status");
+        hp_respond_error(r, HP_E_missing_field, "missing field status");
         return;
     }
     if (!json_is_string(status) || hp_status_parse(json_string_value(status), json_string_length(status), &ev->to) != 0) {
         json_decref(doc);
-        hp_respond_error(r, 400, "invalid_field",
+        hp_respond_error(r, HP_E_invalid_field,
                          "status must be one of placed, accepted, preparing, ready, picked_up, delivered, cancelled");
         return;
     }

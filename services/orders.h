@@ -8,7 +8,7 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 
-#include "common/http.h"
+#include "runtime/http.h"
 
 /* What callers need to decide access and transitions, besides the document. */
 typedef struct st_hp_order_meta_t {
@@ -33,8 +33,5 @@ json_t *hp_order_row_json(const PGresult *res, int row);
 
 /** Adds the items of order_id found in an order_items_for result. */
 void hp_order_add_items(json_t *order, int64_t order_id, const PGresult *items);
-
-/** Formats microseconds since the epoch as RFC 3339 UTC with second precision. */
-void hp_rfc3339(char *buf, size_t len, int64_t epoch_us);
 
 #endif

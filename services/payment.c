@@ -11,9 +11,9 @@
  * latency timer fires, whether or not its request is still there.
  */
 #include "services/payment.h"
-#include "common/clock.h"
-#include "common/flags.h"
-#include "common/log.h"
+#include "base/clock.h"
+#include "base/flags.h"
+#include "base/log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,8 +30,10 @@ typedef struct st_hp_payment_t {
     size_t num_timeouts;
     uint64_t timeout_ms[HP_PAYMENT_MAX_TIMEOUTS];
     h2o_timeout_t timeouts[HP_PAYMENT_MAX_TIMEOUTS];
-    hp_payment_stats_t stats;
 } hp_payment_t;
+
+/* This thread's simulator: only its own loop touches it, so it is thread-local rather than a field every thread carries. */
+static _Thread_local hp_payment_t *hp__pay;
 
 typedef struct st_hp_payment_auth_t {
     hp_op_t op;
@@ -85,31 +87,21 @@ int hp_payment_thread_init(hp_thread_t *thr)
     pay->thr = thr;
     if (getrandom(&pay->rng, sizeof(pay->rng), GRND_NONBLOCK) != (ssize_t)sizeof(pay->rng))
         pay->rng = (uint64_t)thr->index + 1;
-    thr->payment = pay;
+    hp__pay = pay;
     return 0;
 }
 
 void hp_payment_thread_dispose(hp_thread_t *thr)
 {
-    free(thr->payment);
-    thr->payment = NULL;
-}
-
-const hp_payment_stats_t *hp_payment_stats(hp_thread_t *thr)
-{
-    return thr->payment != NULL ? &thr->payment->stats : NULL;
-}
-
-/* One writer per counter (its thread), so a relaxed load and store count without a locked instruction. */
-static void hp__count(_Atomic uint64_t *c)
-{
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1, memory_order_relaxed);
+    (void)thr;
+    free(hp__pay);
+    hp__pay = NULL;
 }
 
 void hp_payment_void(hp_thread_t *thr, const char *auth_id)
 {
     (void)auth_id; /* the simulator holds no funds; a real gateway call would go here */
-    hp__count(&thr->payment->stats.voided);
+    hp_probe_count(thr, HP_COUNTER_pay_voided, 1);
 }
 
 static void hp__auth_deliver(hp_payment_auth_t *a, const char *err)
@@ -127,15 +119,15 @@ static void hp__auth_on_latency(h2o_timeout_entry_t *entry)
 {
     hp_payment_auth_t *a = H2O_STRUCT_FROM_MEMBER(hp_payment_auth_t, latency, entry);
     hp_payment_t *pay = a->pay;
-    hp_probe_payment_latency(pay->thr, hp_probe_clock() - a->start_ns);
+    hp_probe_observe(pay->thr, HP_HIST_payment_latency, hp_probe_clock() - a->start_ns);
     if (h2o_timeout_is_linked(&a->deadline))
         h2o_timeout_unlink(&a->deadline);
     if (a->declined) {
-        hp__count(&pay->stats.declined);
+        hp_probe_count(pay->thr, HP_COUNTER_pay_declined, 1);
         if (!a->delivered)
             hp__auth_deliver(a, hp_err_payment_declined);
     } else {
-        hp__count(&pay->stats.authorized);
+        hp_probe_count(pay->thr, HP_COUNTER_pay_authorized, 1);
         if (!a->delivered && a->op.req != NULL) {
             hp__auth_deliver(a, NULL);
         } else {
@@ -150,13 +142,13 @@ static void hp__auth_on_latency(h2o_timeout_entry_t *entry)
 static void hp__auth_on_deadline(h2o_timeout_entry_t *entry)
 {
     hp_payment_auth_t *a = H2O_STRUCT_FROM_MEMBER(hp_payment_auth_t, deadline, entry);
-    hp__count(&a->pay->stats.timed_out);
+    hp_probe_count(a->pay->thr, HP_COUNTER_pay_timed_out, 1);
     hp__auth_deliver(a, hp_err_payment_timeout);
 }
 
 void hp_payment_authorize(hp_req_t *r, int64_t amount_cents, hp_payment_cb cb, void *ud)
 {
-    hp_payment_t *pay = r->thr->payment;
+    hp_payment_t *pay = hp__pay;
     hp_payment_auth_t *a = calloc(1, sizeof(*a));
     if (a == NULL)
         abort();

@@ -8,27 +8,21 @@
  * the payment_timeout_ms setting: past it the caller gets hp_err_payment_timeout
  * and the simulator voids the authorization when it eventually completes, as a
  * real integration must (an authorization nobody will capture is released).
+ *
+ * Counted in the probes (runtime/stats.h): an authorization once when the
+ * gateway answers (pay_authorized or pay_declined), pay_timed_out for callers
+ * that stopped waiting first, and pay_voided for every authorization
+ * released because no order owns it.
  */
 #ifndef HP_PAYMENT_H
 #define HP_PAYMENT_H
 
 #include <stdint.h>
 
-#include "common/http.h"
-#include "common/thread.h"
+#include "runtime/http.h"
+#include "runtime/thread.h"
 
 #define HP_PAYMENT_AUTH_ID_MAX 48
-
-/*
- * Per-thread counters of the simulator: written by their worker thread only
- * (relaxed single-writer stores), read by the admin thread for /debug/perf.
- * An authorization is counted once when the gateway answers (authorized or
- * declined); timed_out counts callers that stopped waiting first, and voided
- * every authorization released because no order owns it.
- */
-typedef struct st_hp_payment_stats_t {
-    _Atomic uint64_t authorized, declined, timed_out, voided;
-} hp_payment_stats_t;
 
 /**
  * Called with the outcome of an authorization.
@@ -37,6 +31,10 @@ typedef struct st_hp_payment_stats_t {
  */
 typedef void (*hp_payment_cb)(hp_req_t *r, void *ud, const char *auth_id, const char *err);
 
+/*
+ * The simulator's state on each worker thread (its timers and random
+ * generator), created and freed by these hooks, which main.c registers.
+ */
 int hp_payment_thread_init(hp_thread_t *thr);
 void hp_payment_thread_dispose(hp_thread_t *thr);
 
@@ -45,8 +43,5 @@ void hp_payment_authorize(hp_req_t *r, int64_t amount_cents, hp_payment_cb cb, v
 
 /** Voids an authorization that will not be captured (the order was not written). */
 void hp_payment_void(hp_thread_t *thr, const char *auth_id);
-
-/** @return thr's counters (NULL before its payment state exists); safe to read from another thread */
-const hp_payment_stats_t *hp_payment_stats(hp_thread_t *thr);
 
 #endif

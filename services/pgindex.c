@@ -25,8 +25,8 @@
  * guarded by hp__ix.lock.
  */
 #include "services/pgindex.h"
-#include "common/flags.h"
-#include "common/log.h"
+#include "base/flags.h"
+#include "base/log.h"
 
 #include <libpq-fe.h>
 #include <pthread.h>
@@ -164,7 +164,7 @@ static struct {
     unsigned requested, done; /* generations: work is pending while they differ */
     int detect;               /* the pending work is reading the state, not changing it */
     const char *state;        /* "idle", "running", "done", "failed" */
-    int target;               /* the flag value being applied (HP_INDEX_ON or HP_INDEX_OFF) */
+    int target;               /* the flag value being applied (HP_orders_user_id_index_on or HP_orders_user_id_index_off) */
     char error[512];
     double ms; /* how long the last action took */
 } hp__ix = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER, .state = "idle"};
@@ -200,18 +200,18 @@ static void *hp__ix_main(void *arg)
             /* No --flag given: the flag reports what the database has, e.g. after `hotplate index orders_user_id off`. */
             ret = hp_pgindex_state(hp__ix.pg_url, "orders_user_id", &on, err, sizeof(err));
             if (ret == 0) {
-                target = on ? HP_INDEX_ON : HP_INDEX_OFF;
-                hp_flag_store(HP_FLAG_orders_user_id_index, target);
+                target = on ? HP_orders_user_id_index_on : HP_orders_user_id_index_off;
+                hp_flag_store_quietly(HP_FLAG_orders_user_id_index, target);
             }
         } else {
-            ret = hp_pgindex_apply(hp__ix.pg_url, "orders_user_id", target == HP_INDEX_ON, err, sizeof(err));
+            ret = hp_pgindex_apply(hp__ix.pg_url, "orders_user_id", target == HP_orders_user_id_index_on, err, sizeof(err));
         }
         double ms = hp__elapsed_ms(&t0);
         if (ret == 0)
-            hp_log(HP_LOG_INFO, "index orders_user_id %s: %s in %.0f ms", target == HP_INDEX_ON ? "on" : "off",
+            hp_log(HP_LOG_INFO, "index orders_user_id %s: %s in %.0f ms", target == HP_orders_user_id_index_on ? "on" : "off",
                    detect ? "found" : "applied", ms);
         else
-            hp_log(HP_LOG_ERROR, "index orders_user_id %s failed: %s", target == HP_INDEX_ON ? "on" : "off", err);
+            hp_log(HP_LOG_ERROR, "index orders_user_id %s failed: %s", target == HP_orders_user_id_index_on ? "on" : "off", err);
 
         pthread_mutex_lock(&hp__ix.lock);
         hp__ix.done = gen;
@@ -270,8 +270,9 @@ void hp_pgindex_stop(void)
 json_t *hp_pgindex_actions_json(void)
 {
     pthread_mutex_lock(&hp__ix.lock);
-    json_t *a = json_pack("{ss ss sf ss?}", "state", hp__ix.state, "target", hp__ix.target == HP_INDEX_ON ? "on" : "off", "ms",
-                          hp__ix.ms, "error", hp__ix.error[0] != '\0' ? hp__ix.error : NULL);
+    json_t *a =
+        json_pack("{ss ss sf ss?}", "state", hp__ix.state, "target", hp__ix.target == HP_orders_user_id_index_on ? "on" : "off",
+                  "ms", hp__ix.ms, "error", hp__ix.error[0] != '\0' ? hp__ix.error : NULL);
     pthread_mutex_unlock(&hp__ix.lock);
     return json_pack("{so}", "orders_user_id_index", a);
 }

@@ -22,8 +22,9 @@
  * Ownership: entries are malloc'd here and freed here (eviction, trimming, and
  * hp_recent_thread_dispose at thread exit).
  */
+#include "runtime/params.h"
 #include "services/recent.h"
-#include "common/flags.h"
+#include "base/flags.h"
 #include "services/handlers.h"
 
 #include <stdlib.h>
@@ -40,10 +41,13 @@ typedef struct st_hp_recent_entry_t {
     char ua[]; /* the User-Agent, truncated to HP_RECENT_UA_MAX bytes */
 } hp_recent_entry_t;
 
-struct st_hp_recent_t {
+typedef struct st_hp_recent_t {
     h2o_linklist_t entries;
     size_t count;
-};
+} hp_recent_t;
+
+/* This thread's list, created at its first view; only its own loop touches it. */
+static _Thread_local hp_recent_t *hp__recent;
 
 static uint64_t hp__now_ms(void)
 {
@@ -52,15 +56,15 @@ static uint64_t hp__now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static hp_recent_t *hp__recent_of(hp_thread_t *thr)
+static hp_recent_t *hp__recent_get(void)
 {
-    if (thr->recent == NULL) {
-        thr->recent = calloc(1, sizeof(*thr->recent));
-        if (thr->recent == NULL)
+    if (hp__recent == NULL) {
+        hp__recent = calloc(1, sizeof(*hp__recent));
+        if (hp__recent == NULL)
             abort();
-        h2o_linklist_init_anchor(&thr->recent->entries);
+        h2o_linklist_init_anchor(&hp__recent->entries);
     }
-    return thr->recent;
+    return hp__recent;
 }
 
 static void hp__recent_drop_oldest(hp_recent_t *rl)
@@ -73,7 +77,7 @@ static void hp__recent_drop_oldest(hp_recent_t *rl)
 
 void hp_recent_record(hp_req_t *r, int64_t restaurant_id)
 {
-    hp_recent_t *rl = hp__recent_of(r->thr);
+    hp_recent_t *rl = hp__recent_get();
     h2o_iovec_t ua = hp_req_header(r, "user-agent");
     size_t ua_len = ua.base == NULL ? 0 : ua.len > HP_RECENT_UA_MAX ? HP_RECENT_UA_MAX : ua.len;
     hp_recent_entry_t *e = calloc(1, sizeof(*e) + ua_len + 1); /* calloc: h2o_linklist_insert asserts an unlinked node */
@@ -88,29 +92,25 @@ void hp_recent_record(hp_req_t *r, int64_t restaurant_id)
     h2o_linklist_insert(&rl->entries, &e->link);
     ++rl->count;
     /* The eviction that leak=on leaves out. */
-    if (hp_flag_get(HP_FLAG_leak) == HP_LEAK_OFF)
+    if (hp_flag_get(HP_FLAG_leak) == HP_leak_off)
         while (rl->count > HP_RECENT_CAP)
             hp__recent_drop_oldest(rl);
 }
 
-size_t hp_recent_count(hp_thread_t *thr)
-{
-    return thr->recent == NULL ? 0 : thr->recent->count;
-}
-
 void hp_recent_thread_dispose(hp_thread_t *thr)
 {
-    if (thr->recent == NULL)
+    (void)thr;
+    if (hp__recent == NULL)
         return;
-    while (thr->recent->count != 0)
-        hp__recent_drop_oldest(thr->recent);
-    free(thr->recent);
-    thr->recent = NULL;
+    while (hp__recent->count != 0)
+        hp__recent_drop_oldest(hp__recent);
+    free(hp__recent);
+    hp__recent = NULL;
 }
 
-size_t hp_recent_top(hp_thread_t *thr, uint64_t window_ms, hp_recent_top_t *top, size_t max)
+size_t hp_recent_top(uint64_t window_ms, hp_recent_top_t *top, size_t max)
 {
-    if (thr->recent == NULL || max == 0)
+    if (hp__recent == NULL || max == 0)
         return 0;
     uint64_t now = hp__now_ms(), since = now > window_ms ? now - window_ms : 0;
     /*
@@ -123,7 +123,7 @@ size_t hp_recent_top(hp_thread_t *thr, uint64_t window_ms, hp_recent_top_t *top,
     static _Thread_local hp_recent_top_t table[SLOTS];
     memset(table, 0, sizeof(table));
     size_t used = 0;
-    for (h2o_linklist_t *l = thr->recent->entries.prev; l != &thr->recent->entries; l = l->prev) {
+    for (h2o_linklist_t *l = hp__recent->entries.prev; l != &hp__recent->entries; l = l->prev) {
         hp_recent_entry_t *e = H2O_STRUCT_FROM_MEMBER(hp_recent_entry_t, link, l);
         if (e->at_ms < since)
             break;
@@ -158,22 +158,15 @@ size_t hp_recent_top(hp_thread_t *thr, uint64_t window_ms, hp_recent_top_t *top,
 /* GET /trending?minutes=M&limit=N: the most viewed menus of the last M minutes (default 10) on this thread. */
 void hp_handle_trending(hp_req_t *r)
 {
-    int limit, minutes = 10;
-    if (hp_limit_param(r, 10, 50, &limit) < 0)
+    int limit;
+    int64_t minutes;
+    if (hp_param_limit(r, 10, 50, &limit) < 0 || hp_param_int(r, "minutes", 1, 1440, 10, &minutes) < 0)
         return;
-    h2o_iovec_t v;
-    int found = hp_query_param(r, "minutes", &v);
-    int64_t m = minutes;
-    if (found < 0 || (found > 0 && (hp_parse_id(v.base, v.len, &m) != 0 || m > 1440))) {
-        hp_respond_error(r, 400, "bad_param", "minutes must be an integer from 1 to 1440");
-        return;
-    }
-    minutes = (int)m;
     hp_recent_top_t top[50];
-    size_t n = hp_recent_top(r->thr, (uint64_t)minutes * 60000, top, (size_t)limit);
+    size_t n = hp_recent_top((uint64_t)minutes * 60000, top, (size_t)limit);
     json_t *list = json_array();
     for (size_t i = 0; i != n; ++i)
         json_array_append_new(
             list, json_pack("{sI sI}", "restaurant_id", (json_int_t)top[i].restaurant_id, "views", (json_int_t)top[i].views));
-    hp_respond_json(r, 200, json_pack("{si so}", "minutes", minutes, "restaurants", list));
+    hp_respond_json(r, 200, json_pack("{sI so}", "minutes", (json_int_t)minutes, "restaurants", list));
 }

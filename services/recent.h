@@ -8,12 +8,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "common/http.h"
+#include "runtime/http.h"
 
 /* Entries a thread's list keeps when leak=off: the trending window's sample. */
 #define HP_RECENT_CAP 1024
-
-typedef struct st_hp_recent_t hp_recent_t;
 
 typedef struct st_hp_recent_top_t {
     int64_t restaurant_id;
@@ -23,17 +21,14 @@ typedef struct st_hp_recent_top_t {
 /** Records a menu view by r's client on r's thread. */
 void hp_recent_record(hp_req_t *r, int64_t restaurant_id);
 
-/** @return the entries in thr's list (leak=on makes it grow without bound) */
-size_t hp_recent_count(hp_thread_t *thr);
-
 /**
- * Fills top with up to max restaurants most viewed on thr within the last
- * window_ms, most viewed first. Call on thr only.
+ * Fills top with up to max restaurants most viewed on the calling thread
+ * within the last window_ms, most viewed first.
  * @return how many were filled
  */
-size_t hp_recent_top(hp_thread_t *thr, uint64_t window_ms, hp_recent_top_t *top, size_t max);
+size_t hp_recent_top(uint64_t window_ms, hp_recent_top_t *top, size_t max);
 
-/** Frees thr's list; call once when the worker thread ends. */
+/** Frees the thread's list; a thread hook (main.c), called once when the worker thread ends. */
 void hp_recent_thread_dispose(hp_thread_t *thr);
 
 void hp_handle_trending(hp_req_t *r);

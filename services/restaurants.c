@@ -2,11 +2,12 @@
  * restaurants: GET /restaurants (keyset-paginated listing) and
  * GET /restaurants/{id}; also the health routes.
  */
+#include "runtime/params.h"
 #include "services/handlers.h"
-#include "common/cursor.h"
-#include "common/db.h"
-#include "common/redis.h"
-#include "common/server.h"
+#include "base/cursor.h"
+#include "runtime/db.h"
+#include "runtime/redis.h"
+#include "runtime/server.h"
 #include "services/statements.h"
 
 #include <stdio.h>
@@ -49,66 +50,14 @@ static void hp__list_on_rows(hp_req_t *r, void *ud, PGresult *res, const char *e
     hp_respond_json(r, 200, json_pack("{so so}", "restaurants", list, "next_cursor", next));
 }
 
-/*
- * Reads an optional text parameter: valid UTF-8, at most 100 bytes.
- * @return 0 (absent: *out NULL), 1, or -1 after answering 400
- */
-static int hp__text_param(hp_req_t *r, const char *name, const char **out)
-{
-    h2o_iovec_t v;
-    int found = hp_query_param(r, name, &v);
-    *out = NULL;
-    if (found == 0)
-        return 0;
-    json_t *check = found > 0 && v.len <= 100 ? json_stringn(v.base, v.len) : NULL; /* jansson rejects invalid UTF-8 */
-    if (check == NULL) {
-        hp_respond_error(r, 400, "bad_param", hp_pool_printf(r, "parameter %s must be UTF-8 text of at most 100 bytes", name));
-        return -1;
-    }
-    json_decref(check);
-    *out = v.base;
-    return 1;
-}
-
-int hp_limit_param(hp_req_t *r, int def, int max, int *out)
-{
-    h2o_iovec_t v;
-    int found = hp_query_param(r, "limit", &v);
-    int64_t n;
-    *out = def;
-    if (found == 0)
-        return 0;
-    if (found < 0 || hp_parse_id(v.base, v.len, &n) != 0 || n > max) {
-        hp_respond_error(r, 400, "bad_param", hp_pool_printf(r, "limit must be an integer from 1 to %d", max));
-        return -1;
-    }
-    *out = (int)n;
-    return 0;
-}
-
-int hp_cursor_param(hp_req_t *r, uint8_t kind, int *present, int64_t *k1, int64_t *k2)
-{
-    h2o_iovec_t v;
-    int found = hp_query_param(r, "cursor", &v);
-    *present = 0;
-    if (found == 0)
-        return 0;
-    if (found < 0 || hp_cursor_decode(v.base, v.len, kind, k1, k2) != 0) {
-        hp_respond_error(r, 400, "bad_cursor", "the cursor is not one this listing produced");
-        return -1;
-    }
-    *present = 1;
-    return 0;
-}
-
 void hp_handle_restaurant_list(hp_req_t *r)
 {
     const char *city, *cuisine, *open_now = NULL;
     int limit, has_cursor;
     int64_t k1 = 0, k2 = 0;
     h2o_iovec_t v;
-    if (hp__text_param(r, "city", &city) < 0 || hp__text_param(r, "cuisine", &cuisine) < 0 ||
-        hp_limit_param(r, 20, 100, &limit) < 0 || hp_cursor_param(r, HP_CURSOR_KIND_RESTAURANTS, &has_cursor, &k1, &k2) < 0)
+    if (hp_param_text(r, "city", 100, &city) < 0 || hp_param_text(r, "cuisine", 100, &cuisine) < 0 ||
+        hp_param_limit(r, 20, 100, &limit) < 0 || hp_param_cursor(r, HP_CURSOR_KIND_RESTAURANTS, &has_cursor, &k1, &k2) < 0)
         return;
     int found = hp_query_param(r, "open_now", &v);
     if (found != 0) {
@@ -117,12 +66,12 @@ void hp_handle_restaurant_list(hp_req_t *r)
         else if (found > 0 && v.len == 5 && memcmp(v.base, "false", 5) == 0)
             open_now = "false";
         else {
-            hp_respond_error(r, 400, "bad_param", "open_now must be true or false");
+            hp_respond_error(r, HP_E_bad_param, "open_now must be true or false");
             return;
         }
     }
     if (has_cursor && (k1 < 0 || k1 > 50 || k2 < 1)) {
-        hp_respond_error(r, 400, "bad_cursor", "the cursor is not one this listing produced");
+        hp_respond_error(r, HP_E_bad_cursor, "the cursor is not one this listing produced");
         return;
     }
     const char *values[6] = {city,
@@ -141,7 +90,7 @@ static void hp__get_on_row(hp_req_t *r, void *ud, PGresult *res, const char *err
         return;
     if (PQntuples(res) == 0) {
         PQclear(res);
-        hp_respond_error(r, 404, "not_found", "no such restaurant");
+        hp_respond_error(r, HP_E_not_found, "no such restaurant");
         return;
     }
     json_t *doc = hp__restaurant_json(res, 0);

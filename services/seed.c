@@ -23,9 +23,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "common/clock.h"
-#include "common/migrate.h"
-#include "common/token.h"
+#include "base/clock.h"
+#include "runtime/migrate.h"
+#include "base/token.h"
 
 enum {
     HP_SEED__TOP_CUSTOMERS = 1000, /* customers that get a demo token, most active first */

@@ -2,10 +2,10 @@
  * statements: the named-statement table handed to the db layer (see statements.h).
  */
 #include "services/statements.h"
-#include "common/db.h"
+#include "runtime/db.h"
 
-const hp_db_stmt_def_t hp_statements[] = {
-#define HP__STMT_DEF(name, sql) {#name, sql},
+const hp_db_stmt_def_t hp_statements[HP_STMT__COUNT] = {
+#define HP__STMT_DEF(name, kind, route, sample, sql) {#name, kind, route, sample, sql},
     HP_STMT_LIST(HP__STMT_DEF)
 #undef HP__STMT_DEF
 };

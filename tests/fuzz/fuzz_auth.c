@@ -8,7 +8,7 @@
  * itself and differs from the hash of the same token with one character
  * changed.
  */
-#include "common/token.h"
+#include "base/token.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -20,8 +20,8 @@
 
 #include <jansson.h>
 
-#include "common/http.h"
-#include "common/json.h"
+#include "runtime/http.h"
+#include "base/json.h"
 
 /** @return the parsed body (the caller decrefs it), or NULL when the server would answer 400 before validation */
 static inline json_t *hp_fuzz_body(const uint8_t *data, size_t size)

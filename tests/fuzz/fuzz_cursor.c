@@ -7,7 +7,7 @@
  * encodes to at most HP_CURSOR_MAX_LEN characters that decode back to the same
  * values, and never as the other kind.
  */
-#include "common/cursor.h"
+#include "base/cursor.h"
 
 #include <stdlib.h>
 #include <string.h>

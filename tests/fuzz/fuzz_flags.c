@@ -8,7 +8,7 @@
  * value (what /debug/flags shows can be set again). The whole input is also
  * given to hp_flags_parse_list as a comma-separated list.
  */
-#include "common/flags.h"
+#include "base/flags.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -8,7 +8,7 @@
  * in 1..2^53-1; "method not allowed" lists the allowed methods; hp_parse_id
  * accepts only plain decimal digits without a leading zero, in range.
  */
-#include "common/router.h"
+#include "base/router.h"
 #include "services/handlers.h"
 
 #include <stdint.h>

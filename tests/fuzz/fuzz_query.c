@@ -8,7 +8,7 @@
  * NUL-terminated, holds no NUL (an encoded %00 is refused), and is never
  * longer than the query it came from.
  */
-#include "common/http.h"
+#include "runtime/http.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -156,7 +156,7 @@ static void test_cache_ratio_from_counters(void **state)
     /* 4 menus/s, 1 from the cache: 25%, under 50%. */
     int fired_at = -1;
     for (int i = 0; i != 400 && fired_at < 0; ++i) {
-        f->s.menu_ok += 4, f->s.cache_hits += 1;
+        f->s.menu_ok += 4, f->s.stats.counter[HP_COUNTER_cache_hits] += 1;
         if (step(f) == 1 && f->ev[0].id == HP_ALERT_HotplateCacheHitRatioLow)
             fired_at = i;
     }
@@ -165,7 +165,7 @@ static void test_cache_ratio_from_counters(void **state)
     /* Back to 90%: resolves once the 120 s window's ratio is over 50% again. */
     int resolved_at = -1;
     for (int i = 0; i != 400 && resolved_at < 0; ++i) {
-        f->s.menu_ok += 10, f->s.cache_hits += 9;
+        f->s.menu_ok += 10, f->s.stats.counter[HP_COUNTER_cache_hits] += 9;
         if (step(f) == 1 && f->ev[0].firing == 0)
             resolved_at = i;
     }
@@ -202,11 +202,11 @@ static void test_flat_rss_never_fires(void **state)
 static void test_pool_and_cpu(void **state)
 {
     fixture_t *f = *state;
-    f->s.pool_size = 8;
+    f->s.stats.pool_size = 8;
     int pool_fired = -1, cpu_fired = -1, timeouts_fired = -1;
     for (int i = 0; i != 400; ++i) {
-        f->s.pool_in_use = 8;
-        f->s.pool_timeouts += 1;
+        f->s.stats.gauge[HP_GAUGE_pool_in_use] = 8;
+        f->s.stats.counter[HP_COUNTER_pool_timeouts] += 1;
         f->s.cpu_s += 1.8; /* 90% of 2 CPUs */
         size_t n = step(f);
         for (size_t k = 0; k != n; ++k) {
@@ -248,7 +248,7 @@ static void test_active_table_is_bounded(void **state)
         f->s.stmts[i].name = names[i];
         f->s.stmts[i].slow_per_s = 5;
     }
-    f->s.loop_lag_p99_s = 1; /* one more alert than the table holds */
+    f->s.stats.hist[HP_HIST_loop_lag].p99_ns[1] = 1000000000; /* 1 s: one more alert than the table holds */
     step(f);
     assert_int_equal(f->a.num_active, HP_ALERT_MAX_ACTIVE);
     assert_true(f->a.dropped_active >= 1);

@@ -42,7 +42,7 @@ static void assert_ok(const char *text, hp_cart_t *cart)
 {
     hp_json_err_t err;
     if (parse(text, cart, &err) != 0)
-        fail_msg("refused (%d %s: %s): %s", err.status, err.code, err.message, text);
+        fail_msg("refused (%d %s: %s): %s", hp_error_def(err.code)->status, hp_error_def(err.code)->code, err.message, text);
 }
 
 static void assert_refused(const char *text, int status, const char *code)
@@ -51,8 +51,9 @@ static void assert_refused(const char *text, int status, const char *code)
     hp_json_err_t err;
     if (parse(text, &cart, &err) != -1)
         fail_msg("accepted: %s", text);
-    if (err.status != status || err.code == NULL || strcmp(err.code, code) != 0)
-        fail_msg("%s: got %d %s, want %d %s", text, err.status, err.code != NULL ? err.code : "(null)", status, code);
+    const hp_error_def_t *got = hp_error_def(err.code);
+    if (got->status != status || strcmp(got->code, code) != 0)
+        fail_msg("%s: got %d %s, want %d %s", text, got->status, got->code, status, code);
     assert_true(err.message[0] != '\0');
 }
 
@@ -208,8 +209,8 @@ static void test_error_in_later_line_is_reported(void **state)
                            "id\":5,\"quantity\":1,\"modifier_ids\":[0]}]}",
                            &cart, &err),
                      -1);
-    assert_int_equal(err.status, 400);
-    assert_string_equal(err.code, "invalid_field");
+    assert_int_equal(hp_error_def(err.code)->status, 400);
+    assert_string_equal(hp_error_def(err.code)->code, "invalid_field");
     assert_non_null(strstr(err.message, "items[2]"));
 }
 

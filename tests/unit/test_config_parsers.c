@@ -16,8 +16,8 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "common/log.h"
-#include "common/redis.h"
+#include "base/log.h"
+#include "runtime/redis.h"
 
 /* --- hp_redis_parse_url ------------------------------------------------------ */
 

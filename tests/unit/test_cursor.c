@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "common/cursor.h"
+#include "base/cursor.h"
 
 static const int64_t KEYS[] = {0,
                                1,

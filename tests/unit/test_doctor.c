@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "profiling/doctor.h"
+#include "services/statements.h"
 
 typedef struct st_fixture_t {
     hp_doctor_snapshot_t a, b;
@@ -93,12 +94,24 @@ static void heap_series(hp_doctor_snapshot_t *s, double base, double slope, doub
 
 static void set_flag(hp_doctor_snapshot_t *s, const char *name, const char *value)
 {
-    size_t i;
-    for (i = 0; i != s->num_flags && strcmp(s->flags[i].name, name) != 0; ++i)
-        ;
-    if (i == s->num_flags)
-        s->flags[s->num_flags++].name = name;
-    snprintf(s->flags[i].value, sizeof(s->flags[0].value), "%s", value);
+    char err[128];
+    int v, id = hp_flag_check(name, strlen(name), value, strlen(value), &v, err, sizeof(err));
+    assert_true(id >= 0);
+    s->flags[id] = v;
+}
+
+/* The route of the fixture a statement's list names (services/statements.h), as hp_doctor_sample() maps it, or -1. */
+static int owner_route(const char *stmt)
+{
+    for (size_t i = 0; i != HP_STMT__COUNT; ++i) {
+        if (strcmp(hp_statements[i].name, stmt) != 0 || hp_statements[i].route < 0)
+            continue;
+        const hp_route_t *owner = &hp_api_routes[hp_statements[i].route];
+        for (size_t r = 0; r != sizeof(routes) / sizeof(routes[0]); ++r)
+            if (strcmp(routes[r][0], owner->method) == 0 && strcmp(routes[r][1], owner->pattern) == 0)
+                return (int)r;
+    }
+    return -1;
 }
 
 /* The clean window: what a healthy server with every optimization on shows over 10 s. */
@@ -117,10 +130,12 @@ static int setup(void **state)
     a->num_stmts = sizeof(stmts) / sizeof(stmts[0]);
     for (size_t i = 0; i != a->num_stmts; ++i) {
         a->stmts[i].name = stmts[i];
+        a->stmts[i].route = owner_route(stmts[i]);
         a->stmts[i].is_read = i != S_INSERT && i != S_STOCK;
         a->stmts[i].count = 500, a->stmts[i].time_ns = (uint64_t)(100 * MS);
     }
-    a->pool_size = 8, a->cache_hits = 5000, a->cache_misses = 100, a->cache_loads = 100;
+    a->stats.pool_size = 8, a->stats.counter[HP_COUNTER_cache_hits] = 5000, a->stats.counter[HP_COUNTER_cache_misses] = 100,
+    a->stats.counter[HP_COUNTER_cache_loads] = 100;
     a->heap_bytes = 20e6;
     set_table(a, "orders", 40, 4000, 100000, 10000);
     set_table(a, "restaurants", 1000, 100000, 5000, 100);
@@ -153,10 +168,11 @@ static int setup(void **state)
     add_stmt(fx, S_ITEMS_FOR, 100, 0.3);
     add_stmt(fx, S_NAMES, 100, 0.2);
     add_stmt(fx, S_GET, 50, 0.7);
-    b->cache_hits += 590, b->cache_misses += 10, b->cache_loads += 10;
-    b->pool_wait_count += 50, b->pool_wait_ns += (uint64_t)(50 * 0.05 * MS);
+    b->stats.counter[HP_COUNTER_cache_hits] += 590, b->stats.counter[HP_COUNTER_cache_misses] += 10,
+        b->stats.counter[HP_COUNTER_cache_loads] += 10;
+    b->stats.hist[HP_HIST_pool_wait].count += 50, b->stats.hist[HP_HIST_pool_wait].sum_ns += (uint64_t)(50 * 0.05 * MS);
     heap_series(b, 20e6, 0, 0, 150000);
-    b->loop_lag_p99_ns = (uint64_t)(2 * MS);
+    b->stats.hist[HP_HIST_loop_lag].p99_ns[0] = (uint64_t)(2 * MS);
     b->activity_samples = 30, b->activity_lock_samples = 1;
     b->activity_max_xact_ms = 6;
     b->tables[0].seq_scan += 1, b->tables[0].seq_tup_read += 10000, b->tables[0].idx_tup_fetch += 2000;
@@ -164,8 +180,8 @@ static int setup(void **state)
     /* EXPLAIN of the top statements: the list scans the small restaurants table; history uses its index. */
     b->num_plans = 2;
     snprintf(b->plans[0].stmt, sizeof(b->plans[0].stmt), "restaurant_list");
-    snprintf(b->plans[0].seq_rel, sizeof(b->plans[0].seq_rel), "restaurants");
-    snprintf(b->plans[0].filter, sizeof(b->plans[0].filter), "(city_id = 3)");
+    snprintf(b->plans[0].plan.seq_rel, sizeof(b->plans[0].plan.seq_rel), "restaurants");
+    snprintf(b->plans[0].plan.filter, sizeof(b->plans[0].plan.filter), "(city_id = 3)");
     b->plans[0].hypo_cost = -1;
     snprintf(b->plans[1].stmt, sizeof(b->plans[1].stmt), "order_history");
     b->plans[1].hypo_cost = -1;
@@ -227,11 +243,12 @@ static void slow_history_seq_scan(fixture_t *fx)
     fx->b.stmts[S_HISTORY].time_ns += (uint64_t)(100 * 3.0 * MS);
     fx->b.tables[0].seq_scan += 100, fx->b.tables[0].seq_tup_read += 100 * 10000;
     hp_doctor_plan_t *p = &fx->b.plans[1];
-    snprintf(p->seq_rel, sizeof(p->seq_rel), "orders");
-    snprintf(p->filter, sizeof(p->filter), "(user_id = '42'::bigint)");
-    snprintf(p->sort_key, sizeof(p->sort_key), "o.created_at DESC, o.id DESC");
-    p->cost = 1900.5;
-    assert_int_equal(hp_doctor_index_sql(p->seq_rel, p->filter, p->sort_key, p->index_sql, sizeof(p->index_sql)), 0);
+    snprintf(p->plan.seq_rel, sizeof(p->plan.seq_rel), "orders");
+    snprintf(p->plan.filter, sizeof(p->plan.filter), "(user_id = '42'::bigint)");
+    snprintf(p->plan.sort_key, sizeof(p->plan.sort_key), "o.created_at DESC, o.id DESC");
+    p->plan.cost = 1900.5;
+    assert_int_equal(
+        hp_plan_index_sql(p->plan.seq_rel, p->plan.filter, p->plan.sort_key, p->plan.index_sql, sizeof(p->plan.index_sql)), 0);
 }
 
 static void test_missing_index(void **state)
@@ -315,7 +332,9 @@ static void test_a_statement_of_the_auth_stage_is_not_an_n_plus_one(void **state
 
 static void menu_uncached(fixture_t *fx)
 {
-    fx->b.cache_hits = fx->a.cache_hits, fx->b.cache_misses = fx->a.cache_misses, fx->b.cache_loads = fx->a.cache_loads;
+    fx->b.stats.counter[HP_COUNTER_cache_hits] = fx->a.stats.counter[HP_COUNTER_cache_hits],
+    fx->b.stats.counter[HP_COUNTER_cache_misses] = fx->a.stats.counter[HP_COUNTER_cache_misses],
+    fx->b.stats.counter[HP_COUNTER_cache_loads] = fx->a.stats.counter[HP_COUNTER_cache_loads];
     hp_doctor_route_t *m = &fx->b.routes[R_MENU];
     m->stage_ns[HP_STAGE_cache] = fx->a.routes[R_MENU].stage_ns[HP_STAGE_cache];
     add_route(fx, R_MENU, 0, 2.5, HP_STAGE_db, 2.5, -1);
@@ -337,7 +356,7 @@ static void test_a_read_the_cache_answers_is_not_uncached(void **state)
     fixture_t *fx = *state;
     menu_uncached(fx);
     /* The same loads, but the cache is being consulted for every request (a cold cache filling up). */
-    fx->b.cache_misses += 600;
+    fx->b.stats.counter[HP_COUNTER_cache_misses] += 600;
     evaluate(fx);
     for (size_t i = 0; i != fx->n; ++i)
         assert_int_not_equal(fx->f[i].kind, HP_DOCTOR_uncached_hot_read);
@@ -503,8 +522,8 @@ static void test_pool_saturation(void **state)
 {
     fixture_t *fx = *state;
     add_route(fx, R_ORDERS, 0, 30.0, HP_STAGE_pool, 30.0, -1);
-    fx->b.pool_size = 2, fx->b.pool_waiting = 3, fx->b.pool_in_use = 2;
-    fx->b.pool_wait_ns += (uint64_t)(50 * 30 * MS);
+    fx->b.stats.pool_size = 2, fx->b.stats.gauge[HP_GAUGE_pool_waiting] = 3, fx->b.stats.gauge[HP_GAUGE_pool_in_use] = 2;
+    fx->b.stats.hist[HP_HIST_pool_wait].sum_ns += (uint64_t)(50 * 30 * MS);
     assert_first(fx, HP_DOCTOR_pool_saturation, R_ORDERS);
     assert_int_equal(fx->f[0].confidence, HP_DOCTOR_HIGH);
 }
@@ -588,14 +607,14 @@ static void test_memory_that_wanders_is_quiet(void **state)
 static void test_event_loop_stall(void **state)
 {
     fixture_t *fx = *state;
-    fx->b.loop_lag_p99_ns = (uint64_t)(80 * MS);
+    fx->b.stats.hist[HP_HIST_loop_lag].p99_ns[0] = (uint64_t)(80 * MS);
     /* Lag while the loops are idle is the machine's scheduling, not the server's. */
     assert_none_above_low(fx);
     /* The list's requests now block their loop for 25 ms in no stage at all (a blocking call): 5 s of 20 s of loop time. */
     add_route(fx, R_LIST, 0, 25.0, -1);
     assert_first(fx, HP_DOCTOR_event_loop_stall, R_LIST);
     assert_int_equal(fx->f[0].severity, HP_DOCTOR_MEDIUM);
-    fx->b.loop_lag_p99_ns = (uint64_t)(250 * MS);
+    fx->b.stats.hist[HP_HIST_loop_lag].p99_ns[0] = (uint64_t)(250 * MS);
     evaluate(fx);
     assert_int_equal(fx->f[0].severity, HP_DOCTOR_HIGH);
 }
@@ -603,7 +622,7 @@ static void test_event_loop_stall(void **state)
 static void test_a_stall_from_a_cpu_hot_spot_ranks_after_it(void **state)
 {
     fixture_t *fx = *state;
-    fx->b.loop_lag_p99_ns = (uint64_t)(900 * MS);
+    fx->b.stats.hist[HP_HIST_loop_lag].p99_ns[0] = (uint64_t)(900 * MS);
     add_route(fx, R_QUOTE, 0, 60.0, HP_STAGE_compute, 60.0, -1); /* 6 s of the loops' 20 s */
     assert_first(fx, HP_DOCTOR_cpu_hot_spot, R_QUOTE);
     assert_int_equal(fx->n, 2);
@@ -617,16 +636,16 @@ static void test_index_sql(void **state)
 {
     (void)state;
     char out[256];
-    assert_int_equal(hp_doctor_index_sql("orders", "(user_id = '7'::bigint)", "o.created_at DESC, o.id DESC", out, sizeof(out)), 0);
+    assert_int_equal(hp_plan_index_sql("orders", "(user_id = '7'::bigint)", "o.created_at DESC, o.id DESC", out, sizeof(out)), 0);
     assert_string_equal(out, "CREATE INDEX CONCURRENTLY ON orders (user_id, created_at DESC, id DESC)");
     /* Two equality columns, a sort key that repeats one of them, no direction. */
-    assert_int_equal(hp_doctor_index_sql("t", "((a.x = 1) AND (y = 'z'::text) AND (w > 3))", "a.y, k", out, sizeof(out)), 0);
+    assert_int_equal(hp_plan_index_sql("t", "((a.x = 1) AND (y = 'z'::text) AND (w > 3))", "a.y, k", out, sizeof(out)), 0);
     assert_string_equal(out, "CREATE INDEX CONCURRENTLY ON t (x, y, k)");
-    assert_int_equal(hp_doctor_index_sql("t", "(x = 1)", "", out, sizeof(out)), 0);
+    assert_int_equal(hp_plan_index_sql("t", "(x = 1)", "", out, sizeof(out)), 0);
     assert_string_equal(out, "CREATE INDEX CONCURRENTLY ON t (x)");
     /* No equality: no index to propose; and an output that does not fit is an error, not a truncated statement. */
-    assert_int_equal(hp_doctor_index_sql("t", "(x > 1)", "y", out, sizeof(out)), -1);
-    assert_int_equal(hp_doctor_index_sql("orders", "(user_id = 7)", "", out, 20), -1);
+    assert_int_equal(hp_plan_index_sql("t", "(x > 1)", "y", out, sizeof(out)), -1);
+    assert_int_equal(hp_plan_index_sql("orders", "(user_id = 7)", "", out, 20), -1);
 }
 
 /* ---- reading EXPLAIN ---- */
@@ -642,8 +661,8 @@ static void test_plan_read(void **state)
     json_error_t err;
     json_t *doc = json_loads(text, 0, &err);
     assert_non_null(doc);
-    hp_doctor_plan_t p = {.hypo_cost = -1};
-    assert_int_equal(hp_doctor_plan_read(doc, &p), 0);
+    hp_plan_read_t p;
+    assert_int_equal(hp_plan_read(doc, &p), 0);
     assert_true(p.cost == 1912.4);
     assert_string_equal(p.seq_rel, "orders");
     assert_string_equal(p.filter, "(user_id = '42'::bigint)");
@@ -655,7 +674,7 @@ static void test_plan_read(void **state)
            "Name\": \"orders\", \"Index Name\": \"orders_user_id_created_at_idx\", \"Total Cost\": 9.0}, {\"Node Type\": \"Seq "
            "Scan\", \"Relation Name\": \"cities\", \"Total Cost\": 1.2}]}}]";
     doc = json_loads(text, 0, &err);
-    assert_int_equal(hp_doctor_plan_read(doc, &p), 0);
+    assert_int_equal(hp_plan_read(doc, &p), 0);
     assert_string_equal(p.seq_rel, "");
     assert_string_equal(p.index_sql, "");
     json_decref(doc);
@@ -665,14 +684,14 @@ static void test_plan_read(void **state)
         "[{\"Node Type\": \"Hash Join\", \"Total Cost\": 4.0, \"Plans\": [{\"Node Type\": \"Seq Scan\", \"Relation Name\": "
         "\"cities\", \"Alias\": \"c\", \"Total Cost\": 1.1, \"Filter\": \"(name = 'London'::text)\"}]}]}}]";
     doc = json_loads(text, 0, &err);
-    assert_int_equal(hp_doctor_plan_read(doc, &p), 0);
+    assert_int_equal(hp_plan_read(doc, &p), 0);
     assert_string_equal(p.seq_rel, "cities");
     assert_string_equal(p.sort_key, "");
     assert_string_equal(p.index_sql, "CREATE INDEX CONCURRENTLY ON cities (name)");
     json_decref(doc);
     /* A utility statement has no plan. */
     doc = json_loads("[\"Utility Statement\"]", 0, &err);
-    assert_int_equal(hp_doctor_plan_read(doc, &p), -1);
+    assert_int_equal(hp_plan_read(doc, &p), -1);
     json_decref(doc);
 }
 

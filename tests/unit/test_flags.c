@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "common/flags.h"
+#include "base/flags.h"
 
 static int reset(void **state)
 {
@@ -45,8 +45,8 @@ static void assert_set_refused(const char *name, const char *value, hp_flag_id_t
 static void test_init_sets_documented_defaults(void **state)
 {
     (void)state;
-    assert_int_equal(hp_flag_get(HP_FLAG_menu_cache), HP_MENU_CACHE_REDIS);
-    assert_int_equal(hp_flag_get(HP_FLAG_order_total), HP_ORDER_TOTAL_ONCE);
+    assert_int_equal(hp_flag_get(HP_FLAG_menu_cache), HP_menu_cache_redis);
+    assert_int_equal(hp_flag_get(HP_FLAG_order_total), HP_order_total_once);
     assert_int_equal(hp_flag_get(HP_FLAG_payment_latency_ms), 40);
     assert_int_equal(hp_flag_get(HP_FLAG_payment_failure_pct), 0);
 }
@@ -58,8 +58,8 @@ static void test_init_undoes_earlier_sets(void **state)
     assert_int_equal(
         hp_flags_parse_list("menu_cache=off,order_total=naive,payment_latency_ms=5,payment_failure_pct=100", err, sizeof(err)), 0);
     hp_flags_init();
-    assert_int_equal(hp_flag_get(HP_FLAG_menu_cache), HP_MENU_CACHE_REDIS);
-    assert_int_equal(hp_flag_get(HP_FLAG_order_total), HP_ORDER_TOTAL_ONCE);
+    assert_int_equal(hp_flag_get(HP_FLAG_menu_cache), HP_menu_cache_redis);
+    assert_int_equal(hp_flag_get(HP_FLAG_order_total), HP_order_total_once);
     assert_int_equal(hp_flag_get(HP_FLAG_payment_latency_ms), 40);
     assert_int_equal(hp_flag_get(HP_FLAG_payment_failure_pct), 0);
 }
@@ -87,13 +87,13 @@ static void test_set_enum_by_choice_name(void **state)
     (void)state;
     char err[128];
     assert_int_equal(set("menu_cache", "off", err, sizeof(err)), 0);
-    assert_int_equal(hp_flag_get(HP_FLAG_menu_cache), HP_MENU_CACHE_OFF);
+    assert_int_equal(hp_flag_get(HP_FLAG_menu_cache), HP_menu_cache_off);
     assert_int_equal(set("menu_cache", "redis", err, sizeof(err)), 0);
-    assert_int_equal(hp_flag_get(HP_FLAG_menu_cache), HP_MENU_CACHE_REDIS);
+    assert_int_equal(hp_flag_get(HP_FLAG_menu_cache), HP_menu_cache_redis);
     assert_int_equal(set("order_total", "naive", err, sizeof(err)), 0);
-    assert_int_equal(hp_flag_get(HP_FLAG_order_total), HP_ORDER_TOTAL_NAIVE);
+    assert_int_equal(hp_flag_get(HP_FLAG_order_total), HP_order_total_naive);
     assert_int_equal(set("order_total", "once", err, sizeof(err)), 0);
-    assert_int_equal(hp_flag_get(HP_FLAG_order_total), HP_ORDER_TOTAL_ONCE);
+    assert_int_equal(hp_flag_get(HP_FLAG_order_total), HP_order_total_once);
 }
 
 static void test_set_enum_refuses_anything_but_a_choice(void **state)
@@ -168,7 +168,7 @@ static void test_set_reads_only_the_given_lengths(void **state)
     /* name_len 10 and value_len 3 cut "menu_cache=offline" into menu_cache / off. */
     static const char arg[] = "menu_cache=offline";
     assert_int_equal(hp_flag_set(arg, 10, arg + 11, 3, err, sizeof(err)), 0);
-    assert_int_equal(hp_flag_get(HP_FLAG_menu_cache), HP_MENU_CACHE_OFF);
+    assert_int_equal(hp_flag_get(HP_FLAG_menu_cache), HP_menu_cache_off);
     static const char num[] = "payment_failure_pct=1234";
     assert_int_equal(hp_flag_set(num, 19, num + 20, 2, err, sizeof(err)), 0);
     assert_int_equal(hp_flag_get(HP_FLAG_payment_failure_pct), 12);
@@ -188,7 +188,7 @@ static void test_set_unknown_name(void **state)
         snprintf(want, sizeof(want), "unknown flag %s", bad[i]);
         assert_string_equal(err, want);
     }
-    assert_int_equal(hp_flag_get(HP_FLAG_menu_cache), HP_MENU_CACHE_REDIS);
+    assert_int_equal(hp_flag_get(HP_FLAG_menu_cache), HP_menu_cache_redis);
 }
 
 static void test_set_unknown_name_message_is_bounded(void **state)
@@ -212,9 +212,9 @@ static void test_list_sets_each_entry(void **state)
     (void)state;
     char err[128];
     assert_int_equal(hp_flags_parse_list("menu_cache=off,payment_latency_ms=7", err, sizeof(err)), 0);
-    assert_int_equal(hp_flag_get(HP_FLAG_menu_cache), HP_MENU_CACHE_OFF);
+    assert_int_equal(hp_flag_get(HP_FLAG_menu_cache), HP_menu_cache_off);
     assert_int_equal(hp_flag_get(HP_FLAG_payment_latency_ms), 7);
-    assert_int_equal(hp_flag_get(HP_FLAG_order_total), HP_ORDER_TOTAL_ONCE);
+    assert_int_equal(hp_flag_get(HP_FLAG_order_total), HP_order_total_once);
 }
 
 /* The index flag acts on the database at startup only when the operator chose it; see services/pgindex.c. */
@@ -240,7 +240,7 @@ static void test_list_single_entry(void **state)
     (void)state;
     char err[128];
     assert_int_equal(hp_flags_parse_list("order_total=naive", err, sizeof(err)), 0);
-    assert_int_equal(hp_flag_get(HP_FLAG_order_total), HP_ORDER_TOTAL_NAIVE);
+    assert_int_equal(hp_flag_get(HP_FLAG_order_total), HP_order_total_naive);
 }
 
 static void test_list_later_entry_wins(void **state)
@@ -258,9 +258,9 @@ static void test_list_skips_empty_entries(void **state)
     assert_int_equal(hp_flags_parse_list("", err, sizeof(err)), 0);
     assert_int_equal(hp_flags_parse_list(",", err, sizeof(err)), 0);
     assert_int_equal(hp_flags_parse_list("menu_cache=off,", err, sizeof(err)), 0);
-    assert_int_equal(hp_flag_get(HP_FLAG_menu_cache), HP_MENU_CACHE_OFF);
+    assert_int_equal(hp_flag_get(HP_FLAG_menu_cache), HP_menu_cache_off);
     assert_int_equal(hp_flags_parse_list(",,order_total=naive,,", err, sizeof(err)), 0);
-    assert_int_equal(hp_flag_get(HP_FLAG_order_total), HP_ORDER_TOTAL_NAIVE);
+    assert_int_equal(hp_flag_get(HP_FLAG_order_total), HP_order_total_naive);
 }
 
 static void test_list_entry_without_equals_refused(void **state)

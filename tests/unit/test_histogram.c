@@ -18,7 +18,7 @@
 
 #include <cmocka.h>
 
-#include "profiling/histogram.h"
+#include "base/histogram.h"
 
 #define LIMIT (UINT64_C(1) << HP_HIST_MAX_EXP)
 

@@ -18,7 +18,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "common/json.h"
+#include "base/json.h"
 
 static int depth_ok(const char *s)
 {
@@ -170,8 +170,8 @@ static void test_only_fields_refuses_unknown_with_400(void **state)
     hp_json_err_t err = {0};
     json_t *doc = doc_of("{\"items\":[],\"coupon\":\"FREE\"}");
     assert_int_equal(hp_json_only_fields(doc, ALLOWED, 3, &err), -1);
-    assert_int_equal(err.status, 400);
-    assert_string_equal(err.code, "unknown_field");
+    assert_int_equal(hp_error_def(err.code)->status, 400);
+    assert_string_equal(hp_error_def(err.code)->code, "unknown_field");
     assert_string_equal(err.message, "unknown field coupon");
     json_decref(doc);
 }
@@ -185,7 +185,7 @@ static void test_only_fields_is_case_and_prefix_exact(void **state)
         json_t *doc = doc_of(docs[i]);
         if (hp_json_only_fields(doc, ALLOWED, 3, &err) != -1)
             fail_msg("%s accepted", docs[i]);
-        assert_string_equal(err.code, "unknown_field");
+        assert_string_equal(hp_error_def(err.code)->code, "unknown_field");
         json_decref(doc);
     }
 }
@@ -238,8 +238,8 @@ static void test_int_missing_required_is_400_missing_field(void **state)
     int64_t v = 77;
     json_t *doc = doc_of("{\"other\":1}");
     assert_int_equal(hp_json_int(doc, "quantity", 1, 99, 1, &v, &err), -1);
-    assert_int_equal(err.status, 400);
-    assert_string_equal(err.code, "missing_field");
+    assert_int_equal(hp_error_def(err.code)->status, 400);
+    assert_string_equal(hp_error_def(err.code)->code, "missing_field");
     assert_string_equal(err.message, "missing field quantity");
     assert_int_equal(v, 77);
     json_decref(doc);
@@ -248,12 +248,12 @@ static void test_int_missing_required_is_400_missing_field(void **state)
 static void test_int_missing_optional_returns_0_untouched(void **state)
 {
     (void)state;
-    hp_json_err_t err = {.status = -3};
+    hp_json_err_t err = {.code = HP_E__COUNT};
     int64_t v = 77;
     json_t *doc = doc_of("{}");
     assert_int_equal(hp_json_int(doc, "tip_cents", 0, 100, 0, &v, &err), 0);
     assert_int_equal(v, 77);
-    assert_int_equal(err.status, -3);
+    assert_int_equal(err.code, HP_E__COUNT);
     json_decref(doc);
 }
 
@@ -270,8 +270,8 @@ static void test_int_wrong_types_are_400_invalid_field(void **state)
             json_t *doc = doc_of(docs[i]);
             if (hp_json_int(doc, "n", 0, 1000, required, &v, &err) != -1)
                 fail_msg("%s accepted (required %d)", docs[i], required);
-            assert_int_equal(err.status, 400);
-            assert_string_equal(err.code, "invalid_field");
+            assert_int_equal(hp_error_def(err.code)->status, 400);
+            assert_string_equal(hp_error_def(err.code)->code, "invalid_field");
             assert_string_equal(err.message, "field n must be an integer");
             assert_int_equal(v, 77);
             json_decref(doc);
@@ -305,8 +305,8 @@ static void test_int_range_boundaries(void **state)
         } else {
             if (rc != -1)
                 fail_msg("%s accepted in 1..99", cases[i].text);
-            assert_int_equal(err.status, 400);
-            assert_string_equal(err.code, "invalid_field");
+            assert_int_equal(hp_error_def(err.code)->status, 400);
+            assert_string_equal(hp_error_def(err.code)->code, "invalid_field");
             assert_string_equal(err.message, "field q is out of range");
             assert_int_equal(v, 77);
         }

@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "common/migrate.h"
+#include "runtime/migrate.h"
 
 static void test_valid_up_and_down(void **state)
 {

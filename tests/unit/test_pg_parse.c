@@ -6,9 +6,8 @@
  * parameter, or GET /debug/pg/explain?statement=NAME fails for it), the plan
  * summary and the missing-index rule.
  *
- * The file under test is included, as h2o's unit tests do, to reach its
- * static tables; the handlers it also defines are exercised by
- * tests/e2e/test_pg_debug.py.
+ * pg_parse.c is included, as h2o's unit tests do, to reach its static
+ * helpers; the handlers of pg.c are exercised by tests/e2e/test_pg_debug.py.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,7 +19,20 @@
 
 #include <cmocka.h>
 
-#include "profiling/pg.c"
+#include "profiling/pg_parse.c"
+#include "profiling/pg.h"
+#include "profiling/plan.h"
+#include "runtime/db.h"
+#include "services/statements.h"
+
+/* The server's statement tables, registered as main.c registers them. */
+static int register_statements(void **state)
+{
+    (void)state;
+    hp_db_register(hp_statements, HP_STMT__COUNT);
+    hp_pg_register_statements();
+    return 0;
+}
 
 /* ---- the slow log ----------------------------------------------------------------------------- */
 
@@ -206,18 +218,20 @@ static void test_sql_matches(void **state)
     assert_false(matches("SELECT 'a", "SELECT $1"));
 
     assert_null(hp_pg_stmt_for_sql("SELECT pg_sleep($1)", 19));
-    assert_string_equal(hp_pg_stmt_for_sql(hp__sql_reset, strlen(hp__sql_reset)), "debug_pg_statements_reset");
+    assert_string_equal(hp_pg_stmt_for_sql("SELECT pg_stat_statements_reset()", 33), "debug_pg_statements_reset");
 }
 
 /* Every statement maps back to its own name, verbatim and with its constants replaced as pg_stat_statements does. */
 static void test_every_statement_maps_to_itself(void **state)
 {
     (void)state;
-    for (size_t i = 0; i != HP_STMT__COUNT; ++i) {
-        const char *sql = hp_statements[i].sql;
+    size_t num;
+    const hp_db_stmt_def_t *defs = hp_db_stmts(&num);
+    for (size_t i = 0; i != num; ++i) {
+        const char *sql = defs[i].sql;
         const char *name = hp_pg_stmt_for_sql(sql, strlen(sql));
-        if (name == NULL || strcmp(name, hp_statements[i].name) != 0)
-            fail_msg("%s maps to %s", hp_statements[i].name, name != NULL ? name : "nothing");
+        if (name == NULL || strcmp(name, defs[i].name) != 0)
+            fail_msg("%s maps to %s", defs[i].name, name != NULL ? name : "nothing");
         /* Replace each quoted string with a placeholder numbered after the statement's parameters. */
         char norm[8192];
         size_t o = 0;
@@ -232,8 +246,8 @@ static void test_every_statement_maps_to_itself(void **state)
             }
         }
         name = hp_pg_stmt_for_sql(norm, o);
-        if (name == NULL || strcmp(name, hp_statements[i].name) != 0)
-            fail_msg("normalised %s maps to %s: %.*s", hp_statements[i].name, name != NULL ? name : "nothing", (int)o, norm);
+        if (name == NULL || strcmp(name, defs[i].name) != 0)
+            fail_msg("normalised %s maps to %s: %.*s", defs[i].name, name != NULL ? name : "nothing", (int)o, norm);
     }
 }
 
@@ -251,18 +265,34 @@ static void test_num_params(void **state)
 static void test_every_statement_has_sample_args(void **state)
 {
     (void)state;
-    for (size_t i = 0; i != HP_STMT__COUNT; ++i) {
-        const hp_pg_sample_t *s = hp__sample_for(hp_statements[i].name);
-        int want = hp_pg_num_params(hp_statements[i].sql);
-        if (s == NULL)
-            fail_msg("statement %s has no sample arguments in profiling/pg.c", hp_statements[i].name);
-        if (hp__sample_num_args(s) != want)
-            fail_msg("statement %s takes %d arguments, its sample has %d", hp_statements[i].name, want, hp__sample_num_args(s));
-        assert_true(want <= HP_PG_MAX_PARAMS);
+    size_t num;
+    const hp_db_stmt_def_t *defs = hp_db_stmts(&num);
+    for (size_t i = 0; i != num; ++i) {
+        int want = hp_pg_num_params(defs[i].sql);
+        if (defs[i].sample_args == NULL)
+            fail_msg("statement %s has no sample column in its list", defs[i].name);
+        if (hp_db_stmt_num_args(&defs[i]) != want)
+            fail_msg("statement %s takes %d arguments, its sample has %d", defs[i].name, want, hp_db_stmt_num_args(&defs[i]));
     }
-    for (size_t i = 0; i != sizeof(hp__samples) / sizeof(hp__samples[0]); ++i)
-        if (hp__stmt_lookup(hp__samples[i].stmt, strlen(hp__samples[i].stmt)) < 0)
-            fail_msg("sample for %s, which is not a statement", hp__samples[i].stmt);
+}
+
+/* The kind column says what the SQL does: a read is one statement that writes nothing. */
+static void test_statement_kinds_fit_their_sql(void **state)
+{
+    (void)state;
+    size_t num;
+    const hp_db_stmt_def_t *defs = hp_db_stmts(&num);
+    static const char *const writes[] = {"INSERT ", "UPDATE ", "DELETE "};
+    for (size_t i = 0; i != num; ++i) {
+        int writes_rows = 0;
+        for (size_t k = 0; k != sizeof(writes) / sizeof(writes[0]); ++k)
+            writes_rows |= strstr(defs[i].sql, writes[k]) != NULL;
+        int control =
+            strcmp(defs[i].sql, "BEGIN") == 0 || strcmp(defs[i].sql, "COMMIT") == 0 || strcmp(defs[i].sql, "ROLLBACK") == 0;
+        hp_stmt_kind_t want = control ? HP_STMT_CONTROL : writes_rows ? HP_STMT_WRITE : HP_STMT_READ;
+        if (defs[i].kind != want)
+            fail_msg("statement %s is listed as kind %d, its SQL is kind %d", defs[i].name, (int)defs[i].kind, (int)want);
+    }
 }
 
 /* ---- plans and tables ------------------------------------------------------------------------- */
@@ -281,7 +311,7 @@ static void test_plan_summary(void **state)
                              "\"Planning Time\": 0.25, \"Execution Time\": 1.5}]",
                              0, &jerr);
     assert_non_null(doc);
-    json_t *s = hp_pg_plan_summary(doc);
+    json_t *s = hp_plan_summary(doc);
     assert_string_equal(json_string_value(json_object_get(s, "top_node")), "Limit");
     assert_true(json_is_true(json_object_get(s, "has_seq_scan")));
     assert_true(json_is_true(json_object_get(s, "has_index_scan")));
@@ -297,14 +327,14 @@ static void test_plan_summary(void **state)
     json_decref(doc);
 
     doc = json_loads("{\"Plan\": {\"Node Type\": \"Limit\", \"Plans\": [{\"Node Type\": \"Incremental Sort\"}]}}", 0, &jerr);
-    s = hp_pg_plan_summary(doc); /* auto_explain logs one object, not an array */
+    s = hp_plan_summary(doc); /* auto_explain logs one object, not an array */
     assert_string_equal(json_string_value(json_object_get(s, "top_node")), "Limit");
     assert_string_equal(json_string_value(json_array_get(json_object_get(s, "sorts"), 0)), "Incremental Sort");
     json_decref(s);
     json_decref(doc);
 
     doc = json_loads("[\"Utility Statement\"]", 0, &jerr);
-    s = hp_pg_plan_summary(doc);
+    s = hp_plan_summary(doc);
     assert_string_equal(json_string_value(json_object_get(s, "top_node")), "Utility Statement");
     assert_true(json_is_false(json_object_get(s, "has_seq_scan")));
     assert_true(json_is_null(json_object_get(s, "execution_time_ms")));
@@ -313,7 +343,7 @@ static void test_plan_summary(void **state)
 
     /* Not a plan at all: an empty summary, not a crash. */
     doc = json_loads("[42]", 0, &jerr);
-    s = hp_pg_plan_summary(doc);
+    s = hp_plan_summary(doc);
     assert_non_null(s);
     assert_true(json_is_null(json_object_get(s, "top_node")));
     json_decref(s);
@@ -338,11 +368,11 @@ static void test_text_json_cuts_and_repairs(void **state)
 {
     (void)state;
     int cut;
-    json_t *s = hp__text_json("h\xc3\xa9llo", 6, 2, &cut);
+    json_t *s = hp_pg_text_json("h\xc3\xa9llo", 6, 2, &cut);
     assert_string_equal(json_string_value(s), "h\xc3\xa9");
     assert_true(cut);
     json_decref(s);
-    s = hp__text_json("a\xff\xc3-b", 5, 100, &cut);
+    s = hp_pg_text_json("a\xff\xc3-b", 5, 100, &cut);
     assert_string_equal(json_string_value(s), "a?"
                                               "?-b");
     assert_false(cut);
@@ -360,9 +390,10 @@ int main(void)
         cmocka_unit_test(test_every_statement_maps_to_itself),
         cmocka_unit_test(test_num_params),
         cmocka_unit_test(test_every_statement_has_sample_args),
+        cmocka_unit_test(test_statement_kinds_fit_their_sql),
         cmocka_unit_test(test_plan_summary),
         cmocka_unit_test(test_missing_index_signal),
         cmocka_unit_test(test_text_json_cuts_and_repairs),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, register_statements, NULL);
 }

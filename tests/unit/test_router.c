@@ -19,8 +19,9 @@
 
 #include <cmocka.h>
 
-#include "common/router.h"
+#include "base/router.h"
 #include "services/handlers.h"
+#include "services/routes.h"
 
 /* One dummy per route: a match is identified by its index in ROUTES. */
 static void dummy(struct st_hp_req_t *r)
@@ -44,17 +45,17 @@ enum {
 };
 
 static const hp_route_t ROUTES[R__COUNT] = {
-    [R_HEALTHZ] = {"GET", "/healthz", dummy},
-    [R_READYZ] = {"GET", "/readyz", dummy},
-    [R_RESTAURANT_LIST] = {"GET", "/restaurants", dummy},
-    [R_RESTAURANT_GET] = {"GET", "/restaurants/{id}", dummy},
-    [R_MENU_GET] = {"GET", "/restaurants/{id}/menu", dummy},
-    [R_MENU_ITEM_PATCH] = {"PATCH", "/restaurants/{id}/menu/items/{id}", dummy},
-    [R_QUOTE] = {"POST", "/cart/quote", dummy},
-    [R_ORDER_CREATE] = {"POST", "/orders", dummy},
-    [R_ORDER_GET] = {"GET", "/orders/{id}", dummy},
-    [R_ORDER_EVENT] = {"POST", "/orders/{id}/events", dummy},
-    [R_ORDER_HISTORY] = {"GET", "/users/{id}/orders", dummy},
+    [R_HEALTHZ] = {"GET", "/healthz", dummy, 0},
+    [R_READYZ] = {"GET", "/readyz", dummy, 0},
+    [R_RESTAURANT_LIST] = {"GET", "/restaurants", dummy, 0},
+    [R_RESTAURANT_GET] = {"GET", "/restaurants/{id}", dummy, 0},
+    [R_MENU_GET] = {"GET", "/restaurants/{id}/menu", dummy, 0},
+    [R_MENU_ITEM_PATCH] = {"PATCH", "/restaurants/{id}/menu/items/{id}", dummy, 0},
+    [R_QUOTE] = {"POST", "/cart/quote", dummy, 0},
+    [R_ORDER_CREATE] = {"POST", "/orders", dummy, 0},
+    [R_ORDER_GET] = {"GET", "/orders/{id}", dummy, 0},
+    [R_ORDER_EVENT] = {"POST", "/orders/{id}/events", dummy, 0},
+    [R_ORDER_HISTORY] = {"GET", "/users/{id}/orders", dummy, 0},
 };
 
 /* Matches a NUL-terminated method and path against ROUTES. */
@@ -108,11 +109,11 @@ static void test_copied_table_matches_real_table(void **state)
     (void)state;
     for (size_t i = 0; i != R__COUNT; ++i) {
         size_t k;
-        for (k = 0; k != hp_api_num_routes; ++k)
+        for (k = 0; k != HP_API__COUNT; ++k)
             if (strcmp(hp_api_routes[k].method, ROUTES[i].method) == 0 && strcmp(hp_api_routes[k].pattern, ROUTES[i].pattern) == 0)
                 break;
-        if (k == hp_api_num_routes)
-            fail_msg("%s %s is no longer in services/routes.c: update this copy", ROUTES[i].method, ROUTES[i].pattern);
+        if (k == HP_API__COUNT)
+            fail_msg("%s %s is no longer in services/routes.h: update this copy", ROUTES[i].method, ROUTES[i].pattern);
     }
 }
 
@@ -245,10 +246,10 @@ static void test_allow_lists_every_method_in_table_order(void **state)
 {
     (void)state;
     static const hp_route_t table[] = {
-        {"GET", "/things/{id}", dummy},
-        {"POST", "/things", dummy},
-        {"PATCH", "/things/{id}", dummy},
-        {"DELETE", "/things/{id}", dummy},
+        {"GET", "/things/{id}", dummy, 0},
+        {"POST", "/things", dummy, 0},
+        {"PATCH", "/things/{id}", dummy, 0},
+        {"DELETE", "/things/{id}", dummy, 0},
     };
     hp_route_match_t m;
     assert_int_equal(hp_router_match(table, 4, "PUT", 3, "/things/1", 9, &m), HP_ROUTE_METHOD_NOT_ALLOWED);
@@ -271,9 +272,9 @@ static void test_allow_overflow_keeps_whole_methods(void **state)
 {
     (void)state;
     static const hp_route_t table[] = {
-        {"METHOD01", "/x", dummy}, {"METHOD02", "/x", dummy}, {"METHOD03", "/x", dummy}, {"METHOD04", "/x", dummy},
-        {"METHOD05", "/x", dummy}, {"METHOD06", "/x", dummy}, {"METHOD07", "/x", dummy}, {"METHOD08", "/x", dummy},
-        {"METHOD09", "/x", dummy}, {"METHOD10", "/x", dummy},
+        {"METHOD01", "/x", dummy, 0}, {"METHOD02", "/x", dummy, 0}, {"METHOD03", "/x", dummy, 0}, {"METHOD04", "/x", dummy, 0},
+        {"METHOD05", "/x", dummy, 0}, {"METHOD06", "/x", dummy, 0}, {"METHOD07", "/x", dummy, 0}, {"METHOD08", "/x", dummy, 0},
+        {"METHOD09", "/x", dummy, 0}, {"METHOD10", "/x", dummy, 0},
     };
     hp_route_match_t m;
     assert_int_equal(hp_router_match(table, 10, "GET", 3, "/x", 2, &m), HP_ROUTE_METHOD_NOT_ALLOWED);

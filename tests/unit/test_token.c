@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "common/token.h"
+#include "base/token.h"
 
 /* A valid token: 64 lowercase hex characters. A macro, because the tables below concatenate it with literals. */
 #define TOKEN "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"

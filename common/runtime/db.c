@@ -1,0 +1,860 @@
+/*
+ * db: non-blocking, pipelined PostgreSQL on the worker's evloop (see db.h).
+ *
+ * Life of a statement (hp_dbq_t): it is sent at once with
+ * PQsendQueryPrepared() followed by PQpipelineSync(), appended to its
+ * connection's FIFO queue, and answered in order as results arrive. One Sync per
+ * statement keeps statements independent: an error in one request's statement
+ * aborts nothing queued behind it by other requests. The price is one Sync
+ * message per statement, which is a few bytes in the same write.
+ *
+ * Ownership: hp_dbq_t and hp_db_waiter_t are malloc'd here and freed here,
+ * because they outlive the request when the client goes away mid-statement
+ * (the result still arrives and must be consumed in order). PGresults are
+ * handed to the callback, which owns them; results of detached statements are
+ * cleared here.
+ */
+#include "runtime/db.h"
+#include "base/flags.h"
+#include "base/clock.h"
+#include "base/log.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef enum { HP_PG_DOWN, HP_PG_CONNECTING, HP_PG_PREPARING, HP_PG_READY } hp_pg_state_t;
+
+struct st_hp_pgconn_t {
+    hp_thread_t *thr;
+    const char *label; /* "read" or "txn", for logs */
+    PGconn *pg;
+    h2o_socket_t *sock; /* wraps a dup of libpq's socket, so closing it never closes libpq's */
+    int pg_fd;          /* libpq's socket the dup was made from */
+    hp_pg_state_t state;
+    int write_notified;   /* h2o_socket_notify_write outstanding */
+    h2o_linklist_t queue; /* hp_dbq_t awaiting results, in send order */
+    hp_req_t *holder;     /* transaction connections: who holds it */
+    hp_op_t hold;         /* attached to the holder: gives the connection back if the request goes away */
+    h2o_linklist_t free_link;
+    h2o_timeout_entry_t retry_entry;
+    int down_logged;
+};
+
+typedef struct st_hp_dbq_t {
+    hp_op_t op;
+    hp_pgconn_t *conn;
+    h2o_linklist_t qlink;
+    hp_db_cb cb;
+    void *ud;
+    int stmt;         /* a statement id, HP__STMT_INTERNAL or HP__STMT_SQL */
+    hp_stage_t stage; /* where the request's wait for it is counted */
+    int has_sync;     /* a PGRES_PIPELINE_SYNC ends this entry */
+    int got_result;
+    PGresult *res;
+    const char *err;
+    uint64_t start_ns;
+    h2o_timeout_entry_t timeout; /* the deadline while queued; the deferred delivery after a failure */
+} hp_dbq_t;
+
+typedef struct st_hp_db_waiter_t {
+    hp_op_t op;
+    hp_thread_t *thr;
+    uint64_t start_ns;
+    int waiting; /* counted in the pool's waiting gauge */
+    hp_db_acquire_cb cb;
+    void *ud;
+    h2o_linklist_t link;
+    h2o_timeout_entry_t timeout;
+    hp_pgconn_t *granted;
+    const char *err;
+} hp_db_waiter_t;
+
+struct st_hp_db_t {
+    hp_pgconn_t reader;
+    hp_pgconn_t *pool;
+    size_t pool_size;
+    h2o_linklist_t free_conns; /* pool connections that are READY and not held */
+    h2o_linklist_t waiters;    /* hp_db_waiter_t, oldest first */
+    size_t in_use;             /* pool connections held by a request */
+};
+
+/*
+ * Entries that are not a named statement: internal steps (prepare, rollback),
+ * whose results only matter when they fail, and one-off SQL from
+ * hp_db_conn_query_sql(), which has a callback but no statement slot in the
+ * probes.
+ */
+enum { HP__STMT_INTERNAL = -1, HP__STMT_SQL = -2 };
+
+/* Every registered statement, the service's first, then the admin endpoints' (hp_db_register). */
+static hp_db_stmt_def_t hp__stmts[HP_DB_MAX_STMTS];
+static size_t hp__num_stmts;
+
+static void hp__conn_connect(hp_pgconn_t *conn);
+static void hp__conn_fail(hp_pgconn_t *conn, const char *why);
+static void hp__conn_on_readable(h2o_socket_t *sock, const char *err);
+static void hp__conn_on_writable(h2o_socket_t *sock, const char *err);
+static void hp__pool_offer(hp_pgconn_t *conn);
+
+int hp_db_register(const hp_db_stmt_def_t *stmts, size_t num_stmts)
+{
+    if (hp__num_stmts + num_stmts > HP_DB_MAX_STMTS)
+        abort(); /* a fixed bound, sized with room: only a new list that outgrows it lands here */
+    int first = (int)hp__num_stmts;
+    memcpy(hp__stmts + hp__num_stmts, stmts, num_stmts * sizeof(*stmts));
+    hp__num_stmts += num_stmts;
+    return first;
+}
+
+static void hp__kept_dispose(void *p)
+{
+    PQclear(*(PGresult **)p);
+}
+
+PGresult *hp_db_keep(hp_req_t *r, PGresult *res)
+{
+    PGresult **slot = h2o_mem_alloc_shared(&r->h2o->pool, sizeof(*slot), hp__kept_dispose);
+    *slot = res;
+    return res;
+}
+
+const char *hp_db_sqlstate(const PGresult *res)
+{
+    const char *s = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    return s != NULL ? s : "";
+}
+
+int hp_db_failed(hp_req_t *r, PGresult *res, const char *err)
+{
+    if (err == NULL)
+        return 0;
+    if (res != NULL)
+        PQclear(res);
+    hp_respond_failure(r, err);
+    return 1;
+}
+
+/* ---- statements ---------------------------------------------------------- */
+
+/*
+ * db_ns counts the wall time during which the request waited on at least one
+ * statement, so statements pipelined side by side are not counted twice.
+ */
+static void hp__db_wait_begin(hp_req_t *r)
+{
+    if (r->db_pending++ == 0)
+        r->db_since = hp_now_ns();
+}
+
+static void hp__db_wait_end(hp_req_t *r)
+{
+    if (--r->db_pending == 0)
+        r->db_ns += hp_now_ns() - r->db_since;
+}
+
+static hp_dbq_t *hp__dbq_new(hp_req_t *r, hp_pgconn_t *conn, int stmt, hp_db_cb cb, void *ud, hp_stage_t stage)
+{
+    hp_dbq_t *q = calloc(1, sizeof(*q));
+    if (q == NULL)
+        abort();
+    q->conn = conn;
+    q->cb = cb;
+    q->ud = ud;
+    q->stmt = stmt;
+    q->start_ns = hp_probe_clock();
+    q->stage = stage;
+    if (r != NULL) {
+        hp_op_attach(r, &q->op);
+        hp__db_wait_begin(r);
+        hp_probe_wait_begin(&r->probe, stage);
+    }
+    return q;
+}
+
+/* Hands the outcome to the request, if it is still there, and frees the entry. */
+static void hp__dbq_finish(hp_dbq_t *q, PGresult *res, const char *err)
+{
+    hp_req_t *r = q->op.req;
+    if (h2o_timeout_is_linked(&q->timeout))
+        h2o_timeout_unlink(&q->timeout);
+    if (r != NULL && q->cb != NULL) {
+        hp_op_detach(&q->op);
+        hp__db_wait_end(r);
+        hp_probe_wait_end(&r->probe, q->stage);
+        q->cb(r, q->ud, res, err);
+    } else {
+        hp_op_detach(&q->op);
+        if (res != NULL)
+            PQclear(res);
+    }
+    free(q);
+}
+
+static void hp__dbq_on_deferred(h2o_timeout_entry_t *entry)
+{
+    hp_dbq_t *q = H2O_STRUCT_FROM_MEMBER(hp_dbq_t, timeout, entry);
+    hp__dbq_finish(q, NULL, q->err);
+}
+
+/* Fails a statement that never reached a connection, on the next loop iteration. */
+static void hp__dbq_fail_later(hp_thread_t *thr, hp_dbq_t *q, const char *err)
+{
+    q->err = err;
+    hp_thread_defer(thr, &q->timeout, hp__dbq_on_deferred);
+}
+
+/*
+ * The client-side deadline of a queued statement. The request gets its 504 now;
+ * the entry stays queued, detached, because its result will still arrive (the
+ * server-side statement_timeout ends it) and must be consumed in order.
+ */
+static void hp__dbq_on_timeout(h2o_timeout_entry_t *entry)
+{
+    hp_dbq_t *q = H2O_STRUCT_FROM_MEMBER(hp_dbq_t, timeout, entry);
+    hp_req_t *r = q->op.req;
+    if (r == NULL || q->cb == NULL)
+        return;
+    hp_db_cb cb = q->cb;
+    hp_op_detach(&q->op);
+    q->cb = NULL;
+    hp__db_wait_end(r);
+    hp_probe_wait_end(&r->probe, q->stage);
+    cb(r, q->ud, NULL, hp_err_db_timeout);
+}
+
+/* ---- connection I/O ------------------------------------------------------ */
+
+static void hp__conn_flush(hp_pgconn_t *conn)
+{
+    int ret = PQflush(conn->pg);
+    if (ret < 0) {
+        hp__conn_fail(conn, PQerrorMessage(conn->pg));
+    } else if (ret > 0 && !conn->write_notified) {
+        /* The socket buffer is full; finish the write when the loop says it drained. */
+        conn->write_notified = 1;
+        h2o_socket_notify_write(conn->sock, hp__conn_on_writable);
+    }
+}
+
+/* @return the name probes and logs know an entry by */
+static const char *hp__dbq_name(const hp_dbq_t *q)
+{
+    return q->stmt >= 0 ? hp__stmts[q->stmt].name : "sql";
+}
+
+/*
+ * Sends one prepared statement (or, for HP__STMT_SQL, the one-off SQL in sql)
+ * plus its Sync, and queues the entry. @return 0 or -1
+ */
+static int hp__conn_send(hp_pgconn_t *conn, hp_dbq_t *q, const char *sql, const char *const *values, int num_values)
+{
+    /* PQsendQuery is refused in pipeline mode; PQsendQueryParams sends the SQL as the unnamed statement. */
+    int sent = q->stmt == HP__STMT_SQL ? PQsendQueryParams(conn->pg, sql, num_values, NULL, values, NULL, NULL, 0)
+                                       : PQsendQueryPrepared(conn->pg, hp__stmts[q->stmt].name, num_values, values, NULL, NULL, 0);
+    if (!sent || !PQpipelineSync(conn->pg))
+        return -1;
+    q->has_sync = 1;
+    HP_USDT2(query__start, hp__dbq_name(q), conn->thr->index);
+    h2o_linklist_insert(&conn->queue, &q->qlink);
+    q->timeout.cb = hp__dbq_on_timeout;
+    h2o_timeout_link(conn->thr->ctx.loop, &conn->thr->db_timeout, &q->timeout);
+    hp__conn_flush(conn);
+    return 0;
+}
+
+static void hp__conn_query(hp_req_t *r, hp_pgconn_t *conn, hp_stage_t stage, int stmt, const char *sql, const char *const *values,
+                           int num_values, hp_db_cb cb, void *ud)
+{
+    hp_dbq_t *q = hp__dbq_new(r, conn, stmt, cb, ud, stage);
+    if (conn->state != HP_PG_READY) {
+        hp__dbq_fail_later(conn->thr, q, hp_err_db_unavailable);
+        return;
+    }
+    if (hp__conn_send(conn, q, sql, values, num_values) != 0) {
+        hp__dbq_fail_later(conn->thr, q, hp_err_db_unavailable);
+        hp__conn_fail(conn, PQerrorMessage(conn->pg));
+    }
+}
+
+/* Maps a finished result to the error reported to the callback. */
+static const char *hp__result_err(const PGresult *res)
+{
+    if (res == NULL)
+        return hp_err_db_unavailable;
+    switch (PQresultStatus(res)) {
+    case PGRES_TUPLES_OK:
+    case PGRES_COMMAND_OK:
+        return NULL;
+    default: {
+        /* 57014 query_canceled is what statement_timeout raises, 55P03 lock_not_available lock_timeout. */
+        const char *state = hp_db_sqlstate(res);
+        if (strcmp(state, "57014") == 0)
+            return hp_err_db_timeout;
+        return strcmp(state, "55P03") == 0 ? hp_err_lock_timeout : hp_err_db_error;
+    }
+    }
+}
+
+/* An internal step (prepare, rollback) completed: only failures matter. */
+static void hp__internal_done(hp_pgconn_t *conn, hp_dbq_t *q, PGresult *res)
+{
+    if (res != NULL && hp__result_err(res) != NULL) {
+        hp_log(HP_LOG_ERROR, "postgres %s connection: internal step failed: %s", conn->label, PQresultErrorMessage(res));
+        if (conn->state == HP_PG_PREPARING) {
+            PQclear(res);
+            free(q);
+            hp__conn_fail(conn, "prepare failed");
+            return;
+        }
+    }
+    if (res != NULL)
+        PQclear(res);
+    int last_prepare = conn->state == HP_PG_PREPARING && q->has_sync;
+    free(q);
+    if (last_prepare) {
+        conn->state = HP_PG_READY;
+        if (conn->label[0] == 't')
+            atomic_fetch_add(&conn->thr->pg_txn_ready, 1);
+        else
+            atomic_store(&conn->thr->pg_reader_ready, 1);
+        conn->down_logged = 0;
+        hp_log(HP_LOG_INFO, "postgres %s connection ready (thread %d)", conn->label, conn->thr->index);
+        /* A transaction connection rejoins the pool unless a request still holds it (it will release it). */
+        if (conn->label[0] == 't' && conn->holder == NULL)
+            hp__pool_offer(conn);
+    }
+}
+
+static void hp__conn_complete_head(hp_pgconn_t *conn)
+{
+    hp_dbq_t *q = H2O_STRUCT_FROM_MEMBER(hp_dbq_t, qlink, conn->queue.next);
+    h2o_linklist_unlink(&q->qlink);
+    PGresult *res = q->res;
+    q->res = NULL;
+    if (q->stmt == HP__STMT_INTERNAL) {
+        if (h2o_timeout_is_linked(&q->timeout))
+            h2o_timeout_unlink(&q->timeout);
+        hp__internal_done(conn, q, res);
+    } else {
+        const char *err = hp__result_err(res);
+        uint64_t ns = hp_probe_clock() - q->start_ns, rows = 0;
+        if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK)
+            rows = (uint64_t)PQntuples(res);
+        else if (res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK)
+            rows = strtoull(PQcmdTuples(res), NULL, 10);
+        hp_probe_stmt_done(conn->thr, q->op.req != NULL ? &q->op.req->probe : NULL, q->stmt, ns, rows, err != NULL);
+        HP_USDT3(query__done, hp__dbq_name(q), ns / 1000, err != NULL);
+        hp__dbq_finish(q, res, err);
+    }
+}
+
+/*
+ * Reads every result that is available without blocking. Each statement yields
+ * its result, then NULL, then (when it has one) its PGRES_PIPELINE_SYNC.
+ */
+static void hp__conn_drain(hp_pgconn_t *conn)
+{
+    while (!h2o_linklist_is_empty(&conn->queue) && conn->state >= HP_PG_PREPARING) {
+        if (PQisBusy(conn->pg))
+            return;
+        hp_dbq_t *q = H2O_STRUCT_FROM_MEMBER(hp_dbq_t, qlink, conn->queue.next);
+        PGresult *res = PQgetResult(conn->pg);
+        if (res == NULL) {
+            if (!q->got_result)
+                return; /* nothing more has arrived */
+            if (!q->has_sync)
+                hp__conn_complete_head(conn);
+            continue;
+        }
+        if (PQresultStatus(res) == PGRES_PIPELINE_SYNC) {
+            PQclear(res);
+            hp__conn_complete_head(conn);
+            continue;
+        }
+        if (q->res != NULL)
+            PQclear(q->res); /* a statement yields one result; keep the last if ever more */
+        q->res = res;
+        q->got_result = 1;
+    }
+}
+
+static void hp__conn_on_readable(h2o_socket_t *sock, const char *err)
+{
+    hp_pgconn_t *conn = sock->data;
+    if (err != NULL) {
+        hp__conn_fail(conn, err);
+        return;
+    }
+    if (conn->state == HP_PG_CONNECTING) {
+        hp__conn_connect(conn);
+        return;
+    }
+    if (!PQconsumeInput(conn->pg)) {
+        hp__conn_fail(conn, PQerrorMessage(conn->pg));
+        return;
+    }
+    hp__conn_drain(conn);
+}
+
+static void hp__conn_on_writable(h2o_socket_t *sock, const char *err)
+{
+    hp_pgconn_t *conn = sock->data;
+    conn->write_notified = 0;
+    if (err != NULL) {
+        hp__conn_fail(conn, err);
+        return;
+    }
+    if (conn->state == HP_PG_CONNECTING)
+        hp__conn_connect(conn);
+    else
+        hp__conn_flush(conn);
+}
+
+/* ---- connecting ---------------------------------------------------------- */
+
+static void hp__conn_close_socket(hp_pgconn_t *conn)
+{
+    if (conn->sock != NULL) {
+        h2o_socket_close(conn->sock);
+        conn->sock = NULL;
+    }
+    conn->write_notified = 0;
+    conn->pg_fd = -1;
+}
+
+/* (Re)wraps libpq's current socket; it may change between connection attempts. */
+static int hp__conn_track_socket(hp_pgconn_t *conn)
+{
+    int fd = PQsocket(conn->pg);
+    if (fd < 0)
+        return -1;
+    if (conn->sock != NULL && fd == conn->pg_fd)
+        return 0;
+    hp__conn_close_socket(conn);
+    int dupfd = dup(fd);
+    if (dupfd < 0)
+        return -1;
+    conn->sock = h2o_evloop_socket_create(conn->thr->loop, dupfd, H2O_SOCKET_FLAG_DONT_READ);
+    conn->sock->data = conn;
+    conn->pg_fd = fd;
+    return 0;
+}
+
+static void hp__conn_start_prepare(hp_pgconn_t *conn)
+{
+    if (PQsetnonblocking(conn->pg, 1) != 0 || PQenterPipelineMode(conn->pg) != 1) {
+        hp__conn_fail(conn, "cannot enter pipeline mode");
+        return;
+    }
+    conn->state = HP_PG_PREPARING;
+    for (size_t i = 0; i != hp__num_stmts; ++i) {
+        hp_dbq_t *q = hp__dbq_new(NULL, conn, HP__STMT_INTERNAL, NULL, NULL, HP_STAGE_db);
+        if (!PQsendPrepare(conn->pg, hp__stmts[i].name, hp__stmts[i].sql, 0, NULL)) {
+            free(q);
+            hp__conn_fail(conn, PQerrorMessage(conn->pg));
+            return;
+        }
+        h2o_linklist_insert(&conn->queue, &q->qlink);
+    }
+    hp_dbq_t *sync = hp__dbq_new(NULL, conn, HP__STMT_INTERNAL, NULL, NULL, HP_STAGE_db);
+    sync->has_sync = 1;
+    sync->got_result = 1;
+    if (!PQpipelineSync(conn->pg)) {
+        free(sync);
+        hp__conn_fail(conn, PQerrorMessage(conn->pg));
+        return;
+    }
+    h2o_linklist_insert(&conn->queue, &sync->qlink);
+    h2o_socket_read_start(conn->sock, hp__conn_on_readable);
+    hp__conn_flush(conn);
+}
+
+/* Advances a non-blocking connection attempt (PQconnectPoll) by one step. */
+static void hp__conn_connect(hp_pgconn_t *conn)
+{
+    PostgresPollingStatusType st = PQconnectPoll(conn->pg);
+    if (st == PGRES_POLLING_FAILED || hp__conn_track_socket(conn) != 0) {
+        hp__conn_fail(conn, PQerrorMessage(conn->pg));
+        return;
+    }
+    switch (st) {
+    case PGRES_POLLING_READING:
+        h2o_socket_read_start(conn->sock, hp__conn_on_readable);
+        break;
+    case PGRES_POLLING_WRITING:
+        h2o_socket_read_stop(conn->sock);
+        if (!conn->write_notified) {
+            conn->write_notified = 1;
+            h2o_socket_notify_write(conn->sock, hp__conn_on_writable);
+        }
+        break;
+    case PGRES_POLLING_OK:
+        hp__conn_start_prepare(conn);
+        break;
+    default:
+        hp__conn_fail(conn, "unexpected connection state");
+        break;
+    }
+}
+
+static void hp__conn_start(hp_pgconn_t *conn)
+{
+    char options[96];
+    snprintf(options, sizeof(options), "-c statement_timeout=%d -c lock_timeout=%d", conn->thr->cfg->statement_timeout_ms,
+             conn->thr->cfg->lock_timeout_ms);
+    /* dbname first with expand_dbname, so the URL's settings apply and ours override them. */
+    const char *keys[] = {"dbname", "options", "application_name", "connect_timeout", NULL};
+    const char *vals[] = {conn->thr->cfg->pg_url, options, "hotplate", "5", NULL};
+    conn->pg = PQconnectStartParams(keys, vals, 1);
+    conn->state = HP_PG_CONNECTING;
+    if (conn->pg == NULL || PQstatus(conn->pg) == CONNECTION_BAD || hp__conn_track_socket(conn) != 0) {
+        hp__conn_fail(conn, conn->pg != NULL ? PQerrorMessage(conn->pg) : "out of memory");
+        return;
+    }
+    /* libpq's contract: start as if PQconnectPoll had asked to wait for writing. */
+    conn->write_notified = 1;
+    h2o_socket_notify_write(conn->sock, hp__conn_on_writable);
+}
+
+static void hp__conn_on_retry(h2o_timeout_entry_t *entry)
+{
+    hp_pgconn_t *conn = H2O_STRUCT_FROM_MEMBER(hp_pgconn_t, retry_entry, entry);
+    if (!atomic_load(&conn->thr->stopping))
+        hp__conn_start(conn);
+}
+
+/*
+ * Tears a connection down after an error, fails everything queued on it (on
+ * the next loop iteration, through the deferred path), and schedules a
+ * reconnect in a second.
+ */
+static void hp__conn_fail(hp_pgconn_t *conn, const char *why)
+{
+    if (conn->state == HP_PG_DOWN)
+        return;
+    if (!conn->down_logged) {
+        char msg[256];
+        hp_log_escape(msg, sizeof(msg), why != NULL ? why : "");
+        hp_log(HP_LOG_WARN, "postgres %s connection down (thread %d): %s", conn->label, conn->thr->index, msg);
+        conn->down_logged = 1;
+    }
+    if (h2o_linklist_is_linked(&conn->free_link))
+        h2o_linklist_unlink(&conn->free_link);
+    if (conn->state == HP_PG_READY) {
+        if (conn->label[0] == 't')
+            atomic_fetch_sub(&conn->thr->pg_txn_ready, 1);
+        else
+            atomic_store(&conn->thr->pg_reader_ready, 0);
+    }
+    conn->state = HP_PG_DOWN;
+    hp__conn_close_socket(conn);
+    if (conn->pg != NULL) {
+        PQfinish(conn->pg);
+        conn->pg = NULL;
+    }
+    while (!h2o_linklist_is_empty(&conn->queue)) {
+        hp_dbq_t *q = H2O_STRUCT_FROM_MEMBER(hp_dbq_t, qlink, conn->queue.next);
+        h2o_linklist_unlink(&q->qlink);
+        if (q->res != NULL) {
+            PQclear(q->res);
+            q->res = NULL;
+        }
+        if (h2o_timeout_is_linked(&q->timeout))
+            h2o_timeout_unlink(&q->timeout);
+        if (q->stmt == HP__STMT_INTERNAL)
+            free(q);
+        else
+            hp__dbq_fail_later(conn->thr, q, hp_err_db_unavailable);
+    }
+    if (!atomic_load(&conn->thr->stopping) && !h2o_timeout_is_linked(&conn->retry_entry)) {
+        conn->retry_entry.cb = hp__conn_on_retry;
+        h2o_timeout_link(conn->thr->loop, &conn->thr->retry_timeout, &conn->retry_entry);
+    }
+}
+
+/* ---- the transaction pool ------------------------------------------------ */
+
+static void hp__waiter_on_deferred(h2o_timeout_entry_t *entry)
+{
+    hp_db_waiter_t *w = H2O_STRUCT_FROM_MEMBER(hp_db_waiter_t, timeout, entry);
+    hp_req_t *r = w->op.req;
+    hp_op_detach(&w->op);
+    if (r != NULL) {
+        hp_probe_wait_end(&r->probe, HP_STAGE_pool);
+        w->cb(r, w->ud, w->granted, w->err);
+    }
+    free(w);
+}
+
+/* A waiter leaves the queue: the waiting gauge and the wait histogram learn how it went. */
+static void hp__waiter_leave(hp_thread_t *thr, hp_db_waiter_t *w, int timed_out)
+{
+    if (w->waiting) {
+        w->waiting = 0;
+        hp_probe_gauge(thr, HP_GAUGE_pool_waiting, -1);
+    }
+    hp_probe_count(thr, timed_out ? HP_COUNTER_pool_timeouts : HP_COUNTER_pool_acquired, 1);
+    hp_probe_observe(thr, HP_HIST_pool_wait, hp_probe_clock() - w->start_ns);
+}
+
+static void hp__waiter_on_timeout(h2o_timeout_entry_t *entry)
+{
+    hp_db_waiter_t *w = H2O_STRUCT_FROM_MEMBER(hp_db_waiter_t, timeout, entry);
+    h2o_linklist_unlink(&w->link);
+    hp__waiter_leave(w->thr, w, 1);
+    w->err = hp_err_pool_exhausted;
+    hp__waiter_on_deferred(entry);
+}
+
+/*
+ * How many pool connections may be held at once: all of them, or one with the
+ * db_pool=small bottleneck flag. The flag only caps how many are handed out,
+ * so it can change mid-load: connections above a lowered cap simply stay free
+ * until the holders drop below it, and a raised cap is used at the next
+ * acquire or release.
+ */
+static size_t hp__pool_limit(const struct st_hp_db_t *db)
+{
+    return hp_flag_get(HP_FLAG_db_pool) == HP_db_pool_small ? 1 : db->pool_size;
+}
+
+static void hp__conn_release(hp_pgconn_t *conn, hp_req_t *r, int rollback);
+
+/* The holder went away (its pool is being disposed): the connection comes back with a ROLLBACK. */
+static void hp__hold_on_abandon(hp_op_t *op)
+{
+    hp_pgconn_t *conn = H2O_STRUCT_FROM_MEMBER(hp_pgconn_t, hold, op);
+    hp__conn_release(conn, conn->holder, 1);
+}
+
+/* Makes conn r's; the callback runs on the next loop iteration. */
+static void hp__pool_grant(hp_thread_t *thr, hp_db_waiter_t *w, hp_pgconn_t *conn)
+{
+    hp_req_t *r = w->op.req;
+    ++thr->db->in_use;
+    hp_probe_gauge(thr, HP_GAUGE_pool_in_use, 1);
+    conn->holder = r;
+    r->held = conn;
+    conn->hold.on_abandon = hp__hold_on_abandon;
+    hp_op_attach(r, &conn->hold);
+    w->granted = conn;
+    hp_thread_defer(thr, &w->timeout, hp__waiter_on_deferred);
+}
+
+/* Hands free connections to the oldest live waiters while the cap allows. */
+static void hp__pool_drain(hp_thread_t *thr)
+{
+    struct st_hp_db_t *db = thr->db;
+    while (!h2o_linklist_is_empty(&db->waiters) && !h2o_linklist_is_empty(&db->free_conns) && db->in_use < hp__pool_limit(db)) {
+        hp_db_waiter_t *w = H2O_STRUCT_FROM_MEMBER(hp_db_waiter_t, link, db->waiters.next);
+        h2o_linklist_unlink(&w->link);
+        h2o_timeout_unlink(&w->timeout);
+        hp__waiter_leave(thr, w, 0);
+        if (w->op.req == NULL) {
+            free(w); /* its request went away while waiting */
+            continue;
+        }
+        hp_pgconn_t *conn = H2O_STRUCT_FROM_MEMBER(hp_pgconn_t, free_link, db->free_conns.next);
+        h2o_linklist_unlink(&conn->free_link);
+        hp__pool_grant(thr, w, conn);
+    }
+}
+
+/* A ready connection is free again: it goes to the oldest live waiter, or waits in the free list. */
+static void hp__pool_offer(hp_pgconn_t *conn)
+{
+    h2o_linklist_insert(&conn->thr->db->free_conns, &conn->free_link);
+    hp__pool_drain(conn->thr);
+}
+
+void hp_db_acquire(hp_req_t *r, hp_db_acquire_cb cb, void *ud)
+{
+    hp_thread_t *thr = r->thr;
+    struct st_hp_db_t *db = thr->db;
+    hp_db_waiter_t *w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        abort();
+    w->cb = cb;
+    w->ud = ud;
+    w->thr = thr;
+    w->start_ns = hp_probe_clock();
+    hp_op_attach(r, &w->op);
+    hp_probe_wait_begin(&r->probe, HP_STAGE_pool);
+    assert(r->held == NULL);
+    /* Older waiters come first: a free connection goes to the queue when there is one. */
+    if (h2o_linklist_is_empty(&db->waiters) && !h2o_linklist_is_empty(&db->free_conns) && db->in_use < hp__pool_limit(db)) {
+        hp_pgconn_t *conn = H2O_STRUCT_FROM_MEMBER(hp_pgconn_t, free_link, db->free_conns.next);
+        h2o_linklist_unlink(&conn->free_link);
+        hp_probe_count(thr, HP_COUNTER_pool_acquired, 1);
+        hp_probe_observe(thr, HP_HIST_pool_wait, 0);
+        hp__pool_grant(thr, w, conn);
+        return;
+    }
+    /* Waiting only makes sense if some connection is up or on its way up. */
+    int any_alive = 0;
+    for (size_t i = 0; i != db->pool_size; ++i)
+        any_alive |= db->pool[i].state != HP_PG_DOWN;
+    if (!any_alive || atomic_load(&thr->stopping)) {
+        w->err = any_alive ? hp_err_shutting_down : hp_err_db_unavailable;
+        hp_thread_defer(thr, &w->timeout, hp__waiter_on_deferred);
+        return;
+    }
+    h2o_linklist_insert(&db->waiters, &w->link);
+    w->waiting = 1;
+    hp_probe_gauge(thr, HP_GAUGE_pool_waiting, 1);
+    w->timeout.cb = hp__waiter_on_timeout;
+    h2o_timeout_link(thr->loop, &thr->pool_timeout, &w->timeout);
+    /* A cap raised since the last release (db_pool back to sized) frees connections that nobody offered yet. */
+    hp__pool_drain(thr);
+}
+
+void hp_db_release(hp_req_t *r, hp_pgconn_t *conn, int rollback)
+{
+    assert(conn->holder == r);
+    hp_op_detach(&conn->hold);
+    hp__conn_release(conn, r, rollback);
+}
+
+static void hp__conn_release(hp_pgconn_t *conn, hp_req_t *r, int rollback)
+{
+    conn->holder = NULL;
+    r->held = NULL;
+    --conn->thr->db->in_use;
+    hp_probe_gauge(conn->thr, HP_GAUGE_pool_in_use, -1);
+    if (conn->state != HP_PG_READY)
+        return; /* it rejoins the pool when it reconnects */
+    if (rollback) {
+        hp_dbq_t *q = hp__dbq_new(NULL, conn, HP__STMT_INTERNAL, NULL, NULL, HP_STAGE_db);
+        /* PQsendQuery is refused in pipeline mode; the extended protocol is not. */
+        if (!PQsendQueryParams(conn->pg, "ROLLBACK", 0, NULL, NULL, NULL, NULL, 0) || !PQpipelineSync(conn->pg)) {
+            free(q);
+            hp__conn_fail(conn, PQerrorMessage(conn->pg));
+            return;
+        }
+        q->has_sync = 1;
+        h2o_linklist_insert(&conn->queue, &q->qlink);
+        hp__conn_flush(conn);
+    }
+    hp__pool_offer(conn);
+}
+
+void hp_db_conn_query(hp_req_t *r, hp_pgconn_t *conn, int stmt, const char *const *values, int num_values, hp_db_cb cb, void *ud)
+{
+    assert(conn->holder == r);
+    hp__conn_query(r, conn, HP_STAGE_db, stmt, NULL, values, num_values, cb, ud);
+}
+
+void hp_db_conn_query_sql(hp_req_t *r, hp_pgconn_t *conn, const char *sql, const char *const *values, int num_values, hp_db_cb cb,
+                          void *ud)
+{
+    if (conn == NULL)
+        conn = &r->thr->db->reader;
+    else
+        assert(conn->holder == r);
+    hp__conn_query(r, conn, HP_STAGE_db, HP__STMT_SQL, sql, values, num_values, cb, ud);
+}
+
+/* ---- per thread ------------------------------------------------------------ */
+
+void hp_db_query(hp_req_t *r, int stmt, const char *const *values, int num_values, hp_db_cb cb, void *ud)
+{
+    hp__conn_query(r, &r->thr->db->reader, HP_STAGE_db, stmt, NULL, values, num_values, cb, ud);
+}
+
+void hp_db_query_staged(hp_req_t *r, hp_stage_t stage, int stmt, const char *const *values, int num_values, hp_db_cb cb, void *ud)
+{
+    hp__conn_query(r, &r->thr->db->reader, stage, stmt, NULL, values, num_values, cb, ud);
+}
+
+const char *hp_db_stmt_name(int stmt)
+{
+    return stmt >= 0 && (size_t)stmt < hp__num_stmts ? hp__stmts[stmt].name : "internal";
+}
+
+size_t hp_db_num_stmts(void)
+{
+    return hp__num_stmts;
+}
+
+const hp_db_stmt_def_t *hp_db_stmts(size_t *num)
+{
+    *num = hp__num_stmts;
+    return hp__stmts;
+}
+
+int hp_db_stmt_lookup(const char *name, size_t len)
+{
+    for (size_t i = 0; i != hp__num_stmts; ++i)
+        if (strlen(hp__stmts[i].name) == len && memcmp(hp__stmts[i].name, name, len) == 0)
+            return (int)i;
+    return -1;
+}
+
+int hp_db_stmt_num_args(const hp_db_stmt_def_t *def)
+{
+    int n = 0;
+    while (def->sample_args != NULL && def->sample_args[n] != NULL)
+        ++n;
+    return n;
+}
+
+int hp_db_ready(hp_thread_t *thr)
+{
+    return thr->db != NULL && thr->db->reader.state == HP_PG_READY;
+}
+
+static void hp__conn_init(hp_thread_t *thr, hp_pgconn_t *conn, const char *label)
+{
+    memset(conn, 0, sizeof(*conn));
+    conn->thr = thr;
+    conn->label = label;
+    conn->pg_fd = -1;
+    h2o_linklist_init_anchor(&conn->queue);
+    conn->state = HP_PG_DOWN;
+}
+
+int hp_db_thread_init(hp_thread_t *thr)
+{
+    struct st_hp_db_t *db = calloc(1, sizeof(*db));
+    if (db == NULL)
+        return -1;
+    thr->db = db;
+    h2o_linklist_init_anchor(&db->free_conns);
+    h2o_linklist_init_anchor(&db->waiters);
+    db->pool_size = (size_t)thr->db_pool_size;
+    db->pool = calloc(db->pool_size, sizeof(*db->pool));
+    if (db->pool == NULL)
+        return -1;
+    hp__conn_init(thr, &db->reader, "read");
+    hp__conn_start(&db->reader);
+    for (size_t i = 0; i != db->pool_size; ++i) {
+        hp__conn_init(thr, &db->pool[i], "txn");
+        hp__conn_start(&db->pool[i]);
+    }
+    return 0;
+}
+
+static void hp__conn_dispose(hp_pgconn_t *conn)
+{
+    if (h2o_timeout_is_linked(&conn->retry_entry))
+        h2o_timeout_unlink(&conn->retry_entry);
+    hp__conn_fail(conn, "shutting down");
+    if (h2o_timeout_is_linked(&conn->retry_entry))
+        h2o_timeout_unlink(&conn->retry_entry);
+}
+
+void hp_db_thread_dispose(hp_thread_t *thr)
+{
+    struct st_hp_db_t *db = thr->db;
+    if (db == NULL)
+        return;
+    hp__conn_dispose(&db->reader);
+    for (size_t i = 0; i != db->pool_size; ++i)
+        hp__conn_dispose(&db->pool[i]);
+    free(db->pool);
+    free(db);
+    thr->db = NULL;
+}

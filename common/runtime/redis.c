@@ -1,0 +1,322 @@
+/*
+ * redis: hiredis async on the h2o evloop (see redis.h).
+ *
+ * Ownership: hp_redis_t is this thread's; the redisAsyncContext is hiredis's
+ * and is freed by hiredis after its disconnect callback. hp_rcmd_t (one per
+ * command) is malloc'd here and freed in the reply callback, which hiredis
+ * always calls, with a NULL reply when the connection goes away.
+ */
+#include "runtime/redis.h"
+#include "base/clock.h"
+#include "base/log.h"
+
+#include <hiredis/async.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct st_hp_redis_t {
+    hp_thread_t *thr;
+    redisAsyncContext *ac; /* NULL while disconnected */
+    h2o_socket_t *sock;
+    int connected;
+    int want_write, write_notified;
+    h2o_timeout_entry_t retry_entry;
+    int down_logged;
+    char host[256], path[256];
+    int port;
+} hp_redis_t;
+
+typedef struct st_hp_rcmd_t {
+    hp_op_t op;
+    hp_thread_t *thr;
+    uint64_t start_ns;
+    hp_redis_cb cb;
+    void *ud;
+    const char *err;
+    h2o_timeout_entry_t timeout;
+} hp_rcmd_t;
+
+static void hp__redis_connect(hp_redis_t *rd);
+
+int hp_redis_parse_url(const char *url, char *host, size_t hostlen, int *port, char *path, size_t pathlen)
+{
+    host[0] = path[0] = '\0';
+    *port = 0;
+    if (strncmp(url, "unix://", 7) == 0) {
+        const char *p = url + 7;
+        if (*p != '/' || strlen(p) >= pathlen)
+            return -1;
+        strcpy(path, p);
+        return 0;
+    }
+    if (strncmp(url, "redis://", 8) != 0)
+        return -1;
+    const char *h = url + 8, *end = h + strcspn(h, "/");
+    const char *colon = memchr(h, ':', (size_t)(end - h));
+    const char *hend = colon != NULL ? colon : end;
+    if (hend == h || (size_t)(hend - h) >= hostlen)
+        return -1;
+    memcpy(host, h, (size_t)(hend - h));
+    host[hend - h] = '\0';
+    *port = 6379;
+    if (colon != NULL) {
+        int v = 0;
+        if (colon + 1 == end || end - colon > 6)
+            return -1;
+        for (const char *p = colon + 1; p != end; ++p) {
+            if (*p < '0' || *p > '9')
+                return -1;
+            v = v * 10 + (*p - '0');
+        }
+        if (v < 1 || v > 65535)
+            return -1;
+        *port = v;
+    }
+    if (*end == '/' && end[1] != '\0')
+        return -1; /* database numbers are not supported: hotplate uses key prefixes */
+    return 0;
+}
+
+/* ---- the adapter ----------------------------------------------------------- */
+
+static void hp__redis_on_readable(h2o_socket_t *sock, const char *err)
+{
+    hp_redis_t *rd = sock->data;
+    (void)err; /* hiredis finds the error itself when it reads */
+    if (rd->ac != NULL)
+        redisAsyncHandleRead(rd->ac);
+}
+
+static void hp__redis_on_writable(h2o_socket_t *sock, const char *err)
+{
+    hp_redis_t *rd = sock->data;
+    (void)err;
+    rd->write_notified = 0;
+    if (rd->ac != NULL && rd->want_write)
+        redisAsyncHandleWrite(rd->ac);
+}
+
+static void hp__ev_add_read(void *p)
+{
+    hp_redis_t *rd = p;
+    h2o_socket_read_start(rd->sock, hp__redis_on_readable);
+}
+
+static void hp__ev_del_read(void *p)
+{
+    hp_redis_t *rd = p;
+    h2o_socket_read_stop(rd->sock);
+}
+
+static void hp__ev_add_write(void *p)
+{
+    hp_redis_t *rd = p;
+    rd->want_write = 1;
+    if (!rd->write_notified) {
+        rd->write_notified = 1;
+        h2o_socket_notify_write(rd->sock, hp__redis_on_writable);
+    }
+}
+
+static void hp__ev_del_write(void *p)
+{
+    /* h2o cannot withdraw a write notification; it fires once and finds nothing wanted. */
+    hp_redis_t *rd = p;
+    rd->want_write = 0;
+}
+
+static void hp__ev_cleanup(void *p)
+{
+    hp_redis_t *rd = p;
+    if (rd->sock != NULL) {
+        h2o_socket_close(rd->sock);
+        rd->sock = NULL;
+    }
+    rd->want_write = rd->write_notified = 0;
+}
+
+/* ---- connection life ------------------------------------------------------- */
+
+static void hp__redis_on_retry(h2o_timeout_entry_t *entry)
+{
+    hp_redis_t *rd = H2O_STRUCT_FROM_MEMBER(hp_redis_t, retry_entry, entry);
+    if (!atomic_load(&rd->thr->stopping) && rd->ac == NULL)
+        hp__redis_connect(rd);
+}
+
+static void hp__redis_schedule_retry(hp_redis_t *rd)
+{
+    if (atomic_load(&rd->thr->stopping) || h2o_timeout_is_linked(&rd->retry_entry))
+        return;
+    rd->retry_entry.cb = hp__redis_on_retry;
+    h2o_timeout_link(rd->thr->loop, &rd->thr->retry_timeout, &rd->retry_entry);
+}
+
+static void hp__redis_lost(hp_redis_t *rd, const char *why)
+{
+    if (!rd->down_logged) {
+        char msg[256];
+        hp_log_escape(msg, sizeof(msg), why != NULL ? why : "");
+        hp_log(HP_LOG_WARN, "redis connection down (thread %d): %s", rd->thr->index, msg);
+        rd->down_logged = 1;
+    }
+    rd->connected = 0;
+    atomic_store(&rd->thr->redis_ready, 0);
+    rd->ac = NULL; /* hiredis frees it after this callback */
+    hp__redis_schedule_retry(rd);
+}
+
+static void hp__redis_on_connect(const redisAsyncContext *ac, int status)
+{
+    hp_redis_t *rd = ac->ev.data;
+    if (status != REDIS_OK) {
+        hp__redis_lost(rd, ac->errstr);
+        return;
+    }
+    rd->connected = 1;
+    atomic_store(&rd->thr->redis_ready, 1);
+    rd->down_logged = 0;
+    hp_log(HP_LOG_INFO, "redis connection ready (thread %d)", rd->thr->index);
+}
+
+static void hp__redis_on_disconnect(const redisAsyncContext *ac, int status)
+{
+    hp_redis_t *rd = ac->ev.data;
+    (void)status;
+    if (rd->ac == ac)
+        hp__redis_lost(rd, ac->errstr);
+}
+
+static void hp__redis_connect(hp_redis_t *rd)
+{
+    redisAsyncContext *ac = rd->path[0] != '\0' ? redisAsyncConnectUnix(rd->path) : redisAsyncConnect(rd->host, rd->port);
+    if (ac == NULL || ac->err) {
+        hp__redis_lost(rd, ac != NULL ? ac->errstr : "out of memory");
+        if (ac != NULL)
+            redisAsyncFree(ac);
+        return;
+    }
+    int fd = dup(ac->c.fd);
+    if (fd < 0) {
+        redisAsyncFree(ac);
+        hp__redis_lost(rd, "dup failed");
+        return;
+    }
+    rd->ac = ac;
+    rd->sock = h2o_evloop_socket_create(rd->thr->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    rd->sock->data = rd;
+    ac->ev.data = rd;
+    ac->ev.addRead = hp__ev_add_read;
+    ac->ev.delRead = hp__ev_del_read;
+    ac->ev.addWrite = hp__ev_add_write;
+    ac->ev.delWrite = hp__ev_del_write;
+    ac->ev.cleanup = hp__ev_cleanup;
+    redisAsyncSetConnectCallback(ac, hp__redis_on_connect);
+    redisAsyncSetDisconnectCallback(ac, hp__redis_on_disconnect);
+    /* A non-blocking connect completes when the socket becomes writable. */
+    hp__ev_add_write(rd);
+}
+
+int hp_redis_thread_init(hp_thread_t *thr)
+{
+    hp_redis_t *rd = calloc(1, sizeof(*rd));
+    if (rd == NULL)
+        return -1;
+    rd->thr = thr;
+    if (hp_redis_parse_url(thr->cfg->redis_url, rd->host, sizeof(rd->host), &rd->port, rd->path, sizeof(rd->path)) != 0) {
+        free(rd);
+        return -1;
+    }
+    thr->redis = rd;
+    hp__redis_connect(rd);
+    return 0;
+}
+
+void hp_redis_thread_dispose(hp_thread_t *thr)
+{
+    hp_redis_t *rd = thr->redis;
+    if (rd == NULL)
+        return;
+    if (h2o_timeout_is_linked(&rd->retry_entry))
+        h2o_timeout_unlink(&rd->retry_entry);
+    if (rd->ac != NULL) {
+        redisAsyncContext *ac = rd->ac;
+        rd->ac = NULL;
+        redisAsyncFree(ac); /* calls every pending reply callback with NULL */
+    }
+    if (h2o_timeout_is_linked(&rd->retry_entry))
+        h2o_timeout_unlink(&rd->retry_entry);
+    free(rd);
+    thr->redis = NULL;
+}
+
+int hp_redis_ready(hp_thread_t *thr)
+{
+    return thr->redis != NULL && thr->redis->connected;
+}
+
+/* ---- commands -------------------------------------------------------------- */
+
+static void hp__rcmd_deliver(hp_rcmd_t *c, redisReply *reply, const char *err)
+{
+    hp_req_t *r = c->op.req;
+    hp_op_detach(&c->op);
+    if (r != NULL && c->cb != NULL)
+        hp_probe_wait_end(&r->probe, HP_STAGE_cache);
+    if (r != NULL && c->cb != NULL) {
+        hp_redis_cb cb = c->cb;
+        c->cb = NULL;
+        cb(r, c->ud, reply, err);
+    }
+}
+
+static void hp__rcmd_on_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    hp_rcmd_t *c = privdata;
+    if (h2o_timeout_is_linked(&c->timeout))
+        h2o_timeout_unlink(&c->timeout);
+    redisReply *rep = reply;
+    hp_probe_observe(c->thr, HP_HIST_cache_latency, hp_probe_clock() - c->start_ns);
+    const char *err = rep == NULL ? hp_err_redis_unavailable : rep->type == REDIS_REPLY_ERROR ? hp_err_redis_error : NULL;
+    hp__rcmd_deliver(c, err == hp_err_redis_unavailable ? NULL : rep, err);
+    free(c);
+}
+
+/* The deadline: the caller moves on; the entry waits for hiredis to hand back its reply. */
+static void hp__rcmd_on_timeout(h2o_timeout_entry_t *entry)
+{
+    hp_rcmd_t *c = H2O_STRUCT_FROM_MEMBER(hp_rcmd_t, timeout, entry);
+    hp__rcmd_deliver(c, NULL, hp_err_cache_timeout);
+}
+
+static void hp__rcmd_on_deferred(h2o_timeout_entry_t *entry)
+{
+    hp_rcmd_t *c = H2O_STRUCT_FROM_MEMBER(hp_rcmd_t, timeout, entry);
+    hp__rcmd_deliver(c, NULL, c->err);
+    free(c);
+}
+
+void hp_redis_command(hp_req_t *r, hp_redis_cb cb, void *ud, int argc, const char **argv, const size_t *argvlen)
+{
+    hp_redis_t *rd = r->thr->redis;
+    hp_rcmd_t *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        abort();
+    c->cb = cb;
+    c->ud = ud;
+    c->thr = r->thr;
+    c->start_ns = hp_probe_clock();
+    hp_op_attach(r, &c->op);
+    hp_probe_wait_begin(&r->probe, HP_STAGE_cache);
+    if (rd == NULL || !rd->connected || rd->ac == NULL ||
+        redisAsyncCommandArgv(rd->ac, hp__rcmd_on_reply, c, argc, argv, argvlen) != REDIS_OK) {
+        c->err = hp_err_redis_unavailable;
+        hp_thread_defer(r->thr, &c->timeout, hp__rcmd_on_deferred);
+        return;
+    }
+    c->timeout.cb = hp__rcmd_on_timeout;
+    h2o_timeout_link(r->thr->loop, &r->thr->redis_timeout, &c->timeout);
+}

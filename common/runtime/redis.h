@@ -1,0 +1,45 @@
+/*
+ * redis: this thread's asynchronous Redis connection (hiredis 0.14 async API)
+ * driven by the worker's h2o evloop.
+ *
+ * libh2o 2.2.5 ships no hiredis adapter, so this file is one: hiredis's
+ * addRead/delRead/addWrite/delWrite/cleanup hooks map onto an h2o socket that
+ * wraps a dup of hiredis's descriptor. Every command has a client-side deadline
+ * (hp_err_cache_timeout); when Redis is down commands fail at once with
+ * hp_err_redis_unavailable and the connection is retried every second. Callers
+ * treat the cache as optional: a failure is counted and the caller goes to
+ * PostgreSQL.
+ */
+#ifndef HP_REDIS_H
+#define HP_REDIS_H
+
+#include <hiredis/hiredis.h>
+
+#include "runtime/http.h"
+#include "runtime/thread.h"
+
+/**
+ * Called with a command's reply. The reply belongs to hiredis and is freed
+ * when the callback returns: copy what you keep into the request pool.
+ * @param reply NULL when err is set
+ * @param err NULL, hp_err_cache_timeout, hp_err_redis_unavailable or hp_err_redis_error (reply is an error reply)
+ */
+typedef void (*hp_redis_cb)(hp_req_t *r, void *ud, redisReply *reply, const char *err);
+
+/** Creates this thread's Redis client and starts connecting. @return 0 or -1 (bad URL) */
+int hp_redis_thread_init(hp_thread_t *thr);
+/** Disconnects. */
+void hp_redis_thread_dispose(hp_thread_t *thr);
+/** @return 1 when connected */
+int hp_redis_ready(hp_thread_t *thr);
+
+/** Sends one command; the arguments are copied before this returns. */
+void hp_redis_command(hp_req_t *r, hp_redis_cb cb, void *ud, int argc, const char **argv, const size_t *argvlen);
+
+/**
+ * Parses redis://host[:port][/] or unix:///path.
+ * @return 0, or -1 when malformed
+ */
+int hp_redis_parse_url(const char *url, char *host, size_t hostlen, int *port, char *path, size_t pathlen);
+
+#endif
