@@ -38,9 +38,31 @@ readonly E2E_TIMEOUT=${E2E_TIMEOUT:-1800}
 
 failed=()
 
+# Each phase's wall time, printed at the end: "name seconds", in order.
+phases=()
+phase_name=""
+phase_start=0
 step() {
+    phase_end
+    phase_name=$*
+    phase_start=$SECONDS
     echo
     echo "==== test: $*"
+}
+phase_end() {
+    if [[ -n $phase_name ]]; then
+        phases+=("$((SECONDS - phase_start))|$phase_name")
+        phase_name=""
+    fi
+}
+print_phases() {
+    phase_end
+    echo
+    echo "test: time per phase (seconds, wall clock; $SECONDS s in all)"
+    local p
+    for p in "${phases[@]}"; do
+        printf '  %5d  %s\n' "${p%%|*}" "${p#*|}"
+    done
 }
 
 # ctest --no-tests=error makes an empty test list a failure, as pytest's
@@ -174,6 +196,11 @@ for b in "$bin" "$asan_bin"; do
     [[ -x "$b" ]] || { echo "test: $b is missing; run make build build-asan" >&2; exit 1; }
 done
 
+# The layers of the C code (docs/ARCHITECTURE.md): an include that points up,
+# or a cycle of modules, fails here with the offending edge printed.
+step "layers: tests/check_layers.py"
+"$python" tests/check_layers.py || failed+=("layers")
+
 run_ctest build
 run_ctest build-asan
 run_e2e
@@ -184,6 +211,7 @@ run_e2e
 step "fuzz: tests/fuzz/run.sh (FUZZ_SECONDS=${FUZZ_SECONDS:-60})"
 tests/fuzz/run.sh 8>&- || failed+=("fuzz")
 
+print_phases
 echo
 if [[ ${#failed[@]} -eq 0 ]]; then
     echo "test: every step succeeded"

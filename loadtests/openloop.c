@@ -18,7 +18,7 @@
  *
  * One thread, epoll with nanosecond waits (epoll_pwait2) so a request is sent
  * at its time and not on the next millisecond tick. Latencies go into the
- * project's log-linear histogram (profiling/histogram.c), total and per step.
+ * project's log-linear histogram (common/base/histogram.c), total and per step.
  * A request not answered --timeout-ms after its intended time (in the queue or
  * on the wire) is a timeout; its connection is closed and reopened. Once the
  * schedule ends, the generator waits at most --timeout-ms for the stragglers,

@@ -223,13 +223,6 @@ typedef struct st_hp_doctor_finding_t {
 } hp_doctor_finding_t;
 
 /**
- * Runs every rule on the window between two snapshots of the same server and
- * ranks the findings: by severity, then by impact. Pure: reads only its
- * arguments.
- * @param out receives at most max findings, most important first
- * @return the number written
- */
-/**
  * Reads a CPU profile's folded stacks ("frame;frame;... count" lines) into
  * s->hot: the functions with the most samples of their own, most first,
  * where a frame that was inlined ("fn[inline]") counts in the function it was
@@ -246,6 +239,13 @@ void hp_doctor_profile_read(const char *folded, size_t len, hp_doctor_snapshot_t
  */
 void hp_doctor_heap_profile_read(const char *folded, size_t len, hp_doctor_snapshot_t *s);
 
+/**
+ * Runs every rule on the window between two snapshots of the same server and
+ * ranks the findings: by severity, then by impact. Pure: reads only its
+ * arguments.
+ * @param out receives at most max findings, most important first
+ * @return the number written
+ */
 size_t hp_doctor_evaluate(const hp_doctor_snapshot_t *before, const hp_doctor_snapshot_t *after, hp_doctor_finding_t *out,
                           size_t max);
 

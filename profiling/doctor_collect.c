@@ -26,7 +26,7 @@
  *
  * Everything the job needs lives in the request's pool, and the pool's
  * disposal unlinks the timer, so a client that goes away ends the job: the
- * database callbacks of a departed request never run (common/http.h).
+ * database callbacks of a departed request never run (common/runtime/http.h).
  * EXPLAIN here is without ANALYZE (nothing is executed) and on the admin
  * thread's read connection. A part that fails (no pg_stat_activity rights, a
  * statement without sample arguments) leaves a note in the report instead of

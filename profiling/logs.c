@@ -228,20 +228,27 @@ static json_t *hp__codes_json(const uint64_t *code)
  * One route's answers over the windows and since start, from the probes:
  * lines are its answers, errors those with an error code (4xx and 5xx).
  */
-static json_t *hp__route_json(const char *method, const char *pattern, const hp_merged_route_t *m, char keys[][16])
+static void hp__route_add(json_t *o, const hp_merged_route_t *m, char keys[][16])
 {
-    json_t *o = json_pack("{ss ss}", "method", method, "route", pattern);
     for (size_t k = 0; k <= HP_STATS_COUNT_WINDOWS; ++k) {
         const uint64_t *cls = k < HP_STATS_COUNT_WINDOWS ? m->win_by_class[k] : m->by_class;
         uint64_t lines = 0;
         for (size_t c = 0; c != HP_PROBE_STATUS_CLASSES; ++c)
             lines += cls[c];
-        json_object_set_new(o, keys[k], json_pack("{sI sI}", "lines", (json_int_t)lines, "errors", (json_int_t)(cls[4] + cls[5])));
+        json_t *w = json_object_get(o, keys[k]);
+        json_int_t had_lines = json_integer_value(json_object_get(w, "lines")),
+                   had_errors = json_integer_value(json_object_get(w, "errors"));
+        json_object_set_new(
+            o, keys[k],
+            json_pack("{sI sI}", "lines", had_lines + (json_int_t)lines, "errors", had_errors + (json_int_t)(cls[4] + cls[5])));
     }
-    return o;
 }
 
-/* Every route's answers: the API's merged over the workers, then the admin listener's. */
+/*
+ * Every route's answers: the API's merged over the workers, then the admin
+ * listener's. The view counts by method and pattern, as a reader of the log
+ * lines would, so a pattern both listeners serve (GET /healthz) is one entry.
+ */
 static json_t *hp__routes_json(char keys[][16])
 {
     json_t *list = json_array();
@@ -252,16 +259,28 @@ static json_t *hp__routes_json(char keys[][16])
         free(one);
         return list;
     }
-    for (size_t i = 0; i != m->num_routes; ++i)
-        json_array_append_new(list, hp__route_json(m->routes[i].method, m->routes[i].pattern, &m->route[i], keys));
-    json_array_append_new(list, hp__route_json("*", "(unrouted)", &m->unrouted, keys));
+    for (size_t i = 0; i <= m->num_routes; ++i) {
+        const hp_route_t *rt = i < m->num_routes ? &m->routes[i] : NULL;
+        json_t *o = json_pack("{ss ss}", "method", rt != NULL ? rt->method : "*", "route", rt != NULL ? rt->pattern : "(unrouted)");
+        hp__route_add(o, i < m->num_routes ? &m->route[i] : &m->unrouted, keys);
+        json_array_append_new(list, o);
+    }
     hp_thread_t *admin = hp_server_admin_thread();
     if (admin != NULL && admin->probes != NULL) {
         size_t n = admin->num_routes < HP_PROBE_MAX_ROUTES ? admin->num_routes : HP_PROBE_MAX_ROUTES;
         for (size_t i = 0; i != n; ++i) {
             memset(one, 0, sizeof(*one));
             hp_stats_merge_route(one, &admin->probes->routes[i], m->now_s);
-            json_array_append_new(list, hp__route_json(admin->routes[i].method, admin->routes[i].pattern, one, keys));
+            const hp_route_t *rt = &admin->routes[i];
+            json_t *o = NULL, *e;
+            size_t k;
+            json_array_foreach(list, k, e) if (strcmp(json_string_value(json_object_get(e, "method")), rt->method) == 0 &&
+                                               strcmp(json_string_value(json_object_get(e, "route")), rt->pattern) == 0) o = e;
+            if (o == NULL) {
+                o = json_pack("{ss ss}", "method", rt->method, "route", rt->pattern);
+                json_array_append_new(list, o);
+            }
+            hp__route_add(o, one, keys);
         }
     }
     free(one);

@@ -2,6 +2,7 @@
  * cart: parse, load and price a cart (see cart.h).
  */
 #include "services/cart.h"
+#include "base/pgarray.h"
 #include "base/clock.h"
 #include "runtime/db.h"
 #include "base/flags.h"
@@ -253,16 +254,14 @@ static void hp__cart_on_result(hp_req_t *r, void *ud, PGresult *res, const char 
             PQclear(ld->res[i]);
 }
 
-/* Formats "{a,b,c}" as a PostgreSQL array literal. */
-static char *hp__id_array(hp_req_t *r, const int64_t *ids, size_t n)
+/* Formats ids as a PostgreSQL array literal in the request pool. */
+static const char *hp__id_array(hp_req_t *r, const int64_t *ids, size_t n)
 {
-    char *buf = h2o_mem_alloc_pool(&r->h2o->pool, n * 21 + 3), *p = buf;
-    *p++ = '{';
+    hp_pgarray_t a;
+    hp_pgarray_begin(&a, h2o_mem_alloc_pool(&r->h2o->pool, HP_PGARRAY_INT_BYTES(n)), HP_PGARRAY_INT_BYTES(n));
     for (size_t i = 0; i != n; ++i)
-        p += sprintf(p, "%s%lld", i != 0 ? "," : "", (long long)ids[i]);
-    *p++ = '}';
-    *p = '\0';
-    return buf;
+        hp_pgarray_int(&a, ids[i]);
+    return hp_pgarray_end(&a);
 }
 
 void hp_cart_price(hp_req_t *r, hp_cart_priced_t *p, hp_cart_cb cb, void *ud)

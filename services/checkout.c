@@ -29,11 +29,13 @@
  * requests roll back, void their authorizations and replay the winner's order.
  */
 #include "runtime/params.h"
+#include "base/pgarray.h"
 #include "base/clock.h"
 #include "runtime/db.h"
 #include "base/flags.h"
 #include "base/json.h"
 #include "services/auth.h"
+#include "services/checkout.h"
 #include "services/cart.h"
 #include "services/handlers.h"
 #include "services/orders.h"
@@ -86,20 +88,6 @@ void hp_handle_quote(hp_req_t *r)
 
 /* ---- POST /orders ----------------------------------------------------------------------------- */
 
-typedef struct st_hp_checkout_t {
-    hp_cart_priced_t *p;
-    const char *key;
-    char auth_id[HP_PAYMENT_AUTH_ID_MAX];
-    int authorized; /* we hold an authorization that no committed order owns yet */
-    hp_op_t guard;  /* attached while authorized: voids the authorization if the client leaves */
-    hp_thread_t *guard_thr;
-    int64_t order_id;
-    int num_stock; /* distinct stock-tracked items in the cart */
-    const char *stock_ids, *stock_qty;
-    const char *begin_err;
-    int long_txn; /* checkout_txn=long, read once when the request starts */
-} hp_checkout_t;
-
 static void hp__checkout_on_abandon(hp_op_t *op)
 {
     hp_checkout_t *co = H2O_STRUCT_FROM_MEMBER(hp_checkout_t, guard, op);
@@ -117,7 +105,7 @@ static void hp__checkout_disown(hp_checkout_t *co)
     hp_op_detach(&co->guard);
 }
 
-static void hp__checkout_fail(hp_req_t *r, hp_checkout_t *co, int rollback, const char *err)
+void hp_checkout_fail(hp_req_t *r, hp_checkout_t *co, int rollback, const char *err)
 {
     if (r->held != NULL)
         hp_db_release(r, r->held, rollback);
@@ -151,7 +139,7 @@ static void hp__checkout_on_commit(hp_req_t *r, void *ud, PGresult *res, const c
     if (err != NULL) {
         /* The commit failed, so no order owns the authorization: release it. */
         hp_payment_void(r->thr, co->auth_id);
-        hp__checkout_fail(r, co, 1, err);
+        hp_checkout_fail(r, co, 1, err);
         return;
     }
     hp_db_release(r, r->held, 0);
@@ -174,18 +162,18 @@ static void hp__checkout_commit(hp_req_t *r, hp_checkout_t *co)
  * asked for. Otherwise it has rolled back and answered (the error, or 409
  * out_of_stock), and returns 0.
  */
-static int hp__checkout_stock_ok(hp_req_t *r, hp_checkout_t *co, PGresult *res, const char *err)
+int hp_checkout_stock_ok(hp_req_t *r, hp_checkout_t *co, PGresult *res, const char *err)
 {
     if (err != NULL) {
         if (res != NULL)
             PQclear(res);
-        hp__checkout_fail(r, co, 1, err);
+        hp_checkout_fail(r, co, 1, err);
         return 0;
     }
     int updated = PQntuples(res);
     PQclear(res);
     if (updated != co->num_stock) {
-        hp__checkout_fail(r, co, 1, NULL);
+        hp_checkout_fail(r, co, 1, NULL);
         hp_respond_error(r, HP_E_out_of_stock, "an item does not have enough stock left");
         return 0;
     }
@@ -195,7 +183,7 @@ static int hp__checkout_stock_ok(hp_req_t *r, hp_checkout_t *co, PGresult *res, 
 static void hp__checkout_on_stock(hp_req_t *r, void *ud, PGresult *res, const char *err)
 {
     hp_checkout_t *co = ud;
-    if (hp__checkout_stock_ok(r, co, res, err))
+    if (hp_checkout_stock_ok(r, co, res, err))
         hp__checkout_commit(r, co);
 }
 
@@ -219,7 +207,7 @@ static void hp__lookup_key(hp_req_t *r, hp_checkout_t *co, hp_db_cb cb)
     hp_db_query(r, HP_STMT_order_by_idempotency_key, values, 2, cb, co);
 }
 
-static void hp__checkout_on_begin(hp_req_t *r, void *ud, PGresult *res, const char *err)
+void hp_checkout_on_begin(hp_req_t *r, void *ud, PGresult *res, const char *err)
 {
     hp_checkout_t *co = ud;
     (void)r;
@@ -228,7 +216,7 @@ static void hp__checkout_on_begin(hp_req_t *r, void *ud, PGresult *res, const ch
     co->begin_err = err; /* the insert queued behind it reports the failure */
 }
 
-static void hp__checkout_on_insert(hp_req_t *r, void *ud, PGresult *res, const char *err)
+void hp_checkout_on_insert(hp_req_t *r, void *ud, PGresult *res, const char *err)
 {
     hp_checkout_t *co = ud;
     if (err == NULL && co->begin_err != NULL)
@@ -236,13 +224,13 @@ static void hp__checkout_on_insert(hp_req_t *r, void *ud, PGresult *res, const c
     if (err != NULL) {
         if (res != NULL)
             PQclear(res);
-        hp__checkout_fail(r, co, 1, err);
+        hp_checkout_fail(r, co, 1, err);
         return;
     }
     if (PQntuples(res) == 0) {
         /* A concurrent request with the same key won: undo ours and answer with its order. */
         PQclear(res);
-        hp__checkout_fail(r, co, 1, NULL);
+        hp_checkout_fail(r, co, 1, NULL);
         hp__lookup_key(r, co, hp__checkout_replay);
         return;
     }
@@ -257,30 +245,36 @@ static void hp__checkout_on_insert(hp_req_t *r, void *ud, PGresult *res, const c
 }
 
 /* Builds the per-line arrays of the insert: item ids, quantities, unit prices, modifier lists, line totals. */
-static void hp__insert_values(hp_req_t *r, hp_checkout_t *co, const char **v)
+void hp_checkout_insert_values(hp_req_t *r, hp_checkout_t *co, const char **v)
 {
     const hp_cart_priced_t *p = co->p;
     const hp_total_result_t *t = &p->result;
     size_t n = p->cart.num_lines;
-    char *items = h2o_mem_alloc_pool(&r->h2o->pool, n * 21 + 3), *qty = h2o_mem_alloc_pool(&r->h2o->pool, n * 12 + 3),
-         *unit = h2o_mem_alloc_pool(&r->h2o->pool, n * 12 + 3), *mods = h2o_mem_alloc_pool(&r->h2o->pool, n * (10 * 21 + 6) + 3),
-         *total = h2o_mem_alloc_pool(&r->h2o->pool, n * 21 + 3);
-    char *pi = items, *pq = qty, *pu = unit, *pm = mods, *pt = total;
-    *pi++ = '{', *pq++ = '{', *pu++ = '{', *pm++ = '{', *pt++ = '{';
+    enum { ITEMS, QTY, UNIT, MODS, TOTAL, NUM_ARRAYS };
+    hp_pgarray_t a[NUM_ARRAYS];
+    /* Each element of the modifier lists' text[] is itself a bigint[] literal, quoted: two bytes more per line. */
+    size_t mods_cap = n * (HP_PGARRAY_INT_BYTES(HP_TOTAL_MAX_MODIFIERS_PER_LINE) + 3) + 3;
+    for (int k = 0; k != NUM_ARRAYS; ++k) {
+        size_t cap = k == MODS ? mods_cap : HP_PGARRAY_INT_BYTES(n);
+        hp_pgarray_begin(&a[k], h2o_mem_alloc_pool(&r->h2o->pool, cap), cap);
+    }
     for (size_t i = 0; i != n; ++i) {
         const hp_total_line_t *l = &p->cart.lines[i];
-        const char *sep = i != 0 ? "," : "";
-        pi += sprintf(pi, "%s%lld", sep, (long long)l->item_id);
-        pq += sprintf(pq, "%s%d", sep, (int)l->quantity);
-        pu += sprintf(pu, "%s%d", sep, (int)t->lines[i].unit_price_cents);
-        pt += sprintf(pt, "%s%lld", sep, (long long)t->lines[i].line_total_cents);
-        /* Each element of the text[] is itself a bigint[] literal, quoted. */
-        pm += sprintf(pm, "%s\"{", sep);
-        for (size_t m = 0; m != l->num_modifier_ids; ++m)
-            pm += sprintf(pm, "%s%lld", m != 0 ? "," : "", (long long)l->modifier_ids[m]);
-        pm += sprintf(pm, "}\"");
+        hp_pgarray_int(&a[ITEMS], l->item_id);
+        hp_pgarray_int(&a[QTY], l->quantity);
+        hp_pgarray_int(&a[UNIT], t->lines[i].unit_price_cents);
+        hp_pgarray_int(&a[TOTAL], t->lines[i].line_total_cents);
+        char one[HP_PGARRAY_INT_BYTES(HP_TOTAL_MAX_MODIFIERS_PER_LINE) + 2];
+        hp_pgarray_t m;
+        hp_pgarray_begin(&m, one + 1, sizeof(one) - 2);
+        for (size_t k = 0; k != l->num_modifier_ids; ++k)
+            hp_pgarray_int(&m, l->modifier_ids[k]);
+        hp_pgarray_end(&m);
+        one[0] = '"', one[1 + m.len] = '"';
+        hp_pgarray_raw(&a[MODS], one, m.len + 2);
     }
-    strcpy(pi, "}"), strcpy(pq, "}"), strcpy(pu, "}"), strcpy(pm, "}"), strcpy(pt, "}");
+    const char *items = hp_pgarray_end(&a[ITEMS]), *qty = hp_pgarray_end(&a[QTY]), *unit = hp_pgarray_end(&a[UNIT]),
+               *mods = hp_pgarray_end(&a[MODS]), *total = hp_pgarray_end(&a[TOTAL]);
     v[0] = hp_pool_printf(r, "%lld", (long long)r->principal.user_id);
     v[1] = hp_pool_printf(r, "%lld", (long long)p->cart.restaurant_id);
     v[2] = hp_pool_printf(r, "%lld", (long long)t->subtotal_cents);
@@ -300,21 +294,21 @@ static void hp__checkout_on_conn(hp_req_t *r, void *ud, hp_pgconn_t *conn, const
 {
     hp_checkout_t *co = ud;
     if (err != NULL) {
-        hp__checkout_fail(r, co, 0, err);
+        hp_checkout_fail(r, co, 0, err);
         return;
     }
     const char **values = h2o_mem_alloc_pool(&r->h2o->pool, sizeof(*values) * 17);
-    hp__insert_values(r, co, values);
+    hp_checkout_insert_values(r, co, values);
     /* BEGIN and the insert go out in one write; the insert's result tells whether both worked. */
-    hp_db_conn_query(r, conn, HP_STMT_txn_begin, NULL, 0, hp__checkout_on_begin, co);
-    hp_db_conn_query(r, conn, HP_STMT_order_insert, values, 17, hp__checkout_on_insert, co);
+    hp_db_conn_query(r, conn, HP_STMT_txn_begin, NULL, 0, hp_checkout_on_begin, co);
+    hp_db_conn_query(r, conn, HP_STMT_order_insert, values, 17, hp_checkout_on_insert, co);
 }
 
 /*
  * The payment is authorized: remember the authorization and attach the guard
  * that voids it if the client goes away before the order is committed.
  */
-static void hp__checkout_hold_auth(hp_req_t *r, hp_checkout_t *co, const char *auth_id)
+void hp_checkout_hold_auth(hp_req_t *r, hp_checkout_t *co, const char *auth_id)
 {
     snprintf(co->auth_id, sizeof(co->auth_id), "%s", auth_id);
     co->authorized = 1;
@@ -330,65 +324,8 @@ static void hp__checkout_on_payment(hp_req_t *r, void *ud, const char *auth_id, 
         hp_respond_failure(r, err);
         return;
     }
-    hp__checkout_hold_auth(r, co, auth_id);
+    hp_checkout_hold_auth(r, co, auth_id);
     hp_db_acquire(r, hp__checkout_on_conn, co);
-}
-
-/* ---- checkout_txn=long: the transaction spans the payment call ---------------------------------- */
-
-static void hp__long_on_payment(hp_req_t *r, void *ud, const char *auth_id, const char *err)
-{
-    hp_checkout_t *co = ud;
-    if (err != NULL) {
-        hp__checkout_fail(r, co, 1, err);
-        return;
-    }
-    hp__checkout_hold_auth(r, co, auth_id);
-    const char **values = h2o_mem_alloc_pool(&r->h2o->pool, sizeof(*values) * 17);
-    hp__insert_values(r, co, values);
-    co->num_stock = 0; /* the stock is already decremented: the insert goes straight to COMMIT */
-    hp_db_conn_query(r, r->held, HP_STMT_order_insert, values, 17, hp__checkout_on_insert, co);
-}
-
-static void hp__long_on_stock(hp_req_t *r, void *ud, PGresult *res, const char *err)
-{
-    hp_checkout_t *co = ud;
-    if (err == NULL && co->begin_err != NULL)
-        err = co->begin_err;
-    if (!hp__checkout_stock_ok(r, co, res, err))
-        return;
-    /* The mistake this flag reproduces: the gateway is called with the row locks and the connection held. */
-    hp_payment_authorize(r, co->p->result.total_cents, hp__long_on_payment, co);
-}
-
-static void hp__long_on_begin(hp_req_t *r, void *ud, PGresult *res, const char *err)
-{
-    hp_checkout_t *co = ud;
-    if (res != NULL)
-        PQclear(res);
-    if (err != NULL) {
-        hp__checkout_fail(r, co, 1, err);
-        return;
-    }
-    hp_payment_authorize(r, co->p->result.total_cents, hp__long_on_payment, co);
-}
-
-static void hp__long_on_conn(hp_req_t *r, void *ud, hp_pgconn_t *conn, const char *err)
-{
-    hp_checkout_t *co = ud;
-    if (err != NULL) {
-        hp_respond_failure(r, err);
-        return;
-    }
-    /* Nothing to lock: the transaction (and its connection) still spans the payment. */
-    if (co->num_stock == 0) {
-        hp_db_conn_query(r, conn, HP_STMT_txn_begin, NULL, 0, hp__long_on_begin, co);
-        return;
-    }
-    /* BEGIN and the stock decrement go out together; the decrement's result reports a failed BEGIN. */
-    hp_db_conn_query(r, conn, HP_STMT_txn_begin, NULL, 0, hp__checkout_on_begin, co);
-    const char *values[] = {co->stock_ids, co->stock_qty};
-    hp_db_conn_query(r, conn, HP_STMT_stock_decrement, values, 2, hp__long_on_stock, co);
 }
 
 static void hp__checkout_priced(hp_req_t *r, void *ud, hp_cart_priced_t *p)
@@ -422,16 +359,16 @@ static void hp__checkout_priced(hp_req_t *r, void *ud, hp_cart_priced_t *p)
         }
     }
     co->num_stock = n;
-    char *pi = h2o_mem_alloc_pool(&r->h2o->pool, (size_t)n * 21 + 3), *pq = h2o_mem_alloc_pool(&r->h2o->pool, (size_t)n * 21 + 3);
-    co->stock_ids = pi, co->stock_qty = pq;
-    *pi++ = '{', *pq++ = '{';
+    hp_pgarray_t ai, aq;
+    hp_pgarray_begin(&ai, h2o_mem_alloc_pool(&r->h2o->pool, HP_PGARRAY_INT_BYTES(n)), HP_PGARRAY_INT_BYTES(n));
+    hp_pgarray_begin(&aq, h2o_mem_alloc_pool(&r->h2o->pool, HP_PGARRAY_INT_BYTES(n)), HP_PGARRAY_INT_BYTES(n));
     for (int j = 0; j != n; ++j) {
-        pi += sprintf(pi, "%s%lld", j != 0 ? "," : "", (long long)ids[j]);
-        pq += sprintf(pq, "%s%lld", j != 0 ? "," : "", (long long)qty[j]);
+        hp_pgarray_int(&ai, ids[j]);
+        hp_pgarray_int(&aq, qty[j]);
     }
-    strcpy(pi, "}"), strcpy(pq, "}");
+    co->stock_ids = hp_pgarray_end(&ai), co->stock_qty = hp_pgarray_end(&aq);
     if (co->long_txn)
-        hp_db_acquire(r, hp__long_on_conn, co);
+        hp_db_acquire(r, hp_checkout_long_on_conn, co);
     else
         hp_payment_authorize(r, p->result.total_cents, hp__checkout_on_payment, co);
 }

@@ -25,6 +25,8 @@
  * (docs/labs/04-order-total.md) uses carts of that kind.
  */
 #define HP_TOTAL_MAX_LINES 200
+/* Mean Earth radius (IUGG), in metres: the sphere of the haversine distance. */
+#define HP_TOTAL_EARTH_RADIUS_M 6371008.8
 #define HP_TOTAL_MAX_MODIFIERS_PER_LINE 10
 
 typedef enum { HP_TOTAL_ONCE = 0, HP_TOTAL_NAIVE = 1 } hp_total_mode_t;

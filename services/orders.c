@@ -1,23 +1,14 @@
 /*
- * orders: GET /orders/{id}, GET /users/{id}/orders and POST /orders/{id}/events.
- *
- * The order history is set-based: one statement for the page of orders, then
- * the items of all those orders and the names of their restaurants in two more
- * statements sent together, a fixed three statements per page whatever its size.
- *
- * The flag order_history=n_plus_one turns it into the classic N+1 of ORM lazy
- * loading: after the page, each order's items and then its restaurant's name
- * are fetched one statement at a time, each waiting for the previous answer,
- * so a page of N orders costs 1 + 2N statements and 1 + 2N round trips. The
- * response is the same document either way (tests/e2e/test_order_history_flag.py).
+ * orders: reading and rendering orders (hp_order_fetch, shared with checkout),
+ * GET /orders/{id} and POST /orders/{id}/events. The history is
+ * order_history.c's.
  */
-#include "runtime/params.h"
 #include "services/orders.h"
-#include "base/timefmt.h"
-#include "base/cursor.h"
-#include "runtime/db.h"
-#include "base/flags.h"
+#include "base/pgarray.h"
 #include "base/json.h"
+#include "base/timefmt.h"
+#include "runtime/db.h"
+#include "runtime/params.h"
 #include "services/auth.h"
 #include "services/handlers.h"
 #include "services/order_status.h"
@@ -30,7 +21,7 @@
 
 static json_int_t hp__int(const PGresult *res, int row, int col)
 {
-    return (json_int_t)strtoll(PQgetvalue(res, row, col), NULL, 10);
+    return (json_int_t)hp_order_int(res, row, col);
 }
 
 json_t *hp_order_row_json(const PGresult *res, int row)
@@ -188,182 +179,6 @@ void hp_handle_order_get(hp_req_t *r)
     hp_auth(r, HP_AUTH_ANY, hp__get_authed);
 }
 
-/* ---- history -------------------------------------------------------------------------------- */
-
-typedef struct st_hp_history_t {
-    int limit;
-    int n_plus_one; /* order_history=n_plus_one, read once when the request starts */
-    /* Every PGresult here is kept by the request's pool (hp_db_keep) and cleared with it. */
-    PGresult *page, *items, *names;
-    int pending;
-    const char *err;
-    int next;                          /* N+1: the page row being fetched */
-    PGresult **row_items, **row_names; /* N+1: each row's own results, in the request pool */
-} hp_history_t;
-
-/* The page statement asks for one row more than the page, to know whether another page exists. */
-static int hp__history_page_rows(const hp_history_t *h, int *more)
-{
-    int n = PQntuples(h->page);
-    *more = n > h->limit;
-    return *more ? h->limit : n;
-}
-
-/* Row i of the page as the API renders it, given result sets holding its items and its restaurant's name. */
-static json_t *hp__history_order_json(const hp_history_t *h, int i, const PGresult *names, const PGresult *items)
-{
-    json_t *o = hp_order_row_json(h->page, i);
-    int64_t rid = hp__int(h->page, i, 2);
-    for (int k = 0; k != PQntuples(names); ++k)
-        if (hp__int(names, k, 0) == rid)
-            json_object_set_new(o, "restaurant_name", json_string(PQgetvalue(names, k, 1)));
-    hp_order_add_items(o, hp__int(h->page, i, 0), items);
-    return o;
-}
-
-static void hp__history_respond(hp_req_t *r, hp_history_t *h)
-{
-    int more, n = hp__history_page_rows(h, &more);
-    json_t *orders = json_array();
-    for (int i = 0; i != n; ++i)
-        json_array_append_new(orders, h->n_plus_one ? hp__history_order_json(h, i, h->row_names[i], h->row_items[i])
-                                                    : hp__history_order_json(h, i, h->names, h->items));
-    json_t *next = json_null();
-    if (more) {
-        char cur[HP_CURSOR_BUF_SIZE];
-        hp_cursor_encode(cur, sizeof(cur), HP_CURSOR_KIND_ORDERS, strtoll(PQgetvalue(h->page, n - 1, 12), NULL, 10),
-                         strtoll(PQgetvalue(h->page, n - 1, 0), NULL, 10));
-        next = json_string(cur);
-    }
-    hp_respond_json(r, 200, json_pack("{so so}", "orders", orders, "next_cursor", next));
-}
-
-static void hp__history_part_done(hp_req_t *r, hp_history_t *h, PGresult *res, PGresult **slot, const char *err)
-{
-    if (res != NULL)
-        *slot = hp_db_keep(r, res);
-    if (err != NULL && h->err == NULL)
-        h->err = err;
-    if (--h->pending != 0)
-        return;
-    if (h->err != NULL)
-        hp_respond_failure(r, h->err);
-    else
-        hp__history_respond(r, h);
-}
-
-static void hp__history_on_items(hp_req_t *r, void *ud, PGresult *res, const char *err)
-{
-    hp_history_t *h = ud;
-    hp__history_part_done(r, h, res, &h->items, err);
-}
-
-static void hp__history_on_names(hp_req_t *r, void *ud, PGresult *res, const char *err)
-{
-    hp_history_t *h = ud;
-    hp__history_part_done(r, h, res, &h->names, err);
-}
-
-/* Formats column col of every row as a PostgreSQL array literal "{a,b}". */
-static const char *hp__column_array(hp_req_t *r, const PGresult *res, int col)
-{
-    int n = PQntuples(res);
-    char *buf = h2o_mem_alloc_pool(&r->h2o->pool, (size_t)n * 21 + 3), *p = buf;
-    *p++ = '{';
-    for (int i = 0; i != n; ++i)
-        p += sprintf(p, "%s%s", i != 0 ? "," : "", PQgetvalue(res, i, col));
-    strcpy(p, "}");
-    return buf;
-}
-
-/*
- * The N+1 walk: row i's items, then its restaurant's name, then row i+1. Each
- * step waits for the previous answer, as lazy loading does, so no two
- * statements share a round trip.
- */
-static void hp__n1_next(hp_req_t *r, hp_history_t *h);
-
-static void hp__n1_on_name(hp_req_t *r, void *ud, PGresult *res, const char *err)
-{
-    hp_history_t *h = ud;
-    if (hp_db_failed(r, res, err))
-        return;
-    h->row_names[h->next++] = hp_db_keep(r, res);
-    hp__n1_next(r, h);
-}
-
-static void hp__n1_on_items(hp_req_t *r, void *ud, PGresult *res, const char *err)
-{
-    hp_history_t *h = ud;
-    if (hp_db_failed(r, res, err))
-        return;
-    h->row_items[h->next] = hp_db_keep(r, res);
-    const char *rid = PQgetvalue(h->page, h->next, 2);
-    hp_db_query(r, HP_STMT_restaurant_name_of, &rid, 1, hp__n1_on_name, h);
-}
-
-static void hp__n1_next(hp_req_t *r, hp_history_t *h)
-{
-    int more, n = hp__history_page_rows(h, &more);
-    if (h->next == n) {
-        hp__history_respond(r, h);
-        return;
-    }
-    const char *oid = PQgetvalue(h->page, h->next, 0);
-    hp_db_query(r, HP_STMT_order_items_of, &oid, 1, hp__n1_on_items, h);
-}
-
-static void hp__history_on_page(hp_req_t *r, void *ud, PGresult *res, const char *err)
-{
-    hp_history_t *h = ud;
-    if (hp_db_failed(r, res, err))
-        return;
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        hp_respond_json(r, 200, json_pack("{s[] so}", "orders", "next_cursor", json_null()));
-        return;
-    }
-    h->page = hp_db_keep(r, res);
-    if (h->n_plus_one) {
-        size_t n = (size_t)PQntuples(res);
-        h->row_items = h2o_mem_alloc_pool(&r->h2o->pool, n * sizeof(PGresult *));
-        h->row_names = h2o_mem_alloc_pool(&r->h2o->pool, n * sizeof(PGresult *));
-        hp__n1_next(r, h);
-        return;
-    }
-    h->pending = 2;
-    const char *oids = hp__column_array(r, res, 0), *rids = hp__column_array(r, res, 2);
-    /* Both are keyed by the page's ids, so they go out together in one pipeline round trip. */
-    hp_db_query(r, HP_STMT_order_items_for, &oids, 1, hp__history_on_items, h);
-    hp_db_query(r, HP_STMT_restaurant_names, &rids, 1, hp__history_on_names, h);
-}
-
-static void hp__history_authed(hp_req_t *r)
-{
-    if (r->principal.role != HP_ROLE_CUSTOMER || r->path_ids[0] != r->principal.user_id) {
-        hp_respond_error(r, HP_E_not_found, "no such user");
-        return;
-    }
-    int limit, has_cursor;
-    int64_t k1 = 0, k2 = 0;
-    if (hp_param_limit(r, 10, 50, &limit) < 0 || hp_param_cursor(r, HP_CURSOR_KIND_ORDERS, &has_cursor, &k1, &k2) < 0)
-        return;
-    hp_history_t *h = h2o_mem_alloc_pool(&r->h2o->pool, sizeof(*h));
-    memset(h, 0, sizeof(*h));
-    h->limit = limit;
-    h->n_plus_one = hp_flag_get(HP_FLAG_order_history) == HP_order_history_n_plus_one;
-    const char *values[4] = {hp_pool_printf(r, "%lld", (long long)r->principal.user_id),
-                             has_cursor ? hp_pool_printf(r, "%lld", (long long)k1) : NULL,
-                             has_cursor ? hp_pool_printf(r, "%lld", (long long)k2) : NULL, hp_pool_printf(r, "%d", limit + 1)};
-    hp_db_query(r, HP_STMT_order_history, values, 4, hp__history_on_page, h);
-}
-
-void hp_handle_order_history(hp_req_t *r)
-{
-    /* Any principal may ask; only the customer themself gets an answer other than 404, so ids do not leak. */
-    hp_auth(r, HP_AUTH_ANY, hp__history_authed);
-}
-
 /* ---- status events -------------------------------------------------------------------------- */
 
 typedef struct st_hp_event_t {
@@ -437,12 +252,12 @@ static void hp__event_on_order(hp_req_t *r, void *ud, json_t *doc, const hp_orde
      * succeeds (accepted → cancelled is allowed), and the database decides
      * atomically which transitions are still possible.
      */
-    char *froms = h2o_mem_alloc_pool(&r->h2o->pool, 128), *p = froms;
-    *p++ = '{';
+    hp_pgarray_t froms_a;
+    hp_pgarray_begin(&froms_a, h2o_mem_alloc_pool(&r->h2o->pool, 128), 128);
     for (int st = 0; st != HP_ST__COUNT; ++st)
         if (hp_status_transition_allowed((hp_order_status_t)st, ev->to, actor))
-            p += sprintf(p, "%s%s", p == froms + 1 ? "" : ",", hp_status_name((hp_order_status_t)st));
-    strcpy(p, "}");
+            hp_pgarray_raw(&froms_a, hp_status_name((hp_order_status_t)st), strlen(hp_status_name((hp_order_status_t)st)));
+    const char *froms = hp_pgarray_end(&froms_a);
     ev->values[0] = hp_pool_printf(r, "%lld", (long long)r->path_ids[0]);
     ev->values[1] = froms;
     ev->values[2] = hp_status_name(ev->to);

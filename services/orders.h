@@ -5,6 +5,9 @@
 #ifndef HP_ORDERS_H
 #define HP_ORDERS_H
 
+#include <stdint.h>
+#include <stdlib.h>
+
 #include <jansson.h>
 #include <libpq-fe.h>
 
@@ -30,6 +33,12 @@ void hp_order_fetch(hp_req_t *r, int64_t order_id, hp_order_cb cb, void *ud);
  * @return a new object without items, restaurant_name or payment
  */
 json_t *hp_order_row_json(const PGresult *res, int row);
+
+/** @return an integer column of a result row */
+static inline int64_t hp_order_int(const PGresult *res, int row, int col)
+{
+    return strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
 
 /** Adds the items of order_id found in an order_items_for result. */
 void hp_order_add_items(json_t *order, int64_t order_id, const PGresult *items);

@@ -12,7 +12,7 @@
  * mistake for a finished one, so "on" drops an invalid leftover first.
  *
  * Neither statement may run inside a transaction block, and a pipeline is one,
- * so this module does not use the event-loop connections of common/db.c: it
+ * so this module does not use the event-loop connections of common/runtime/db.c: it
  * opens a plain blocking libpq connection of its own. In the server that
  * happens on a worker thread of its own (the "index thread"), never on an
  * event loop: an index build on a million orders takes seconds. The admin
@@ -208,10 +208,11 @@ static void *hp__ix_main(void *arg)
         }
         double ms = hp__elapsed_ms(&t0);
         if (ret == 0)
-            hp_log(HP_LOG_INFO, "index orders_user_id %s: %s in %.0f ms", target == HP_orders_user_id_index_on ? "on" : "off",
+            hp_log(HP_LOG_INFO, "index orders_user_id %s: %s in %.0f ms", hp_flag_def(HP_FLAG_orders_user_id_index)->values[target],
                    detect ? "found" : "applied", ms);
         else
-            hp_log(HP_LOG_ERROR, "index orders_user_id %s failed: %s", target == HP_orders_user_id_index_on ? "on" : "off", err);
+            hp_log(HP_LOG_ERROR, "index orders_user_id %s failed: %s", hp_flag_def(HP_FLAG_orders_user_id_index)->values[target],
+                   err);
 
         pthread_mutex_lock(&hp__ix.lock);
         hp__ix.done = gen;
@@ -270,9 +271,9 @@ void hp_pgindex_stop(void)
 json_t *hp_pgindex_actions_json(void)
 {
     pthread_mutex_lock(&hp__ix.lock);
-    json_t *a =
-        json_pack("{ss ss sf ss?}", "state", hp__ix.state, "target", hp__ix.target == HP_orders_user_id_index_on ? "on" : "off",
-                  "ms", hp__ix.ms, "error", hp__ix.error[0] != '\0' ? hp__ix.error : NULL);
+    json_t *a = json_pack("{ss ss sf ss?}", "state", hp__ix.state, "target",
+                          hp_flag_def(HP_FLAG_orders_user_id_index)->values[hp__ix.target], "ms", hp__ix.ms, "error",
+                          hp__ix.error[0] != '\0' ? hp__ix.error : NULL);
     pthread_mutex_unlock(&hp__ix.lock);
     return json_pack("{so}", "orders_user_id_index", a);
 }

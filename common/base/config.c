@@ -132,7 +132,7 @@ int hp_config_load(hp_config_t *cfg, int argc, char **argv)
          * 256 per thread: far above what the benchmarks keep in flight (wrk
          * -c64 holds 32 per thread), yet a bound: a request admitted at the
          * limit queues behind at most 255 others on its thread instead of an
-         * unbounded backlog. See common/admission.h and docs/RELIABILITY.md.
+         * unbounded backlog. See common/runtime/admission.h and docs/RELIABILITY.md.
          */
         .max_inflight = 256,
         /* h2o's own default (H2O_DEFAULT_HTTP1_REQ_TIMEOUT), made explicit and configurable. */

@@ -2,7 +2,7 @@
  * admission: overload control at the door of every API request.
  *
  * Each worker thread admits at most cfg->max_inflight requests at a time (the
- * thread's in-flight count, kept by common/http.c). A request beyond that is
+ * thread's in-flight count, kept by common/runtime/http.c). A request beyond that is
  * answered at once with 503 {"error":{"code":"overloaded"}} and Retry-After,
  * before it touches PostgreSQL, Redis or the payment gateway. Refusing early
  * keeps the work the server holds bounded, and with it the queueing delay of

@@ -36,7 +36,7 @@ typedef struct st_hp_thread_t {
     const struct st_hp_route_t *routes; /* what this thread's listener answers */
     size_t num_routes;
     int db_pool_size;              /* transaction connections of this thread */
-    struct st_hp_probes_t *probes; /* this thread's counters and histograms (profiling/probes.h) */
+    struct st_hp_probes_t *probes; /* this thread's counters and histograms (common/runtime/probes.h) */
     h2o_evloop_t *loop;
     h2o_context_t ctx; /* h2o's per-thread context; requests find their thread through it */
     h2o_accept_ctx_t accept_ctx;

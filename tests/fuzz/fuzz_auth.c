@@ -1,5 +1,5 @@
 /*
- * libFuzzer driver: the Authorization header (common/token.c
+ * libFuzzer driver: the Authorization header (common/base/token.c
  * hp_token_parse_bearer, then the hash and the constant-time comparison that
  * services/auth.c applies to what it returns).
  *

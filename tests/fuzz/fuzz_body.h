@@ -2,7 +2,7 @@
  * fuzz_body: the gates every JSON request body passes before a validator sees
  * it, for the libFuzzer drivers of tests/fuzz.
  *
- * common/json.c's hp_json_parse_body() takes a live request and answers it on
+ * runtime/params.c's hp_body_json() takes a live request and answers it on
  * failure, so a driver cannot call it without a server around it. This helper
  * applies the same three gates in the same order, through the same public
  * pieces (hp_json_depth_ok with HP_JSON_MAX_DEPTH, json_loadb with
@@ -20,8 +20,9 @@
 
 #include <jansson.h>
 
-#include "runtime/http.h"
+#include "base/errors.h"
 #include "base/json.h"
+#include "runtime/http.h"
 
 /** @return the parsed body (the caller decrefs it), or NULL when the server would answer 400 before validation */
 static inline json_t *hp_fuzz_body(const uint8_t *data, size_t size)
@@ -45,7 +46,7 @@ static inline json_t *hp_fuzz_body(const uint8_t *data, size_t size)
  */
 static inline void hp_fuzz_check_err(const hp_json_err_t *err)
 {
-    if (err->status < 400 || err->status > 499 || err->code == NULL || err->code[0] == '\0')
+    if ((unsigned)err->code >= HP_E__COUNT || hp_errors[err->code].status < 400 || hp_errors[err->code].status > 499)
         abort();
     if (memchr(err->message, '\0', sizeof(err->message)) == NULL || err->message[0] == '\0')
         abort();

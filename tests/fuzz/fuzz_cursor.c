@@ -1,5 +1,5 @@
 /*
- * libFuzzer driver: pagination cursors (common/cursor.c), the ?cursor= of
+ * libFuzzer driver: pagination cursors (common/base/cursor.c), the ?cursor= of
  * GET /restaurants and GET /users/{id}/orders.
  *
  * Invariants: a cursor that decodes re-encodes to the same string (the codec

@@ -1,5 +1,5 @@
 /*
- * libFuzzer driver: runtime flag values (common/flags.c), as they arrive from
+ * libFuzzer driver: runtime flag values (common/base/flags.c), as they arrive from
  * --flag NAME=VALUE, HOTPLATE_FLAGS and POST /debug/flags.
  *
  * The input is NAME=VALUE. Invariants: hp_flag_check either returns a flag id

@@ -1,6 +1,6 @@
 /*
  * libFuzzer driver: request paths and their numeric parameters
- * (common/router.c hp_router_match over the server's own route table, and
+ * (common/base/router.c hp_router_match over the server's own route table, and
  * hp_parse_id).
  *
  * The first input byte picks the method, the rest is the path. Invariants: a
@@ -9,7 +9,7 @@
  * accepts only plain decimal digits without a leading zero, in range.
  */
 #include "base/router.h"
-#include "services/handlers.h"
+#include "services/routes.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -28,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     hp_route_match_t m;
     memset(&m, 0, sizeof(m));
-    hp_route_status_t st = hp_router_match(hp_api_routes, hp_api_num_routes, method, strlen(method), path, len, &m);
+    hp_route_status_t st = hp_router_match(hp_api_routes, HP_API__COUNT, method, strlen(method), path, len, &m);
     switch (st) {
     case HP_ROUTE_FOUND:
         if (m.route == NULL || strcmp(m.route->method, method) != 0 || m.num_ids > HP_ROUTE_MAX_IDS)

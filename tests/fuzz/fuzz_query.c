@@ -1,5 +1,5 @@
 /*
- * libFuzzer driver: query strings (common/http.c hp_query_param), the
+ * libFuzzer driver: query strings (common/runtime/http.c hp_query_param), the
  * ?city=&cuisine=&open_now=&limit=&cursor= of the listings.
  *
  * hp_query_param reads only the request's path, its query offset and its
@@ -8,7 +8,7 @@
  * NUL-terminated, holds no NUL (an encoded %00 is refused), and is never
  * longer than the query it came from.
  */
-#include "runtime/http.h"
+#include "runtime/params.h"
 
 #include <stdlib.h>
 #include <string.h>

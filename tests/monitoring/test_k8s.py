@@ -42,7 +42,7 @@ def test_deployment_service_and_cpu_autoscaler():
     assert dep["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == str(ports["admin"])
     # Beyond loopback the admin listener needs a token.
     assert "HOTPLATE_ADMIN_TOKEN" in env
-    with open(os.path.join(REPO, "common", "config.c"), encoding="utf-8") as f:
+    with open(os.path.join(REPO, "common", "base", "config.c"), encoding="utf-8") as f:
         read = set(re.findall(r'"(HOTPLATE_[A-Z_]+)"', f.read()))
     for k in env:
         assert k in read or k in ("HOTPLATE_PG_URL", "HOTPLATE_REDIS_URL"), k

@@ -5,7 +5,7 @@
  * are reported as BAD_ID (400) rather than 404.
  *
  * The table below copies the method and pattern of every line of
- * services/routes.c with dummy handlers, so these tests pin the matcher, not
+ * services/routes.h with dummy handlers, so these tests pin the matcher, not
  * the handlers. test_copied_table_matches_real_table catches a route that was
  * renamed or removed there without updating this copy.
  */
@@ -194,7 +194,7 @@ static void test_not_found_carries_no_route(void **state)
 static void test_query_string_is_not_stripped_by_matcher(void **state)
 {
     (void)state;
-    /* The caller (common/server.c) cuts the path at query_at; the matcher sees whatever it is given. */
+    /* The caller (common/runtime/server.c) cuts the path at query_at; the matcher sees whatever it is given. */
     assert_status("GET", "/restaurants?limit=5", HP_ROUTE_NOT_FOUND);
     assert_status("GET", "/orders/5?x=1", HP_ROUTE_BAD_ID);
     static const char full[] = "/orders/5?x=1";
