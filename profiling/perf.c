@@ -165,8 +165,21 @@ static json_t *hp__slow_json(void)
 }
 
 /* Section names, in the order they appear. */
-static const char *const hp__sections[] = {"server", "routes",  "stages", "statements", "pool",   "cache", "loop",
-                                           "heap",   "process", "flags",  "slow",       "alerts", "pg"};
+/* The sections this file builds itself; the stat sections (pool, cache, loop, recent) are runtime/stats.h's. */
+static const char *const hp__sections[] = {"server",  "routes", "stages", "statements", "heap",
+                                           "process", "flags",  "slow",   "alerts",     "pg"};
+
+/* @return 1 when tok names a section of /debug/perf */
+static int hp__section_known(const char *tok)
+{
+    for (size_t i = 0; i != sizeof(hp__sections) / sizeof(hp__sections[0]); ++i)
+        if (strcmp(tok, hp__sections[i]) == 0)
+            return 1;
+    for (size_t i = 0; i != HP_STAT_SECTION__COUNT; ++i)
+        if (hp_stat_sections[i].parent == HP_STAT_SECTION_none && strcmp(tok, hp_stat_sections[i].key) == 0)
+            return 1;
+    return 0;
+}
 
 static int hp__want(const char *sel, const char *name)
 {
@@ -326,10 +339,7 @@ static void hp__perf(hp_req_t *r)
         /* Every name must be a known section, so a typo is an error rather than an empty document. */
         char *copy = h2o_strdup(&r->h2o->pool, sel.base, sel.len).base, *save = NULL;
         for (char *tok = strtok_r(copy, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
-            size_t i;
-            for (i = 0; i != sizeof(hp__sections) / sizeof(hp__sections[0]) && strcmp(tok, hp__sections[i]) != 0; ++i)
-                ;
-            if (i == sizeof(hp__sections) / sizeof(hp__sections[0])) {
+            if (!hp__section_known(tok)) {
                 hp_respond_error(r, HP_E_bad_param, hp_pool_printf(r, "unknown section %.40s", tok));
                 return;
             }

@@ -67,12 +67,14 @@ static hp_recent_t *hp__recent_get(void)
     return hp__recent;
 }
 
-static void hp__recent_drop_oldest(hp_recent_t *rl)
+static void hp__recent_drop_oldest(hp_thread_t *thr, hp_recent_t *rl)
 {
     hp_recent_entry_t *e = H2O_STRUCT_FROM_MEMBER(hp_recent_entry_t, link, rl->entries.next);
     h2o_linklist_unlink(&e->link);
     free(e);
     --rl->count;
+    if (thr != NULL)
+        hp_probe_gauge(thr, HP_GAUGE_recent_entries, -1);
 }
 
 void hp_recent_record(hp_req_t *r, int64_t restaurant_id)
@@ -91,10 +93,11 @@ void hp_recent_record(hp_req_t *r, int64_t restaurant_id)
     e->ua[ua_len] = '\0';
     h2o_linklist_insert(&rl->entries, &e->link);
     ++rl->count;
+    hp_probe_gauge(r->thr, HP_GAUGE_recent_entries, 1);
     /* The eviction that leak=on leaves out. */
     if (hp_flag_get(HP_FLAG_leak) == HP_leak_off)
         while (rl->count > HP_RECENT_CAP)
-            hp__recent_drop_oldest(rl);
+            hp__recent_drop_oldest(r->thr, rl);
 }
 
 void hp_recent_thread_dispose(hp_thread_t *thr)
@@ -103,7 +106,7 @@ void hp_recent_thread_dispose(hp_thread_t *thr)
     if (hp__recent == NULL)
         return;
     while (hp__recent->count != 0)
-        hp__recent_drop_oldest(hp__recent);
+        hp__recent_drop_oldest(NULL, hp__recent);
     free(hp__recent);
     hp__recent = NULL;
 }

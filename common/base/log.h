@@ -2,10 +2,12 @@
  * log: structured JSON log lines on stdout, one per request and one per event,
  * and optionally the same lines in a file rotated by size.
  *
- * Each line is formatted in a stack buffer and written with a single write(2),
- * so lines from different threads never interleave (writes of up to PIPE_BUF
- * bytes to a pipe are atomic; longer lines are truncated to fit a buffer of that
- * size). Values that come from clients are never logged verbatim except the
+ * Each line is formatted into a buffer of PIPE_BUF bytes (longer lines are cut
+ * to fit). An event-loop thread keeps its lines in a buffer of its own until
+ * its loop ends the iteration (hp_log_flush), so the lines of every request of
+ * one iteration cost one write(2); other threads write each line at once.
+ * Writes carry whole lines of at most PIPE_BUF bytes, so lines from different
+ * threads never interleave (such writes to a pipe are atomic). Values that come from clients are never logged verbatim except the
  * validated request id and trace context; tokens and bodies are never logged.
  *
  * Every line, printed or filtered out, is also handed to the observer that
@@ -72,6 +74,17 @@ int hp_log_open_file(const char *path, uint64_t max_bytes, int keep, char *err, 
  * @return 1 with its path, the bytes in the current file and the rotations so far; 0 when there is no file
  */
 int hp_log_file_info(const char **path, uint64_t *bytes, uint64_t *rotations);
+
+/**
+ * Makes the calling thread keep its lines until hp_log_flush(): for an event
+ * loop's thread, which flushes once per iteration and at its end
+ * (runtime/server.c). hp_log_buffer_stop() flushes and goes back to writing
+ * each line at once; a thread must call it before it exits, or its last lines
+ * are lost.
+ */
+void hp_log_buffer_start(void);
+void hp_log_flush(void);
+void hp_log_buffer_stop(void);
 
 /** Writes one request line; level is info for 1xx-4xx and error for 5xx. */
 void hp_log_request(const hp_log_request_t *r);

@@ -2,11 +2,22 @@
  * db: non-blocking, pipelined PostgreSQL on the worker's evloop (see db.h).
  *
  * Life of a statement (hp_dbq_t): it is sent at once with
- * PQsendQueryPrepared() followed by PQpipelineSync(), appended to its
- * connection's FIFO queue, and answered in order as results arrive. One Sync per
- * statement keeps statements independent: an error in one request's statement
- * aborts nothing queued behind it by other requests. The price is one Sync
- * message per statement, which is a few bytes in the same write.
+ * PQsendQueryPrepared(), which only fills libpq's output buffer, appended to
+ * its connection's FIFO queue, and answered in order as results arrive. The
+ * Sync comes later: once per loop iteration, hp_db_flush() ends every
+ * connection's batch with one PQpipelineSync(), which writes the batch in one
+ * system call. One Sync per batch rather than per statement matters on both
+ * sides: libpq 15's PQpipelineSync() always flushes (so a Sync per statement
+ * is a write(2) per statement), and PostgreSQL flushes its output at every
+ * Sync (so a Sync per statement is a send per statement there too).
+ *
+ * Statements that share a Sync are not independent: after an error,
+ * PostgreSQL skips the rest of the batch (PGRES_PIPELINE_ABORTED). On the
+ * shared read connection those belong to other requests, which must not fail
+ * for someone else's statement, so a skipped read is sent again in the next
+ * batch, up to HP__MAX_RESENDS times; that is why an entry keeps a copy of its
+ * parameters. On a transaction connection the batch is one request's, and a
+ * skipped statement fails with hp_err_db_error as the transaction has.
  *
  * Ownership: hp_dbq_t and hp_db_waiter_t are malloc'd here and freed here,
  * because they outlive the request when the client goes away mid-statement
@@ -41,6 +52,7 @@ struct st_hp_pgconn_t {
     h2o_linklist_t free_link;
     h2o_timeout_entry_t retry_entry;
     int down_logged;
+    struct st_hp_dbq_t *unsynced; /* the last entry of the batch that hp_db_flush will end with a Sync, or NULL */
 };
 
 typedef struct st_hp_dbq_t {
@@ -53,10 +65,13 @@ typedef struct st_hp_dbq_t {
     hp_stage_t stage; /* where the request's wait for it is counted */
     int has_sync;     /* a PGRES_PIPELINE_SYNC ends this entry */
     int got_result;
+    int resends; /* times it was sent again after its batch was aborted by another statement */
     PGresult *res;
     const char *err;
     uint64_t start_ns;
     h2o_timeout_entry_t timeout; /* the deadline while queued; the deferred delivery after a failure */
+    int num_values;
+    const char **values; /* a copy of the parameters, in this allocation, for a resend */
 } hp_dbq_t;
 
 typedef struct st_hp_db_waiter_t {
@@ -89,12 +104,16 @@ struct st_hp_db_t {
  */
 enum { HP__STMT_INTERNAL = -1, HP__STMT_SQL = -2 };
 
+/* How many times a read is sent again after other requests' errors aborted its batch, before it fails itself. */
+#define HP__MAX_RESENDS 3
+
 /* Every registered statement, the service's first, then the admin endpoints' (hp_db_register). */
 static hp_db_stmt_def_t hp__stmts[HP_DB_MAX_STMTS];
 static size_t hp__num_stmts;
 
 static void hp__conn_connect(hp_pgconn_t *conn);
 static void hp__conn_fail(hp_pgconn_t *conn, const char *why);
+static int hp__conn_sync(hp_pgconn_t *conn);
 static void hp__conn_on_readable(h2o_socket_t *sock, const char *err);
 static void hp__conn_on_writable(h2o_socket_t *sock, const char *err);
 static void hp__pool_offer(hp_pgconn_t *conn);
@@ -155,11 +174,31 @@ static void hp__db_wait_end(hp_req_t *r)
         r->db_ns += hp_now_ns() - r->db_since;
 }
 
-static hp_dbq_t *hp__dbq_new(hp_req_t *r, hp_pgconn_t *conn, int stmt, hp_db_cb cb, void *ud, hp_stage_t stage)
+/*
+ * A new entry; values (num_values of them, NULL for SQL null) are copied into
+ * its allocation, so that it can be sent again after its caller returned.
+ */
+static hp_dbq_t *hp__dbq_new_with(hp_req_t *r, hp_pgconn_t *conn, int stmt, hp_db_cb cb, void *ud, hp_stage_t stage,
+                                  const char *const *values, int num_values)
 {
-    hp_dbq_t *q = calloc(1, sizeof(*q));
+    size_t bytes = sizeof(hp_dbq_t) + sizeof(char *) * (size_t)num_values;
+    for (int i = 0; i != num_values; ++i)
+        if (values[i] != NULL)
+            bytes += strlen(values[i]) + 1;
+    hp_dbq_t *q = calloc(1, bytes);
     if (q == NULL)
         abort();
+    q->num_values = num_values;
+    q->values = (const char **)(q + 1);
+    char *text = (char *)(q->values + num_values);
+    for (int i = 0; i != num_values; ++i) {
+        if (values[i] == NULL)
+            continue;
+        size_t n = strlen(values[i]) + 1;
+        memcpy(text, values[i], n);
+        q->values[i] = text;
+        text += n;
+    }
     q->conn = conn;
     q->cb = cb;
     q->ud = ud;
@@ -172,6 +211,11 @@ static hp_dbq_t *hp__dbq_new(hp_req_t *r, hp_pgconn_t *conn, int stmt, hp_db_cb 
         hp_probe_wait_begin(&r->probe, stage);
     }
     return q;
+}
+
+static hp_dbq_t *hp__dbq_new(hp_req_t *r, hp_pgconn_t *conn, int stmt, hp_db_cb cb, void *ud, hp_stage_t stage)
+{
+    return hp__dbq_new_with(r, conn, stmt, cb, ud, stage, NULL, 0);
 }
 
 /* Hands the outcome to the request, if it is still there, and frees the entry. */
@@ -246,34 +290,72 @@ static const char *hp__dbq_name(const hp_dbq_t *q)
 }
 
 /*
- * Sends one prepared statement (or, for HP__STMT_SQL, the one-off SQL in sql)
- * plus its Sync, and queues the entry. @return 0 or -1
+ * Sends one prepared statement into the connection's current batch (its Sync
+ * is hp_db_flush's), or, for HP__STMT_SQL, the one-off SQL in sql with a
+ * Sync of its own (debug endpoints only: their SQL is not kept for a resend).
+ * Queues the entry. @return 0 or -1
  */
-static int hp__conn_send(hp_pgconn_t *conn, hp_dbq_t *q, const char *sql, const char *const *values, int num_values)
+static int hp__conn_send(hp_pgconn_t *conn, hp_dbq_t *q, const char *sql)
 {
     /* PQsendQuery is refused in pipeline mode; PQsendQueryParams sends the SQL as the unnamed statement. */
-    int sent = q->stmt == HP__STMT_SQL ? PQsendQueryParams(conn->pg, sql, num_values, NULL, values, NULL, NULL, 0)
-                                       : PQsendQueryPrepared(conn->pg, hp__stmts[q->stmt].name, num_values, values, NULL, NULL, 0);
-    if (!sent || !PQpipelineSync(conn->pg))
-        return -1;
-    q->has_sync = 1;
+    if (q->stmt == HP__STMT_SQL) {
+        if (hp__conn_sync(conn) != 0 || !PQsendQueryParams(conn->pg, sql, q->num_values, NULL, q->values, NULL, NULL, 0) ||
+            !PQpipelineSync(conn->pg))
+            return -1;
+        q->has_sync = 1;
+    } else {
+        if (!PQsendQueryPrepared(conn->pg, hp__stmts[q->stmt].name, q->num_values, q->values, NULL, NULL, 0))
+            return -1;
+        q->has_sync = 0;
+        conn->unsynced = q;
+    }
     HP_USDT2(query__start, hp__dbq_name(q), conn->thr->index);
     h2o_linklist_insert(&conn->queue, &q->qlink);
-    q->timeout.cb = hp__dbq_on_timeout;
-    h2o_timeout_link(conn->thr->ctx.loop, &conn->thr->db_timeout, &q->timeout);
+    if (!h2o_timeout_is_linked(&q->timeout)) {
+        q->timeout.cb = hp__dbq_on_timeout;
+        h2o_timeout_link(conn->thr->ctx.loop, &conn->thr->db_timeout, &q->timeout);
+    }
+    if (q->stmt == HP__STMT_SQL)
+        hp__conn_flush(conn);
+    return 0;
+}
+
+/* Ends the connection's batch with its Sync, which writes it out. @return 0, or -1 when the connection failed */
+static int hp__conn_sync(hp_pgconn_t *conn)
+{
+    if (conn->unsynced == NULL)
+        return 0;
+    hp_dbq_t *last = conn->unsynced;
+    conn->unsynced = NULL;
+    if (!PQpipelineSync(conn->pg))
+        return -1;
+    last->has_sync = 1;
     hp__conn_flush(conn);
     return 0;
+}
+
+void hp_db_flush(hp_thread_t *thr)
+{
+    struct st_hp_db_t *db = thr->db;
+    if (db == NULL)
+        return;
+    hp_pgconn_t *conns[] = {&db->reader};
+    for (size_t i = 0; i != 1 + db->pool_size; ++i) {
+        hp_pgconn_t *conn = i == 0 ? conns[0] : &db->pool[i - 1];
+        if (conn->unsynced != NULL && conn->state == HP_PG_READY && hp__conn_sync(conn) != 0)
+            hp__conn_fail(conn, PQerrorMessage(conn->pg));
+    }
 }
 
 static void hp__conn_query(hp_req_t *r, hp_pgconn_t *conn, hp_stage_t stage, int stmt, const char *sql, const char *const *values,
                            int num_values, hp_db_cb cb, void *ud)
 {
-    hp_dbq_t *q = hp__dbq_new(r, conn, stmt, cb, ud, stage);
+    hp_dbq_t *q = hp__dbq_new_with(r, conn, stmt, cb, ud, stage, values, num_values);
     if (conn->state != HP_PG_READY) {
         hp__dbq_fail_later(conn->thr, q, hp_err_db_unavailable);
         return;
     }
-    if (hp__conn_send(conn, q, sql, values, num_values) != 0) {
+    if (hp__conn_send(conn, q, sql) != 0) {
         hp__dbq_fail_later(conn->thr, q, hp_err_db_unavailable);
         hp__conn_fail(conn, PQerrorMessage(conn->pg));
     }
@@ -338,6 +420,18 @@ static void hp__conn_complete_head(hp_pgconn_t *conn)
         if (h2o_timeout_is_linked(&q->timeout))
             h2o_timeout_unlink(&q->timeout);
         hp__internal_done(conn, q, res);
+    } else if (res != NULL && PQresultStatus(res) == PGRES_PIPELINE_ABORTED && q->stmt >= 0 && conn->label[0] == 'r' &&
+               q->op.req != NULL && q->resends < HP__MAX_RESENDS) {
+        /* Another request's statement failed in this batch: this read goes out again in the next one. */
+        PQclear(res);
+        ++q->resends;
+        q->got_result = 0;
+        if (hp__conn_send(conn, q, NULL) != 0) {
+            if (h2o_timeout_is_linked(&q->timeout))
+                h2o_timeout_unlink(&q->timeout);
+            hp__dbq_fail_later(conn->thr, q, hp_err_db_unavailable);
+            hp__conn_fail(conn, PQerrorMessage(conn->pg));
+        }
     } else {
         const char *err = hp__result_err(res);
         uint64_t ns = hp_probe_clock() - q->start_ns, rows = 0;
@@ -550,6 +644,7 @@ static void hp__conn_fail(hp_pgconn_t *conn, const char *why)
             atomic_store(&conn->thr->pg_reader_ready, 0);
     }
     conn->state = HP_PG_DOWN;
+    conn->unsynced = NULL;
     hp__conn_close_socket(conn);
     if (conn->pg != NULL) {
         PQfinish(conn->pg);

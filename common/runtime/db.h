@@ -78,6 +78,13 @@ int hp_db_thread_init(hp_thread_t *thr);
 /** Closes this thread's connections, failing anything queued. */
 void hp_db_thread_dispose(hp_thread_t *thr);
 
+/**
+ * Ends each connection's batch of statements with its Sync and writes it: the
+ * thread's loop calls this once per iteration (runtime/server.c), so the
+ * statements of every request that ran in the iteration go out in one write.
+ */
+void hp_db_flush(hp_thread_t *thr);
+
 /** @return 1 when this thread's read connection is connected and prepared */
 int hp_db_ready(hp_thread_t *thr);
 

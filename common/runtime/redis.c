@@ -22,6 +22,7 @@ typedef struct st_hp_redis_t {
     h2o_socket_t *sock;
     int connected;
     int want_write, write_notified;
+    int in_flush; /* inside hp_redis_flush: a write hiredis could not finish waits for the socket */
     h2o_timeout_entry_t retry_entry;
     int down_logged;
     char host[256], path[256];
@@ -110,11 +111,18 @@ static void hp__ev_del_read(void *p)
     h2o_socket_read_stop(rd->sock);
 }
 
+/*
+ * hiredis has output. Commands of a connected client wait for the end of the
+ * loop's iteration (hp_redis_flush), so that every command the iteration's
+ * requests sent goes out in one write, without the two epoll_ctl calls and the
+ * extra iteration of waiting for writability. While connecting, and for what
+ * a flush could not write, the socket's writability is waited for.
+ */
 static void hp__ev_add_write(void *p)
 {
     hp_redis_t *rd = p;
     rd->want_write = 1;
-    if (!rd->write_notified) {
+    if ((!rd->connected || rd->in_flush) && !rd->write_notified) {
         rd->write_notified = 1;
         h2o_socket_notify_write(rd->sock, hp__redis_on_writable);
     }
@@ -250,6 +258,16 @@ void hp_redis_thread_dispose(hp_thread_t *thr)
         h2o_timeout_unlink(&rd->retry_entry);
     free(rd);
     thr->redis = NULL;
+}
+
+void hp_redis_flush(hp_thread_t *thr)
+{
+    hp_redis_t *rd = thr->redis;
+    if (rd == NULL || rd->ac == NULL || !rd->connected || !rd->want_write || rd->write_notified)
+        return;
+    rd->in_flush = 1;
+    redisAsyncHandleWrite(rd->ac); /* a failed write disconnects: the callback clears rd->ac, and rd stays ours */
+    rd->in_flush = 0;
 }
 
 int hp_redis_ready(hp_thread_t *thr)

@@ -30,6 +30,12 @@ typedef void (*hp_redis_cb)(hp_req_t *r, void *ud, redisReply *reply, const char
 int hp_redis_thread_init(hp_thread_t *thr);
 /** Disconnects. */
 void hp_redis_thread_dispose(hp_thread_t *thr);
+/**
+ * Writes the commands the iteration's requests sent: the thread's loop calls
+ * this once per iteration (runtime/server.c).
+ */
+void hp_redis_flush(hp_thread_t *thr);
+
 /** @return 1 when connected */
 int hp_redis_ready(hp_thread_t *thr);
 

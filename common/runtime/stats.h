@@ -32,7 +32,8 @@
     X(pool, none, "pool")                                                                                                          \
     X(cache, none, "cache")                                                                                                        \
     X(loop, none, "loop")                                                                                                          \
-    X(payments, loop, "payments")
+    X(payments, loop, "payments")                                                                                                  \
+    X(recent, none, "recent")
 
 #define HP_COUNTER_LIST(X)                                                                                                         \
     X(pool_acquired, pool, "acquired", "hotplate_db_pool_acquired_total", "", "Transaction connections handed to a request.")      \
@@ -55,7 +56,9 @@
 
 #define HP_GAUGE_LIST(X)                                                                                                           \
     X(pool_in_use, pool, "in_use", "hotplate_db_pool_in_use", "", "Transaction connections held now.")                             \
-    X(pool_waiting, pool, "waiting", "hotplate_db_pool_waiting", "", "Requests waiting for a transaction connection.")
+    X(pool_waiting, pool, "waiting", "hotplate_db_pool_waiting", "", "Requests waiting for a transaction connection.")             \
+    X(recent_entries, recent, "entries", "hotplate_recent_entries", "",                                                            \
+      "Entries in the recently-viewed lists behind GET /trending, all threads (bounded unless leak=on).")
 
 /* X(id, section, key, metric, help): latencies in nanoseconds, shown in microseconds and exported in seconds. */
 #define HP_HIST_LIST(X)                                                                                                            \
