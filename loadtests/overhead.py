@@ -47,13 +47,13 @@ Everything it starts (servers, the stack) is stopped on every exit path, and a
 watchdog bounds the whole run (--time-limit, default 600 s). Raw outputs
 (wrk lines, callgrind files, server logs) stay in .hotplate/bench/overhead/ for
 a post-mortem. Only the Python standard library is used; run it with Debian's
-/usr/bin/python3.
+/usr/bin/python3, with PYTHONPATH=tests from the repository's root (it uses
+tests/hplib; make bench-overhead sets it).
 """
 
 import argparse
 import fcntl
 import http.client
-import math
 import os
 import re
 import secrets
@@ -65,9 +65,9 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # Shared with make bench and make lab: the error that voids a run, and the stack's env file.
-from bench_proc import BenchError, read_env_file  # noqa: E402
+from bench_proc import BenchError, read_env_file
+from hplib import stats
 
 REPO = os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 HOME = os.path.join(REPO, ".hotplate", "bench")
@@ -550,18 +550,11 @@ def fmt_int(x):
 
 
 def median_ci(xs):
-    """A distribution-free confidence interval of the median: the k-th smallest
-    and k-th largest of xs, with the largest k whose coverage is at least 95%
-    (binomial order statistics; for 9 values, the 2nd and 8th, 96%). Returns
-    (low, high, coverage), or None when there are too few values for 95%."""
-    n, xs = len(xs), sorted(xs)
-    tail, best = 0.0, None
-    for k in range(1, n // 2 + 1):
-        tail += math.comb(n, k - 1) / 2**n  # P(fewer than k of n values fall below the median)
-        if 2 * tail > 0.05:
-            break
-        best = (xs[k - 1], xs[n - k], 1 - 2 * tail)
-    return best
+    """hplib.stats.median_ci at 95% (for 9 values, the 2nd and 8th, 96%):
+    (low, high, coverage), or None when even [min, max] covers less than 95%,
+    as with 5 values or fewer."""
+    ci = stats.median_ci(xs, 0.95)
+    return ci if ci[2] >= 0.95 else None
 
 
 def verdict(ci, ok):
@@ -580,7 +573,7 @@ def paired_cell(on, off):
     """Ratio of the medians, then the median of the pair ratios with its interval."""
     pairs = [a / b for a, b in zip(on, off)]
     ci = median_ci(pairs)
-    cell = f"{statistics.median(on) / statistics.median(off):.3f}; pairs: median {statistics.median(pairs):.3f}"
+    cell = f"{stats.median(on) / stats.median(off):.3f}; pairs: median {stats.median(pairs):.3f}"
     if ci is not None:
         cell += f", {ci[2]:.0%} CI {ci[0]:.3f}–{ci[1]:.3f}"
     return cell, ci
@@ -608,8 +601,8 @@ def report(args, tp, cpu, cg, target, info):
         title = ROUTE_TITLES[route]
         on, off = tp[route]["on"], tp[route]["off"]
         cell, ci = paired_cell(on, off)
-        print(f"| {title} | requests/s, median (min–max) | {fmt_int(statistics.median(on))} ({fmt_int(min(on))}–{fmt_int(max(on))}) "
-              f"| {fmt_int(statistics.median(off))} ({fmt_int(min(off))}–{fmt_int(max(off))}) | {cell} "
+        print(f"| {title} | requests/s, median (min–max) | {fmt_int(stats.median(on))} ({fmt_int(min(on))}–{fmt_int(max(on))}) "
+              f"| {fmt_int(stats.median(off))} ({fmt_int(min(off))}–{fmt_int(max(off))}) | {cell} "
               f"| ≥ {THROUGHPUT_GOAL:.2f} | {verdict(ci, lambda x: x >= THROUGHPUT_GOAL)} |")
         cell, ci = paired_cell(cpu[route]["on"], cpu[route]["off"])
         print(f"| {title} | server CPU time per request (ratio only) | | | {cell} "
@@ -635,7 +628,7 @@ def report(args, tp, cpu, cg, target, info):
         con, coff = statistics.mean(clocks[route]["on"]), statistics.mean(clocks[route]["off"])
         line = f"- {route}: ON {con:.1f}, OFF {coff:.1f}, {con - coff:+.1f} with the probes"
         if clock_ns is not None:
-            cpu_off_ns = statistics.median(cpu[route]["off"]) * 1e9 / os.sysconf("SC_CLK_TCK")
+            cpu_off_ns = stats.median(cpu[route]["off"]) * 1e9 / os.sysconf("SC_CLK_TCK")
             line += (f"; at {clock_ns:.1f} ns per read that is about {(con - coff) * clock_ns / cpu_off_ns:.1%} of the "
                      f"OFF build's median server CPU time per request")
         print(line)

@@ -131,14 +131,6 @@ class Load:
             return sum(1 for o in self.outcomes if pred(o))
 
 
-def percentile(xs, p):
-    if not xs:
-        return None
-    s = sorted(xs)
-    k = min(len(s) - 1, max(0, int(round(p / 100.0 * (len(s) - 1)))))
-    return s[k]
-
-
 def wait_until(pred, timeout, interval=0.05):
     """Polls pred() until it is true or `timeout` seconds pass; returns its last value."""
     deadline = time.monotonic() + timeout

@@ -20,7 +20,8 @@ import uuid
 import hpe2e
 import requests
 from conftest import cart
-from load import Load, percentile, wait_until
+from hplib.stats import percentile
+from load import Load, wait_until
 
 THREADS = 2
 MAX_INFLIGHT = 8
