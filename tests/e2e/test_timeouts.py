@@ -13,7 +13,8 @@ import time
 
 import requests
 
-from hpe2e import DB, Client, assert_error, assert_status, new_key
+from hplib.client import Client, assert_error, assert_status, new_key
+from hplib.db import DB
 
 # Holds Redis busy for about a second: a script is atomic, so every other client waits behind it.
 BUSY_LUA = "local t = redis.call('TIME') local s = t[1] * 1000000 + t[2] " \
