@@ -461,7 +461,7 @@ def main(argv=None):
             tokens = os.environ["HOTPLATE_TOKENS"]
         bench.env = env
         bench.data = wl.Data(env, tokens)
-        bench.server = bp.Server(binary, env, args.threads, os.path.join(out_dir, "server.log"))
+        bench.server = bp.start_server(binary, env, args.threads, os.path.join(out_dir, "server.log"))
         known = bench.flag_values()
         report = {"version": 1, "timestamp": stamp, "mode": "baseline" if baseline else ("lab" if args.lab else "bench"),
                   "machine": bench_report.machine(), "git": bench_report.git_state(), "load_average_start": os.getloadavg(),
