@@ -65,6 +65,7 @@ import bench_report
 import bench_workload as wl
 from bench_scenarios import BY_FLAG, METRICS, SCENARIOS
 from hplib import stats
+from hplib.describe import describe
 
 REPO = bp.REPO
 REQUESTS_PER_FILE = 20000
@@ -310,12 +311,14 @@ class Bench:
             "healthz": wl.write_requests(os.path.join(self.work, "healthz.req"), [wl.http_request("GET", "/healthz")]),
             "menu": wl.write_requests(os.path.join(self.work, "ceiling-menu.req"), wl.menu_zipf(self.data, REQUESTS_PER_FILE, 7)),
         }
-        scripts = {"menu": bench_ceilings.menu_script(self.env)}
+        # The statements' SQL as this server prepares it.
+        desc = describe(self.binary)
+        scripts = {"menu": bench_ceilings.menu_script(self.env, desc)}
         # Checkouts need a restaurant open for the whole run; a small seed at night may have none.
         if self.data.open_items:
             files["orders"] = wl.write_requests(os.path.join(self.work, "ceiling-orders.req"),
                                                 wl.orders(self.data, REQUESTS_PER_FILE, 8, self.data.open_items, max_lines=1))
-            scripts["checkout"] = bench_ceilings.checkout_script(self.env, self.data)
+            scripts["checkout"] = bench_ceilings.checkout_script(self.env, desc, self.data)
         else:
             prog.log("ceilings: no restaurant open for the next two hours; POST /orders and its pgbench ceiling are not measured")
         res = {k: [] for k in ("healthz", "menu_cached", "menu_uncached", "pgbench_menu", "orders", "pgbench_checkout")}
@@ -459,7 +462,7 @@ def main(argv=None):
             bench.openloop_bin = os.environ.get("HOTPLATE_OPENLOOP_BIN", os.path.join(os.path.dirname(binary), "openloop"))
             env = bp.server_env({k: os.environ[k] for k in ("HOTPLATE_PG_URL", "HOTPLATE_REDIS_URL")})
             tokens = os.environ["HOTPLATE_TOKENS"]
-        bench.env = env
+        bench.binary, bench.env = binary, env
         bench.data = wl.Data(env, tokens)
         bench.server = bp.start_server(binary, env, args.threads, os.path.join(out_dir, "server.log"))
         known = bench.flag_values()
