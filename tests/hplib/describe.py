@@ -21,25 +21,19 @@ KEYS = ("routes", "admin_routes", "statements", "flags", "errors", "stats")
 
 
 class Description:
-    """The parsed document (`doc`), with the named lists indexed by name."""
+    """The parsed document (`doc`): its route lists as they are, the other
+    lists indexed by name."""
 
     def __init__(self, doc):
         missing = [k for k in KEYS if k not in doc]
         if missing:
             raise ProcessError("describe --json lacks %s" % ", ".join(missing))
         self.doc = doc
+        self.routes, self.admin_routes = doc["routes"], doc["admin_routes"]
         self.statements = {s["name"]: s for s in doc["statements"]}
         self.flags = {f["name"]: f for f in doc["flags"]}
         self.errors = {e["code"]: e for e in doc["errors"]}
         self.stats = {s["id"]: s for s in doc["stats"]}
-
-    @property
-    def routes(self):
-        return self.doc["routes"]
-
-    @property
-    def admin_routes(self):
-        return self.doc["admin_routes"]
 
     def sql(self, name):
         """The SQL of one named statement, with its $n parameters."""

@@ -114,10 +114,8 @@ class Process:
         self.stderr_path = str(stderr_path or self.stdout_path)
         self.new_session = new_session
         self.stop_timeout = stop_timeout
-        self.proc = None
-        self.returncode = None
-        self.started_at = None
-        self._files = []
+        self.proc = self.returncode = self.started_at = None
+        self._files = []  # the open log files, closed once it is gone
 
     @property
     def log_path(self):

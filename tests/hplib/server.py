@@ -53,11 +53,9 @@ class Server(Process):
         self.wrapper = list(wrapper)
         self.env_overrides = dict(env or {})
         self.base_env = base_env
-        self.ready_timeout = ready_timeout
-        self.probe_timeout = probe_timeout
-        self.interval = interval
-        self.port = None
-        self.admin_port = None
+        # How start() waits: wait_http's bounds.
+        self.readiness = {"timeout": ready_timeout, "probe_timeout": probe_timeout, "interval": interval}
+        self.port = self.admin_port = None
 
     @property
     def base(self):
@@ -95,7 +93,7 @@ class Server(Process):
             # The banner marks this attempt in the stderr file, which holds every attempt's lines.
             super().start(banner="--- %s attempt %d: %s\n" % (self.name, attempt, " ".join(self.argv)))
             try:
-                self.wait_http(self.base + path, self.ready_timeout, ok=ok, probe_timeout=self.probe_timeout, interval=self.interval)
+                self.wait_http(self.base + path, ok=ok, **self.readiness)
                 return self
             except Exited as e:
                 err = tail(self.stderr_path, 20)
