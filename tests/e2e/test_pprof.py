@@ -163,6 +163,12 @@ def test_cpu_profile_folded_names_hotplate_functions(prof_server, load):
     assert_no_temp_files(prof_server)
 
 
+def text_report(tool, binary, path):
+    """`TOOL --text BINARY PROFILE` (google-pprof or jeprof), bounded by TOOL_TIMEOUT."""
+    return subprocess.run([tool, "--text", binary, str(path)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, timeout=TOOL_TIMEOUT)
+
+
 def test_cpu_profile_pprof_is_read_by_google_pprof(prof_server, load, env, tmp_path):
     need_tool("google-pprof")
     with load():
@@ -171,13 +177,7 @@ def test_cpu_profile_pprof_is_read_by_google_pprof(prof_server, load, env, tmp_p
     assert r.headers["Content-Type"] == "application/octet-stream"
     path = tmp_path / "cpu.prof"
     path.write_bytes(r.content)
-    p = subprocess.run(
-        ["google-pprof", "--text", env["bin"], str(path)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        timeout=TOOL_TIMEOUT,
-    )
+    p = text_report("google-pprof", env["bin"], path)
     out = p.stdout.decode("utf-8", "replace")
     assert p.returncode == 0, "google-pprof --text failed (%d):\n%s\n%s" % (p.returncode, out, p.stderr.decode()[-2000:])
     assert "Total:" in out, out[:2000]
@@ -212,13 +212,7 @@ def test_heap_profile_is_read_by_jeprof(prof_server, load, env, tmp_path):
     assert r.content.startswith(b"heap_v2/"), r.content[:200]
     path = tmp_path / "heap.prof"
     path.write_bytes(r.content)
-    p = subprocess.run(
-        ["jeprof", "--text", env["bin"], str(path)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        timeout=TOOL_TIMEOUT,
-    )
+    p = text_report("jeprof", env["bin"], path)
     assert p.returncode == 0, "jeprof --text failed (%d):\n%s\n%s" % (p.returncode, p.stdout.decode(), p.stderr.decode()[-2000:])
     # The folded form is plain text in the folded grammar (possibly empty: only live sampled objects count).
     r = heap_profile(prof_server, 1, "folded")
