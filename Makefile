@@ -39,6 +39,10 @@ export SCALE THREADS LISTEN SERVE_ARGS
 
 FORMAT_DIRS := $(wildcard common services profiling tests loadtests)
 
+# The load-test scripts (loadtests/*.py) import tests/hplib, the Python
+# library they share with the test suites; they find it on PYTHONPATH.
+LOADTESTS_PYTHONPATH := $(CURDIR)/tests$(if $(PYTHONPATH),:$(PYTHONPATH))
+
 .PHONY: all deps build build-asan run up down status migrate seed test bench-overhead bench lab fuzz format clean doctor
 
 all: build
@@ -85,7 +89,7 @@ test: deps build build-asan
 # docs/BENCHMARKS.md and fails only when something did not work. It builds
 # build-bench-on/ and build-bench-off/ and uses the stack in .hotplate/bench.
 bench-overhead: deps
-	loadtests/overhead.py
+	PYTHONPATH=$(LOADTESTS_PYTHONPATH) loadtests/overhead.py
 
 # Before/after benchmarks (loadtests/bench.py; docs/BENCHMARKS.md). They build
 # build-bench/, recreate the stack in .hotplate/lab, and write
@@ -100,10 +104,10 @@ BENCH_ARGS = $(foreach s,$(subst $(comma), ,$(SCENARIO)),--scenario $(s)) $(if $
 	$(if $(filter-out 0,$(QUICK)),--quick)
 
 bench: deps
-	loadtests/bench.py $(BENCH_ARGS)
+	PYTHONPATH=$(LOADTESTS_PYTHONPATH) loadtests/bench.py $(BENCH_ARGS)
 
 lab: deps
-	loadtests/bench.py --lab $(if $(filter-out 0,$(QUICK)),--quick)
+	PYTHONPATH=$(LOADTESTS_PYTHONPATH) loadtests/bench.py --lab $(if $(filter-out 0,$(QUICK)),--quick)
 
 # libFuzzer drivers of every parser (tests/fuzz/run.sh): FUZZ_SECONDS per
 # driver (default 60), FUZZ_JOBS at a time (default 2). Fails on any crash.

@@ -23,7 +23,7 @@ against one server, switching the flag with POST /debug/flags:
    EXPLAIN of the statement concerned, as the scenario lists.
 
 Each metric is compared with medians, distribution-free confidence intervals
-of the medians, and a two-sided Mann-Whitney U test (loadtests/bench_stats.py);
+of the medians, and a two-sided Mann-Whitney U test (tests/hplib/stats.py);
 a difference that is not significant at 5% is printed as such.
 
 The same run measures the ceilings (loadtests/bench_ceilings.py): GET /healthz
@@ -45,6 +45,9 @@ Everything is started here and stopped on every exit path; a watchdog
 recreates a private stack in .hotplate/lab; --use-env-stack instead uses the
 stack of the environment (HOTPLATE_PG_URL, HOTPLATE_REDIS_URL, HOTPLATE_BIN,
 HOTPLATE_TOKENS), as tests/bench does under make test.
+
+The harness uses tests/hplib: run it with PYTHONPATH=tests from the
+repository's root, as the make targets do.
 """
 
 import argparse
@@ -56,14 +59,13 @@ import sys
 import time
 import zlib
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import bench_ceilings  # noqa: E402
-import bench_proc as bp  # noqa: E402
-import bench_report  # noqa: E402
-import bench_stats  # noqa: E402
-import bench_workload as wl  # noqa: E402
-from bench_scenarios import BY_FLAG, METRICS, SCENARIOS  # noqa: E402
+import bench_ceilings
+import bench_proc as bp
+import bench_report
+import bench_workload as wl
+from bench_scenarios import BY_FLAG, METRICS, SCENARIOS
+from hplib import stats
+from hplib.describe import describe
 
 REPO = bp.REPO
 REQUESTS_PER_FILE = 20000
@@ -283,12 +285,12 @@ class Bench:
         self.set_flags({sc.flag: sc.after})
         self.set_flags(self.defaults_of(sc.flags))
         if baseline_sc is None:
-            result["compare"] = {k: bench_stats.compare(samples["before"][k], samples["after"][k], METRICS[k].higher_is_better)
+            result["compare"] = {k: stats.compare(samples["before"][k], samples["after"][k], METRICS[k].higher_is_better)
                                  for k in METRICS}
         else:
             # A baseline made by a baseline run has "current" where a plain run has "after".
             base = baseline_sc["samples"].get("after") or baseline_sc["samples"]["current"]
-            result["compare"] = {k: bench_stats.compare(base[k], samples["current"][k],
+            result["compare"] = {k: stats.compare(base[k], samples["current"][k],
                                                         METRICS[k].higher_is_better) for k in METRICS}
         return result
 
@@ -309,12 +311,14 @@ class Bench:
             "healthz": wl.write_requests(os.path.join(self.work, "healthz.req"), [wl.http_request("GET", "/healthz")]),
             "menu": wl.write_requests(os.path.join(self.work, "ceiling-menu.req"), wl.menu_zipf(self.data, REQUESTS_PER_FILE, 7)),
         }
-        scripts = {"menu": bench_ceilings.menu_script(self.env)}
+        # The statements' SQL as this server prepares it.
+        desc = describe(self.binary)
+        scripts = {"menu": bench_ceilings.menu_script(self.env, desc)}
         # Checkouts need a restaurant open for the whole run; a small seed at night may have none.
         if self.data.open_items:
             files["orders"] = wl.write_requests(os.path.join(self.work, "ceiling-orders.req"),
                                                 wl.orders(self.data, REQUESTS_PER_FILE, 8, self.data.open_items, max_lines=1))
-            scripts["checkout"] = bench_ceilings.checkout_script(self.env, self.data)
+            scripts["checkout"] = bench_ceilings.checkout_script(self.env, desc, self.data)
         else:
             prog.log("ceilings: no restaurant open for the next two hours; POST /orders and its pgbench ceiling are not measured")
         res = {k: [] for k in ("healthz", "menu_cached", "menu_uncached", "pgbench_menu", "orders", "pgbench_checkout")}
@@ -337,7 +341,7 @@ class Bench:
                 res["pgbench_checkout"].append(bp.pgbench(self.env, scripts["checkout"], os.path.join(self.work, "pgbench-checkout.sql"),
                                                           conns, max(1, int(a.duration)))["tps"])
             prog.advance(6 * a.duration + 6)
-        peak = bench_stats.median(res["menu_cached"])
+        peak = stats.median(res["menu_cached"])
         prog.log(f"ceilings: cached menu open loop at half its peak ({peak / 2:,.0f} req/s)")
         half = [bp.openloop(self.openloop_bin, self.server.port, files["menu"], f"{peak / 2:.1f}:{a.duration}", 64, 5000)
                 for _ in range(rounds)]
@@ -366,7 +370,7 @@ class Bench:
         if threshold is None:
             light = min(ol["steps"], key=lambda st: st["rate"])
             threshold = max(5.0, 2 * light["latency"]["p99_us"] / 1000)
-        sat = bench_stats.saturation_rate(ol["steps"], threshold * 1000)
+        sat = stats.saturation_rate(ol["steps"], threshold * 1000)
         return {"mix": mix, "closed_loop_peak_rps": peak, "shape": shape, "step_seconds": step_s, "openloop": ol,
                 "saturation_p99_ms": threshold, "saturation_threshold_given": a.saturation_p99_ms is not None,
                 "saturation_rate": sat}
@@ -458,9 +462,9 @@ def main(argv=None):
             bench.openloop_bin = os.environ.get("HOTPLATE_OPENLOOP_BIN", os.path.join(os.path.dirname(binary), "openloop"))
             env = bp.server_env({k: os.environ[k] for k in ("HOTPLATE_PG_URL", "HOTPLATE_REDIS_URL")})
             tokens = os.environ["HOTPLATE_TOKENS"]
-        bench.env = env
+        bench.binary, bench.env = binary, env
         bench.data = wl.Data(env, tokens)
-        bench.server = bp.Server(binary, env, args.threads, os.path.join(out_dir, "server.log"))
+        bench.server = bp.start_server(binary, env, args.threads, os.path.join(out_dir, "server.log"))
         known = bench.flag_values()
         report = {"version": 1, "timestamp": stamp, "mode": "baseline" if baseline else ("lab" if args.lab else "bench"),
                   "machine": bench_report.machine(), "git": bench_report.git_state(), "load_average_start": os.getloadavg(),

@@ -2,37 +2,13 @@
 the server's own GET /healthz (the HTTP ceiling) and pgbench running the SQL of
 the route's named statements at the same concurrency (the database ceiling).
 
-The pgbench scripts take their SQL from services/statements.h itself, so they
-run exactly what the server prepares; only the parameters differ (pgbench
-variables and literals instead of $n).
+The pgbench scripts take their SQL from the server binary itself
+(`hotplate describe --json`, read by hplib.describe: the `desc` argument), so
+they run exactly what the server prepares; only the parameters differ
+(pgbench variables and literals instead of $n).
 """
 
-import os
-import re
-
-from bench_proc import REPO, BenchError, psql_rows
-
-
-def statement_sql(name, header=os.path.join(REPO, "services", "statements.h")):
-    """The SQL of one X(name, "..." "...") entry of HP_STMT_LIST, its C string literals joined.
-    Entries that use the HP__*_COLUMNS macros are not supported (the ceilings do not need them)."""
-    with open(header) as f:
-        text = f.read()
-    m = re.search(r"X\(\s*" + re.escape(name) + r"\s*,", text)
-    if not m:
-        raise BenchError(f"statement {name} not found in {header}")
-    parts, pos = [], m.end()
-    lit = re.compile(r'\s*(?:\\\s*)*"((?:[^"\\]|\\.)*)"')
-    while True:
-        lm = lit.match(text, pos)
-        if not lm:
-            break
-        parts.append(lm.group(1).encode().decode("unicode_escape"))
-        pos = lm.end()
-    rest = text[pos:pos + 40].lstrip(" \\\n")
-    if not parts or not rest.startswith(")"):
-        raise BenchError(f"statement {name}: not a plain sequence of string literals")
-    return "".join(parts)
+from bench_proc import psql_rows
 
 
 def _one_line(sql):
@@ -40,14 +16,14 @@ def _one_line(sql):
     return " ".join(sql.split())
 
 
-def menu_script(env):
+def menu_script(env, desc):
     """pgbench: menu_get for restaurant ids by Zipf popularity (s = 1.1), as the HTTP menu load."""
     lo, hi = (int(x) for x in psql_rows(env, "SELECT min(id), max(id) FROM restaurants")[0])
-    sql = _one_line(statement_sql("menu_get")).replace("$1", ":rid")
+    sql = _one_line(desc.sql("menu_get")).replace("$1", ":rid")
     return f"\\set rid {lo} + random_zipfian(1, {hi - lo + 1}, 1.1) - 1\n{sql};\n"
 
 
-def checkout_script(env, data, max_pairs=64):
+def checkout_script(env, desc, data, max_pairs=64):
     """pgbench: the checkout transaction as the server runs it (BEGIN; order_insert;
     stock_decrement; COMMIT): one line of quantity 1, for a customer of the seed and
     an item drawn per transaction from up to max_pairs open restaurants (one
@@ -65,7 +41,7 @@ def checkout_script(env, data, max_pairs=64):
         return f"(ARRAY[{','.join(map(str, values))}]::{cast}[])[:i]"
 
     price = pick([prices[i] for i in iids], "int")
-    insert = _one_line(statement_sql("order_insert"))
+    insert = _one_line(desc.sql("order_insert"))
     values = {
         1: pick(uids, "bigint").replace(":i]", ":u]"), 2: pick(rids, "bigint"), 3: price, 4: "0", 5: f"({price} / 5)", 6: "399",
         7: "99", 8: f"(CASE WHEN {price} < 1000 THEN 150 ELSE 0 END)", 9: "0", 10: f"({price} + {price} / 5 + 399 + 99)",
@@ -74,6 +50,6 @@ def checkout_script(env, data, max_pairs=64):
     }
     for n in sorted(values, reverse=True):  # $17 before $1
         insert = insert.replace(f"${n}", values[n])
-    stock = _one_line(statement_sql("stock_decrement")).replace("$1", f"ARRAY[{pick(iids, 'bigint')}]").replace("$2", "'{1}'::int[]")
+    stock = _one_line(desc.sql("stock_decrement")).replace("$1", f"ARRAY[{pick(iids, 'bigint')}]").replace("$2", "'{1}'::int[]")
     return (f"\\set i random(1, {len(iids)})\n\\set u random(1, {len(uids)})\n\\set key random(1, 1000000000000)\n"
             f"BEGIN;\n{insert};\n{stock};\nCOMMIT;\n")

@@ -12,15 +12,15 @@ exactly as report.md has them, and the lines of report.md that show the
 causes (the plans and the profiles' watched functions). Nothing is typed by
 hand; the verdict in prose ("Are the goals met?") follows the end marker and
 is a person's reading of these figures, to be rewritten with each new run.
+
+It uses tests/hplib: run it with PYTHONPATH=tests from the repository's root.
 """
 
 import json
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import bench_report  # noqa: E402
+import bench_report
 
 REPO = os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 DOC = os.path.join(REPO, "docs", "BENCHMARKS.md")

@@ -2,32 +2,38 @@
 admin API, and the load tools (wrk, loadtests/openloop, pgbench), each bounded
 by a timeout and stopped on every exit path.
 
-Everything started here is registered in LIVE and stopped by stop_all(), which
-loadtests/bench.py calls from its finally block and its signal handlers.
-Only the Python standard library is used.
+The server is an hplib.server.Server and the stack an hplib.stack.Stack, the
+ones the test suites use. Every process started here is stopped by
+stop_all(), which loadtests/bench.py calls from its finally block and its
+signal handlers: the load tools in LIVE, the server through
+hplib.process.STARTED. Only the Python standard library is used (tests/hplib
+included).
 """
 
-import http.client
 import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
+
+from hplib import process
+from hplib.process import ProcessError, run
+from hplib.server import Server
+from hplib.stack import Stack, read_env
 
 REPO = os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 PGBENCH = "/usr/lib/postgresql/15/bin/pgbench"
 READY_SECONDS = 60
 STOP_SECONDS = 30
 
-LIVE = []  # Popen objects and Server instances not yet stopped
+LIVE = []  # the load tools' Popen objects not yet stopped
 
-
-class BenchError(Exception):
-    """Something did not work; the run is void and exits non-zero."""
+# Something did not work; the run is void and exits non-zero. It is hplib's
+# error, so a failure inside hplib (a command, the server) voids the run the
+# same way.
+BenchError = ProcessError
 
 
 class Progress:
@@ -55,20 +61,6 @@ class Progress:
         print(f"[bench {elapsed // 60}m{elapsed % 60:02d}s | ~{left // 60}m{left % 60:02d}s left] {msg}", file=sys.stderr, flush=True)
 
 
-def run(cmd, timeout, **kw):
-    """Runs cmd to completion (killed after timeout seconds); returns stdout, raises BenchError on failure."""
-    kw.setdefault("stdout", subprocess.PIPE)
-    kw.setdefault("stderr", subprocess.STDOUT)
-    try:
-        p = subprocess.run(cmd, timeout=timeout, check=False, text=True, **kw)
-    except subprocess.TimeoutExpired as e:
-        raise BenchError(f"{os.path.basename(cmd[0])} did not finish within {timeout}s") from e
-    if p.returncode != 0:
-        tail = "\n".join((p.stdout or "").splitlines()[-20:])
-        raise BenchError(f"{' '.join(cmd)} exited with {p.returncode}" + (f"; its last lines:\n{tail}" if tail else ""))
-    return p.stdout
-
-
 def build(build_dir):
     """Builds the server and the open-loop generator from the current tree in build_dir
     (never a developer's build/); returns (hotplate copy, openloop)."""
@@ -85,30 +77,26 @@ def build(build_dir):
 
 
 def read_env_file(path):
-    env = {}
-    with open(path) as f:
-        for line in f:
-            m = re.match(r"^export (\w+)='(.*)'$", line.strip())
-            if m:
-                env[m.group(1)] = m.group(2)
+    """The stack's env file, which must give both URLs."""
+    env = read_env(path)
     if "HOTPLATE_PG_URL" not in env or "HOTPLATE_REDIS_URL" not in env:
         raise BenchError(f"{path} lacks HOTPLATE_PG_URL or HOTPLATE_REDIS_URL")
     return env
 
 
 def stack(cmd, home):
-    run([os.path.join(REPO, "deploy", "stack.sh"), cmd, "--home", home], 180)
+    Stack(home).run(cmd)
 
 
 def fresh_stack(home, binary, scale, progress):
     """Recreates the private stack in home, migrates and seeds it; returns (env, tokens file)."""
     progress.log(f"stack: recreating {os.path.relpath(home, REPO)} and seeding at scale {scale}")
-    stack("destroy", home)
-    stack("up", home)
+    st = Stack(home)
+    st.run("destroy")
+    st.run("up")
     env = server_env(read_env_file(os.path.join(home, "env")))
     tokens = os.path.join(home, "tokens.tsv")
-    run([binary, "migrate", "--dir", os.path.join(REPO, "migrations")], 300, env=env)
-    run([binary, "seed", "--scale", str(scale), "--tokens", tokens, "--dir", os.path.join(REPO, "migrations")], 900, env=env)
+    st.migrate_and_seed(binary, env, scale, tokens, timeout=900)
     return env, tokens
 
 
@@ -134,97 +122,30 @@ def psql_rows(env, sql):
 # ---------------------------------------------------------------- the server
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """One hotplate serve process that the harness owns, with its admin API."""
-
-    def __init__(self, binary, env, threads, log_path, extra_args=()):
-        self.port, self.admin_port = free_port(), free_port()
-        self.log_path = log_path
-        self.token = env.get("HOTPLATE_ADMIN_TOKEN")
-        cmd = [binary, "serve", "--listen", f"127.0.0.1:{self.port}", "--admin-listen", f"127.0.0.1:{self.admin_port}",
-               "--threads", str(threads), "--menu-cache-ttl-s", "86400"] + list(extra_args)
-        with open(log_path, "w") as logf:
-            self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT)
-        LIVE.append(self)
-        deadline = time.monotonic() + READY_SECONDS
-        while True:
-            if self.proc.poll() is not None:
-                raise BenchError(f"the server exited with {self.proc.returncode} before it was ready; see {log_path}")
-            try:
-                status, _ = self.request("GET", "/readyz", admin=False, timeout=10)
-                if status == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise BenchError(f"the server was not ready within {READY_SECONDS}s; see {log_path}")
-            time.sleep(0.2)
-
-    def request(self, method, path, body=None, admin=True, timeout=120, headers=None):
-        """One request on a fresh connection; returns (status, body bytes)."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.admin_port if admin else self.port, timeout=timeout)
-        try:
-            h = dict(headers or {})
-            if admin and self.token:
-                h["Authorization"] = f"Bearer {self.token}"
-            if body is not None:
-                h["Content-Type"] = "application/json"
-            conn.request(method, path, body=body, headers=h)
-            r = conn.getresponse()
-            return r.status, r.read()
-        finally:
-            conn.close()
-
-    def admin_json(self, method, path, body=None, timeout=120):
-        status, data = self.request(method, path, body=None if body is None else json.dumps(body), timeout=timeout)
-        if status != 200:
-            raise BenchError(f"{method} {path}: {status} {data[:300]!r}")
-        return json.loads(data)
-
-    def flags(self):
-        return self.admin_json("GET", "/debug/flags")
-
-    def cpu_seconds(self):
-        """utime + stime of the server (all its threads), in seconds."""
-        with open(f"/proc/{self.proc.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def alive(self):
-        return self.proc.poll() is None
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(STOP_SECONDS)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self in LIVE:
-            LIVE.remove(self)
-        return self.proc.returncode
+def start_server(binary, env, threads, log_path, extra_args=()):
+    """Starts the one hotplate serve process that the harness owns, in exactly
+    env (no HOTPLATE_E2E_FLAGS: a benchmark runs with the flags it chose), its
+    output in log_path; returns it once GET /readyz answers 200."""
+    s = Server(binary, os.path.dirname(log_path), threads=threads, args=["--menu-cache-ttl-s", "86400", *extra_args], base_env=env,
+               log_path=log_path, ready_timeout=READY_SECONDS, probe_timeout=10, interval=0.2, stop_timeout=STOP_SECONDS)
+    return s.start()
 
 
 def stop_all():
-    """Stops every process this harness started and has not stopped yet, newest first."""
+    """Stops every process this harness started and has not stopped yet: the
+    load tools (newest first), then the server."""
     for p in reversed(list(LIVE)):
         try:
-            if isinstance(p, Server):
-                p.stop()
-            else:
-                if p.poll() is None:
-                    p.kill()
-                    p.wait(10)
-                LIVE.remove(p)
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)
+            LIVE.remove(p)
         except Exception as e:  # keep stopping the others
             print(f"[bench] could not stop {p}: {e}", file=sys.stderr)
+    try:
+        process.stop_all()
+    except Exception as e:
+        print(f"[bench] could not stop the server: {e}", file=sys.stderr)
 
 
 # ---------------------------------------------------------------- load tools

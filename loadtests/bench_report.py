@@ -14,6 +14,7 @@ import platform
 import subprocess
 
 from bench_scenarios import METRICS
+from hplib.stats import median_present as median
 
 GOALS = [
     # (key, title, numerator samples, denominator samples, goal, higher is better)
@@ -157,14 +158,6 @@ def md_table(header, rows):
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
     return "\n".join(out)
-
-
-def median(xs):
-    xs = sorted(x for x in xs if x is not None)
-    if not xs:
-        return None
-    n = len(xs)
-    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
 
 
 def goal_rows(ceil):

@@ -19,19 +19,18 @@ import random
 import urllib.parse
 
 from bench_proc import BenchError, psql, psql_rows
+from hplib import tokens
 
 SEQ_MARKER = "SEQ_____________"
 ZIPF_S = 1.1
 
 
 def read_tokens(path):
-    """{kind: [(user id, token)]} from the seed's tokens file (kind<TAB>user id<TAB>token)."""
-    out = {}
-    with open(path) as f:
-        for line in f:
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) == 3:
-                out.setdefault(parts[0], []).append((int(parts[1]), parts[2]))
+    """{kind: [(user id, token)]} from the seed's tokens file (hplib.tokens), which must have customers."""
+    try:
+        out = tokens.read_tokens(path)
+    except ValueError as e:
+        raise BenchError(str(e)) from e
     if not out.get("customer"):
         raise BenchError(f"no customer tokens in {path}")
     return out

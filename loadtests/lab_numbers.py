@@ -28,7 +28,8 @@ from the report's mode and settings: make lab, make bench SCENARIO=..., or
 make bench BASELINE=..., with QUICK=1 for quick runs, and the loadtests/bench.py
 options for any setting that differs from what those make targets use.
 
-Standard library only; run it with Debian's /usr/bin/python3. Exit status 0
+Standard library only; run it with Debian's /usr/bin/python3, from the
+repository's root with PYTHONPATH=tests (it uses tests/hplib). Exit status 0
 when done, 1 with --check when a lab is out of date, 2 on bad input.
 """
 
@@ -38,12 +39,11 @@ import os
 import re
 import sys
 
+import bench_report  # the harness's own formatting, so the labs show its figures as report.md does
+from bench_scenarios import METRICS
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.realpath(os.path.join(HERE, ".."))
-sys.path.insert(0, HERE)
-
-import bench_report  # noqa: E402  (the harness's own formatting, so the labs show its figures as report.md does)
-from bench_scenarios import METRICS  # noqa: E402
 
 # What loadtests/bench.py uses when only --quick (or nothing) is given; a
 # setting that differs is shown as a bench.py option, so the command in the

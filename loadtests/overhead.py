@@ -47,27 +47,30 @@ Everything it starts (servers, the stack) is stopped on every exit path, and a
 watchdog bounds the whole run (--time-limit, default 600 s). Raw outputs
 (wrk lines, callgrind files, server logs) stay in .hotplate/bench/overhead/ for
 a post-mortem. Only the Python standard library is used; run it with Debian's
-/usr/bin/python3.
+/usr/bin/python3, with PYTHONPATH=tests from the repository's root (it uses
+tests/hplib; make bench-overhead sets it).
 """
 
 import argparse
 import fcntl
 import http.client
-import math
 import os
 import re
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # Shared with make bench and make lab: the error that voids a run, and the stack's env file.
-from bench_proc import BenchError, read_env_file  # noqa: E402
+from bench_proc import BenchError, read_env_file
+from hplib import process, stats
+from hplib.process import Exited
+from hplib.server import Server
+from hplib.stack import Stack
+from hplib.tokens import read_tokens
 
 REPO = os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 HOME = os.path.join(REPO, ".hotplate", "bench")
@@ -107,15 +110,11 @@ def log(msg):
 
 
 def run(cmd, timeout, **kw):
-    """Runs cmd to completion (killing it after timeout seconds) and returns its stdout."""
-    try:
-        p = subprocess.run(cmd, timeout=timeout, check=False, stdout=subprocess.PIPE, text=True, **kw)
-    except subprocess.TimeoutExpired as e:
-        raise BenchError(f"{cmd[0]} did not finish within {timeout}s") from e
-    if p.returncode != 0:
-        tail = "\n".join(p.stdout.splitlines()[-30:])
-        raise BenchError(f"{' '.join(cmd)} exited with {p.returncode}" + (f"; its last lines:\n{tail}" if tail else ""))
-    return p.stdout
+    """hplib.process.run (killed after timeout seconds, returns its stdout),
+    but stderr goes to the terminal unless the call captures it: psql's and
+    git's notices must not mix with the output this script parses."""
+    kw.setdefault("stderr", None)
+    return process.run(cmd, timeout, tail_lines=30, **kw)
 
 
 # ---------------------------------------------------------------- builds
@@ -146,7 +145,7 @@ def build(name, probes):
 
 
 def stack(cmd):
-    run([os.path.join(REPO, "deploy", "stack.sh"), cmd, "--home", HOME], 180, stderr=subprocess.STDOUT)
+    Stack(HOME).run(cmd)
 
 
 def read_stack_env():
@@ -182,67 +181,34 @@ def pick_target(env):
 # ---------------------------------------------------------------- servers
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def start_server(label, binary, env, threads, extra_args, callgrind_out=None):
+    """Starts one hotplate serve process (under callgrind with callgrind_out)
+    in exactly env, its output in OUT/server-LABEL.log, and returns it (an
+    hplib.server.Server) once GET /readyz answers 200. A server that exits
+    with 0 before that was stopped by someone else: ServerGone.
+
+    Every server started stays in hplib.process.STARTED, so a signal that
+    interrupts a stop leaves it to the final cleanup in main()."""
+    wrapper = []
+    if callgrind_out is not None:
+        # Relative to cwd=OUT, which keeps ".hotplate" out of the command line (see build()).
+        wrapper = ["valgrind", "--tool=callgrind", "--separate-threads=yes", "--cache-sim=yes",
+                   f"--callgrind-out-file={os.path.relpath(callgrind_out, OUT)}"]
+    s = Server(binary, OUT, name=label, threads=threads, args=extra_args, base_env=env, log_path=os.path.join(OUT, f"server-{label}.log"),
+               wrapper=wrapper, ready_timeout=READY_SECONDS_VALGRIND if wrapper else READY_SECONDS, probe_timeout=30, interval=0.2,
+               stop_timeout=STOP_SECONDS)
+    try:
+        return s.start()
+    except Exited as e:
+        raise (ServerGone if e.returncode == 0 else BenchError)(
+            f"server {label} exited with {e.returncode} before it was ready; see {s.log_path}") from e
 
 
-class Server:
-    """One hotplate serve process (optionally under callgrind) that this script owns."""
-
-    live = []  # every server not yet stopped, for the cleanup on any exit path
-
-    def __init__(self, label, binary, env, threads, extra_args, callgrind_out=None):
-        self.label = label
-        self.port, self.admin_port = free_port(), free_port()
-        self.log_path = os.path.join(OUT, f"server-{label}.log")
-        cmd = [binary, "serve", "--listen", f"127.0.0.1:{self.port}", "--admin-listen", f"127.0.0.1:{self.admin_port}",
-               "--threads", str(threads)] + extra_args
-        self.valgrind = callgrind_out is not None
-        if self.valgrind:
-            # Relative to cwd=OUT, which keeps ".hotplate" out of the command line (see build()).
-            cmd = ["valgrind", "--tool=callgrind", "--separate-threads=yes", "--cache-sim=yes",
-                   f"--callgrind-out-file={os.path.relpath(callgrind_out, OUT)}"] + cmd
-        with open(self.log_path, "w") as logf:
-            self.proc = subprocess.Popen(cmd, env=env, cwd=OUT, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT)
-        Server.live.append(self)
-
-    def wait_ready(self):
-        deadline = time.monotonic() + (READY_SECONDS_VALGRIND if self.valgrind else READY_SECONDS)
-        while True:
-            if self.proc.poll() is not None:
-                raise (ServerGone if self.proc.returncode == 0 else BenchError)(
-                    f"server {self.label} exited with {self.proc.returncode} before it was ready; see {self.log_path}")
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-                conn.request("GET", "/readyz")
-                status = conn.getresponse().status
-                conn.close()
-                if status == 200:
-                    return
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise BenchError(f"server {self.label} not ready; see {self.log_path}")
-            time.sleep(0.2)
-
-    def stop(self):
-        """SIGTERM, then SIGKILL after STOP_SECONDS; returns the exit status.
-
-        The server leaves Server.live only once it has exited, so a signal that
-        interrupts this wait leaves it to the final cleanup in main()."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(STOP_SECONDS)
-            except subprocess.TimeoutExpired:
-                log(f"server {self.label} ignored SIGTERM for {STOP_SECONDS}s; killing it")
-                self.proc.kill()
-                self.proc.wait()
-        if self in Server.live:
-            Server.live.remove(self)
-        return self.proc.returncode
+def stop(s):
+    """SIGTERM, then SIGKILL after STOP_SECONDS; returns the exit status."""
+    if s.stop() is None:
+        log(f"server {s.name} ignored SIGTERM for {STOP_SECONDS}s and was killed")
+    return s.proc.returncode
 
 
 # ---------------------------------------------------------------- a sequential client
@@ -336,8 +302,7 @@ def throughput(args, binaries, env, target, tokens_file):
     servers, restarts = {}, 0
 
     def start(name):
-        servers[name] = Server(f"throughput-{name}-{restarts}", binaries[name], env, args.server_threads, extra)
-        servers[name].wait_ready()
+        servers[name] = start_server(f"throughput-{name}-{restarts}", binaries[name], env, args.server_threads, extra)
 
     def pair(route, i):
         rps, per_req = {}, {}
@@ -372,7 +337,7 @@ def throughput(args, binaries, env, target, tokens_file):
                     restarts += 1
                     log(f"{route}: pair {i + 1}: servers {gone} were stopped from outside ({e}); restarting them")
                     for name in gone:
-                        servers[name].stop()
+                        stop(servers[name])
                         start(name)
                     continue
                 for name, _ in BUILDS:
@@ -385,10 +350,10 @@ def throughput(args, binaries, env, target, tokens_file):
                     warm_menu(s.port, target)  # still served from the cache at the end
     finally:
         for s in servers.values():
-            s.stop()
+            stop(s)
     for s in servers.values():
         if s.proc.returncode != 0:
-            raise BenchError(f"server {s.label} exited with {s.proc.returncode}; see {s.log_path}")
+            raise BenchError(f"server {s.name} exited with {s.proc.returncode}; see {s.log_path}")
     return results, cpu
 
 
@@ -456,9 +421,8 @@ def callgrind_run(binary, name, env, route, n, rep, target, token):
     # slow_request_ms: under callgrind every request is "slow"; filling the slow
     # ring is not what the probes cost on a normal request, so it is kept out.
     extra = ["--flag", "payment_latency_ms=0", "--flag", "slow_request_ms=600000", "--menu-cache-ttl-s", "86400"]
-    s = Server(f"callgrind-{route}-{name}-{n}", binary, vg_env, 1, extra, callgrind_out=out)
+    s = start_server(f"callgrind-{route}-{name}-{n}", binary, vg_env, 1, extra, callgrind_out=out)
     try:
-        s.wait_ready()
         c = Client(s.port, target, token)
         send = c.menu if route == "menu" else c.checkout
         try:
@@ -466,12 +430,12 @@ def callgrind_run(binary, name, env, route, n, rep, target, token):
                 send()
         except (OSError, http.client.HTTPException) as e:
             gone = s.proc.poll() == 0
-            raise (ServerGone if gone else BenchError)(f"server {s.label}: {e!r}; see {s.log_path}") from e
+            raise (ServerGone if gone else BenchError)(f"server {s.name}: {e!r}; see {s.log_path}") from e
         c.close()
     finally:
-        rc = s.stop()
+        rc = stop(s)
     if rc != 0:
-        raise BenchError(f"server {s.label} exited with {rc}; see {s.log_path}")
+        raise BenchError(f"server {s.name} exited with {rc}; see {s.log_path}")
     worker = worker_thread_file(out)
     t = callgrind_totals(worker)
     return {"ir": t["Ir"], "clock": callgrind_calls(worker, "clock_gettime"),
@@ -550,18 +514,11 @@ def fmt_int(x):
 
 
 def median_ci(xs):
-    """A distribution-free confidence interval of the median: the k-th smallest
-    and k-th largest of xs, with the largest k whose coverage is at least 95%
-    (binomial order statistics; for 9 values, the 2nd and 8th, 96%). Returns
-    (low, high, coverage), or None when there are too few values for 95%."""
-    n, xs = len(xs), sorted(xs)
-    tail, best = 0.0, None
-    for k in range(1, n // 2 + 1):
-        tail += math.comb(n, k - 1) / 2**n  # P(fewer than k of n values fall below the median)
-        if 2 * tail > 0.05:
-            break
-        best = (xs[k - 1], xs[n - k], 1 - 2 * tail)
-    return best
+    """hplib.stats.median_ci at 95% (for 9 values, the 2nd and 8th, 96%):
+    (low, high, coverage), or None when even [min, max] covers less than 95%,
+    as with 5 values or fewer."""
+    ci = stats.median_ci(xs, 0.95)
+    return ci if ci[2] >= 0.95 else None
 
 
 def verdict(ci, ok):
@@ -580,7 +537,7 @@ def paired_cell(on, off):
     """Ratio of the medians, then the median of the pair ratios with its interval."""
     pairs = [a / b for a, b in zip(on, off)]
     ci = median_ci(pairs)
-    cell = f"{statistics.median(on) / statistics.median(off):.3f}; pairs: median {statistics.median(pairs):.3f}"
+    cell = f"{stats.median(on) / stats.median(off):.3f}; pairs: median {stats.median(pairs):.3f}"
     if ci is not None:
         cell += f", {ci[2]:.0%} CI {ci[0]:.3f}–{ci[1]:.3f}"
     return cell, ci
@@ -608,8 +565,8 @@ def report(args, tp, cpu, cg, target, info):
         title = ROUTE_TITLES[route]
         on, off = tp[route]["on"], tp[route]["off"]
         cell, ci = paired_cell(on, off)
-        print(f"| {title} | requests/s, median (min–max) | {fmt_int(statistics.median(on))} ({fmt_int(min(on))}–{fmt_int(max(on))}) "
-              f"| {fmt_int(statistics.median(off))} ({fmt_int(min(off))}–{fmt_int(max(off))}) | {cell} "
+        print(f"| {title} | requests/s, median (min–max) | {fmt_int(stats.median(on))} ({fmt_int(min(on))}–{fmt_int(max(on))}) "
+              f"| {fmt_int(stats.median(off))} ({fmt_int(min(off))}–{fmt_int(max(off))}) | {cell} "
               f"| ≥ {THROUGHPUT_GOAL:.2f} | {verdict(ci, lambda x: x >= THROUGHPUT_GOAL)} |")
         cell, ci = paired_cell(cpu[route]["on"], cpu[route]["off"])
         print(f"| {title} | server CPU time per request (ratio only) | | | {cell} "
@@ -635,7 +592,7 @@ def report(args, tp, cpu, cg, target, info):
         con, coff = statistics.mean(clocks[route]["on"]), statistics.mean(clocks[route]["off"])
         line = f"- {route}: ON {con:.1f}, OFF {coff:.1f}, {con - coff:+.1f} with the probes"
         if clock_ns is not None:
-            cpu_off_ns = statistics.median(cpu[route]["off"]) * 1e9 / os.sysconf("SC_CLK_TCK")
+            cpu_off_ns = stats.median(cpu[route]["off"]) * 1e9 / os.sysconf("SC_CLK_TCK")
             line += (f"; at {clock_ns:.1f} ns per read that is about {(con - coff) * clock_ns / cpu_off_ns:.1%} of the "
                      f"OFF build's median server CPU time per request")
         print(line)
@@ -718,21 +675,17 @@ def main():
         stack("up")
         env = base_env(read_stack_env())
         tokens_file = os.path.join(HOME, "tokens.tsv")
-        run([binaries["on"], "migrate", "--dir", os.path.join(REPO, "migrations")], 120, env=env, stderr=subprocess.STDOUT)
-        run([binaries["on"], "seed", "--scale", "0.01", "--tokens", tokens_file, "--dir", os.path.join(REPO, "migrations")],
-            300, env=env, stderr=subprocess.STDOUT)
+        Stack(HOME).migrate_and_seed(binaries["on"], env, 0.01, tokens_file, timeout=300)
         target = pick_target(env)
-        with open(tokens_file) as f:
-            token = next(line.split("\t")[2].strip() for line in f if line.startswith("customer\t"))
+        token = read_tokens(tokens_file)["customer"][0][1]
         log(f"menu of restaurant {target[0]}, checkout of item {target[1]}")
 
         # The cache is shared by every server of this run: fill it once.
-        s = Server("warm", binaries["on"], env, 1, ["--menu-cache-ttl-s", "86400"])
+        s = start_server("warm", binaries["on"], env, 1, ["--menu-cache-ttl-s", "86400"])
         try:
-            s.wait_ready()
             warm_menu(s.port, target)
         finally:
-            s.stop()
+            stop(s)
 
         cg, raw = instructions(args, binaries, env, target, token)
         for key, value in sorted(raw.items()):
@@ -741,8 +694,7 @@ def main():
         tp, cpu = throughput(args, binaries, env, target, tokens_file)
     finally:
         signal.alarm(0)  # the cleanup below has bounds of its own
-        for s in list(Server.live):
-            s.stop()
+        process.stop_all()
         if stack_started:
             try:
                 stack("down")

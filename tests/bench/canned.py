@@ -1,8 +1,8 @@
 """Canned reports for the report tests: the shape loadtests/bench.py builds,
 with fixed numbers, so report generation is tested without a server."""
 
-import bench_stats
 from bench_scenarios import BY_FLAG, METRICS
+from hplib import stats
 
 
 def openloop(rate, p99_us, errors=0, count=100):
@@ -28,7 +28,7 @@ def scenario(flag, before, after, labels=("before", "after")):
                                                                "summary": {"top_node": "Limit", "seq_scans": ["orders"], "index_scans": [],
                                                                            "execution_time_ms": 12.5}}},
                          labels[1]: {"cpu": {"error": "501 not_supported"}}},
-            "compare": {k: bench_stats.compare(samples[labels[0]][k], samples[labels[1]][k], METRICS[k].higher_is_better)
+            "compare": {k: stats.compare(samples[labels[0]][k], samples[labels[1]][k], METRICS[k].higher_is_better)
                         for k in METRICS}}
 
 

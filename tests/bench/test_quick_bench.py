@@ -24,7 +24,10 @@ pytestmark = pytest.mark.skipif(not BIN or not os.environ.get("HOTPLATE_PG_URL")
 
 
 def run_bench(args, timeout):
-    p = subprocess.run([sys.executable, BENCH, "--use-env-stack", "--quick"] + args, capture_output=True, text=True, timeout=timeout)
+    # The harness imports tests/hplib, as `make bench` gives it.
+    env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "tests"))
+    p = subprocess.run([sys.executable, BENCH, "--use-env-stack", "--quick"] + args, capture_output=True, text=True, timeout=timeout,
+                       env=env)
     return p
 
 

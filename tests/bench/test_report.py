@@ -9,9 +9,9 @@ import sys
 import pytest
 
 import bench_report
-import bench_stats
 import canned
 from bench_scenarios import METRICS
+from hplib import stats
 
 
 def test_write_all_writes_every_output(tmp_path):
@@ -90,7 +90,7 @@ def test_regressions_need_significance_and_the_threshold():
     for sc in r["scenarios"]:
         for k, c in list(sc["compare"].items()):
             s = sc["samples"]
-            sc["compare"][k] = bench_stats.compare(s["after"][k], s["before"][k], METRICS[k].higher_is_better)
+            sc["compare"][k] = stats.compare(s["after"][k], s["before"][k], METRICS[k].higher_is_better)
     v = bench_report.regressions(r, 10.0)
     assert ("menu_cache", "rps") in {(e["flag"], e["metric"]) for e in v["regressions"]}
     # A threshold above the change lets it pass.

@@ -1,4 +1,4 @@
-"""Unit tests of loadtests/bench_stats.py on canned data: medians, the
+"""Unit tests of tests/hplib/stats.py on canned data: medians, the
 distribution-free interval of the median, the Mann-Whitney U test (against
 values computed by hand and, where Debian's python3-scipy is installed,
 against scipy.stats.mannwhitneyu), the before/after verdict and the
@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-import bench_stats as bs
+from hplib import stats as bs
 
 
 def test_median_odd_even_and_empty():
@@ -17,6 +17,20 @@ def test_median_odd_even_and_empty():
     assert bs.median([4, 1, 3, 2]) == 2.5
     with pytest.raises(ValueError):
         bs.median([])
+
+
+def test_median_present_skips_missing_runs():
+    # A run that measured nothing records None; the report's medians skip it.
+    assert bs.median_present([4, None, 1, 3, 2]) == 2.5
+    assert bs.median_present([None, None]) is None
+    assert bs.median_present([]) is None
+
+
+def test_percentile_nearest_rank():
+    xs = list(range(1, 102))  # 1..101: the p-th percentile is p + 1
+    assert bs.percentile(xs, 0) == 1 and bs.percentile(xs, 50) == 51 and bs.percentile(xs, 99) == 100
+    assert bs.percentile(xs, 100) == 101 and bs.percentile([7], 99) == 7
+    assert bs.percentile([], 50) is None
 
 
 def test_median_ci_coverage_from_the_binomial():

@@ -11,60 +11,35 @@ restaurant R (made always-open for the session), a second restaurant R2 with a
 different owner, and the items the order tests use. It records what it changes
 and puts it back at the end.
 
-A failing test gets the log tails of every server it ran against appended to
-its report. A watchdog ends the whole run if it exceeds HOTPLATE_E2E_DEADLINE
-seconds (default 1500), so a hung server can never hang `make test`.
+The shared hooks (hplib.pytest_hooks) skip the suite without HOTPLATE_BIN,
+append to a failing test's report the log tails of every server it ran
+against (and of the session's), and end the whole run if it exceeds
+HOTPLATE_E2E_DEADLINE seconds (default 1500), so a hung server can never hang
+`make test`.
 """
 
 import os
-import time
 
+import psycopg2
 import pytest
 
-import hpe2e
+from hplib.client import Client, assert_status, describe
+from hplib.db import DB
+from hplib.server import SUITE_FLAGS, Server, Servers
+from hplib.tokens import read_tokens, token_hash
+
+pytest_plugins = ["hplib.pytest_hooks"]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-BIN = os.environ.get("HOTPLATE_BIN")
 ASAN_BIN = os.environ.get("HOTPLATE_ASAN_BIN")
 
 
-def _in_suite(item):
-    return str(getattr(item, "fspath", "")).startswith(HERE + os.sep)
-
-
-def pytest_collection_modifyitems(config, items):
-    if BIN:
-        return
-    skip = pytest.mark.skip(reason="HOTPLATE_BIN is not set: the e2e suite needs a built server (run it through `make test`)")
-    for item in items:
-        if _in_suite(item):
-            item.add_marker(skip)
-
-
 def pytest_configure(config):
-    if not BIN:
-        return
-    hpe2e.arm_watchdog(config, "e2e", "HOTPLATE_E2E_DEADLINE", 1500, hpe2e.kill_servers)
+    # Imported here, after pytest loaded it as a plugin: importing it first
+    # would keep pytest from rewriting its module.
+    from hplib import pytest_hooks
 
-
-def pytest_unconfigure(config):
-    # Never leave a server behind, whatever happened.
-    hpe2e.kill_servers()
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_setup(item):
-    item._hp_t0 = time.monotonic()
-    yield
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    rep = outcome.get_result()
-    if not rep.failed or not _in_suite(item):
-        return
-    rep.sections += hpe2e.log_sections(getattr(item, "_hp_t0", 0), keep=("session",))
+    pytest_hooks.configure(config, "e2e", HERE, "HOTPLATE_E2E_DEADLINE", 1500, needs_bin="the e2e suite", keep=("session",))
 
 
 # ---------------------------------------------------------------- environment
@@ -98,14 +73,14 @@ def server_env(env):
 
 @pytest.fixture(scope="session")
 def db(env):
-    d = hpe2e.DB(env["pg_url"])
+    d = DB(env["pg_url"])
     yield d
     d.close()
 
 
 @pytest.fixture(scope="session")
 def server(env, server_env, tmp_path_factory):
-    s = hpe2e.ServerProcess(env["bin"], tmp_path_factory.mktemp("server"), name="session", threads=2, env=server_env)
+    s = Server(env["bin"], tmp_path_factory.mktemp("server"), name="session", threads=2, flags=SUITE_FLAGS, env=server_env)
     s.start()
     yield s
     alive = s.alive()
@@ -118,7 +93,7 @@ def server(env, server_env, tmp_path_factory):
 
 @pytest.fixture
 def client(server):
-    return hpe2e.Client(server.base)
+    return Client(server.base)
 
 
 @pytest.fixture
@@ -126,24 +101,9 @@ def start_server(env, server_env, tmp_path):
     """Starts a dedicated server: start_server(threads=1, flags=[...],
     env={...}, name=..., binary=..., wait_ready=True). Servers still running
     at teardown are killed."""
-    started = []
-
-    def _start(threads=2, flags=(), env=None, name="dedicated", binary=None, wait_ready=True, ready_timeout=30.0):
-        e = dict(server_env)
-        e.update(env or {})
-        s = hpe2e.ServerProcess(
-            binary or env_bin(), tmp_path / name, name=name, threads=threads, flags=flags, env=e, ready_timeout=ready_timeout
-        )
-        started.append(s)
-        s.start(wait_ready=wait_ready)
-        return s
-
-    def env_bin():
-        return os.environ["HOTPLATE_BIN"]
-
-    yield _start
-    for s in started:
-        s.kill()
+    servers = Servers(env["bin"], server_env, tmp_path, name="dedicated")
+    yield servers.start
+    servers.close()
 
 
 # ---------------------------------------------------------------- tokens and cast
@@ -155,32 +115,21 @@ def tokens(env, db):
 
     Returns {"customers": [{"id", "token"}...] in file order,
              "owner_by_restaurant": {rid: token}, "user_by_token": {token: (id, role)}}."""
-    customers, owners = [], {}
-    with open(env["tokens"], encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            line = line.rstrip("\n")
-            if not line.strip() or line.startswith("#"):
-                continue
-            parts = line.split("\t")
-            assert len(parts) == 3, "tokens file line %d is not kind<TAB>id<TAB>token: %r" % (n, line)
-            kind, ident, tok = parts
-            if kind == "customer":
-                customers.append({"id": int(ident), "token": tok})
-            elif kind == "owner":
-                owners[int(ident)] = tok
-            else:
-                raise AssertionError("tokens file line %d has unknown kind %r" % (n, kind))
+    by_kind = read_tokens(env["tokens"])
+    assert set(by_kind) <= {"customer", "owner"}, "tokens file has unknown kinds %s" % sorted(set(by_kind) - {"customer", "owner"})
+    customers = [{"id": ident, "token": tok} for ident, tok in by_kind.get("customer", [])]
+    owners = {ident: tok for ident, tok in by_kind.get("owner", [])}
     assert len(customers) >= 3, "need at least 3 customer tokens"
     assert len(owners) >= 2, "need at least 2 owner tokens"
     all_tokens = [c["token"] for c in customers] + list(owners.values())
     rows = db.all(
         "SELECT id, role, token_hash FROM users WHERE token_hash = ANY(%s)",
-        ([hpe2e.psycopg2.Binary(hpe2e.token_hash(t)) for t in set(all_tokens)],),
+        ([psycopg2.Binary(token_hash(t)) for t in set(all_tokens)],),
     )
     by_hash = {bytes(r["token_hash"]): (r["id"], r["role"]) for r in rows}
     user_by_token = {}
     for t in set(all_tokens):
-        u = by_hash.get(hpe2e.token_hash(t))
+        u = by_hash.get(token_hash(t))
         assert u is not None, "a token in the tokens file matches no users.token_hash"
         user_by_token[t] = u
     for c in customers:
@@ -194,6 +143,20 @@ def tokens(env, db):
 
 class World:
     pass
+
+
+def refresh_menu(base, db, restaurant_id, owner_token):
+    """Makes the server drop its cached menu of a restaurant.
+
+    Direct SQL edits bypass the server, so its Redis cache may still hold the
+    pre-edit menu. The documented way to invalidate it is an owner's PATCH,
+    which "bumps the menu version and invalidates the cached menu before
+    answering": this sets one item's price to its current value."""
+    item = db.one("SELECT id, price_cents FROM menu_items WHERE restaurant_id = %s ORDER BY id LIMIT 1", (restaurant_id,))
+    r = Client(base, owner_token).patch(
+        "/restaurants/%d/menu/items/%d" % (restaurant_id, item["id"]), {"price_cents": item["price_cents"]}
+    )
+    assert r.status_code == 200, "menu refresh PATCH failed\n" + describe(r)
 
 
 @pytest.fixture(scope="session")
@@ -229,7 +192,7 @@ def world(db, tokens, server):
     rest = [s for s in stats if s["id"] not in (w.rid, w.rid2) and s["items"] >= 1]
     w.rid3 = rest[0]["id"] if rest else w.rid2
     w.owner3 = owners[w.rid3]
-    w.refresh = lambda rid: hpe2e.refresh_menu(server.base, db, rid, owners[rid])
+    w.refresh = lambda rid: refresh_menu(server.base, db, rid, owners[rid])
 
     w.saved_restaurant = db.one("SELECT open_minute, close_minute FROM restaurants WHERE id = %s", (w.rid,))
     w.saved_items = db.all(
@@ -322,6 +285,6 @@ def place_order(client, world):
 
     def _place(lines=None, token=None, key=None, **extra):
         r = client.as_(token or world.a["token"]).order(cart(world, lines, **extra), key=key)
-        return hpe2e.assert_status(r, 201)
+        return assert_status(r, 201)
 
     return _place

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from hpe2e import Client, assert_error, assert_status, new_key
+from hplib.client import Client, assert_error, assert_status, new_key
 
 SANITIZER_MARKS = ["ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "SUMMARY: UndefinedBehaviorSanitizer"]
 

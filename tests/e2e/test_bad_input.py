@@ -14,7 +14,8 @@ import pytest
 
 import requests
 
-from hpe2e import Client, assert_error, assert_status, checkout_snapshot, new_key
+from hplib.client import Client, assert_error, assert_status, new_key
+from hplib.db import checkout_snapshot
 
 ENDPOINTS = ["quote", "order"]
 

@@ -29,7 +29,7 @@ import time
 import pytest
 import requests
 
-from hpe2e import Client, assert_error, assert_status, new_key
+from hplib.client import Client, assert_error, assert_status, new_key
 from test_timeouts import RowLock
 
 INDEX = "orders_user_id_created_at_idx"

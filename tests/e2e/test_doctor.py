@@ -30,7 +30,8 @@ import time
 import pytest
 import requests
 
-from hpe2e import assert_status, new_key
+from hplib.client import assert_status, new_key
+from hplib.db import DB
 from test_bottlenecks import index_restored, wait_index_action  # noqa: F401 (index_restored is a fixture)
 
 # The rules judge shares of route time on the release build. A sanitizer build
@@ -251,8 +252,7 @@ def hypopg(db):
     """The hypothetical-index check needs the hypopg extension: created when it is installed and an admin URL is at hand."""
     admin = os.environ.get("HOTPLATE_PG_ADMIN_URL")
     if admin and db.val("SELECT count(*) FROM pg_available_extensions WHERE name = 'hypopg'"):
-        import hpe2e
-        a = hpe2e.DB(admin)
+        a = DB(admin)
         try:
             a.exec("CREATE EXTENSION IF NOT EXISTS hypopg")
         finally:

@@ -3,7 +3,7 @@ refused transition leaves the status unchanged."""
 
 import pytest
 
-from hpe2e import assert_error, assert_status
+from hplib.client import assert_error, assert_status
 
 HAPPY = ["accepted", "preparing", "ready", "picked_up", "delivered"]
 ALL = ["placed", "accepted", "preparing", "ready", "picked_up", "delivered", "cancelled"]

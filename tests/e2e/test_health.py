@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from hpe2e import Client, assert_error, assert_status, describe, free_port
+from hplib.client import Client, assert_error, assert_status, describe
+from hplib.process import free_port
 
 
 def test_healthz(client):

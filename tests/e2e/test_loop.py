@@ -12,7 +12,9 @@ on a noisy two-core machine.
 import threading
 import time
 
-from hpe2e import DB, Client, assert_status, describe, median, new_key
+from hplib.client import Client, assert_status, describe, new_key
+from hplib.db import DB
+from hplib.stats import median
 
 WAITING_SQL = """
 SELECT count(*) FROM pg_stat_activity

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from hpe2e import Client, assert_error, assert_status, describe
+from hplib.client import Client, assert_error, assert_status, describe
 
 ITEM_FIELDS = {"id", "name", "description", "price_cents", "available", "stock", "modifiers"}
 

@@ -24,7 +24,8 @@ import types
 import pytest
 import requests
 
-from hpe2e import Client, assert_status, describe, free_port
+from hplib.client import Client, assert_status, describe
+from hplib.process import free_port
 
 N_CONCURRENT = 40
 N_SEQUENTIAL = 8

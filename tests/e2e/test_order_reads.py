@@ -5,7 +5,8 @@ import datetime
 
 import pytest
 
-from hpe2e import BREAKDOWN, RFC3339_UTC, assert_error, assert_status, walk_pages
+from hplib.client import RFC3339_UTC, assert_error, assert_status, walk_pages
+from hplib.oracle import BREAKDOWN
 
 
 def parse_ts(s):

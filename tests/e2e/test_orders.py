@@ -6,19 +6,9 @@ import threading
 
 import pytest
 
-from hpe2e import (
-    BREAKDOWN,
-    RFC3339_UTC,
-    Client,
-    assert_error,
-    assert_status,
-    check_breakdown,
-    checkout_snapshot,
-    closed_window,
-    describe,
-    minute_now,
-    new_key,
-)
+from hplib.client import RFC3339_UTC, Client, assert_error, assert_status, describe, new_key
+from hplib.db import checkout_snapshot
+from hplib.oracle import BREAKDOWN, check_breakdown, closed_window, minute_now
 
 ORDER_FIELDS = {"id", "user_id", "restaurant_id", "restaurant_name", "status", "created_at", "items", "payment"} | set(BREAKDOWN)
 

@@ -17,8 +17,8 @@ import time
 import pytest
 import requests
 
-import hpe2e
-from hpe2e import Client, assert_error, assert_status, checkout_snapshot, describe
+from hplib.client import Client, assert_error, assert_status, describe
+from hplib.db import DB, checkout_snapshot
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STATEMENTS_H = os.path.join(HERE, "..", "..", "services", "statements.h")
@@ -279,7 +279,7 @@ def test_slow_shows_a_lock_wait(pg_server, env, db, world):
     item = db.one("SELECT id, price_cents FROM menu_items WHERE id = %s", (world.item_spare,))
     # Hold the item's row lock for 400 ms; the owner's PATCH waits for it, so menu_item_patch takes over
     # log_min_duration_statement (100 ms) and auto_explain logs its plan.
-    locker = hpe2e.DB(env["pg_url"], autocommit=False, application_name="hotplate-e2e-locker")
+    locker = DB(env["pg_url"], autocommit=False, application_name="hotplate-e2e-locker")
     result = {}
     try:
         with locker.conn.cursor() as cur:

@@ -24,8 +24,8 @@ import xml.etree.ElementTree as ET
 import pytest
 import requests
 
-import hpe2e
-from hpe2e import assert_error
+from hplib.client import assert_error, describe
+from hplib.server import SUITE_FLAGS, Server
 
 # What a profile may take beyond its `seconds`: google-pprof symbolizes the
 # binary with nm and addr2line, a couple of seconds on this machine.
@@ -42,7 +42,7 @@ def prof_server(env, server_env, tmp_path_factory):
     tmpdir = tmp_path_factory.mktemp("pprof-tmp")
     e = dict(server_env)
     e["TMPDIR"] = str(tmpdir)
-    s = hpe2e.ServerProcess(env["bin"], tmp_path_factory.mktemp("pprof"), name="pprof", threads=2, env=e)
+    s = Server(env["bin"], tmp_path_factory.mktemp("pprof"), name="pprof", threads=2, flags=SUITE_FLAGS, env=e)
     s.start()
     s.tmpdir = str(tmpdir)
     yield s
@@ -141,7 +141,7 @@ def assert_no_temp_files(s):
 
 
 def assert_status_ok(r):
-    assert r.status_code == 200, hpe2e.describe(r)
+    assert r.status_code == 200, describe(r)
 
 
 def need_tool(name):
@@ -153,7 +153,7 @@ def test_cpu_profile_folded_names_hotplate_functions(prof_server, load):
     need_tool("google-pprof")
     with load():
         r = cpu_profile(prof_server, 3, "folded")
-    assert r.status_code == 200, hpe2e.describe(r)
+    assert r.status_code == 200, describe(r)
     assert r.headers["Content-Type"].startswith("text/plain")
     frames = folded_frames(r.text)
     assert frames, "an empty CPU profile under load"
@@ -163,21 +163,21 @@ def test_cpu_profile_folded_names_hotplate_functions(prof_server, load):
     assert_no_temp_files(prof_server)
 
 
+def text_report(tool, binary, path):
+    """`TOOL --text BINARY PROFILE` (google-pprof or jeprof), bounded by TOOL_TIMEOUT."""
+    return subprocess.run([tool, "--text", binary, str(path)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, timeout=TOOL_TIMEOUT)
+
+
 def test_cpu_profile_pprof_is_read_by_google_pprof(prof_server, load, env, tmp_path):
     need_tool("google-pprof")
     with load():
         r = cpu_profile(prof_server, 2)
-    assert r.status_code == 200, hpe2e.describe(r)
+    assert r.status_code == 200, describe(r)
     assert r.headers["Content-Type"] == "application/octet-stream"
     path = tmp_path / "cpu.prof"
     path.write_bytes(r.content)
-    p = subprocess.run(
-        ["google-pprof", "--text", env["bin"], str(path)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        timeout=TOOL_TIMEOUT,
-    )
+    p = text_report("google-pprof", env["bin"], path)
     out = p.stdout.decode("utf-8", "replace")
     assert p.returncode == 0, "google-pprof --text failed (%d):\n%s\n%s" % (p.returncode, out, p.stderr.decode()[-2000:])
     assert "Total:" in out, out[:2000]
@@ -189,7 +189,7 @@ def test_cpu_profile_svg_is_a_flame_graph(prof_server, load):
     need_tool("google-pprof")
     with load():
         r = cpu_profile(prof_server, 2, "svg")
-    assert r.status_code == 200, hpe2e.describe(r)
+    assert r.status_code == 200, describe(r)
     assert r.headers["Content-Type"] == "image/svg+xml"
     root = ET.fromstring(r.content)  # well-formed XML, or this raises
     assert root.tag == "{http://www.w3.org/2000/svg}svg", root.tag
@@ -208,21 +208,15 @@ def test_heap_profile_is_read_by_jeprof(prof_server, load, env, tmp_path):
         r = heap_profile(prof_server, 1)
     if r.status_code == 501:
         pytest.skip("this binary has no jemalloc heap profiling: " + r.text)
-    assert r.status_code == 200, hpe2e.describe(r)
+    assert r.status_code == 200, describe(r)
     assert r.content.startswith(b"heap_v2/"), r.content[:200]
     path = tmp_path / "heap.prof"
     path.write_bytes(r.content)
-    p = subprocess.run(
-        ["jeprof", "--text", env["bin"], str(path)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        timeout=TOOL_TIMEOUT,
-    )
+    p = text_report("jeprof", env["bin"], path)
     assert p.returncode == 0, "jeprof --text failed (%d):\n%s\n%s" % (p.returncode, p.stdout.decode(), p.stderr.decode()[-2000:])
     # The folded form is plain text in the folded grammar (possibly empty: only live sampled objects count).
     r = heap_profile(prof_server, 1, "folded")
-    assert r.status_code == 200, hpe2e.describe(r)
+    assert r.status_code == 200, describe(r)
     assert r.headers["Content-Type"].startswith("text/plain")
     folded_frames(r.text)
     assert_no_temp_files(prof_server)
@@ -240,9 +234,9 @@ def test_one_profile_of_each_kind_at_a_time(prof_server):
     assert_error(cpu_profile(prof_server, 1), 409, "profile_in_progress")
     # A heap profile is another kind, and may run alongside (unless the binary has no jemalloc).
     h = heap_profile(prof_server, 1)
-    assert h.status_code in (200, 501), hpe2e.describe(h)
+    assert h.status_code in (200, 501), describe(h)
     t.join(timeout=2 + CONVERT_SLACK)
-    assert first["r"].status_code == 200, hpe2e.describe(first["r"])
+    assert first["r"].status_code == 200, describe(first["r"])
     # Free again once the first is answered.
     assert_status_ok(cpu_profile(prof_server, 1))
 
@@ -279,7 +273,7 @@ def test_client_hanging_up_stops_the_profile(prof_server):
             if r.status_code != 409:
                 break
             time.sleep(0.1)
-        assert r.status_code in (200, 501), "%s still busy after its client left\n%s" % (path, hpe2e.describe(r))
+        assert r.status_code in (200, 501), "%s still busy after its client left\n%s" % (path, describe(r))
     assert_no_temp_files(prof_server)
 
 
@@ -352,7 +346,7 @@ def test_admin_token_guards_profiles(start_server):
     assert_error(cpu_profile(s, 1), 401, "unauthorized")
     hdr = {"Authorization": "Bearer " + token}
     r = heap_profile(s, 1, headers=hdr)
-    assert r.status_code in (200, 501), hpe2e.describe(r)
+    assert r.status_code in (200, 501), describe(r)
     assert_status_ok(cpu_profile(s, 1, headers=hdr))
 
 
@@ -368,7 +362,7 @@ def test_asan_build_profiles(env, start_server):
     s = start_server(threads=1, name="pprof-asan", binary=env["asan_bin"], env=extra, ready_timeout=60)
     assert_error(heap_profile(s, 1), 501, "not_supported")
     r = cpu_profile(s, 1, "folded")
-    assert r.status_code in (200, 501), hpe2e.describe(r)
+    assert r.status_code in (200, 501), describe(r)
     if r.status_code == 200:
         folded_frames(r.text)
     assert s.stop() == 0, s.log_report()

@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 
-from hpe2e import Client, assert_error, assert_status, new_key
+from hplib.client import Client, assert_error, assert_status, new_key
 
 SECTIONS = ["server", "routes", "stages", "statements", "pool", "cache", "loop", "heap", "process", "flags", "slow"]
 HIST_KEYS = {"count", "mean_us", "p50_us", "p90_us", "p99_us", "p999_us", "max_us"}

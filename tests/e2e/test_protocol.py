@@ -6,7 +6,7 @@ import socket
 import pytest
 import requests
 
-from hpe2e import Client, assert_error, assert_status
+from hplib.client import Client, assert_error, assert_status
 
 
 def raw_exchange(port, data, read_timeout=3.0):

@@ -3,7 +3,9 @@ the database, and nothing is written."""
 
 import pytest
 
-from hpe2e import BREAKDOWN, Client, assert_error, assert_status, check_breakdown, checkout_snapshot, describe, haversine_m
+from hplib.client import Client, assert_error, assert_status, describe
+from hplib.db import checkout_snapshot
+from hplib.oracle import BREAKDOWN, check_breakdown, haversine_m
 
 def test_quote_breakdown(client, db, world, mk_cart):
     m1, m2 = world.mods[world.item_mod], world.mods[world.item_mod2]

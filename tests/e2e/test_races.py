@@ -5,7 +5,8 @@ import json
 import threading
 import time
 
-from hpe2e import Client, assert_status, checkout_snapshot, new_key
+from hplib.client import Client, assert_status, new_key
+from hplib.db import checkout_snapshot
 
 
 def run_concurrently(n, fn, timeout=60):

@@ -8,7 +8,8 @@ from urllib.parse import quote
 
 import pytest
 
-from hpe2e import assert_error, assert_status, describe, hhmm, is_open, minute_now, walk_pages
+from hplib.client import assert_error, assert_status, describe, walk_pages
+from hplib.oracle import hhmm, is_open, minute_now
 
 ROWS_SQL = """
 SELECT r.id, r.name, c.name AS city, r.cuisine, r.rating, r.open_minute, r.close_minute, r.lat, r.lon

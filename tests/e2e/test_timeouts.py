@@ -13,7 +13,8 @@ import time
 
 import requests
 
-from hpe2e import DB, Client, assert_error, assert_status, new_key
+from hplib.client import Client, assert_error, assert_status, new_key
+from hplib.db import DB
 
 # Holds Redis busy for about a second: a script is atomic, so every other client waits behind it.
 BUSY_LUA = "local t = redis.call('TIME') local s = t[1] * 1000000 + t[2] " \
@@ -49,11 +50,10 @@ class RowLock:
             self.db.close()
 
 
-def test_statement_timeout_is_504_db_timeout(start_server, db, env, world, items_state):
-    items_state(world.item_plain, stock=50, available=True)
-    s = start_server(threads=1, name="stmt-timeout", env={"HOTPLATE_STATEMENT_TIMEOUT_MS": "300"})
+def order_behind_row_lock(s, env, world, key):
+    """Customer A orders R's plain item while another connection holds its
+    row lock; the server must give up with a 504 db_timeout."""
     lock = RowLock(env, world.item_plain)
-    key = new_key()
     try:
         r = Client(s.base, world.a["token"]).order(
             {"restaurant_id": world.rid, "items": [{"item_id": world.item_plain, "quantity": 1}]}, key=key, timeout=15
@@ -61,6 +61,13 @@ def test_statement_timeout_is_504_db_timeout(start_server, db, env, world, items
         assert_error(r, 504, "db_timeout")
     finally:
         lock.release()
+
+
+def test_statement_timeout_is_504_db_timeout(start_server, db, env, world, items_state):
+    items_state(world.item_plain, stock=50, available=True)
+    s = start_server(threads=1, name="stmt-timeout", env={"HOTPLATE_STATEMENT_TIMEOUT_MS": "300"})
+    key = new_key()
+    order_behind_row_lock(s, env, world, key)
     assert orders_with_key(db, key) == 0
     assert db.val("SELECT stock FROM menu_items WHERE id = %s", (world.item_plain,)) == 50
 
@@ -69,15 +76,8 @@ def test_client_deadline_is_504_and_the_transaction_rolls_back(start_server, db,
     """The client-side deadline fires first; the statement still completes later and is rolled back."""
     items_state(world.item_plain, stock=50, available=True)
     s = start_server(threads=1, name="client-deadline", env={"HOTPLATE_DB_TIMEOUT_MS": "300"})
-    lock = RowLock(env, world.item_plain)
     key = new_key()
-    try:
-        r = Client(s.base, world.a["token"]).order(
-            {"restaurant_id": world.rid, "items": [{"item_id": world.item_plain, "quantity": 1}]}, key=key, timeout=15
-        )
-        assert_error(r, 504, "db_timeout")
-    finally:
-        lock.release()
+    order_behind_row_lock(s, env, world, key)
     # The abandoned stock decrement runs once the lock is gone, then the queued ROLLBACK undoes it.
     deadline = time.monotonic() + 10
     while db.val("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'hotplate' AND state = 'idle in transaction'"):

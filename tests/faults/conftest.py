@@ -10,8 +10,9 @@ bounded in requests and seconds, and every process the suite starts is
 stopped on every exit path (teardown, atexit, and a watchdog that ends a run
 longer than HOTPLATE_FAULTS_DEADLINE seconds, default 900).
 
-The server process, HTTP client and database helpers come from
-tests/e2e/hpe2e.py, imported through sys.path rather than copied.
+The servers, the stack, the HTTP client, the database helper and the hooks
+(skip without HOTPLATE_BIN, watchdog, log tails on a failed test) come from
+hplib, shared with the other suites.
 
 What each test measured goes to a JSON-lines file (the `record` fixture):
 HOTPLATE_FAULTS_RECORD when set (tests/faults/record.py sets it and renders
@@ -22,141 +23,53 @@ import atexit
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
 
+import psycopg2
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(REPO, "tests", "e2e"))
-import hpe2e  # noqa: E402
+from hplib import process
+from hplib import stack as hpstack
+from hplib.db import DB
+from hplib.server import Servers
+from hplib.tokens import read_tokens
 
+pytest_plugins = ["hplib.pytest_hooks"]
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 # Absolute, because each server runs in a directory of its own.
 BIN = os.path.abspath(os.environ["HOTPLATE_BIN"]) if os.environ.get("HOTPLATE_BIN") else None
-STACK = os.path.join(REPO, "deploy", "stack.sh")
-MIGRATIONS = os.environ.get("HOTPLATE_MIGRATIONS_DIR", os.path.join(REPO, "migrations"))
+MIGRATIONS = os.environ.get("HOTPLATE_MIGRATIONS_DIR", hpstack.MIGRATIONS)
 # Bound on any one stack.sh or hotplate command the fixtures run.
 COMMAND_TIMEOUT = 180
 
-
-def _in_suite(item):
-    return str(getattr(item, "fspath", "")).startswith(HERE + os.sep)
-
-
-def pytest_collection_modifyitems(config, items):
-    if BIN:
-        return
-    skip = pytest.mark.skip(reason="HOTPLATE_BIN is not set: the fault suite needs a built server (run it through `make test`)")
-    for item in items:
-        if _in_suite(item):
-            item.add_marker(skip)
-
-
-# ---------------------------------------------------------------- the stack
-
-
-class Stack:
-    """A private PostgreSQL and Redis under `home`, driven through deploy/stack.sh."""
-
-    def __init__(self, home):
-        self.home = home
-        self.env = {}
-        self.up = False
-
-    def run(self, *args, check=True):
-        r = subprocess.run(
-            [STACK, *args, "--home", self.home],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            timeout=COMMAND_TIMEOUT,
-        )
-        if check and r.returncode != 0:
-            raise RuntimeError("stack.sh %s failed (%d):\n%s" % (" ".join(args), r.returncode, r.stdout.decode(errors="replace")))
-        return r
-
-    def start(self):
-        self.up = True
-        self.run("up")
-        self.read_env()
-
-    def read_env(self):
-        env = {}
-        with open(os.path.join(self.home, "env"), encoding="utf-8") as f:
-            for line in f:
-                line = line.strip()
-                if line.startswith("export ") and "=" in line:
-                    k, v = line[len("export ") :].split("=", 1)
-                    env[k] = v.strip("'")
-        self.env = env
-
-    @property
-    def pg_url(self):
-        return self.env["HOTPLATE_PG_URL"]
-
-    @property
-    def redis_url(self):
-        return self.env["HOTPLATE_REDIS_URL"]
-
-    def destroy(self):
-        if not self.up:
-            return
-        self.up = False
-        try:
-            self.run("destroy", check=False)
-        finally:
-            shutil.rmtree(self.home, ignore_errors=True)
-
-
+# The stacks not destroyed yet: the session's, until a cleanup takes it.
 _STACKS = []
 
 
-def _cleanup():
-    hpe2e.kill_servers()
-    for st in _STACKS:
+def _destroy_stacks():
+    while _STACKS:
+        st = _STACKS.pop()
         try:
-            st.destroy()
-        except Exception:
-            pass
+            st.run("destroy", check=False)
+        finally:
+            shutil.rmtree(st.home, ignore_errors=True)
+
+
+def _cleanup():
+    process.kill_all()
+    _destroy_stacks()
 
 
 atexit.register(_cleanup)
 
 
 def pytest_configure(config):
-    if not BIN:
-        return
-    hpe2e.arm_watchdog(config, "faults", "HOTPLATE_FAULTS_DEADLINE", 900, _cleanup)
+    # Imported here, after pytest loaded it as a plugin (see tests/e2e/conftest.py).
+    from hplib import pytest_hooks
 
-
-def pytest_unconfigure(config):
-    _cleanup()
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_setup(item):
-    item._hp_t0 = time.monotonic()
-    yield
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    rep = outcome.get_result()
-    if not rep.failed or not _in_suite(item):
-        return
-    rep.sections += hpe2e.log_sections(getattr(item, "_hp_t0", 0))
-
-
-def _hotplate(*args, env):
-    r = subprocess.run(
-        [BIN, *args], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=COMMAND_TIMEOUT
-    )
-    if r.returncode != 0:
-        raise RuntimeError("hotplate %s failed (%d):\n%s" % (" ".join(args), r.returncode, r.stdout.decode(errors="replace")))
+    pytest_hooks.configure(config, "faults", HERE, "HOTPLATE_FAULTS_DEADLINE", 900, needs_bin="the fault suite",
+                           cleanup=_destroy_stacks)
 
 
 @pytest.fixture(scope="session")
@@ -165,35 +78,34 @@ def stack():
     # /tmp keeps the socket paths short; stack.sh opens the directory to the
     # PostgreSQL system user when it runs as root.
     home = tempfile.mkdtemp(prefix="hp-faults-", dir="/tmp")
-    st = Stack(home)
+    st = hpstack.Stack(home, timeout=COMMAND_TIMEOUT)
     _STACKS.append(st)
     try:
-        st.start()
+        st.up()
         env = dict(os.environ)
         env.update(st.env)
-        _hotplate("migrate", "--dir", MIGRATIONS, env=env)
         st.tokens = os.path.join(home, "tokens.tsv")
-        _hotplate("seed", "--scale", "0.01", "--tokens", st.tokens, "--dir", MIGRATIONS, env=env)
+        st.migrate_and_seed(BIN, env, 0.01, st.tokens, migrations=MIGRATIONS, timeout=COMMAND_TIMEOUT)
         yield st
     finally:
         _cleanup()
 
 
 class ReconnectingDB:
-    """hpe2e.DB that opens a new connection when PostgreSQL dropped the old
+    """hplib.db.DB that opens a new connection when PostgreSQL dropped the old
     one: the suite restarts PostgreSQL, and the session's connection is one of
     the victims."""
 
     def __init__(self, url):
         self.url = url
-        self.d = hpe2e.DB(url, application_name="hotplate-faults")
+        self.d = DB(url, application_name="hotplate-faults")
 
     def _call(self, name, *args):
         try:
             return getattr(self.d, name)(*args)
-        except (hpe2e.psycopg2.OperationalError, hpe2e.psycopg2.InterfaceError):
+        except (psycopg2.OperationalError, psycopg2.InterfaceError):
             self.d.close()
-            self.d = hpe2e.DB(self.url, application_name="hotplate-faults")
+            self.d = DB(self.url, application_name="hotplate-faults")
             return getattr(self.d, name)(*args)
 
     def all(self, sql, args=None):
@@ -228,15 +140,9 @@ class Cast:
 @pytest.fixture(scope="session")
 def cast(stack, db):
     c = Cast()
-    c.customers = []
-    c.owners = {}
-    with open(stack.tokens, encoding="utf-8") as f:
-        for line in f:
-            kind, ident, tok = line.rstrip("\n").split("\t")
-            if kind == "customer":
-                c.customers.append({"id": int(ident), "token": tok})
-            elif kind == "owner":
-                c.owners[int(ident)] = tok
+    by_kind = read_tokens(stack.tokens)
+    c.customers = [{"id": ident, "token": tok} for ident, tok in by_kind.get("customer", [])]
+    c.owners = {ident: tok for ident, tok in by_kind.get("owner", [])}
     c.all_tokens = [x["token"] for x in c.customers] + list(c.owners.values())
     c.rid = db.val(
         "SELECT r.id FROM restaurants r WHERE (SELECT count(*) FROM menu_items m WHERE m.restaurant_id = r.id) >= 3 ORDER BY r.id LIMIT 1"
@@ -259,19 +165,9 @@ def cart(c, i=0):
 @pytest.fixture
 def start_server(stack, tmp_path):
     """Starts a server against the suite's stack; every one is stopped at the end of the test."""
-    started = []
-
-    def _start(name, threads=2, flags=(), env=None, wait_ready=True):
-        e = {"HOTPLATE_PG_URL": stack.pg_url, "HOTPLATE_REDIS_URL": stack.redis_url}
-        e.update(env or {})
-        s = hpe2e.ServerProcess(BIN, tmp_path / name, name=name, threads=threads, flags=flags, env=e)
-        started.append(s)
-        s.start(wait_ready=wait_ready)
-        return s
-
-    yield _start
-    for s in started:
-        s.stop()
+    servers = Servers(BIN, {"HOTPLATE_PG_URL": stack.pg_url, "HOTPLATE_REDIS_URL": stack.redis_url}, tmp_path, graceful=True)
+    yield servers.start
+    servers.close()
 
 
 @pytest.fixture(scope="session")

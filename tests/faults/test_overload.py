@@ -17,10 +17,12 @@ import threading
 import time
 import uuid
 
-import hpe2e
 import requests
+
 from conftest import cart
-from load import Load, percentile, wait_until
+from hplib.client import Client, assert_status
+from hplib.stats import percentile
+from load import Load, wait_until
 
 THREADS = 2
 MAX_INFLIGHT = 8
@@ -134,8 +136,8 @@ def test_overload_sheds_fast_and_recovers(start_server, cast, db, record):
 
     # 3. Recovery: nothing left in flight, and a checkout goes straight through.
     assert wait_until(lambda: _inflight(_perf(s)) == 0, 10), "requests still in flight after the load"
-    r = hpe2e.Client(s.base, cast.customers[0]["token"]).order(cart(cast))
-    hpe2e.assert_status(r, 201)
+    r = Client(s.base, cast.customers[0]["token"]).order(cart(cast))
+    assert_status(r, 201)
 
     record(
         fault="overload: %.0f req/s offered, %d x the saturation rate of %.0f req/s, for %.0f s"

@@ -10,8 +10,8 @@ works again.
 
 import time
 
-import hpe2e
 from conftest import cart
+from hplib.client import Client, assert_status, describe
 from load import Load, wait_until
 
 WORKERS = 4
@@ -24,7 +24,7 @@ def test_postgres_restart_mid_load(stack, start_server, cast, record):
     s = start_server("pg-restart", threads=2, flags=["payment_latency_ms=0"])
     token = cast.customers[0]["token"]
     menu = "/restaurants/%d/menu" % cast.rid
-    c = hpe2e.Client(s.base, token)
+    c = Client(s.base, token)
     c.get(menu)
     assert c.get(menu).headers.get("X-Cache") == "hit", "the menu did not get cached"
 
@@ -51,7 +51,7 @@ def test_postgres_restart_mid_load(stack, start_server, cast, record):
         assert s.alive(), "the server died while PostgreSQL was down"
         assert c.get("/healthz").status_code == 200
         r = c.get("/readyz")
-        assert r.status_code == 503 and r.json().get("postgres") == "down", hpe2e.describe(r)
+        assert r.status_code == 503 and r.json().get("postgres") == "down", describe(r)
     finally:
         t_back0 = time.monotonic()
         stack.run("pg-start")
@@ -69,8 +69,8 @@ def test_postgres_restart_mid_load(stack, start_server, cast, record):
     outcomes = load.join()
 
     # Statements are prepared again: every route that uses them answers, checkout included.
-    hpe2e.assert_status(c.post("/cart/quote", cart(cast)), 200)
-    hpe2e.assert_status(c.order(cart(cast)), 201)
+    assert_status(c.post("/cart/quote", cart(cast)), 200)
+    assert_status(c.order(cart(cast)), 201)
 
     assert s.alive()
     dropped = [o for o in outcomes if o.status is None]

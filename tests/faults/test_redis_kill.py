@@ -8,7 +8,7 @@ menus from the cache again.
 
 import time
 
-import hpe2e
+from hplib.client import Client, assert_status, describe
 from load import Load, wait_until
 
 WORKERS = 4
@@ -18,7 +18,7 @@ RECOVERY_BOUND_S = 5.0
 
 def test_redis_kill_mid_load(stack, start_server, cast, record):
     s = start_server("redis-kill", threads=2)
-    c = hpe2e.Client(s.base)
+    c = Client(s.base)
     paths = ["/restaurants/%d/menu" % cast.rid, "/restaurants/%d/menu" % cast.rid2]
     for p in paths:
         c.get(p)
@@ -35,8 +35,8 @@ def test_redis_kill_mid_load(stack, start_server, cast, record):
         time.sleep(OUTAGE_S)
         assert s.alive(), "the server died with Redis"
         r = c.get(paths[0])
-        hpe2e.assert_status(r, 200)
-        assert r.headers.get("X-Cache") != "hit", "a menu came from a Redis that is dead\n" + hpe2e.describe(r)
+        assert_status(r, 200)
+        assert r.headers.get("X-Cache") != "hit", "a menu came from a Redis that is dead\n" + describe(r)
     finally:
         t_back0 = time.monotonic()
         stack.run("redis-start")

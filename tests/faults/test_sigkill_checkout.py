@@ -12,8 +12,8 @@ milliseconds.
 
 import uuid
 
-import hpe2e
 from conftest import cart
+from hplib.client import Client, assert_status, describe
 from load import Load, wait_until
 
 WORKERS = 8
@@ -69,11 +69,11 @@ def test_sigkill_during_checkout_loses_nothing(start_server, db, cast, record):
     replayed_unanswered = 0
     for o in created + unanswered:
         c, key, body = o.tag
-        r = hpe2e.Client(s2.base, c["token"]).order(body, key=key)
-        b = hpe2e.assert_status(r, 201)
+        r = Client(s2.base, c["token"]).order(body, key=key)
+        b = assert_status(r, 201)
         if key in first_id:
-            assert b["id"] == first_id[key], "a retried key got another order\n" + hpe2e.describe(r)
-            assert r.headers.get("Idempotent-Replayed") == "true", hpe2e.describe(r)
+            assert b["id"] == first_id[key], "a retried key got another order\n" + describe(r)
+            assert r.headers.get("Idempotent-Replayed") == "true", describe(r)
         elif r.headers.get("Idempotent-Replayed") == "true":
             replayed_unanswered += 1
     keys = [o.tag[1] for o in created + unanswered]

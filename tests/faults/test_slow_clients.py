@@ -10,8 +10,9 @@ that never completed; and requests from normal clients are served all along.
 import socket
 import time
 
-import hpe2e
 import requests
+
+from hplib.client import assert_status
 from load import wait_until
 
 HEADER_TIMEOUT_MS = 1000
@@ -79,7 +80,7 @@ def test_slowloris_headers_and_bodies(start_server, cast, record):
     assert wait_until(
         lambda: requests.get(s.admin_base + "/debug/perf?section=process", timeout=5).json()["process"]["fds"] <= fds_before + 5, 10
     ), "file descriptors not released after the slow clients were closed"
-    hpe2e.assert_status(requests.get(s.base + "/healthz", timeout=5), 200)
+    assert_status(requests.get(s.base + "/healthz", timeout=5), 200)
     assert elapsed < TRICKLE_LIMIT_S
     record(
         fault="slow clients: %d connections trickling headers and %d trickling bodies, a byte every %.1f s"

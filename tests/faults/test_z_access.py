@@ -2,8 +2,8 @@
 search of every log the suite produced for secrets.
 
 The file name sorts last on purpose: test_no_secrets_in_logs reads the logs
-of every server the session started (tests/e2e/hpe2e.py keeps them in
-SERVERS), the private PostgreSQL's log and Redis's log, after all the other
+of every server the session started (hplib.process keeps them in
+STARTED), the private PostgreSQL's log and Redis's log, after all the other
 fault tests ran their loads, failures and restarts through them.
 
 Checked elsewhere, and referenced from docs/RELIABILITY.md rather than
@@ -20,9 +20,11 @@ import re
 import secrets
 import socket
 
-import hpe2e
 import requests
+
 from conftest import cart
+from hplib import process
+from hplib.client import Client, assert_error, assert_status, describe
 
 ADMIN_TOKEN = secrets.token_hex(32)
 
@@ -42,15 +44,15 @@ def test_request_head_limits(start_server):
     s = start_server("limits", threads=1)
     # Over hotplate's 16 KiB head limit (common/admission.h): a JSON 431 before any routing.
     r = requests.get(s.base + "/restaurants", headers={"X-Filler": "a" * (17 * 1024)}, timeout=10)
-    hpe2e.assert_error(r, 431, "headers_too_large")
+    assert_error(r, 431, "headers_too_large")
     r = requests.get(s.base + "/restaurants?city=" + "a" * (17 * 1024), timeout=10)
-    hpe2e.assert_error(r, 431, "headers_too_large")
+    assert_error(r, 431, "headers_too_large")
     # Over libh2o's own bound (H2O_MAX_REQLEN, about 408 KiB): h2o refuses and closes.
     reply = _raw(s.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Filler: " + b"a" * (600 * 1024) + b"\r\n\r\n")
     assert reply.startswith(b"HTTP/1.1 400") or reply == b"" or b"Error" in reply, reply[:200]
     # Just under the limit is fine.
     r = requests.get(s.base + "/healthz", headers={"X-Filler": "a" * (15 * 1024)}, timeout=10)
-    hpe2e.assert_status(r, 200)
+    assert_status(r, 200)
     assert s.alive()
 
 
@@ -58,20 +60,20 @@ def test_admin_token_and_cross_user_access(start_server, cast, db):
     s = start_server("access", threads=2, env={"HOTPLATE_ADMIN_TOKEN": ADMIN_TOKEN})
     # Mutating debug endpoints need the admin token; a wrong one is refused the same way.
     url = s.admin_base + "/debug/flags"
-    hpe2e.assert_error(requests.post(url, json={"slow_request_ms": 200}, timeout=10), 401)
-    hpe2e.assert_error(
+    assert_error(requests.post(url, json={"slow_request_ms": 200}, timeout=10), 401)
+    assert_error(
         requests.post(url, json={"slow_request_ms": 200}, headers={"Authorization": "Bearer " + "0" * 64}, timeout=10), 401
     )
     r = requests.post(url, json={"slow_request_ms": 200}, headers={"Authorization": "Bearer " + ADMIN_TOKEN}, timeout=10)
-    assert r.status_code == 200, hpe2e.describe(r)
+    assert r.status_code == 200, describe(r)
     # One customer's order is invisible to another (404, not 403: its existence is not disclosed).
     a, b = cast.customers[0], cast.customers[1]
-    o = hpe2e.assert_status(hpe2e.Client(s.base, a["token"]).order(cart(cast)), 201)
-    hpe2e.assert_error(hpe2e.Client(s.base, b["token"]).get("/orders/%d" % o["id"]), 404)
-    hpe2e.assert_error(hpe2e.Client(s.base, b["token"]).get("/users/%d/orders" % a["id"]), {403, 404})
+    o = assert_status(Client(s.base, a["token"]).order(cart(cast)), 201)
+    assert_error(Client(s.base, b["token"]).get("/orders/%d" % o["id"]), 404)
+    assert_error(Client(s.base, b["token"]).get("/users/%d/orders" % a["id"]), {403, 404})
     # A token that is not in the database, and a malformed one.
-    hpe2e.assert_error(hpe2e.Client(s.base, secrets.token_hex(32)).get("/orders/%d" % o["id"]), 401)
-    hpe2e.assert_error(hpe2e.Client(s.base, "not-a-token").get("/orders/%d" % o["id"]), 401)
+    assert_error(Client(s.base, secrets.token_hex(32)).get("/orders/%d" % o["id"]), 401)
+    assert_error(Client(s.base, "not-a-token").get("/orders/%d" % o["id"]), 401)
 
 
 def _read(path):
@@ -84,7 +86,7 @@ def _read(path):
 
 def test_no_secrets_in_logs(stack, cast, db, record):
     sources = {}
-    for s in hpe2e.SERVERS:
+    for s in process.STARTED:
         sources[s.stdout_path] = _read(s.stdout_path)
         sources[s.stderr_path] = _read(s.stderr_path)
     sources["postgresql.log"] = _read(stack.env.get("HOTPLATE_PG_LOG", ""))

@@ -3,106 +3,29 @@ receiver, and the rewrite that turns the real rule and routing files into
 their fast test copies.
 
 Every daemon (Prometheus, Alertmanager, nginx) runs from Debian's package
-with a private directory, listens on 127.0.0.1 only, logs to a file in its
-directory, and is registered in DAEMONS so that the conftest can show its log
-when a test fails and kill it on every exit path. Every wait is bounded.
+with a private directory, listens on 127.0.0.1 only, and logs to a file in
+its directory. A Daemon is an hplib.process.Process, so the shared hooks show
+its log when a test fails and kill it on every exit path. Every wait is
+bounded.
 """
 
 import http.server
 import json
-import os
 import re
-import signal
-import subprocess
 import threading
 import time
 
-import requests
-
-DAEMONS = []
-_LOCK = threading.Lock()
+from hplib.process import Process
 
 
-def tail(path, lines=40):
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 64 * 1024))
-            return "\n".join(f.read().decode("utf-8", "replace").splitlines()[-lines:])
-    except OSError as e:
-        return "<unreadable: %s>" % e
+class Daemon(Process):
+    """A third-party daemon, its output in workdir/<name>.log. It runs in a
+    session of its own, so that stopping it never signals the test run."""
 
-
-class Daemon:
-    """One background process with its output in workdir/<name>.log."""
+    section = "daemon log"
 
     def __init__(self, name, argv, workdir, env=None):
-        self.name = name
-        self.argv = argv
-        self.workdir = str(workdir)
-        os.makedirs(self.workdir, exist_ok=True)
-        self.log_path = os.path.join(self.workdir, name + ".log")
-        self.env = env
-        self.proc = None
-
-    def start(self):
-        self._log = open(self.log_path, "ab")
-        # A session of its own, so that stopping it never signals the test run.
-        self.proc = subprocess.Popen(self.argv, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     cwd=self.workdir, env=self.env, start_new_session=True)
-        with _LOCK:
-            DAEMONS.append(self)
-        return self
-
-    def wait_http(self, url, timeout=30.0, ok=(200,)):
-        """Waits until GET url answers with one of `ok`; raises with the log tail otherwise."""
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("%s exited with %s\n%s" % (self.name, self.proc.returncode, self.log_tail()))
-            try:
-                r = requests.get(url, timeout=2)
-                if r.status_code in ok:
-                    return r
-                last = r.status_code
-            except requests.RequestException as e:
-                last = e
-            time.sleep(0.2)
-        raise RuntimeError("%s did not answer %s within %.0fs (last: %s)\n%s" % (self.name, url, timeout, last, self.log_tail()))
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, timeout=10.0):
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            try:
-                self.proc.send_signal(signal.SIGTERM)
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._log.close()
-        return self.proc.returncode
-
-    def kill(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                pass
-
-    def log_tail(self, lines=40):
-        return tail(self.log_path, lines)
-
-
-def kill_all():
-    with _LOCK:
-        for d in DAEMONS:
-            d.kill()
+        super().__init__(name, argv, workdir, env=env, new_session=True, stop_timeout=10.0)
 
 
 class WebhookReceiver:

@@ -27,7 +27,7 @@ import requests
 import yaml
 
 import daemons
-import hpe2e
+from hplib.process import free_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -76,9 +76,9 @@ def receiver():
 def test_cache_alert_fires_and_resolves_and_criticals_escalate(start_server, tmp_path, receiver):
     server = start_server(threads=2, name="alerting")
     admin = server.admin_base
-    dead_port = hpe2e.free_port()  # a target nobody listens on
+    dead_port = free_port()  # a target nobody listens on
 
-    am_port, prom_port = hpe2e.free_port(), hpe2e.free_port()
+    am_port, prom_port = free_port(), free_port()
     am_dir, prom_dir = tmp_path / "alertmanager", tmp_path / "prometheus"
     am_dir.mkdir()
     prom_dir.mkdir()

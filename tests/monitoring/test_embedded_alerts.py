@@ -17,13 +17,14 @@ import os
 import re
 import socket
 import subprocess
+import time
 
 import pytest
 import requests
 import yaml
 
 import daemons
-import hpe2e
+from hplib.process import free_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -42,7 +43,7 @@ def comparisons(expr):
 
 @pytest.fixture
 def nodb_env():
-    return {"HOTPLATE_PG_URL": "host=127.0.0.1 port=%d dbname=x user=x connect_timeout=1" % hpe2e.free_port()}
+    return {"HOTPLATE_PG_URL": "host=127.0.0.1 port=%d dbname=x user=x connect_timeout=1" % free_port()}
 
 
 def test_embedded_rules_are_the_prometheus_rules(start_server):
@@ -79,9 +80,9 @@ def test_spike_fires_and_the_webhook_retries(start_server, nodb_env):
         first = receiver.wait_for(spike, 10)
         assert first is not None, "no notification; received %r" % receiver.received
         # The first attempt was answered 500; the retry comes after the 1 s backoff.
-        deadline = hpe2e.time.monotonic() + 10
-        while hpe2e.time.monotonic() < deadline and len([1 for p, d, _ in receiver.received if spike(p, d)]) < 2:
-            hpe2e.time.sleep(0.1)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len([1 for p, d, _ in receiver.received if spike(p, d)]) < 2:
+            time.sleep(0.1)
         posts = [d for p, d, _ in receiver.received if spike(p, d)]
         assert len(posts) == 2 and posts[0] == posts[1]
         alert = posts[0]["alerts"][0]
@@ -123,16 +124,16 @@ def test_a_silent_webhook_blocks_nothing(start_server, nodb_env):
         for _ in range(90):
             assert sess.get(s.base + "/restaurants/1", timeout=5).status_code == 503
         # While the notification waits on the receiver, every request is still answered.
-        deadline = hpe2e.time.monotonic() + 15
+        deadline = time.monotonic() + 15
         stats = None
         answered = 0
-        while hpe2e.time.monotonic() < deadline:
+        while time.monotonic() < deadline:
             assert sess.get(s.base + "/healthz", timeout=5).status_code == 200
             answered += 1
             stats = sess.get(s.admin_base + "/debug/perf?section=alerts", timeout=5).json()["alerts"]["webhook"]
             if stats["failed_attempts"] >= 1:
                 break
-            hpe2e.time.sleep(0.1)
+            time.sleep(0.1)
         assert stats["failed_attempts"] >= 1, stats  # abandoned at the attempt's deadline
         assert stats["sent"] == 0 and stats["queued"] == 1  # and kept for a retry
         assert answered > 10

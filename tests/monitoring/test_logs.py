@@ -14,11 +14,13 @@
 import json
 import os
 import re
+import time
 
 import pytest
 import requests
 
-import hpe2e
+from hplib.client import assert_error
+from hplib.process import free_port
 
 TP = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
@@ -97,7 +99,7 @@ def test_debug_logs_counts_and_last_errors(server):
     assert doc["spike"]["spike"] is False
     assert doc["file"] is None
     bad = s.get(server.admin_base + "/debug/logs?limit=0", timeout=5)
-    hpe2e.assert_error(bad, 400, "bad_param")
+    assert_error(bad, 400, "bad_param")
 
 
 def test_errors_timeouts_and_spike(start_server, live_env):
@@ -106,7 +108,7 @@ def test_errors_timeouts_and_spike(start_server, live_env):
     in the last errors with its request and trace ids. Timeouts: the payment
     simulator slower than the payment deadline."""
     s = start_server(threads=1, name="nodb", wait_ready=False,
-                     env={"HOTPLATE_PG_URL": "host=127.0.0.1 port=%d dbname=x user=x connect_timeout=1" % hpe2e.free_port()})
+                     env={"HOTPLATE_PG_URL": "host=127.0.0.1 port=%d dbname=x user=x connect_timeout=1" % free_port()})
     sess = requests.Session()
     sent = []
     for _ in range(90):
@@ -114,13 +116,13 @@ def test_errors_timeouts_and_spike(start_server, live_env):
         assert r.status_code == 503
         sent.append(r.headers["x-request-id"])
     # The spike looks at whole seconds only; wait for the current one to end.
-    deadline = hpe2e.time.monotonic() + 5
+    deadline = time.monotonic() + 5
     doc = None
-    while hpe2e.time.monotonic() < deadline:
+    while time.monotonic() < deadline:
         doc = sess.get(s.admin_base + "/debug/logs?limit=20", timeout=5).json()
         if doc["spike"]["spike"]:
             break
-        hpe2e.time.sleep(0.2)
+        time.sleep(0.2)
     assert doc["spike"]["spike"] is True, doc["spike"]
     assert doc["spike"]["rate_per_s"] >= 1 and doc["spike"]["baseline_per_s"] == 0
     assert doc["error_codes"]["60s"]["db_unavailable"] >= 90

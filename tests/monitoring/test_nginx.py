@@ -20,7 +20,9 @@ import pytest
 import requests
 
 import daemons
-import hpe2e
+from hplib.client import describe, new_key
+from hplib.db import DB
+from hplib.process import free_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -58,7 +60,7 @@ def route_count(server, method, route):
 @pytest.fixture
 def shop(live_env):
     """A restaurant made open all day (restored afterwards), a plain item and a customer token."""
-    db = hpe2e.DB(live_env["HOTPLATE_PG_URL"])
+    db = DB(live_env["HOTPLATE_PG_URL"])
     with open(live_env["HOTPLATE_TOKENS"], encoding="utf-8") as f:
         rows = [l.rstrip("\n").split("\t") for l in f if l.strip() and not l.startswith("#")]
     # The last customer: tests/e2e's cast are the first ones, and this test's orders stay out of their histories.
@@ -86,7 +88,7 @@ def test_nginx_balances_and_fails_over(start_server, tmp_path, shop):
     env = {"HOTPLATE_PAYMENT_TIMEOUT_MS": "10000"}
     a = start_server(threads=1, name="replica-a", env=env)
     b = start_server(threads=1, name="replica-b", env=env)
-    port = hpe2e.free_port()
+    port = free_port()
     ndir = tmp_path / "nginx"
     ndir.mkdir()
     conf = nginx_copy(ndir, port, {"hotplate-1:8080": "127.0.0.1:%d" % a.port, "hotplate-2:8080": "127.0.0.1:%d" % b.port})
@@ -105,7 +107,7 @@ def test_nginx_balances_and_fails_over(start_server, tmp_path, shop):
         s = requests.Session()
         for _ in range(60):
             r = s.get("%s/restaurants/%d" % (lb, shop["rid"]), timeout=5)
-            assert r.status_code == 200, hpe2e.describe(r)
+            assert r.status_code == 200, describe(r)
             seen.add(r.headers["X-Upstream"])
         assert seen == {"127.0.0.1:%d" % a.port, "127.0.0.1:%d" % b.port}
         after = {x.name: route_count(x, "GET", route) for x in (a, b)}
@@ -120,7 +122,7 @@ def test_nginx_balances_and_fails_over(start_server, tmp_path, shop):
         results = {}
 
         def checkout(i):
-            hdr = {"Authorization": "Bearer " + shop["token"], "Idempotency-Key": hpe2e.new_key()}
+            hdr = {"Authorization": "Bearer " + shop["token"], "Idempotency-Key": new_key()}
             body = {"restaurant_id": shop["rid"], "items": [{"item_id": shop["item"], "quantity": 1}]}
             try:
                 r = requests.post(lb + "/orders", json=body, headers=hdr, timeout=20)
@@ -153,13 +155,13 @@ def test_nginx_balances_and_fails_over(start_server, tmp_path, shop):
         requests.post(b.admin_base + "/debug/flags", json={"payment_latency_ms": "40"}, timeout=5)
         for i in range(20):
             r = s.get("%s/restaurants/%d" % (lb, shop["rid"]), timeout=5)
-            assert r.status_code == 200, hpe2e.describe(r)
+            assert r.status_code == 200, describe(r)
             # "a, b" when nginx tried the dead replica first and moved on.
             assert r.headers["X-Upstream"].endswith("127.0.0.1:%d" % b.port), r.headers["X-Upstream"]
-        hdr = {"Authorization": "Bearer " + shop["token"], "Idempotency-Key": hpe2e.new_key()}
+        hdr = {"Authorization": "Bearer " + shop["token"], "Idempotency-Key": new_key()}
         r = s.post(lb + "/orders", json={"restaurant_id": shop["rid"], "items": [{"item_id": shop["item"], "quantity": 1}]},
                    headers=hdr, timeout=15)
-        assert r.status_code == 201, hpe2e.describe(r)
+        assert r.status_code == 201, describe(r)
         assert r.headers["X-Upstream"] == "127.0.0.1:%d" % b.port
     finally:
         ng.stop()

@@ -1,5 +1,7 @@
-"""Statistics of make bench and make lab: medians, distribution-free confidence
-intervals of the median, and the Mann-Whitney U test, on small samples.
+"""The one set of statistics of the test suites and load tests: medians,
+distribution-free confidence intervals of the median, the Mann-Whitney U test
+on small samples, the before/after verdict of make bench and make lab, and
+percentiles.
 
 Why our own code and not scipy: the harness must run where only the Python
 standard library is present (the CI image, a developer's machine without
@@ -8,7 +10,7 @@ test_stats.py checks them against textbook values and, where Debian's
 python3-scipy is installed, against scipy.stats.mannwhitneyu on canned data.
 
 Conventions: samples are lists of floats (one value per run); nothing here
-looks at time or the machine.
+looks at time or the machine. Standard library only (the load tests import it).
 """
 
 import math
@@ -22,6 +24,22 @@ def median(xs):
     if n == 0:
         raise ValueError("median of an empty sample")
     return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
+
+
+def median_present(xs):
+    """The median of the values that are not None (a run that measured
+    nothing records None), or None when no value is."""
+    present = [x for x in xs if x is not None]
+    return median(present) if present else None
+
+
+def percentile(xs, p):
+    """The nearest-rank p-th percentile (0..100) of xs, or None for an empty sample."""
+    if not xs:
+        return None
+    s = sorted(xs)
+    k = min(len(s) - 1, max(0, int(round(p / 100.0 * (len(s) - 1)))))
+    return s[k]
 
 
 def _binom_cdf_half(k, n):

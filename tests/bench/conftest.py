@@ -1,6 +1,0 @@
-"""The bench suite imports the harness's modules from loadtests/."""
-
-import os
-import sys
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "loadtests"))
