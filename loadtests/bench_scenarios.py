@@ -1,7 +1,7 @@
 """The scenarios of make bench and make lab, one entry each, and the metrics
 every run records.
 
-A scenario is a runtime flag (common/flags.h, set with POST /debug/flags) with
+A scenario is a runtime flag (common/base/flags.h, set with POST /debug/flags) with
 a "before" value (the bottleneck) and an "after" value (the optimized
 default), the load that exposes the difference, the metrics that show it
 (`main`: the ones the summary table prints; every run records all of

@@ -400,17 +400,26 @@ def callgrind_calls(path, callee):
 def worker_thread_file(out):
     """The profile of the one API worker thread of a --threads 1 server.
 
-    With --separate-threads=yes callgrind writes OUT-01 (the main thread, which
-    only waits for a signal), OUT-02 (the worker: every request runs there,
-    probes included) and OUT-03 (the admin thread), numbered in creation order
-    (common/server.c starts the workers, then the admin thread). The admin
-    thread samples jemalloc's statistics once a second in both builds: that is
-    work per second, not per request, and under callgrind's slowdown it would
-    otherwise show up as several per cent of every request."""
+    With --separate-threads=yes callgrind writes one file per thread, numbered
+    in creation order: the main thread (which only waits for a signal), the
+    index thread (services/pgindex.c), the worker (every request runs there,
+    probes included) and the admin thread (common/runtime/server.c starts the
+    workers, then the admin thread). The worker is told apart by what it ran:
+    it dispatched requests (hp__on_req) and never merged the probes
+    (hp_stats_merge), which only the admin thread does. The admin thread
+    samples jemalloc's statistics and merges the probes once a second in both
+    builds: that is work per second, not per request, and under callgrind's
+    slowdown it would otherwise show up as several per cent of every request."""
     files = sorted(f for f in os.listdir(os.path.dirname(out)) if f.startswith(os.path.basename(out) + "-"))
-    if len(files) != 3:
-        raise BenchError(f"{out}: expected 3 thread files (main, worker, admin), found {files}")
-    return os.path.join(os.path.dirname(out), files[1])
+    workers = []
+    for f in files:
+        with open(os.path.join(os.path.dirname(out), f), encoding="utf-8", errors="replace") as fh:
+            text = fh.read()
+        if "hp__on_req" in text and "hp_stats_merge" not in text:
+            workers.append(f)
+    if len(workers) != 1:
+        raise BenchError(f"{out}: expected one worker thread's file among {files}, found {workers}")
+    return os.path.join(os.path.dirname(out), workers[0])
 
 
 def callgrind_run(binary, name, env, route, n, rep, target, token):

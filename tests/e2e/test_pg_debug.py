@@ -17,20 +17,29 @@ import time
 import pytest
 import requests
 
+from hplib.describe import describe as describe_binary
+
 from hplib.client import Client, assert_error, assert_status, describe
 from hplib.db import DB, checkout_snapshot
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-STATEMENTS_H = os.path.join(HERE, "..", "..", "services", "statements.h")
+STATEMENT_LISTS = [os.path.join(HERE, "..", "..", "services", "statements.h"), os.path.join(HERE, "..", "..", "profiling", "pg.h")]
 TOKEN = "pg-debug-admin-token"
 PG_PATHS = ["/debug/pg/statements", "/debug/pg/tables", "/debug/pg/explain", "/debug/pg/slow"]
 
 
 def statement_names():
-    """Every statement name in services/statements.h, in list order."""
-    with open(STATEMENTS_H, encoding="utf-8") as f:
-        names = re.findall(r"^\s*X\((\w+),", f.read(), re.M)
+    """Every registered statement's name, in id order: the services' list
+    (services/statements.h), then the admin endpoints' (profiling/pg.h). The
+    headers are read as well as the binary, so that a statement that one has
+    and the other lacks is caught."""
+    names = []
+    for path in STATEMENT_LISTS:
+        with open(path, encoding="utf-8") as f:
+            names += re.findall(r"^\s*X\((\w+),", f.read(), re.M)
     assert len(names) >= 20 and len(names) == len(set(names)), names
+    binary = [st["name"] for st in describe_binary(os.environ["HOTPLATE_BIN"]).doc["statements"]]
+    assert binary == names, (binary, names)
     return names
 
 

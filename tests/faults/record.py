@@ -119,12 +119,12 @@ def render(rows, fuzz, fuzz_note, when, machine):
     w("")
     w("- **PostgreSQL restart** (`test_postgres_restart.py`): the server stays up; routes that need the database answer a JSON 503")
     w("  while it is down; the menu keeps coming from Redis (`X-Cache: hit`); `/healthz` stays 200 and `/readyz` says")
-    w("  `postgres: down`; after PostgreSQL returns, the reconnect loop of `common/db.c` reconnects and prepares every statement")
+    w("  `postgres: down`; after PostgreSQL returns, the reconnect loop of `common/runtime/db.c` reconnects and prepares every statement")
     w("  again within 5 s, and checkout works. *pg start s* is how long `deploy/stack.sh pg-start` took (PostgreSQL's startup")
     w("  and the stack's readiness checks); *recovered s* is the time from its end to the first 200 of a database route, so")
     w("  the server may have reconnected during the former already.")
     w("- **Redis killed** (`test_redis_kill.py`): SIGKILL, not a shutdown. The menu route answers 200 throughout, from PostgreSQL")
-    w("  while Redis is gone, and from the cache again once it is back (`common/redis.c` reconnects).")
+    w("  while Redis is gone, and from the cache again once it is back (`common/runtime/redis.c` reconnects).")
     w("- **SIGKILL during checkout** (`test_sigkill_checkout.py`): every 201 exists with its items and an authorized payment after")
     w("  a restart; every key sent, answered or not, is retried: a 201's key gives back the same order (`Idempotent-Replayed:")
     w("  true`), and no key ever has two orders. *Unanswered committed* counts requests cut off by the kill whose order had")
@@ -154,7 +154,7 @@ def render(rows, fuzz, fuzz_note, when, machine):
     w("## Overload admission control")
     w("")
     w("Each worker thread admits at most `--max-inflight` requests at once (env `HOTPLATE_MAX_INFLIGHT`, default 256 per")
-    w("thread; `common/admission.c`). A request beyond that is answered at once with 503")
+    w("thread; `common/runtime/admission.c`). A request beyond that is answered at once with 503")
     w('`{"error":{"code":"overloaded",...}}` and `Retry-After: 1`, before it touches PostgreSQL, Redis or the payment gateway,')
     w("so the work the server holds, the queueing delay of what it accepted and the memory that work pins all stay bounded.")
     w("`/healthz` and `/readyz` are always admitted, so an orchestrator never restarts a server that is merely busy. The")
@@ -178,13 +178,13 @@ def render(rows, fuzz, fuzz_note, when, machine):
     w("| driver | parser | seconds | executions | corpus after | result |")
     w("|---|---|---:|---:|---:|---|")
     parsers = {
-        "auth": "`Authorization` header: `hp_token_parse_bearer`, hash, constant-time compare (`common/token.c`)",
+        "auth": "`Authorization` header: `hp_token_parse_bearer`, hash, constant-time compare (`common/base/token.c`)",
         "cart": "JSON body of `POST /cart/quote` and `POST /orders`: `hp_cart_from_json` (`services/cart.c`)",
-        "cursor": "pagination cursors: `hp_cursor_decode` / `hp_cursor_encode` (`common/cursor.c`)",
-        "flags": "flag values: `hp_flag_check`, `hp_flags_parse_list` (`common/flags.c`)",
+        "cursor": "pagination cursors: `hp_cursor_decode` / `hp_cursor_encode` (`common/base/cursor.c`)",
+        "flags": "flag values: `hp_flag_check`, `hp_flags_parse_list` (`common/base/flags.c`)",
         "menu_patch": "JSON body of `PATCH .../menu/items/{id}`: `hp_menu_patch_from_json` (`services/menu_patch.c`)",
-        "path": "paths and path ids: `hp_router_match` over the API routes, `hp_parse_id` (`common/router.c`)",
-        "query": "query strings: `hp_query_param` (`common/http.c`)",
+        "path": "paths and path ids: `hp_router_match` over the API routes, `hp_parse_id` (`common/base/router.c`)",
+        "query": "query strings: `hp_query_param` (`common/runtime/http.c`)",
     }
     for f in fuzz:
         w(
@@ -202,25 +202,25 @@ def render(rows, fuzz, fuzz_note, when, machine):
     w("")
     w("| rule | where it is enforced | where it is tested |")
     w("|---|---|---|")
-    w("| tokens are 256-bit random, stored as SHA-256 only, compared in constant time | `common/token.c` (`hp_token_generate`, "
+    w("| tokens are 256-bit random, stored as SHA-256 only, compared in constant time | `common/base/token.c` (`hp_token_generate`, "
       "`hp_token_hash`, `CRYPTO_memcmp`) | `tests/unit/test_token.c`; `tests/fuzz/fuzz_auth.c` |")
     w("| users see only their own orders; owners act only on their own restaurant | `services/orders.c`, `services/menus.c` "
       "| `tests/e2e/test_order_reads.py` (`test_get_order_visibility`, `test_user_orders_access`), `test_menu.py` "
       "(`test_patch_auth`), `test_events.py` (`test_events_access`); `tests/faults/test_z_access.py` |")
     w("| admin listener loopback-only unless a token is set; the token guards every mutating debug endpoint | "
-      "`common/config.c`, `profiling/admin.c` | `tests/e2e/test_profiling.py` (`test_admin_token_protects_mutations`, "
+      "`common/base/config.c`, `profiling/admin.c` | `tests/e2e/test_profiling.py` (`test_admin_token_protects_mutations`, "
       "`test_admin_beyond_loopback_needs_a_token`), `tests/e2e/test_pg_debug.py` (`test_admin_token_guards_reset_and_explain`); "
       "`tests/faults/test_z_access.py` |")
     w("| EXPLAIN runs named statements only | `profiling/pg.c` | `tests/e2e/test_pg_debug.py` "
       "(`test_explain_refuses_what_is_not_a_named_statement`) |")
     w("| no tokens, passwords or payment data in logs | request ids are checked before they are echoed; tokens are hashed before "
       "any query | `tests/faults/test_z_access.py` (`test_no_secrets_in_logs`) |")
-    w("| request head at most 16 KiB (JSON 431), beyond libh2o's 408 KiB the connection is closed | `common/admission.c` | "
+    w("| request head at most 16 KiB (JSON 431), beyond libh2o's 408 KiB the connection is closed | `common/runtime/admission.c` | "
       "`tests/faults/test_z_access.py` (`test_request_head_limits`) |")
-    w("| body at most 64 KiB (413), JSON depth at most 8 (400 `too_deep`), at most 200 cart lines (422) | `common/http.h`, "
-      "`common/json.c`, `services/cart.c` | `tests/e2e/test_bad_input.py` |")
+    w("| body at most 64 KiB (413), JSON depth at most 8 (400 `too_deep`), at most 200 cart lines (422) | `common/runtime/http.h`, "
+      "`common/base/json.c`, `services/cart.c` | `tests/e2e/test_bad_input.py` |")
     w("| every SQL statement on the request path is a named, prepared statement with parameters | `services/statements.h`, "
-      "`common/db.c` | `tests/e2e/test_pg_debug.py` (`test_statements_are_named_and_reset`, `test_explain_every_statement`) |")
+      "`common/runtime/db.c` | `tests/e2e/test_pg_debug.py` (`test_statements_are_named_and_reset`, `test_explain_every_statement`) |")
     w("")
     w("## Sanitizers")
     w("")

@@ -1,6 +1,6 @@
 """Overload at three times the saturation rate, and the recovery after it.
 
-Admission control (common/admission.c) bounds the requests each worker
+Admission control (common/runtime/admission.c) bounds the requests each worker
 thread holds (--max-inflight); beyond that a request is answered at once with
 503 {"error":{"code":"overloaded"}} and Retry-After. The test first measures
 the saturation rate of checkout on this machine (a closed loop with exactly

@@ -3,7 +3,7 @@
 The server must stay up; while PostgreSQL is down, routes that need it answer
 503 (a JSON error, at once, not a hang), the menu route keeps serving what
 Redis has cached, and /healthz stays 200. When PostgreSQL is back, the
-server's reconnect loop (common/db.c, one attempt a second per connection)
+server's reconnect loop (common/runtime/db.c, one attempt a second per connection)
 reconnects and prepares every statement again within 5 seconds, and checkout
 works again.
 """

@@ -2,7 +2,7 @@
 
 The menu route must fall back to PostgreSQL with no 5xx at all while Redis is
 gone (the cache is an optimisation, never a dependency), the server must stay
-up, and once Redis is back the server reconnects (common/redis.c) and serves
+up, and once Redis is back the server reconnects (common/runtime/redis.c) and serves
 menus from the cache again.
 """
 

@@ -2,7 +2,7 @@
 
 Hundreds of connections send their request headers, or their body, one byte
 at a time. h2o's HTTP/1 request timeout (--header-timeout-ms, set in
-common/server.c) bounds how long a request may take to arrive however it is
+common/runtime/server.c) bounds how long a request may take to arrive however it is
 paced, so the server closes every one of them; no handler runs for a request
 that never completed; and requests from normal clients are served all along.
 """

@@ -42,7 +42,7 @@ def _raw(port, data):
 
 def test_request_head_limits(start_server):
     s = start_server("limits", threads=1)
-    # Over hotplate's 16 KiB head limit (common/admission.h): a JSON 431 before any routing.
+    # Over hotplate's 16 KiB head limit (common/runtime/admission.h): a JSON 431 before any routing.
     r = requests.get(s.base + "/restaurants", headers={"X-Filler": "a" * (17 * 1024)}, timeout=10)
     assert_error(r, 431, "headers_too_large")
     r = requests.get(s.base + "/restaurants?city=" + "a" * (17 * 1024), timeout=10)
