@@ -66,10 +66,14 @@
     X(lock_min_samples, 4, "samples", "lock wait: least pg_stat_activity samples taken in the window")                             \
     X(lock_min_ms, 25, "ms", "lock wait: a lock waiter or an idle-in-transaction backend counts after this long")                  \
     X(pool_share, 0.03, "share", "pool saturation: least share of the route's time spent waiting for a transaction connection")    \
-    X(leak_bytes_per_request, 48, "bytes", "memory growth: least heap growth per request of the busiest route (the fitted trend)") \
+    X(leak_bytes_per_request, 100, "bytes",                                                                                        \
+      "memory growth: least heap growth per request of the busiest route (the fitted trend)")                                      \
     X(leak_min_bytes, 131072, "bytes", "memory growth: least heap growth over the window (the fitted trend)")                      \
     X(leak_sigmas, 3, "sigmas", "memory growth: the trend must be this many standard errors above zero")                           \
-    X(leak_late_ratio, 0.5, "ratio", "memory growth: the second half's trend must be at least this share of the whole one's")      \
+    X(leak_late_ratio, 0.5, "ratio",                                                                                               \
+      "memory growth: levelled off when the second half's trend is below this share of the whole one's")                           \
+    X(leak_level_sigmas, 2, "sigmas",                                                                                              \
+      "memory growth: levelled off only when the first half's trend is also this many standard errors above the second's")         \
     X(error_ratio, 0.05, "share", "error spike: least share of a route's answers that are 5xx")                                    \
     X(error_min, 5, "responses", "error spike: least 5xx answers of a route in the window")                                        \
     X(loop_lag_ms, 50, "ms", "event-loop stall: p99 lag of the loops' 100 ms timer over the last 10 s (high at 4x)")               \

@@ -67,6 +67,8 @@ static const char hp__sql_activity[] =
 static const char hp__sql_hypopg[] = "SELECT count(*) FROM pg_extension WHERE extname = 'hypopg'";
 static const char hp__sql_hypo_create[] = "SELECT indexrelid FROM hypopg_create_index($1)";
 static const char hp__sql_hypo_reset[] = "SELECT hypopg_reset()";
+/* An index's leading column, as a plan's conditions name it. */
+static const char hp__sql_index_lead[] = "SELECT pg_get_indexdef($1::regclass, 1, true)";
 
 typedef struct st_hp_doctor_job_t {
     hp_req_t *r;
@@ -221,6 +223,8 @@ static void hp__respond(hp_doctor_job_t *job)
 /* ---- step 4: EXPLAIN of the top reads ---------------------------------------------------------- */
 
 static void hp__explain_next(hp_doctor_job_t *job);
+static void hp__on_index_lead(hp_req_t *r, void *ud, PGresult *res, const char *err);
+static void hp__check_index(hp_req_t *r, hp_doctor_job_t *job);
 
 static hp_doctor_plan_t *hp__cur_plan(hp_doctor_job_t *job)
 {
@@ -303,6 +307,31 @@ static void hp__on_explained(hp_req_t *r, void *ud, PGresult *res, const char *e
     json_decref(doc);
     PQclear(res);
     ++job->after.num_plans;
+    if (p->plan.seq_rel[0] == '\0' && p->plan.idx_name[0] != '\0') {
+        /* An index scan: a full one when its condition misses the index's leading column, which only the catalog knows. */
+        const char *values[] = {p->plan.idx_name};
+        hp_db_conn_query_sql(r, NULL, hp__sql_index_lead, values, 1, hp__on_index_lead, job);
+        return;
+    }
+    hp__check_index(r, job);
+}
+
+static void hp__on_index_lead(hp_req_t *r, void *ud, PGresult *res, const char *err)
+{
+    hp_doctor_job_t *job = ud;
+    if (err == NULL && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
+        hp_plan_full_index(&hp__cur_plan(job)->plan, PQgetvalue(res, 0, 0));
+    else
+        hp__note(job, "the leading column of an index scan's index could not be read: %s", hp__why(r, res, err));
+    if (res != NULL)
+        PQclear(res);
+    hp__check_index(r, job);
+}
+
+/* The index a plan asks for (if any), created as a hypothetical index and the statement explained again; then the next one. */
+static void hp__check_index(hp_req_t *r, hp_doctor_job_t *job)
+{
+    hp_doctor_plan_t *p = hp__cur_plan(job);
     if (p->plan.index_sql[0] == '\0') {
         ++job->cur;
         hp__explain_next(job);

@@ -79,6 +79,9 @@ json_t *hp_doctor_json(const hp_doctor_snapshot_t *before, const hp_doctor_snaps
             json_object_set_new(
                 o, "seq_scan",
                 json_pack("{ss ss ss}", "relation", p->plan.seq_rel, "filter", p->plan.filter, "sort_key", p->plan.sort_key));
+        if (p->plan.full_index[0] != '\0')
+            json_object_set_new(o, "full_index_scan",
+                                json_pack("{ss ss}", "index", p->plan.full_index, "leading_column", p->plan.lead));
         if (p->plan.index_sql[0] != '\0')
             json_object_set_new(o, "index", json_string(p->plan.index_sql));
         if (p->hypo_cost >= 0)
@@ -97,6 +100,12 @@ json_t *hp_doctor_json(const hp_doctor_snapshot_t *before, const hp_doctor_snaps
         json_object_set_new(heap, "trend_bytes_per_s", json_real(round(slope)));
         json_object_set_new(heap, "trend_standard_error", json_real(round(se)));
     }
+    /* The readings themselves, [seconds into the window, bytes], so that a reader can plot what the trend was fitted to. */
+    json_t *series = json_is_object(heap) ? json_array() : NULL;
+    for (size_t i = 0; series != NULL && i != after->heap_n; ++i)
+        json_array_append_new(series, json_pack("[ff]", round(after->heap_t[i] * 1000) / 1000, after->heap_v[i]));
+    if (series != NULL)
+        json_object_set_new(heap, "series", series);
     json_t *signals = json_pack(
         "{sI so sf s{sI sI sI sf} s{sI sf sf sI sI} s{sf sf} so}", "threads", (json_int_t)after->threads, "heap_allocated_bytes",
         heap, "loop_lag_p99_ms", (double)after->stats.hist[HP_HIST_loop_lag].p99_ns[0] / 1e6, "pg_activity", "samples",

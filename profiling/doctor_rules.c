@@ -171,7 +171,10 @@ static int hp__route_for_stmt(const hp_doctor_ctx_t *c, size_t s, double lo, dou
 /*
  * missing index: EXPLAIN shows a sequential scan with a filter, and the
  * table's counters in the window show sequential scans that each read many
- * rows, far more than all index fetches together.
+ * rows, far more than all index fetches together. Or EXPLAIN shows a full
+ * index scan (hp_plan_full_index: an index whose leading column the
+ * condition does not constrain, read end to end) of a large table, run many
+ * times in the window.
  */
 static void hp__rule_missing_index(hp_doctor_ctx_t *c)
 {
@@ -193,12 +196,19 @@ static void hp__rule_missing_index(hp_doctor_ctx_t *c)
             continue;
         double scans = (double)(tb->seq_scan - ta->seq_scan), read = (double)(tb->seq_tup_read - ta->seq_tup_read);
         double fetched = (double)(tb->idx_tup_fetch - ta->idx_tup_fetch);
-        if (scans < TH(index_min_scans) || read / scans < TH(index_rows_per_scan) || read < TH(index_seq_over_idx) * fetched)
-            continue;
+        int full = pl->plan.full_index[0] != '\0';
         size_t s;
         for (s = 0; s != b->num_stmts && strcmp(b->stmts[s].name, pl->stmt) != 0; ++s)
             ;
         if (s == b->num_stmts || c->stmt[s].n <= 0)
+            continue;
+        /*
+         * A full index scan moves no sequential-scan counter: each execution
+         * reads the whole index instead, so its executions count as the
+         * scans, and the table's size as the rows each one walks past.
+         */
+        if (full ? c->stmt[s].n < TH(index_min_scans) || (double)tb->n_live_tup < TH(index_rows_per_scan)
+                 : scans < TH(index_min_scans) || read / scans < TH(index_rows_per_scan) || read < TH(index_seq_over_idx) * fetched)
             continue;
         /* Its route: wherever the statement explains the most PostgreSQL wait, at any rate per request. */
         int r = hp__route_for_stmt(c, s, 0, INFINITY);
@@ -211,14 +221,26 @@ static void hp__rule_missing_index(hp_doctor_ctx_t *c)
         f->severity = hp__max_level(f->severity, HP_DOCTOR_MEDIUM);
         if (r >= 0)
             hp__add_route(c, f, (size_t)r, impact);
-        HP__SET(summary, "%s reads %s with a sequential scan: %.0f rows per scan, %.0f scans in %.0f s", pl->stmt, pl->plan.seq_rel,
-                read / scans, scans, c->seconds);
-        hp__evidence(f, "plan of %s: Seq Scan on %s, Filter: %s%s%s", pl->stmt, pl->plan.seq_rel, pl->plan.filter,
-                     pl->plan.sort_key[0] != '\0' ? ", then Sort Key: " : "", pl->plan.sort_key);
-        hp__evidence(f,
-                     "pg_stat_user_tables %s in the window: seq_scan +%.0f, seq_tup_read +%.0f (%.0f per scan), idx_tup_fetch "
-                     "+%.0f, n_live_tup %lld",
-                     pl->plan.seq_rel, scans, read, read / scans, fetched, (long long)tb->n_live_tup);
+        if (full) {
+            HP__SET(summary, "%s reads the whole index %s of %s on every execution: %.0f executions in %.0f s", pl->stmt,
+                    pl->plan.full_index, pl->plan.seq_rel, c->stmt[s].n, c->seconds);
+            hp__evidence(f, "plan of %s: an index scan on %s using %s, Index Cond: %s%s%s", pl->stmt, pl->plan.seq_rel,
+                         pl->plan.full_index, pl->plan.filter, pl->plan.sort_key[0] != '\0' ? ", then Sort Key: " : "",
+                         pl->plan.sort_key);
+            hp__evidence(f,
+                         "%s leads with %s, which the condition does not constrain: the B-tree is read leaf by leaf, end to end, "
+                         "as a sequential scan reads the heap (n_live_tup of %s: %lld)",
+                         pl->plan.full_index, pl->plan.lead, pl->plan.seq_rel, (long long)tb->n_live_tup);
+        } else {
+            HP__SET(summary, "%s reads %s with a sequential scan: %.0f rows per scan, %.0f scans in %.0f s", pl->stmt,
+                    pl->plan.seq_rel, read / scans, scans, c->seconds);
+            hp__evidence(f, "plan of %s: Seq Scan on %s, Filter: %s%s%s", pl->stmt, pl->plan.seq_rel, pl->plan.filter,
+                         pl->plan.sort_key[0] != '\0' ? ", then Sort Key: " : "", pl->plan.sort_key);
+            hp__evidence(f,
+                         "pg_stat_user_tables %s in the window: seq_scan +%.0f, seq_tup_read +%.0f (%.0f per scan), idx_tup_fetch "
+                         "+%.0f, n_live_tup %lld",
+                         pl->plan.seq_rel, scans, read, read / scans, fetched, (long long)tb->n_live_tup);
+        }
         hp__evidence(f, "%s: %.0f executions, mean %.3f ms, %.0f%% of all statement time", pl->stmt, c->stmt[s].n,
                      hp_doctor_ms(c->stmt[s].t_ns / c->stmt[s].n), 100 * hp__share(c->stmt[s].t_ns, c->stmt_total_ns));
         int checked = pl->plan.index_sql[0] != '\0' && pl->hypo_cost >= 0 && pl->hypo_cost < pl->plan.cost;
@@ -587,15 +609,23 @@ static void hp__rule_pool(hp_doctor_ctx_t *c)
  * Single readings rise and fall with the requests in flight (their pools,
  * results and documents) by more than a small leak adds in a few seconds;
  * the fit over many readings sees through that. A bounded structure that is
- * filling up grows in the first half only.
+ * filling up grows in the first half only: it has levelled off when the
+ * second half's trend is both well below the whole one's and significantly
+ * below the first half's. The second test keeps a steady leak from passing
+ * for a levelled one: each half's fit has a standard error about three times
+ * the whole one's, so on a noisy machine a straight line's second half often
+ * comes out at half its slope by chance alone.
  */
 static void hp__rule_memory(hp_doctor_ctx_t *c)
 {
     const hp_doctor_snapshot_t *a = c->a, *b = c->b;
-    double slope, se, late, late_se;
+    double slope, se, early, early_se, late, late_se;
     if (a->heap_bytes < 0 || b->heap_bytes < 0 || hp_doctor_fit(b->heap_t, b->heap_v, 0, b->heap_n, &slope, &se) != 0 ||
+        hp_doctor_fit(b->heap_t, b->heap_v, 0, b->heap_n / 2, &early, &early_se) != 0 ||
         hp_doctor_fit(b->heap_t, b->heap_v, b->heap_n / 2, b->heap_n, &late, &late_se) != 0)
         return;
+    int levelled =
+        late < TH(leak_late_ratio) * slope && early - late > TH(leak_level_sigmas) * sqrt(early_se * early_se + late_se * late_se);
     int busiest = -1;
     for (size_t r = 0; r != b->num_routes; ++r)
         if (hp__judged(c, r) && (busiest < 0 || c->route[r].n > c->route[busiest].n))
@@ -603,8 +633,7 @@ static void hp__rule_memory(hp_doctor_ctx_t *c)
     if (busiest < 0)
         return;
     double grew = slope * c->seconds, per = grew / c->route[busiest].n;
-    if (slope < TH(leak_sigmas) * se || grew < TH(leak_min_bytes) || per < TH(leak_bytes_per_request) ||
-        late < TH(leak_late_ratio) * slope)
+    if (slope < TH(leak_sigmas) * se || grew < TH(leak_min_bytes) || per < TH(leak_bytes_per_request) || levelled)
         return;
     hp_doctor_finding_t *f = hp__new(c, HP_DOCTOR_memory_growth, hp__share(grew, a->heap_bytes));
     if (f == NULL)

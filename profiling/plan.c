@@ -130,11 +130,30 @@ json_t *hp_plan_summary(const json_t *explain)
 
 /* ---- the doctor's reading ----------------------------------------------------------------------- */
 
-/* The doctor's visitor: keeps the costliest sequential scan with a filter, and the sort keys above it that are its relation's. */
+/* The doctor's visitor: keeps the costliest sequential scan with a filter and the costliest index scan with a condition. */
 typedef struct st_hp_plan_read_ctx_t {
     hp_plan_read_t *out;
-    double seq_cost;
+    double seq_cost, idx_cost;
+    const char *heap_rel, *heap_alias; /* the Bitmap Heap Scan above a Bitmap Index Scan: the relation it reads */
 } hp_plan_read_ctx_t;
+
+/* The sort keys of one relation (its alias, or none): only those can come from an index on it; a join sorts by others too. */
+static void hp__own_sort_keys(const char *sort, const char *alias, char *out, size_t outlen)
+{
+    size_t alen = alias != NULL ? strlen(alias) : 0, o = 0;
+    out[0] = '\0';
+    for (const char *p = sort; p != NULL && *p != '\0';) {
+        const char *e = strchr(p, ',');
+        size_t len = e != NULL ? (size_t)(e - p) : strlen(p);
+        const char *dot = memchr(p, '.', len);
+        int ours = dot == NULL || (alias != NULL && (size_t)(dot - p) == alen && strncmp(p, alias, alen) == 0);
+        if (ours && o + len + 3 < outlen)
+            o += (size_t)snprintf(out + o, outlen - o, "%s%.*s", o != 0 ? ", " : "", (int)len, p);
+        p = e != NULL ? e + 1 : NULL;
+        while (p != NULL && *p == ' ')
+            ++p;
+    }
+}
 
 static void hp__read_visit(const json_t *node, int depth, const char *sort, void *ud)
 {
@@ -143,28 +162,38 @@ static void hp__read_visit(const json_t *node, int depth, const char *sort, void
     hp_plan_read_t *out = c->out;
     const char *type = json_string_value(json_object_get(node, "Node Type"));
     const char *rel = json_string_value(json_object_get(node, "Relation Name"));
-    const char *filter = json_string_value(json_object_get(node, "Filter"));
-    double cost = json_number_value(json_object_get(node, "Total Cost"));
-    if (type == NULL || strcmp(type, "Seq Scan") != 0 || rel == NULL || filter == NULL || cost <= c->seq_cost)
-        return;
-    c->seq_cost = cost;
-    snprintf(out->seq_rel, sizeof(out->seq_rel), "%s", rel);
-    snprintf(out->filter, sizeof(out->filter), "%s", filter);
-    /* Only the sort keys of this relation (its alias, or none) can come from an index on it; a join sorts by others too. */
     const char *alias = json_string_value(json_object_get(node, "Alias"));
-    size_t alen = alias != NULL ? strlen(alias) : 0, o = 0;
-    out->sort_key[0] = '\0';
-    for (const char *p = sort; p != NULL && *p != '\0';) {
-        const char *e = strchr(p, ',');
-        size_t len = e != NULL ? (size_t)(e - p) : strlen(p);
-        const char *dot = memchr(p, '.', len);
-        int ours = dot == NULL || (alias != NULL && (size_t)(dot - p) == alen && strncmp(p, alias, alen) == 0);
-        if (ours && o + len + 3 < sizeof(out->sort_key))
-            o += (size_t)snprintf(out->sort_key + o, sizeof(out->sort_key) - o, "%s%.*s", o != 0 ? ", " : "", (int)len, p);
-        p = e != NULL ? e + 1 : NULL;
-        while (p != NULL && *p == ' ')
-            ++p;
+    double cost = json_number_value(json_object_get(node, "Total Cost"));
+    if (type == NULL)
+        return;
+    if (strcmp(type, "Bitmap Heap Scan") == 0) {
+        c->heap_rel = rel, c->heap_alias = alias;
+        return;
     }
+    if (strcmp(type, "Seq Scan") == 0) {
+        const char *filter = json_string_value(json_object_get(node, "Filter"));
+        if (rel == NULL || filter == NULL || cost <= c->seq_cost)
+            return;
+        c->seq_cost = cost;
+        snprintf(out->seq_rel, sizeof(out->seq_rel), "%s", rel);
+        snprintf(out->filter, sizeof(out->filter), "%s", filter);
+        hp__own_sort_keys(sort, alias, out->sort_key, sizeof(out->sort_key));
+        return;
+    }
+    int bitmap = strcmp(type, "Bitmap Index Scan") == 0;
+    if (!bitmap && strcmp(type, "Index Scan") != 0 && strcmp(type, "Index Only Scan") != 0)
+        return;
+    const char *index = json_string_value(json_object_get(node, "Index Name"));
+    const char *cond = json_string_value(json_object_get(node, "Index Cond"));
+    if (bitmap)
+        rel = c->heap_rel, alias = c->heap_alias;
+    if (rel == NULL || index == NULL || cond == NULL || cost <= c->idx_cost)
+        return;
+    c->idx_cost = cost;
+    snprintf(out->idx_name, sizeof(out->idx_name), "%s", index);
+    snprintf(out->idx_rel, sizeof(out->idx_rel), "%s", rel);
+    snprintf(out->idx_cond, sizeof(out->idx_cond), "%s", cond);
+    hp__own_sort_keys(sort, alias, out->idx_sort_key, sizeof(out->idx_sort_key));
 }
 
 int hp_plan_read(const json_t *explain, hp_plan_read_t *out)
@@ -172,14 +201,44 @@ int hp_plan_read(const json_t *explain, hp_plan_read_t *out)
     const json_t *plan = json_object_get(hp__doc(explain), "Plan");
     if (!json_is_object(plan))
         return -1;
+    memset(out, 0, sizeof(*out));
     out->cost = json_number_value(json_object_get(plan, "Total Cost"));
-    out->seq_rel[0] = out->filter[0] = out->sort_key[0] = out->index_sql[0] = '\0';
-    hp_plan_read_ctx_t c = {out, -1};
+    hp_plan_read_ctx_t c = {out, -1, -1, NULL, NULL};
     hp_plan_walk(plan, hp__read_visit, &c);
     if (out->seq_rel[0] != '\0' &&
         hp_plan_index_sql(out->seq_rel, out->filter, out->sort_key, out->index_sql, sizeof(out->index_sql)) != 0)
         out->index_sql[0] = '\0';
     return 0;
+}
+
+static int hp__ident_char(char ch);
+
+int hp_plan_cond_uses(const char *cond, const char *col)
+{
+    size_t len = strlen(col);
+    if (len == 0)
+        return 0;
+    for (const char *p = cond; (p = strstr(p, col)) != NULL; p += len) {
+        /* A whole identifier: not the tail of a longer one (a dot before it is an alias), nor its head. */
+        int starts = p == cond || !hp__ident_char(p[-1]) || p[-1] == '.';
+        if (starts && !hp__ident_char(p[len]))
+            return 1;
+    }
+    return 0;
+}
+
+int hp_plan_full_index(hp_plan_read_t *p, const char *lead)
+{
+    if (p->seq_rel[0] != '\0' || p->idx_name[0] == '\0' || lead[0] == '\0' || hp_plan_cond_uses(p->idx_cond, lead))
+        return 0;
+    snprintf(p->seq_rel, sizeof(p->seq_rel), "%s", p->idx_rel);
+    snprintf(p->filter, sizeof(p->filter), "%s", p->idx_cond);
+    snprintf(p->sort_key, sizeof(p->sort_key), "%s", p->idx_sort_key);
+    snprintf(p->full_index, sizeof(p->full_index), "%s", p->idx_name);
+    snprintf(p->lead, sizeof(p->lead), "%s", lead);
+    if (hp_plan_index_sql(p->seq_rel, p->filter, p->sort_key, p->index_sql, sizeof(p->index_sql)) != 0)
+        p->index_sql[0] = '\0';
+    return 1;
 }
 
 /* ---- the index a scan asks for ------------------------------------------------------------------- */

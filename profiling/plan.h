@@ -45,6 +45,14 @@ typedef struct st_hp_plan_read_t {
     char filter[256];    /* that scan's Filter, as EXPLAIN prints it */
     char sort_key[256];  /* the Sort Key above it that this relation could provide, comma-separated, or "" */
     char index_sql[256]; /* the CREATE INDEX derived from them (hp_plan_index_sql), or "" */
+    /*
+     * The costliest index scan with an Index Cond (Index Scan, Index Only
+     * Scan, Bitmap Index Scan): a candidate for a full index scan, which
+     * only the catalog can confirm (hp_plan_full_index).
+     */
+    char idx_name[64], idx_rel[64], idx_cond[256], idx_sort_key[256];
+    char full_index[64]; /* set by hp_plan_full_index: seq_rel is then read through this whole index, and lead is its column */
+    char lead[64];
 } hp_plan_read_t;
 
 /**
@@ -54,6 +62,21 @@ typedef struct st_hp_plan_read_t {
  * @return 0, or -1 when the document holds no plan
  */
 int hp_plan_read(const json_t *explain, hp_plan_read_t *out);
+
+/**
+ * Confirms the index scan candidate of a reading as a full index scan when
+ * its Index Cond does not constrain the index's leading column: a B-tree
+ * then reads every leaf page, as a sequential scan reads every heap page,
+ * which is what PostgreSQL chooses when the index is smaller than the table
+ * and no index leads with the filtered column. The scan then takes the
+ * place of seq_rel, filter and sort_key, and index_sql is derived from it.
+ * @param lead the index's leading column (pg_get_indexdef(index, 1, true))
+ * @return 1 when confirmed, 0 otherwise (the reading unchanged)
+ */
+int hp_plan_full_index(hp_plan_read_t *p, const char *lead);
+
+/** Does the condition compare the column (bare or after an alias and a dot) anywhere? */
+int hp_plan_cond_uses(const char *cond, const char *col);
 
 /**
  * Derives a CREATE INDEX for a sequential scan from its Filter and the Sort

@@ -287,6 +287,65 @@ static void test_missing_index_needs_scans_that_read_many_rows(void **state)
     assert_none_above_low(fx);
 }
 
+/*
+ * order_history's plan when the planner reads the whole unique index on
+ * (idempotency_key, user_id) instead of the heap: a bitmap scan whose Index
+ * Cond is on the index's second column (EXPLAIN (FORMAT JSON), trimmed).
+ */
+static const char full_index_plan[] =
+    "[{\"Plan\": {\"Node Type\": \"Limit\", \"Total Cost\": 353.1, \"Plans\": [{\"Node Type\": \"Sort\", \"Total Cost\": "
+    "353.0, \"Sort Key\": [\"o.created_at DESC\", \"o.id DESC\"], \"Plans\": [{\"Node Type\": \"Bitmap Heap Scan\", "
+    "\"Relation Name\": \"orders\", \"Alias\": \"o\", \"Total Cost\": 350.2, \"Recheck Cond\": \"(user_id = '42'::bigint)\", "
+    "\"Plans\": [{\"Node Type\": \"Bitmap Index Scan\", \"Index Name\": \"orders_idempotency_key_user_id_key\", \"Total "
+    "Cost\": 340.0, \"Index Cond\": \"(user_id = '42'::bigint)\"}]}]}]}}]";
+
+static void test_missing_index_through_a_full_index_scan(void **state)
+{
+    fixture_t *fx = *state;
+    set_flag(&fx->b, "orders_user_id_index", "off");
+    /* History got slow; no sequential scan counter moved: every execution walks the whole index instead. */
+    add_route(fx, R_HISTORY, 0, 3.0, HP_STAGE_db, 3.0, -1);
+    fx->b.stmts[S_HISTORY].time_ns += (uint64_t)(100 * 3.0 * MS);
+    fx->b.tables[0].n_live_tup = 20000;
+    json_error_t err;
+    json_t *doc = json_loads(full_index_plan, 0, &err);
+    assert_non_null(doc);
+    hp_doctor_plan_t *p = &fx->b.plans[1];
+    assert_int_equal(hp_plan_read(doc, &p->plan), 0);
+    json_decref(doc);
+    assert_string_equal(p->plan.seq_rel, "");
+    assert_string_equal(p->plan.idx_name, "orders_idempotency_key_user_id_key");
+    /* Until the catalog names the index's leading column, it is an ordinary index scan and nothing is found. */
+    assert_none_above_low(fx);
+    assert_int_equal(hp_plan_full_index(&p->plan, "idempotency_key"), 1);
+    assert_string_equal(p->plan.index_sql, "CREATE INDEX CONCURRENTLY ON orders (user_id, created_at DESC, id DESC)");
+    p->hypo_cost = 12.3;
+    assert_first(fx, HP_DOCTOR_missing_index, R_HISTORY);
+    assert_string_equal(fx->f[0].sql, "CREATE INDEX CONCURRENTLY ON orders (user_id, created_at DESC, id DESC)");
+    assert_non_null(strstr(fx->f[0].evidence[1], "leads with idempotency_key"));
+    /* A small table is no problem, however its index is read. */
+    fx->b.tables[0].n_live_tup = 500;
+    assert_none_above_low(fx);
+}
+
+static void test_full_index_scan_needs_a_missed_leading_column(void **state)
+{
+    (void)state;
+    json_error_t err;
+    json_t *doc = json_loads(full_index_plan, 0, &err);
+    hp_plan_read_t p;
+    assert_int_equal(hp_plan_read(doc, &p), 0);
+    json_decref(doc);
+    /* An index that leads with user_id serves the condition: an ordinary index scan. */
+    assert_int_equal(hp_plan_full_index(&p, "user_id"), 0);
+    assert_string_equal(p.seq_rel, "");
+    assert_true(hp_plan_cond_uses("(o.user_id = '42'::bigint)", "user_id"));
+    assert_true(hp_plan_cond_uses("((user_id = 1) AND (id > 2))", "id"));
+    assert_false(hp_plan_cond_uses("(user_id = '42'::bigint)", "id"));
+    assert_false(hp_plan_cond_uses("(restaurant_id = 4)", "id"));
+    assert_false(hp_plan_cond_uses("(idx = 4)", "id"));
+}
+
 /* ---- N+1 ---- */
 
 static void n_plus_one(fixture_t *fx, double per_request)
@@ -743,6 +802,8 @@ int main(void)
         T(test_missing_index),
         T(test_missing_index_unchecked_is_medium_confidence),
         T(test_missing_index_needs_scans_that_read_many_rows),
+        T(test_missing_index_through_a_full_index_scan),
+        T(test_full_index_scan_needs_a_missed_leading_column),
         T(test_n_plus_one),
         T(test_n_plus_one_needs_several_calls_per_request),
         T(test_a_statement_of_the_auth_stage_is_not_an_n_plus_one),
