@@ -638,7 +638,16 @@ static void hp__rule_memory(hp_doctor_ctx_t *c)
     hp_doctor_finding_t *f = hp__new(c, HP_DOCTOR_memory_growth, hp__share(grew, a->heap_bytes));
     if (f == NULL)
         return;
-    f->severity = per >= 2 * TH(leak_bytes_per_request) ? HP_DOCTOR_HIGH : HP_DOCTOR_MEDIUM;
+    /*
+     * Over a window of seconds, a server that is still warming up (allocator
+     * caches, connection buffers grown to the largest response so far) grows
+     * its heap by tens of KB/s as well, and at the request rates of a small
+     * load that is as many bytes per request as a leak. Only a faster trend
+     * is more than worth watching.
+     */
+    f->severity = slope < TH(leak_medium_bytes_per_s)     ? HP_DOCTOR_LOW
+                  : per >= 2 * TH(leak_bytes_per_request) ? HP_DOCTOR_HIGH
+                                                          : HP_DOCTOR_MEDIUM;
     f->confidence = slope >= 2 * TH(leak_sigmas) * se ? HP_DOCTOR_HIGH : HP_DOCTOR_MEDIUM;
     hp__add_route(c, f, (size_t)busiest, hp__share(grew, a->heap_bytes));
     char rn[96];
