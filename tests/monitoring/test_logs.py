@@ -29,6 +29,19 @@ def request_lines(server):
     return [json.loads(l) for l in server.stdout_lines() if '"msg":"request"' in l]
 
 
+def request_line(server, request_id):
+    """The log line of one request. A worker thread writes the lines of a turn of its loop at the end of that turn,
+    after the responses have gone out, so the client can hold its answer before the line is in the file: wait for
+    it, within a bound."""
+    deadline = time.monotonic() + 5
+    while True:
+        found = [l for l in request_lines(server) if l["request_id"] == request_id]
+        if found or time.monotonic() > deadline:
+            assert found, "no log line for request %s" % request_id
+            return found[0]
+        time.sleep(0.02)
+
+
 @pytest.fixture
 def server(start_server):
     return start_server(threads=2, name="logs")
@@ -41,7 +54,7 @@ def test_traceparent_is_continued(server):
     assert m, r.headers["traceparent"]
     assert m.group(1) == trace and m.group(2) != parent and m.group(3) == "01"
     rid = r.headers["x-request-id"]
-    line = [l for l in request_lines(server) if l["request_id"] == rid][0]
+    line = request_line(server, rid)
     assert line["trace_id"] == trace and line["parent_id"] == parent and line["span_id"] == m.group(2)
 
 
@@ -60,7 +73,7 @@ def test_invalid_or_absent_traceparent_starts_a_trace(server, given):
     m = TP.match(r.headers["traceparent"])
     assert m, r.headers["traceparent"]
     assert m.group(1) != "0" * 32 and m.group(1) != "4bf92f3577b34da6a3ce929d0e0e4736"
-    line = [l for l in request_lines(server) if l["request_id"] == r.headers["x-request-id"]][0]
+    line = request_line(server, r.headers["x-request-id"])
     assert line["trace_id"] == m.group(1) and "parent_id" not in line
 
 
