@@ -157,6 +157,29 @@ typedef struct st_hp_doctor_table_t {
     int64_t seq_scan, seq_tup_read, idx_scan, idx_tup_fetch, n_live_tup;
 } hp_doctor_table_t;
 
+/*
+ * A session at the root of the lock waits of hotplate's backends (the end
+ * snapshot only): it holds what they wait for and waits for nobody itself.
+ * pg_stat_activity and pg_locks, read at the ticks of the window in which a
+ * backend of ours waited on a lock; the fields are those of its last sample.
+ */
+typedef struct st_hp_doctor_blocker_t {
+    int pid;
+    int own;            /* its application_name is hotplate's: one of our own transactions */
+    int depth;          /* the longest chain seen: 1 blocks one of our backends directly, 2 blocks a session that does, ... */
+    int samples;        /* ticks in which it was at the root of a wait */
+    int waiters;        /* our backends waiting behind it, at most, in one tick */
+    char app[64];       /* application_name, "" when it set none */
+    char client[48];    /* client address, or "local" (a Unix socket) */
+    char state[32];     /* active, idle in transaction, ... */
+    double xact_ms;     /* age of its transaction; 0 outside one */
+    double idle_ms;     /* how long it has sat idle in that transaction; negative when it is not idle in one */
+    char query[160];    /* its last query, literals replaced (hp_pg_query_shape) */
+    char relations[96]; /* the tables it holds locks on that can block a row lock, comma separated */
+} hp_doctor_blocker_t;
+
+#define HP_DOCTOR_MAX_BLOCKERS 4
+
 /* What EXPLAIN said about one statement (the end snapshot only). */
 typedef struct st_hp_doctor_plan_t {
     char stmt[48];
@@ -187,6 +210,8 @@ typedef struct st_hp_doctor_snapshot_t {
     /* (end) pg_stat_activity samples taken during the window */
     int activity_samples, activity_lock_samples, activity_idle_txn_samples;
     double activity_max_xact_ms;
+    size_t num_blockers; /* (end) the sessions at the root of those lock waits, the most seen first */
+    hp_doctor_blocker_t blockers[HP_DOCTOR_MAX_BLOCKERS];
     size_t num_plans; /* (end) */
     hp_doctor_plan_t plans[HP_DOCTOR_MAX_PLANS];
     /* (end) the CPU profile the doctor took over the window: the functions with the most samples of their own */

@@ -64,6 +64,29 @@ static const char hp__sql_activity[] =
     "coalesce(max(extract(epoch FROM now() - xact_start) * 1000), 0)::float8 "
     "FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'hotplate' "
     "AND pid <> pg_backend_pid()";
+/*
+ * The sessions at the root of our backends' lock waits: from each backend of
+ * ours that has waited $1 ms or more, up through pg_blocking_pids to the
+ * sessions that wait for nobody (a chain is followed 8 deep at most). For
+ * each: how it looks in pg_stat_activity, and the tables it holds locks on
+ * that conflict with a row lock (anything stronger than a plain SELECT's).
+ */
+static const char hp__sql_blockers[] =
+    "WITH RECURSIVE chain(pid, depth, waiter) AS ("
+    " SELECT pid, 0, pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'hotplate'"
+    " AND pid <> pg_backend_pid() AND wait_event_type = 'Lock' AND now() - query_start >= $1::int * interval '1 millisecond'"
+    " UNION SELECT b.pid, c.depth + 1, c.waiter FROM chain c, unnest(pg_blocking_pids(c.pid)) AS b(pid) WHERE c.depth < 8) "
+    "SELECT a.pid, (a.application_name = 'hotplate')::int, max(c.depth), count(DISTINCT c.waiter), a.application_name,"
+    " coalesce(host(a.client_addr), 'local'), coalesce(a.state, ''),"
+    " coalesce(extract(epoch FROM now() - a.xact_start) * 1000, 0)::float8,"
+    " (CASE WHEN a.state LIKE 'idle in transaction%' THEN extract(epoch FROM now() - a.state_change) * 1000 ELSE -1 END)::float8,"
+    " left(a.query, 1000),"
+    " coalesce((SELECT string_agg(DISTINCT k.relname, ',') FROM pg_locks l JOIN pg_class k ON k.oid = l.relation"
+    " WHERE l.pid = a.pid AND l.granted AND k.relkind IN ('r', 'p') AND l.mode <> 'AccessShareLock'), '') "
+    "FROM chain c JOIN pg_stat_activity a ON a.pid = c.pid "
+    "WHERE c.depth > 0 AND cardinality(pg_blocking_pids(a.pid)) = 0 "
+    "GROUP BY a.pid, a.application_name, a.client_addr, a.state, a.xact_start, a.state_change, a.query "
+    "ORDER BY 4 DESC, 8 DESC LIMIT 4";
 static const char hp__sql_hypopg[] = "SELECT count(*) FROM pg_extension WHERE extname = 'hypopg'";
 static const char hp__sql_hypo_create[] = "SELECT indexrelid FROM hypopg_create_index($1)";
 static const char hp__sql_hypo_reset[] = "SELECT hypopg_reset()";
@@ -80,6 +103,8 @@ typedef struct st_hp_doctor_job_t {
     size_t heap_n;
     double heap_t[HP_DOCTOR_MAX_HEAP], heap_v[HP_DOCTOR_MAX_HEAP];
     int sampling, done, hypopg;
+    size_t num_blockers; /* the window's blockers so far (hp__on_blockers), copied into the end snapshot */
+    hp_doctor_blocker_t blockers[HP_DOCTOR_MAX_BLOCKERS];
     hp_doctor_snapshot_t before, after;
     /* EXPLAIN: the candidates' statement ids, and where the walk is */
     int cand[HP_DOCTOR_MAX_PLANS], num_cand, cur;
@@ -467,6 +492,14 @@ static void hp__finish_window(hp_doctor_job_t *job)
     memcpy(job->after.heap_v, job->heap_v, sizeof(job->heap_v[0]) * job->heap_n);
     job->after.activity_samples = samples, job->after.activity_lock_samples = lock;
     job->after.activity_idle_txn_samples = idle, job->after.activity_max_xact_ms = max_xact;
+    job->after.num_blockers = job->num_blockers;
+    memcpy(job->after.blockers, job->blockers, sizeof(job->blockers[0]) * job->num_blockers);
+    /* The most seen first: the rule names the first one. */
+    for (size_t i = 1; i < job->after.num_blockers; ++i)
+        for (size_t k = i; k != 0 && job->after.blockers[k].samples > job->after.blockers[k - 1].samples; --k) {
+            hp_doctor_blocker_t t = job->after.blockers[k];
+            job->after.blockers[k] = job->after.blockers[k - 1], job->after.blockers[k - 1] = t;
+        }
     if (samples == 0)
         hp__note(job, "pg_stat_activity gave no sample in the window: the lock-wait rule is off%s", NULL);
     const char *values[] = {"500"};
@@ -475,14 +508,67 @@ static void hp__finish_window(hp_doctor_job_t *job)
 
 /* ---- step 2: the window -------------------------------------------------------------------------- */
 
+/* The end of one tick's sample: the window may end now. */
+static void hp__sample_done(hp_doctor_job_t *job)
+{
+    job->sampling = 0;
+    if (job->done == 2)
+        hp__finish_window(job);
+}
+
+static void hp__copy_text(char *dst, size_t size, const PGresult *res, int row, int col)
+{
+    snprintf(dst, size, "%s", PQgetvalue(res, row, col));
+}
+
+/* One tick's blockers, merged into the window's by pid. */
+static void hp__on_blockers(hp_req_t *r, void *ud, PGresult *res, const char *err)
+{
+    hp_doctor_job_t *job = ud;
+    if (err == NULL && PQresultStatus(res) == PGRES_TUPLES_OK && PQnfields(res) == 11) {
+        for (int row = 0; row != PQntuples(res); ++row) {
+            int pid = (int)strtol(PQgetvalue(res, row, 0), NULL, 10);
+            size_t i = 0;
+            while (i != job->num_blockers && job->blockers[i].pid != pid)
+                ++i;
+            if (i == job->num_blockers) {
+                if (i == HP_DOCTOR_MAX_BLOCKERS)
+                    continue;
+                ++job->num_blockers;
+                memset(&job->blockers[i], 0, sizeof(job->blockers[i]));
+            }
+            hp_doctor_blocker_t *b = &job->blockers[i];
+            int depth = (int)strtol(PQgetvalue(res, row, 2), NULL, 10), waiters = (int)strtol(PQgetvalue(res, row, 3), NULL, 10);
+            b->pid = pid;
+            b->own = strtol(PQgetvalue(res, row, 1), NULL, 10) != 0;
+            b->depth = depth > b->depth ? depth : b->depth;
+            b->waiters = waiters > b->waiters ? waiters : b->waiters;
+            ++b->samples;
+            hp__copy_text(b->app, sizeof(b->app), res, row, 4);
+            hp__copy_text(b->client, sizeof(b->client), res, row, 5);
+            hp__copy_text(b->state, sizeof(b->state), res, row, 6);
+            b->xact_ms = strtod(PQgetvalue(res, row, 7), NULL);
+            b->idle_ms = strtod(PQgetvalue(res, row, 8), NULL);
+            hp_pg_query_shape(PQgetvalue(res, row, 9), (size_t)PQgetlength(res, row, 9), b->query, sizeof(b->query));
+            hp__copy_text(b->relations, sizeof(b->relations), res, row, 10);
+        }
+    } else if (job->num_notes == 0 || strncmp(job->notes[job->num_notes - 1], "lock blockers", 13) != 0) {
+        hp__note(job, "lock blockers could not be read: %s", hp__why(r, res, err));
+    }
+    if (res != NULL)
+        PQclear(res);
+    hp__sample_done(job);
+}
+
 static void hp__on_activity(hp_req_t *r, void *ud, PGresult *res, const char *err)
 {
     hp_doctor_job_t *job = ud;
-    job->sampling = 0;
+    int waiting = 0;
     if (err == NULL && PQntuples(res) == 1) {
         hp_doctor_snapshot_t *s = &job->after;
         ++s->activity_samples;
-        s->activity_lock_samples += strtol(PQgetvalue(res, 0, 0), NULL, 10) > 0;
+        waiting = strtol(PQgetvalue(res, 0, 0), NULL, 10) > 0;
+        s->activity_lock_samples += waiting;
         s->activity_idle_txn_samples += strtol(PQgetvalue(res, 0, 1), NULL, 10) > 0;
         double xact = strtod(PQgetvalue(res, 0, 2), NULL);
         if (xact > s->activity_max_xact_ms)
@@ -492,8 +578,13 @@ static void hp__on_activity(hp_req_t *r, void *ud, PGresult *res, const char *er
     }
     if (res != NULL)
         PQclear(res);
-    if (job->done == 2)
-        hp__finish_window(job);
+    if (waiting) {
+        /* Who holds what our backends wait for: asked only in the ticks where one waits, so a quiet window costs nothing. */
+        const char *values[] = {hp_pool_printf(job->r, "%d", (int)hp_doctor_threshold(HP_DOCTOR_TH_lock_min_ms)->value)};
+        hp_db_conn_query_sql(job->r, NULL, hp__sql_blockers, values, 1, hp__on_blockers, job);
+        return;
+    }
+    hp__sample_done(job);
 }
 
 /* One reading of the heap, for the fit of its trend (doctor.c). */

@@ -124,6 +124,18 @@ json_t *hp_doctor_json(const hp_doctor_snapshot_t *before, const hp_doctor_snaps
             hp_doctor_d(after->stats.counter[HP_COUNTER_cache_errors], before->stats.counter[HP_COUNTER_cache_errors]),
         "loads", hp_doctor_d(after->stats.counter[HP_COUNTER_cache_loads], before->stats.counter[HP_COUNTER_cache_loads]), "plans",
         plans);
+    /* The sessions at the root of our backends' lock waits, as pg_stat_activity showed them. */
+    json_t *blockers = json_array();
+    for (size_t i = 0; i != after->num_blockers; ++i) {
+        const hp_doctor_blocker_t *bl = &after->blockers[i];
+        json_array_append_new(blockers, json_pack("{sI sb ss ss ss sf so ss ss sI sI sI}", "pid", (json_int_t)bl->pid, "hotplate",
+                                                  bl->own, "application_name", bl->app, "client", bl->client, "state", bl->state,
+                                                  "transaction_ms", round(bl->xact_ms), "idle_in_transaction_ms",
+                                                  bl->idle_ms >= 0 ? json_real(round(bl->idle_ms)) : json_null(), "query",
+                                                  bl->query, "relations", bl->relations, "chain_depth", (json_int_t)bl->depth,
+                                                  "samples", (json_int_t)bl->samples, "waiters", (json_int_t)bl->waiters));
+    }
+    json_object_set_new(json_object_get(signals, "pg_activity"), "blockers", blockers);
     hp_doctor_level_t worst = HP_DOCTOR_LOW;
     for (size_t i = 0; i != n; ++i)
         worst = f[i].severity > worst ? f[i].severity : worst;

@@ -516,6 +516,35 @@ static int hp__txn_route(const hp_doctor_ctx_t *c, double *wait_share)
  * window, keeps showing backends that wait for a lock or sit idle inside an
  * open transaction.
  */
+/* "idle in transaction for 12.3 s", or "active, in a transaction open for 2.0 s". */
+static void hp__blocker_how(const hp_doctor_blocker_t *bl, char *buf, size_t len)
+{
+    if (bl->idle_ms >= 0)
+        snprintf(buf, len, "idle in transaction for %.1f s", bl->idle_ms / 1000);
+    else
+        snprintf(buf, len, "%s, in a transaction open for %.1f s", bl->state[0] != '\0' ? bl->state : "state unknown",
+                 bl->xact_ms / 1000);
+}
+
+/* Who holds the locks: the session at the root of the waits, its last query (no values) and the chain to it. */
+static void hp__blocker_evidence(hp_doctor_finding_t *f, const hp_doctor_blocker_t *bl)
+{
+    char how[96];
+    hp__blocker_how(bl, how, sizeof(how));
+    hp__evidence(f,
+                 "held by pid %d, %s (%s%s%s, client %s): %s; locks on %s; at the root of the wait in %d samples, %d of our "
+                 "backends behind it",
+                 bl->pid, bl->own ? "one of hotplate's own backends" : "another application's session",
+                 bl->app[0] != '\0' ? "application_name '" : "no application_name", bl->app, bl->app[0] != '\0' ? "'" : "",
+                 bl->client, how, bl->relations[0] != '\0' ? bl->relations : "no table", bl->samples, bl->waiters);
+    hp__evidence(f, "pid %d's last query (values replaced by ?): %s", bl->pid, bl->query[0] != '\0' ? bl->query : "(none)");
+    if (bl->depth > 1)
+        hp__evidence(f,
+                     "a chain of lock waits: our backend waits on a session that itself waits, %d sessions up to pid %d, which "
+                     "waits for nobody",
+                     bl->depth, bl->pid);
+}
+
 static void hp__rule_lock(hp_doctor_ctx_t *c)
 {
     const hp_doctor_snapshot_t *b = c->b;
@@ -553,12 +582,32 @@ static void hp__rule_lock(hp_doctor_ctx_t *c)
                  "long in %d; oldest transaction seen %.0f ms",
                  b->activity_samples, TH(lock_min_ms), b->activity_lock_samples, b->activity_idle_txn_samples,
                  b->activity_max_xact_ms);
+    const hp_doctor_blocker_t *bl = b->num_blockers != 0 ? &b->blockers[0] : NULL;
+    if (bl != NULL)
+        hp__blocker_evidence(f, bl);
     /* The statements that failed or waited in the window: the ones that take row locks. */
     for (size_t s = 0; s != b->num_stmts; ++s)
         if (!b->stmts[s].is_read && c->stmt[s].n > 0 && c->stmt[s].errors > 0)
             hp__evidence(f, "%s: %.0f errors of %.0f executions, mean %.2f ms", b->stmts[s].name, c->stmt[s].errors, c->stmt[s].n,
                          hp_doctor_ms(c->stmt[s].t_ns / c->stmt[s].n));
     f->confidence = b->activity_lock_samples > 0 && b->activity_idle_txn_samples > 0 ? HP_DOCTOR_HIGH : HP_DOCTOR_MEDIUM;
+    if (bl != NULL && !bl->own) {
+        /* Another application holds the locks: hotplate's transactions are its victims, and the fix is that session's. */
+        char how[96];
+        hp__blocker_how(bl, how, sizeof(how));
+        f->confidence = HP_DOCTOR_HIGH;
+        f->flag[0] = '\0';
+        HP__SET(summary, "%s waits on locks held by another application's session: pid %d (%s%s%s), %s", rn, bl->pid,
+                bl->app[0] != '\0' ? "application_name '" : "no application_name", bl->app, bl->app[0] != '\0' ? "'" : "", how);
+        HP__SET(fix,
+                "That session is not hotplate's: finish it (commit or roll back) or cancel it. pg_cancel_backend(%d) stops a "
+                "running statement; an idle transaction keeps its locks until pg_terminate_backend(%d) ends it. So that it "
+                "cannot happen again, give that application's role an idle_in_transaction_session_timeout, and run bulk "
+                "imports in short transactions, a batch of rows each, rather than one that holds every row until the end",
+                bl->pid, bl->pid);
+        HP__SET(sql, "SELECT %s(%d)", bl->idle_ms >= 0 ? "pg_terminate_backend" : "pg_cancel_backend", bl->pid);
+        return;
+    }
     HP__SET(summary, "%s holds transactions open while it waits for something else, and others queue on the row locks", rn);
     HP__SET(fix, "Keep transactions short: make the external call (the payment authorization) before BEGIN, take the row locks "
                  "last, and commit at once; then nothing waits on a lock held across a network call");

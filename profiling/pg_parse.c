@@ -146,6 +146,81 @@ int hp_pg_num_params(const char *sql)
     return max;
 }
 
+/* A character that continues a word: an identifier, a placeholder's $ or a non-ASCII letter. */
+static int hp__is_word(char c)
+{
+    return hp__is_ident(c) || c == '$' || (unsigned char)c >= 0x80;
+}
+
+/* @return the end of the dollar-quoted string whose opening tag ($tag$) starts at p, or NULL when p opens none */
+static const char *hp__dollar_end(const char *p, const char *end)
+{
+    const char *t = p + 1;
+    while (t != end && *t != '$' && hp__is_ident(*t) && !hp__is_digit(*t))
+        ++t;
+    if (t == end || *t != '$')
+        return NULL;
+    size_t tag = (size_t)(t - p) + 1;
+    for (const char *s = t + 1; (size_t)(end - s) >= tag; ++s)
+        if (*s == '$' && memcmp(s, p, tag) == 0)
+            return s + tag;
+    return end; /* unterminated: the rest is the literal */
+}
+
+size_t hp_pg_query_shape(const char *q, size_t len, char *out, size_t size)
+{
+    const char *p = q, *end = q + len;
+    size_t n = 0, room = size - 4; /* keeps space for "..." and the NUL */
+    int quoted = 0;                /* inside a "quoted identifier", which is copied as it is */
+    char prev = ' ';
+    while (p != end) {
+        char c;
+        if (quoted || *p == '"') {
+            quoted = *p == '"' ? !quoted : quoted;
+            c = *p++;
+        } else if (*p == '\'') {
+            /* A doubled quote inside the literal is part of it, and so is any character after a backslash in E''. */
+            int escapes = p != q && (p[-1] == 'E' || p[-1] == 'e') && (p - 1 == q || !hp__is_word(p[-2]));
+            for (++p; p != end; ++p)
+                if (escapes && *p == '\\' && p + 1 != end) {
+                    ++p;
+                } else if (*p == '\'' && (p + 1 == end || p[1] != '\'')) {
+                    ++p;
+                    break;
+                } else if (*p == '\'') {
+                    ++p;
+                }
+            c = '?';
+        } else if (*p == '$' && !hp__is_word(prev) && hp__dollar_end(p, end) != NULL) {
+            p = hp__dollar_end(p, end);
+            c = '?';
+        } else if (hp__is_digit(*p) && !hp__is_word(prev)) {
+            for (++p; p != end && (hp__is_digit(*p) || *p == '.' || *p == 'e' || *p == 'E' ||
+                                   ((*p == '-' || *p == '+') && (p[-1] == 'e' || p[-1] == 'E')));
+                 ++p)
+                ;
+            c = '?';
+        } else if (hp__is_space(*p)) {
+            while (p != end && hp__is_space(*p))
+                ++p;
+            if (n == 0 || p == end)
+                continue;
+            c = ' ';
+        } else {
+            c = *p++;
+        }
+        if (n == room) {
+            memcpy(out + n, "...", 3);
+            n += 3;
+            break;
+        }
+        out[n++] = c;
+        prev = c == '?' ? 'x' : c;
+    }
+    out[n] = '\0';
+    return n;
+}
+
 /* ---- JSON helpers ----------------------------------------------------------------------------- */
 
 /* @return the length of the well-formed UTF-8 sequence at s (RFC 3629), or 0 for a bad byte or a NUL */

@@ -57,6 +57,18 @@ int hp_pg_sql_matches(const char *ours, size_t ours_len, const char *theirs, siz
 int hp_pg_num_params(const char *sql);
 
 /**
+ * The shape of a query another session sent (pg_stat_activity.query), safe to
+ * show: every string and number literal becomes ?, runs of white space one
+ * space, and the result is cut to fit out (ending "..." when it was cut).
+ * pg_stat_activity shows a simple query as its client typed it, values and
+ * all, and the doctor's report may travel further than the database's own
+ * views do. Placeholders ($1) and identifiers (t1, "x 2") stay. out is always
+ * terminated; size must be at least 4.
+ * @return the length written
+ */
+size_t hp_pg_query_shape(const char *q, size_t len, char *out, size_t size);
+
+/**
  * The missing-index signal of one table (the rule is in pg.c and in the
  * response, as HP_PG_MISSING_INDEX_RULE).
  * @return 1 when sequential scans keep reading many rows of a large table

@@ -1,6 +1,8 @@
 """GET /debug/doctor: each of the seven bottleneck flags, switched alone under
 the same journey load, makes the doctor rank its cause first, with the right
-kind and route; with every optimization on, no finding is above low severity.
+kind and route; with every optimization on, no finding is above low severity;
+and a fault that no flag made (another application's session holding the
+menu's row locks) is diagnosed as that, with the blocker named.
 
 Every test starts a dedicated server (2 threads) with one flag, runs the same
 bounded journey load against it from Python threads (browse the list, menus
@@ -30,6 +32,7 @@ import subprocess
 import threading
 import time
 
+import psycopg2
 import pytest
 import requests
 
@@ -358,6 +361,35 @@ def test_long_checkout_txn_is_a_lock_wait(start_server, journey):
     report, _ = diagnose(s, journey)
     f = assert_first(report, "lock_wait", {"POST /orders"})
     assert f["fix"]["flag"] == "checkout_txn=short"
+
+
+def test_foreign_session_holding_menu_rows_is_named(start_server, journey):
+    # No flag: every optimization on. Another application (a bulk menu import) locks the restaurant's menu rows
+    # (FOR UPDATE, as an import does before it rewrites them), updates them, and leaves its transaction open, so the
+    # locks stay. A checkout's order lines reference those rows (a foreign key check takes KEY SHARE, which FOR
+    # UPDATE blocks), so the customers' checkouts there queue behind it. The doctor must name that session and
+    # prescribe what ends it, not lab 05's fix for hotplate's own transactions.
+    s = start(start_server, "blocker", [])
+    imp = psycopg2.connect(os.environ["HOTPLATE_PG_URL"], application_name="menu-import")
+    try:
+        pid = imp.get_backend_pid()
+        with imp.cursor() as cur:
+            cur.execute("SELECT id FROM menu_items WHERE restaurant_id = %s FOR UPDATE", (journey["rid"],))
+            cur.execute("UPDATE menu_items SET price_cents = price_cents WHERE restaurant_id = %s", (journey["rid"],))
+        report, _ = diagnose(s, journey)
+    finally:
+        imp.rollback()
+        imp.close()
+    f = assert_first(report, "lock_wait", {"POST /orders"})
+    assert "another application's session: pid %d (application_name 'menu-import'), idle in transaction" % pid in f["summary"], f
+    assert f["fix"]["sql"] == "SELECT pg_terminate_backend(%d)" % pid, f["fix"]
+    assert "flag" not in f["fix"] and "payment" not in f["fix"]["text"], f["fix"]
+    assert any("held by pid %d, another application's session" % pid in e and "locks on menu_items" in e for e in f["evidence"]), f
+    [b] = [b for b in report["signals"]["pg_activity"]["blockers"] if b["pid"] == pid]
+    assert not b["hotplate"] and b["application_name"] == "menu-import" and b["relations"] == "menu_items", b
+    assert b["state"] == "idle in transaction" and b["idle_in_transaction_ms"] > 0 and b["waiters"] >= 1, b
+    # Its last query, without the value psycopg2 put into it.
+    assert b["query"] == "UPDATE menu_items SET price_cents = price_cents WHERE restaurant_id = ?", b
 
 
 def test_small_db_pool_is_pool_saturation(start_server, journey):

@@ -556,6 +556,70 @@ static void test_lock_wait_ranks_above_pool_and_errors(void **state)
     assert_true(pool && errors);
 }
 
+static void add_blocker(hp_doctor_snapshot_t *s, int pid, int own, const char *app, double idle_ms, int depth)
+{
+    hp_doctor_blocker_t *bl = &s->blockers[s->num_blockers++];
+    memset(bl, 0, sizeof(*bl));
+    bl->pid = pid, bl->own = own, bl->depth = depth, bl->samples = 20, bl->waiters = 3;
+    snprintf(bl->app, sizeof(bl->app), "%s", app);
+    snprintf(bl->client, sizeof(bl->client), "local");
+    snprintf(bl->state, sizeof(bl->state), "%s", idle_ms >= 0 ? "idle in transaction" : "active");
+    bl->xact_ms = 12500, bl->idle_ms = idle_ms;
+    snprintf(bl->query, sizeof(bl->query), "UPDATE menu_items SET price_cents = ? WHERE restaurant_id = ?");
+    snprintf(bl->relations, sizeof(bl->relations), "menu_items");
+}
+
+/* A session of another application holds the row locks: it is named, and the fix is about it, not about our transactions. */
+static void test_lock_wait_names_a_foreign_blocker(void **state)
+{
+    fixture_t *fx = *state;
+    long_transactions(fx);
+    set_flag(&fx->b, "checkout_txn", "short");
+    add_blocker(&fx->b, 4242, 0, "menu-import", 9000, 1);
+    assert_first(fx, HP_DOCTOR_lock_wait, R_ORDERS);
+    const hp_doctor_finding_t *f = &fx->f[0];
+    assert_int_equal(f->confidence, HP_DOCTOR_HIGH);
+    assert_non_null(strstr(f->summary, "another application's session: pid 4242 (application_name 'menu-import')"));
+    assert_non_null(strstr(f->summary, "idle in transaction for 9.0 s"));
+    assert_non_null(strstr(f->fix, "pg_terminate_backend(4242)"));
+    assert_non_null(strstr(f->fix, "idle_in_transaction_session_timeout"));
+    assert_null(strstr(f->fix, "payment"));
+    assert_string_equal(f->sql, "SELECT pg_terminate_backend(4242)");
+    assert_string_equal(f->flag, "");
+    int named = 0, query = 0;
+    for (size_t i = 0; i != f->num_evidence; ++i) {
+        named |= strstr(f->evidence[i], "held by pid 4242, another application's session") != NULL &&
+                 strstr(f->evidence[i], "locks on menu_items") != NULL;
+        query |= strstr(f->evidence[i], "UPDATE menu_items SET price_cents = ?") != NULL;
+    }
+    assert_true(named && query);
+    /* Still running a statement rather than idle: cancel that statement. */
+    fx->b.num_blockers = 0;
+    add_blocker(&fx->b, 4243, 0, "", -1, 3);
+    evaluate(fx);
+    assert_string_equal(fx->f[0].sql, "SELECT pg_cancel_backend(4243)");
+    assert_non_null(strstr(fx->f[0].summary, "(no application_name), active, in a transaction open for 12.5 s"));
+    int chain = 0;
+    for (size_t i = 0; i != fx->f[0].num_evidence; ++i)
+        chain |= strstr(fx->f[0].evidence[i], "3 sessions up to pid 4243") != NULL;
+    assert_true(chain);
+}
+
+/* hotplate's own long transaction at the root: it is named in the evidence, and the advice stays that of short transactions. */
+static void test_lock_wait_of_our_own_blocker_keeps_the_advice(void **state)
+{
+    fixture_t *fx = *state;
+    long_transactions(fx);
+    add_blocker(&fx->b, 77, 1, "hotplate", 300, 1);
+    assert_first(fx, HP_DOCTOR_lock_wait, R_ORDERS);
+    assert_non_null(strstr(fx->f[0].fix, "payment authorization"));
+    assert_string_equal(fx->f[0].sql, "");
+    int named = 0;
+    for (size_t i = 0; i != fx->f[0].num_evidence; ++i)
+        named |= strstr(fx->f[0].evidence[i], "held by pid 77, one of hotplate's own backends") != NULL;
+    assert_true(named);
+}
+
 static void test_lock_wait_needs_samples(void **state)
 {
     fixture_t *fx = *state;
@@ -820,6 +884,8 @@ int main(void)
         T(test_cpu_below_share_is_quiet),
         T(test_cpu_json_bound_route_is_low),
         T(test_lock_wait_ranks_above_pool_and_errors),
+        T(test_lock_wait_names_a_foreign_blocker),
+        T(test_lock_wait_of_our_own_blocker_keeps_the_advice),
         T(test_lock_wait_needs_samples),
         T(test_lock_wait_of_another_process_is_low),
         T(test_pool_saturation),

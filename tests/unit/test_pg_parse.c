@@ -379,6 +379,33 @@ static void test_text_json_cuts_and_repairs(void **state)
     json_decref(s);
 }
 
+/* Another session's query, as the doctor shows it: no literal values, one space, cut with "...". */
+static void shape_is(const char *q, size_t size, const char *want)
+{
+    char out[256];
+    assert_true(size <= sizeof(out));
+    size_t n = hp_pg_query_shape(q, strlen(q), out, size);
+    assert_string_equal(out, want);
+    assert_int_equal(n, strlen(want));
+}
+
+static void test_query_shape(void **state)
+{
+    (void)state;
+    shape_is("UPDATE menu_items SET price_cents = 1299, name = 'Pad Thai' WHERE id = 42", 256,
+             "UPDATE menu_items SET price_cents = ?, name = ? WHERE id = ?");
+    /* A doubled quote stays inside its literal; E'' strings and dollar quotes are literals too. */
+    shape_is("SELECT 'it''s', E'a\\'', $$x 'y' 3$$, $tag$ 4 $tag$ FROM t", 256, "SELECT ?, E?, ?, ? FROM t");
+    /* Identifiers with digits, placeholders and quoted identifiers are kept; numbers with exponents go. */
+    shape_is("select t1.a2, \"col 3\" from t1 where x = $1 and y > -1.5e-3", 256,
+             "select t1.a2, \"col 3\" from t1 where x = $1 and y > -?");
+    shape_is("  BEGIN;\n\tSELECT   1  ", 256, "BEGIN; SELECT ?");
+    /* Cut to the room there is, the ... included. */
+    shape_is("SELECT abcdefghij FROM t", 12, "SELECT a...");
+    shape_is("SELECT 'unterminated", 256, "SELECT ?");
+    shape_is("", 8, "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -394,6 +421,7 @@ int main(void)
         cmocka_unit_test(test_plan_summary),
         cmocka_unit_test(test_missing_index_signal),
         cmocka_unit_test(test_text_json_cuts_and_repairs),
+        cmocka_unit_test(test_query_shape),
     };
     return cmocka_run_group_tests(tests, register_statements, NULL);
 }
