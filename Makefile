@@ -6,7 +6,7 @@
 #                on 127.0.0.1:8080 in the foreground (Ctrl-C stops it all)
 #   make up      the same with the server in the background; make down stops it
 #   make test    the layer check, the unit tests (normal and ASan builds), then every
-#                suite and a short fuzz in three lanes side by side (deploy/test.sh)
+#                suite and a short fuzz in four lanes side by side (deploy/test.sh)
 #   make bench-overhead   probes ON against OFF (docs/BENCHMARKS.md)
 #   make doctor  the running server's bottleneck report (docs/DOCTOR.md): watches
 #                DOCTOR_SECONDS (default 30) of whatever traffic runs, then

@@ -1,22 +1,23 @@
 #!/usr/bin/env bash
 # Runs every hotplate test after `make build build-asan`: the layer check and
 # the unit tests of both builds under ctest, then every pytest suite and the
-# fuzzers in three lanes side by side, each against a private stack of its own
+# fuzzers in four lanes side by side, each against a private stack of its own
 # (PostgreSQL and Redis under .hotplate/test*, started here and stopped at the
 # end whatever happened):
 #
-#   e2e        .hotplate/test          tests/e2e (but the doctor's file), tests/bench
-#   doctor     .hotplate/test-doctor   tests/e2e/test_doctor.py, tests/monitoring
+#   e2e        .hotplate/test          tests/e2e (but the doctor's file), then the
+#                                      libFuzzer drivers (tests/fuzz/run.sh)
+#   doctor     .hotplate/test-doctor   tests/e2e/test_doctor.py
 #   sanitized  .hotplate/test-asan     tests/faults (which starts a stack of its own
-#                                      too), tests/e2e against the ASan+UBSan server,
-#                                      the libFuzzer drivers (tests/fuzz/run.sh)
+#                                      too), tests/e2e against the ASan+UBSan server
+#   suites     .hotplate/test-suites   tests/bench, tests/monitoring
 #
 # Why lanes: most of the suites wait (on a payment gateway's latency, a
 # timeout that must expire, a server that starts, a restarted PostgreSQL), so
 # one after another they left one of this machine's two cores idle most of the
 # time: the phase table at the end of this script said 864 to 1006 s on the
-# 2-core CI machine one after another, and 279 s side by side (the builds
-# before it aside, about 40 s from a fresh clone). Each lane
+# 2-core CI machine one after another, and 237 s in these four lanes (the
+# builds before it aside, about 45 s from a fresh clone). Each lane
 # has its own database, so the suites that count rows, drop an index or fill
 # the orders of a customer never see each other's writes. The doctor's tests
 # judge shares of a window of load, not figures, so they hold on a busy
@@ -127,7 +128,7 @@ pytest_run() {
         LSAN_OPTIONS="suppressions=$repo_root/tests/lsan.supp" \
         HOTPLATE_MIGRATIONS_DIR="$repo_root/migrations" \
         "${vars[@]}" \
-        timeout -k 30 "$E2E_TIMEOUT" "$python" -m pytest -q "$@" || rc=$?
+        timeout -k 30 "$E2E_TIMEOUT" "$python" -m pytest -q --durations=8 "$@" || rc=$?
     case $rc in
     0) ;;
     5) fail "$label (pytest collected no tests)" ;;
@@ -137,15 +138,23 @@ pytest_run() {
 }
 
 lane_e2e() {
-    fresh_stack "$repo_root/.hotplate/test" || return 0
-    pytest_run tests/e2e -- tests/e2e --ignore=tests/e2e/test_doctor.py
-    # tests/bench: the statistics and report tests, and a quick bench end to end.
-    pytest_run tests/bench -- tests/bench
+    if fresh_stack "$repo_root/.hotplate/test"; then
+        pytest_run tests/e2e -- tests/e2e --ignore=tests/e2e/test_doctor.py
+    fi
+    # The libFuzzer drivers of every parser, under ASan+UBSan; they need no stack.
+    step "fuzz: tests/fuzz/run.sh (FUZZ_SECONDS=$FUZZ_SECONDS)"
+    tests/fuzz/run.sh 8>&- || fail "fuzz"
 }
 
 lane_doctor() {
     fresh_stack "$repo_root/.hotplate/test-doctor" || return 0
     pytest_run tests/e2e/test_doctor.py -- tests/e2e/test_doctor.py
+}
+
+lane_suites() {
+    fresh_stack "$repo_root/.hotplate/test-suites" || return 0
+    # tests/bench: the statistics and report tests, and a quick bench end to end.
+    pytest_run tests/bench -- tests/bench
     # tests/monitoring: alert rules, the compose file, the load balancer, the logs.
     pytest_run tests/monitoring -- tests/monitoring
 }
@@ -160,16 +169,13 @@ lane_sanitized() {
     # sanitizer (those that read jemalloc statistics or judge CPU time per
     # request, the doctor's file among them) to skip themselves.
     pytest_run "tests/e2e under ASan+UBSan" HOTPLATE_BIN="$asan_bin" HOTPLATE_E2E_SANITIZED=1 HOTPLATE_E2E_DEADLINE=1200 -- tests/e2e
-    # The libFuzzer drivers of every parser, under ASan+UBSan.
-    step "fuzz: tests/fuzz/run.sh (FUZZ_SECONDS=$FUZZ_SECONDS)"
-    tests/fuzz/run.sh 8>&- || fail "fuzz"
 }
 
 # Called from the EXIT trap only, which shellcheck cannot see.
 # shellcheck disable=SC2317
 teardown() {
     local h
-    for h in test test-doctor test-asan; do
+    for h in test test-doctor test-asan test-suites; do
         deploy/stack.sh down --home "$repo_root/.hotplate/$h" >/dev/null 2>&1 || true
     done
 }
@@ -220,7 +226,7 @@ if [[ ! -d $mods || $lock -nt $mods/.package-lock.json ]]; then
 fi
 phase_end
 
-lanes=(e2e doctor sanitized)
+lanes=(e2e doctor sanitized suites)
 step "the lanes: ${lanes[*]}, side by side"
 pids=()
 for l in "${lanes[@]}"; do
