@@ -98,23 +98,25 @@ typedef struct st_hp_doctor_threshold_t {
 const hp_doctor_threshold_t *hp_doctor_threshold(hp_doctor_th_t id);
 
 /*
- * X(id, title, flag, good value): the kinds of finding; flag is the server's
- * own switch for that cause (base/flags.h) and good the value that removes
- * it, or -1 and -1 when no flag makes the cause.
+ * X(id, title, flag, good value, database): the kinds of finding; flag is the
+ * server's own switch for that cause (base/flags.h) and good the value that
+ * removes it, or -1 and -1 when no flag makes the cause; database is 1 when
+ * the finding says the database is where the time goes, and then its evidence
+ * says what PostgreSQL's backends waited on in the window.
  */
 #define HP_DOCTOR_KINDS(X)                                                                                                         \
-    X(missing_index, "missing index", HP_FLAG_orders_user_id_index, HP_orders_user_id_index_on)                                    \
-    X(n_plus_one, "N+1", HP_FLAG_order_history, HP_order_history_batched)                                                          \
-    X(uncached_hot_read, "uncached hot read", HP_FLAG_menu_cache, HP_menu_cache_redis)                                             \
-    X(cpu_hot_spot, "CPU hot spot", HP_FLAG_order_total, HP_order_total_once)                                                      \
-    X(lock_wait, "lock wait or long transaction", HP_FLAG_checkout_txn, HP_checkout_txn_short)                                     \
-    X(pool_saturation, "pool saturation", HP_FLAG_db_pool, HP_db_pool_sized)                                                       \
-    X(memory_growth, "memory growth", HP_FLAG_leak, HP_leak_off)                                                                   \
-    X(error_spike, "error or timeout spike", -1, -1)                                                                               \
-    X(event_loop_stall, "event-loop stall", -1, -1)
+    X(missing_index, "missing index", HP_FLAG_orders_user_id_index, HP_orders_user_id_index_on, 1)                                 \
+    X(n_plus_one, "N+1", HP_FLAG_order_history, HP_order_history_batched, 1)                                                       \
+    X(uncached_hot_read, "uncached hot read", HP_FLAG_menu_cache, HP_menu_cache_redis, 1)                                          \
+    X(cpu_hot_spot, "CPU hot spot", HP_FLAG_order_total, HP_order_total_once, 0)                                                   \
+    X(lock_wait, "lock wait or long transaction", HP_FLAG_checkout_txn, HP_checkout_txn_short, 1)                                  \
+    X(pool_saturation, "pool saturation", HP_FLAG_db_pool, HP_db_pool_sized, 0)                                                    \
+    X(memory_growth, "memory growth", HP_FLAG_leak, HP_leak_off, 0)                                                                \
+    X(error_spike, "error or timeout spike", -1, -1, 0)                                                                            \
+    X(event_loop_stall, "event-loop stall", -1, -1, 0)
 
 typedef enum {
-#define HP__DOCTOR_KIND_ID(id, title, flag, good) HP_DOCTOR_##id,
+#define HP__DOCTOR_KIND_ID(id, title, flag, good, database) HP_DOCTOR_##id,
     HP_DOCTOR_KINDS(HP__DOCTOR_KIND_ID)
 #undef HP__DOCTOR_KIND_ID
         HP_DOCTOR_KIND__COUNT
@@ -179,6 +181,13 @@ typedef struct st_hp_doctor_blocker_t {
 } hp_doctor_blocker_t;
 
 #define HP_DOCTOR_MAX_BLOCKERS 4
+#define HP_DOCTOR_MAX_WAITS 16 /* distinct wait events kept from a window's samples */
+
+/* One wait event, counted over a window: each sample adds one per active backend of ours waiting on it. */
+typedef struct st_hp_doctor_wait_t {
+    char event[48]; /* "CPU" (active, waiting on nothing), or wait_event_type:wait_event ("IO:DataFileRead") */
+    int samples;
+} hp_doctor_wait_t;
 
 /* What EXPLAIN said about one statement (the end snapshot only). */
 typedef struct st_hp_doctor_plan_t {
@@ -210,6 +219,9 @@ typedef struct st_hp_doctor_snapshot_t {
     /* (end) pg_stat_activity samples taken during the window */
     int activity_samples, activity_lock_samples, activity_idle_txn_samples;
     double activity_max_xact_ms;
+    size_t num_waits; /* (end) what hotplate's active backends waited on, the most first */
+    hp_doctor_wait_t waits[HP_DOCTOR_MAX_WAITS];
+    int wait_samples;    /* (end) backend-samples of active hotplate backends in the window: the waits' total */
     size_t num_blockers; /* (end) the sessions at the root of those lock waits, the most seen first */
     hp_doctor_blocker_t blockers[HP_DOCTOR_MAX_BLOCKERS];
     size_t num_plans; /* (end) */

@@ -61,7 +61,8 @@
 static const char hp__sql_activity[] =
     "SELECT count(*) FILTER (WHERE wait_event_type = 'Lock' AND now() - query_start >= $1::int * interval '1 millisecond'), "
     "count(*) FILTER (WHERE state = 'idle in transaction' AND now() - xact_start >= $1::int * interval '1 millisecond'), "
-    "coalesce(max(extract(epoch FROM now() - xact_start) * 1000), 0)::float8 "
+    "coalesce(max(extract(epoch FROM now() - xact_start) * 1000), 0)::float8, "
+    "coalesce(string_agg(coalesce(wait_event_type || ':' || wait_event, 'CPU'), ',') FILTER (WHERE state = 'active'), '') "
     "FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'hotplate' "
     "AND pid <> pg_backend_pid()";
 /*
@@ -103,6 +104,9 @@ typedef struct st_hp_doctor_job_t {
     size_t heap_n;
     double heap_t[HP_DOCTOR_MAX_HEAP], heap_v[HP_DOCTOR_MAX_HEAP];
     int sampling, done, hypopg;
+    size_t num_waits; /* the window's wait events so far (hp__count_waits), copied into the end snapshot */
+    hp_doctor_wait_t waits[HP_DOCTOR_MAX_WAITS];
+    int wait_samples;
     size_t num_blockers; /* the window's blockers so far (hp__on_blockers), copied into the end snapshot */
     hp_doctor_blocker_t blockers[HP_DOCTOR_MAX_BLOCKERS];
     hp_doctor_snapshot_t before, after;
@@ -492,6 +496,14 @@ static void hp__finish_window(hp_doctor_job_t *job)
     memcpy(job->after.heap_v, job->heap_v, sizeof(job->heap_v[0]) * job->heap_n);
     job->after.activity_samples = samples, job->after.activity_lock_samples = lock;
     job->after.activity_idle_txn_samples = idle, job->after.activity_max_xact_ms = max_xact;
+    job->after.num_waits = job->num_waits, job->after.wait_samples = job->wait_samples;
+    memcpy(job->after.waits, job->waits, sizeof(job->waits[0]) * job->num_waits);
+    /* The most waited on first. */
+    for (size_t i = 1; i < job->after.num_waits; ++i)
+        for (size_t k = i; k != 0 && job->after.waits[k].samples > job->after.waits[k - 1].samples; --k) {
+            hp_doctor_wait_t t = job->after.waits[k];
+            job->after.waits[k] = job->after.waits[k - 1], job->after.waits[k - 1] = t;
+        }
     job->after.num_blockers = job->num_blockers;
     memcpy(job->after.blockers, job->blockers, sizeof(job->blockers[0]) * job->num_blockers);
     /* The most seen first: the rule names the first one. */
@@ -560,6 +572,27 @@ static void hp__on_blockers(hp_req_t *r, void *ud, PGresult *res, const char *er
     hp__sample_done(job);
 }
 
+/* One sample's wait events ("CPU,IO:DataFileRead,CPU"): a count per event, merged into the window's. */
+static void hp__count_waits(hp_doctor_job_t *job, const char *list)
+{
+    for (const char *p = list; *p != '\0';) {
+        size_t len = strcspn(p, ",");
+        size_t i = 0;
+        while (i != job->num_waits && (strlen(job->waits[i].event) != len || memcmp(job->waits[i].event, p, len) != 0))
+            ++i;
+        if (i == job->num_waits && i != HP_DOCTOR_MAX_WAITS && len < sizeof(job->waits[i].event)) {
+            memcpy(job->waits[i].event, p, len);
+            job->waits[i].event[len] = '\0';
+            job->waits[i].samples = 0;
+            ++job->num_waits;
+        }
+        if (i != job->num_waits)
+            ++job->waits[i].samples;
+        ++job->wait_samples; /* an event past the table's room still counts in the total */
+        p += len + (p[len] == ',');
+    }
+}
+
 static void hp__on_activity(hp_req_t *r, void *ud, PGresult *res, const char *err)
 {
     hp_doctor_job_t *job = ud;
@@ -570,6 +603,7 @@ static void hp__on_activity(hp_req_t *r, void *ud, PGresult *res, const char *er
         waiting = strtol(PQgetvalue(res, 0, 0), NULL, 10) > 0;
         s->activity_lock_samples += waiting;
         s->activity_idle_txn_samples += strtol(PQgetvalue(res, 0, 1), NULL, 10) > 0;
+        hp__count_waits(job, PQgetvalue(res, 0, 3));
         double xact = strtod(PQgetvalue(res, 0, 2), NULL);
         if (xact > s->activity_max_xact_ms)
             s->activity_max_xact_ms = xact;

@@ -136,6 +136,14 @@ json_t *hp_doctor_json(const hp_doctor_snapshot_t *before, const hp_doctor_snaps
                                                   "samples", (json_int_t)bl->samples, "waiters", (json_int_t)bl->waiters));
     }
     json_object_set_new(json_object_get(signals, "pg_activity"), "blockers", blockers);
+    /* Where PostgreSQL's time went: the samples of hotplate's active backends by what each waited on, the most first. */
+    json_t *wait_profile = json_array();
+    for (size_t i = 0; i != after->num_waits; ++i)
+        json_array_append_new(wait_profile, json_pack("{ss sI sf}", "event", after->waits[i].event, "samples",
+                                                      (json_int_t)after->waits[i].samples, "share",
+                                                      round(1000.0 * after->waits[i].samples / after->wait_samples) / 1000));
+    json_object_set_new(json_object_get(signals, "pg_activity"), "wait_profile", wait_profile);
+    json_object_set_new(json_object_get(signals, "pg_activity"), "active_backend_samples", json_integer(after->wait_samples));
     hp_doctor_level_t worst = HP_DOCTOR_LOW;
     for (size_t i = 0; i != n; ++i)
         worst = f[i].severity > worst ? f[i].severity : worst;

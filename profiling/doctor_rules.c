@@ -31,9 +31,9 @@ static const hp_doctor_threshold_t hp__thresholds[] = {
 
 static const struct {
     const char *name, *title;
-    int flag, good;
+    int flag, good, database;
 } hp__kinds[] = {
-#define HP__DOCTOR_KIND_DEF(id, title, flag, good) {#id, title, flag, good},
+#define HP__DOCTOR_KIND_DEF(id, title, flag, good, database) {#id, title, flag, good, database},
     HP_DOCTOR_KINDS(HP__DOCTOR_KIND_DEF)
 #undef HP__DOCTOR_KIND_DEF
 };
@@ -516,6 +516,27 @@ static int hp__txn_route(const hp_doctor_ctx_t *c, double *wait_share)
  * window, keeps showing backends that wait for a lock or sit idle inside an
  * open transaction.
  */
+/*
+ * Where PostgreSQL's time went: the window's samples of hotplate's active
+ * backends, by what each waited on (CPU: running, waiting on nothing). A
+ * finding that puts the time in the database says which kind of time it is:
+ * CPU (a plan that reads too much, or too many statements), IO (reads from
+ * disk), Lock (waits on other transactions), LWLock (contention inside the
+ * server), Client (waits on hotplate itself).
+ */
+static void hp__wait_evidence(const hp_doctor_ctx_t *c, hp_doctor_finding_t *f)
+{
+    const hp_doctor_snapshot_t *b = c->b;
+    if (b->wait_samples == 0)
+        return;
+    char list[200] = "";
+    size_t len = 0;
+    for (size_t i = 0; i != b->num_waits && i != 4 && len < sizeof(list); ++i)
+        len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s %.0f%%", i != 0 ? ", " : "", b->waits[i].event,
+                                100.0 * b->waits[i].samples / b->wait_samples);
+    hp__evidence(f, "PostgreSQL's time in the window, from %d samples of hotplate's active backends: %s", b->wait_samples, list);
+}
+
 /* "idle in transaction for 12.3 s", or "active, in a transaction open for 2.0 s". */
 static void hp__blocker_how(const hp_doctor_blocker_t *bl, char *buf, size_t len)
 {
@@ -1002,6 +1023,9 @@ size_t hp_doctor_evaluate(const hp_doctor_snapshot_t *before, const hp_doctor_sn
     /* Symptoms last: they look for the causes above. */
     hp__rule_errors(c);
     hp__rule_loop(c);
+    for (size_t i = 0; i != c->n; ++i)
+        if (hp__kinds[out[i].kind].database)
+            hp__wait_evidence(c, &out[i]);
     size_t n = c->n;
     free(c);
     qsort(out, n, sizeof(*out), hp__rank_cmp);

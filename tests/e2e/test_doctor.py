@@ -335,6 +335,10 @@ def test_missing_orders_index_is_a_missing_index(start_server, journey, db, hypo
     assert f["fix"]["flag"] == "orders_user_id_index=on"
     if hypopg:
         assert "hypopg" in f["fix"]["check"] and f["confidence"] == "high", f
+    # The time is the database's, and the finding says what kind: the wait profile of hotplate's backends.
+    waits = report["signals"]["pg_activity"]["wait_profile"]
+    assert waits and sum(w["samples"] for w in waits) <= report["signals"]["pg_activity"]["active_backend_samples"], report
+    assert any(e.startswith("PostgreSQL's time in the window, from ") for e in f["evidence"]), f
 
 
 def test_n_plus_one_history_is_an_n_plus_one(start_server, journey):
@@ -388,6 +392,8 @@ def test_foreign_session_holding_menu_rows_is_named(start_server, journey):
     [b] = [b for b in report["signals"]["pg_activity"]["blockers"] if b["pid"] == pid]
     assert not b["hotplate"] and b["application_name"] == "menu-import" and b["relations"] == "menu_items", b
     assert b["state"] == "idle in transaction" and b["idle_in_transaction_ms"] > 0 and b["waiters"] >= 1, b
+    # hotplate's backends spent the window waiting on locks, and the wait profile says so.
+    assert any(w["event"].startswith("Lock:") for w in report["signals"]["pg_activity"]["wait_profile"]), report["signals"]
     # Its last query, without the value psycopg2 put into it.
     assert b["query"] == "UPDATE menu_items SET price_cents = price_cents WHERE restaurant_id = ?", b
 

@@ -266,6 +266,31 @@ static void test_missing_index(void **state)
     assert_int_equal(fx->n, 1);
 }
 
+/* A finding that puts the time in the database says what PostgreSQL's backends waited on; one that does not, nothing. */
+static void test_database_findings_say_where_postgres_waits(void **state)
+{
+    fixture_t *fx = *state;
+    slow_history_seq_scan(fx);
+    hp_doctor_snapshot_t *b = &fx->b;
+    b->num_waits = 3, b->wait_samples = 200;
+    snprintf(b->waits[0].event, sizeof(b->waits[0].event), "CPU"), b->waits[0].samples = 150;
+    snprintf(b->waits[1].event, sizeof(b->waits[1].event), "IO:DataFileRead"), b->waits[1].samples = 40;
+    snprintf(b->waits[2].event, sizeof(b->waits[2].event), "Lock:transactionid"), b->waits[2].samples = 10;
+    assert_first(fx, HP_DOCTOR_missing_index, R_HISTORY);
+    int said = 0;
+    for (size_t i = 0; i != fx->f[0].num_evidence; ++i)
+        said |= strstr(fx->f[0].evidence[i], "200 samples of hotplate's active backends: CPU 75%, IO:DataFileRead 20%, "
+                                             "Lock:transactionid 5%") != NULL;
+    assert_true(said);
+    /* A CPU hot spot of hotplate's own is not the database's time. */
+    add_route(fx, R_QUOTE, 0, 12.0, HP_STAGE_compute, 12.0, -1);
+    evaluate(fx);
+    for (size_t i = 0; i != fx->n; ++i)
+        if (fx->f[i].kind == HP_DOCTOR_cpu_hot_spot)
+            for (size_t e = 0; e != fx->f[i].num_evidence; ++e)
+                assert_null(strstr(fx->f[i].evidence[e], "PostgreSQL's time"));
+}
+
 static void test_missing_index_unchecked_is_medium_confidence(void **state)
 {
     fixture_t *fx = *state;
@@ -868,6 +893,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_clean_window_has_no_finding),
         T(test_missing_index),
+        T(test_database_findings_say_where_postgres_waits),
         T(test_missing_index_unchecked_is_medium_confidence),
         T(test_missing_index_needs_scans_that_read_many_rows),
         T(test_missing_index_through_a_full_index_scan),
