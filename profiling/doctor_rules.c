@@ -618,7 +618,8 @@ static void hp__rule_lock(hp_doctor_ctx_t *c)
         hp__blocker_how(bl, how, sizeof(how));
         f->confidence = HP_DOCTOR_HIGH;
         f->flag[0] = '\0';
-        HP__SET(summary, "%s waits on locks held by another application's session: pid %d (%s%s%s), %s", rn, bl->pid,
+        /* Bounded, so that the summary always ends with how the session holds its locks. */
+        HP__SET(summary, "%.48s waits on locks held by another application's session: pid %d (%s%.40s%s), %.48s", rn, bl->pid,
                 bl->app[0] != '\0' ? "application_name '" : "no application_name", bl->app, bl->app[0] != '\0' ? "'" : "", how);
         HP__SET(fix,
                 "That session is not hotplate's: finish it (commit or roll back) or cancel it. pg_cancel_backend(%d) stops a "
