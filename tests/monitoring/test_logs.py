@@ -14,6 +14,7 @@
 import json
 import os
 import re
+import subprocess
 import time
 
 import pytest
@@ -161,10 +162,18 @@ def test_rotating_log_file(start_server, tmp_path):
     s = start_server(threads=2, name="rotate",
                      env={"HOTPLATE_LOG_FILE": str(path), "HOTPLATE_LOG_FILE_MAX_MB": "1", "HOTPLATE_LOG_FILE_KEEP": "2"})
     sess = requests.Session()
-    # About 300 bytes a line: 8000 requests are over 2 MiB, so at least two rotations.
-    last = None
-    for _ in range(8000):
-        last = sess.get(s.base + "/healthz", timeout=5).headers["x-request-id"]
+    # About 300 bytes a line: at least two rotations of 1 MiB take some 8000 requests, which wrk sends in a second or
+    # two where a Python loop took a minute on a busy machine. One connection, so one thread writes the lines, one
+    # request after another, and the file's order is stdout's.
+    info = None
+    for _ in range(20):
+        r = subprocess.run(["wrk", "-t1", "-c1", "-d1s", s.base + "/healthz"], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+        info = sess.get(s.admin_base + "/debug/logs", timeout=5).json()["file"]
+        if info["rotations"] >= 2:
+            break
+    last = sess.get(s.base + "/healthz", timeout=5).headers["x-request-id"]
+    request_line(s, last)  # written at the end of its loop turn
     info = sess.get(s.admin_base + "/debug/logs", timeout=5).json()["file"]
     assert info["path"] == str(path) and info["rotations"] >= 2
     files = sorted(os.listdir(tmp_path))
