@@ -203,6 +203,18 @@ static void hp__rule_missing_index(hp_doctor_ctx_t *c)
         if (s == b->num_stmts || c->stmt[s].n <= 0)
             continue;
         /*
+         * PostgreSQL 15 publishes a backend's table counters at most once a
+         * second, and later when the shared statistics are contended, so on
+         * a busy machine the window's counters can lag far behind the scans
+         * that ran. When they show under half the statement's own executions,
+         * those executions count as the scans, each reading the whole table
+         * (what a Seq Scan does), and the evidence says so.
+         */
+        double counted_scans = scans, counted_read = read;
+        int lagging = !full && scans < c->stmt[s].n / 2;
+        if (lagging)
+            scans = c->stmt[s].n, read = scans * (double)tb->n_live_tup;
+        /*
          * A full index scan moves no sequential-scan counter: each execution
          * reads the whole index instead, so its executions count as the
          * scans, and the table's size as the rows each one walks past.
@@ -239,7 +251,13 @@ static void hp__rule_missing_index(hp_doctor_ctx_t *c)
             hp__evidence(f,
                          "pg_stat_user_tables %s in the window: seq_scan +%.0f, seq_tup_read +%.0f (%.0f per scan), idx_tup_fetch "
                          "+%.0f, n_live_tup %lld",
-                         pl->plan.seq_rel, scans, read, read / scans, fetched, (long long)tb->n_live_tup);
+                         pl->plan.seq_rel, counted_scans, counted_read, counted_scans > 0 ? counted_read / counted_scans : 0,
+                         fetched, (long long)tb->n_live_tup);
+            if (lagging)
+                hp__evidence(f,
+                             "those counters lag the %.0f executions of %s (PostgreSQL publishes a backend's table statistics at "
+                             "most once a second, later under contention): each execution counted as a scan of all %lld rows",
+                             c->stmt[s].n, pl->stmt, (long long)tb->n_live_tup);
         }
         hp__evidence(f, "%s: %.0f executions, mean %.3f ms, %.0f%% of all statement time", pl->stmt, c->stmt[s].n,
                      hp_doctor_ms(c->stmt[s].t_ns / c->stmt[s].n), 100 * hp__share(c->stmt[s].t_ns, c->stmt_total_ns));
