@@ -16,8 +16,9 @@
 # timeout that must expire, a server that starts, a restarted PostgreSQL), so
 # one after another they left one of this machine's two cores idle most of the
 # time: the phase table at the end of this script said 864 to 1006 s on the
-# 2-core CI machine one after another, and 237 s in these four lanes (the
-# builds before it aside, about 45 s from a fresh clone). Each lane
+# 2-core CI machine one after another, and 237 to 331 s in these four lanes
+# over six runs (the builds before it aside, about 45 s from a fresh clone:
+# 5 min 20 s in all for the last one). Each lane
 # has its own database, so the suites that count rows, drop an index or fill
 # the orders of a customer never see each other's writes. The doctor's tests
 # judge shares of a window of load, not figures, so they hold on a busy
