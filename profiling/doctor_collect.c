@@ -484,6 +484,20 @@ static void hp__on_end_tables(hp_req_t *r, void *ud, PGresult *res, const char *
     hp_db_conn_query_sql(r, NULL, hp__sql_hypopg, NULL, 0, hp__on_hypopg, job);
 }
 
+/* The most waited on first. */
+static int hp__wait_cmp(const void *x, const void *y)
+{
+    const hp_doctor_wait_t *a = x, *b = y;
+    return (a->samples < b->samples) - (a->samples > b->samples);
+}
+
+/* The most seen first: the lock rule names the first one. */
+static int hp__blocker_cmp(const void *x, const void *y)
+{
+    const hp_doctor_blocker_t *a = x, *b = y;
+    return (a->samples < b->samples) - (a->samples > b->samples);
+}
+
 static void hp__finish_window(hp_doctor_job_t *job)
 {
     job->done = 1;
@@ -498,20 +512,10 @@ static void hp__finish_window(hp_doctor_job_t *job)
     job->after.activity_idle_txn_samples = idle, job->after.activity_max_xact_ms = max_xact;
     job->after.num_waits = job->num_waits, job->after.wait_samples = job->wait_samples;
     memcpy(job->after.waits, job->waits, sizeof(job->waits[0]) * job->num_waits);
-    /* The most waited on first. */
-    for (size_t i = 1; i < job->after.num_waits; ++i)
-        for (size_t k = i; k != 0 && job->after.waits[k].samples > job->after.waits[k - 1].samples; --k) {
-            hp_doctor_wait_t t = job->after.waits[k];
-            job->after.waits[k] = job->after.waits[k - 1], job->after.waits[k - 1] = t;
-        }
+    qsort(job->after.waits, job->after.num_waits, sizeof(job->after.waits[0]), hp__wait_cmp);
     job->after.num_blockers = job->num_blockers;
     memcpy(job->after.blockers, job->blockers, sizeof(job->blockers[0]) * job->num_blockers);
-    /* The most seen first: the rule names the first one. */
-    for (size_t i = 1; i < job->after.num_blockers; ++i)
-        for (size_t k = i; k != 0 && job->after.blockers[k].samples > job->after.blockers[k - 1].samples; --k) {
-            hp_doctor_blocker_t t = job->after.blockers[k];
-            job->after.blockers[k] = job->after.blockers[k - 1], job->after.blockers[k - 1] = t;
-        }
+    qsort(job->after.blockers, job->after.num_blockers, sizeof(job->after.blockers[0]), hp__blocker_cmp);
     if (samples == 0)
         hp__note(job, "pg_stat_activity gave no sample in the window: the lock-wait rule is off%s", NULL);
     const char *values[] = {"500"};
