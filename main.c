@@ -8,6 +8,7 @@
  *   hotplate index NAME on|off      create or drop a lab's index CONCURRENTLY, then ANALYZE
  *   hotplate describe [--json]      the tables the server is built from: routes, statements,
  *                                   flags, error codes and metrics
+ *   hotplate pprof-encode KIND FILE a saved CPU or heap profile as gzipped profile.proto
  *
  * Below it, nothing knows anything above itself: the runtime gets the route
  * tables, the statement tables and the per-thread hooks from here; profiling
@@ -36,6 +37,8 @@
 #include "profiling/metrics.h"
 #include "profiling/perf.h"
 #include "profiling/pg.h"
+#include "profiling/pprof_index.h"
+#include "profiling/pprof_proto.h"
 #include "profiling/prof.h"
 
 #include <stdio.h>
@@ -68,6 +71,7 @@ static void hp__admin_table(void)
     hp__admin_add(hp_pg_routes, hp_pg_num_routes);
     hp__admin_add(hp_pg_explain_routes, hp_pg_explain_num_routes);
     hp__admin_add(hp_prof_routes, hp_prof_num_routes);
+    hp__admin_add(hp_pprof_index_routes, hp_pprof_index_num_routes);
     hp__admin_add(hp_dashboard_routes, hp_dashboard_num_routes);
     hp__admin_add(hp_logs_routes, hp_logs_num_routes);
     hp__admin_add(hp_doctor_routes, hp_doctor_num_routes);
@@ -151,7 +155,8 @@ static void hp__usage(void)
                     "  migrate   apply migrations (--to N to go up or down to version N)\n"
                     "  seed      load demo data (--scale S, default 1) and write demo tokens\n"
                     "  index     hotplate index orders_user_id on|off: create or drop the index CONCURRENTLY, then ANALYZE\n"
-                    "  describe  print the routes, statements, flags, error codes and metrics (--json for a document)\n");
+                    "  describe  print the routes, statements, flags, error codes and metrics (--json for a document)\n"
+                    "  pprof-encode cpu|heap|allocs FILE  a gperftools CPU or jemalloc heap profile as gzipped profile.proto\n");
 }
 
 int main(int argc, char **argv)
@@ -170,6 +175,8 @@ int main(int argc, char **argv)
         return hp_pgindex_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "describe") == 0)
         return hp__describe(argc - 1, argv + 1);
+    if (strcmp(argv[1], "pprof-encode") == 0)
+        return hp_pprof_encode_main(argc - 1, argv + 1);
     hp__usage();
     return 2;
 }

@@ -30,6 +30,12 @@ packages=(
     # addr2line to turn CPU profiles into folded stacks; jeprof, for heap
     # profiles, ships in libjemalloc-dev above.
     libgoogle-perftools-dev google-perftools binutils
+    # pprof's own format (profiling/pprof_proto.c): protobuf-c generates the
+    # message code at build time from the profile.proto that
+    # golang-github-google-pprof-dev ships; elfutils' libdw symbolizes, zlib
+    # gzips. golang-go gives `go tool pprof`, which tests/e2e/test_pprof_proto.py
+    # reads the profiles with.
+    protobuf-c-compiler libprotobuf-c-dev golang-github-google-pprof-dev libdw-dev zlib1g-dev golang-go
     # The private PostgreSQL and Redis that deploy/stack.sh starts; psql and
     # redis-cli come from the client packages, named here because the scripts
     # call them directly.

@@ -8,7 +8,8 @@
  *               request is attached as an hp_op_t, so a client that leaves
  *               stops the profiler from on_abandon, right away.
  *   CONVERTING  the profile is written; google-pprof or jeprof turns it into
- *               folded stacks. The child writes into a pipe whose read end is
+ *               folded stacks, or `hotplate pprof-encode` (this binary, run
+ *               again as a child) into profile.proto. The child writes into a pipe whose read end is
  *               an h2o socket on the admin loop, and the tick reaps it with
  *               waitpid(WNOHANG). Past its deadline the child's whole process
  *               group is killed (the viewers run nm, objdump and addr2line,
@@ -33,6 +34,7 @@
 #include "profiling/flame.h"
 #include "profiling/folded.h"
 #include "profiling/heap.h"
+#include "profiling/pprof_proto.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -46,6 +48,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef HOTPLATE_CPU_PROFILER
@@ -62,7 +65,12 @@ extern char **environ;
 #define HP_PROF_TICK_MS 100
 
 typedef enum { HP_PROF_CPU = 0, HP_PROF_HEAP, HP_PROF__KINDS } hp_prof_kind_t;
-typedef enum { HP_PROF_RAW = 0, HP_PROF_FOLDED, HP_PROF_SVG } hp_prof_format_t;
+/*
+ * What an answer carries: the profiler's own file (gperftools' or jemalloc's),
+ * folded stacks, a flame graph, or pprof's profile.proto (pprof_proto.h).
+ * Every format but RAW is made by a child process from the raw file.
+ */
+typedef enum { HP_PROF_RAW = 0, HP_PROF_FOLDED, HP_PROF_SVG, HP_PROF_PROTO } hp_prof_format_t;
 typedef enum { HP_PROF_IDLE = 0, HP_PROF_SAMPLING, HP_PROF_CONVERTING } hp_prof_phase_t;
 
 typedef struct st_hp_prof_job_t {
@@ -70,6 +78,8 @@ typedef struct st_hp_prof_job_t {
     hp_prof_kind_t kind;
     hp_prof_phase_t phase;
     hp_prof_format_t format;
+    hp_pprof_kind_t proto_kind; /* HP_PROF_PROTO: cpu, heap or allocs (which sample type a viewer shows first) */
+    int64_t started_ns;         /* when the sampling started (Unix time), for the profile.proto */
     int seconds;
     int was_active; /* heap: prof.active before we switched it on, restored after */
     hp_thread_t *thr;
@@ -97,6 +107,13 @@ static struct {
 
 static const char *const hp__prof_kind_names[HP_PROF__KINDS] = {"cpu", "heap"};
 static const char *const hp__prof_tools[HP_PROF__KINDS] = {"google-pprof", "jeprof"};
+static const char *const hp__prof_proto_kinds[] = {[HP_PPROF_CPU] = "cpu", [HP_PPROF_HEAP] = "heap", [HP_PPROF_ALLOCS] = "allocs"};
+
+/* The child that makes job's format: the viewer of its kind, or the server's own pprof-encode. */
+static const char *hp__prof_tool(const hp_prof_job_t *job)
+{
+    return job->format == HP_PROF_PROTO ? "hotplate pprof-encode" : hp__prof_tools[job->kind];
+}
 
 static const char hp__prof_killed_timeout[] = "timeout";
 static const char hp__prof_killed_gone[] = "client gone";
@@ -412,7 +429,7 @@ static void hp__prof_send_converted(hp_prof_job_t *job)
     hp_req_t *r = hp__prof_take_req(job);
     if (r == NULL)
         return;
-    const char *tool = hp__prof_tools[job->kind];
+    const char *tool = hp__prof_tool(job);
     int failed = job->kill_reason == NULL && (!WIFEXITED(job->child_status) || WEXITSTATUS(job->child_status) != 0);
     char *why = failed ? hp__prof_stderr_head(job, r) : NULL;
     hp__prof_scrub(job);
@@ -442,6 +459,17 @@ static void hp__prof_send_converted(hp_prof_job_t *job)
     if (failed) {
         hp_log(HP_LOG_WARN, "%s profile: %s failed (status %d): %s", hp__prof_kind_names[job->kind], tool, job->child_status, why);
         hp_respond_error(r, HP_E_profile_failed, hp_pool_printf(r, "%s failed: %s", tool, why));
+        return;
+    }
+    if (job->format == HP_PROF_PROTO) {
+        char *body = h2o_mem_alloc_pool(&r->h2o->pool, job->output_len + 1);
+        if (job->output_len != 0)
+            memcpy(body, job->output, job->output_len);
+        /* As Go's net/http/pprof answers: a download named after the profile; the bytes are gzip, not a content encoding. */
+        hp_add_header(r, "content-type", "application/octet-stream");
+        hp_add_header(r, "content-disposition",
+                      hp_pool_printf(r, "attachment; filename=\"hotplate-%s.pb.gz\"", hp__prof_proto_kinds[job->proto_kind]));
+        hp_respond_raw(r, 200, h2o_iovec_init(body, job->output_len));
         return;
     }
     job->output_len = hp__prof_tidy_folded(job->output, job->output_len);
@@ -479,7 +507,7 @@ static void hp__prof_kill(hp_prof_job_t *job, const char *reason)
     /* The group too: after the viewer exited, a helper it started may still hold the pipe open. */
     job->kill_reason = reason;
     kill(-job->pgid, SIGKILL);
-    hp_log(HP_LOG_WARN, "%s profile: killed %s (%s)", hp__prof_kind_names[job->kind], hp__prof_tools[job->kind], reason);
+    hp_log(HP_LOG_WARN, "%s profile: killed %s (%s)", hp__prof_kind_names[job->kind], hp__prof_tool(job), reason);
 }
 
 static void hp__prof_advance(hp_prof_job_t *job);
@@ -579,7 +607,21 @@ static int hp__prof_spawn(hp_prof_job_t *job)
     snprintf(env_home, sizeof(env_home), "HOME=%s", h != NULL && strlen(h) < sizeof(env_home) - 6 ? h : "/");
     snprintf(env_tmp, sizeof(env_tmp), "TMPDIR=%s", t != NULL && t[0] != '\0' && strlen(t) < sizeof(env_tmp) - 8 ? t : "/tmp");
     char *envp[] = {env_path, env_home, env_tmp, (char *)"LC_ALL=C", NULL};
-    char *argv[] = {(char *)hp__prof_tools[job->kind], (char *)"--collapsed", exe, job->path, NULL};
+    char *viewer[] = {(char *)hp__prof_tools[job->kind], (char *)"--collapsed", exe, job->path, NULL};
+    /* pprof's format is the server's own encoder, run as a child so that reading the ELF and DWARF files stays off the loop. */
+    char seconds[24], started[24];
+    snprintf(seconds, sizeof(seconds), "%d", job->seconds);
+    snprintf(started, sizeof(started), "%lld", (long long)job->started_ns);
+    char *encoder[] = {exe,
+                       (char *)"pprof-encode",
+                       (char *)hp__prof_proto_kinds[job->proto_kind],
+                       job->path,
+                       (char *)"--seconds",
+                       seconds,
+                       (char *)"--time-ns",
+                       started,
+                       NULL};
+    char **argv = job->format == HP_PROF_PROTO ? encoder : viewer;
 
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t at;
@@ -598,7 +640,8 @@ static int hp__prof_spawn(hp_prof_job_t *job)
     posix_spawnattr_setsigdefault(&at, &all);
     posix_spawnattr_setpgroup(&at, 0);
     pid_t pid = 0;
-    int rc = posix_spawnp(&pid, argv[0], &fa, &at, argv, envp);
+    int rc = job->format == HP_PROF_PROTO ? posix_spawn(&pid, exe, &fa, &at, argv, envp)
+                                          : posix_spawnp(&pid, argv[0], &fa, &at, argv, envp);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&at);
     close(pfd[1]);
@@ -634,9 +677,8 @@ static void hp__prof_sampling_done(hp_prof_job_t *job)
     }
     int rc = hp__prof_spawn(job);
     if (rc != 0) {
-        hp_log(HP_LOG_WARN, "%s profile: cannot run %s: %s", hp__prof_kind_names[job->kind], hp__prof_tools[job->kind],
-               strerror(rc));
-        if (rc == ENOENT)
+        hp_log(HP_LOG_WARN, "%s profile: cannot run %s: %s", hp__prof_kind_names[job->kind], hp__prof_tool(job), strerror(rc));
+        if (rc == ENOENT && job->format != HP_PROF_PROTO)
             hp__prof_fail(job, HP_E_not_supported,
                           job->kind == HP_PROF_CPU ? "google-pprof is not installed (Debian package google-perftools)"
                                                    : "jeprof is not installed (Debian package libjemalloc-dev)");
@@ -718,23 +760,29 @@ static int hp__prof_int(hp_req_t *r, const char *name, int def, int lo, int hi, 
     return 0;
 }
 
-/* The format parameter, one of `names` (indexed by hp_prof_format_t; NULL for formats the kind lacks). */
-static int hp__prof_format_param(hp_req_t *r, const char *const names[3], hp_prof_format_t *out)
+/* A route's formats: the names the `format` parameter takes, the first one the default. */
+typedef struct st_hp_prof_format_name_t {
+    const char *name;
+    hp_prof_format_t format;
+} hp_prof_format_name_t;
+
+/* The format parameter, one of `names` (n of them; names[0] when absent). @return 0, or -1 after answering 400 */
+static int hp__prof_format_param(hp_req_t *r, const hp_prof_format_name_t *names, size_t n, const char *valid,
+                                 hp_prof_format_t *out)
 {
     h2o_iovec_t v;
     int rc = hp_query_param(r, "format", &v);
     if (rc == 0) {
-        *out = HP_PROF_RAW;
+        *out = names[0].format;
         return 0;
     }
-    for (int f = 0; rc > 0 && f != 3; ++f) {
-        if (names[f] != NULL && v.len == strlen(names[f]) && memcmp(v.base, names[f], v.len) == 0) {
-            *out = (hp_prof_format_t)f;
+    for (size_t f = 0; rc > 0 && f != n; ++f) {
+        if (v.len == strlen(names[f].name) && memcmp(v.base, names[f].name, v.len) == 0) {
+            *out = names[f].format;
             return 0;
         }
     }
-    hp_respond_error(r, HP_E_bad_param,
-                     names[HP_PROF_SVG] != NULL ? "format must be pprof, folded or svg" : "format must be raw or folded");
+    hp_respond_error(r, HP_E_bad_param, hp_pool_printf(r, "format must be %s", valid));
     return -1;
 }
 
@@ -742,8 +790,8 @@ static int hp__prof_format_param(hp_req_t *r, const char *const names[3], hp_pro
  * Starts a profile job for r. @return NULL, or why it could not start with the
  * answer's code (a profile of the kind already runs: 409 profile_in_progress).
  */
-static const char *hp__prof_launch(hp_req_t *r, hp_prof_kind_t kind, hp_prof_format_t format, int seconds, int lg_sample,
-                                   hp_error_t *code)
+static const char *hp__prof_launch(hp_req_t *r, hp_prof_kind_t kind, hp_prof_format_t format, hp_pprof_kind_t proto_kind,
+                                   int seconds, int lg_sample, hp_error_t *code)
 {
     hp__prof_init(r->thr);
     hp_prof_job_t *job = &hp__prof.jobs[kind];
@@ -761,7 +809,11 @@ static const char *hp__prof_launch(hp_req_t *r, hp_prof_kind_t kind, hp_prof_for
         hp__prof_scrub(job);
         return why;
     }
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    job->started_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
     job->format = format;
+    job->proto_kind = proto_kind;
     job->seconds = seconds;
     job->phase = HP_PROF_SAMPLING;
     job->deadline = h2o_now(job->thr->loop) + (uint64_t)seconds * 1000;
@@ -772,10 +824,11 @@ static const char *hp__prof_launch(hp_req_t *r, hp_prof_kind_t kind, hp_prof_for
     return NULL;
 }
 
-static void hp__prof_begin(hp_req_t *r, hp_prof_kind_t kind, hp_prof_format_t format, int seconds, int lg_sample)
+static void hp__prof_begin(hp_req_t *r, hp_prof_kind_t kind, hp_prof_format_t format, hp_pprof_kind_t proto_kind, int seconds,
+                           int lg_sample)
 {
     hp_error_t code;
-    const char *why = hp__prof_launch(r, kind, format, seconds, lg_sample, &code);
+    const char *why = hp__prof_launch(r, kind, format, proto_kind, seconds, lg_sample, &code);
     if (why != NULL)
         hp_respond_error(r, code, why);
 }
@@ -789,7 +842,8 @@ static int hp__prof_collect(hp_req_t *r, hp_prof_kind_t kind, int seconds, int l
         seconds = HP_PROF_MIN_SECONDS;
     if (seconds > HP_PROF_MAX_SECONDS)
         seconds = HP_PROF_MAX_SECONDS;
-    if ((*why = hp__prof_launch(r, kind, HP_PROF_FOLDED, seconds, lg_sample, &code)) != NULL)
+    if ((*why = hp__prof_launch(r, kind, HP_PROF_FOLDED, kind == HP_PROF_CPU ? HP_PPROF_CPU : HP_PPROF_HEAP, seconds, lg_sample,
+                                &code)) != NULL)
         return -1;
     hp__prof.jobs[kind].cb = cb;
     hp__prof.jobs[kind].cb_ud = ud;
@@ -817,30 +871,39 @@ int hp_prof_heap_collect(hp_req_t *r, int seconds, hp_prof_folded_cb cb, void *u
     return hp__prof_collect(r, HP_PROF_HEAP, seconds, HP_PROF_COLLECT_LG_SAMPLE, cb, ud, why);
 }
 
-/* GET /debug/pprof/profile?seconds=N&format=pprof|folded|svg */
+/*
+ * GET /debug/pprof/profile?seconds=N&format=proto|gperftools|folded|svg.
+ * proto is the default, as in Go's net/http/pprof, so that `go tool pprof URL`
+ * reads it with every frame named; gperftools is the profiler's own file
+ * (`pprof`, its name before profile.proto was served, still means it).
+ */
 static void hp__prof_cpu(hp_req_t *r)
 {
-    static const char *const formats[3] = {"pprof", "folded", "svg"};
+    static const hp_prof_format_name_t formats[] = {{"proto", HP_PROF_PROTO},
+                                                    {"gperftools", HP_PROF_RAW},
+                                                    {"pprof", HP_PROF_RAW},
+                                                    {"folded", HP_PROF_FOLDED},
+                                                    {"svg", HP_PROF_SVG}};
     int seconds;
     hp_prof_format_t format;
     if (hp__prof_int(r, "seconds", HP_PROF_DEFAULT_SECONDS, HP_PROF_MIN_SECONDS, HP_PROF_MAX_SECONDS, &seconds) != 0 ||
-        hp__prof_format_param(r, formats, &format) != 0)
+        hp__prof_format_param(r, formats, sizeof(formats) / sizeof(formats[0]), "proto, gperftools, folded or svg", &format) != 0)
         return;
 #if HOTPLATE_CPU_PROFILER
-    hp__prof_begin(r, HP_PROF_CPU, format, seconds, 0);
+    hp__prof_begin(r, HP_PROF_CPU, format, HP_PPROF_CPU, seconds, 0);
 #else
     hp_respond_error(r, HP_E_not_supported, "this build has no CPU profiler (configured with HOTPLATE_CPU_PROFILER=OFF)");
 #endif
 }
 
-/* POST /debug/heap/profile?seconds=N&format=raw|folded&lg_sample=K */
-static void hp__prof_heap(hp_req_t *r)
+/* The heap profile routes' shared body: a window of `seconds` with jemalloc's profiler on, then the dump. */
+static void hp__prof_heap_window(hp_req_t *r, const hp_prof_format_name_t *formats, size_t n, const char *valid,
+                                 hp_pprof_kind_t proto_kind)
 {
-    static const char *const formats[3] = {"raw", "folded", NULL};
     int seconds, lg_sample;
     hp_prof_format_t format;
     if (hp__prof_int(r, "seconds", HP_PROF_DEFAULT_SECONDS, HP_PROF_MIN_SECONDS, HP_PROF_MAX_SECONDS, &seconds) != 0 ||
-        hp__prof_format_param(r, formats, &format) != 0 ||
+        hp__prof_format_param(r, formats, n, valid, &format) != 0 ||
         hp__prof_int(r, "lg_sample", HP_PROF_DEFAULT_LG_SAMPLE, HP_PROF_MIN_LG_SAMPLE, HP_PROF_MAX_LG_SAMPLE, &lg_sample) != 0)
         return;
     if (!hp__prof_heap_supported()) {
@@ -849,11 +912,40 @@ static void hp__prof_heap(hp_req_t *r)
                                                  : "jemalloc heap profiling is off (malloc_conf needs prof:true)");
         return;
     }
-    hp__prof_begin(r, HP_PROF_HEAP, format, seconds, lg_sample);
+    hp__prof_begin(r, HP_PROF_HEAP, format, proto_kind, seconds, lg_sample);
+}
+
+/* POST /debug/heap/profile?seconds=N&format=raw|folded|proto&lg_sample=K */
+static void hp__prof_heap(hp_req_t *r)
+{
+    static const hp_prof_format_name_t formats[] = {{"raw", HP_PROF_RAW}, {"folded", HP_PROF_FOLDED}, {"proto", HP_PROF_PROTO}};
+    hp__prof_heap_window(r, formats, 3, "raw, folded or proto", HP_PPROF_HEAP);
+}
+
+/*
+ * GET /debug/pprof/heap and /debug/pprof/allocs?seconds=N&format=proto|raw|folded&lg_sample=K:
+ * Go's names for the same window in pprof's format, where a viewer shows the
+ * bytes still in use at the end (heap) or all the bytes allocated in it
+ * (allocs) first. jemalloc's profiler is off between profiles, so unlike Go's
+ * these always sample a window: what it costs is paid only while one runs.
+ */
+static const hp_prof_format_name_t hp__prof_pprof_heap_formats[] = {
+    {"proto", HP_PROF_PROTO}, {"raw", HP_PROF_RAW}, {"folded", HP_PROF_FOLDED}};
+
+static void hp__prof_pprof_heap(hp_req_t *r)
+{
+    hp__prof_heap_window(r, hp__prof_pprof_heap_formats, 3, "proto, raw or folded", HP_PPROF_HEAP);
+}
+
+static void hp__prof_pprof_allocs(hp_req_t *r)
+{
+    hp__prof_heap_window(r, hp__prof_pprof_heap_formats, 3, "proto, raw or folded", HP_PPROF_ALLOCS);
 }
 
 const hp_route_t hp_prof_routes[] = {
     {"GET", "/debug/pprof/profile", hp__prof_cpu, HP_ROUTE_ADMIN_TOKEN},
+    {"GET", "/debug/pprof/heap", hp__prof_pprof_heap, HP_ROUTE_ADMIN_TOKEN},
+    {"GET", "/debug/pprof/allocs", hp__prof_pprof_allocs, HP_ROUTE_ADMIN_TOKEN},
     {"POST", "/debug/heap/profile", hp__prof_heap, HP_ROUTE_ADMIN_TOKEN},
 };
 const size_t hp_prof_num_routes = sizeof(hp_prof_routes) / sizeof(hp_prof_routes[0]);

@@ -2,16 +2,20 @@
  * prof: on-demand CPU and heap profiles of the running server, on the admin
  * listener.
  *
- *   GET  /debug/pprof/profile?seconds=N&format=pprof|folded|svg
+ *   GET  /debug/pprof/profile?seconds=N&format=proto|gperftools|folded|svg
  *        gperftools' CPU profiler (SIGPROF sampling of every thread, 100 Hz)
  *        for N seconds.
- *   POST /debug/heap/profile?seconds=N&format=raw|folded&lg_sample=K
+ *   GET  /debug/pprof/heap, /debug/pprof/allocs?seconds=N&format=proto|raw|folded&lg_sample=K
+ *   POST /debug/heap/profile?seconds=N&format=raw|folded|proto&lg_sample=K
  *        jemalloc's heap profiler switched on for N seconds, then dumped.
  *
+ * proto (pprof's gzipped profile.proto, pprof_proto.h) is the default of the
+ * /debug/pprof/ routes, as in Go's net/http/pprof.
+ *
  * Both run on the admin thread without ever blocking its loop: the wait is a
- * timer, and the conversions to folded stacks (`google-pprof --collapsed`,
- * `jeprof --collapsed`) are child processes whose output is read through the
- * loop. One profile of each kind runs at a time; a second request gets 409.
+ * timer, and the conversions (`google-pprof --collapsed`, `jeprof
+ * --collapsed`, the server's own `hotplate pprof-encode`) are child processes
+ * whose output is read through the loop. One profile of each kind runs at a time; a second request gets 409.
  * A client that goes away stops its profile at once. Both need the admin token
  * when one is configured, because both change how the whole process runs.
  *

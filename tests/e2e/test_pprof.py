@@ -176,7 +176,7 @@ def text_report(tool, binary, path):
 def test_cpu_profile_pprof_is_read_by_google_pprof(prof_server, load, env, tmp_path):
     need_tool("google-pprof")
     with load():
-        r = cpu_profile(prof_server, 2)
+        r = cpu_profile(prof_server, 2, "gperftools")
     assert r.status_code == 200, describe(r)
     assert r.headers["Content-Type"] == "application/octet-stream"
     path = tmp_path / "cpu.prof"

@@ -1,0 +1,358 @@
+/*
+ * Unit tests of the profile.proto path: the gperftools and jemalloc readers
+ * (profiling/pprof_legacy.c) on canned bytes, good and broken; the encoder
+ * (profiling/pprof_proto.c) read back with protobuf-c after gunzipping, for
+ * the sample types, values, mappings and the heap's unsampling and jemalloc
+ * frames; and the symbolizer (profiling/symbolize.c) on this very process.
+ * The routes and `go tool pprof` are tests/e2e/test_pprof_proto.py's.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <math.h>
+#include <zlib.h>
+
+#include "profiling/pprof_legacy.h"
+#include "profiling/pprof_proto.h"
+#include "profiling/symbolize.h"
+#include "profile.pb-c.h"
+
+/* ---- canned files ---------------------------------------------------------------------------- */
+
+static const char maps_text[] = "555555554000-555555556000 r--p 00000000 fe:00 42   /srv/hotplate\n"
+                                "555555556000-55555555a000 r-xp 00002000 fe:00 42   /srv/hotplate\n"
+                                "7ffff7c00000-7ffff7c20000 r-xp 00010000 fe:00 7    /usr/lib/x86_64-linux-gnu/libjemalloc.so.2\n"
+                                "7ffff7e00000-7ffff7e80000 r-xp 00028000 fe:00 9    /usr/lib/x86_64-linux-gnu/libc.so.6\n"
+                                "7ffffffde000-7ffffffff000 rw-p 00000000 00:00 0    [stack]\n";
+
+/* A gperftools CPU profile: period 10000 µs, stacks {3: a <- b}, {0: dropped}, {2: c}, the trailer, the maps. */
+static size_t canned_cpu(char *buf, size_t cap)
+{
+    uint64_t w[] = {0, 3, 0, 10000, 0, 3, 2, 0x555555556100, 0x555555556200, 0, 1, 0x555555556300, 2, 1, 0x7ffff7e00010, 0, 1, 0};
+    size_t n = sizeof(w);
+    assert_true(n + sizeof(maps_text) <= cap);
+    memcpy(buf, w, n);
+    memcpy(buf + n, maps_text, sizeof(maps_text) - 1);
+    return n + sizeof(maps_text) - 1;
+}
+
+static const char canned_heap[] = "heap_v2/524288\n"
+                                  "  t*: 5: 1048576 [9: 2097152]\n"
+                                  "  t0: 5: 1048576 [9: 2097152]\n"
+                                  "@ 0x7ffff7c00100 0x7ffff7c00200 0x555555556101 0x555555556201\n"
+                                  "  t*: 4: 1048576 [8: 2097152]\n"
+                                  "  t0: 4: 1048576 [8: 2097152]\n"
+                                  "@ 0x555555556301\n"
+                                  "  t*: 0: 0 [0: 0]\n"
+                                  "@ 0x7ffff7c00100 0x555555556401\n"
+                                  "  t*: 0: 0 [1: 64]\n"
+                                  "\n"
+                                  "MAPPED_LIBRARIES:\n"
+                                  "555555556000-55555555a000 r-xp 00002000 fe:00 42   /srv/hotplate\n"
+                                  "7ffff7c00000-7ffff7c20000 r-xp 00010000 fe:00 7    /usr/lib/x86_64-linux-gnu/libjemalloc.so.2\n";
+
+/* ---- the readers ----------------------------------------------------------------------------- */
+
+static void test_cpu_reader(void **state)
+{
+    (void)state;
+    char buf[2048];
+    size_t len = canned_cpu(buf, sizeof(buf));
+    h2o_mem_pool_t pool;
+    h2o_mem_init_pool(&pool);
+    hp_pprof_raw_t raw;
+    const char *err = NULL;
+    assert_int_equal(hp_pprof_parse_cpu(&pool, buf, len, &raw, &err), 0);
+    assert_int_equal(raw.period, 10000);
+    assert_int_equal(raw.num_samples, 2); /* the record with a count of 0 is no sample */
+    assert_int_equal(raw.samples[0].v[0], 3);
+    assert_int_equal(raw.samples[0].depth, 2);
+    assert_int_equal(raw.samples[0].pcs[0], 0x555555556100);
+    assert_int_equal(raw.samples[0].pcs[1], 0x555555556200);
+    assert_int_equal(raw.samples[1].v[0], 2);
+    assert_int_equal(raw.samples[1].pcs[0], 0x7ffff7e00010);
+    assert_int_equal(raw.maps_len, sizeof(maps_text) - 1);
+    assert_memory_equal(raw.maps, maps_text, raw.maps_len);
+
+    /* Every prefix is refused or read, never read past its end (ASan watches the copies). */
+    for (size_t cut = 0; cut < sizeof(uint64_t) * 18; ++cut) {
+        char *copy = malloc(cut + 1);
+        memcpy(copy, buf, cut);
+        assert_int_equal(hp_pprof_parse_cpu(&pool, copy, cut, &raw, &err), -1);
+        free(copy);
+    }
+    /* A depth beyond the file or the bound, a zero period, a bad header. */
+    uint64_t deep[] = {0, 3, 0, 10000, 0, 1, 1000, 0x1};
+    assert_int_equal(hp_pprof_parse_cpu(&pool, (char *)deep, sizeof(deep), &raw, &err), -1);
+    uint64_t zero[] = {0, 3, 0, 0, 0, 0, 1, 0};
+    assert_int_equal(hp_pprof_parse_cpu(&pool, (char *)zero, sizeof(zero), &raw, &err), -1);
+    uint64_t hdr[] = {1, 3, 0, 100, 0, 0, 1, 0};
+    assert_int_equal(hp_pprof_parse_cpu(&pool, (char *)hdr, sizeof(hdr), &raw, &err), -1);
+    assert_non_null(strstr(err, "header"));
+    h2o_mem_clear_pool(&pool);
+}
+
+static void test_heap_reader(void **state)
+{
+    (void)state;
+    h2o_mem_pool_t pool;
+    h2o_mem_init_pool(&pool);
+    hp_pprof_raw_t raw;
+    const char *err = NULL;
+    assert_int_equal(hp_pprof_parse_heap(&pool, canned_heap, sizeof(canned_heap) - 1, &raw, &err), 0);
+    assert_int_equal(raw.period, 524288);
+    assert_int_equal(raw.num_samples, 2); /* the all-zero stack is dropped, the freed-but-allocated one kept */
+    const hp_pprof_raw_sample_t *a = &raw.samples[0], *b = &raw.samples[1];
+    assert_int_equal(a->depth, 4);
+    assert_int_equal(a->pcs[0], 0x7ffff7c00100);
+    assert_int_equal(a->pcs[3], 0x555555556201);
+    assert_int_equal(a->v[0], 4);
+    assert_int_equal(a->v[1], 1048576);
+    assert_int_equal(a->v[2], 8);
+    assert_int_equal(a->v[3], 2097152);
+    assert_int_equal(b->v[0], 0);
+    assert_int_equal(b->v[2], 1);
+    assert_int_equal(b->v[3], 64);
+    assert_non_null(memmem(raw.maps, raw.maps_len, "libjemalloc.so.2", 16));
+
+    static const char *const bad[] = {
+        "heap_v1/524288\nMAPPED_LIBRARIES:\n",                                           /* another version */
+        "heap_v2/0\nMAPPED_LIBRARIES:\n",                                                /* no sample rate */
+        "heap_v2/524288\n@ 0x10\n  t*: 1: 16 [1: 16]\n",                                 /* no maps section */
+        "heap_v2/524288\n@ 0xzz\n  t*: 1: 16 [1: 16]\nMAPPED_LIBRARIES:\n",              /* a bad address */
+        "heap_v2/524288\n@ 0x99999999999999999\n  t*: 1: 1 [1: 1]\nMAPPED_LIBRARIES:\n", /* 68 bits */
+    };
+    for (size_t i = 0; i != sizeof(bad) / sizeof(bad[0]); ++i)
+        assert_int_equal(hp_pprof_parse_heap(&pool, bad[i], strlen(bad[i]), &raw, &err), -1);
+    /* A malformed count line is not a sample, and not an error either. */
+    static const char odd[] = "heap_v2/2\n@ 0x10\n  t*: 1 16 [1: 16]\nMAPPED_LIBRARIES:\n";
+    assert_int_equal(hp_pprof_parse_heap(&pool, odd, sizeof(odd) - 1, &raw, &err), 0);
+    assert_int_equal(raw.num_samples, 0);
+    h2o_mem_clear_pool(&pool);
+}
+
+static void test_maps_reader(void **state)
+{
+    (void)state;
+    const char *p = maps_text, *end = maps_text + sizeof(maps_text) - 1;
+    hp_pprof_map_t m;
+    assert_int_equal(hp_pprof_map_next(&p, end, &m), 1);
+    assert_int_equal(m.start, 0x555555554000);
+    assert_int_equal(m.exec, 0);
+    assert_int_equal(hp_pprof_map_next(&p, end, &m), 1);
+    assert_int_equal(m.limit, 0x55555555a000);
+    assert_int_equal(m.offset, 0x2000);
+    assert_int_equal(m.exec, 1);
+    assert_int_equal(m.path_len, strlen("/srv/hotplate"));
+    assert_memory_equal(m.path, "/srv/hotplate", m.path_len);
+    for (int i = 0; i != 3; ++i)
+        assert_int_equal(hp_pprof_map_next(&p, end, &m), 1);
+    assert_memory_equal(m.path, "[stack]", 7);
+    assert_int_equal(hp_pprof_map_next(&p, end, &m), 0);
+    const char junk[] = "not a maps line\n10-5 r-xp 0 0:0 0 /x\n";
+    p = junk;
+    assert_int_equal(hp_pprof_map_next(&p, junk + sizeof(junk) - 1, &m), -1);
+    assert_int_equal(hp_pprof_map_next(&p, junk + sizeof(junk) - 1, &m), -1); /* a limit below its start */
+    assert_int_equal(hp_pprof_map_next(&p, junk + sizeof(junk) - 1, &m), 0);
+}
+
+/* ---- the encoder ----------------------------------------------------------------------------- */
+
+static Perftools__Profiles__Profile *decode(const unsigned char *gz, size_t len)
+{
+    assert_true(len > 2 && gz[0] == 0x1f && gz[1] == 0x8b);
+    size_t cap = 1 << 20;
+    unsigned char *out = malloc(cap);
+    z_stream z;
+    memset(&z, 0, sizeof(z));
+    assert_int_equal(inflateInit2(&z, 15 + 16), Z_OK);
+    z.next_in = (unsigned char *)gz;
+    z.avail_in = (uInt)len;
+    z.next_out = out;
+    z.avail_out = (uInt)cap;
+    assert_int_equal(inflate(&z, Z_FINISH), Z_STREAM_END);
+    size_t n = z.total_out;
+    inflateEnd(&z);
+    Perftools__Profiles__Profile *p = perftools__profiles__profile__unpack(NULL, n, out);
+    free(out);
+    assert_non_null(p);
+    return p;
+}
+
+static const char *str(const Perftools__Profiles__Profile *p, int64_t i)
+{
+    assert_true(i >= 0 && (size_t)i < p->n_string_table);
+    return p->string_table[i];
+}
+
+static const Perftools__Profiles__Location *location(const Perftools__Profiles__Profile *p, uint64_t id)
+{
+    for (size_t i = 0; i != p->n_location; ++i)
+        if (p->location[i]->id == id)
+            return p->location[i];
+    fail_msg("no location %llu", (unsigned long long)id);
+    return NULL;
+}
+
+static void test_encode_cpu_unsymbolized(void **state)
+{
+    (void)state;
+    char buf[2048];
+    size_t len = canned_cpu(buf, sizeof(buf));
+    h2o_mem_pool_t pool;
+    h2o_mem_init_pool(&pool);
+    hp_pprof_raw_t raw;
+    const char *err = NULL;
+    assert_int_equal(hp_pprof_parse_cpu(&pool, buf, len, &raw, &err), 0);
+    hp_pprof_meta_t meta = {.kind = HP_PPROF_CPU,
+                            .time_ns = 1700000000000000000,
+                            .duration_ns = 3000000000,
+                            .comments = {"commit abc"},
+                            .num_comments = 1};
+    unsigned char *gz = NULL;
+    size_t gz_len = 0;
+    assert_int_equal(hp_pprof_encode(&raw, NULL, &meta, &gz, &gz_len, &err), 0);
+    Perftools__Profiles__Profile *p = decode(gz, gz_len);
+    assert_string_equal(str(p, 0), "");
+    assert_int_equal(p->n_sample_type, 2);
+    assert_string_equal(str(p, p->sample_type[0]->type), "samples");
+    assert_string_equal(str(p, p->sample_type[1]->unit), "nanoseconds");
+    assert_string_equal(str(p, p->period_type->type), "cpu");
+    assert_int_equal(p->period, 10000000);
+    assert_int_equal(p->duration_nanos, 3000000000);
+    assert_int_equal(p->time_nanos, 1700000000000000000);
+    assert_string_equal(str(p, p->comment[0]), "commit abc");
+    assert_int_equal(p->n_sample, 2);
+    assert_int_equal(p->sample[0]->value[0], 3);
+    assert_int_equal(p->sample[0]->value[1], 30000000);
+    /* The leaf is exact; the caller's return address is recorded one byte back, on its call instruction. */
+    assert_int_equal(p->sample[0]->n_location_id, 2);
+    assert_int_equal(location(p, p->sample[0]->location_id[0])->address, 0x555555556100);
+    assert_int_equal(location(p, p->sample[0]->location_id[1])->address, 0x5555555561ff);
+    /* The executable lines of the maps, the binary first; unsymbolized, so no line and no function claims. */
+    assert_int_equal(p->n_mapping, 3);
+    assert_string_equal(str(p, p->mapping[0]->filename), "/srv/hotplate");
+    assert_int_equal(p->mapping[0]->memory_start, 0x555555556000);
+    assert_int_equal(p->mapping[0]->file_offset, 0x2000);
+    assert_false(p->mapping[0]->has_functions);
+    assert_int_equal(location(p, p->sample[1]->location_id[0])->mapping_id, p->mapping[2]->id);
+    assert_int_equal(location(p, p->sample[0]->location_id[0])->n_line, 0);
+    perftools__profiles__profile__free_unpacked(p, NULL);
+    free(gz);
+    /* A heap meta on a CPU file is refused. */
+    meta.kind = HP_PPROF_HEAP;
+    assert_int_equal(hp_pprof_encode(&raw, NULL, &meta, &gz, &gz_len, &err), -1);
+    h2o_mem_clear_pool(&pool);
+}
+
+static void test_encode_heap_unsamples_and_drops_jemalloc_frames(void **state)
+{
+    (void)state;
+    h2o_mem_pool_t pool;
+    h2o_mem_init_pool(&pool);
+    hp_pprof_raw_t raw;
+    const char *err = NULL;
+    assert_int_equal(hp_pprof_parse_heap(&pool, canned_heap, sizeof(canned_heap) - 1, &raw, &err), 0);
+    for (int allocs = 0; allocs != 2; ++allocs) {
+        hp_pprof_meta_t meta = {.kind = allocs ? HP_PPROF_ALLOCS : HP_PPROF_HEAP};
+        unsigned char *gz = NULL;
+        size_t gz_len = 0;
+        assert_int_equal(hp_pprof_encode(&raw, NULL, &meta, &gz, &gz_len, &err), 0);
+        Perftools__Profiles__Profile *p = decode(gz, gz_len);
+        assert_int_equal(p->n_sample_type, 4);
+        static const char *const types[] = {"alloc_objects", "alloc_space", "inuse_objects", "inuse_space"};
+        for (int i = 0; i != 4; ++i)
+            assert_string_equal(str(p, p->sample_type[i]->type), types[i]);
+        assert_string_equal(str(p, p->default_sample_type), allocs ? "alloc_space" : "inuse_space");
+        assert_string_equal(str(p, p->period_type->unit), "bytes");
+        assert_int_equal(p->period, 524288);
+        /* The first sample: 4 objects of 256 KiB in use, sampled every 512 KiB: each stands for 1/(1-e^-0.5) of itself. */
+        const Perftools__Profiles__Sample *s = p->sample[0];
+        double scale = 1.0 / (1.0 - exp(-0.5));
+        assert_int_equal(s->value[2], (int64_t)(4 * scale));
+        assert_int_equal(s->value[3], (int64_t)(1048576 * scale));
+        assert_int_equal(s->value[1], (int64_t)(2097152 * scale));
+        /* jemalloc's two frames are gone: the leaf is the allocator's caller, one byte back. */
+        assert_int_equal(s->n_location_id, 2);
+        assert_int_equal(location(p, s->location_id[0])->address, 0x555555556100);
+        /* Allocated and freed in the window: nothing in use, its allocation counted. */
+        assert_int_equal(p->sample[1]->value[2], 0);
+        assert_true(p->sample[1]->value[1] >= 64);
+        perftools__profiles__profile__free_unpacked(p, NULL);
+        free(gz);
+    }
+    h2o_mem_clear_pool(&pool);
+}
+
+/* ---- the symbolizer -------------------------------------------------------------------------- */
+
+static void test_symbolizes_this_process(void **state)
+{
+    (void)state;
+    const char *err = NULL;
+    hp_symtab_t *t = hp_symtab_open_self(&err);
+    assert_non_null(t);
+    hp_sym_t sym;
+    uint64_t fn = (uint64_t)(uintptr_t)&hp_pprof_parse_heap;
+    assert_int_equal(hp_symtab_lookup(t, fn + 4, &sym), 1);
+    assert_non_null(sym.function);
+    assert_string_equal(sym.function, "hp_pprof_parse_heap");
+    assert_int_equal(sym.function_start, fn);
+    assert_non_null(sym.file);
+    assert_non_null(strstr(sym.file, "pprof_legacy.c"));
+    assert_true(sym.line > 0);
+    /* libc's exported functions are named from its dynamic symbols (getpid: one no sanitizer intercepts). */
+    assert_int_equal(hp_symtab_lookup(t, (uint64_t)(uintptr_t)&getpid + 1, &sym), 1);
+    assert_non_null(sym.module);
+    assert_non_null(strstr(sym.module, "libc.so"));
+    assert_non_null(sym.function);
+    /* Nothing is mapped at address 16. */
+    assert_int_equal(hp_symtab_lookup(t, 16, &sym), 0);
+    hp_symtab_close(t);
+
+    /* The same through a maps text, as pprof-encode reads one from a profile, and through the encoder. */
+    FILE *f = fopen("/proc/self/maps", "r");
+    assert_non_null(f);
+    static char maps[65536];
+    size_t n = fread(maps, 1, sizeof(maps), f);
+    fclose(f);
+    t = hp_symtab_open_maps(maps, n, &err);
+    assert_non_null(t);
+    uint64_t pcs[] = {fn + 4, (uint64_t)(uintptr_t)&test_symbolizes_this_process + 9};
+    hp_pprof_raw_sample_t rs = {.pcs = pcs, .depth = 2, .v = {5}};
+    hp_pprof_raw_t raw = {.kind = HP_PPROF_RAW_CPU, .period = 1000, .samples = &rs, .num_samples = 1, .maps = maps, .maps_len = n};
+    hp_pprof_meta_t meta = {.kind = HP_PPROF_CPU};
+    unsigned char *gz = NULL;
+    size_t gz_len = 0;
+    assert_int_equal(hp_pprof_encode(&raw, t, &meta, &gz, &gz_len, &err), 0);
+    Perftools__Profiles__Profile *p = decode(gz, gz_len);
+    const Perftools__Profiles__Location *leaf = location(p, p->sample[0]->location_id[0]);
+    const Perftools__Profiles__Location *caller = location(p, p->sample[0]->location_id[1]);
+    assert_int_equal(leaf->n_line, 1);
+    assert_string_equal(str(p, p->function[leaf->line[0]->function_id - 1]->name), "hp_pprof_parse_heap");
+    assert_string_equal(str(p, p->function[caller->line[0]->function_id - 1]->name), "test_symbolizes_this_process");
+    assert_true(p->mapping[0]->has_functions);
+    perftools__profiles__profile__free_unpacked(p, NULL);
+    free(gz);
+    hp_symtab_close(t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cpu_reader),
+        cmocka_unit_test(test_heap_reader),
+        cmocka_unit_test(test_maps_reader),
+        cmocka_unit_test(test_encode_cpu_unsymbolized),
+        cmocka_unit_test(test_encode_heap_unsamples_and_drops_jemalloc_frames),
+        cmocka_unit_test(test_symbolizes_this_process),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
