@@ -9,6 +9,7 @@
  *   hotplate describe [--json]      the tables the server is built from: routes, statements,
  *                                   flags, error codes and metrics
  *   hotplate pprof-encode KIND FILE a saved CPU or heap profile as gzipped profile.proto
+ *   hotplate pprof-merge FILE...    profile.proto files of one kind merged into one
  *
  * Below it, nothing knows anything above itself: the runtime gets the route
  * tables, the statement tables and the per-thread hooks from here; profiling
@@ -40,6 +41,7 @@
 #include "profiling/pprof_index.h"
 #include "profiling/pprof_proto.h"
 #include "profiling/prof.h"
+#include "profiling/prof_history.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -72,6 +74,7 @@ static void hp__admin_table(void)
     hp__admin_add(hp_pg_explain_routes, hp_pg_explain_num_routes);
     hp__admin_add(hp_prof_routes, hp_prof_num_routes);
     hp__admin_add(hp_pprof_index_routes, hp_pprof_index_num_routes);
+    hp__admin_add(hp_prof_history_routes, hp_prof_history_num_routes);
     hp__admin_add(hp_dashboard_routes, hp_dashboard_num_routes);
     hp__admin_add(hp_logs_routes, hp_logs_num_routes);
     hp__admin_add(hp_doctor_routes, hp_doctor_num_routes);
@@ -84,6 +87,7 @@ static const hp_thread_hook_t hp__hooks[] = {
     {"the uptime clock", HP_HOOK_ADMIN, hp_perf_admin_thread_init, NULL},
     {"the heap sampler", HP_HOOK_ADMIN, hp_heap_admin_thread_init, hp_heap_admin_thread_dispose},
     {"the embedded alerts", HP_HOOK_ADMIN, hp_alerts_admin_thread_init, hp_alerts_admin_thread_dispose},
+    {"continuous profiling", HP_HOOK_ADMIN, hp_prof_history_admin_thread_init, hp_prof_history_admin_thread_dispose},
 };
 
 /* A flag that acts outside the process: orders_user_id_index builds or drops its index on the index thread. */
@@ -125,6 +129,7 @@ static int hp__serve(int argc, char **argv)
         fprintf(stderr, "hotplate: %s\n", err);
         return 2;
     }
+    hp_prof_history_configure(cfg.profile_dir, cfg.profile_keep);
     hp__register_statements();
     hp__admin_table();
     hp_admin_set_actions(hp_pgindex_actions_json);
@@ -156,7 +161,8 @@ static void hp__usage(void)
                     "  seed      load demo data (--scale S, default 1) and write demo tokens\n"
                     "  index     hotplate index orders_user_id on|off: create or drop the index CONCURRENTLY, then ANALYZE\n"
                     "  describe  print the routes, statements, flags, error codes and metrics (--json for a document)\n"
-                    "  pprof-encode cpu|heap|allocs FILE  a gperftools CPU or jemalloc heap profile as gzipped profile.proto\n");
+                    "  pprof-encode cpu|heap|allocs FILE  a gperftools CPU or jemalloc heap profile as gzipped profile.proto\n"
+                    "  pprof-merge FILE...  gzipped profile.proto files of one kind merged into one, to standard output\n");
 }
 
 int main(int argc, char **argv)
@@ -177,6 +183,8 @@ int main(int argc, char **argv)
         return hp__describe(argc - 1, argv + 1);
     if (strcmp(argv[1], "pprof-encode") == 0)
         return hp_pprof_encode_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "pprof-merge") == 0)
+        return hp_pprof_merge_main(argc - 1, argv + 1);
     hp__usage();
     return 2;
 }

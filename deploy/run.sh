@@ -32,7 +32,13 @@ bin=${HOTPLATE_BIN:-$repo_root/build/hotplate}
 scale=${SCALE:-1}
 threads=${THREADS:-$(nproc)}
 listen=${LISTEN:-127.0.0.1:8080}
-read -r -a serve_args <<<"${SERVE_ARGS:-}"
+# Continuous profiling is on in the local stack (a CPU profile and a heap
+# window every minute, the last hour kept in .hotplate/profiles, listed at
+# /debug/pprof/history); SERVE_ARGS="--flag profile_every_s=0" turns it off,
+# since the last --flag given wins.
+serve_args=(--flag profile_every_s=60 --profile-dir "$home/profiles")
+read -r -a extra_args <<<"${SERVE_ARGS:-}"
+serve_args+=("${extra_args[@]}")
 pidfile="$home/hotplate.pid"
 logfile="$home/hotplate.log"
 tokens="$home/tokens.tsv"

@@ -43,8 +43,17 @@ Two measurements per route:
    --cache-sim=yes, and the simulated cache misses per request are reported
    too: the probes touch memory of their own, which instructions do not show.
 
+3. Continuous profiling. Two servers of the probes-ON build side by side,
+   one with the flag profile_every_s=0 (off) and one with profile_every_s=10
+   (a 5 s CPU profile and heap window every 10 s, each then encoded to
+   pprof's format by a child process and written to a folder), and wrk
+   alternating between them on the cached menu, one 10 s run each, so every
+   run of the profiling server holds exactly one round. Reported like the
+   throughput above, with the share of time a profile runs (5 s in 10 here;
+   10 s in 60 in the local stack), since the cost grows with it.
+
 Everything it starts (servers, the stack) is stopped on every exit path, and a
-watchdog bounds the whole run (--time-limit, default 600 s). Raw outputs
+watchdog bounds the whole run (--time-limit, default 900 s). Raw outputs
 (wrk lines, callgrind files, server logs) stay in .hotplate/bench/overhead/ for
 a post-mortem. Only the Python standard library is used; run it with Debian's
 /usr/bin/python3, with PYTHONPATH=tests from the repository's root (it uses
@@ -54,6 +63,7 @@ tests/hplib; make bench-overhead sets it).
 import argparse
 import fcntl
 import http.client
+import json
 import os
 import re
 import secrets
@@ -80,6 +90,7 @@ ROUTES = ("menu", "checkout")
 ROUTE_TITLES = {"menu": "GET /restaurants/{id}/menu (cached)", "checkout": "POST /orders"}
 THROUGHPUT_GOAL = 0.98  # ON/OFF requests/s: at most 2% fewer with the probes
 INSTRUCTIONS_GOAL = 1.03  # ON/OFF instructions per request: at most 3% more
+CP_EVERY = 10  # continuous profiling's interval in the measurement, s (a profile of half of it, see above)
 READY_SECONDS = 60
 READY_SECONDS_VALGRIND = 180
 STOP_SECONDS = 30
@@ -357,6 +368,51 @@ def throughput(args, binaries, env, target, tokens_file):
     return results, cpu
 
 
+def continuous(args, binary, env, target, tokens_file):
+    """Alternating wrk runs on the cached menu against two servers of the same
+    binary, continuous profiling off and on (profile_every_s=CP_EVERY); returns
+    ({"on": [req/s...], "off": [...]}, the same for CPU time per request)."""
+    folder = os.path.join(OUT, "profiles")
+    extra = ["--flag", "payment_latency_ms=0", "--menu-cache-ttl-s", "86400"]
+    flags = {"on": ["--flag", f"profile_every_s={CP_EVERY}", "--profile-dir", folder, "--profile-keep", "4"],
+             "off": ["--flag", "profile_every_s=0"]}
+    servers = {}
+    rps = {"on": [], "off": []}
+    cpu = {"on": [], "off": []}
+    try:
+        for name in ("on", "off"):
+            servers[name] = start_server(f"continuous-{name}", binary, env, args.server_threads, extra + flags[name])
+            warm_menu(servers[name].port, target)
+        for name in ("on", "off"):
+            wrk(args, servers[name].port, "menu", target, tokens_file, args.warmup, f"continuous-{name}-warmup")
+        for i in range(args.runs):
+            for name in ("on", "off"):
+                pid = servers[name].proc.pid
+                before = cpu_ticks(pid)
+                r, reqs = wrk(args, servers[name].port, "menu", target, tokens_file, CP_EVERY, f"continuous-{name}-{i + 1}")
+                rps[name].append(r)
+                cpu[name].append((cpu_ticks(pid) - before) / reqs)
+            log(f"continuous profiling: pair {i + 1}/{args.runs}: ON {rps['on'][-1]:.0f} req/s, OFF {rps['off'][-1]:.0f} req/s")
+        saved = json.loads(http_get(servers["on"].admin_port, "/debug/pprof/history"))["rounds"]
+    finally:
+        for s in servers.values():
+            stop(s)
+    if saved["saved"] == 0 or saved["failed"] != 0:
+        raise BenchError(f"continuous profiling saved no profile (or failed some): {saved}")
+    return rps, cpu, saved
+
+
+def http_get(port, path):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    c.request("GET", path)
+    r = c.getresponse()
+    body = r.read()
+    c.close()
+    if r.status != 200:
+        raise BenchError(f"GET {path}: {r.status}")
+    return body
+
+
 # ---------------------------------------------------------------- instructions
 
 
@@ -552,7 +608,7 @@ def paired_cell(on, off):
     return cell, ci
 
 
-def report(args, tp, cpu, cg, target, info):
+def report(args, tp, cpu, cg, target, info, cp):
     ir, clocks = cg["ir"], cg["clock"]
     ncpu, model, osname = info["machine"]
     print()
@@ -622,11 +678,31 @@ def report(args, tp, cpu, cg, target, info):
         l1on, l1off = statistics.mean(cg["l1"][route]["on"]), statistics.mean(cg["l1"][route]["off"])
         print(f"- {route}: ON {l1on:,.0f}, OFF {l1off:,.0f}, {l1on / l1off - 1:+.1%} with the probes")
     print()
+    cp_rps, cp_cpu, cp_rounds = cp
+    seconds = min(CP_EVERY // 2, 10)
+    print(f"Continuous profiling (probes-ON build, {ROUTE_TITLES['menu']}, wrk -t1 -c{args.connections} -d{CP_EVERY}s, "
+          f"{args.runs} pairs; ON is profile_every_s={CP_EVERY}: a {seconds} s CPU profile and heap window in every run, "
+          f"{cp_rounds['saved']} profiles saved, {cp_rounds['preempted']} preempted):")
+    print()
+    print("| measure | profiling ON | profiling OFF | ON / OFF |")
+    print("|---|---|---|---|")
+    on, off = cp_rps["on"], cp_rps["off"]
+    print(f"| requests/s, median (min–max) | {fmt_int(stats.median(on))} ({fmt_int(min(on))}–{fmt_int(max(on))}) "
+          f"| {fmt_int(stats.median(off))} ({fmt_int(min(off))}–{fmt_int(max(off))}) | {paired_cell(on, off)[0]} |")
+    print(f"| server CPU time per request (ratio only) | | | {paired_cell(cp_cpu['on'], cp_cpu['off'])[0]} |")
+    print()
+    ratio = stats.median(on) / stats.median(off)
+    # The local stack's setting, profile_every_s=60, takes a 10 s profile every 60 s.
+    print(f"A profile runs {seconds / CP_EVERY:.0%} of the time here and {10 / 60:.0%} of the time in the local stack "
+          f"(profile_every_s=60: 10 s in 60); scaled by that share, the throughput cost there is about "
+          f"{(1 - ratio) * (10 / 60) / (seconds / CP_EVERY):.1%}.")
+    print()
     print("Per-run requests/s, in the order they ran (ON/OFF pairs):")
     print()
     for route in ROUTES:
         pairs = ", ".join(f"{a:.0f}/{b:.0f}" for a, b in zip(tp[route]["on"], tp[route]["off"]))
         print(f"- {route}: {pairs}")
+    print(f"- menu, continuous profiling: {', '.join(f'{a:.0f}/{b:.0f}' for a, b in zip(cp_rps['on'], cp_rps['off']))}")
     sys.stdout.flush()
 
 
@@ -643,7 +719,7 @@ def main():
     ap.add_argument("--n1", type=int, default=100, help="requests in the shorter callgrind run (default 100)")
     ap.add_argument("--n2", type=int, default=400, help="requests in the longer callgrind run (default 400)")
     ap.add_argument("--reps", type=int, default=3, help="repetitions of each callgrind pair (default 3)")
-    ap.add_argument("--time-limit", type=int, default=600, help="abort after this many seconds (default 600)")
+    ap.add_argument("--time-limit", type=int, default=900, help="abort after this many seconds (default 900)")
     args = ap.parse_args()
     if args.runs < 6 or args.n2 <= args.n1 or args.n1 < 1 or args.duration < 1 or args.warmup < 1 or args.reps < 1:
         ap.error("need --runs >= 6 (for a 95% interval of the median), --n2 > --n1 >= 1, --duration >= 1, --warmup >= 1, --reps >= 1")
@@ -701,6 +777,7 @@ def main():
             log(f"callgrind {key}: worker thread {value}")
         info["clock_ns"] = clock_read_ns()
         tp, cpu = throughput(args, binaries, env, target, tokens_file)
+        cp = continuous(args, binaries["on"], env, target, tokens_file)
     finally:
         signal.alarm(0)  # the cleanup below has bounds of its own
         process.stop_all()
@@ -710,7 +787,7 @@ def main():
             except BenchError as e:
                 log(f"stopping the stack failed: {e}")
     info["load_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    report(args, tp, cpu, cg, target, info)
+    report(args, tp, cpu, cg, target, info, cp)
     log(f"done; raw outputs in {os.path.relpath(OUT, REPO)}")
 
 

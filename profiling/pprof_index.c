@@ -43,6 +43,8 @@ static const char hp__pprof_index_html[] =
     "allocation site (inuse_space first; alloc_* too), from jemalloc's sampling profiler.</td></tr>\n"
     "<tr><td><a href=\"allocs?seconds=10\">allocs</a></td><td>The same window, all allocations made in it first "
     "(alloc_space).</td></tr>\n"
+    "<tr><td><a href=\"history\">history</a></td><td>Continuous profiling (the flag <code>profile_every_s</code>): the "
+    "profiles kept, each downloadable; <code>?merge=cpu&amp;from=T&amp;to=T</code> merges a time range.</td></tr>\n"
     "<tr><td><a href=\"symbol\">symbol</a></td><td>pprof's symbolizer: POST addresses joined by "
     "<code>+</code>, get their function names.</td></tr>\n"
     "</table>\n<h2>Reading them</h2>\n<pre>\n"

@@ -343,6 +343,38 @@ static int hp__pb_gzip(const unsigned char *in, size_t len, unsigned char **out,
     return 0;
 }
 
+/* Packs and gzips a profile. @return 0 with *out (malloc'd), or -1 with *err set */
+static int hp__pb_pack(const Perftools__Profiles__Profile *prof, unsigned char **out, size_t *out_len, const char **err)
+{
+    size_t packed_len = perftools__profiles__profile__get_packed_size(prof);
+    unsigned char *packed = malloc(packed_len != 0 ? packed_len : 1);
+    if (packed == NULL) {
+        *err = "out of memory";
+        return -1;
+    }
+    perftools__profiles__profile__pack(prof, packed);
+    int rc = hp__pb_gzip(packed, packed_len, out, out_len);
+    free(packed);
+    if (rc != 0)
+        *err = "zlib could not compress the profile";
+    return rc;
+}
+
+/* Gives prof the builder's tables, then packs and gzips it. */
+static int hp__pb_pack_tables(hp__pb_t *b, Perftools__Profiles__Profile *prof, unsigned char **out, size_t *out_len,
+                              const char **err)
+{
+    prof->mapping = b->mappings;
+    prof->n_mapping = b->num_mappings;
+    prof->location = b->locations;
+    prof->n_location = b->num_locations;
+    prof->function = b->functions;
+    prof->n_function = b->num_functions;
+    prof->string_table = b->strings;
+    prof->n_string_table = b->num_strings;
+    return hp__pb_pack(prof, out, out_len, err);
+}
+
 int hp_pprof_encode(const hp_pprof_raw_t *raw, hp_symtab_t *syms, const hp_pprof_meta_t *meta, unsigned char **out, size_t *out_len,
                     const char **err)
 {
@@ -414,27 +446,264 @@ int hp_pprof_encode(const hp_pprof_raw_t *raw, hp_symtab_t *syms, const hp_pprof
     for (size_t i = 0; i != meta->num_comments && i != HP_PPROF_MAX_COMMENTS; ++i)
         comments[prof.n_comment++] = hp__pb_string(&b, meta->comments[i]);
     prof.comment = comments;
-    prof.mapping = b.mappings;
-    prof.n_mapping = b.num_mappings;
-    prof.location = b.locations;
-    prof.n_location = b.num_locations;
-    prof.function = b.functions;
-    prof.n_function = b.num_functions;
-    prof.string_table = b.strings;
-    prof.n_string_table = b.num_strings;
+    int rc = hp__pb_pack_tables(&b, &prof, out, out_len, err);
+    h2o_mem_clear_pool(&b.pool);
+    return rc;
+}
 
-    size_t packed_len = perftools__profiles__profile__get_packed_size(&prof);
-    unsigned char *packed = malloc(packed_len != 0 ? packed_len : 1);
-    int rc = -1;
-    if (packed == NULL) {
-        *err = "out of memory";
-    } else {
-        perftools__profiles__profile__pack(&prof, packed);
-        if (hp__pb_gzip(packed, packed_len, out, out_len) == 0)
-            rc = 0;
-        else
-            *err = "zlib could not compress the profile";
-        free(packed);
+/* ---- merging --------------------------------------------------------------------------------- */
+
+/* gunzip of a .pb.gz, bounded. @return the bytes (malloc'd), or NULL */
+static unsigned char *hp__pb_gunzip(const unsigned char *in, size_t len, size_t *out_len)
+{
+    z_stream z;
+    memset(&z, 0, sizeof(z));
+    if (inflateInit2(&z, 15 + 32) != Z_OK) /* 32: gzip or zlib, whichever the header says */
+        return NULL;
+    size_t cap = len * 4 + 4096, used = 0;
+    unsigned char *buf = malloc(cap);
+    int rc = Z_OK;
+    z.next_in = (unsigned char *)in;
+    z.avail_in = (uInt)len;
+    while (buf != NULL && rc == Z_OK) {
+        if (cap - used < 4096) {
+            unsigned char *n = cap * 2 <= HP_PPROF_MAX_PROTO ? realloc(buf, cap * 2) : NULL;
+            if (n == NULL) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = n;
+            cap *= 2;
+        }
+        z.next_out = buf + used;
+        z.avail_out = (uInt)(cap - used);
+        rc = inflate(&z, Z_NO_FLUSH);
+        used = cap - z.avail_out;
+    }
+    inflateEnd(&z);
+    if (buf != NULL && rc != Z_STREAM_END) {
+        free(buf);
+        buf = NULL;
+    }
+    *out_len = used;
+    return buf;
+}
+
+typedef struct {
+    uint64_t mapping_id, address, function_id;
+    int64_t line;
+} hp__pb_lkey_t;
+
+static int hp__pb_lkey_eq(void *ud, uint32_t idx, const void *key)
+{
+    const Perftools__Profiles__Location *l = ((hp__pb_t *)ud)->locations[idx];
+    const hp__pb_lkey_t *k = key;
+    return l->mapping_id == k->mapping_id && l->address == k->address &&
+           (l->n_line != 0 ? l->line[0]->function_id : 0) == k->function_id && (l->n_line != 0 ? l->line[0]->line : 0) == k->line;
+}
+
+/* The index of the element with `id` in an array of n messages whose ids are 1..n in order (as every pprof writer makes them), or
+ * -1. */
+#define HP__PB_BY_ID(arr, n, want) ((want) >= 1 && (want) <= (n) && (arr)[(want)-1]->id == (want) ? (int64_t)(want)-1 : (int64_t)-1)
+
+/* Adds one decoded profile's samples to the builder. @return 0, or -1 with *err set */
+static int hp__pb_merge_one(hp__pb_t *b, const Perftools__Profiles__Profile *p, Perftools__Profiles__Sample ***samples, size_t *n,
+                            size_t *cap, const char **err)
+{
+    /* Every table of a profile pprof or hotplate wrote has ids 1..n in order; anything else is refused rather than guessed. */
+    uint64_t *fmap = h2o_mem_alloc_pool(&b->pool, (p->n_function + 1) * sizeof(*fmap));
+    uint64_t *mmap = h2o_mem_alloc_pool(&b->pool, (p->n_mapping + 1) * sizeof(*mmap));
+    uint64_t *lmap = h2o_mem_alloc_pool(&b->pool, (p->n_location + 1) * sizeof(*lmap));
+    for (size_t i = 0; i != p->n_function; ++i) {
+        const Perftools__Profiles__Function *f = p->function[i];
+        if (f->id != i + 1 || f->name < 0 || (size_t)f->name >= p->n_string_table || f->filename < 0 ||
+            (size_t)f->filename >= p->n_string_table) {
+            *err = "a profile's functions are not numbered 1..n or name strings it lacks";
+            return -1;
+        }
+        fmap[i] = hp__pb_function(b, p->string_table[f->name], p->string_table[f->filename]);
+    }
+    for (size_t i = 0; i != p->n_mapping; ++i) {
+        const Perftools__Profiles__Mapping *m = p->mapping[i];
+        if (m->id != i + 1 || m->filename < 0 || (size_t)m->filename >= p->n_string_table) {
+            *err = "a profile's mappings are not numbered 1..n";
+            return -1;
+        }
+        int64_t file = hp__pb_string(b, p->string_table[m->filename]);
+        size_t j = 0;
+        while (j != b->num_mappings && !(b->mappings[j]->filename == file && b->mappings[j]->memory_start == m->memory_start &&
+                                         b->mappings[j]->memory_limit == m->memory_limit))
+            ++j;
+        if (j == b->num_mappings) {
+            size_t cap_m = b->num_mappings; /* the array is exactly full: grow it by one */
+            b->mappings = hp__pb_grow(b, b->mappings, b->num_mappings, &cap_m);
+            Perftools__Profiles__Mapping *nm = h2o_mem_alloc_pool(&b->pool, sizeof(*nm));
+            *nm = *m;
+            nm->id = j + 1;
+            nm->filename = file;
+            nm->build_id = 0;
+            b->mappings[b->num_mappings++] = nm;
+        }
+        mmap[i] = j + 1;
+    }
+    for (size_t i = 0; i != p->n_location; ++i) {
+        const Perftools__Profiles__Location *l = p->location[i];
+        if (l->id != i + 1 || l->mapping_id > p->n_mapping) {
+            *err = "a profile's locations are not numbered 1..n";
+            return -1;
+        }
+        hp__pb_lkey_t k = {l->mapping_id != 0 ? mmap[l->mapping_id - 1] : 0, l->address, 0, 0};
+        if (l->n_line != 0) {
+            int64_t f = HP__PB_BY_ID(p->function, p->n_function, l->line[0]->function_id);
+            if (f < 0) {
+                *err = "a location names a function the profile lacks";
+                return -1;
+            }
+            k.function_id = fmap[f];
+            k.line = l->line[0]->line;
+        }
+        uint64_t h = hp__fnv(&k, sizeof(k), 0xcbf29ce484222325ull);
+        size_t slot;
+        if (b->location_idx.cap == 0)
+            hp__pidx_grow(&b->pool, &b->location_idx);
+        int64_t found = hp__pidx_find(&b->location_idx, h, hp__pb_lkey_eq, b, &k, &slot);
+        if (found >= 0) {
+            lmap[i] = b->locations[found]->id;
+            continue;
+        }
+        b->locations = hp__pb_grow(b, b->locations, b->num_locations, &b->cap_locations);
+        Perftools__Profiles__Location *nl = h2o_mem_alloc_pool(&b->pool, sizeof(*nl));
+        perftools__profiles__location__init(nl);
+        uint32_t idx = (uint32_t)b->num_locations++;
+        nl->id = idx + 1;
+        nl->mapping_id = k.mapping_id;
+        nl->address = l->address;
+        if (l->n_line != 0) {
+            nl->line = h2o_mem_alloc_pool(&b->pool, l->n_line * sizeof(*nl->line));
+            for (size_t j = 0; j != l->n_line; ++j) {
+                int64_t f = HP__PB_BY_ID(p->function, p->n_function, l->line[j]->function_id);
+                if (f < 0) {
+                    *err = "a location names a function the profile lacks";
+                    return -1;
+                }
+                nl->line[j] = h2o_mem_alloc_pool(&b->pool, sizeof(*nl->line[j]));
+                perftools__profiles__line__init(nl->line[j]);
+                nl->line[j]->function_id = fmap[f];
+                nl->line[j]->line = l->line[j]->line;
+            }
+            nl->n_line = l->n_line;
+        }
+        b->locations[idx] = nl;
+        hp__pidx_put(&b->pool, &b->location_idx, h, hp__pb_lkey_eq, b, &k, idx);
+        lmap[i] = nl->id;
+    }
+    for (size_t i = 0; i != p->n_sample; ++i) {
+        const Perftools__Profiles__Sample *s = p->sample[i];
+        if (*n == *cap)
+            *samples = hp__pb_grow(b, *samples, *n, cap);
+        Perftools__Profiles__Sample *ns = h2o_mem_alloc_pool(&b->pool, sizeof(*ns));
+        perftools__profiles__sample__init(ns);
+        ns->location_id = h2o_mem_alloc_pool(&b->pool, (s->n_location_id + 1) * sizeof(*ns->location_id));
+        for (size_t j = 0; j != s->n_location_id; ++j) {
+            int64_t li = HP__PB_BY_ID(p->location, p->n_location, s->location_id[j]);
+            if (li < 0) {
+                *err = "a sample names a location the profile lacks";
+                return -1;
+            }
+            ns->location_id[ns->n_location_id++] = lmap[li];
+        }
+        ns->value = h2o_mem_alloc_pool(&b->pool, (s->n_value + 1) * sizeof(*ns->value));
+        memcpy(ns->value, s->value, s->n_value * sizeof(*ns->value));
+        ns->n_value = s->n_value;
+        (*samples)[(*n)++] = ns;
+    }
+    return 0;
+}
+
+int hp_pprof_merge(const unsigned char *const *gz, const size_t *gz_len, size_t num, unsigned char **out, size_t *out_len,
+                   const char **err)
+{
+    if (num == 0) {
+        *err = "nothing to merge";
+        return -1;
+    }
+    hp__pb_t b;
+    memset(&b, 0, sizeof(b));
+    h2o_mem_init_pool(&b.pool);
+    hp__pb_string(&b, "");
+    Perftools__Profiles__Profile prof = PERFTOOLS__PROFILES__PROFILE__INIT;
+    Perftools__Profiles__Sample **samples = NULL;
+    size_t nsamples = 0, cap = 0, ncomments = 0;
+    int64_t comments[HP_PPROF_MAX_COMMENTS + 1], end_ns = 0;
+    Perftools__Profiles__ValueType *types[8];
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i != num; ++i) {
+        size_t len = 0;
+        unsigned char *raw = hp__pb_gunzip(gz[i], gz_len[i], &len);
+        Perftools__Profiles__Profile *p = raw != NULL ? perftools__profiles__profile__unpack(NULL, len, raw) : NULL;
+        free(raw);
+        if (p == NULL || p->n_string_table == 0) {
+            *err = "an input is not a gzipped profile.proto";
+            rc = -1;
+        } else if (i == 0) {
+            /* The first profile sets the sample types, the period and the default; the others must agree. */
+            if (p->n_sample_type == 0 || p->n_sample_type > 8) {
+                *err = "a profile has no (or too many) sample types";
+                rc = -1;
+            }
+            for (size_t t = 0; rc == 0 && t != p->n_sample_type; ++t)
+                types[t] =
+                    hp__pb_value_type(&b, p->string_table[p->sample_type[t]->type], p->string_table[p->sample_type[t]->unit]);
+            prof.n_sample_type = p->n_sample_type;
+            if (rc == 0 && p->period_type != NULL)
+                prof.period_type =
+                    hp__pb_value_type(&b, p->string_table[p->period_type->type], p->string_table[p->period_type->unit]);
+            prof.period = p->period;
+            prof.default_sample_type = p->default_sample_type > 0 && (size_t)p->default_sample_type < p->n_string_table
+                                           ? hp__pb_string(&b, p->string_table[p->default_sample_type])
+                                           : 0;
+        } else if (p->n_sample_type != prof.n_sample_type) {
+            *err = "the profiles have different sample types (a CPU and a heap profile?)";
+            rc = -1;
+        }
+        for (size_t t = 0; rc == 0 && i != 0 && t != p->n_sample_type; ++t)
+            if (hp__pb_string(&b, p->string_table[p->sample_type[t]->type]) != types[t]->type) {
+                *err = "the profiles have different sample types (a CPU and a heap profile?)";
+                rc = -1;
+            }
+        if (rc == 0)
+            rc = hp__pb_merge_one(&b, p, &samples, &nsamples, &cap, err);
+        if (rc == 0) {
+            if (prof.time_nanos == 0 || (p->time_nanos != 0 && p->time_nanos < prof.time_nanos))
+                prof.time_nanos = p->time_nanos;
+            if (p->time_nanos + p->duration_nanos > end_ns)
+                end_ns = p->time_nanos + p->duration_nanos;
+            for (size_t c = 0; c != p->n_comment && ncomments != HP_PPROF_MAX_COMMENTS; ++c) {
+                if (p->comment[c] <= 0 || (size_t)p->comment[c] >= p->n_string_table)
+                    continue;
+                int64_t id = hp__pb_string(&b, p->string_table[p->comment[c]]);
+                size_t k = 0;
+                while (k != ncomments && comments[k] != id)
+                    ++k;
+                if (k == ncomments)
+                    comments[ncomments++] = id;
+            }
+        }
+        if (p != NULL)
+            perftools__profiles__profile__free_unpacked(p, NULL);
+    }
+    if (rc == 0) {
+        char note[64];
+        snprintf(note, sizeof(note), "merged from %zu profiles", num);
+        comments[ncomments++] = hp__pb_string(&b, note);
+        prof.sample_type = types;
+        prof.sample = samples;
+        prof.n_sample = nsamples;
+        prof.duration_nanos = end_ns > prof.time_nanos ? end_ns - prof.time_nanos : 0;
+        prof.comment = comments;
+        prof.n_comment = ncomments;
+        rc = hp__pb_pack_tables(&b, &prof, out, out_len, err);
     }
     h2o_mem_clear_pool(&b.pool);
     return rc;
@@ -512,5 +781,46 @@ int hp_pprof_encode_main(int argc, char **argv)
     }
     h2o_mem_clear_pool(&pool);
     free(data);
+    return rc;
+}
+
+/* ---- hotplate pprof-merge -------------------------------------------------------------------- */
+
+int hp_pprof_merge_main(int argc, char **argv)
+{
+    if (argc < 2 || argc - 1 > HP_PPROF_MAX_MERGE) {
+        fprintf(stderr,
+                "usage: hotplate pprof-merge FILE... (at most %d gzipped profile.proto files of one kind)\n"
+                "  writes their merge to standard output\n",
+                HP_PPROF_MAX_MERGE);
+        return 2;
+    }
+    size_t num = (size_t)argc - 1;
+    unsigned char **gz = calloc(num, sizeof(*gz));
+    size_t *lens = calloc(num, sizeof(*lens));
+    int rc = gz != NULL && lens != NULL ? 0 : 1;
+    for (size_t i = 0; rc == 0 && i != num; ++i) {
+        gz[i] = (unsigned char *)hp_migrate_read_file(argv[i + 1], &lens[i]);
+        if (gz[i] == NULL) {
+            fprintf(stderr, "pprof-merge: cannot read %s: %s\n", argv[i + 1], strerror(errno != 0 ? errno : EIO));
+            rc = 1;
+        }
+    }
+    const char *err = NULL;
+    unsigned char *out = NULL;
+    size_t out_len = 0;
+    if (rc == 0 && hp_pprof_merge((const unsigned char *const *)gz, lens, num, &out, &out_len, &err) != 0) {
+        fprintf(stderr, "pprof-merge: %s\n", err);
+        rc = 1;
+    }
+    if (rc == 0 && (fwrite(out, 1, out_len, stdout) != out_len || fflush(stdout) != 0)) {
+        fprintf(stderr, "pprof-merge: writing the profile failed: %s\n", strerror(errno));
+        rc = 1;
+    }
+    free(out);
+    for (size_t i = 0; gz != NULL && i != num; ++i)
+        free(gz[i]);
+    free(gz);
+    free(lens);
     return rc;
 }

@@ -55,6 +55,23 @@ typedef struct st_hp_pprof_meta_t {
 int hp_pprof_encode(const hp_pprof_raw_t *raw, hp_symtab_t *syms, const hp_pprof_meta_t *meta, unsigned char **out, size_t *out_len,
                     const char **err);
 
+/* The most profiles one merge reads, and the largest profile.proto it unpacks. */
+#define HP_PPROF_MAX_MERGE 256
+#define HP_PPROF_MAX_PROTO (256u * 1024 * 1024)
+
+/**
+ * Merges gzipped profile.proto documents of one kind (same sample types) into
+ * one: samples appended, functions, mappings and locations deduplicated by
+ * what they name, the earliest start and the whole span as time and
+ * duration, the comments kept. The sample types, period and default are the
+ * first profile's. @return 0 with *out (malloc'd), or -1 with *err set
+ */
+int hp_pprof_merge(const unsigned char *const *gz, const size_t *gz_len, size_t num, unsigned char **out, size_t *out_len,
+                   const char **err);
+
+/** `hotplate pprof-merge FILE...`: their merge to standard output. @return the exit status */
+int hp_pprof_merge_main(int argc, char **argv);
+
 /**
  * `hotplate pprof-encode cpu|heap|allocs FILE [--seconds N] [--time-ns T]
  * [--comment TEXT]...`: reads FILE (a gperftools CPU profile for cpu, a

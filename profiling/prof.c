@@ -64,7 +64,8 @@ extern char **environ;
 
 #define HP_PROF_TICK_MS 100
 
-typedef enum { HP_PROF_CPU = 0, HP_PROF_HEAP, HP_PROF__KINDS } hp_prof_kind_t;
+/* MERGE is no profiler: its job runs `hotplate pprof-merge` on saved profiles (hp_prof_merge), with a slot of its own. */
+typedef enum { HP_PROF_CPU = 0, HP_PROF_HEAP, HP_PROF_MERGE, HP_PROF__KINDS } hp_prof_kind_t;
 /*
  * What an answer carries: the profiler's own file (gperftools' or jemalloc's),
  * folded stacks, a flame graph, or pprof's profile.proto (pprof_proto.h).
@@ -97,6 +98,19 @@ typedef struct st_hp_prof_job_t {
     int out_done;         /* EOF seen, or reading given up */
     hp_prof_folded_cb cb; /* hp_prof_cpu_collect(): the folded stacks go to cb instead of an answer */
     void *cb_ud;
+    /*
+     * A saved profile (hp_prof_save, continuous profiling): no request; the
+     * child writes straight into save_path, and saved_cb hears how it ended,
+     * exactly once. A request for a profile of the same kind preempts it
+     * while it samples.
+     */
+    int background;
+    char save_path[PATH_MAX];
+    char *comments[HP_PPROF_MAX_COMMENTS]; /* malloc'd; passed to pprof-encode as --comment */
+    size_t num_comments;
+    hp_prof_saved_cb saved_cb;
+    void *saved_ud;
+    char **merge_files; /* HP_PROF_MERGE: the saved profiles to merge (malloc'd, NULL-terminated) */
 } hp_prof_job_t;
 
 static struct {
@@ -105,14 +119,14 @@ static struct {
     hp_prof_job_t jobs[HP_PROF__KINDS];
 } hp__prof;
 
-static const char *const hp__prof_kind_names[HP_PROF__KINDS] = {"cpu", "heap"};
-static const char *const hp__prof_tools[HP_PROF__KINDS] = {"google-pprof", "jeprof"};
+static const char *const hp__prof_kind_names[HP_PROF__KINDS] = {"cpu", "heap", "merge"};
+static const char *const hp__prof_tools[HP_PROF__KINDS] = {"google-pprof", "jeprof", "hotplate pprof-merge"};
 static const char *const hp__prof_proto_kinds[] = {[HP_PPROF_CPU] = "cpu", [HP_PPROF_HEAP] = "heap", [HP_PPROF_ALLOCS] = "allocs"};
 
 /* The child that makes job's format: the viewer of its kind, or the server's own pprof-encode. */
 static const char *hp__prof_tool(const hp_prof_job_t *job)
 {
-    return job->format == HP_PROF_PROTO ? "hotplate pprof-encode" : hp__prof_tools[job->kind];
+    return job->format == HP_PROF_PROTO && job->kind != HP_PROF_MERGE ? "hotplate pprof-encode" : hp__prof_tools[job->kind];
 }
 
 static const char hp__prof_killed_timeout[] = "timeout";
@@ -162,9 +176,31 @@ static void hp__prof_init(hp_thread_t *thr)
     atexit(hp__prof_atexit);
 }
 
+/* Tells a saved profile's owner how it ended, once; err is NULL when save_path holds the profile. */
+static void hp__prof_saved(hp_prof_job_t *job, const char *err)
+{
+    hp_prof_saved_cb cb = job->saved_cb;
+    job->saved_cb = NULL;
+    if (cb != NULL)
+        cb(job->saved_ud, err != NULL ? NULL : job->save_path, err);
+}
+
 /* Ends a job: closes the pipe, removes the files, stops the tick. The request must already be answered or gone. */
 static void hp__prof_finish(hp_prof_job_t *job)
 {
+    if (job->background) {
+        hp__prof_saved(job, "stopped");
+        for (size_t i = 0; i != job->num_comments; ++i)
+            free(job->comments[i]);
+        job->num_comments = 0;
+        job->background = 0;
+    }
+    if (job->merge_files != NULL) {
+        for (char **f = job->merge_files; *f != NULL; ++f)
+            free(*f);
+        free(job->merge_files);
+        job->merge_files = NULL;
+    }
     hp_op_detach(&job->op);
     if (job->out != NULL) {
         h2o_socket_close(job->out);
@@ -201,6 +237,12 @@ static hp_req_t *hp__prof_take_req(hp_prof_job_t *job)
 static void hp__prof_fail(hp_prof_job_t *job, hp_error_t code, const char *message)
 {
     hp__prof_scrub(job);
+    if (job->background) {
+        if (job->save_path[0] != '\0')
+            unlink(job->save_path);
+        hp__prof_saved(job, message);
+        return;
+    }
     hp_req_t *r = hp__prof_take_req(job);
     if (r == NULL)
         return;
@@ -426,6 +468,14 @@ static size_t hp__prof_tidy_folded(char *s, size_t len)
 /* The viewer has exited and its output is read: answer with it. */
 static void hp__prof_send_converted(hp_prof_job_t *job)
 {
+    if (job->background) {
+        int ok = job->kill_reason == NULL && WIFEXITED(job->child_status) && WEXITSTATUS(job->child_status) == 0;
+        hp__prof_scrub(job);
+        if (!ok)
+            unlink(job->save_path);
+        hp__prof_saved(job, ok ? NULL : job->kill_reason != NULL ? job->kill_reason : "pprof-encode failed");
+        return;
+    }
     hp_req_t *r = hp__prof_take_req(job);
     if (r == NULL)
         return;
@@ -594,8 +644,16 @@ static int hp__prof_spawn(hp_prof_job_t *job)
     int errfd = hp__prof_mktemp(job->err_path, sizeof(job->err_path), hp__prof_kind_names[job->kind], ".err");
     if (errfd < 0)
         return errno != 0 ? errno : EIO;
-    int pfd[2];
-    if (pipe2(pfd, O_CLOEXEC) != 0) {
+    /* A saved profile's child writes its file itself; every other child writes into a pipe the loop reads. */
+    int pfd[2] = {-1, -1};
+    if (job->background) {
+        pfd[1] = open(job->save_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (pfd[1] < 0) {
+            int e = errno;
+            close(errfd);
+            return e;
+        }
+    } else if (pipe2(pfd, O_CLOEXEC) != 0) {
         int e = errno;
         close(errfd);
         return e;
@@ -612,16 +670,31 @@ static int hp__prof_spawn(hp_prof_job_t *job)
     char seconds[24], started[24];
     snprintf(seconds, sizeof(seconds), "%d", job->seconds);
     snprintf(started, sizeof(started), "%lld", (long long)job->started_ns);
-    char *encoder[] = {exe,
-                       (char *)"pprof-encode",
-                       (char *)hp__prof_proto_kinds[job->proto_kind],
-                       job->path,
-                       (char *)"--seconds",
-                       seconds,
-                       (char *)"--time-ns",
-                       started,
-                       NULL};
-    char **argv = job->format == HP_PROF_PROTO ? encoder : viewer;
+    char *encoder[9 + 2 * HP_PPROF_MAX_COMMENTS] = {exe,
+                                                    (char *)"pprof-encode",
+                                                    (char *)hp__prof_proto_kinds[job->proto_kind],
+                                                    job->path,
+                                                    (char *)"--seconds",
+                                                    seconds,
+                                                    (char *)"--time-ns",
+                                                    started};
+    for (size_t i = 0, a = 8; i != job->num_comments; ++i, a += 2) {
+        encoder[a] = (char *)"--comment";
+        encoder[a + 1] = job->comments[i];
+    }
+    /* The merger's argv is exe, pprof-merge, then the files; job->merge_files has room for the first two. */
+    if (job->merge_files != NULL) {
+        job->merge_files[0] = strdup(exe);
+        job->merge_files[1] = strdup("pprof-merge");
+        if (job->merge_files[0] == NULL || job->merge_files[1] == NULL) {
+            close(errfd);
+            if (pfd[0] >= 0)
+                close(pfd[0]);
+            close(pfd[1]);
+            return ENOMEM;
+        }
+    }
+    char **argv = job->merge_files != NULL ? job->merge_files : job->format == HP_PROF_PROTO ? encoder : viewer;
 
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t at;
@@ -640,17 +713,21 @@ static int hp__prof_spawn(hp_prof_job_t *job)
     posix_spawnattr_setsigdefault(&at, &all);
     posix_spawnattr_setpgroup(&at, 0);
     pid_t pid = 0;
-    int rc = job->format == HP_PROF_PROTO ? posix_spawn(&pid, exe, &fa, &at, argv, envp)
-                                          : posix_spawnp(&pid, argv[0], &fa, &at, argv, envp);
+    int rc = argv != viewer ? posix_spawn(&pid, exe, &fa, &at, argv, envp) : posix_spawnp(&pid, argv[0], &fa, &at, argv, envp);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&at);
     close(pfd[1]);
     close(errfd);
     if (rc != 0) {
-        close(pfd[0]);
+        if (pfd[0] >= 0)
+            close(pfd[0]);
         return rc;
     }
     job->child = job->pgid = pid;
+    if (job->background) {
+        job->out_done = 1; /* nothing to read: the tick only waits for the exit */
+        return 0;
+    }
     /* Only our end is non-blocking: the viewer writes with ordinary blocking writes. */
     fcntl(pfd[0], F_SETFL, fcntl(pfd[0], F_GETFL) | O_NONBLOCK);
     job->out = h2o_evloop_socket_create(job->thr->loop, pfd[0], H2O_SOCKET_FLAG_DONT_READ);
@@ -790,17 +867,16 @@ static int hp__prof_format_param(hp_req_t *r, const hp_prof_format_name_t *names
  * Starts a profile job for r. @return NULL, or why it could not start with the
  * answer's code (a profile of the kind already runs: 409 profile_in_progress).
  */
-static const char *hp__prof_launch(hp_req_t *r, hp_prof_kind_t kind, hp_prof_format_t format, hp_pprof_kind_t proto_kind,
-                                   int seconds, int lg_sample, hp_error_t *code)
+/*
+ * Starts the profiler of a job that is idle. @return NULL, or why it could not
+ * start (no request is attached: the caller attaches one, or marks the job a
+ * background one).
+ */
+static const char *hp__prof_start_job(hp_thread_t *thr, hp_prof_job_t *job, hp_prof_format_t format, hp_pprof_kind_t proto_kind,
+                                      int seconds, int lg_sample)
 {
-    hp__prof_init(r->thr);
-    hp_prof_job_t *job = &hp__prof.jobs[kind];
-    *code = HP_E_profile_failed;
-    if (job->phase != HP_PROF_IDLE) {
-        *code = HP_E_profile_in_progress;
-        return hp_pool_printf(r, "a %s profile is already running; one at a time", hp__prof_kind_names[kind]);
-    }
-    int fd = hp__prof_mktemp(job->path, sizeof(job->path), hp__prof_kind_names[kind], ".prof");
+    hp__prof_init(thr);
+    int fd = hp__prof_mktemp(job->path, sizeof(job->path), hp__prof_kind_names[job->kind], ".prof");
     if (fd < 0)
         return "no temporary file could be created (TMPDIR)";
     close(fd); /* the profilers open the path themselves */
@@ -817,10 +893,40 @@ static const char *hp__prof_launch(hp_req_t *r, hp_prof_kind_t kind, hp_prof_for
     job->seconds = seconds;
     job->phase = HP_PROF_SAMPLING;
     job->deadline = h2o_now(job->thr->loop) + (uint64_t)seconds * 1000;
+    h2o_timeout_link(job->thr->loop, &hp__prof.tick, &job->tick);
+    hp_log(HP_LOG_INFO, "%s profile: started for %d s%s", hp__prof_kind_names[job->kind], seconds,
+           job->background ? " (continuous profiling)" : "");
+    return NULL;
+}
+
+/*
+ * Starts a profile job for r. @return NULL, or why it could not start with the
+ * answer's code (a profile of the kind already runs: 409 profile_in_progress).
+ * A saved profile that is sampling gives way: what a person or the doctor
+ * asks for now matters more than one point of the history.
+ */
+static const char *hp__prof_launch(hp_req_t *r, hp_prof_kind_t kind, hp_prof_format_t format, hp_pprof_kind_t proto_kind,
+                                   int seconds, int lg_sample, hp_error_t *code)
+{
+    hp__prof_init(r->thr);
+    hp_prof_job_t *job = &hp__prof.jobs[kind];
+    *code = HP_E_profile_failed;
+    if (job->background && job->phase == HP_PROF_SAMPLING) {
+        hp__prof_stop(job, 0);
+        hp__prof_scrub(job);
+        hp__prof_saved(job, "preempted by a profile request");
+        hp__prof_finish(job);
+    }
+    if (job->phase != HP_PROF_IDLE) {
+        *code = HP_E_profile_in_progress;
+        return job->background ? "the continuous profiler is saving its profile; try again in a second"
+                               : hp_pool_printf(r, "a %s profile is already running; one at a time", hp__prof_kind_names[kind]);
+    }
+    const char *why = hp__prof_start_job(r->thr, job, format, proto_kind, seconds, lg_sample);
+    if (why != NULL)
+        return why;
     job->op.on_abandon = hp__prof_on_abandon;
     hp_op_attach(r, &job->op);
-    h2o_timeout_link(job->thr->loop, &hp__prof.tick, &job->tick);
-    hp_log(HP_LOG_INFO, "%s profile: started for %d s", hp__prof_kind_names[kind], seconds);
     return NULL;
 }
 
@@ -869,6 +975,76 @@ int hp_prof_heap_collect(hp_req_t *r, int seconds, hp_prof_folded_cb cb, void *u
         return -1;
     }
     return hp__prof_collect(r, HP_PROF_HEAP, seconds, HP_PROF_COLLECT_LG_SAMPLE, cb, ud, why);
+}
+
+int hp_prof_save(hp_thread_t *thr, int heap, int seconds, int lg_sample, const char *path, const char *const *comments,
+                 size_t num_comments, hp_prof_saved_cb cb, void *ud, const char **why)
+{
+    hp_prof_kind_t kind = heap ? HP_PROF_HEAP : HP_PROF_CPU;
+#if !HOTPLATE_CPU_PROFILER
+    if (!heap) {
+        *why = "this build has no CPU profiler (HOTPLATE_CPU_PROFILER=OFF)";
+        return -1;
+    }
+#endif
+    if (heap && !hp__prof_heap_supported()) {
+        *why = "this build has no jemalloc heap profiling";
+        return -1;
+    }
+    hp__prof_init(thr);
+    hp_prof_job_t *job = &hp__prof.jobs[kind];
+    if (job->phase != HP_PROF_IDLE) {
+        *why = "a profile of this kind is running";
+        return -1;
+    }
+    if (strlen(path) >= sizeof(job->save_path) || num_comments > HP_PPROF_MAX_COMMENTS) {
+        *why = "the path or the comments are too long";
+        return -1;
+    }
+    job->background = 1;
+    strcpy(job->save_path, path);
+    for (size_t i = 0; i != num_comments; ++i)
+        if ((job->comments[job->num_comments] = strdup(comments[i])) != NULL)
+            ++job->num_comments;
+    if ((*why = hp__prof_start_job(thr, job, HP_PROF_PROTO, heap ? HP_PPROF_HEAP : HP_PPROF_CPU, seconds, lg_sample)) != NULL) {
+        hp__prof_finish(job); /* before the callback is set: a profile that never started is not reported twice */
+        return -1;
+    }
+    job->saved_cb = cb;
+    job->saved_ud = ud;
+    return 0;
+}
+
+void hp_prof_merge(hp_req_t *r, const char *const *files, size_t num_files, int heap)
+{
+    hp__prof_init(r->thr);
+    hp_prof_job_t *job = &hp__prof.jobs[HP_PROF_MERGE];
+    if (job->phase != HP_PROF_IDLE) {
+        hp_respond_error(r, HP_E_profile_in_progress, "a merge is already running; one at a time");
+        return;
+    }
+    /* Room for the executable and "pprof-merge" (filled in by the spawn), the files, and the NULL. */
+    job->merge_files = calloc(num_files + 3, sizeof(*job->merge_files));
+    int rc = job->merge_files != NULL ? 0 : ENOMEM;
+    for (size_t i = 0; rc == 0 && i != num_files; ++i)
+        if ((job->merge_files[2 + i] = strdup(files[i])) == NULL)
+            rc = ENOMEM;
+    job->format = HP_PROF_PROTO;
+    job->proto_kind = heap ? HP_PPROF_HEAP : HP_PPROF_CPU;
+    job->seconds = 0;
+    if (rc == 0)
+        rc = hp__prof_spawn(job);
+    if (rc != 0) {
+        hp_log(HP_LOG_WARN, "merge: cannot run pprof-merge: %s", strerror(rc));
+        hp__prof_finish(job);
+        hp_respond_error(r, HP_E_profile_failed, "the merge could not be started");
+        return;
+    }
+    job->phase = HP_PROF_CONVERTING;
+    job->deadline = h2o_now(job->thr->loop) + HP_PROF_CONVERT_TIMEOUT_MS;
+    job->op.on_abandon = hp__prof_on_abandon;
+    hp_op_attach(r, &job->op);
+    h2o_timeout_link(job->thr->loop, &hp__prof.tick, &job->tick);
 }
 
 /*

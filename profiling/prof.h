@@ -57,6 +57,7 @@
 #include "base/router.h"
 
 struct st_hp_req_t;
+struct st_hp_thread_t;
 
 /**
  * Called with a profile's folded stacks (valid during the call only), or with
@@ -75,6 +76,31 @@ int hp_prof_cpu_collect(struct st_hp_req_t *r, int seconds, hp_prof_folded_cb cb
 
 /** The same with a jemalloc heap profile (in-use bytes sampled over the window, at HP_PROF_COLLECT_LG_SAMPLE). */
 int hp_prof_heap_collect(struct st_hp_req_t *r, int seconds, hp_prof_folded_cb cb, void *ud, const char **why);
+
+/**
+ * Called once when a saved profile (hp_prof_save) ends: with path (where
+ * the gzipped profile.proto now is) and err NULL, or with err set (the file
+ * is gone). Runs on the admin thread.
+ */
+typedef void (*hp_prof_saved_cb)(void *ud, const char *path, const char *err);
+
+/**
+ * Takes a CPU profile (heap 0) or a heap window (heap 1) of `seconds` in the
+ * background, for continuous profiling (prof_history.c): no request waits for
+ * it, the profile goes to `path` as gzipped profile.proto with the comments,
+ * and a request for a profile of the same kind preempts it while it samples
+ * (cb then hears "preempted"). Admin thread only.
+ * @return 0 when it started (cb will be called), or -1 with *why set (a
+ *         profile of the kind runs, or the build has no such profiler)
+ */
+int hp_prof_save(struct st_hp_thread_t *thr, int heap, int seconds, int lg_sample, const char *path, const char *const *comments,
+                 size_t num_comments, hp_prof_saved_cb cb, void *ud, const char **why);
+
+/**
+ * Answers r with the saved profiles `files` merged into one (pprof's
+ * format), by a `hotplate pprof-merge` child. One merge at a time (409).
+ */
+void hp_prof_merge(struct st_hp_req_t *r, const char *const *files, size_t num_files, int heap);
 
 /* The profile routes, for the admin route table. */
 extern const hp_route_t hp_prof_routes[];

@@ -39,6 +39,10 @@ void hp_config_usage(void)
         "  --log-file-max-mb N         rotate the log file at N MiB (default 64; env HOTPLATE_LOG_FILE_MAX_MB)\n"
         "  --log-file-keep N           rotated log files kept, PATH.1 .. PATH.N (default 5; env HOTPLATE_LOG_FILE_KEEP)\n"
         "  --alert-webhook URL         POST the embedded alerts' transitions to this http:// URL (env HOTPLATE_ALERT_WEBHOOK)\n"
+        "  --profile-dir DIR           continuous profiling's folder (default $HOTPLATE_HOME/profiles, else\n"
+        "                              $TMPDIR/hotplate-profiles; env HOTPLATE_PROFILE_DIR); the flag profile_every_s starts it\n"
+        "  --profile-keep N            profiles of each kind kept there, oldest removed first (default 60; env "
+        "HOTPLATE_PROFILE_KEEP)\n"
         "environment: HOTPLATE_PG_URL (required), HOTPLATE_REDIS_URL (default redis://127.0.0.1:6379),\n"
         "  HOTPLATE_ADMIN_TOKEN (required by mutating debug endpoints when set, and to bind the admin listener beyond loopback)\n");
 }
@@ -103,6 +107,7 @@ static const struct hp__int_opt hp__int_opts[] = {
     {"--log-file-keep", "HOTPLATE_LOG_FILE_KEEP", offsetof(hp_config_t, log_file_keep), 1, 100},
     {"--max-inflight", "HOTPLATE_MAX_INFLIGHT", offsetof(hp_config_t, max_inflight), 1, 1000000},
     {"--header-timeout-ms", "HOTPLATE_HEADER_TIMEOUT_MS", offsetof(hp_config_t, header_timeout_ms), 100, 600000},
+    {"--profile-keep", "HOTPLATE_PROFILE_KEEP", offsetof(hp_config_t, profile_keep), 1, 1000},
 };
 
 int hp_config_load(hp_config_t *cfg, int argc, char **argv)
@@ -137,6 +142,8 @@ int hp_config_load(hp_config_t *cfg, int argc, char **argv)
         .max_inflight = 256,
         /* h2o's own default (H2O_DEFAULT_HTTP1_REQ_TIMEOUT), made explicit and configurable. */
         .header_timeout_ms = 10000,
+        /* An hour of history at the local stack's one profile a minute, a few megabytes on disk. */
+        .profile_keep = 60,
     };
 
     const char *s;
@@ -157,6 +164,8 @@ int hp_config_load(hp_config_t *cfg, int argc, char **argv)
         cfg->log_file = s;
     if ((s = getenv("HOTPLATE_ALERT_WEBHOOK")) != NULL && s[0] != '\0')
         cfg->alert_webhook = s;
+    if ((s = getenv("HOTPLATE_PROFILE_DIR")) != NULL && s[0] != '\0')
+        cfg->profile_dir = s;
     for (size_t i = 0; i != sizeof(hp__int_opts) / sizeof(hp__int_opts[0]); ++i) {
         const struct hp__int_opt *o = &hp__int_opts[i];
         if ((s = getenv(o->env)) != NULL && hp__parse_int(s, o->min, o->max, (int *)((char *)cfg + o->offset)) != 0) {
@@ -194,6 +203,8 @@ int hp_config_load(hp_config_t *cfg, int argc, char **argv)
             cfg->log_file = val;
         } else if (strcmp(arg, "--alert-webhook") == 0) {
             cfg->alert_webhook = val;
+        } else if (strcmp(arg, "--profile-dir") == 0) {
+            cfg->profile_dir = val;
         } else if (strcmp(arg, "--flag") == 0) {
             if (hp_flags_parse_list(val, err, sizeof(err)) != 0) {
                 fprintf(stderr, "hotplate: --flag: %s\n", err);

@@ -31,6 +31,8 @@ typedef struct st_hp_config_t {
     const char *alert_webhook; /* HOTPLATE_ALERT_WEBHOOK: http:// URL the embedded alerts POST to; NULL for none */
     int max_inflight;          /* admission control: requests in flight per worker thread beyond which a request is a fast 503 */
     int header_timeout_ms;     /* h2o's HTTP/1 request timeout: a client that has not sent its whole request by then is closed */
+    const char *profile_dir;   /* HOTPLATE_PROFILE_DIR: where continuous profiling keeps its profiles; NULL for the default */
+    int profile_keep;          /* continuous profiling: profiles kept of each kind (CPU, heap) */
 } hp_config_t;
 
 /**

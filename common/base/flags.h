@@ -47,7 +47,8 @@ typedef enum { HP_FLAG_ENUM, HP_FLAG_INT } hp_flag_type_t;
 #define HP_FLAG_INT_LIST(X)                                                                                                        \
     X(payment_latency_ms, 40, 0, 60000, "mean latency of the payment gateway simulator, in milliseconds")                          \
     X(payment_failure_pct, 0, 0, 100, "share of payment authorizations the simulator declines, in percent")                        \
-    X(slow_request_ms, 100, 1, 600000, "requests at least this slow go to the slow-request ring")
+    X(slow_request_ms, 100, 1, 600000, "requests at least this slow go to the slow-request ring")                                  \
+    X(profile_every_s, 0, 0, 86400, "continuous profiling: a CPU profile and a heap window kept every N seconds; 0 is off")
 
 typedef enum {
 #define HP__FLAG_ENUM_ID(name, def, doc) HP_FLAG_##name,

@@ -211,7 +211,7 @@ def test_index_page_lists_the_profiles(prof_server):
     r = requests.get(prof_server.admin_base + "/debug/pprof/", timeout=10)
     assert r.status_code == 200, describe(r)
     assert r.headers["Content-Type"].startswith("text/html")
-    for href in ['href="profile?seconds=10"', 'href="heap?seconds=10"', 'href="allocs?seconds=10"', 'href="symbol"']:
+    for href in ['href="profile?seconds=10"', 'href="heap?seconds=10"', 'href="allocs?seconds=10"', 'href="history"', 'href="symbol"']:
         assert href in r.text, href
 
 

@@ -291,6 +291,65 @@ static void test_encode_heap_unsamples_and_drops_jemalloc_frames(void **state)
     h2o_mem_clear_pool(&pool);
 }
 
+/* ---- the merge ------------------------------------------------------------------------------- */
+
+static void test_merge_adds_samples_and_dedupes_the_tables(void **state)
+{
+    (void)state;
+    char buf[2048];
+    size_t len = canned_cpu(buf, sizeof(buf));
+    h2o_mem_pool_t pool;
+    h2o_mem_init_pool(&pool);
+    hp_pprof_raw_t raw, heap;
+    const char *err = NULL;
+    assert_int_equal(hp_pprof_parse_cpu(&pool, buf, len, &raw, &err), 0);
+    assert_int_equal(hp_pprof_parse_heap(&pool, canned_heap, sizeof(canned_heap) - 1, &heap, &err), 0);
+    unsigned char *gz[3];
+    size_t gz_len[3];
+    hp_pprof_meta_t m1 = {.kind = HP_PPROF_CPU, .time_ns = 1000, .duration_ns = 10, .comments = {"commit a"}, .num_comments = 1};
+    hp_pprof_meta_t m2 = {.kind = HP_PPROF_CPU, .time_ns = 2000, .duration_ns = 10, .comments = {"commit a"}, .num_comments = 1};
+    hp_pprof_meta_t m3 = {.kind = HP_PPROF_HEAP};
+    assert_int_equal(hp_pprof_encode(&raw, NULL, &m1, &gz[0], &gz_len[0], &err), 0);
+    assert_int_equal(hp_pprof_encode(&raw, NULL, &m2, &gz[1], &gz_len[1], &err), 0);
+    assert_int_equal(hp_pprof_encode(&heap, NULL, &m3, &gz[2], &gz_len[2], &err), 0);
+
+    unsigned char *out = NULL;
+    size_t out_len = 0;
+    assert_int_equal(hp_pprof_merge((const unsigned char *const *)gz, gz_len, 2, &out, &out_len, &err), 0);
+    Perftools__Profiles__Profile *p = decode(out, out_len);
+    /* Both profiles' samples; the same addresses in the same mappings are one location each. */
+    assert_int_equal(p->n_sample, 4);
+    assert_int_equal(p->n_location, 3);
+    assert_int_equal(p->n_mapping, 3);
+    int64_t total = 0;
+    for (size_t i = 0; i != p->n_sample; ++i)
+        total += p->sample[i]->value[0];
+    assert_int_equal(total, 2 * (3 + 2));
+    assert_int_equal(p->time_nanos, 1000);
+    assert_int_equal(p->duration_nanos, 1010);
+    /* The comments once each, and a note of the merge. */
+    assert_int_equal(p->n_comment, 2);
+    assert_string_equal(str(p, p->comment[0]), "commit a");
+    assert_string_equal(str(p, p->comment[1]), "merged from 2 profiles");
+    assert_string_equal(str(p, p->sample_type[1]->type), "cpu");
+    perftools__profiles__profile__free_unpacked(p, NULL);
+    free(out);
+
+    /* A CPU and a heap profile do not merge; nor does something that is no profile. */
+    const unsigned char *mixed[] = {gz[0], gz[2]};
+    size_t mixed_len[] = {gz_len[0], gz_len[2]};
+    assert_int_equal(hp_pprof_merge(mixed, mixed_len, 2, &out, &out_len, &err), -1);
+    assert_non_null(strstr(err, "sample types"));
+    const unsigned char junk[] = "not gzip";
+    const unsigned char *bad[] = {junk};
+    size_t bad_len[] = {sizeof(junk)};
+    assert_int_equal(hp_pprof_merge(bad, bad_len, 1, &out, &out_len, &err), -1);
+    assert_int_equal(hp_pprof_merge(bad, bad_len, 0, &out, &out_len, &err), -1);
+    for (int i = 0; i != 3; ++i)
+        free(gz[i]);
+    h2o_mem_clear_pool(&pool);
+}
+
 /* ---- the symbolizer -------------------------------------------------------------------------- */
 
 static void test_symbolizes_this_process(void **state)
@@ -352,6 +411,7 @@ int main(void)
         cmocka_unit_test(test_maps_reader),
         cmocka_unit_test(test_encode_cpu_unsymbolized),
         cmocka_unit_test(test_encode_heap_unsamples_and_drops_jemalloc_frames),
+        cmocka_unit_test(test_merge_adds_samples_and_dedupes_the_tables),
         cmocka_unit_test(test_symbolizes_this_process),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
