@@ -126,8 +126,11 @@ static void hp__rule_long_running(hp_doctor_ctx_t *c)
         return;
     int running = worst->query_ms >= TH(pg_query_s) * 1000;
     HP__SET(summary, "%zu session%s of PostgreSQL %s longer than %.0f s; the oldest, pid %d (application_name '%s'), for %.0f s", n,
-            n == 1 ? "" : "s", running ? "run a statement" : "hold a transaction open", running ? TH(pg_query_s) : TH(pg_xact_s),
-            worst->pid, hp__app(worst->app), (running ? worst->query_ms : worst->xact_ms) / 1000);
+            n == 1 ? "" : "s",
+            running ? (n == 1 ? "runs a statement" : "run statements")
+                    : (n == 1 ? "holds a transaction open" : "hold transactions open"),
+            running ? TH(pg_query_s) : TH(pg_xact_s), worst->pid, hp__app(worst->app),
+            (running ? worst->query_ms : worst->xact_ms) / 1000);
     for (size_t i = 0; i != h->num_sessions; ++i) {
         const hp_pg_session_t *s = &h->sessions[i];
         if (hp__idle_long(s) || hp__is_blocker(c, s->pid))
@@ -399,8 +402,8 @@ static void hp__rule_cache(hp_doctor_ctx_t *c)
         hp__new(c, HP_DOCTOR_pg_cache_hit, worst < TH(pg_cache_hit_medium) ? HP_DOCTOR_MEDIUM : HP_DOCTOR_LOW, HP_DOCTOR_MEDIUM);
     if (f == NULL)
         return;
-    HP__SET(summary, "the buffer cache answers %.1f%% of table reads and %.1f%% of index reads (below %.0f%%)", 100 * rt, 100 * ri,
-            100 * TH(pg_cache_hit));
+    HP__SET(summary, "the buffer cache answers %.2f%% of table reads and %.2f%% of index reads (PgHero's floor: %.0f%%)", 100 * rt,
+            100 * ri, 100 * TH(pg_cache_hit));
     hp__evidence(f, "tables: %lld blocks from shared buffers, %lld read in (%.2f%%)", (long long)h->heap_hit,
                  (long long)h->heap_read, 100 * rt);
     hp__evidence(f, "indexes: %lld blocks from shared buffers, %lld read in (%.2f%%)", (long long)h->idx_hit,
