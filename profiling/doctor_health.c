@@ -224,21 +224,6 @@ static void hp__rule_connections(hp_doctor_ctx_t *c)
 
 /* ---- indexes ------------------------------------------------------------------------------------- */
 
-/*
- * Whether the unused-index finding leaves ix alone: the duplicate finding
- * already proposes it, or it is the index a proposed duplicate is covered by
- * (dropping both would leave those columns without any index).
- */
-static int hp__unused_skips(const hp_pg_health_t *h, const hp_pg_index_t *ix)
-{
-    for (size_t j = 0; j != h->num_duplicate; ++j) {
-        const hp_pg_index_t *d = &h->duplicate[j];
-        if (strcmp(d->schema, ix->schema) == 0 && (strcmp(d->index, ix->index) == 0 || strcmp(d->covered_by, ix->index) == 0))
-            return 1;
-    }
-    return 0;
-}
-
 static void hp__rule_indexes(hp_doctor_ctx_t *c, int duplicates)
 {
     const hp_pg_health_t *h = &c->b->health;
@@ -247,8 +232,6 @@ static void hp__rule_indexes(hp_doctor_ctx_t *c, int duplicates)
     double bytes = 0, largest = 0;
     for (size_t i = 0; i != num; ++i) {
         if ((double)list[i].bytes < TH(pg_index_min_bytes))
-            continue;
-        if (!duplicates && hp__unused_skips(h, &list[i]))
             continue;
         ++n, bytes += (double)list[i].bytes;
         largest = (double)list[i].bytes > largest ? (double)list[i].bytes : largest;
@@ -265,7 +248,7 @@ static void hp__rule_indexes(hp_doctor_ctx_t *c, int duplicates)
     const hp_pg_index_t *first = NULL;
     for (size_t i = 0; i != num; ++i) {
         const hp_pg_index_t *ix = &list[i];
-        if ((double)ix->bytes < TH(pg_index_min_bytes) || (!duplicates && hp__unused_skips(h, ix)))
+        if ((double)ix->bytes < TH(pg_index_min_bytes))
             continue;
         first = first != NULL ? first : ix;
         if (duplicates)

@@ -241,6 +241,22 @@ int hp_pg_health_read_indexes(hp_pg_health_t *h, const hp_pg_rows_t *rows, const
             break;
         }
     }
+    /*
+     * An unused index that is a duplicate is proposed once, as a duplicate; one
+     * that covers a duplicate is not proposed at all: dropping both would leave
+     * those columns without any index.
+     */
+    size_t kept = 0;
+    for (size_t i = 0; i != h->num_unused; ++i) {
+        int skip = 0;
+        for (size_t j = 0; j != h->num_duplicate && !skip; ++j)
+            skip = strcmp(h->duplicate[j].schema, h->unused[i].schema) == 0 &&
+                   (strcmp(h->duplicate[j].index, h->unused[i].index) == 0 ||
+                    strcmp(h->duplicate[j].covered_by, h->unused[i].index) == 0);
+        if (!skip)
+            h->unused[kept++] = h->unused[i];
+    }
+    h->num_unused = kept;
     return 0;
 }
 

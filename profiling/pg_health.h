@@ -137,7 +137,9 @@ int hp_pg_health_read_connections(hp_pg_health_t *h, const hp_pg_rows_t *rows);
  * index (no expression, no predicate) whose key columns and operator classes
  * are the leading ones of another index of the same table and method (a
  * B-tree's prefix; for other methods, the same columns); of two identical
- * ones, the one a constraint backs, or else the first by name, stays.
+ * ones, the one a constraint backs, or else the first by name, stays. An
+ * index that is a duplicate is not listed as unused too, and an index that
+ * covers a duplicate is not listed as unused at all.
  * @return 0, or -1
  */
 int hp_pg_health_read_indexes(hp_pg_health_t *h, const hp_pg_rows_t *rows, const hp_pg_health_limits_t *lim);
