@@ -224,6 +224,13 @@ static void hp__rule_connections(hp_doctor_ctx_t *c)
 
 /* ---- indexes ------------------------------------------------------------------------------------- */
 
+/* The method and columns of an index definition ("USING btree (user_id)"), or the whole definition. */
+static const char *hp__using(const char *def)
+{
+    const char *u = strstr(def, " USING ");
+    return u != NULL ? u + 1 : def;
+}
+
 static void hp__rule_indexes(hp_doctor_ctx_t *c, int duplicates)
 {
     const hp_pg_health_t *h = &c->b->health;
@@ -252,9 +259,9 @@ static void hp__rule_indexes(hp_doctor_ctx_t *c, int duplicates)
             continue;
         first = first != NULL ? first : ix;
         if (duplicates)
-            hp__evidence(f, "%s.%s (%s, %lld scans) is covered by %s: %s; %s", ix->schema, ix->index,
-                         hp__bytes((double)ix->bytes, b1, sizeof(b1)), (long long)ix->scans, ix->covered_by, ix->def,
-                         ix->covered_def);
+            hp__evidence(f, "%s.%s (%s; %s, %lld scans) is covered by %s (%s)", ix->schema, ix->index, hp__using(ix->def),
+                         hp__bytes((double)ix->bytes, b1, sizeof(b1)), (long long)ix->scans, ix->covered_by,
+                         hp__using(ix->covered_def));
         else
             hp__evidence(f, "%s.%s on %s (%s): %lld scans; %s", ix->schema, ix->index, ix->table,
                          hp__bytes((double)ix->bytes, b1, sizeof(b1)), (long long)ix->scans, ix->def);
