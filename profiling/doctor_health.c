@@ -285,7 +285,7 @@ static void hp__rule_indexes(hp_doctor_ctx_t *c, int duplicates)
         HP__SET(fix,
                 "An index nobody reads still costs every write and its space: drop it. Check first that no standby serves "
                 "queries that use it (its scans count there, not here), and that the statistics cover a full business cycle "
-                "(%s); indexes that back a key or a constraint are never proposed",
+                "(%s); indexes that back a key or a constraint, or lead with a foreign key's columns, are never proposed",
                 h->stats_age_s >= 0 ? "see stats_age_s" : "they were never reset");
     }
 }

@@ -144,6 +144,7 @@ enum {
     HP__IX_SCANS,
     HP__IX_BYTES,
     HP__IX_DEF,
+    HP__IX_FK,
     HP__IX__COLS
 };
 
@@ -230,7 +231,8 @@ int hp_pg_health_read_indexes(hp_pg_health_t *h, const hp_pg_rows_t *rows, const
             continue;
         hp_pg_index_t ix;
         hp__index_of(&ix, rows, i);
-        if ((double)ix.scans < lim->unused_scans && (double)ix.bytes >= lim->index_min_bytes)
+        /* An index that leads with a foreign key's columns serves the key's checks when a referenced row goes: kept. */
+        if ((double)ix.scans < lim->unused_scans && (double)ix.bytes >= lim->index_min_bytes && !hp__true(rows, i, HP__IX_FK))
             hp__keep_largest(h->unused, &h->num_unused, &ix);
         for (int j = 0; j != rows->rows; ++j) {
             if (!hp__covers(rows, j, i))

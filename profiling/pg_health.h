@@ -131,8 +131,11 @@ int hp_pg_health_read_connections(hp_pg_health_t *h, const hp_pg_rows_t *rows);
 /**
  * Reads every index of the database (schema, table, index, unique, primary,
  * backs a constraint, valid, indkey, indclass, has expressions or a predicate,
- * access method, idx_scan, bytes, definition) and keeps the unused ones and
- * the duplicates. An index is never proposed for dropping when it is unique,
+ * access method, idx_scan, bytes, definition, leads with a foreign key's
+ * columns) and keeps the unused ones and the duplicates. An index of a
+ * foreign key is never unused: without it, deleting or updating a referenced
+ * row reads the whole referencing table, under its lock, even when no scan
+ * has needed the index so far. An index is never proposed for dropping when it is unique,
  * a primary key or backs a constraint, or is invalid. A duplicate is a plain
  * index (no expression, no predicate) whose key columns and operator classes
  * are the leading ones of another index of the same table and method (a

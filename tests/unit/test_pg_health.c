@@ -58,6 +58,7 @@ static const char *const clean_indexes[] = {
     "5000",
     "245760",
     "CREATE UNIQUE INDEX ...",
+    "f",
     "public",
     "orders",
     "orders_user_id_created_at_idx",
@@ -72,6 +73,7 @@ static const char *const clean_indexes[] = {
     "900",
     "360448",
     "CREATE INDEX orders_user_id_created_at_idx ON public.orders USING btree (user_id, created_at DESC)",
+    "f",
 };
 static const char *const clean_tables[] = {
     "public", "order_items", "29150",   "0",     "0",   "10",    "174900", "200",    "3088384", "363",   "363", "5880",
@@ -87,7 +89,7 @@ static void read_connections(fixture_t *fx, const char *const *cells, int n)
 
 static void read_indexes(fixture_t *fx, const char *const *cells, int n)
 {
-    hp_pg_rows_t r = rows_of(14, n, cells);
+    hp_pg_rows_t r = rows_of(15, n, cells);
     assert_int_equal(hp_pg_health_read_indexes(&fx->b.health, &r, &fx->lim), 0);
 }
 
@@ -301,16 +303,99 @@ static void test_duplicate_index(void **state)
 {
     fixture_t *fx = *state;
     const char *const cells[] = {
-        "public", "orders", "orders_pkey", "t", "t", "t", "t", "1", "1978", "f", "btree", "5000", "245760", "CREATE UNIQUE INDEX",
-        "public", "orders", "orders_user_id_created_at_idx", "f", "f", "f", "t", "2 14", "1978 3128", "f", "btree", "0", "360448",
+        "public",
+        "orders",
+        "orders_pkey",
+        "t",
+        "t",
+        "t",
+        "t",
+        "1",
+        "1978",
+        "f",
+        "btree",
+        "5000",
+        "245760",
+        "CREATE UNIQUE INDEX",
+        "f",
+        "public",
+        "orders",
+        "orders_user_id_created_at_idx",
+        "f",
+        "f",
+        "f",
+        "t",
+        "2 14",
+        "1978 3128",
+        "f",
+        "btree",
+        "0",
+        "360448",
         "CREATE INDEX orders_user_id_created_at_idx ON public.orders USING btree (user_id, created_at DESC)",
+        "f",
         /* The duplicate: (user_id), the leading column of the index above. It has scans: a duplicate is redundant anyway. */
-        "public", "orders", "hp_dup", "f", "f", "f", "t", "2", "1978", "f", "btree", "400", "229376",
+        "public",
+        "orders",
+        "hp_dup",
+        "f",
+        "f",
+        "f",
+        "t",
+        "2",
+        "1978",
+        "f",
+        "btree",
+        "400",
+        "229376",
         "CREATE INDEX hp_dup ON public.orders USING btree (user_id)",
+        "f",
         /* Never proposed: a unique index on the same column, an expression index, an index on another table. */
-        "public", "orders", "orders_user_uniq", "t", "f", "t", "t", "2", "1978", "f", "btree", "900", "229376", "CREATE UNIQUE",
-        "public", "orders", "orders_lower", "f", "f", "f", "t", "0", "1978", "t", "btree", "900", "229376", "CREATE INDEX (lower)",
-        "public", "payments", "payments_user", "f", "f", "f", "t", "2", "1978", "f", "btree", "900", "229376", "CREATE INDEX"};
+        "public",
+        "orders",
+        "orders_user_uniq",
+        "t",
+        "f",
+        "t",
+        "t",
+        "2",
+        "1978",
+        "f",
+        "btree",
+        "900",
+        "229376",
+        "CREATE UNIQUE",
+        "f",
+        "public",
+        "orders",
+        "orders_lower",
+        "f",
+        "f",
+        "f",
+        "t",
+        "0",
+        "1978",
+        "t",
+        "btree",
+        "900",
+        "229376",
+        "CREATE INDEX (lower)",
+        "f",
+        "public",
+        "payments",
+        "payments_user",
+        "f",
+        "f",
+        "f",
+        "t",
+        "2",
+        "1978",
+        "f",
+        "btree",
+        "900",
+        "229376",
+        "CREATE INDEX",
+        "f",
+    };
     read_indexes(fx, cells, NCELLS(cells));
     assert_int_equal(fx->b.health.num_duplicate, 1);
     /* The covering index has no scans yet, but it is never proposed as unused while it covers a duplicate. */
@@ -325,11 +410,54 @@ static void test_duplicate_index(void **state)
 static void test_identical_indexes_keep_one(void **state)
 {
     fixture_t *fx = *state;
-    const char *const cells[] = {"public", "orders", "a_idx", "f", "f", "f", "t", "3", "1978", "f", "hash", "100", "229376", "A",
-                                 "public", "orders", "b_idx", "f", "f", "f", "t", "3", "1978", "f", "hash", "100", "229376", "B",
-                                 /* A hash index is no prefix of another: only the same columns count. */
-                                 "public", "orders", "c_idx", "f", "f", "f", "t", "3 4", "1978 1978", "f", "hash", "100", "229376",
-                                 "C"};
+    const char *const cells[] = {
+        "public",
+        "orders",
+        "a_idx",
+        "f",
+        "f",
+        "f",
+        "t",
+        "3",
+        "1978",
+        "f",
+        "hash",
+        "100",
+        "229376",
+        "A",
+        "f",
+        "public",
+        "orders",
+        "b_idx",
+        "f",
+        "f",
+        "f",
+        "t",
+        "3",
+        "1978",
+        "f",
+        "hash",
+        "100",
+        "229376",
+        "B",
+        "f",
+        /* A hash index is no prefix of another: only the same columns count. */
+        "public",
+        "orders",
+        "c_idx",
+        "f",
+        "f",
+        "f",
+        "t",
+        "3 4",
+        "1978 1978",
+        "f",
+        "hash",
+        "100",
+        "229376",
+        "C",
+        "f",
+    };
     read_indexes(fx, cells, NCELLS(cells));
     assert_int_equal(fx->b.health.num_duplicate, 1);
     assert_string_equal(fx->b.health.duplicate[0].index, "b_idx");
@@ -339,9 +467,10 @@ static void test_identical_indexes_keep_one(void **state)
 static void test_small_duplicate_is_quiet(void **state)
 {
     fixture_t *fx = *state;
-    const char *const cells[] = {"public", "orders", "wide",   "f", "f",      "f",      "t",      "2 14", "1978 3128", "f",
-                                 "btree",  "900",    "360448", "W", "public", "orders", "hp_dup", "f",    "f",         "f",
-                                 "t",      "2",      "1978",   "f", "btree",  "900",    "65535",  "D"};
+    const char *const cells[] = {
+        "public", "orders", "wide",   "f", "f", "f", "t", "2 14", "1978 3128", "f", "btree", "900", "360448", "W", "f",
+        "public", "orders", "hp_dup", "f", "f", "f", "t", "2",    "1978",      "f", "btree", "900", "65535",  "D", "f",
+    };
     read_indexes(fx, cells, NCELLS(cells));
     assert_int_equal(fx->b.health.num_duplicate, 1);
     quiet(fx);
@@ -351,11 +480,68 @@ static void test_unused_index(void **state)
 {
     fixture_t *fx = *state;
     const char *const cells[] = {
-        "public", "orders", "orders_pkey", "t", "t", "t", "t", "1", "1978", "f", "btree", "0", "245760000", "PK", "public",
-        "orders", "orders_note_idx", "f", "f", "f", "t", "9", "3126", "f", "btree", "49", "1048576", "NOTE", "Sales", "Orders",
-        "Big Idx", "f", "f", "f", "t", "4", "1978", "f", "btree", "0", "65536", "BIG",
+        "public",
+        "orders",
+        "orders_pkey",
+        "t",
+        "t",
+        "t",
+        "t",
+        "1",
+        "1978",
+        "f",
+        "btree",
+        "0",
+        "245760000",
+        "PK",
+        "f",
+        "public",
+        "orders",
+        "orders_note_idx",
+        "f",
+        "f",
+        "f",
+        "t",
+        "9",
+        "3126",
+        "f",
+        "btree",
+        "49",
+        "1048576",
+        "NOTE",
+        "f",
+        "Sales",
+        "Orders",
+        "Big Idx",
+        "f",
+        "f",
+        "f",
+        "t",
+        "4",
+        "1978",
+        "f",
+        "btree",
+        "0",
+        "65536",
+        "BIG",
+        "f",
         /* An invalid index (a failed CREATE INDEX CONCURRENTLY) is not proposed here. */
-        "public", "orders", "orders_half", "f", "f", "f", "f", "5", "1978", "f", "btree", "0", "1048576", "HALF"};
+        "public",
+        "orders",
+        "orders_half",
+        "f",
+        "f",
+        "f",
+        "f",
+        "5",
+        "1978",
+        "f",
+        "btree",
+        "0",
+        "1048576",
+        "HALF",
+        "f",
+    };
     read_indexes(fx, cells, NCELLS(cells));
     const hp_doctor_finding_t *f = only(fx, HP_DOCTOR_pg_unused_index);
     assert_int_equal(f->severity, HP_DOCTOR_LOW);
@@ -366,17 +552,43 @@ static void test_used_index_is_quiet(void **state)
 {
     fixture_t *fx = *state;
     const char *const cells[] = {
-        "public", "orders", "orders_note_idx", "f", "f", "f", "t", "9", "3126", "f", "btree", "50", "1048576", "NOTE",
-        "public", "orders", "orders_tiny",     "f", "f", "f", "t", "8", "3126", "f", "btree", "0",  "65535",   "TINY"};
+        "public", "orders", "orders_note_idx", "f", "f", "f", "t", "9", "3126", "f", "btree", "50", "1048576", "NOTE", "f",
+        "public", "orders", "orders_tiny",     "f", "f", "f", "t", "8", "3126", "f", "btree", "0",  "65535",   "TINY", "f",
+    };
     read_indexes(fx, cells, NCELLS(cells));
+    quiet(fx);
+}
+
+static void test_an_index_of_a_foreign_key_is_never_unused(void **state)
+{
+    fixture_t *fx = *state;
+    /* order_items (order_id) has no scans, but a DELETE of an order would read order_items whole without it. */
+    const char *const cells[] = {"public",
+                                 "order_items",
+                                 "order_items_order_idx",
+                                 "f",
+                                 "f",
+                                 "f",
+                                 "t",
+                                 "2",
+                                 "1978",
+                                 "f",
+                                 "btree",
+                                 "0",
+                                 "1048576",
+                                 "CREATE INDEX order_items_order_idx",
+                                 "t"};
+    read_indexes(fx, cells, NCELLS(cells));
+    assert_int_equal(fx->b.health.num_unused, 0);
     quiet(fx);
 }
 
 static void test_a_large_unused_index_is_medium(void **state)
 {
     fixture_t *fx = *state;
-    const char *const cells[] = {"public", "orders", "orders_note_idx", "f", "f",         "f",   "t", "9",
-                                 "3126",   "f",      "btree",           "0", "104857600", "NOTE"};
+    const char *const cells[] = {
+        "public", "orders", "orders_note_idx", "f", "f", "f", "t", "9", "3126", "f", "btree", "0", "104857600", "NOTE", "f",
+    };
     read_indexes(fx, cells, NCELLS(cells));
     assert_int_equal(only(fx, HP_DOCTOR_pg_unused_index)->severity, HP_DOCTOR_MEDIUM);
 }
@@ -542,6 +754,7 @@ int main(void)
         T(test_small_duplicate_is_quiet),
         T(test_unused_index),
         T(test_used_index_is_quiet),
+        T(test_an_index_of_a_foreign_key_is_never_unused),
         T(test_a_large_unused_index_is_medium),
         T(test_vacuum_due),
         T(test_vacuum_just_under_is_quiet),
