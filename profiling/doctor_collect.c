@@ -60,7 +60,7 @@
  * Samples pg_stat_activity: our server's backends that have waited for a lock
  * for $1 ms or more, or sit idle in a transaction older than that.
  */
-static const char hp__sql_activity[] =
+static const char hp__sql_activity[] = HP_PG_OWN_SQL
     "SELECT count(*) FILTER (WHERE wait_event_type = 'Lock' AND now() - query_start >= $1::int * interval '1 millisecond'), "
     "count(*) FILTER (WHERE state = 'idle in transaction' AND now() - xact_start >= $1::int * interval '1 millisecond'), "
     "coalesce(max(extract(epoch FROM now() - xact_start) * 1000), 0)::float8, "
@@ -74,7 +74,7 @@ static const char hp__sql_activity[] =
  * each: how it looks in pg_stat_activity, and the tables it holds locks on
  * that conflict with a row lock (anything stronger than a plain SELECT's).
  */
-static const char hp__sql_blockers[] =
+static const char hp__sql_blockers[] = HP_PG_OWN_SQL
     "WITH RECURSIVE chain(pid, depth, waiter) AS ("
     " SELECT pid, 0, pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'hotplate'"
     " AND pid <> pg_backend_pid() AND wait_event_type = 'Lock' AND now() - query_start >= $1::int * interval '1 millisecond'"
@@ -90,11 +90,11 @@ static const char hp__sql_blockers[] =
     "WHERE c.depth > 0 AND cardinality(pg_blocking_pids(a.pid)) = 0 "
     "GROUP BY a.pid, a.application_name, a.client_addr, a.state, a.xact_start, a.state_change, a.query "
     "ORDER BY 4 DESC, 8 DESC LIMIT 4";
-static const char hp__sql_hypopg[] = "SELECT count(*) FROM pg_extension WHERE extname = 'hypopg'";
-static const char hp__sql_hypo_create[] = "SELECT indexrelid FROM hypopg_create_index($1)";
-static const char hp__sql_hypo_reset[] = "SELECT hypopg_reset()";
+static const char hp__sql_hypopg[] = HP_PG_OWN_SQL "SELECT count(*) FROM pg_extension WHERE extname = 'hypopg'";
+static const char hp__sql_hypo_create[] = HP_PG_OWN_SQL "SELECT indexrelid FROM hypopg_create_index($1)";
+static const char hp__sql_hypo_reset[] = HP_PG_OWN_SQL "SELECT hypopg_reset()";
 /* An index's leading column, as a plan's conditions name it. */
-static const char hp__sql_index_lead[] = "SELECT pg_get_indexdef($1::regclass, 1, true)";
+static const char hp__sql_index_lead[] = HP_PG_OWN_SQL "SELECT pg_get_indexdef($1::regclass, 1, true)";
 
 typedef struct st_hp_doctor_job_t {
     hp_req_t *r;

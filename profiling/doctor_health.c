@@ -465,6 +465,14 @@ static void hp__rule_foreign_seq(hp_doctor_ctx_t *c)
         }
         if (apps[0] != '\0')
             hp__evidence(f, "other applications connected: %s", apps);
+        const hp_pg_other_stmt_t *o = h->statements_ok ? hp_pg_health_other_on(h, t->name) : NULL;
+        if (o != NULL)
+            hp__evidence(f,
+                         "pg_stat_statements, the costliest statement that is not hotplate's and names %s: %s (%lld calls, %.2f ms "
+                         "mean, %lld rows)",
+                         t->name, o->query, (long long)o->calls, o->mean_ms, (long long)o->rows);
+        else if (!h->statements_ok)
+            hp__evidence(f, "without pg_stat_statements (an optional extension), the statement is not named");
         HP__SET(fix,
                 "Another application reads %s whole, over and over. Find its statement in pg_stat_statements (GET "
                 "/debug/pg/statements: hotplate's statements carry their names, another's does not), then give it an index "

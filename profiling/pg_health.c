@@ -315,6 +315,45 @@ int hp_pg_health_read_tables(hp_pg_health_t *h, const hp_pg_rows_t *rows)
     return 0;
 }
 
+/* ---- other applications' statements ----------------------------------------------------------- */
+
+enum { HP__ST_QUERY, HP__ST_CALLS, HP__ST_TOTAL, HP__ST_MEAN, HP__ST_ROWS, HP__ST_HIT, HP__ST_READ, HP__ST__COLS };
+
+int hp_pg_health_read_statements(hp_pg_health_t *h, const hp_pg_rows_t *rows, hp_pg_is_ours_fn is_ours)
+{
+    if (rows->cols != HP__ST__COLS)
+        return -1;
+    h->statements_ok = 1;
+    h->num_other = 0;
+    for (int i = 0; i != rows->rows && h->num_other != HP_PG_HEALTH_MAX; ++i) {
+        const char *q = hp__cell(rows, i, HP__ST_QUERY);
+        if (is_ours != NULL && is_ours(q, strlen(q)))
+            continue;
+        hp_pg_other_stmt_t *o = &h->other[h->num_other++];
+        memset(o, 0, sizeof(*o));
+        hp_pg_query_shape(q, strlen(q), o->query, sizeof(o->query));
+        o->calls = hp__int(rows, i, HP__ST_CALLS), o->rows = hp__int(rows, i, HP__ST_ROWS);
+        o->total_ms = hp__num(rows, i, HP__ST_TOTAL, 0), o->mean_ms = hp__num(rows, i, HP__ST_MEAN, 0);
+        o->blks_hit = hp__int(rows, i, HP__ST_HIT), o->blks_read = hp__int(rows, i, HP__ST_READ);
+    }
+    return 0;
+}
+
+static int hp__word_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+const hp_pg_other_stmt_t *hp_pg_health_other_on(const hp_pg_health_t *h, const char *table)
+{
+    size_t len = strlen(table);
+    for (size_t i = 0; i != h->num_other && len != 0; ++i)
+        for (const char *p = h->other[i].query; (p = strstr(p, table)) != NULL; p += len)
+            if ((p == h->other[i].query || !hp__word_char(p[-1])) && !hp__word_char(p[len]))
+                return &h->other[i];
+    return NULL;
+}
+
 double hp_pg_health_hit_ratio(int64_t hit, int64_t read)
 {
     return hit + read > 0 ? (double)hit / (double)(hit + read) : -1;
@@ -440,6 +479,17 @@ json_t *hp_pg_health_json(const hp_pg_health_t *h, const hp_pg_health_limits_t *
                                       (json_int_t)h->heap_hit, "table_blocks_read", (json_int_t)h->heap_read, "index_blocks_hit",
                                       (json_int_t)h->idx_hit, "index_blocks_read", (json_int_t)h->idx_read));
         json_object_set_new(doc, "stats_age_s", h->stats_age_s >= 0 ? json_real(round(h->stats_age_s)) : json_null());
+    }
+    if (h->statements_ok) {
+        json_t *list = json_array();
+        for (size_t i = 0; i != h->num_other; ++i) {
+            const hp_pg_other_stmt_t *o = &h->other[i];
+            json_array_append_new(list, json_pack("{ss sI sf sf sI sI sI}", "query", o->query, "calls", (json_int_t)o->calls,
+                                                  "total_exec_time_ms", round(o->total_ms * 1000) / 1000, "mean_exec_time_ms",
+                                                  round(o->mean_ms * 1000) / 1000, "rows", (json_int_t)o->rows, "shared_blks_hit",
+                                                  (json_int_t)o->blks_hit, "shared_blks_read", (json_int_t)o->blks_read));
+        }
+        json_object_set_new(doc, "other_statements", list);
     }
     return doc;
 }

@@ -95,6 +95,16 @@ typedef struct st_hp_pg_table_t {
     double vacuum_at, analyze_at;       /* the dead tuples and modifications at which autovacuum would act */
 } hp_pg_table_t;
 
+/* A statement of pg_stat_statements that is not hotplate's: another application's, the most time first. */
+typedef struct st_hp_pg_other_stmt_t {
+    char query[200]; /* as pg_stat_statements normalised it, literals replaced by ? (hp_pg_query_shape) */
+    int64_t calls, rows, blks_hit, blks_read;
+    double total_ms, mean_ms;
+} hp_pg_other_stmt_t;
+
+/** Whether a pg_stat_statements query text is one of hotplate's statements (pg.h's hp_pg_stmt_for_sql, or a test's). */
+typedef int (*hp_pg_is_ours_fn)(const char *sql, size_t len);
+
 /* One reading of PostgreSQL's health. A part whose query failed has its _ok 0 and a note. */
 typedef struct st_hp_pg_health_t {
     int sessions_ok, connections_ok, indexes_ok, tables_ok;
@@ -110,6 +120,9 @@ typedef struct st_hp_pg_health_t {
     hp_pg_table_t tables[HP_PG_HEALTH_MAX * 2];
     int64_t heap_hit, heap_read, idx_hit, idx_read; /* buffer cache: blocks found in shared buffers, read in, all user tables */
     double stats_age_s;                             /* since this database's statistics were reset, or -1 when never */
+    int statements_ok;                              /* pg_stat_statements (an optional extension) was read */
+    size_t num_other;                               /* the other applications' statements, the most total time first */
+    hp_pg_other_stmt_t other[HP_PG_HEALTH_MAX];
 } hp_pg_health_t;
 
 /**
@@ -156,6 +169,20 @@ int hp_pg_health_read_indexes(hp_pg_health_t *h, const hp_pg_rows_t *rows, const
  * @return 0, or -1
  */
 int hp_pg_health_read_tables(hp_pg_health_t *h, const hp_pg_rows_t *rows);
+
+/**
+ * Reads pg_stat_statements' top rows (query, calls, total ms, mean ms, rows,
+ * shared blocks hit, shared blocks read) and keeps those that are_ours says
+ * are not hotplate's.
+ * @return 0, or -1
+ */
+int hp_pg_health_read_statements(hp_pg_health_t *h, const hp_pg_rows_t *rows, hp_pg_is_ours_fn is_ours);
+
+/**
+ * @return the first of the other applications' statements whose text names
+ * table (as a whole word), or NULL
+ */
+const hp_pg_other_stmt_t *hp_pg_health_other_on(const hp_pg_health_t *h, const char *table);
 
 /** @return hit / (hit + read), or a negative number without any block access */
 double hp_pg_health_hit_ratio(int64_t hit, int64_t read);

@@ -15,17 +15,19 @@
  */
 #include "profiling/pg_health_collect.h"
 #include "profiling/doctor.h"
+#include "profiling/pg.h"
 #include "runtime/db.h"
 #include "runtime/http.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define HP_PG_HEALTH_MAX_NOTES 4
 
 /* $1 statement ms, $2 transaction ms, $3 idle-in-transaction ms: sessions over one of them, the oldest transaction first. */
-static const char hp__sql_sessions[] =
+static const char hp__sql_sessions[] = HP_PG_OWN_SQL
     "SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.usename::text, ''), coalesce(host(a.client_addr), 'local'),"
     " coalesce(a.state, ''), coalesce(a.wait_event_type || ':' || a.wait_event, ''),"
     " (CASE WHEN a.state = 'active' THEN extract(epoch FROM now() - a.query_start) * 1000 END)::float8,"
@@ -41,35 +43,35 @@ static const char hp__sql_sessions[] =
 
 /* Client backends of the whole server (max_connections is the server's), by application_name. */
 static const char hp__sql_connections[] =
-    "SELECT coalesce(application_name, ''), left(coalesce(string_agg(DISTINCT usename::text, ','), ''), 60),"
-    " left(coalesce(string_agg(DISTINCT coalesce(host(client_addr), 'local'), ','), ''), 90), count(*),"
-    " count(*) FILTER (WHERE state = 'active'), count(*) FILTER (WHERE state = 'idle'),"
-    " count(*) FILTER (WHERE state LIKE 'idle in transaction%'), current_setting('max_connections')::int,"
-    " current_setting('superuser_reserved_connections')::int, sum(count(*)) OVER () "
-    "FROM pg_stat_activity WHERE backend_type = 'client backend' GROUP BY 1 ORDER BY 4 DESC, 1 LIMIT 8";
+    HP_PG_OWN_SQL "SELECT coalesce(application_name, ''), left(coalesce(string_agg(DISTINCT usename::text, ','), ''), 60),"
+                  " left(coalesce(string_agg(DISTINCT coalesce(host(client_addr), 'local'), ','), ''), 90), count(*),"
+                  " count(*) FILTER (WHERE state = 'active'), count(*) FILTER (WHERE state = 'idle'),"
+                  " count(*) FILTER (WHERE state LIKE 'idle in transaction%'), current_setting('max_connections')::int,"
+                  " current_setting('superuser_reserved_connections')::int, sum(count(*)) OVER () "
+                  "FROM pg_stat_activity WHERE backend_type = 'client backend' GROUP BY 1 ORDER BY 4 DESC, 1 LIMIT 8";
 
 /* Every index of the database's own schemas, with what decides whether it may go. */
 static const char hp__sql_indexes[] =
-    "SELECT n.nspname, t.relname, i.relname, x.indisunique, x.indisprimary,"
-    " EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid), x.indisvalid AND x.indisready,"
-    " x.indkey::text, x.indclass::text, x.indexprs IS NOT NULL OR x.indpred IS NOT NULL, am.amname,"
-    " coalesce(s.idx_scan, 0), i.relpages::int8 * current_setting('block_size')::int8,"
-    " left(pg_get_indexdef(x.indexrelid), 250),"
-    " EXISTS (SELECT 1 FROM pg_constraint k WHERE k.contype = 'f' AND k.conrelid = x.indrelid"
-    " AND (string_to_array(x.indkey::text, ' ')::int2[])[1:cardinality(k.conkey)] = k.conkey) "
-    "FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid"
-    " JOIN pg_namespace n ON n.oid = t.relnamespace JOIN pg_am am ON am.oid = i.relam"
-    " LEFT JOIN pg_stat_user_indexes s ON s.indexrelid = x.indexrelid "
-    "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'"
-    " AND n.nspname NOT LIKE 'pg_temp%' "
-    "ORDER BY n.nspname, t.relname, i.relname LIMIT 1000";
+    HP_PG_OWN_SQL "SELECT n.nspname, t.relname, i.relname, x.indisunique, x.indisprimary,"
+                  " EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid), x.indisvalid AND x.indisready,"
+                  " x.indkey::text, x.indclass::text, x.indexprs IS NOT NULL OR x.indpred IS NOT NULL, am.amname,"
+                  " coalesce(s.idx_scan, 0), i.relpages::int8 * current_setting('block_size')::int8,"
+                  " left(pg_get_indexdef(x.indexrelid), 250),"
+                  " EXISTS (SELECT 1 FROM pg_constraint k WHERE k.contype = 'f' AND k.conrelid = x.indrelid"
+                  " AND (string_to_array(x.indkey::text, ' ')::int2[])[1:cardinality(k.conkey)] = k.conkey) "
+                  "FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid"
+                  " JOIN pg_namespace n ON n.oid = t.relnamespace JOIN pg_am am ON am.oid = i.relam"
+                  " LEFT JOIN pg_stat_user_indexes s ON s.indexrelid = x.indexrelid "
+                  "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'"
+                  " AND n.nspname NOT LIKE 'pg_temp%' "
+                  "ORDER BY n.nspname, t.relname, i.relname LIMIT 1000";
 
 /*
  * The largest tables (by live or dead rows), with autovacuum's trigger points
  * from the server's settings (a table's own storage parameters are not read),
  * and the buffer cache's hits and reads summed over every user table.
  */
-static const char hp__sql_tables[] =
+static const char hp__sql_tables[] = HP_PG_OWN_SQL
     "SELECT s.schemaname, s.relname, s.n_live_tup, s.n_dead_tup, s.n_mod_since_analyze, s.seq_scan, s.seq_tup_read,"
     " coalesce(s.idx_scan, 0), c.relpages::int8 * current_setting('block_size')::int8,"
     " extract(epoch FROM now() - greatest(s.last_vacuum, s.last_autovacuum))::float8,"
@@ -83,6 +85,44 @@ static const char hp__sql_tables[] =
     " (SELECT extract(epoch FROM now() - d.stats_reset)::float8 FROM pg_stat_database d WHERE d.datname = current_database()) "
     "FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid LEFT JOIN pg_statio_user_tables io ON io.relid = s.relid "
     "ORDER BY greatest(s.n_live_tup, s.n_dead_tup) DESC, s.schemaname, s.relname LIMIT 16";
+
+/*
+ * The statements of pg_stat_statements (an optional extension) in this
+ * database, the most total time first; the reader keeps those that are not
+ * hotplate's. Without the extension this fails, and the reading says so.
+ */
+static const char hp__sql_statements[] = HP_PG_OWN_SQL
+    "SELECT left(s.query, 1000), s.calls, s.total_exec_time, s.mean_exec_time, s.rows, s.shared_blks_hit, s.shared_blks_read "
+    "FROM pg_stat_statements s WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND s.toplevel "
+    "ORDER BY s.total_exec_time DESC LIMIT 60";
+
+/*
+ * Whether a pg_stat_statements text is hotplate's: a statement of its lists,
+ * the one-off SQL of the doctor and of this file (each starts with the
+ * comment HP_PG_OWN_SQL, which pg_stat_statements keeps), or an EXPLAIN of
+ * one of its statements (the doctor's, GET /debug/pg/explain's EXECUTE).
+ */
+static int hp__is_ours(const char *sql, size_t len)
+{
+    size_t mark = strlen(HP_PG_OWN_SQL);
+    if (len >= mark && memcmp(sql, HP_PG_OWN_SQL, mark) == 0)
+        return 1;
+    if (len > 8 && strncasecmp(sql, "EXPLAIN ", 8) == 0) {
+        const char *p = sql + 8, *end = sql + len;
+        if (p != end && *p == '(') {
+            const char *close = memchr(p, ')', (size_t)(end - p));
+            p = close != NULL ? close + 1 : end;
+        }
+        while (p != end && (*p == ' ' || *p == '\n'))
+            ++p;
+        sql = p, len = (size_t)(end - p);
+        if (len > 8 && strncasecmp(sql, "EXECUTE ", 8) == 0) {
+            size_t n = strcspn(sql + 8, "( ");
+            return hp_db_stmt_lookup(sql + 8, n < len - 8 ? n : len - 8) >= 0;
+        }
+    }
+    return hp_pg_stmt_for_sql(sql, len) != NULL;
+}
 
 void hp_pg_health_limits(hp_pg_health_limits_t *lim)
 {
@@ -132,7 +172,8 @@ static hp_pg_rows_t hp__rows(hp_req_t *r, const PGresult *res)
 
 static const char *const hp__part_names[] = {"sessions (pg_stat_activity)", "connections (pg_stat_activity)",
                                              "indexes (pg_index, pg_stat_user_indexes)",
-                                             "tables and the buffer cache (pg_stat_user_tables, pg_statio_user_tables)"};
+                                             "tables and the buffer cache (pg_stat_user_tables, pg_statio_user_tables)",
+                                             "other applications' statements (pg_stat_statements, an optional extension)"};
 
 static void hp__on_part(hp_req_t *r, void *ud, PGresult *res, const char *err)
 {
@@ -150,18 +191,20 @@ static void hp__on_part(hp_req_t *r, void *ud, PGresult *res, const char *err)
         case 2:
             rc = hp_pg_health_read_indexes(job->h, &rows, &job->lim);
             break;
-        default:
+        case 3:
             rc = hp_pg_health_read_tables(job->h, &rows);
+            break;
+        default:
+            rc = hp_pg_health_read_statements(job->h, &rows, hp__is_ours);
             break;
         }
     }
     if (rc != 0 && job->num_notes != HP_PG_HEALTH_MAX_NOTES) {
         const char *msg = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-        job->notes[job->num_notes++] = hp_pool_printf(
-            r, "PostgreSQL health: the %s could not be read (%s), so their checks are off", hp__part_names[job->step],
-            msg != NULL   ? msg
-            : err != NULL ? err
-                          : "unexpected columns");
+        const char *why = msg != NULL ? msg : err != NULL ? err : "unexpected columns";
+        job->notes[job->num_notes++] =
+            hp_pool_printf(r, "PostgreSQL health: the %s could not be read (%s), so %s", hp__part_names[job->step], why,
+                           job->step == 4 ? "other applications' statements are not named" : "their checks are off");
     }
     if (res != NULL)
         PQclear(res);
@@ -189,6 +232,9 @@ static void hp__next(hp_pg_health_job_t *job)
         return;
     case 3:
         hp_db_conn_query_sql(job->r, NULL, hp__sql_tables, NULL, 0, hp__on_part, job);
+        return;
+    case 4:
+        hp_db_conn_query_sql(job->r, NULL, hp__sql_statements, NULL, 0, hp__on_part, job);
         return;
     default:
         job->cb(job->r, job->ud, job->h, job->notes, job->num_notes);

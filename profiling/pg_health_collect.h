@@ -6,10 +6,11 @@
  *                            buffer cache, each against the doctor's
  *                            thresholds, and the doctor's findings on them
  *
- * Four read-only queries of the statistics views and the catalog, one after
+ * Five read-only queries of the statistics views and the catalog, one after
  * the other, on the admin thread's read connection (never blocking its loop),
  * each bounded by the connection's statement_timeout and lock_timeout
- * (runtime/db.c sets both on every connection). None needs an extension; a
+ * (runtime/db.c sets both on every connection). Only the last needs an
+ * extension (pg_stat_statements, to name other applications' statements); a
  * query that fails leaves its part out, with a note.
  */
 #ifndef HP_PG_HEALTH_COLLECT_H

@@ -154,6 +154,12 @@ def test_doctor_reports_health_and_foreign_scans(start_server, dup_index, idle_s
     assert any("ran 0 times in the window" in e for e in f["evidence"]), f["evidence"]
     assert any("'%s'" % EXPORT_APP in e for e in f["evidence"]), f["evidence"]
     assert "pg_stat_statements" in f["fix"]["text"], f["fix"]
+    # pg_stat_statements names the export's statement; hotplate's own monitoring SQL is never taken for another's.
+    assert any("the costliest statement that is not hotplate's and names order_items: SELECT sum(quantity) FROM order_items (" in e
+               for e in f["evidence"]), f["evidence"]
+    others = report["signals"]["pg_health"]["other_statements"]
+    assert any(o["query"] == "SELECT sum(quantity) FROM order_items" for o in others), others
+    assert not any(o["query"].startswith("/* hotplate */") for o in others), others
     assert report["signals"]["pg_health"]["indexes"]["duplicate"], report["signals"]["pg_health"]
     out = os.environ.get("HOTPLATE_DOCTOR_REPORTS")
     if out:

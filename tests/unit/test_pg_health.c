@@ -682,6 +682,53 @@ static void test_foreign_sequential_scans(void **state)
     assert_int_equal(only(fx, HP_DOCTOR_pg_foreign_seq_scan)->severity, HP_DOCTOR_MEDIUM);
 }
 
+/* A stand-in for hp_pg_stmt_for_sql: hotplate's statements here are those that read order_items by order. */
+static int ours(const char *sql, size_t len)
+{
+    (void)len;
+    return strstr(sql, "WHERE order_id") != NULL;
+}
+
+static void test_foreign_scans_name_the_other_applications_statement(void **state)
+{
+    fixture_t *fx = *state;
+    seq_window(fx, 20);
+    const char *const cells[] = {
+        "SELECT * FROM order_items WHERE order_id = $1",
+        "900",
+        "80.5",
+        "0.09",
+        "2700",
+        "9000",
+        "0",
+        "SELECT count(*) FROM order_items_archive",
+        "5",
+        "50.0",
+        "10.0",
+        "5",
+        "100",
+        "10",
+        "SELECT sum(quantity) FROM order_items WHERE note <> 'x'",
+        "20",
+        "40.0",
+        "2.0",
+        "20",
+        "20000",
+        "0",
+    };
+    hp_pg_rows_t r = rows_of(7, NCELLS(cells), cells);
+    assert_int_equal(hp_pg_health_read_statements(&fx->b.health, &r, ours), 0);
+    assert_int_equal(fx->b.health.num_other, 2); /* hotplate's own is left out */
+    /* order_items_archive is another table: the whole word counts. */
+    const hp_doctor_finding_t *f = only(fx, HP_DOCTOR_pg_foreign_seq_scan);
+    assert_non_null(
+        strstr(f->evidence[3], "SELECT sum(quantity) FROM order_items WHERE note <> ? (20 calls, 2.00 ms mean, 20 rows)"));
+    /* Without the extension the evidence says the statement is not named. */
+    fx->b.health.statements_ok = 0;
+    f = only(fx, HP_DOCTOR_pg_foreign_seq_scan);
+    assert_non_null(strstr(f->evidence[3], "without pg_stat_statements"));
+}
+
 static void test_our_own_sequential_scans_are_not_foreign(void **state)
 {
     fixture_t *fx = *state;
@@ -763,6 +810,7 @@ int main(void)
         T(test_cache_hit_ratio),
         T(test_cache_just_at_the_ratio_or_too_few_blocks_is_quiet),
         T(test_foreign_sequential_scans),
+        T(test_foreign_scans_name_the_other_applications_statement),
         T(test_our_own_sequential_scans_are_not_foreign),
         T(test_few_sequential_scans_are_quiet),
         T(test_json_and_markdown),
