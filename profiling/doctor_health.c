@@ -294,7 +294,7 @@ static void hp__rule_indexes(hp_doctor_ctx_t *c, int duplicates)
 
 static int hp__vacuum_due(const hp_pg_table_t *t)
 {
-    double total = (double)(t->live + t->dead);
+    double total = (double)t->live + (double)t->dead;
     return (double)t->dead >= TH(pg_dead_rows) && total > 0 && (double)t->dead / total >= TH(pg_dead_share);
 }
 
@@ -327,7 +327,7 @@ static void hp__rule_maintenance(hp_doctor_ctx_t *c, int vacuum)
         const hp_pg_table_t *t = &h->tables[i];
         if (!(vacuum ? hp__vacuum_due(t) : hp__analyze_due(t)))
             continue;
-        double share = vacuum ? (double)t->dead / (double)(t->live + t->dead)
+        double share = vacuum ? (double)t->dead / ((double)t->live + (double)t->dead)
                               : (double)t->mod_since_analyze / (double)(t->live > 0 ? t->live : 1);
         ++n;
         if (worst == NULL || share > worst_share)
@@ -383,8 +383,8 @@ static void hp__rule_cache(hp_doctor_ctx_t *c)
     if (!h->tables_ok)
         return;
     double rt = hp_pg_health_hit_ratio(h->heap_hit, h->heap_read), ri = hp_pg_health_hit_ratio(h->idx_hit, h->idx_read);
-    int judge_t = (double)(h->heap_hit + h->heap_read) >= TH(pg_cache_min_blocks) && rt < TH(pg_cache_hit);
-    int judge_i = (double)(h->idx_hit + h->idx_read) >= TH(pg_cache_min_blocks) && ri < TH(pg_cache_hit);
+    int judge_t = ((double)h->heap_hit + (double)h->heap_read) >= TH(pg_cache_min_blocks) && rt < TH(pg_cache_hit);
+    int judge_i = ((double)h->idx_hit + (double)h->idx_read) >= TH(pg_cache_min_blocks) && ri < TH(pg_cache_hit);
     if (!judge_t && !judge_i)
         return;
     double worst = judge_t && judge_i ? (rt < ri ? rt : ri) : judge_t ? rt : ri;

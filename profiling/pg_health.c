@@ -356,7 +356,9 @@ const hp_pg_other_stmt_t *hp_pg_health_other_on(const hp_pg_health_t *h, const c
 
 double hp_pg_health_hit_ratio(int64_t hit, int64_t read)
 {
-    return hit + read > 0 ? (double)hit / (double)(hit + read) : -1;
+    /* In doubles: the counters are bigint, and their sum must not overflow. */
+    double total = (double)hit + (double)read;
+    return total > 0 ? (double)hit / total : -1;
 }
 
 /* ---- SQL and JSON -------------------------------------------------------------------------------- */
@@ -456,7 +458,7 @@ json_t *hp_pg_health_json(const hp_pg_health_t *h, const hp_pg_health_limits_t *
         json_t *tables = json_array();
         for (size_t i = 0; i != h->num_tables; ++i) {
             const hp_pg_table_t *t = &h->tables[i];
-            double total = (double)(t->live + t->dead);
+            double total = (double)t->live + (double)t->dead;
             int vacuum = (double)t->dead >= lim->dead_rows && total > 0 && (double)t->dead / total >= lim->dead_share;
             int analyze = (double)t->mod_since_analyze >= lim->analyze_rows &&
                           (double)t->mod_since_analyze >= lim->analyze_share * (double)(t->live > 0 ? t->live : 1);
