@@ -12,13 +12,16 @@ from outside the server, as an operator or another team would make them:
 The route must list each of them with what PgHero and pg-extras show (pid,
 application, state, durations, the query without its values; the index's
 size, the index covering it and the DROP INDEX), and the doctor must report
-each with the right kind, cause and fix. The last test checks that
+each with the right kind, cause and fix. A database without any extension
+still gets an answer, with a note for what it could not see; and
 docs/DOCTOR.md's threshold table is the table the server carries.
 """
 import itertools
 import os
+import subprocess
 import threading
 import time
+import urllib.parse
 
 import psycopg2
 import pytest
@@ -193,3 +196,35 @@ def test_doctor_md_threshold_table_is_the_servers(start_server):
     have = list(itertools.takewhile(lambda line: line.startswith("| `"), lines[start:]))
     assert have == want, "\n".join(["docs/DOCTOR.md's threshold table differs from the server's:"] +
                                    [l for l in want if l not in have] + ["-- in the doc only:"] + [l for l in have if l not in want])
+
+
+@pytest.fixture
+def bare_database(env):
+    """A database of its own, migrated, without any extension (no pg_stat_statements, no hypopg); dropped at the end."""
+    name = "hp_e2e_noext"
+    url = urllib.parse.urlsplit(env["pg_url"])
+    bare_url = urllib.parse.urlunsplit(url._replace(path="/" + name))
+    conn = psycopg2.connect(env["pg_url"])
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("DROP DATABASE IF EXISTS %s WITH (FORCE)" % name)
+        cur.execute("CREATE DATABASE %s" % name)
+    try:
+        subprocess.run([env["bin"], "migrate", "--dir", os.environ["HOTPLATE_MIGRATIONS_DIR"]], check=True, capture_output=True,
+                       env=dict(os.environ, HOTPLATE_PG_URL=bare_url), timeout=60)
+        yield bare_url
+    finally:
+        with conn.cursor() as cur:
+            cur.execute("DROP DATABASE IF EXISTS %s WITH (FORCE)" % name)
+        conn.close()
+
+
+def test_a_database_without_extensions_still_answers_with_a_note(start_server, bare_database):
+    s = start_server(name="pg-health-noext", threads=1, env={"HOTPLATE_PG_URL": bare_database})
+    doc = health(s)
+    assert any("pg_stat_statements" in n and "not named" in n for n in doc["notes"]), doc["notes"]
+    assert "other_statements" not in doc, doc.keys()
+    assert {"sessions", "connections", "indexes", "tables", "cache"} <= set(doc), doc.keys()
+    report = requests.get(s.admin_base + "/debug/doctor", params={"seconds": 1}, timeout=60).json()
+    assert any("pg_stat_statements" in n for n in report["notes"]), report["notes"]
+    assert "pg_health" in report["signals"], report["signals"].keys()
