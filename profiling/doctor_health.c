@@ -97,6 +97,22 @@ static int hp__is_blocker(const hp_doctor_ctx_t *c, int pid)
 
 /* ---- sessions ------------------------------------------------------------------------------------ */
 
+/* Whether another application's session logs in with a role hotplate's own connections use too. */
+static int hp__role_is_hotplates(const hp_pg_health_t *h, const hp_pg_session_t *s)
+{
+    if (strcmp(s->app, "hotplate") == 0 || s->user[0] == '\0')
+        return 0;
+    size_t len = strlen(s->user);
+    for (size_t i = 0; i != h->num_apps; ++i) {
+        if (strcmp(h->apps[i].app, "hotplate") != 0)
+            continue;
+        for (const char *p = h->apps[i].users; (p = strstr(p, s->user)) != NULL; p += len)
+            if ((p == h->apps[i].users || p[-1] == ',') && (p[len] == ',' || p[len] == '\0'))
+                return 1;
+    }
+    return 0;
+}
+
 static int hp__idle_long(const hp_pg_session_t *s)
 {
     return s->idle_ms >= TH(pg_idle_txn_s) * 1000;
@@ -186,8 +202,11 @@ static void hp__rule_idle_in_transaction(hp_doctor_ctx_t *c)
             "The session of '%s' opened a transaction and went quiet: it keeps its locks and its snapshot (VACUUM cannot remove "
             "dead tuples newer than it) while doing nothing. Its application must commit or roll back; until then "
             "pg_terminate_backend(%d) ends it. So that it cannot happen again: ALTER ROLE %s SET "
-            "idle_in_transaction_session_timeout = '30s'",
-            hp__app(worst->app), worst->pid, worst->user[0] != '\0' ? worst->user : "...");
+            "idle_in_transaction_session_timeout = '30s'%s",
+            hp__app(worst->app), worst->pid, worst->user[0] != '\0' ? worst->user : "...",
+            hp__role_is_hotplates(h, worst) ? " (hotplate logs in with that role too, and its transactions never idle that long; "
+                                              "better, give that application a role of its own)"
+                                            : "");
     char sql[64];
     snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%d)", worst->pid);
     hp__add_sql(f, sql);

@@ -195,9 +195,19 @@ static void test_idle_in_transaction(void **state)
     assert_non_null(strstr(f->summary, "pid 4242 (application_name 'report-tool')"));
     assert_string_equal(f->sql, "SELECT pg_terminate_backend(4242)");
     assert_non_null(strstr(f->fix, "ALTER ROLE reporter SET idle_in_transaction_session_timeout"));
+    assert_null(strstr(f->fix, "a role of its own")); /* reporter is not hotplate's role */
     /* Never a value of the query: literals become ?. */
     assert_non_null(strstr(f->evidence[0], "WHERE user_id = ? AND note = ?"));
     assert_null(strstr(f->evidence[0], "secret"));
+}
+
+static void test_idle_in_transaction_with_hotplates_role(void **state)
+{
+    fixture_t *fx = *state;
+    const char *const cells[] = {"4243", "report-tool", "hotplate", "local", "idle in transaction",
+                                 "",     NULL,          "6100",     "6000",  "SELECT 1"};
+    read_sessions(fx, cells, NCELLS(cells));
+    assert_non_null(strstr(only(fx, HP_DOCTOR_pg_idle_in_transaction)->fix, "give that application a role of its own"));
 }
 
 static void test_idle_in_transaction_just_under_is_quiet(void **state)
@@ -787,6 +797,7 @@ int main(void)
         T(test_clean_reading_is_quiet),
         T(test_readers_refuse_the_wrong_shape),
         T(test_idle_in_transaction),
+        T(test_idle_in_transaction_with_hotplates_role),
         T(test_idle_in_transaction_just_under_is_quiet),
         T(test_idle_in_transaction_for_long_is_high),
         T(test_a_blocker_the_lock_rule_names_is_left_to_it),
