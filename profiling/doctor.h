@@ -145,6 +145,7 @@ const hp_doctor_threshold_t *hp_doctor_threshold(hp_doctor_th_t id);
     X(pg_connections, "connections near max_connections", -1, -1, 0)                                                               \
     X(pg_duplicate_index, "duplicate index", -1, -1, 0)                                                                            \
     X(pg_unused_index, "unused index", -1, -1, 0)                                                                                  \
+    X(pg_invalid_index, "invalid index", -1, -1, 0)                                                                                \
     X(pg_vacuum, "VACUUM due", -1, -1, 0)                                                                                          \
     X(pg_analyze, "ANALYZE due (stale statistics)", -1, -1, 0)                                                                     \
     X(pg_cache_hit, "low buffer cache hit ratio", -1, -1, 0)                                                                       \

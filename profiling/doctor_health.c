@@ -309,6 +309,36 @@ static void hp__rule_indexes(hp_doctor_ctx_t *c, int duplicates)
     }
 }
 
+/*
+ * An invalid index: a CREATE INDEX CONCURRENTLY that failed (or is still
+ * running) leaves one behind. The planner never uses it, yet every write
+ * still maintains it once it is ready. Any one is a finding: there is no
+ * threshold.
+ */
+static void hp__rule_invalid_index(hp_doctor_ctx_t *c)
+{
+    const hp_pg_health_t *h = &c->b->health;
+    hp_doctor_finding_t *f;
+    if (h->num_invalid == 0 || (f = hp__new(c, HP_DOCTOR_pg_invalid_index, HP_DOCTOR_LOW, HP_DOCTOR_HIGH)) == NULL)
+        return;
+    const hp_pg_index_t *first = &h->invalid[0];
+    HP__SET(summary, "%zu invalid index%s (a CREATE INDEX CONCURRENTLY that failed or is still running): %s.%s on %s",
+            h->num_invalid, h->num_invalid == 1 ? "" : "es", first->schema, first->index, first->table);
+    char b[32], drop[320];
+    for (size_t i = 0; i != h->num_invalid; ++i) {
+        const hp_pg_index_t *ix = &h->invalid[i];
+        hp__evidence(f, "%s.%s on %s (%s): %s", ix->schema, ix->index, ix->table, hp__bytes((double)ix->bytes, b, sizeof(b)),
+                     ix->def);
+        hp_pg_health_drop_sql(ix, drop, sizeof(drop));
+        hp__add_sql(f, drop);
+    }
+    HP__SET(fix,
+            "The planner never uses an invalid index, but writes may still maintain it. Unless a CREATE INDEX CONCURRENTLY is "
+            "running right now (pg_stat_progress_create_index), drop it and build it again: DROP INDEX CONCURRENTLY, then "
+            "the CREATE INDEX CONCURRENTLY of its definition (%s)",
+            hp__using(first->def));
+}
+
 /* ---- tables: VACUUM, ANALYZE --------------------------------------------------------------------- */
 
 static int hp__vacuum_due(const hp_pg_table_t *t)
@@ -396,6 +426,13 @@ static void hp__rule_maintenance(hp_doctor_ctx_t *c, int vacuum)
 
 /* ---- the buffer cache ---------------------------------------------------------------------------- */
 
+/* A hit ratio in percent; 100 without any block access (nothing was missed). */
+static double hp__pct(int64_t hit, int64_t read)
+{
+    double r = hp_pg_health_hit_ratio(hit, read);
+    return r < 0 ? 100 : 100 * r;
+}
+
 static void hp__rule_cache(hp_doctor_ctx_t *c)
 {
     const hp_pg_health_t *h = &c->b->health;
@@ -417,6 +454,18 @@ static void hp__rule_cache(hp_doctor_ctx_t *c)
                  (long long)h->heap_read, 100 * rt);
     hp__evidence(f, "indexes: %lld blocks from shared buffers, %lld read in (%.2f%%)", (long long)h->idx_hit,
                  (long long)h->idx_read, 100 * ri);
+    const hp_pg_table_t *most = NULL;
+    for (size_t i = 0; i != h->num_tables; ++i) {
+        const hp_pg_table_t *t = &h->tables[i];
+        if (most == NULL || (double)t->heap_read + (double)t->idx_read > (double)most->heap_read + (double)most->idx_read)
+            most = t;
+    }
+    if (most != NULL && (double)most->heap_read + (double)most->idx_read > 0)
+        hp__evidence(f,
+                     "of the %zu largest tables, %s.%s read the most blocks in: %lld of the table's, %lld of its indexes' (%.2f%% "
+                     "and %.2f%% hits)",
+                     h->num_tables, most->schema, most->table, (long long)most->heap_read, (long long)most->idx_read,
+                     hp__pct(most->heap_hit, most->heap_read), hp__pct(most->idx_hit, most->idx_read));
     hp__evidence(f,
                  "cumulative since the statistics were reset%s (a table's first reads, and a bulk load's new pages, count "
                  "as reads)",
@@ -512,5 +561,6 @@ void hp_doctor_health_rules(hp_doctor_ctx_t *c)
     hp__rule_cache(c);
     hp__rule_indexes(c, 1);
     hp__rule_indexes(c, 0);
+    hp__rule_invalid_index(c);
     hp__rule_maintenance(c, 0);
 }

@@ -225,11 +225,15 @@ int hp_pg_health_read_indexes(hp_pg_health_t *h, const hp_pg_rows_t *rows, const
         return -1;
     h->indexes_ok = 1;
     h->indexes_seen = rows->rows;
-    h->num_unused = h->num_duplicate = 0;
+    h->num_unused = h->num_duplicate = h->num_invalid = 0;
     for (int i = 0; i != rows->rows; ++i) {
+        hp_pg_index_t ix;
+        if (!hp__true(rows, i, HP__IX_VALID)) {
+            hp__index_of(&ix, rows, i);
+            hp__keep_largest(h->invalid, &h->num_invalid, &ix);
+        }
         if (hp__keeps(rows, i))
             continue;
-        hp_pg_index_t ix;
         hp__index_of(&ix, rows, i);
         /* An index that leads with a foreign key's columns serves the key's checks when a referenced row goes: kept. */
         if ((double)ix.scans < lim->unused_scans && (double)ix.bytes >= lim->index_min_bytes && !hp__true(rows, i, HP__IX_FK))
@@ -283,6 +287,10 @@ enum {
     HP__TB_IDX_HIT,
     HP__TB_IDX_READ,
     HP__TB_STATS_AGE,
+    HP__TB_OWN_HEAP_HIT,
+    HP__TB_OWN_HEAP_READ,
+    HP__TB_OWN_IDX_HIT,
+    HP__TB_OWN_IDX_READ,
     HP__TB__COLS
 };
 
@@ -311,6 +319,8 @@ int hp_pg_health_read_tables(hp_pg_health_t *h, const hp_pg_rows_t *rows)
         t->idx_scan = hp__int(rows, i, HP__TB_IDX), t->bytes = hp__int(rows, i, HP__TB_BYTES);
         t->vacuum_age_s = hp__num(rows, i, HP__TB_VAC_AGE, -1), t->analyze_age_s = hp__num(rows, i, HP__TB_AN_AGE, -1);
         t->vacuum_at = hp__num(rows, i, HP__TB_VAC_AT, 0), t->analyze_at = hp__num(rows, i, HP__TB_AN_AT, 0);
+        t->heap_hit = hp__int(rows, i, HP__TB_OWN_HEAP_HIT), t->heap_read = hp__int(rows, i, HP__TB_OWN_HEAP_READ);
+        t->idx_hit = hp__int(rows, i, HP__TB_OWN_IDX_HIT), t->idx_read = hp__int(rows, i, HP__TB_OWN_IDX_READ);
     }
     return 0;
 }
@@ -447,12 +457,16 @@ json_t *hp_pg_health_json(const hp_pg_health_t *h, const hp_pg_health_limits_t *
                                       "by_application", apps));
     }
     if (h->indexes_ok) {
-        json_t *unused = json_array(), *dup = json_array();
+        json_t *unused = json_array(), *dup = json_array(), *invalid = json_array();
+        for (size_t i = 0; i != h->num_invalid; ++i)
+            json_array_append_new(invalid, hp__index_json(&h->invalid[i]));
         for (size_t i = 0; i != h->num_unused; ++i)
             json_array_append_new(unused, hp__index_json(&h->unused[i]));
         for (size_t i = 0; i != h->num_duplicate; ++i)
             json_array_append_new(dup, hp__index_json(&h->duplicate[i]));
-        json_object_set_new(doc, "indexes", json_pack("{si so so}", "seen", h->indexes_seen, "unused", unused, "duplicate", dup));
+        json_object_set_new(
+            doc, "indexes",
+            json_pack("{si so so so}", "seen", h->indexes_seen, "unused", unused, "duplicate", dup, "invalid", invalid));
     }
     if (h->tables_ok) {
         json_t *tables = json_array();
@@ -473,6 +487,14 @@ json_t *hp_pg_health_json(const hp_pg_health_t *h, const hp_pg_health_limits_t *
                           "autovacuum_at_dead", round(t->vacuum_at), "autoanalyze_at_modified", round(t->analyze_at), "vacuum_due",
                           vacuum, "analyze_due", analyze, "large", (double)t->live >= lim->seq_min_rows, "avg_rows_per_seq_scan",
                           t->seq_scan > 0 ? json_integer((json_int_t)(t->seq_tup_read / t->seq_scan)) : json_null()));
+            /* pg-extras' table_cache_hit, index_cache_hit and index_usage, per table. */
+            json_t *row = json_array_get(tables, json_array_size(tables) - 1);
+            json_object_set_new(row, "table_hit_ratio", hp__ratio(t->heap_hit, t->heap_read));
+            json_object_set_new(row, "index_hit_ratio", hp__ratio(t->idx_hit, t->idx_read));
+            json_object_set_new(row, "blocks_read", json_integer((json_int_t)((double)t->heap_read + (double)t->idx_read)));
+            double scans = (double)t->seq_scan + (double)t->idx_scan;
+            json_object_set_new(row, "index_use_ratio",
+                                scans > 0 ? json_real(round(10000 * (double)t->idx_scan / scans) / 10000) : json_null());
         }
         json_object_set_new(doc, "tables", tables);
         json_object_set_new(doc, "cache",

@@ -91,8 +91,9 @@ typedef struct st_hp_pg_index_t {
 typedef struct st_hp_pg_table_t {
     char schema[64], table[64];
     int64_t live, dead, mod_since_analyze, seq_scan, seq_tup_read, idx_scan, bytes;
-    double vacuum_age_s, analyze_age_s; /* since the last (auto)vacuum or (auto)analyze; -1 never */
-    double vacuum_at, analyze_at;       /* the dead tuples and modifications at which autovacuum would act */
+    double vacuum_age_s, analyze_age_s;             /* since the last (auto)vacuum or (auto)analyze; -1 never */
+    double vacuum_at, analyze_at;                   /* the dead tuples and modifications at which autovacuum would act */
+    int64_t heap_hit, heap_read, idx_hit, idx_read; /* its blocks found in shared buffers and read in (pg_statio_user_tables) */
 } hp_pg_table_t;
 
 /* A statement of pg_stat_statements that is not hotplate's: another application's, the most time first. */
@@ -116,6 +117,8 @@ typedef struct st_hp_pg_health_t {
     int indexes_seen;
     size_t num_unused, num_duplicate; /* the largest first */
     hp_pg_index_t unused[HP_PG_HEALTH_MAX], duplicate[HP_PG_HEALTH_MAX];
+    size_t num_invalid; /* invalid indexes (a CREATE INDEX CONCURRENTLY that failed): the largest first */
+    hp_pg_index_t invalid[HP_PG_HEALTH_MAX];
     size_t num_tables; /* the largest tables (by live rows) first */
     hp_pg_table_t tables[HP_PG_HEALTH_MAX * 2];
     int64_t heap_hit, heap_read, idx_hit, idx_read; /* buffer cache: blocks found in shared buffers, read in, all user tables */
@@ -148,7 +151,8 @@ int hp_pg_health_read_connections(hp_pg_health_t *h, const hp_pg_rows_t *rows);
  * columns) and keeps the unused ones and the duplicates. An index of a
  * foreign key is never unused: without it, deleting or updating a referenced
  * row reads the whole referencing table, under its lock, even when no scan
- * has needed the index so far. An index is never proposed for dropping when it is unique,
+ * has needed the index so far. Invalid indexes (indisvalid false: a CREATE
+ * INDEX CONCURRENTLY that failed or is still running) are listed apart. An index is never proposed for dropping when it is unique,
  * a primary key or backs a constraint, or is invalid. A duplicate is a plain
  * index (no expression, no predicate) whose key columns and operator classes
  * are the leading ones of another index of the same table and method (a
@@ -164,8 +168,9 @@ int hp_pg_health_read_indexes(hp_pg_health_t *h, const hp_pg_rows_t *rows, const
  * Reads the tables query's rows: schema, table, live, dead, modified since
  * analyze, seq_scan, seq_tup_read, idx_scan, bytes, vacuum age, analyze age,
  * autovacuum's vacuum and analyze points, heap hits, heap reads, index hits,
- * index reads (the last four summed over every user table, the same on each
- * row), and the statistics' age.
+ * index reads (these four summed over every user table, the same on each
+ * row), the statistics' age, and the table's own heap hits, heap reads,
+ * index hits and index reads.
  * @return 0, or -1
  */
 int hp_pg_health_read_tables(hp_pg_health_t *h, const hp_pg_rows_t *rows);

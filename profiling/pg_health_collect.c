@@ -82,7 +82,8 @@ static const char hp__sql_tables[] = HP_PG_OWN_SQL
     " + current_setting('autovacuum_analyze_scale_factor')::float8 * greatest(c.reltuples, 0),"
     " sum(coalesce(io.heap_blks_hit, 0)) OVER (), sum(coalesce(io.heap_blks_read, 0)) OVER (),"
     " sum(coalesce(io.idx_blks_hit, 0)) OVER (), sum(coalesce(io.idx_blks_read, 0)) OVER (),"
-    " (SELECT extract(epoch FROM now() - d.stats_reset)::float8 FROM pg_stat_database d WHERE d.datname = current_database()) "
+    " (SELECT extract(epoch FROM now() - d.stats_reset)::float8 FROM pg_stat_database d WHERE d.datname = current_database()),"
+    " coalesce(io.heap_blks_hit, 0), coalesce(io.heap_blks_read, 0), coalesce(io.idx_blks_hit, 0), coalesce(io.idx_blks_read, 0) "
     "FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid LEFT JOIN pg_statio_user_tables io ON io.relid = s.relid "
     "ORDER BY greatest(s.n_live_tup, s.n_dead_tup) DESC, s.schemaname, s.relname LIMIT 16";
 

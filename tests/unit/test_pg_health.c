@@ -76,9 +76,10 @@ static const char *const clean_indexes[] = {
     "f",
 };
 static const char *const clean_tables[] = {
-    "public", "order_items", "29150",   "0",     "0",   "10",    "174900", "200",    "3088384", "363",   "363", "5880",
-    "2965",   "990000",      "1000",    "95000", "100", "86400", "public", "orders", "10000",   "120",   "50",  "2",
-    "20000",  "9000",        "1400000", "363",   "363", "2050",  "1050",   "990000", "1000",    "95000", "100", "86400",
+    "public", "order_items", "29150",  "0",    "0",     "10",  "174900", "200",    "3088384", "363",   "363",
+    "5880",   "2965",        "990000", "1000", "95000", "100", "86400",  "700000", "700",     "60000", "60",
+    "public", "orders",      "10000",  "120",  "50",    "2",   "20000",  "9000",   "1400000", "363",   "363",
+    "2050",   "1050",        "990000", "1000", "95000", "100", "86400",  "290000", "300",     "35000", "40",
 };
 
 static void read_connections(fixture_t *fx, const char *const *cells, int n)
@@ -95,7 +96,7 @@ static void read_indexes(fixture_t *fx, const char *const *cells, int n)
 
 static void read_tables(fixture_t *fx, const char *const *cells, int n)
 {
-    hp_pg_rows_t r = rows_of(18, n, cells);
+    hp_pg_rows_t r = rows_of(22, n, cells);
     assert_int_equal(hp_pg_health_read_tables(&fx->b.health, &r), 0);
 }
 
@@ -553,6 +554,11 @@ static void test_unused_index(void **state)
         "f",
     };
     read_indexes(fx, cells, NCELLS(cells));
+    evaluate(fx);
+    assert_int_equal(fx->n, 2); /* the invalid index is a finding of its own */
+    assert_int_equal(fx->f[1].kind, HP_DOCTOR_pg_invalid_index);
+    assert_string_equal(fx->f[1].sql, "DROP INDEX CONCURRENTLY public.orders_half");
+    fx->b.health.num_invalid = 0;
     const hp_doctor_finding_t *f = only(fx, HP_DOCTOR_pg_unused_index);
     assert_int_equal(f->severity, HP_DOCTOR_LOW);
     assert_string_equal(f->sql, "DROP INDEX CONCURRENTLY public.orders_note_idx;\nDROP INDEX CONCURRENTLY \"Sales\".\"Big Idx\"");
@@ -609,8 +615,9 @@ static void test_a_large_unused_index_is_medium(void **state)
 static void table(fixture_t *fx, const char *live, const char *dead, const char *mod, const char *heap_hit, const char *heap_read,
                   const char *idx_hit, const char *idx_read)
 {
-    const char *const cells[] = {"public", "order_items", live,   dead,   mod,      "10",      "174900", "200",    "3088384",
-                                 NULL,     "7200",        "5880", "2965", heap_hit, heap_read, idx_hit,  idx_read, NULL};
+    const char *const cells[] = {"public",  "order_items", live,     dead,      mod,     "10",     "174900",  "200",
+                                 "3088384", NULL,          "7200",   "5880",    "2965",  heap_hit, heap_read, idx_hit,
+                                 idx_read,  NULL,          heap_hit, heap_read, idx_hit, idx_read};
     read_tables(fx, cells, NCELLS(cells));
 }
 
@@ -655,6 +662,7 @@ static void test_cache_hit_ratio(void **state)
     table(fx, "29150", "0", "0", "9899", "101", "95000", "100"); /* tables 98.99% over 10000 blocks */
     const hp_doctor_finding_t *f = only(fx, HP_DOCTOR_pg_cache_hit);
     assert_int_equal(f->severity, HP_DOCTOR_LOW);
+    assert_non_null(strstr(f->evidence[2], "public.order_items read the most blocks in: 101 of the table's, 100 of its indexes'"));
     table(fx, "29150", "0", "0", "990000", "1000", "9400", "600"); /* indexes 94% */
     assert_int_equal(only(fx, HP_DOCTOR_pg_cache_hit)->severity, HP_DOCTOR_MEDIUM);
 }
