@@ -4,6 +4,8 @@ from outside the server, as an operator or another team would make them:
 
 - a duplicate index, created with plain SQL: an index on orders (user_id),
   whose column leads the schema's orders (user_id, created_at DESC) index;
+- an invalid index: a CREATE UNIQUE INDEX CONCURRENTLY that failed on a
+  column with duplicates;
 - a session of another application (application_name 'e2e-report') that
   reads a row, then sits idle in its open transaction;
 - another application's export that reads order_items whole, over and over,
@@ -57,6 +59,23 @@ def dup_index():
 
 
 @pytest.fixture
+def invalid_index():
+    """What a failed CREATE INDEX CONCURRENTLY leaves behind: a unique index on a column with duplicates, marked invalid.
+    (Before idle_session: a concurrent build waits for every open transaction to end.)"""
+    name = "e2e_invalid_orders_restaurant"
+    conn = psycopg2.connect(os.environ["HOTPLATE_PG_URL"])
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("DROP INDEX IF EXISTS %s" % name)
+        with pytest.raises(psycopg2.errors.UniqueViolation):
+            cur.execute("CREATE UNIQUE INDEX CONCURRENTLY %s ON orders (restaurant_id)" % name)
+    yield name
+    with conn.cursor() as cur:
+        cur.execute("DROP INDEX IF EXISTS %s" % name)
+    conn.close()
+
+
+@pytest.fixture
 def idle_session():
     """A foreign session idle in its transaction: it has read one order, with a value in its query text."""
     conn = psycopg2.connect(os.environ["HOTPLATE_PG_URL"], application_name=IDLE_APP)
@@ -74,7 +93,7 @@ def finding(report, kind):
     return found[0]
 
 
-def test_health_names_a_duplicate_index_and_an_idle_session(start_server, dup_index, idle_session):
+def test_health_names_a_duplicate_index_and_an_idle_session(start_server, dup_index, invalid_index, idle_session):
     s = start_server(name="pg-health", threads=1)
     pid = idle_session.get_backend_pid()
     doc = health(s)
@@ -97,6 +116,12 @@ def test_health_names_a_duplicate_index_and_an_idle_session(start_server, dup_in
     # The covering index is not proposed as unused at the same time, and no key or constraint index ever is.
     proposed = {x["index"] for x in doc["indexes"]["unused"]}
     assert "orders_user_id_created_at_idx" not in proposed and not any(i.endswith("_pkey") or i.endswith("_key") for i in proposed)
+
+    [bad] = [x for x in doc["indexes"]["invalid"] if x["index"] == invalid_index]
+    assert bad["drop_sql"] == "DROP INDEX CONCURRENTLY public.%s" % invalid_index, bad
+    assert invalid_index not in proposed, proposed
+    f = finding(doc, "pg_invalid_index")
+    assert f["fix"]["sql"] == "DROP INDEX CONCURRENTLY public.%s" % invalid_index and "USING btree (restaurant_id)" in f["fix"]["text"], f
 
     conns = doc["connections"]
     assert conns["max_connections"] > 0 and 0 < conns["total"] <= conns["available"], conns
