@@ -38,6 +38,7 @@
 #include "profiling/metrics.h"
 #include "profiling/perf.h"
 #include "profiling/pg.h"
+#include "profiling/pg_health_collect.h"
 #include "profiling/pprof_index.h"
 #include "profiling/pprof_proto.h"
 #include "profiling/prof.h"
@@ -71,6 +72,7 @@ static void hp__admin_table(void)
     hp__admin_add(hp_perf_routes, hp_perf_num_routes);
     hp__admin_add(hp_metrics_routes, hp_metrics_num_routes);
     hp__admin_add(hp_pg_routes, hp_pg_num_routes);
+    hp__admin_add(hp_pg_health_routes, hp_pg_health_num_routes);
     hp__admin_add(hp_pg_explain_routes, hp_pg_explain_num_routes);
     hp__admin_add(hp_prof_routes, hp_prof_num_routes);
     hp__admin_add(hp_pprof_index_routes, hp_pprof_index_num_routes);

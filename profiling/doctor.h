@@ -12,7 +12,10 @@
  * start and at the end of the window, pg_stat_user_tables at both ends,
  * pg_stat_activity sampled during the window, and EXPLAIN of the statements
  * that took the most time in it (with a hypothetical index from hypopg when
- * that extension is installed, to check a proposed CREATE INDEX).
+ * that extension is installed, to check a proposed CREATE INDEX), and a
+ * reading of PostgreSQL's health at the end (pg_health.h: long and idle
+ * transactions, connections, unused and duplicate indexes, VACUUM and
+ * ANALYZE, the buffer cache), whose rules are doctor_health.c's.
  *
  * The split: doctor_collect.c gathers the snapshots on the admin thread
  * without ever blocking its loop (a timer, and queries on the admin thread's
@@ -34,6 +37,7 @@
 #include "profiling/merge.h"
 #include "base/router.h"
 #include "profiling/plan.h"
+#include "profiling/pg_health.h"
 
 /*
  * X(name, value, unit, doc): every threshold the rules use. A route or a
@@ -79,7 +83,29 @@
     X(error_ratio, 0.05, "share", "error spike: least share of a route's answers that are 5xx")                                    \
     X(error_min, 5, "responses", "error spike: least 5xx answers of a route in the window")                                        \
     X(loop_lag_ms, 50, "ms", "event-loop stall: p99 lag of the loops' 100 ms timer over the last 10 s (high at 4x)")               \
-    X(loop_busy_share, 0.25, "share", "event-loop stall: least share of the loops' time spent running requests' own work")
+    X(loop_busy_share, 0.25, "share", "event-loop stall: least share of the loops' time spent running requests' own work")         \
+    X(pg_query_s, 60, "s", "PostgreSQL health: a statement running this long is long-running (medium; high at 10x)")               \
+    X(pg_xact_s, 60, "s", "PostgreSQL health: a transaction open this long is long-running (medium; high at 10x)")                 \
+    X(pg_idle_txn_s, 5, "s", "PostgreSQL health: a session idle in its transaction this long (medium; high at 10x)")               \
+    X(pg_conn_share, 0.8, "share", "PostgreSQL health: connections in use over max_connections less the reserved ones (medium)")   \
+    X(pg_conn_high_share, 0.95, "share", "PostgreSQL health: the same share from which the finding is high")                       \
+    X(pg_unused_scans, 50, "scans",                                                                                                \
+      "PostgreSQL health: an index scanned fewer times than this since the statistics reset is unused")                            \
+    X(pg_index_min_bytes, 65536, "bytes", "PostgreSQL health: an unused or duplicate index smaller than this is left alone")       \
+    X(pg_index_medium_bytes, 104857600, "bytes",                                                                                   \
+      "PostgreSQL health: an unused or duplicate index this large makes the finding medium (below it, low)")                       \
+    X(pg_dead_rows, 10000, "rows", "PostgreSQL health: VACUUM is due from this many dead tuples in a table")                       \
+    X(pg_dead_share, 0.2, "share", "PostgreSQL health: and from this share of the table's tuples dead (medium)")                   \
+    X(pg_analyze_rows, 10000, "rows", "PostgreSQL health: ANALYZE is due from this many rows modified since the last analyze")     \
+    X(pg_analyze_share, 0.2, "share", "PostgreSQL health: and from this share of the table's live rows (low: a risk to plans)")    \
+    X(pg_cache_hit, 0.99, "ratio", "PostgreSQL health: a table or index buffer cache hit ratio below this is low (PgHero's)")      \
+    X(pg_cache_hit_medium, 0.95, "ratio", "PostgreSQL health: a hit ratio below this makes the finding medium")                    \
+    X(pg_cache_min_blocks, 10000, "blocks", "PostgreSQL health: a hit ratio is judged over at least this many block accesses")     \
+    X(pg_seq_min_rows, 10000, "rows", "PostgreSQL health: a table of at least this many live rows is large")                       \
+    X(pg_seq_min_scans, 10, "scans",                                                                                               \
+      "foreign sequential scans: least sequential scans of a large table in the window no plan of ours explains")                  \
+    X(pg_seq_medium_rows_s, 1000000, "rows/s",                                                                                     \
+      "foreign sequential scans: rows those scans read per second that make the finding medium")
 
 typedef enum {
 #define HP__DOCTOR_TH_ID(name, value, unit, doc) HP_DOCTOR_TH_##name,
@@ -113,7 +139,17 @@ const hp_doctor_threshold_t *hp_doctor_threshold(hp_doctor_th_t id);
     X(pool_saturation, "pool saturation", HP_FLAG_db_pool, HP_db_pool_sized, 0)                                                    \
     X(memory_growth, "memory growth", HP_FLAG_leak, HP_leak_off, 0)                                                                \
     X(error_spike, "error or timeout spike", -1, -1, 0)                                                                            \
-    X(event_loop_stall, "event-loop stall", -1, -1, 0)
+    X(event_loop_stall, "event-loop stall", -1, -1, 0)                                                                             \
+    X(pg_long_running, "long-running query or transaction", -1, -1, 0)                                                             \
+    X(pg_idle_in_transaction, "session idle in transaction", -1, -1, 0)                                                            \
+    X(pg_connections, "connections near max_connections", -1, -1, 0)                                                               \
+    X(pg_duplicate_index, "duplicate index", -1, -1, 0)                                                                            \
+    X(pg_unused_index, "unused index", -1, -1, 0)                                                                                  \
+    X(pg_invalid_index, "invalid index", -1, -1, 0)                                                                                \
+    X(pg_vacuum, "VACUUM due", -1, -1, 0)                                                                                          \
+    X(pg_analyze, "ANALYZE due (stale statistics)", -1, -1, 0)                                                                     \
+    X(pg_cache_hit, "low buffer cache hit ratio", -1, -1, 0)                                                                       \
+    X(pg_foreign_seq_scan, "another application's sequential scans", -1, -1, 0)
 
 typedef enum {
 #define HP__DOCTOR_KIND_ID(id, title, flag, good, database) HP_DOCTOR_##id,
@@ -243,9 +279,11 @@ typedef struct st_hp_doctor_snapshot_t {
         uint64_t bytes;
     } heap_hot[HP_DOCTOR_MAX_HOT];
     int flags[HP_FLAG__COUNT]; /* the server's flags, for the fixes that name one */
+    int health_ok;             /* (end) the reading of PostgreSQL's health below was taken (pg_health_collect.c) */
+    hp_pg_health_t health;
 } hp_doctor_snapshot_t;
 
-#define HP_DOCTOR_MAX_FINDINGS 16
+#define HP_DOCTOR_MAX_FINDINGS 24
 #define HP_DOCTOR_MAX_EVIDENCE 8
 #define HP_DOCTOR_MAX_FINDING_ROUTES 4
 
@@ -260,7 +298,7 @@ typedef struct st_hp_doctor_finding_t {
     size_t num_evidence;
     char evidence[HP_DOCTOR_MAX_EVIDENCE][256];
     char fix[512];
-    char sql[256];   /* a statement to run, or "" */
+    char sql[512];   /* a statement to run (several: separated by ";\n"), or "" */
     char flag[64];   /* "name=value": the server's switch for this cause when it is set the other way, or "" */
     char check[256]; /* how the fix was checked (a hypothetical index's cost), or "" */
 } hp_doctor_finding_t;

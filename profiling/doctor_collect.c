@@ -7,7 +7,8 @@
  *      pg_stat_user_tables (the prepared debug_pg_tables statement);
  *   2. the window: a 100 ms timer; at each tick one pg_stat_activity sample
  *      (unless the previous one is still out) and a reading of the heap;
- *   3. the end snapshot: the probes and pg_stat_user_tables again;
+ *   3. the end snapshot: the probes and pg_stat_user_tables again, and a
+ *      reading of PostgreSQL's health (pg_health_collect.c);
  *   4. EXPLAIN (FORMAT JSON) of every read that ran in the window, the
  *      costliest first, with the sample arguments of GET /debug/pg/explain
  *      (without ANALYZE it costs a planning each, not an execution); for a plan
@@ -41,6 +42,7 @@
 #include "profiling/heap.h"
 #include "profiling/merge.h"
 #include "profiling/pg.h"
+#include "profiling/pg_health_collect.h"
 #include "profiling/pg_parse.h"
 #include "profiling/prof.h"
 
@@ -52,13 +54,13 @@
 #define HP_DOCTOR_MAX_SECONDS 60
 #define HP_DOCTOR_DEFAULT_SECONDS 10
 #define HP_DOCTOR_TICK_MS 100
-#define HP_DOCTOR_MAX_NOTES 8
+#define HP_DOCTOR_MAX_NOTES 12
 
 /*
  * Samples pg_stat_activity: our server's backends that have waited for a lock
  * for $1 ms or more, or sit idle in a transaction older than that.
  */
-static const char hp__sql_activity[] =
+static const char hp__sql_activity[] = HP_PG_OWN_SQL
     "SELECT count(*) FILTER (WHERE wait_event_type = 'Lock' AND now() - query_start >= $1::int * interval '1 millisecond'), "
     "count(*) FILTER (WHERE state = 'idle in transaction' AND now() - xact_start >= $1::int * interval '1 millisecond'), "
     "coalesce(max(extract(epoch FROM now() - xact_start) * 1000), 0)::float8, "
@@ -72,7 +74,7 @@ static const char hp__sql_activity[] =
  * each: how it looks in pg_stat_activity, and the tables it holds locks on
  * that conflict with a row lock (anything stronger than a plain SELECT's).
  */
-static const char hp__sql_blockers[] =
+static const char hp__sql_blockers[] = HP_PG_OWN_SQL
     "WITH RECURSIVE chain(pid, depth, waiter) AS ("
     " SELECT pid, 0, pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'hotplate'"
     " AND pid <> pg_backend_pid() AND wait_event_type = 'Lock' AND now() - query_start >= $1::int * interval '1 millisecond'"
@@ -88,11 +90,11 @@ static const char hp__sql_blockers[] =
     "WHERE c.depth > 0 AND cardinality(pg_blocking_pids(a.pid)) = 0 "
     "GROUP BY a.pid, a.application_name, a.client_addr, a.state, a.xact_start, a.state_change, a.query "
     "ORDER BY 4 DESC, 8 DESC LIMIT 4";
-static const char hp__sql_hypopg[] = "SELECT count(*) FROM pg_extension WHERE extname = 'hypopg'";
-static const char hp__sql_hypo_create[] = "SELECT indexrelid FROM hypopg_create_index($1)";
-static const char hp__sql_hypo_reset[] = "SELECT hypopg_reset()";
+static const char hp__sql_hypopg[] = HP_PG_OWN_SQL "SELECT count(*) FROM pg_extension WHERE extname = 'hypopg'";
+static const char hp__sql_hypo_create[] = HP_PG_OWN_SQL "SELECT indexrelid FROM hypopg_create_index($1)";
+static const char hp__sql_hypo_reset[] = HP_PG_OWN_SQL "SELECT hypopg_reset()";
 /* An index's leading column, as a plan's conditions name it. */
-static const char hp__sql_index_lead[] = "SELECT pg_get_indexdef($1::regclass, 1, true)";
+static const char hp__sql_index_lead[] = HP_PG_OWN_SQL "SELECT pg_get_indexdef($1::regclass, 1, true)";
 
 typedef struct st_hp_doctor_job_t {
     hp_req_t *r;
@@ -470,6 +472,17 @@ static void hp__on_hypopg(hp_req_t *r, void *ud, PGresult *res, const char *err)
     hp__explain_next(job);
 }
 
+/* PostgreSQL's health at the end of the window (pg_health_collect.c), then the EXPLAIN walk. */
+static void hp__on_health(hp_req_t *r, void *ud, hp_pg_health_t *h, const char *const *notes, size_t num_notes)
+{
+    hp_doctor_job_t *job = ud;
+    (void)h;
+    job->after.health_ok = 1;
+    for (size_t i = 0; i != num_notes; ++i)
+        hp__note(job, "%s", notes[i]);
+    hp_db_conn_query_sql(r, NULL, hp__sql_hypopg, NULL, 0, hp__on_hypopg, job);
+}
+
 static void hp__on_end_tables(hp_req_t *r, void *ud, PGresult *res, const char *err)
 {
     hp_doctor_job_t *job = ud;
@@ -481,7 +494,7 @@ static void hp__on_end_tables(hp_req_t *r, void *ud, PGresult *res, const char *
         hp__read_tables(&job->after, res);
         PQclear(res);
     }
-    hp_db_conn_query_sql(r, NULL, hp__sql_hypopg, NULL, 0, hp__on_hypopg, job);
+    hp_pg_health_collect(r, &job->after.health, hp__on_health, job);
 }
 
 /* The most waited on first. */

@@ -4,6 +4,7 @@
  */
 #include "profiling/doctor.h"
 #include "profiling/doctor_window.h"
+#include "profiling/pg_health_collect.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -34,12 +35,14 @@ json_t *hp_doctor_json(const hp_doctor_snapshot_t *before, const hp_doctor_snaps
             json_object_set_new(fix, "flag", json_string(f[i].flag));
         if (f[i].check[0] != '\0')
             json_object_set_new(fix, "check", json_string(f[i].check));
-        json_array_append_new(findings,
-                              json_pack("{sI ss ss ss ss ss so sf ss so so}", "rank", (json_int_t)(i + 1), "kind", kind, "title",
-                                        title, "severity", hp_doctor_level_name(f[i].severity), "confidence",
-                                        hp_doctor_level_name(f[i].confidence), "summary", f[i].summary, "routes", rs, "impact",
-                                        round(f[i].impact * 1000) / 1000, "impact_of",
-                                        f[i].kind == HP_DOCTOR_memory_growth ? "heap" : "route time", "evidence", ev, "fix", fix));
+        json_array_append_new(findings, json_pack("{sI ss ss ss ss ss so sf ss so so}", "rank", (json_int_t)(i + 1), "kind", kind,
+                                                  "title", title, "severity", hp_doctor_level_name(f[i].severity), "confidence",
+                                                  hp_doctor_level_name(f[i].confidence), "summary", f[i].summary, "routes", rs,
+                                                  "impact", round(f[i].impact * 1000) / 1000, "impact_of",
+                                                  f[i].kind == HP_DOCTOR_memory_growth  ? "heap"
+                                                  : hp_doctor_kind_is_health(f[i].kind) ? "database"
+                                                                                        : "route time",
+                                                  "evidence", ev, "fix", fix));
     }
     for (size_t i = 0; i != HP_DOCTOR_TH__COUNT; ++i)
         json_array_append_new(ths, json_pack("{ss sf ss ss}", "name", hp_doctor_threshold((hp_doctor_th_t)i)->name, "value",
@@ -144,6 +147,11 @@ json_t *hp_doctor_json(const hp_doctor_snapshot_t *before, const hp_doctor_snaps
                                                       round(1000.0 * after->waits[i].samples / after->wait_samples) / 1000));
     json_object_set_new(json_object_get(signals, "pg_activity"), "wait_profile", wait_profile);
     json_object_set_new(json_object_get(signals, "pg_activity"), "active_backend_samples", json_integer(after->wait_samples));
+    if (after->health_ok) {
+        hp_pg_health_limits_t lim;
+        hp_pg_health_limits(&lim);
+        json_object_set_new(signals, "pg_health", hp_pg_health_json(&after->health, &lim));
+    }
     hp_doctor_level_t worst = HP_DOCTOR_LOW;
     for (size_t i = 0; i != n; ++i)
         worst = f[i].severity > worst ? f[i].severity : worst;
@@ -217,7 +225,9 @@ char *hp_doctor_markdown(const json_t *report)
                sum[0] >= 'a' && sum[0] <= 'z' && strcspn(sum, " _") == strcspn(sum, " ") ? sum[0] - 'a' + 'A' : sum[0],
                sum[0] != '\0' ? sum + 1 : "");
         const json_t *routes = json_object_get(f, "routes");
-        if (strcmp(hp__js(f, "impact_of"), "heap") == 0)
+        if (strcmp(hp__js(f, "impact_of"), "database") == 0)
+            hp__md(&b, "- **Impact**: the database as a whole (no route's time is measured by this check)");
+        else if (strcmp(hp__js(f, "impact_of"), "heap") == 0)
             hp__md(&b, "- **Impact**: the heap grew by %.1f%% in the window, on",
                    100 * json_number_value(json_object_get(f, "impact")));
         else
@@ -228,14 +238,22 @@ char *hp_doctor_markdown(const json_t *report)
             if (json_array_size(routes) > 1)
                 hp__md(&b, " (%.0f%%)", 100 * json_number_value(json_object_get(v, "share")));
         }
-        if (json_array_size(routes) == 0)
+        if (json_array_size(routes) == 0 && strcmp(hp__js(f, "impact_of"), "database") != 0)
             hp__md(&b, " the process");
         hp__md(&b, "\n- **Evidence**:\n");
         json_array_foreach(json_object_get(f, "evidence"), j, v) hp__md(&b, "  - %s\n", json_string_value(v));
         const json_t *fix = json_object_get(f, "fix");
         hp__md(&b, "- **Fix**: %s\n", hp__js(fix, "text"));
-        if (json_object_get(fix, "sql") != NULL)
-            hp__md(&b, "  ```sql\n  %s;\n  ```\n", hp__js(fix, "sql"));
+        if (json_object_get(fix, "sql") != NULL) {
+            /* Several statements come one to a line (";\n"-separated); each line keeps the list item's indent. */
+            const char *sql = hp__js(fix, "sql");
+            hp__md(&b, "  ```sql\n");
+            for (const char *p = sql, *nl; *p != '\0'; p = nl + (*nl != '\0')) {
+                nl = p + strcspn(p, "\n");
+                hp__md(&b, "  %.*s%s\n", (int)(nl - p), p, *nl == '\0' ? ";" : "");
+            }
+            hp__md(&b, "  ```\n");
+        }
         if (json_object_get(fix, "check") != NULL)
             hp__md(&b, "  Checked: %s.\n", hp__js(fix, "check"));
         if (json_object_get(fix, "flag") != NULL)

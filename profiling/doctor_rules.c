@@ -1039,6 +1039,7 @@ size_t hp_doctor_evaluate(const hp_doctor_snapshot_t *before, const hp_doctor_sn
     hp__rule_lock(c);
     hp__rule_pool(c);
     hp__rule_memory(c);
+    hp_doctor_health_rules(c);
     /* Symptoms last: they look for the causes above. */
     hp__rule_errors(c);
     hp__rule_loop(c);

@@ -48,6 +48,18 @@ static inline double hp_doctor_d(uint64_t after, uint64_t before)
  */
 int hp_doctor_fit(const double *t, const double *v, size_t from, size_t to, double *slope, double *se);
 
+/**
+ * The rules on PostgreSQL's health (doctor_health.c): c->b's health reading,
+ * and the window's sequential scans that no plan of ours explains.
+ */
+void hp_doctor_health_rules(hp_doctor_ctx_t *c);
+
+/** @return whether the kind is one of PostgreSQL's health, judged on the database rather than a route's time */
+static inline int hp_doctor_kind_is_health(hp_doctor_kind_t k)
+{
+    return k >= HP_DOCTOR_pg_long_running;
+}
+
 static inline double hp_doctor_ms(double ns)
 {
     return ns / 1e6;

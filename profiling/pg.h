@@ -32,6 +32,13 @@
 /** The most bytes of PostgreSQL's log that GET /debug/pg/slow reads: the file's last MiB. */
 #define HP_PG_LOG_TAIL_BYTES (1024 * 1024)
 
+/*
+ * The comment that starts the one-off SQL of the admin thread (the doctor's
+ * samplers, the health checks), so that pg_stat_statements, which keeps it,
+ * tells hotplate's own monitoring from other applications' statements.
+ */
+#define HP_PG_OWN_SQL "/* hotplate */ "
+
 /** Query texts are cut to this many characters in responses. */
 #define HP_PG_QUERY_CHARS 500
 

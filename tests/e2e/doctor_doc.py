@@ -3,6 +3,11 @@
 
     HOTPLATE_DOCTOR_REPORTS=DIR ... pytest tests/e2e/test_doctor.py   # writes DIR/<server name>.md
     tests/e2e/doctor_doc.py DIR                                       # rewrites the reports in docs/DOCTOR.md
+    tests/e2e/doctor_doc.py --only DIR                                # only those DIR has a report of
+
+With --only, the servers DIR has no report of keep their blocks, and the
+provenance paragraph (which speaks for the whole run) is left alone: a
+section pasted that way says where its report comes from itself.
 
 Each report in the doc sits in a ~~~markdown block after the line that names
 its server (server `doctor-...`). The block is replaced with DIR/<server>.md,
@@ -34,8 +39,9 @@ def shorten(name, text):
     return text.rstrip() + "\n"
 
 
-def paste(doc, reports):
-    """Returns doc with every server's block replaced by reports[server]; raises KeyError for a missing one."""
+def paste(doc, reports, only=False):
+    """Returns doc with every server's block replaced by reports[server]; raises KeyError for a missing one
+    (with only, a server without a report keeps its block)."""
     lines = doc.splitlines(keepends=True)
     out, i, seen = [], 0, []
     while i < len(lines):
@@ -45,6 +51,8 @@ def paste(doc, reports):
         if not m:
             continue
         name = m.group(1)
+        if only and name not in reports:
+            continue
         # The block follows the server's line, after blank lines only.
         j = i
         while j < len(lines) and lines[j].strip() == "":
@@ -85,8 +93,8 @@ def main(argv):
     if "--help" in flags or "-h" in argv:
         print(__doc__)
         return 0
-    if len(args) != 1 or flags - {"--help"}:
-        print("usage: tests/e2e/doctor_doc.py DIR", file=sys.stderr)
+    if len(args) != 1 or flags - {"--help", "--only"}:
+        print("usage: tests/e2e/doctor_doc.py [--only] DIR", file=sys.stderr)
         return 2
     rdir = args[0]
     if not os.path.isdir(rdir):
@@ -100,7 +108,7 @@ def main(argv):
     with open(DOC, encoding="utf-8") as fh:
         doc = fh.read()
     try:
-        new, seen = paste(doc, reports)
+        new, seen = paste(doc, reports, only="--only" in flags)
     except KeyError as e:
         print("doctor_doc: no report of %s in %s" % (e.args[0], rdir), file=sys.stderr)
         return 2
@@ -112,7 +120,8 @@ def main(argv):
         return 2
     mtime = max(os.path.getmtime(os.path.join(rdir, n + ".md")) for n in seen)
     day = datetime.datetime.fromtimestamp(mtime, datetime.timezone.utc).strftime("%Y-%m-%d")
-    new = PROVENANCE.sub(lambda _: provenance(git_commit(), day), new, count=1)
+    if "--only" not in flags:
+        new = PROVENANCE.sub(lambda _: provenance(git_commit(), day), new, count=1)
     with open(DOC, "w", encoding="utf-8") as fh:
         fh.write(new)
     print("doctor_doc: pasted %d reports (%s) into %s" % (len(seen), ", ".join(seen), os.path.relpath(DOC, REPO)))

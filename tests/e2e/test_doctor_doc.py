@@ -49,6 +49,12 @@ def test_a_missing_report_is_an_error():
         doctor_doc.paste(DOC, {"doctor-clean": CLEAN})
 
 
+def test_only_pastes_the_reports_at_hand_and_keeps_the_others():
+    new, seen = doctor_doc.paste(DOC, {"doctor-menu-cache": MENU}, only=True)
+    assert seen == ["doctor-menu-cache"]
+    assert "old clean" in new and "old menu" not in new
+
+
 def test_an_unclosed_block_is_an_error():
     with pytest.raises(ValueError):
         doctor_doc.paste(DOC.replace("old menu\nreport\n~~~\n", "old menu\n"), {"doctor-clean": CLEAN, "doctor-menu-cache": MENU})
