@@ -54,6 +54,16 @@ def value(text):
     return float(m.group(1)) * UNITS[m.group(2)]
 
 
+def fmt_seconds(v):
+    """A CPU time in seconds as a reader wants it: "1.25 s", "70 ms", "40 µs"."""
+    a = abs(v)
+    if a >= 1:
+        return f"{v:.2f} s"
+    if a >= 1e-3:
+        return f"{v * 1e3:.0f} ms"
+    return f"{v * 1e6:.0f} µs"
+
+
 def parse_top(text):
     """(header lines, rows) of a `go tool pprof -top` listing; a row is {flat, flat_pct, cum, cum_pct, function},
     flat and cum as printed ("-0.52s") and the percentages as numbers."""
@@ -131,5 +141,6 @@ def cpu_diff(out_dir, flag, before, after, work_dir):
     res["top"] = listings["top"].splitlines()[:TOP_LINES]
     _, rows = parse_top(listings["cum"])
     drop = largest_drop(rows)
-    res["largest_drop"] = drop and {"function": drop["function"], "cum": drop["cum"], "cum_pct": drop["cum_pct"]}
+    res["largest_drop"] = drop and {"function": drop["function"], "cum": drop["cum"], "cum_pct": drop["cum_pct"],
+                                    "cum_s": value(drop["cum"])}
     return res

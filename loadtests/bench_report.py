@@ -13,6 +13,7 @@ import os
 import platform
 import subprocess
 
+from bench_pprof import fmt_seconds
 from bench_scenarios import METRICS
 from hplib.stats import median_present as median
 
@@ -334,7 +335,8 @@ def cpu_diff_lines(sc, where=lambda f: f"[{f}]({f})"):
     drop = d.get("largest_drop")
     lines.append(f"- CPU diff, `{d['command']}` in the report's folder (the listing: {where(d['top_file'])}); "
                  f"largest drop on the stack, from `{d['cum_command']}` ({where(d['cum_file'])}): "
-                 + (f"`{drop['function']}` {drop['cum']}" if drop else
+                 + (f"`{drop['function']}` " + (fmt_seconds(drop["cum_s"]) if drop.get("cum_s") is not None else drop["cum"])
+                    if drop else
                     "none (nothing shrank)") + "; the first lines of the diff:")
     lines += ["", "```"] + d["top"] + ["```"]
     return lines

@@ -80,7 +80,7 @@ def test_markdown_has_the_cpu_diff(tmp_path):
     assert ("`go tool pprof -top -diff_base profiles/order_total-before-cpu.pb.gz profiles/order_total-after-cpu.pb.gz`"
             in md)
     assert "largest drop on the stack, from `go tool pprof -top -cum -normalize -diff_base" in md
-    assert "`hp_total__compute_naive` -250ms" in md
+    assert "`hp_total__compute_naive` -250 ms" in md
     # The diff's first lines, as pprof printed them, in a code block.
     block = md.split("the first lines of the diff:\n\n```\n", 1)[1].split("\n```", 1)[0]
     assert block.splitlines() == canned.DIFF_TOP
