@@ -57,7 +57,7 @@ REPO = os.path.realpath(os.path.join(HERE, ".."))
 # "command" key) is shown as recorded instead, and then these are not used.
 DEFAULTS = {
     False: {"runs": 6, "duration": 3.0, "warmup": 2.0, "profile_seconds": 3, "scale": 0.2},
-    True: {"runs": 5, "duration": 1.0, "warmup": 1.0, "profile_seconds": 1, "scale": 0.05},
+    True: {"runs": 5, "duration": 1.0, "warmup": 1.0, "profile_seconds": 2, "scale": 0.05},
 }
 COMMON_DEFAULTS = {"open_fraction": 0.5, "threads": 1, "regression_threshold": 10.0}
 OPTION = {"runs": "--runs", "duration": "--duration", "warmup": "--warmup", "profile_seconds": "--profile-seconds",

@@ -65,3 +65,10 @@ def test_pasted_between_the_markers(tmp_path):
     assert json.loads((out / "report.json").read_text())["scenarios"][1]["cpu_diff"]["largest_drop"]["function"] == \
         "hp_total__compute_naive"
 
+
+
+def test_quick_command_matches_the_harness_defaults():
+    # bench.py --quick profiles for 2 s; a quick report with that setting is plain `make bench ... QUICK=1`.
+    r = canned.report(mode="bench")
+    r["settings"]["profile_seconds"] = 2
+    assert lab_numbers.command(r) == "make bench SCENARIO=menu_cache,order_total QUICK=1"
