@@ -225,21 +225,26 @@ class Bench:
                     json.dump(plan, f, indent=1)
                 out[kind] = {"file": os.path.relpath(f"{path_base}-explain-{stmt}.json", self.out), "summary": plan.get("summary")}
                 continue
-            # A CPU profile is taken twice under the same load, one window after the other: folded stacks (the
-            # report's top functions and the differential flame graph) and pprof's profile.proto (the pprof diff).
-            windows = 2 if kind == "cpu" else 1
-            wrk_p = bp.start_wrk(self.server.port, req_file, connections, windows * (secs + 1) + 2, self.next_seq_base(),
+            # A CPU profile is taken twice under the same load, one window after the other: pprof's profile.proto
+            # (the pprof diff), then folded stacks (the report's top functions and the differential flame graph).
+            # The folded window's conversion (google-pprof) can take several seconds on a loaded machine, so the
+            # proto comes first and wrk runs until both have answered, then is stopped: a fixed wrk duration once
+            # ended before the second window began, which then sampled an idle server.
+            cpu = kind == "cpu"
+            wrk_p = bp.start_wrk(self.server.port, req_file, connections, 2 * secs + 130 if cpu else secs + 3, self.next_seq_base(),
                                  os.path.join(self.work, f"{name}-{kind}-wrk.txt"))
             proto = None
             try:
                 time.sleep(0.5)
-                if kind == "cpu":
-                    status, body = self.server.request("GET", f"/debug/pprof/profile?seconds={secs}&format=folded", timeout=secs + 60)
+                if cpu:
                     proto = self.server.request("GET", f"/debug/pprof/profile?seconds={secs}", timeout=secs + 60)
+                    status, body = self.server.request("GET", f"/debug/pprof/profile?seconds={secs}&format=folded", timeout=secs + 60)
                 else:
                     status, body = self.server.request("POST", f"/debug/heap/profile?seconds={secs}&format=folded", timeout=secs + 60)
             finally:
-                bp.wait_proc(wrk_p, windows * (secs + 1) + 30)
+                if cpu and wrk_p.poll() is None:
+                    wrk_p.send_signal(signal.SIGINT)  # wrk prints its summary and exits
+                bp.wait_proc(wrk_p, secs + 30)
             path = f"{path_base}-{kind}.folded"
             if status != 200:
                 out[kind] = {"error": f"{status} {body[:200].decode(errors='replace')}"}
