@@ -64,6 +64,11 @@ def fmt_seconds(v):
     return f"{v * 1e6:.0f} µs"
 
 
+def no_samples(total_line):
+    """Whether a "Duration: 3s, Total samples = 0" line says the profile holds no sample."""
+    return bool(total_line) and re.search(r"Total samples = 0(\s|$)", total_line) is not None
+
+
 def parse_top(text):
     """(header lines, rows) of a `go tool pprof -top` listing; a row is {flat, flat_pct, cum, cum_pct, function},
     flat and cum as printed ("-0.52s") and the percentages as numbers."""
@@ -138,6 +143,12 @@ def cpu_diff(out_dir, flag, before, after, work_dir):
             f.write(out)
         res[f"{key}_file"] = os.path.relpath(path, out_dir)
         listings[key] = out
+    # Each side's own duration and sample total, as pprof prints them: a side with no samples (a server that
+    # waited through the window) makes a diff that can name nothing, and the report says so.
+    res["totals"] = {}
+    for side, f in (("before", base), ("after", new)):
+        rc, out, _ = go_pprof(["-top", "-nodecount=1", os.path.join(out_dir, f)], work_dir)
+        res["totals"][side] = next((line.strip() for line in out.splitlines() if line.startswith("Duration:")), None)
     res["top"] = listings["top"].splitlines()[:TOP_LINES]
     _, rows = parse_top(listings["cum"])
     drop = largest_drop(rows)

@@ -333,6 +333,9 @@ def cpu_diff_lines(sc, where=lambda f: f"[{f}]({f})"):
         lines.append(f"- CPU diff: {d['error']}")
         return lines
     drop = d.get("largest_drop")
+    tot = d.get("totals") or {}
+    if tot:
+        lines.append("- each side's own profile: " + "; ".join(f"{side}: {tot.get(side) or 'unknown'}" for side in ("before", "after")))
     lines.append(f"- CPU diff, `{d['command']}` in the report's folder (the listing: {where(d['top_file'])}); "
                  f"largest drop on the stack, from `{d['cum_command']}` ({where(d['cum_file'])}): "
                  + (f"`{drop['function']}` " + (fmt_seconds(drop["cum_s"]) if drop.get("cum_s") is not None else drop["cum"])

@@ -192,6 +192,10 @@ def removed_line(sc):
         return None
     drop = d.get("largest_drop")
     meta = BY_FLAG.get(sc["flag"])
+    empty = [side for side, t in (d.get("totals") or {}).items() if bench_pprof.no_samples(t)]
+    if empty:
+        return (f"The {' and '.join(empty)} CPU profile holds no sample (the server waited through the window), so the diff "
+                "compares nothing and names no function.")
     if meta is not None and meta.cpu_fix:
         if drop:
             return (f"**The function the fix removed**, from the diff: `{drop['function']}`, whose CPU time with its "

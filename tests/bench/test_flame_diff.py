@@ -116,3 +116,5 @@ def test_parse_top_and_the_largest_drop():
     assert bench_pprof.largest_drop([r for r in rows if not r["cum"].startswith("-")]) is None
     assert bench_pprof.value("-1.5s") == -1.5 and bench_pprof.value("10ms") == 0.01 and bench_pprof.value("0") == 0
     assert bench_pprof.value("12parsecs") is None
+    assert bench_pprof.no_samples("Duration: 3s, Total samples = 0 ") and bench_pprof.no_samples("Total samples = 0")
+    assert not bench_pprof.no_samples("Duration: 3s, Total samples = 0.50s (16.67%)") and not bench_pprof.no_samples(None)

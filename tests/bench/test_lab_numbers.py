@@ -30,6 +30,15 @@ def test_a_cpu_fix_names_the_function_from_the_diff():
     assert "does not name the function the fix removed" in lab_numbers.section(r, "reports/x", sc)
 
 
+def test_a_side_without_samples_names_nothing():
+    r = canned.report()
+    sc = r["scenarios"][1]
+    sc["cpu_diff"]["totals"]["before"] = "Duration: 3s, Total samples = 0"
+    text = lab_numbers.section(r, "reports/x", sc)
+    assert "The before CPU profile holds no sample" in text and "The function the fix removed" not in text
+    assert "each side's own profile: before: Duration: 3s, Total samples = 0; after: Duration: 3s" in text
+
+
 def test_other_fixes_say_what_the_diff_shows():
     r = canned.report()
     sc = r["scenarios"][0]
