@@ -20,7 +20,10 @@ against one server, switching the flag with POST /debug/flags:
    of the lower of the two peaks. Latency is measured from each request's
    intended send time, so it is free of coordinated omission;
 3. profiles of each value under load: a CPU profile, a heap profile, or the
-   EXPLAIN of the statement concerned, as the scenario lists.
+   EXPLAIN of the statement concerned, as the scenario lists. A CPU profile
+   is stored as folded stacks and in pprof's format, and the two sides are
+   compared (loadtests/bench_pprof.py): `go tool pprof -top -diff_base` and a
+   differential flame graph (loadtests/flame_diff.py).
 
 Each metric is compared with medians, distribution-free confidence intervals
 of the medians, and a two-sided Mann-Whitney U test (tests/hplib/stats.py);
@@ -60,6 +63,7 @@ import time
 import zlib
 
 import bench_ceilings
+import bench_pprof
 import bench_proc as bp
 import bench_report
 import bench_workload as wl
@@ -221,15 +225,25 @@ class Bench:
                     json.dump(plan, f, indent=1)
                 out[kind] = {"file": os.path.relpath(f"{path_base}-explain-{stmt}.json", self.out), "summary": plan.get("summary")}
                 continue
-            wrk_p = bp.start_wrk(self.server.port, req_file, connections, secs + 3, self.next_seq_base(),
+            # A CPU profile is taken twice under the same load, one window after the other: pprof's profile.proto
+            # (the pprof diff), then folded stacks (the report's top functions and the differential flame graph).
+            # The folded window's conversion (google-pprof) can take several seconds on a loaded machine, so the
+            # proto comes first and wrk runs until both have answered, then is stopped: a fixed wrk duration once
+            # ended before the second window began, which then sampled an idle server.
+            cpu = kind == "cpu"
+            wrk_p = bp.start_wrk(self.server.port, req_file, connections, 2 * secs + 130 if cpu else secs + 3, self.next_seq_base(),
                                  os.path.join(self.work, f"{name}-{kind}-wrk.txt"))
+            proto = None
             try:
                 time.sleep(0.5)
-                if kind == "cpu":
+                if cpu:
+                    proto = self.server.request("GET", f"/debug/pprof/profile?seconds={secs}", timeout=secs + 60)
                     status, body = self.server.request("GET", f"/debug/pprof/profile?seconds={secs}&format=folded", timeout=secs + 60)
                 else:
                     status, body = self.server.request("POST", f"/debug/heap/profile?seconds={secs}&format=folded", timeout=secs + 60)
             finally:
+                if cpu and wrk_p.poll() is None:
+                    wrk_p.send_signal(signal.SIGINT)  # wrk prints its summary and exits
                 bp.wait_proc(wrk_p, secs + 30)
             path = f"{path_base}-{kind}.folded"
             if status != 200:
@@ -240,6 +254,13 @@ class Bench:
             text = body.decode(errors="replace")
             out[kind] = {"file": os.path.relpath(path, self.out), "top": bench_report.folded_top(text),
                          "watch": bench_report.folded_share(text, watch)}
+            if proto is not None:
+                if proto[0] == 200:
+                    with open(f"{path_base}-{kind}.pb.gz", "wb") as f:
+                        f.write(proto[1])
+                    out[kind]["pprof"] = os.path.relpath(f"{path_base}-{kind}.pb.gz", self.out)
+                else:
+                    out[kind]["pprof_error"] = f"{proto[0]} {proto[1][:200].decode(errors='replace')}"
         return out
 
     # ------------------------------------------------------------ a scenario
@@ -283,9 +304,13 @@ class Bench:
             prog.log(f"{sc.flag}: profiles of {sc.flag}={value}: {', '.join(sc.profiles)}")
             self.set_flags({sc.flag: value})
             result["profiles"][label] = self.capture_profiles(f"{sc.flag}-{label}", sc.profiles, req_file, sc.connections, sc.watch)
-            prog.advance(len(sc.profiles) * (a.profile_seconds + 1))
+            prog.advance((len(sc.profiles) + ("cpu" in sc.profiles)) * (a.profile_seconds + 1))
         self.set_flags({sc.flag: sc.after})
         self.set_flags(self.defaults_of(sc.flags))
+        cpu = [result["profiles"].get(label, {}).get("cpu") for label in ("before", "after")]
+        if all(cpu) and not any("error" in p for p in cpu):
+            prog.log(f"{sc.flag}: go tool pprof -diff_base and the differential flame graph")
+            result["cpu_diff"] = bench_pprof.cpu_diff(self.out, sc.flag, cpu[0], cpu[1], self.work)
         if baseline_sc is None:
             result["compare"] = {k: stats.compare(samples["before"][k], samples["after"][k], METRICS[k].higher_is_better)
                                  for k in METRICS}
@@ -418,7 +443,7 @@ def load_baseline(path):
 
 
 def plan_seconds(args, scenarios):
-    per = 2 * (args.warmup + 1) + 2 * args.runs * (2 * args.duration + 1) + 2 * 2 * (args.profile_seconds + 1)
+    per = 2 * (args.warmup + 1) + 2 * args.runs * (2 * args.duration + 1) + 2 * 3 * (args.profile_seconds + 1)
     total = len(scenarios) * per
     if not args.no_ceilings:
         total += (1 if args.quick else 3) * (7 * args.duration + 7)

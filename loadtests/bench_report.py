@@ -13,6 +13,7 @@ import os
 import platform
 import subprocess
 
+from bench_pprof import fmt_seconds
 from bench_scenarios import METRICS
 from hplib.stats import median_present as median
 
@@ -317,6 +318,33 @@ def profile_lines(sc, where=lambda f: f"[{f}]({f})", name=lambda label: label):
     return lines
 
 
+def cpu_diff_lines(sc, where=lambda f: f"[{f}]({f})"):
+    """The Markdown lines of a scenario's CPU diff (loadtests/bench_pprof.py): the differential flame graph,
+    the first lines of `go tool pprof -top -diff_base` in a code block, and the largest drop on the stack;
+    where(file) renders a file's name. Nothing for a scenario without one (no CPU profile, or a baseline run)."""
+    d = sc.get("cpu_diff")
+    if not d:
+        return []
+    lines = []
+    if d.get("flame_diff"):
+        lines.append(f"- differential flame graph ({where(d['flame_diff'])}): after's CPU stacks, red where a frame's share "
+                     "grew against before, blue where it shrank")
+    if d.get("error"):
+        lines.append(f"- CPU diff: {d['error']}")
+        return lines
+    drop = d.get("largest_drop")
+    tot = d.get("totals") or {}
+    if tot:
+        lines.append("- each side's own profile: " + "; ".join(f"{side}: {tot.get(side) or 'unknown'}" for side in ("before", "after")))
+    lines.append(f"- CPU diff, `{d['command']}` in the report's folder (the listing: {where(d['top_file'])}); "
+                 f"largest drop on the stack, from `{d['cum_command']}` ({where(d['cum_file'])}): "
+                 + (f"`{drop['function']}` " + (fmt_seconds(drop["cum_s"]) if drop.get("cum_s") is not None else drop["cum"])
+                    if drop else
+                    "none (nothing shrank)") + "; the first lines of the diff:")
+    lines += ["", "```"] + d["top"] + ["```"]
+    return lines
+
+
 def markdown(report, chart_paths, chart_note):
     r = report
     mc, g = r["machine"], r["git"]
@@ -381,6 +409,7 @@ def markdown(report, chart_paths, chart_note):
             lines += [f"(With {st['runs']} runs the widest interval, [min, max], covers the median with probability "
                       f"{min(cov) * 100:.1f}%.)", ""]
         lines += profile_lines(sc)
+        lines += cpu_diff_lines(sc)
         chart = f"charts/{sc['flag']}.png"
         if chart in chart_paths:
             lines += ["", f"![{sc['flag']}]({chart})"]

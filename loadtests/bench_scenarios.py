@@ -56,6 +56,11 @@ class Scenario:
     prepare: Callable = None  # (data) -> None, before the scenario's runs
     watch: tuple = ()  # functions whose share of the profiles the report gives: the cause and its fix
     notes: str = ""
+    # What the fix takes away. cpu_fix: the fix deletes CPU work, so the function whose samples shrank most in
+    # the before/after CPU diff is the one it removed (the labs name it from the diff, never from here); the
+    # other fixes remove waits or round trips, and `fix` says which, for the labs to say what the diff can show.
+    cpu_fix: bool = False
+    fix: str = ""
 
 
 def _checkout_hot(data, n, seed):
@@ -76,33 +81,40 @@ SCENARIOS = [
     Scenario("menu_cache", "off", "redis", "Menu cache (Redis cache-aside)",
              "GET /restaurants/{id}/menu, restaurants by Zipf popularity (s = 1.1)",
              lambda d, n, s: wl.menu_zipf(d, n, s),
-             ("rps", "p99_ms", "pg_calls_per_req", "cache_hit_ratio"), ("cpu",), connections=32),
+             ("rps", "p99_ms", "pg_calls_per_req", "cache_hit_ratio"), ("cpu",), connections=32,
+             fix="a PostgreSQL query per request (the menu comes from Redis)"),
     Scenario("orders_user_id_index", "off", "on", "Index on orders(user_id, created_at)",
              "GET /users/{id}/orders for customers with heavy-tailed history lengths",
              lambda d, n, s: wl.history(d, n, s),
              ("rps", "p99_ms", "db_ms_per_req"), ("explain:order_history", "cpu"), connections=16,
-             notes="the flag creates or drops the index CONCURRENTLY; the harness waits for it before measuring"),
+             notes="the flag creates or drops the index CONCURRENTLY; the harness waits for it before measuring",
+             fix="a sequential scan inside PostgreSQL"),
     Scenario("order_history", "n_plus_one", "batched", "Order history: N+1 queries against batched",
              "GET /users/{id}/orders for customers with heavy-tailed history lengths",
              lambda d, n, s: wl.history(d, n, s),
-             ("rps", "p99_ms", "pg_calls_per_req"), ("cpu",), connections=16),
+             ("rps", "p99_ms", "pg_calls_per_req"), ("cpu",), connections=16,
+             fix="round trips to PostgreSQL (the N+1 queries become batched ones)"),
     Scenario("order_total", "naive", "once", "Order total computed once against per line",
              "POST /cart/quote with catering carts (150 to 200 lines, modifiers included; the API takes 200)",
              lambda d, n, s: wl.large_quotes(d, n, s),
              ("rps", "p99_ms", "cpu_us_per_req"), ("cpu",), connections=16,
-             watch=("hp_total__compute_naive", "hp_total__compute_once")),
+             watch=("hp_total__compute_naive", "hp_total__compute_once"), cpu_fix=True,
+             fix="CPU work: the per-line lookups and recomputation of the naive total"),
     Scenario("checkout_txn", "long", "short", "Checkout transaction held across the payment call",
              "POST /orders on 3 popular restaurants' stock-tracked items, concurrent",
              _checkout_hot, ("rps", "p99_ms", "error_rate"), ("cpu",), connections=128,
              prepare=_checkout_prepare,
-             notes="the payment simulator keeps its default latency, which is what a long transaction holds locks across"),
+             notes="the payment simulator keeps its default latency, which is what a long transaction holds locks across",
+             fix="lock waits (no transaction is held across the payment call)"),
     Scenario("db_pool", "small", "sized", "Transaction pool sized to the load",
              "POST /orders at high concurrency across all open restaurants",
-             _orders_many, ("rps", "p99_ms", "pool_wait_us"), ("cpu",), connections=96),
+             _orders_many, ("rps", "p99_ms", "pool_wait_us"), ("cpu",), connections=96,
+             fix="waits for a transaction connection"),
     Scenario("leak", "on", "off", "Recently-viewed list that never evicts (a leak)",
              "GET /restaurants/{id}/menu with customers' Authorization headers",
              lambda d, n, s: wl.menu_zipf(d, n, s, with_auth=True),
-             ("heap_bytes_per_req", "rps", "p99_ms"), ("heap",), connections=32, watch=("hp_recent_record",)),
+             ("heap_bytes_per_req", "rps", "p99_ms"), ("heap",), connections=32, watch=("hp_recent_record",),
+             fix="heap growth (an unbounded recently-viewed list)"),
 ]
 
 BY_FLAG = {s.flag: s for s in SCENARIOS}

@@ -16,7 +16,11 @@ For every scenario in the report's report.json, this script replaces what is
 between the markers of that flag with: the command and the report it comes
 from, the machine, the tree and the settings, the scenario's load, its table
 of metrics (the same rows as the scenario's table in report.md, main metrics
-marked) and the top of its profiles. Labs whose flag the report did not run
+marked), the top of its profiles, and its before/after CPU diff: the first
+lines of `go tool pprof -top -diff_base`, the differential flame graph, and,
+for a fix that deletes CPU work, the function it removed, taken from the
+diff's largest drop; for the other fixes, what the diff does and does not
+show. Labs whose flag the report did not run
 are left as they are and listed on stderr, so a make bench of one scenario
 updates one lab only. Nothing is typed by hand: the docs carry the harness's
 figures exactly as it formatted them (the formatting functions are
@@ -39,8 +43,9 @@ import os
 import re
 import sys
 
+import bench_pprof
 import bench_report  # the harness's own formatting, so the labs show its figures as report.md does
-from bench_scenarios import METRICS
+from bench_scenarios import BY_FLAG, METRICS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.realpath(os.path.join(HERE, ".."))
@@ -52,7 +57,7 @@ REPO = os.path.realpath(os.path.join(HERE, ".."))
 # "command" key) is shown as recorded instead, and then these are not used.
 DEFAULTS = {
     False: {"runs": 6, "duration": 3.0, "warmup": 2.0, "profile_seconds": 3, "scale": 0.2},
-    True: {"runs": 5, "duration": 1.0, "warmup": 1.0, "profile_seconds": 1, "scale": 0.05},
+    True: {"runs": 5, "duration": 1.0, "warmup": 1.0, "profile_seconds": 2, "scale": 0.05},
 }
 COMMON_DEFAULTS = {"open_fraction": 0.5, "threads": 1, "regression_threshold": 10.0}
 OPTION = {"runs": "--runs", "duration": "--duration", "warmup": "--warmup", "profile_seconds": "--profile-seconds",
@@ -164,7 +169,54 @@ def section(report, report_dir, sc):
     prof = profile_lines(sc, report_dir)
     if prof:
         lines += prof + [""]
+    diff = diff_lines(sc, report_dir)
+    if diff:
+        lines += diff + [""]
     return "\n".join(lines)
+
+
+def shrink(drop):
+    """How much a drop of the diff took away, as a positive time ("250 ms"); as pprof printed it in older reports."""
+    return bench_pprof.fmt_seconds(-drop["cum_s"]) if drop.get("cum_s") is not None else drop["cum"]
+
+
+def removed_line(sc):
+    """What the before/after CPU diff says about the function the fix removed, or None without a diff.
+
+    The name comes from the diff in the report (its largest normalized drop on the stack,
+    loadtests/bench_pprof.py), never from this script: for a scenario whose fix deletes CPU work
+    (bench_scenarios.py's cpu_fix) that is the function the fix removed. The other fixes remove a
+    wait or a round trip, so their diff names no removed function, and the line says so."""
+    d = sc.get("cpu_diff")
+    if not d or d.get("error"):
+        return None
+    drop = d.get("largest_drop")
+    meta = BY_FLAG.get(sc["flag"])
+    empty = [side for side, t in (d.get("totals") or {}).items() if bench_pprof.no_samples(t)]
+    if empty:
+        return (f"The {' and '.join(empty)} CPU profile holds no sample (the server waited through the window), so the diff "
+                "compares nothing and names no function.")
+    if meta is not None and meta.cpu_fix:
+        if drop:
+            return (f"**The function the fix removed**, from the diff: `{drop['function']}`, whose CPU time with its "
+                    f"callees shrank most, by {shrink(drop)} (before scaled to after's total).")
+        return "The diff shows no function shrinking, so this run does not name the function the fix removed."
+    what = meta.fix if meta is not None and meta.fix else "something other than CPU work"
+    text = f"This fix removes {what}, not a function's CPU work, so the diff names no function it removed"
+    if drop:
+        text += (f"; its largest drop on the stack, `{drop['function']}` by {shrink(drop)}, is where the server's CPU time "
+                 "moved between the two windows, not the cause")
+    return text + "."
+
+
+def diff_lines(sc, report_dir):
+    """The CPU diff's lines for the lab: the function removed (or why none is), the flame graph, pprof's listing."""
+    d = sc.get("cpu_diff")
+    if not d:
+        return []
+    lines = bench_report.cpu_diff_lines(sc, where=lambda f: f"`{report_dir}/{f}`")
+    removed = removed_line(sc)
+    return ([removed, ""] if removed else []) + lines
 
 
 def rewrite(text, flag, body):

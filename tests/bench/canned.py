@@ -32,6 +32,24 @@ def scenario(flag, before, after, labels=("before", "after")):
                         for k in METRICS}}
 
 
+DIFF_TOP = ["File: hotplate", "Type: cpu", "Duration: 4s, Total samples = 1.08s (27.00%)",
+            "Showing nodes accounting for -0.49s, 45.37% of 1.08s total",
+            "      flat  flat%   sum%        cum   cum%",
+            "    -0.23s 21.30% 21.30%     -0.25s 23.15%  hp_total__compute_naive",
+            "     0.02s  1.85% 19.44%      0.02s  1.85%  writev"]
+
+
+def cpu_diff(flag, drop="hp_total__compute_naive"):
+    """What loadtests/bench_pprof.py's cpu_diff returns for a scenario, canned."""
+    return {"flame_diff": f"profiles/{flag}-cpu-diff.svg",
+            "command": f"go tool pprof -top -diff_base profiles/{flag}-before-cpu.pb.gz profiles/{flag}-after-cpu.pb.gz",
+            "cum_command": f"go tool pprof -top -cum -normalize -diff_base profiles/{flag}-before-cpu.pb.gz "
+                           f"profiles/{flag}-after-cpu.pb.gz",
+            "totals": {"before": "Duration: 3s, Total samples = 1.08s (36.00%)", "after": "Duration: 3s, Total samples = 0.97s (32.33%)"},
+            "top_file": f"profiles/{flag}-cpu-diff.txt", "cum_file": f"profiles/{flag}-cpu-diff-cum.txt", "top": list(DIFF_TOP),
+            "largest_drop": drop and {"function": drop, "cum": "-250ms", "cum_pct": 23.15, "cum_s": -0.25}}
+
+
 def report(mode="lab"):
     labels = ("before", "after")
     scs = [
@@ -42,6 +60,7 @@ def report(mode="lab"):
         scenario("order_total", {"rps": [100, 101, 99, 102, 98], "cpu_us_per_req": [900, 910, 905, 899, 902]},
                  {"rps": [100, 103, 97, 101, 99], "cpu_us_per_req": [400, 405, 401, 399, 398]}, labels),
     ]
+    scs[1]["cpu_diff"] = cpu_diff("order_total")
     r = {"version": 1, "timestamp": "20260101T000000Z", "mode": mode,
          "machine": {"cpus": 2, "cpu": "canned CPU", "os": "Debian GNU/Linux 12 (bookworm)", "kernel": "6.1"},
          "git": {"commit": "abc1234", "dirty": False}, "load_average_start": [1.0, 1.0, 1.0], "load_average_end": [2.0, 2.0, 2.0],

@@ -4,20 +4,25 @@ loadtests/bench.py --quick --scenario menu_cache against the test stack
 same tree against that report as a baseline.
 
 It asserts the report's structure and the mechanisms (ABAB order, the flag
-really switched, the profiles captured, history appended), never a
+really switched, the profiles captured in folded stacks and pprof's format,
+their diff and differential flame graph, history appended), never a
 performance figure: whether the cache helps is the benchmark's answer, not a
 test's. Skipped without HOTPLATE_BIN."""
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 
 import pytest
 
 REPO = os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 BENCH = os.path.join(REPO, "loadtests", "bench.py")
 BIN = os.environ.get("HOTPLATE_BIN")
+SVG = "{http://www.w3.org/2000/svg}"
 
 pytestmark = pytest.mark.skipif(not BIN or not os.environ.get("HOTPLATE_PG_URL"),
                                 reason="needs the make test environment (HOTPLATE_BIN, HOTPLATE_PG_URL, ...)")
@@ -50,6 +55,35 @@ def test_report_files(first):
     # The terminal table and the progress display.
     assert p.stdout.splitlines()[0].split()[:2] == ["scenario", "metric"]
     assert "menu_cache: run 5 of 5, after" in p.stderr and "left]" in p.stderr
+
+
+def test_cpu_profiles_in_pprof_format_and_their_diff(first):
+    # Shapes, never figures: the .pb.gz files are gzip, pprof's diff has its header and columns, the flame graph
+    # is an SVG whose frames are coloured and carry both counts.
+    _, out, _ = first
+    for side in ("before", "after"):
+        with open(out / "profiles" / f"menu_cache-{side}-cpu.pb.gz", "rb") as f:
+            assert f.read(2) == b"\x1f\x8b"
+    r = json.loads((out / "report.json").read_text())
+    d = r["scenarios"][0]["cpu_diff"]
+    root = ET.parse(out / d["flame_diff"]).getroot()
+    fills = [g.find(SVG + "rect").get("fill") for g in root.iter(SVG + "g")]
+    assert fills and all(re.fullmatch(r"rgb\(\d+,\d+,\d+\)", f) for f in fills)
+    tips = [g.find(SVG + "title").text for g in root.iter(SVG + "g")]
+    assert all(re.search(r"after \d+ samples .* before \d+ samples .* change [+-][\d.]+ points", t) for t in tips)
+    if shutil.which("go") is None:
+        assert "go is not installed" in d["error"]
+        return
+    assert "error" not in d, d
+    assert d["command"] == ("go tool pprof -top -diff_base profiles/menu_cache-before-cpu.pb.gz "
+                            "profiles/menu_cache-after-cpu.pb.gz")
+    assert "Type: cpu" in d["top"] and any(line.startswith("Duration:") for line in d["top"])
+    assert any(line.split() == ["flat", "flat%", "sum%", "cum", "cum%"] for line in d["top"])
+    assert (out / d["top_file"]).read_text().splitlines()[:len(d["top"])] == d["top"]
+    assert "Type: cpu" in (out / d["cum_file"]).read_text()
+    assert d["largest_drop"] is None or set(d["largest_drop"]) >= {"function", "cum", "cum_s"}
+    md = (out / "report.md").read_text()
+    assert f"`{d['command']}`" in md and "[profiles/menu_cache-cpu-diff.svg](profiles/menu_cache-cpu-diff.svg)" in md
 
 
 def test_report_json_structure(first):

@@ -72,6 +72,26 @@ def test_markdown_has_the_summary_goals_and_significance(tmp_path):
     assert "93.8%" in md  # the interval's real coverage with 5 runs
 
 
+def test_markdown_has_the_cpu_diff(tmp_path):
+    r = canned.report()
+    bench_report.write_all(r, str(tmp_path), str(tmp_path))
+    md = (tmp_path / "report.md").read_text()
+    assert "differential flame graph ([profiles/order_total-cpu-diff.svg](profiles/order_total-cpu-diff.svg))" in md
+    assert ("`go tool pprof -top -diff_base profiles/order_total-before-cpu.pb.gz profiles/order_total-after-cpu.pb.gz`"
+            in md)
+    assert "largest drop on the stack, from `go tool pprof -top -cum -normalize -diff_base" in md
+    assert "`hp_total__compute_naive` -250 ms" in md
+    # The diff's first lines, as pprof printed them, in a code block.
+    block = md.split("the first lines of the diff:\n\n```\n", 1)[1].split("\n```", 1)[0]
+    assert block.splitlines() == canned.DIFF_TOP
+    # A scenario without a diff (menu_cache's after profile failed here) gets no diff lines.
+    menu = md.split("## menu_cache", 1)[1].split("## order_total", 1)[0]
+    assert "CPU diff" not in menu
+    # A diff that failed says why.
+    r["scenarios"][1]["cpu_diff"] = {"error": "go is not installed"}
+    assert "- CPU diff: go is not installed" in bench_report.markdown(r, [], None)
+
+
 def test_terminal_table():
     text = bench_report.terminal(canned.report())
     lines = text.splitlines()
