@@ -491,7 +491,9 @@ json_t *hp_pg_health_json(const hp_pg_health_t *h, const hp_pg_health_limits_t *
             json_t *row = json_array_get(tables, json_array_size(tables) - 1);
             json_object_set_new(row, "table_hit_ratio", hp__ratio(t->heap_hit, t->heap_read));
             json_object_set_new(row, "index_hit_ratio", hp__ratio(t->idx_hit, t->idx_read));
-            json_object_set_new(row, "blocks_read", json_integer((json_int_t)((double)t->heap_read + (double)t->idx_read)));
+            /* Added as doubles (two counters near INT64_MAX must not overflow), then saturated back into an integer. */
+            double blocks = (double)t->heap_read + (double)t->idx_read;
+            json_object_set_new(row, "blocks_read", json_integer(blocks < 9.2e18 ? (json_int_t)blocks : INT64_MAX));
             double scans = (double)t->seq_scan + (double)t->idx_scan;
             json_object_set_new(row, "index_use_ratio",
                                 scans > 0 ? json_real(round(10000 * (double)t->idx_scan / scans) / 10000) : json_null());

@@ -32,9 +32,13 @@ from hplib.server import SUITE_FLAGS, Server
 CONVERT_SLACK = 30
 TOOL_TIMEOUT = 60
 # Request-path frames that prove hotplate's own code was sampled by name
-# (a trailing "_" matches a prefix). The thread entry hp__thread_main is on
-# every stack, busy or idle, so it proves nothing and is not counted.
-HP_FRAMES = ("hp__on_req", "hp_total_compute", "hp_handle_")
+# (a trailing "_" matches a prefix): the request's entry and handlers, and the
+# callbacks that carry the load's two routes on when PostgreSQL or Redis
+# answers (the quote's hp__quote_authed, hp__cart_on_result, hp__parse_cart;
+# the menu's hp__menu_on_cache), since a short profile can catch the quote only
+# in those. The thread entry hp__thread_main is on every stack, busy or idle,
+# so it proves nothing and is not counted.
+HP_FRAMES = ("hp__on_req", "hp_total_compute", "hp_handle_", "hp__quote_", "hp__cart_", "hp__parse_cart", "hp__menu_")
 
 
 @pytest.fixture(scope="module")
