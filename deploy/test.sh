@@ -5,12 +5,13 @@
 # (PostgreSQL and Redis under .hotplate/test*, started here and stopped at the
 # end whatever happened):
 #
-#   e2e        .hotplate/test          tests/e2e (but the doctor's file), then the
-#                                      libFuzzer drivers (tests/fuzz/run.sh)
+#   e2e        .hotplate/test          tests/e2e (but the doctor's and the profiles'
+#                                      files), then the libFuzzer drivers (tests/fuzz/run.sh)
 #   doctor     .hotplate/test-doctor   tests/e2e/test_doctor.py
 #   sanitized  .hotplate/test-asan     tests/faults (which starts a stack of its own
 #                                      too), tests/e2e against the ASan+UBSan server
-#   suites     .hotplate/test-suites   tests/bench, tests/monitoring
+#   suites     .hotplate/test-suites   tests/bench, tests/monitoring, and the profiles'
+#                                      files of tests/e2e (test_pprof*.py, test_prof_history.py)
 #
 # Why lanes: most of the suites wait (on a payment gateway's latency, a
 # timeout that must expire, a server that starts, a restarted PostgreSQL), so
@@ -140,12 +141,18 @@ pytest_run() {
 
 lane_e2e() {
     if fresh_stack "$repo_root/.hotplate/test"; then
-        pytest_run tests/e2e -- tests/e2e --ignore=tests/e2e/test_doctor.py
+        pytest_run tests/e2e -- tests/e2e --ignore=tests/e2e/test_doctor.py "${profile_ignores[@]}"
     fi
     # The libFuzzer drivers of every parser, under ASan+UBSan; they need no stack.
     step "fuzz: tests/fuzz/run.sh (FUZZ_SECONDS=$FUZZ_SECONDS)"
     tests/fuzz/run.sh 8>&- || fail "fuzz"
 }
+
+# The profiles' e2e files run in the suites lane, which finishes a minute before
+# the e2e lane; the sanitized lane still runs them against the ASan server.
+profile_files=(tests/e2e/test_pprof.py tests/e2e/test_pprof_proto.py tests/e2e/test_prof_history.py)
+profile_ignores=()
+for f in "${profile_files[@]}"; do profile_ignores+=("--ignore=$f"); done
 
 lane_doctor() {
     fresh_stack "$repo_root/.hotplate/test-doctor" || return 0
@@ -158,6 +165,8 @@ lane_suites() {
     pytest_run tests/bench -- tests/bench
     # tests/monitoring: alert rules, the compose file, the load balancer, the logs.
     pytest_run tests/monitoring -- tests/monitoring
+    # The profiles, read with go tool pprof (moved here from the e2e lane to balance the lanes).
+    pytest_run "tests/e2e profiles" -- "${profile_files[@]}"
 }
 
 lane_sanitized() {
