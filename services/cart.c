@@ -222,9 +222,9 @@ static void hp__cart_process(hp_req_t *r, hp_cart_load_t *ld)
     in->tip_cents = (int32_t)cart->tip_cents;
     in->fees = hp_total_fees_default();
     hp_total_mode_t mode = hp_flag_get(HP_FLAG_order_total) == HP_order_total_naive ? HP_TOTAL_NAIVE : HP_TOTAL_ONCE;
-    uint64_t start = hp_probe_clock();
+    uint64_t start = hp_probe_cpu_clock();
     int priced = hp_total_compute(in, mode, &p->result);
-    hp_probe_stage_add(&r->probe, HP_STAGE_compute, hp_probe_clock() - start);
+    hp_probe_stage_add(&r->probe, HP_STAGE_compute, hp_probe_cpu_clock() - start);
     if (priced != 0) {
         size_t l = p->result.bad_line;
         if (p->result.status == HP_TOTAL_UNKNOWN_MODIFIER)
