@@ -8,6 +8,7 @@
 #   make test    the layer check, the unit tests (normal and ASan builds), then every
 #                suite and a short fuzz in four lanes side by side (deploy/test.sh)
 #   make bench-overhead   probes ON against OFF (docs/BENCHMARKS.md)
+#   make bench-ab REV=<rev>   one optimization: the build at REV against the tree (docs/BENCHMARKS.md)
 #   make doctor  the running server's bottleneck report (docs/DOCTOR.md): watches
 #                DOCTOR_SECONDS (default 30) of whatever traffic runs, then
 #                prints the ranked findings as Markdown (ADMIN, default
@@ -44,7 +45,7 @@ FORMAT_DIRS := $(wildcard common services profiling tests loadtests)
 # library they share with the test suites; they find it on PYTHONPATH.
 LOADTESTS_PYTHONPATH := $(CURDIR)/tests$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: all deps build build-asan run up down status migrate seed test bench-overhead bench lab fuzz format clean doctor
+.PHONY: all deps build build-asan run up down status migrate seed test bench-overhead bench-ab bench lab fuzz format clean doctor
 
 all: build
 
@@ -91,6 +92,13 @@ test: deps build build-asan
 # build-bench-on/ and build-bench-off/ and uses the stack in .hotplate/bench.
 bench-overhead: deps
 	PYTHONPATH=$(LOADTESTS_PYTHONPATH) loadtests/overhead.py
+
+# One optimization's before and after (loadtests/ab.py; docs/BENCHMARKS.md):
+# the build at REV against the current tree on one route and its statement.
+REV ?=
+bench-ab: deps
+	@test -n "$(REV)" || { echo "make bench-ab REV=<git revision of the before build>"; exit 2; }
+	PYTHONPATH=$(LOADTESTS_PYTHONPATH) loadtests/ab.py --before-rev $(REV) $(AB_ARGS)
 
 # Before/after benchmarks (loadtests/bench.py; docs/BENCHMARKS.md). They build
 # build-bench/, recreate the stack in .hotplate/lab, and write

@@ -6,6 +6,7 @@
 #include "base/clock.h"
 #include "runtime/db.h"
 #include "base/flags.h"
+#include "services/hours.h"
 #include "services/statements.h"
 
 #include <math.h>
@@ -151,7 +152,7 @@ static void hp__cart_process(hp_req_t *r, hp_cart_load_t *ld)
         hp_respond_error(r, HP_E_not_found, "no such restaurant");
         return;
     }
-    p->restaurant_open = PQgetvalue(rest, 0, 4)[0] == 't';
+    p->restaurant_open = hp_hours_open(atoi(PQgetvalue(rest, 0, 4)), atoi(PQgetvalue(rest, 0, 5)), hp_hours_minute_now());
     p->input.restaurant_lat = strtod(PQgetvalue(rest, 0, 1), NULL);
     p->input.restaurant_lon = strtod(PQgetvalue(rest, 0, 2), NULL);
     p->input.tax_rate_bp = atoi(PQgetvalue(rest, 0, 3));

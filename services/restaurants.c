@@ -8,14 +8,15 @@
 #include "runtime/db.h"
 #include "runtime/redis.h"
 #include "runtime/server.h"
+#include "services/hours.h"
 #include "services/statements.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Renders a row of HP__RESTAURANT_COLUMNS. */
-static json_t *hp__restaurant_json(const PGresult *res, int row)
+/* Renders a row of HP__RESTAURANT_COLUMNS; open_now at minute m after midnight UTC (services/hours.h). */
+static json_t *hp__restaurant_json(const PGresult *res, int row, int m)
 {
     int open = atoi(PQgetvalue(res, row, 5)), close = atoi(PQgetvalue(res, row, 6));
     char opens[24], closes[24];
@@ -23,13 +24,23 @@ static json_t *hp__restaurant_json(const PGresult *res, int row)
     snprintf(closes, sizeof(closes), "%02d:%02d", (close / 60) % 24, close % 60);
     return json_pack("{sI ss ss ss sf sb ss ss sf sf}", "id", (json_int_t)strtoll(PQgetvalue(res, row, 0), NULL, 10), "name",
                      PQgetvalue(res, row, 1), "city", PQgetvalue(res, row, 2), "cuisine", PQgetvalue(res, row, 3), "rating",
-                     atoi(PQgetvalue(res, row, 4)) / 10.0, "open_now", PQgetvalue(res, row, 9)[0] == 't', "opens", opens, "closes",
+                     atoi(PQgetvalue(res, row, 4)) / 10.0, "open_now", hp_hours_open(open, close, m), "opens", opens, "closes",
                      closes, "lat", strtod(PQgetvalue(res, row, 7), NULL), "lon", strtod(PQgetvalue(res, row, 8), NULL));
 }
 
+/*
+ * A listing's page size and the minute its open_now filter was sent with, so
+ * the rendered open_now agrees with the filter across a minute's boundary.
+ */
+typedef struct {
+    int limit;
+    int minute;
+} hp_list_ctx_t;
+
 static void hp__list_on_rows(hp_req_t *r, void *ud, PGresult *res, const char *err)
 {
-    int limit = (int)(intptr_t)ud;
+    const hp_list_ctx_t *ctx = ud;
+    int limit = ctx->limit, m = ctx->minute;
     if (hp_db_failed(r, res, err))
         return;
     /* One row more than the page was asked for, so the last page says so (next_cursor null). */
@@ -38,7 +49,7 @@ static void hp__list_on_rows(hp_req_t *r, void *ud, PGresult *res, const char *e
         n = limit;
     json_t *list = json_array();
     for (int i = 0; i != n; ++i)
-        json_array_append_new(list, hp__restaurant_json(res, i));
+        json_array_append_new(list, hp__restaurant_json(res, i, m));
     json_t *next = json_null();
     if (more) {
         char cur[HP_CURSOR_BUF_SIZE];
@@ -74,13 +85,17 @@ void hp_handle_restaurant_list(hp_req_t *r)
         hp_respond_error(r, HP_E_bad_cursor, "the cursor is not one this listing produced");
         return;
     }
-    const char *values[6] = {city,
+    hp_list_ctx_t *ctx = h2o_mem_alloc_pool(&r->h2o->pool, sizeof(*ctx));
+    ctx->limit = limit;
+    ctx->minute = hp_hours_minute_now();
+    const char *values[7] = {city,
                              cuisine,
                              open_now,
                              has_cursor ? hp_pool_printf(r, "%lld", (long long)k1) : NULL,
                              has_cursor ? hp_pool_printf(r, "%lld", (long long)k2) : NULL,
-                             hp_pool_printf(r, "%d", limit + 1)};
-    hp_db_query(r, HP_STMT_restaurant_list, values, 6, hp__list_on_rows, (void *)(intptr_t)limit);
+                             hp_pool_printf(r, "%d", limit + 1),
+                             hp_pool_printf(r, "%d", ctx->minute)};
+    hp_db_query(r, HP_STMT_restaurant_list, values, 7, hp__list_on_rows, ctx);
 }
 
 static void hp__get_on_row(hp_req_t *r, void *ud, PGresult *res, const char *err)
@@ -93,7 +108,7 @@ static void hp__get_on_row(hp_req_t *r, void *ud, PGresult *res, const char *err
         hp_respond_error(r, HP_E_not_found, "no such restaurant");
         return;
     }
-    json_t *doc = hp__restaurant_json(res, 0);
+    json_t *doc = hp__restaurant_json(res, 0, hp_hours_minute_now());
     PQclear(res);
     hp_respond_json(r, 200, doc);
 }

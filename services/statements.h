@@ -36,9 +36,7 @@
 #define HP__TOP_CUSTOMER "(SELECT user_id FROM orders GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1)"
 #define HP__FIRST_ITEM_RESTAURANT "(SELECT restaurant_id FROM menu_items ORDER BY id LIMIT 1)"
 
-#define HP__RESTAURANT_COLUMNS                                                                                                     \
-    "r.id, r.name, c.name, r.cuisine, (r.rating * 10)::int, r.open_minute, r.close_minute, r.lat, r.lon, "                         \
-    "hp_is_open(r.open_minute, r.close_minute, now())"
+#define HP__RESTAURANT_COLUMNS "r.id, r.name, c.name, r.cuisine, (r.rating * 10)::int, r.open_minute, r.close_minute, r.lat, r.lon"
 
 #define HP__ORDER_COLUMNS                                                                                                          \
     "o.id, o.user_id, o.restaurant_id, o.status, o.subtotal_cents, o.discount_cents, o.tax_cents, o.delivery_fee_cents, "          \
@@ -52,10 +50,12 @@
       "FROM users u WHERE u.token_hash = $1::bytea")                                                                               \
     /* restaurants */                                                                                                              \
     X(restaurant_list, HP_STMT_READ, HP_API_restaurant_list,                                                                       \
-      HP_ARGS("(SELECT name FROM cities ORDER BY id LIMIT 1)", "NULL", "NULL", "NULL", "NULL", "21"),                              \
+      HP_ARGS("(SELECT name FROM cities ORDER BY id LIMIT 1)", "NULL", "NULL", "NULL", "NULL", "21", "720"),                       \
       "SELECT " HP__RESTAURANT_COLUMNS " FROM restaurants r JOIN cities c ON c.id = r.city_id "                                    \
       "WHERE ($1::text IS NULL OR c.name = $1) AND ($2::text IS NULL OR r.cuisine = $2) "                                          \
-      "AND ($3::boolean IS NULL OR hp_is_open(r.open_minute, r.close_minute, now()) = $3) "                                        \
+      "AND ($3::boolean IS NULL OR (CASE WHEN r.open_minute < r.close_minute "                                                     \
+      "THEN $7::int >= r.open_minute AND $7::int < r.close_minute "                                                                \
+      "ELSE $7::int >= r.open_minute OR $7::int < r.close_minute END) = $3) "                                                      \
       "AND ($4::int IS NULL OR (r.rating, r.id) < ($4::numeric / 10, $5::bigint)) "                                                \
       "ORDER BY r.rating DESC, r.id DESC LIMIT $6::int")                                                                           \
     X(restaurant_get, HP_STMT_READ, HP_API_restaurant_get, HP_ARGS("(SELECT min(id) FROM restaurants)"),                           \
@@ -83,7 +83,7 @@
       "'[]'::json)), (SELECT menu_version FROM v) FROM u")                                                                         \
     /* cart: the inputs of the order total, read in one pipeline */                                                                \
     X(cart_restaurant, HP_STMT_READ, HP_API_NONE, HP_ARGS("(SELECT min(id) FROM restaurants)"),                                    \
-      "SELECT r.id, r.lat, r.lon, c.tax_rate_bp, hp_is_open(r.open_minute, r.close_minute, now()) "                                \
+      "SELECT r.id, r.lat, r.lon, c.tax_rate_bp, r.open_minute, r.close_minute "                                                   \
       "FROM restaurants r JOIN cities c ON c.id = r.city_id WHERE r.id = $1")                                                      \
     X(cart_items, HP_STMT_READ, HP_API_NONE,                                                                                       \
       HP_ARGS("(SELECT array_agg(id) FROM (SELECT id FROM menu_items ORDER BY id LIMIT 3) s)"),                                    \

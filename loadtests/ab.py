@@ -1,0 +1,129 @@
+#!/usr/bin/python3
+"""Two builds of the server, one route, one run: the before and after of an
+optimization of the default path.
+
+    loadtests/ab.py --before-rev REV [--path /restaurants/{rid}] [--statement restaurant_get] [--rounds 5]
+    make bench-ab REV=43fd16a                       (the same, from the Makefile)
+
+It builds REV (in build-ab-before/, from `git worktree add` of REV in a
+temporary folder) and the current tree (in build-ab-after/), recreates a
+private stack in .hotplate/ab, seeds it at scale 0.1, and then alternates, in
+each round: wrk (`-t1 -c32`, closed loop, after a warm-up) against the before
+server and then the after server, one worker thread each, and pgbench (32
+clients, one thread, prepared) running the named statement's SQL as each
+build declares it (`hotplate describe --json`), its $1 bound to the same id
+the route reads. So a change of a statement's text shows in pgbench, and a
+change of the C code around it in wrk.
+
+It prints a Markdown block: each round's figures, the medians, after ÷ before
+with its Mann-Whitney p-value (tests/hplib/stats.compare), and the after
+route's share of the after statement's pgbench rate (the database ceiling of
+a single-statement read). On this shared machine these are measurements with
+noise: medians and ratios of one run, never absolute truths.
+
+Like make bench it fails only when something did not work (a build, the
+stack, a response other than 200). It uses tests/hplib: run it with
+PYTHONPATH=tests:loadtests, as the Makefile does.
+"""
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+
+import bench_proc
+from hplib import stats
+from hplib.describe import describe
+from hplib.process import ProcessError, run
+
+REPO = bench_proc.REPO
+
+
+def build_rev(rev, build_dir):
+    """Builds the server at git revision rev into build_dir; returns the binary's copy."""
+    src = tempfile.mkdtemp(prefix="hotplate-ab-")
+    try:
+        run(["git", "-C", REPO, "worktree", "add", "--detach", "-f", src, rev], 120)
+        run(["cmake", "-S", src, "-B", build_dir, "-DCMAKE_BUILD_TYPE=RelWithDebInfo"], 300)
+        run(["cmake", "--build", build_dir, "--target", "hotplate", "-j2"], 900)
+    finally:
+        subprocess.run(["git", "-C", REPO, "worktree", "remove", "--force", src], check=False, capture_output=True)
+        shutil.rmtree(src, ignore_errors=True)
+    copy = os.path.join(build_dir, "hpab-server")
+    shutil.copy2(os.path.join(build_dir, "hotplate"), copy)
+    return copy
+
+
+def wrk_rps(port, path, duration):
+    out = run(["wrk", "-t1", "-c32", f"-d{duration}s", "--timeout", "10s", f"http://127.0.0.1:{port}{path}"], duration + 60)
+    m = re.search(r"^Requests/sec:\s+([\d.]+)", out, re.M)
+    if not m or "Non-2xx" in out:
+        raise ProcessError(f"wrk on {path}: no rate, or responses other than 2xx:\n{out[-1500:]}")
+    return float(m.group(1))
+
+
+def statement_script(desc, name, rid):
+    sql = " ".join(desc.sql(name).split()).replace("$1", str(rid))
+    if re.search(r"\$\d", sql):
+        raise ProcessError(f"statement {name} takes more than one parameter; ab.py binds only $1")
+    return sql + ";\n"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--before-rev", required=True, help="git revision of the before build")
+    ap.add_argument("--path", default="/restaurants/{rid}", help="the route's path; {rid} is a restaurant id")
+    ap.add_argument("--statement", default="restaurant_get", help="the named statement pgbench runs, with $1 = rid")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--duration", type=int, default=5, help="seconds per measured load")
+    ap.add_argument("--scale", type=float, default=0.1)
+    a = ap.parse_args()
+
+    progress = bench_proc.Progress(0)
+    try:
+        progress.log(f"building {a.before_rev} and the current tree")
+        before = build_rev(a.before_rev, os.path.join(REPO, "build-ab-before"))
+        after, _ = bench_proc.build(os.path.join(REPO, "build-ab-after"))
+        env, _ = bench_proc.fresh_stack(os.path.join(REPO, ".hotplate", "ab"), after, a.scale, progress)
+        rid = int(bench_proc.psql_rows(env, "SELECT min(id) FROM restaurants")[0][0])
+        path = a.path.format(rid=rid)
+        scripts = {k: statement_script(describe(b), a.statement, rid) for k, b in (("before", before), ("after", after))}
+        logs = os.path.join(REPO, ".hotplate", "ab")
+        rps = {"before": [], "after": []}
+        tps = {"before": [], "after": []}
+        for rnd in range(1, a.rounds + 1):
+            for k, binary in (("before", before), ("after", after)):
+                server = bench_proc.start_server(binary, env, 1, os.path.join(logs, f"server-{k}.log"))
+                try:
+                    wrk_rps(server.port, path, 2)  # warm-up: connections, prepared statements, caches
+                    rps[k].append(wrk_rps(server.port, path, a.duration))
+                finally:
+                    server.stop()
+            for k in ("before", "after"):
+                t = bench_proc.pgbench(env, scripts[k], os.path.join(logs, f"pgbench-{k}.sql"), 32, a.duration)
+                tps[k].append(t["tps"])
+            progress.log(f"round {rnd}: http {rps['before'][-1]:.0f} -> {rps['after'][-1]:.0f} req/s, "
+                         f"pgbench {tps['before'][-1]:.0f} -> {tps['after'][-1]:.0f} tps")
+    finally:
+        bench_proc.stop_all()
+
+    head = run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], 30).strip()
+    print(f"loadtests/ab.py --before-rev {a.before_rev} --path {a.path} --statement {a.statement} "
+          f"--rounds {a.rounds} --duration {a.duration} (after: the tree at {head}, {os.cpu_count()} cores)\n")
+    print("| round | GET before (req/s) | GET after | pgbench before (tps) | pgbench after |")
+    print("|---|---|---|---|---|")
+    for i in range(a.rounds):
+        print(f"| {i + 1} | {rps['before'][i]:,.0f} | {rps['after'][i]:,.0f} | {tps['before'][i]:,.0f} | {tps['after'][i]:,.0f} |")
+    for label, xs in (("GET " + path, rps), (f"pgbench {a.statement}", tps)):
+        c = stats.compare(xs["before"], xs["after"], higher_is_better=True)
+        print(f"\n- {label}: median {c['before_median']:,.0f} -> {c['after_median']:,.0f}, "
+              f"after ÷ before {c['after_median'] / c['before_median']:.2f} (p = {c['p']:.3f}, {c['verdict']})")
+    shares = sorted(r / t for r, t in zip(rps["after"], tps["after"]))
+    print(f"- the after route's share of pgbench running its statement: median {stats.median(shares):.2f} "
+          f"(rounds {shares[0]:.2f}-{shares[-1]:.2f})")
+
+
+if __name__ == "__main__":
+    main()
