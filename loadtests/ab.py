@@ -116,9 +116,10 @@ def main():
     print("|---|---|---|---|---|")
     for i in range(a.rounds):
         print(f"| {i + 1} | {rps['before'][i]:,.0f} | {rps['after'][i]:,.0f} | {tps['before'][i]:,.0f} | {tps['after'][i]:,.0f} |")
+    print()
     for label, xs in (("GET " + path, rps), (f"pgbench {a.statement}", tps)):
         c = stats.compare(xs["before"], xs["after"], higher_is_better=True)
-        print(f"\n- {label}: median {c['before_median']:,.0f} -> {c['after_median']:,.0f}, "
+        print(f"- {label}: median {c['before_median']:,.0f} -> {c['after_median']:,.0f}, "
               f"after ÷ before {c['after_median'] / c['before_median']:.2f} (p = {c['p']:.3f}, {c['verdict']})")
     shares = sorted(r / t for r, t in zip(rps["after"], tps["after"]))
     print(f"- the after route's share of pgbench running its statement: median {stats.median(shares):.2f} "
