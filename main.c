@@ -22,6 +22,7 @@
 #include "runtime/db.h"
 #include "runtime/migrate.h"
 #include "runtime/server.h"
+#include "services/menu_local.h"
 #include "services/payment.h"
 #include "services/pgindex.h"
 #include "services/recent.h"
@@ -86,6 +87,7 @@ static void hp__admin_table(void)
 static const hp_thread_hook_t hp__hooks[] = {
     {"the payment simulator", HP_HOOK_WORKERS, hp_payment_thread_init, hp_payment_thread_dispose},
     {"the recently-viewed list", HP_HOOK_WORKERS, NULL, hp_recent_thread_dispose},
+    {"the menus' local copies", HP_HOOK_WORKERS, NULL, hp_menu_local_thread_dispose},
     {"the uptime clock", HP_HOOK_ADMIN, hp_perf_admin_thread_init, NULL},
     {"the heap sampler", HP_HOOK_ADMIN, hp_heap_admin_thread_init, hp_heap_admin_thread_dispose},
     {"the embedded alerts", HP_HOOK_ADMIN, hp_alerts_admin_thread_init, hp_alerts_admin_thread_dispose},

@@ -9,7 +9,8 @@ It builds REV (in build-ab-before/, from `git worktree add` of REV in a
 temporary folder) and the current tree (in build-ab-after/), recreates a
 private stack in .hotplate/ab, seeds it at scale 0.1, and then alternates, in
 each round: wrk (`-t1 -c32`, closed loop, after a warm-up) against the before
-server and then the after server, one worker thread each, and pgbench (32
+server and then the after server, one worker thread each (and, on the after
+server, the ceiling path, /healthz by default), and pgbench (32
 clients, one thread, prepared) running the named statement's SQL as each
 build declares it (`hotplate describe --json`), its $1 bound to the same id
 the route reads. So a change of a statement's text shows in pgbench, and a
@@ -76,6 +77,8 @@ def main():
     ap.add_argument("--before-rev", required=True, help="git revision of the before build")
     ap.add_argument("--path", default="/restaurants/{rid}", help="the route's path; {rid} is a restaurant id")
     ap.add_argument("--statement", default="restaurant_get", help="the named statement pgbench runs, with $1 = rid")
+    ap.add_argument("--ceiling", default="/healthz",
+                    help="a path wrk also loads on the after server in each round, the route's HTTP ceiling ('' for none)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--duration", type=int, default=5, help="seconds per measured load")
     ap.add_argument("--scale", type=float, default=0.1)
@@ -93,12 +96,15 @@ def main():
         logs = os.path.join(REPO, ".hotplate", "ab")
         rps = {"before": [], "after": []}
         tps = {"before": [], "after": []}
+        ceiling = []
         for rnd in range(1, a.rounds + 1):
             for k, binary in (("before", before), ("after", after)):
                 server = bench_proc.start_server(binary, env, 1, os.path.join(logs, f"server-{k}.log"))
                 try:
                     wrk_rps(server.port, path, 2)  # warm-up: connections, prepared statements, caches
                     rps[k].append(wrk_rps(server.port, path, a.duration))
+                    if k == "after" and a.ceiling:
+                        ceiling.append(wrk_rps(server.port, a.ceiling, a.duration))
                 finally:
                     server.stop()
             for k in ("before", "after"):
@@ -124,6 +130,11 @@ def main():
     shares = sorted(r / t for r, t in zip(rps["after"], tps["after"]))
     print(f"- the after route's share of pgbench running its statement: median {stats.median(shares):.2f} "
           f"(rounds {shares[0]:.2f}-{shares[-1]:.2f})")
+    if ceiling:
+        for k in ("before", "after"):
+            shares = sorted(r / c for r, c in zip(rps[k], ceiling))
+            print(f"- the {k} route's share of the after server's GET {a.ceiling} ({', '.join(f'{c:,.0f}' for c in ceiling)} "
+                  f"req/s): median {stats.median(shares):.2f} (rounds {shares[0]:.2f}-{shares[-1]:.2f})")
 
 
 if __name__ == "__main__":

@@ -353,11 +353,11 @@ class Bench:
             prog.log(f"ceilings: round {i + 1} of {rounds} (healthz, menu cached and uncached, pgbench menu_get, "
                      f"orders, pgbench checkout; {conns} connections)")
             res["healthz"].append(bp.wrk(self.server.port, files["healthz"], conns, a.duration, 0)["rps"])
-            self.set_flags({"menu_cache": "redis"})
+            self.set_flags({"menu_cache": "local"})
             res["menu_cached"].append(bp.wrk(self.server.port, files["menu"], conns, a.duration, 0)["rps"])
             self.set_flags({"menu_cache": "off"})
             res["menu_uncached"].append(bp.wrk(self.server.port, files["menu"], conns, a.duration, 0)["rps"])
-            self.set_flags({"menu_cache": "redis"})
+            self.set_flags({"menu_cache": "local"})
             res["pgbench_menu"].append(bp.pgbench(self.env, scripts["menu"], os.path.join(self.work, "pgbench-menu.sql"),
                                                   conns, max(1, int(a.duration)))["tps"])
             if "orders" in files:

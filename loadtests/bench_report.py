@@ -186,7 +186,7 @@ def goal_rows(ceil):
 
 
 def ceiling_rows(ceil):
-    names = {"healthz": "GET /healthz (HTTP ceiling)", "menu_cached": "GET menu, cached (menu_cache=redis)",
+    names = {"healthz": "GET /healthz (HTTP ceiling)", "menu_cached": "GET menu, cached (menu_cache=local, the default)",
              "menu_uncached": "GET menu, uncached (menu_cache=off)", "pgbench_menu": "pgbench menu_get (database ceiling)",
              "orders": "POST /orders (payment_latency_ms=0)", "pgbench_checkout": "pgbench checkout transaction (database ceiling)"}
     rows = []

@@ -53,6 +53,7 @@
 #include "base/json.h"
 #include "runtime/redis.h"
 #include "services/menu_flight.h"
+#include "services/menu_local.h"
 #include "services/menu_patch.h"
 #include "services/recent.h"
 #include "services/statements.h"
@@ -113,8 +114,10 @@ static _Thread_local hp_menu_thread_t hp__mt;
 
 typedef struct st_hp_menu_state_t {
     hp_thread_t *thr;
-    int use_cache;   /* store into Redis and take part in the lease */
-    int lease_polls; /* polls done while another flight held the lease */
+    int use_cache;      /* store into Redis and take part in the lease */
+    int use_local;      /* menu_cache=local: keep a copy of what Redis holds on this thread (menu_local.h) */
+    uint64_t local_gen; /* the restaurant's generation before the lookup began */
+    int lease_polls;    /* polls done while another flight held the lease */
     uint64_t lease_until_ns;
     hp_op_t op;                /* attached while in a flight, so a departure is noticed */
     hp_menu_waiter_t waiter;   /* this request in its flight */
@@ -307,6 +310,8 @@ static void hp__menu_on_db(hp_req_t *r, void *ud, PGresult *res, const char *err
                                 strlen(ttl),
                                 strlen(st->token)};
             hp_redis_command(r, hp__menu_on_stored, NULL, 10, argv, argvlen);
+            if (st->use_local)
+                hp_menu_local_put(r->path_ids[0], st->local_gen, hp_now_ns(), out.body.base, out.body.len);
         }
         PQclear(res);
     }
@@ -423,6 +428,8 @@ static void hp__menu_on_cache(hp_req_t *r, void *ud, redisReply *reply, const ch
     if (err == NULL && reply->type == REDIS_REPLY_STRING) {
         r->cache = "hit";
         hp_probe_count(r->thr, HP_COUNTER_cache_hits, 1);
+        if (st->use_local)
+            hp_menu_local_put(r->path_ids[0], st->local_gen, hp_now_ns(), reply->str, reply->len);
         h2o_iovec_t body = h2o_strdup(&r->h2o->pool, reply->str, reply->len); /* the reply is freed when we return */
         hp_add_header(r, "x-cache", "hit");
         hp_respond_raw(r, 200, body);
@@ -432,7 +439,7 @@ static void hp__menu_on_cache(hp_req_t *r, void *ud, redisReply *reply, const ch
     r->cache = err == NULL ? "miss" : "error";
     hp_probe_count(r->thr, err != NULL ? HP_COUNTER_cache_errors : HP_COUNTER_cache_misses, 1);
     if (err != NULL)
-        st->use_cache = 0;
+        st->use_cache = st->use_local = 0;
     hp__menu_join(r, st);
 }
 
@@ -443,7 +450,23 @@ void hp_handle_menu_get(hp_req_t *r)
     memset(st, 0, sizeof(*st));
     st->thr = r->thr;
     st->timer_stage = -1;
-    st->use_cache = hp_flag_get(HP_FLAG_menu_cache) == HP_menu_cache_redis;
+    int mode = hp_flag_get(HP_FLAG_menu_cache);
+    st->use_cache = mode != HP_menu_cache_off;
+    st->use_local = mode == HP_menu_cache_local;
+    if (st->use_local) {
+        /* The generation first: a PATCH that lands after this read makes whatever this lookup stores invalid. */
+        st->local_gen = hp_menu_local_generation(r->path_ids[0]);
+        const char *doc;
+        size_t len;
+        if (hp_menu_local_get(r->path_ids[0], hp_now_ns(), &doc, &len)) {
+            r->cache = "hit";
+            hp_probe_count(r->thr, HP_COUNTER_cache_hits, 1);
+            hp_probe_count(r->thr, HP_COUNTER_cache_local_hits, 1);
+            hp_add_header(r, "x-cache", "hit");
+            hp_respond_raw(r, 200, h2o_strdup(&r->h2o->pool, doc, len));
+            return;
+        }
+    }
     snprintf(st->key, sizeof(st->key), "hp:menu:%lld", (long long)r->path_ids[0]);
     snprintf(st->verkey, sizeof(st->verkey), "hp:menuver:%lld", (long long)r->path_ids[0]);
     snprintf(st->lockkey, sizeof(st->lockkey), "hp:menulock:%lld", (long long)r->path_ids[0]);
@@ -473,6 +496,12 @@ static void hp__patch_on_invalidated(hp_req_t *r, void *ud, redisReply *reply, c
         r->cache = "error";
         r->error_reason = "menu cache invalidation failed";
     }
+    /*
+     * Every thread's copy goes now, after Redis dropped its entry (a lookup
+     * that read Redis before that holds the old generation) and before the
+     * answer, so no read that follows it sees the old menu in this process.
+     */
+    hp_menu_local_invalidate(r->path_ids[0]);
     hp_respond_raw(r, 200, h2o_iovec_init(st->item_json, strlen(st->item_json)));
 }
 

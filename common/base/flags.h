@@ -26,7 +26,7 @@ typedef enum { HP_FLAG_ENUM, HP_FLAG_INT } hp_flag_type_t;
  * HP_menu_cache_redis and no code compares a flag's text.
  */
 #define HP_FLAG_ENUM_LIST(X)                                                                                                       \
-    X(menu_cache, redis, "cache-aside for GET /restaurants/{id}/menu in Redis, or none")                                           \
+    X(menu_cache, local, "cache-aside for GET /restaurants/{id}/menu in Redis with per-thread copies, in Redis only, or none")     \
     X(orders_user_id_index, on, "the index on orders(user_id, created_at DESC), created or dropped CONCURRENTLY when set")         \
     X(order_history, batched, "order history in 3 set-based statements per page, or 1 + 2N one-row statements")                    \
     X(order_total, once, "compute each cart value once, or recompute per line (quadratic)")                                        \
@@ -35,7 +35,7 @@ typedef enum { HP_FLAG_ENUM, HP_FLAG_INT } hp_flag_type_t;
     X(db_pool, sized, "transaction connections per thread: all of --db-pool, or only one")                                         \
     X(leak, off, "the recently-viewed list evicts its oldest entries, or never evicts (a leak)")
 
-#define HP_FLAG_CHOICES_menu_cache(C) C(menu_cache, redis) C(menu_cache, off)
+#define HP_FLAG_CHOICES_menu_cache(C) C(menu_cache, local) C(menu_cache, redis) C(menu_cache, off)
 #define HP_FLAG_CHOICES_orders_user_id_index(C) C(orders_user_id_index, on) C(orders_user_id_index, off)
 #define HP_FLAG_CHOICES_order_history(C) C(order_history, batched) C(order_history, n_plus_one)
 #define HP_FLAG_CHOICES_order_total(C) C(order_total, once) C(order_total, naive)
@@ -59,7 +59,7 @@ typedef enum {
         HP_FLAG__COUNT
 } hp_flag_id_t;
 
-/* The choices' constants: enum { HP_menu_cache_redis, HP_menu_cache_off }; and so on. */
+/* The choices' constants: enum { HP_menu_cache_local, HP_menu_cache_redis, HP_menu_cache_off }; and so on. */
 #define HP__FLAG_CHOICE_ID(flag, value) HP_##flag##_##value,
 #define HP__FLAG_CHOICE_ENUM(name, def, doc) enum { HP_FLAG_CHOICES_##name(HP__FLAG_CHOICE_ID) };
 HP_FLAG_ENUM_LIST(HP__FLAG_CHOICE_ENUM)

@@ -41,6 +41,8 @@
     X(cache_hits, cache, "hits", "hotplate_cache_lookups_total", "result=\"hit\"", "Menu cache lookups by result.")                \
     X(cache_misses, cache, "misses", "hotplate_cache_lookups_total", "result=\"miss\"", "")                                        \
     X(cache_errors, cache, "errors", "hotplate_cache_lookups_total", "result=\"error\"", "")                                       \
+    X(cache_local_hits, cache, "local_hits", "hotplate_cache_local_hits_total", "",                                                \
+      "Menu cache hits answered from the worker thread's own copy, with no Redis round trip (menu_cache=local).")                  \
     X(cache_loads, cache, "loads", "hotplate_cache_loads_total", "", "Menus loaded from PostgreSQL by the menu read path.")        \
     X(cache_coalesced, cache, "coalesced", "hotplate_cache_coalesced_total", "",                                                   \
       "Menu reads answered with another request's load on the same thread.")                                                       \

@@ -13,9 +13,15 @@ stack's socket (redis-py is not packaged in Debian).
 - menu_cache=redis again: after a warm-up, N reads are N hits and no loads.
 - The cached entry has a TTL no longer than --menu-cache-ttl-s.
 - Redis unreachable: the menu is 200 with X-Cache: error, and counted.
+- menu_cache=local (the default): per-thread copies answer hot reads with no
+  Redis command (Redis's own command count stays at about one GET per thread
+  per copy's lifetime), a PATCH on any thread is never followed by a stale
+  read on another, another replica's PATCH shows within the copies' stated
+  age (HP_MENU_LOCAL_MAX_AGE_MS, 1 s), and menu_cache=redis keeps no copies.
 """
 
 import http.client
+import json
 import os
 import socket
 import time
@@ -30,6 +36,7 @@ from hplib.process import free_port
 N_CONCURRENT = 40
 N_SEQUENTIAL = 8
 TTL_S = 120
+LOCAL_MAX_AGE_S = 1.0  # services/menu_local.h: HP_MENU_LOCAL_MAX_AGE_MS
 
 
 # ---------------------------------------------------------------- a minimal Redis client
@@ -101,7 +108,8 @@ def counters(s):
 
 
 def delta(after, before):
-    return {k: after[k] - before[k] for k in ("hits", "misses", "errors", "loads", "coalesced", "lease_waits", "menu_get")}
+    return {k: after[k] - before[k]
+            for k in ("hits", "local_hits", "misses", "errors", "loads", "coalesced", "lease_waits", "menu_get")}
 
 
 def set_flag(s, value):
@@ -296,3 +304,123 @@ def test_clients_leaving_mid_flight_leave_the_rest_answered(cached_server, rid):
         assert len({r.content for r in rs}) == 1
     assert s.alive()
     assert perf(s)["cache"]["errors"] == 0
+
+
+# ---------------------------------------------------------------- menu_cache=local
+
+
+def redis_calls(command):
+    """Redis's own count of calls of one command (INFO commandstats)."""
+    info = redis_cmd("INFO", "commandstats")
+    info = info.decode() if isinstance(info, bytes) else info
+    for line in info.splitlines():
+        if line.startswith("cmdstat_%s:" % command):
+            return int(line.split("calls=", 1)[1].split(",", 1)[0])
+    return 0
+
+
+def owner_patch(base, db, tokens, rid, price_delta):
+    """An owner's PATCH of the restaurant's first item's price; returns (item id, old price, new price)."""
+    item = db.one("SELECT id, price_cents FROM menu_items WHERE restaurant_id = %s ORDER BY id LIMIT 1", (rid,))
+    new = item["price_cents"] + price_delta
+    r = Client(base, tokens["owner_by_restaurant"][rid]).patch("/restaurants/%d/menu/items/%d" % (rid, item["id"]),
+                                                               {"price_cents": new})
+    assert_status(r, 200)
+    return item["id"], item["price_cents"], new
+
+
+def price_in(body, item_id):
+    for cat in body["categories"]:
+        for it in cat["items"]:
+            if it["id"] == item_id:
+                return it["price_cents"]
+    raise AssertionError("item %d not in the menu" % item_id)
+
+
+def test_local_copies_answer_without_redis(start_server, rid):
+    s = start_server(threads=2, name="menu-local")
+    assert requests.get(s.admin_base + "/debug/flags", timeout=10).json()["flags"]["menu_cache"]["value"] == "local"
+    c = Client(s.base)
+    c.get(menu_path(rid))
+    wait_cached(rid)
+    n = 300
+    before, gets0, t0 = counters(s), redis_calls("get"), time.monotonic()
+    for _ in range(n):
+        r = c.get(menu_path(rid))
+        assert r.status_code == 200 and r.headers.get("X-Cache") == "hit", describe(r)
+    elapsed, d, gets = time.monotonic() - t0, delta(counters(s), before), redis_calls("get") - gets0
+    # One connection is one thread: it looks Redis up once per copy's lifetime, and answers the rest from its copy.
+    bound = int(elapsed / LOCAL_MAX_AGE_S) + 2
+    assert gets <= bound, "%d Redis GETs for %d cached reads in %.1f s (at most %d expected)" % (gets, n, elapsed, bound)
+    assert d["hits"] == n and d["local_hits"] >= n - bound, d
+    assert d["menu_get"] == 0 and d["misses"] == 0, d
+
+
+def test_patch_is_never_followed_by_a_stale_copy_on_any_thread(start_server, db, tokens, rid):
+    s = start_server(threads=2, name="menu-local-patch")
+    host, port = s.base.split("//", 1)[1].rsplit(":", 1)
+    # Several connections, so that both threads hold a copy (the kernel spreads the accepts).
+    conns = [http.client.HTTPConnection(host, int(port), timeout=20) for _ in range(8)]
+
+    def read(c):
+        c.request("GET", menu_path(rid))
+        resp = c.getresponse()
+        body = resp.read()
+        assert resp.status == 200, body
+        return json.loads(body)
+
+    try:
+        for c in conns:
+            read(c)
+        before = counters(s)
+        for c in conns:
+            read(c)
+        assert delta(counters(s), before)["local_hits"] >= 2, "the warm reads came from no copy: nothing was tested"
+        for delta_cents in (7, -7, 13, -13):
+            item, old, new = owner_patch(s.base, db, tokens, rid, delta_cents)
+            for c in conns:
+                got = price_in(read(c), item)
+                assert got == new, "a read after the PATCH saw %d, not %d" % (got, new)
+    finally:
+        for c in conns:
+            c.close()
+
+
+def test_another_replicas_patch_shows_within_the_stated_age(start_server, db, tokens, rid):
+    a = start_server(threads=1, name="replica-a")
+    b = start_server(threads=1, name="replica-b")
+    cb = Client(b.base)
+    cb.get(menu_path(rid))
+    wait_cached(rid)
+    cb.get(menu_path(rid))  # b's thread now holds a copy
+    item, old, new = owner_patch(a.base, db, tokens, rid, 11)
+    try:
+        t0 = time.monotonic()
+        seen_new_at = None
+        while time.monotonic() - t0 < LOCAL_MAX_AGE_S + 2.0:
+            got = price_in(assert_status(cb.get(menu_path(rid)), 200), item)
+            if got == new:
+                seen_new_at = time.monotonic() - t0
+                break
+            assert got == old, got
+            time.sleep(0.02)
+        assert seen_new_at is not None, "replica b never showed replica a's PATCH"
+        # The copy's age bounds the lag (plus a margin for this loaded machine's scheduling).
+        assert seen_new_at <= LOCAL_MAX_AGE_S + 0.5, "replica b served the old price for %.2f s" % seen_new_at
+        for _ in range(20):
+            assert price_in(assert_status(cb.get(menu_path(rid)), 200), item) == new
+    finally:
+        owner_patch(a.base, db, tokens, rid, -11)
+
+
+def test_redis_mode_keeps_no_copies(cached_server, rid):
+    s = cached_server
+    c = Client(s.base)
+    c.get(menu_path(rid))
+    wait_cached(rid)
+    before, gets0 = counters(s), redis_calls("get")
+    for _ in range(N_SEQUENTIAL):
+        assert c.get(menu_path(rid)).headers.get("X-Cache") == "hit"
+    d = delta(counters(s), before)
+    assert d["hits"] == N_SEQUENTIAL and d["local_hits"] == 0, d
+    assert redis_calls("get") - gets0 >= N_SEQUENTIAL

@@ -195,7 +195,7 @@ def test_admin_token_protects_mutations(start_server):
     assert_error(requests.post(s.admin_base + "/debug/flags", json={"menu_cache": "off"}, timeout=10), 401, "unauthorized")
     r = requests.post(s.admin_base + "/debug/flags", json={"menu_cache": "off"}, headers={"Authorization": "Bearer wrong"}, timeout=10)
     assert_error(r, 401, "unauthorized")
-    assert requests.get(s.admin_base + "/debug/flags", timeout=10).json()["flags"]["menu_cache"]["value"] == "redis"
+    assert requests.get(s.admin_base + "/debug/flags", timeout=10).json()["flags"]["menu_cache"]["value"] == "local"
     r = requests.post(s.admin_base + "/debug/flags", json={"menu_cache": "off"}, headers={"Authorization": "Bearer s3cret-admin"},
                       timeout=10)
     assert assert_status(r, 200)["flags"]["menu_cache"]["value"] == "off"

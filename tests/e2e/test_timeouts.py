@@ -148,7 +148,8 @@ def test_payment_timeout_is_504_and_nothing_is_written(start_server, db, world):
 
 
 def test_busy_redis_times_out_and_the_menu_comes_from_postgres(start_server, env, world):
-    s = start_server(threads=1, name="redis-timeout", env={"HOTPLATE_REDIS_TIMEOUT_MS": "100"})
+    # menu_cache=redis: the thread's own copy (the default, local) would answer this read without asking Redis.
+    s = start_server(threads=1, name="redis-timeout", flags=["menu_cache=redis"], env={"HOTPLATE_REDIS_TIMEOUT_MS": "100"})
     c = Client(s.base)
     path = "/restaurants/%d/menu" % world.rid
     assert_status(c.get(path), 200)

@@ -45,7 +45,7 @@ static void assert_set_refused(const char *name, const char *value, hp_flag_id_t
 static void test_init_sets_documented_defaults(void **state)
 {
     (void)state;
-    assert_int_equal(hp_flag_get(HP_FLAG_menu_cache), HP_menu_cache_redis);
+    assert_int_equal(hp_flag_get(HP_FLAG_menu_cache), HP_menu_cache_local);
     assert_int_equal(hp_flag_get(HP_FLAG_order_total), HP_order_total_once);
     assert_int_equal(hp_flag_get(HP_FLAG_payment_latency_ms), 40);
     assert_int_equal(hp_flag_get(HP_FLAG_payment_failure_pct), 0);
@@ -58,7 +58,7 @@ static void test_init_undoes_earlier_sets(void **state)
     assert_int_equal(
         hp_flags_parse_list("menu_cache=off,order_total=naive,payment_latency_ms=5,payment_failure_pct=100", err, sizeof(err)), 0);
     hp_flags_init();
-    assert_int_equal(hp_flag_get(HP_FLAG_menu_cache), HP_menu_cache_redis);
+    assert_int_equal(hp_flag_get(HP_FLAG_menu_cache), HP_menu_cache_local);
     assert_int_equal(hp_flag_get(HP_FLAG_order_total), HP_order_total_once);
     assert_int_equal(hp_flag_get(HP_FLAG_payment_latency_ms), 40);
     assert_int_equal(hp_flag_get(HP_FLAG_payment_failure_pct), 0);
@@ -68,7 +68,7 @@ static void test_defs_name_every_flag(void **state)
 {
     (void)state;
     static const char *const names[HP_FLAG__COUNT] = {
-        "menu_cache", "orders_user_id_index", "order_history",       "order_total",    "checkout_txn", "db_pool",
+        "menu_cache", "orders_user_id_index", "order_history",       "order_total",     "checkout_txn",   "db_pool",
         "leak",       "payment_latency_ms",   "payment_failure_pct", "slow_request_ms", "profile_every_s"};
     for (int id = 0; id != HP_FLAG__COUNT; ++id) {
         const hp_flag_def_t *def = hp_flag_def((hp_flag_id_t)id);
@@ -188,7 +188,7 @@ static void test_set_unknown_name(void **state)
         snprintf(want, sizeof(want), "unknown flag %s", bad[i]);
         assert_string_equal(err, want);
     }
-    assert_int_equal(hp_flag_get(HP_FLAG_menu_cache), HP_menu_cache_redis);
+    assert_int_equal(hp_flag_get(HP_FLAG_menu_cache), HP_menu_cache_local);
 }
 
 static void test_set_unknown_name_message_is_bounded(void **state)
@@ -356,7 +356,7 @@ static void test_value_str_truncates_to_buffer(void **state)
 {
     (void)state;
     char buf[3];
-    assert_string_equal(hp_flag_value_str(HP_FLAG_menu_cache, buf, sizeof(buf)), "re");
+    assert_string_equal(hp_flag_value_str(HP_FLAG_menu_cache, buf, sizeof(buf)), "lo");
     char err[128];
     assert_int_equal(set("payment_latency_ms", "60000", err, sizeof(err)), 0);
     assert_string_equal(hp_flag_value_str(HP_FLAG_payment_latency_ms, buf, sizeof(buf)), "60");
