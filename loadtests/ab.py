@@ -47,6 +47,8 @@ def build_rev(rev, build_dir):
     src = tempfile.mkdtemp(prefix="hotplate-ab-")
     try:
         run(["git", "-C", REPO, "worktree", "add", "--detach", "-f", src, rev], 120)
+        # The sources live in a new temporary folder each time, and CMake refuses a cache made for another one.
+        shutil.rmtree(build_dir, ignore_errors=True)
         run(["cmake", "-S", src, "-B", build_dir, "-DCMAKE_BUILD_TYPE=RelWithDebInfo"], 300)
         run(["cmake", "--build", build_dir, "--target", "hotplate", "-j2"], 900)
     finally:
