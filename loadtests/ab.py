@@ -30,6 +30,7 @@ PYTHONPATH=tests:loadtests, as the Makefile does.
 import argparse
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -42,21 +43,27 @@ from hplib.process import ProcessError, run
 REPO = bench_proc.REPO
 
 
-def build_rev(rev, build_dir):
-    """Builds the server at git revision rev into build_dir; returns the binary's copy."""
-    src = tempfile.mkdtemp(prefix="hotplate-ab-")
-    try:
-        run(["git", "-C", REPO, "worktree", "add", "--detach", "-f", src, rev], 120)
-        # The sources live in a new temporary folder each time, and CMake refuses a cache made for another one.
-        shutil.rmtree(build_dir, ignore_errors=True)
-        run(["cmake", "-S", src, "-B", build_dir, "-DCMAKE_BUILD_TYPE=RelWithDebInfo"], 300)
-        run(["cmake", "--build", build_dir, "--target", "hotplate", "-j2"], 900)
-    finally:
-        subprocess.run(["git", "-C", REPO, "worktree", "remove", "--force", src], check=False, capture_output=True)
-        shutil.rmtree(src, ignore_errors=True)
+def build_tree(src, build_dir, cmake_args):
+    """Configures and builds the server from src into a fresh build_dir; returns the binary's copy."""
+    # CMake refuses a cache made for another source folder, and the before build's sources move every run.
+    shutil.rmtree(build_dir, ignore_errors=True)
+    run(["cmake", "-S", src, "-B", build_dir, "-DCMAKE_BUILD_TYPE=RelWithDebInfo", *cmake_args], 300)
+    run(["cmake", "--build", build_dir, "--target", "hotplate", "-j2"], 900)
+    # The server runs from a copy whose name does not contain "hotplate" (see bench_proc.build).
     copy = os.path.join(build_dir, "hpab-server")
     shutil.copy2(os.path.join(build_dir, "hotplate"), copy)
     return copy
+
+
+def build_rev(rev, build_dir, cmake_args):
+    """Builds the server at git revision rev (a temporary worktree) into build_dir."""
+    src = tempfile.mkdtemp(prefix="hotplate-ab-")
+    try:
+        run(["git", "-C", REPO, "worktree", "add", "--detach", "-f", src, rev], 120)
+        return build_tree(src, build_dir, cmake_args)
+    finally:
+        subprocess.run(["git", "-C", REPO, "worktree", "remove", "--force", src], check=False, capture_output=True)
+        shutil.rmtree(src, ignore_errors=True)
 
 
 def wrk_rps(port, path, duration):
@@ -77,6 +84,9 @@ def statement_script(desc, name, rid):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--before-rev", required=True, help="git revision of the before build")
+    ap.add_argument("--before-cmake", default="", help="extra CMake arguments of the before build (one string)")
+    ap.add_argument("--after-cmake", default="", help="extra CMake arguments of the after build, e.g. "
+                    "'-DCMAKE_BUILD_TYPE=Release' (with --before-rev HEAD: a build flag's effect alone)")
     ap.add_argument("--path", default="/restaurants/{rid}", help="the route's path; {rid} is a restaurant id")
     ap.add_argument("--statement", default="restaurant_get", help="the named statement pgbench runs, with $1 = rid")
     ap.add_argument("--ceiling", default="/healthz",
@@ -89,8 +99,8 @@ def main():
     progress = bench_proc.Progress(0)
     try:
         progress.log(f"building {a.before_rev} and the current tree")
-        before = build_rev(a.before_rev, os.path.join(REPO, "build-ab-before"))
-        after, _ = bench_proc.build(os.path.join(REPO, "build-ab-after"))
+        before = build_rev(a.before_rev, os.path.join(REPO, "build-ab-before"), shlex.split(a.before_cmake))
+        after = build_tree(REPO, os.path.join(REPO, "build-ab-after"), shlex.split(a.after_cmake))
         env, _ = bench_proc.fresh_stack(os.path.join(REPO, ".hotplate", "ab"), after, a.scale, progress)
         rid = int(bench_proc.psql_rows(env, "SELECT min(id) FROM restaurants")[0][0])
         path = a.path.format(rid=rid)
@@ -118,7 +128,8 @@ def main():
         bench_proc.stop_all()
 
     head = run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], 30).strip()
-    print(f"loadtests/ab.py --before-rev {a.before_rev} --path {a.path} --statement {a.statement} "
+    cm = "".join(f" --{k}-cmake '{v}'" for k, v in (("before", a.before_cmake), ("after", a.after_cmake)) if v)
+    print(f"loadtests/ab.py --before-rev {a.before_rev}{cm} --path {a.path} --statement {a.statement} "
           f"--rounds {a.rounds} --duration {a.duration} (after: the tree at {head}, {os.cpu_count()} cores)\n")
     print("| round | GET before (req/s) | GET after | pgbench before (tps) | pgbench after |")
     print("|---|---|---|---|---|")
