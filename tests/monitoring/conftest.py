@@ -19,6 +19,7 @@ import os
 
 import pytest
 
+from hplib.db import DB
 from hplib.server import Servers
 
 pytest_plugins = ["hplib.pytest_hooks"]
@@ -56,3 +57,27 @@ def start_server(live_env, tmp_path):
     servers = Servers(live_env["HOTPLATE_BIN"], env, tmp_path)
     yield servers.start
     servers.close()
+
+
+@pytest.fixture
+def shop(live_env):
+    """A restaurant made open all day (restored afterwards), a plain item and a customer token."""
+    db = DB(live_env["HOTPLATE_PG_URL"])
+    with open(live_env["HOTPLATE_TOKENS"], encoding="utf-8") as f:
+        rows = [l.rstrip("\n").split("\t") for l in f if l.strip() and not l.startswith("#")]
+    # The last customer: tests/e2e's cast are the first ones, and this test's orders stay out of their histories.
+    token = [r[2] for r in rows if r[0] == "customer"][-1]
+    row = db.one(
+        """SELECT r.id AS rid, mi.id AS item, r.open_minute, r.close_minute
+             FROM restaurants r JOIN menu_items mi ON mi.restaurant_id = r.id
+            WHERE mi.available AND (mi.stock IS NULL OR mi.stock >= 100)
+              AND NOT EXISTS (SELECT 1 FROM item_modifiers m WHERE m.item_id = mi.id)
+            ORDER BY r.id DESC, mi.id LIMIT 1""")
+    assert row, "no restaurant with an available plain item in the seed"
+    db.exec("UPDATE restaurants SET open_minute = 0, close_minute = 1440 WHERE id = %s", (row["rid"],))
+    try:
+        yield {"rid": row["rid"], "item": row["item"], "token": token}
+    finally:
+        db.exec("UPDATE restaurants SET open_minute = %s, close_minute = %s WHERE id = %s",
+                (row["open_minute"], row["close_minute"], row["rid"]))
+        db.close()

@@ -11,11 +11,16 @@ bounded.
 
 import http.server
 import json
+import os
 import re
 import threading
 import time
 
-from hplib.process import Process
+import requests
+
+from hplib.process import Process, free_port
+
+NGINX = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "deploy", "nginx")
 
 
 class Daemon(Process):
@@ -117,3 +122,53 @@ def fast_rules(doc, for_factor=60, for_floor=2, range_factor=12, range_floor=5):
             e = re.sub(r"(offset )(\d+[smh])()", expr_sub, e)
             r["expr"] = e
     return doc
+
+
+# ---------------------------------------------------------------- nginx in front of two servers
+
+
+def nginx_copy(tmp, port, upstreams):
+    """Writes the test copy of the two files into tmp and returns the main file's path."""
+    with open(os.path.join(NGINX, "nginx.conf"), encoding="utf-8") as f:
+        main = f.read()
+    with open(os.path.join(NGINX, "hotplate-upstream.conf"), encoding="utf-8") as f:
+        up = f.read()
+    main2 = main.replace("pid /run/nginx.pid;", "pid %s/nginx.pid;" % tmp)
+    main2 = main2.replace("listen 80 ", "listen 127.0.0.1:%d " % port)
+    main2 = main2.replace("access_log /dev/stdout", "access_log %s/access.log" % tmp)
+    main2 = main2.replace("error_log /dev/stderr", "error_log %s/error.log" % tmp)
+    assert main2.count(str(tmp)) == 3 and "127.0.0.1:%d" % port in main2, "nginx.conf changed shape; update nginx_copy"
+    for name, addr in upstreams.items():
+        assert name in up, name
+        up = up.replace(name, addr)
+    (tmp / "nginx.conf").write_text(main2)
+    (tmp / "hotplate-upstream.conf").write_text(up)
+    return str(tmp / "nginx.conf")
+
+
+def route_count(server, method, route):
+    text = requests.get(server.admin_base + "/metrics", timeout=5).text
+    total = 0
+    pat = re.compile(r'^hotplate_http_requests_total\{method="%s",route="%s",code="[0-9]xx"\} (\d+)$' % (method, re.escape(route)), re.M)
+    for m in pat.finditer(text):
+        total += int(m.group(1))
+    return total
+
+
+def start_nginx(tmp_path, a, b):
+    """deploy/nginx's two files, rewritten by nginx_copy, in front of servers a and b: checked with
+    `nginx -t`, then started and answering /healthz. Returns (the Daemon, the balancer's base URL)."""
+    port = free_port()
+    ndir = tmp_path / "nginx"
+    ndir.mkdir()
+    conf = nginx_copy(ndir, port, {"hotplate-1:8080": "127.0.0.1:%d" % a.port, "hotplate-2:8080": "127.0.0.1:%d" % b.port})
+    t = Daemon("nginx-test", ["nginx", "-t", "-p", str(ndir), "-c", conf, "-e", str(ndir / "error.log")], ndir).start()
+    assert t.proc.wait(15) == 0, t.log_tail()
+    ng = Daemon("nginx", ["nginx", "-p", str(ndir), "-c", conf, "-e", str(ndir / "error.log"), "-g", "daemon off;"], ndir).start()
+    lb = "http://127.0.0.1:%d" % port
+    try:
+        ng.wait_http(lb + "/healthz")
+    except Exception:
+        ng.stop()
+        raise
+    return ng, lb

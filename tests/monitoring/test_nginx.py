@@ -10,7 +10,6 @@ the dead replica fails with 502 (nginx never resends a POST), and every
 request after the kill succeeds on the survivor.
 """
 
-import os
 import re
 import shutil
 import threading
@@ -21,64 +20,7 @@ import requests
 
 import daemons
 from hplib.client import describe, new_key
-from hplib.db import DB
-from hplib.process import free_port
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-NGINX = os.path.join(REPO, "deploy", "nginx")
-
-
-def nginx_copy(tmp, port, upstreams):
-    """Writes the test copy of the two files into tmp and returns the main file's path."""
-    with open(os.path.join(NGINX, "nginx.conf"), encoding="utf-8") as f:
-        main = f.read()
-    with open(os.path.join(NGINX, "hotplate-upstream.conf"), encoding="utf-8") as f:
-        up = f.read()
-    main2 = main.replace("pid /run/nginx.pid;", "pid %s/nginx.pid;" % tmp)
-    main2 = main2.replace("listen 80 ", "listen 127.0.0.1:%d " % port)
-    main2 = main2.replace("access_log /dev/stdout", "access_log %s/access.log" % tmp)
-    main2 = main2.replace("error_log /dev/stderr", "error_log %s/error.log" % tmp)
-    assert main2.count(str(tmp)) == 3 and "127.0.0.1:%d" % port in main2, "nginx.conf changed shape; update nginx_copy"
-    for name, addr in upstreams.items():
-        assert name in up, name
-        up = up.replace(name, addr)
-    (tmp / "nginx.conf").write_text(main2)
-    (tmp / "hotplate-upstream.conf").write_text(up)
-    return str(tmp / "nginx.conf")
-
-
-def route_count(server, method, route):
-    text = requests.get(server.admin_base + "/metrics", timeout=5).text
-    total = 0
-    pat = re.compile(r'^hotplate_http_requests_total\{method="%s",route="%s",code="[0-9]xx"\} (\d+)$' % (method, re.escape(route)), re.M)
-    for m in pat.finditer(text):
-        total += int(m.group(1))
-    return total
-
-
-@pytest.fixture
-def shop(live_env):
-    """A restaurant made open all day (restored afterwards), a plain item and a customer token."""
-    db = DB(live_env["HOTPLATE_PG_URL"])
-    with open(live_env["HOTPLATE_TOKENS"], encoding="utf-8") as f:
-        rows = [l.rstrip("\n").split("\t") for l in f if l.strip() and not l.startswith("#")]
-    # The last customer: tests/e2e's cast are the first ones, and this test's orders stay out of their histories.
-    token = [r[2] for r in rows if r[0] == "customer"][-1]
-    row = db.one(
-        """SELECT r.id AS rid, mi.id AS item, r.open_minute, r.close_minute
-             FROM restaurants r JOIN menu_items mi ON mi.restaurant_id = r.id
-            WHERE mi.available AND (mi.stock IS NULL OR mi.stock >= 100)
-              AND NOT EXISTS (SELECT 1 FROM item_modifiers m WHERE m.item_id = mi.id)
-            ORDER BY r.id DESC, mi.id LIMIT 1""")
-    assert row, "no restaurant with an available plain item in the seed"
-    db.exec("UPDATE restaurants SET open_minute = 0, close_minute = 1440 WHERE id = %s", (row["rid"],))
-    try:
-        yield {"rid": row["rid"], "item": row["item"], "token": token}
-    finally:
-        db.exec("UPDATE restaurants SET open_minute = %s, close_minute = %s WHERE id = %s",
-                (row["open_minute"], row["close_minute"], row["rid"]))
-        db.close()
 
 
 def test_nginx_balances_and_fails_over(start_server, tmp_path, shop):
@@ -88,21 +30,12 @@ def test_nginx_balances_and_fails_over(start_server, tmp_path, shop):
     env = {"HOTPLATE_PAYMENT_TIMEOUT_MS": "10000"}
     a = start_server(threads=1, name="replica-a", env=env)
     b = start_server(threads=1, name="replica-b", env=env)
-    port = free_port()
-    ndir = tmp_path / "nginx"
-    ndir.mkdir()
-    conf = nginx_copy(ndir, port, {"hotplate-1:8080": "127.0.0.1:%d" % a.port, "hotplate-2:8080": "127.0.0.1:%d" % b.port})
-    t = daemons.Daemon("nginx-test", ["nginx", "-t", "-p", str(ndir), "-c", conf, "-e", str(ndir / "error.log")], ndir).start()
-    assert t.proc.wait(15) == 0, t.log_tail()
-    ng = daemons.Daemon("nginx", ["nginx", "-p", str(ndir), "-c", conf, "-e", str(ndir / "error.log"), "-g", "daemon off;"],
-                        ndir).start()
-    lb = "http://127.0.0.1:%d" % port
+    ng, lb = daemons.start_nginx(tmp_path, a, b)
     try:
-        ng.wait_http(lb + "/healthz")
 
         # Both replicas receive traffic.
         route = "/restaurants/{id}"
-        before = {s.name: route_count(s, "GET", route) for s in (a, b)}
+        before = {s.name: daemons.route_count(s, "GET", route) for s in (a, b)}
         seen = set()
         s = requests.Session()
         for _ in range(60):
@@ -110,7 +43,7 @@ def test_nginx_balances_and_fails_over(start_server, tmp_path, shop):
             assert r.status_code == 200, describe(r)
             seen.add(r.headers["X-Upstream"])
         assert seen == {"127.0.0.1:%d" % a.port, "127.0.0.1:%d" % b.port}
-        after = {x.name: route_count(x, "GET", route) for x in (a, b)}
+        after = {x.name: daemons.route_count(x, "GET", route) for x in (a, b)}
         gained = {k: after[k] - before[k] for k in after}
         assert all(g > 0 for g in gained.values()) and sum(gained.values()) == 60, gained
 
