@@ -8,6 +8,7 @@
 #   make test    the layer check, the unit tests (normal and ASan builds), then every
 #                suite and a short fuzz in four lanes side by side (deploy/test.sh)
 #   make bench-overhead   probes ON against OFF (docs/BENCHMARKS.md)
+#   make soak    the journey at half its peak for 30 minutes, drift per series (docs/BENCHMARKS.md)
 #   make bench-ab REV=<rev>   one optimization: the build at REV against the tree (docs/BENCHMARKS.md)
 #   make doctor  the running server's bottleneck report (docs/DOCTOR.md): watches
 #                DOCTOR_SECONDS (default 30) of whatever traffic runs, then
@@ -45,7 +46,7 @@ FORMAT_DIRS := $(wildcard common services profiling tests loadtests)
 # library they share with the test suites; they find it on PYTHONPATH.
 LOADTESTS_PYTHONPATH := $(CURDIR)/tests$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: all deps build build-asan run up down status migrate seed test bench-overhead bench-ab bench lab fuzz format clean doctor
+.PHONY: all deps build build-asan run up down status migrate seed test bench-overhead bench-ab soak bench lab fuzz format clean doctor
 
 all: build
 
@@ -92,6 +93,13 @@ test: deps build build-asan
 # build-bench-on/ and build-bench-off/ and uses the stack in .hotplate/bench.
 bench-overhead: deps
 	PYTHONPATH=$(LOADTESTS_PYTHONPATH) loadtests/overhead.py
+
+# The soak (loadtests/soak.py; docs/BENCHMARKS.md): the journey at half its
+# peak for SOAK_MINUTES (default 30), one sample a minute, and each series'
+# trend. Not part of make test (tests/bench runs a 12-second version).
+SOAK_MINUTES ?= 30
+soak: deps
+	PYTHONPATH=$(LOADTESTS_PYTHONPATH) loadtests/soak.py --minutes $(SOAK_MINUTES) $(SOAK_ARGS)
 
 # One optimization's before and after (loadtests/ab.py; docs/BENCHMARKS.md):
 # the build at REV against the current tree on one route and its statement.
