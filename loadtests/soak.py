@@ -134,24 +134,17 @@ def sample(server, env):
             "pool_in_use": pool["in_use"], "pg_backends": int(rows[0][0])}
 
 
-def fmt(key, v):
+def fmt(key, v, per_min=False):
+    """A sample in its unit (MiB, ms, a count), or a slope of it per minute (KiB/min, ms/min, /min)."""
     if v is None:
         return "-"
     unit = next(u for k, _, u, _ in SERIES if k == key)
+    sign = "+" if per_min else ""
     if unit == "bytes":
-        return f"{v / (1 << 20):,.1f} MiB"
+        return f"{v / 1024:{sign},.1f} KiB/min" if per_min else f"{v / (1 << 20):,.1f} MiB"
     if unit == "ms":
-        return f"{v:,.2f} ms"
-    return f"{v:,.0f}"
-
-
-def fmt_slope(key, v):
-    unit = next(u for k, _, u, _ in SERIES if k == key)
-    if unit == "bytes":
-        return f"{v / 1024:+,.1f} KiB/min"
-    if unit == "ms":
-        return f"{v:+,.3f} ms/min"
-    return f"{v:+,.3f}/min"
+        return f"{v:{sign},.3f} ms/min" if per_min else f"{v:,.2f} ms"
+    return f"{v:{sign},.3f}/min" if per_min else f"{v:,.0f}"
 
 
 def report_md(r):
@@ -179,8 +172,8 @@ def report_md(r):
         if v["verdict"] == "no data":
             out.append(f"| {title} | - | - | - | - | no data |")
             continue
-        ci = "-" if v["slope_ci"] is None else " to ".join(fmt_slope(key, x) for x in v["slope_ci"])
-        out.append(f"| {title} | {fmt(key, v['first'])} | {fmt(key, v['last'])} | {fmt_slope(key, v['slope_per_min'])} "
+        ci = "-" if v["slope_ci"] is None else " to ".join(fmt(key, x, True) for x in v["slope_ci"])
+        out.append(f"| {title} | {fmt(key, v['first'])} | {fmt(key, v['last'])} | {fmt(key, v['slope_per_min'], True)} "
                    f"| {ci} | {v['verdict']} |")
     growing = [t for k, t, _, _ in SERIES if r["trends"][k]["verdict"] == "growing"]
     out += ["", "Verdict: " + ("flat: no series grows." if not growing else "growing: " + ", ".join(growing) + ".")]
