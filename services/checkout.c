@@ -6,14 +6,22 @@
  *   2. look the key up: a retry returns the order it already made;
  *   3. price the cart (cart.c), check the restaurant is open and stock suffices;
  *   4. authorize the payment with the gateway simulator;
- *   5. on a transaction connection: BEGIN and the order insert (order, items,
- *      payment and first event in one statement, ON CONFLICT on the key) go out
- *      together; then the conditional stock decrement; then COMMIT;
+ *   5. on a transaction connection, in one round trip: BEGIN, order_place (the
+ *      order, its items, payment and first event, ON CONFLICT on the key, and
+ *      the conditional stock decrement, in one statement that raises HP409
+ *      when a stock row is short), and COMMIT. After an error PostgreSQL skips
+ *      the rest of the batch, so the COMMIT never commits a failed order;
  *   6. answer 201 with the order as GET /orders/{id} renders it.
  * Any failure after step 4 voids the authorization, and any failure inside the
  * transaction rolls it back, so a rejected checkout leaves the database as it
  * was. The payment call happens before the transaction opens, so no row lock
  * is held while the gateway thinks (the "short" checkout).
+ *
+ * Who owns the authorization once the batch is sent: the COMMIT is already on
+ * its way, so a client that leaves must not void it blindly. order_place's
+ * outcome decides instead, delivered even without the request
+ * (hp_db_conn_query_orphan): a failed or duplicate order voids it, a placed
+ * one leaves it to the order that the queued COMMIT commits.
  *
  * The flag checkout_txn=long restores the classic mistake instead: take a
  * connection, BEGIN, decrement the stock (row locks on the popular items),
@@ -180,13 +188,6 @@ int hp_checkout_stock_ok(hp_req_t *r, hp_checkout_t *co, PGresult *res, const ch
     return 1;
 }
 
-static void hp__checkout_on_stock(hp_req_t *r, void *ud, PGresult *res, const char *err)
-{
-    hp_checkout_t *co = ud;
-    if (hp_checkout_stock_ok(r, co, res, err))
-        hp__checkout_commit(r, co);
-}
-
 static void hp__checkout_replay(hp_req_t *r, void *ud, PGresult *res, const char *err)
 {
     (void)ud;
@@ -236,12 +237,7 @@ void hp_checkout_on_insert(hp_req_t *r, void *ud, PGresult *res, const char *err
     }
     co->order_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     PQclear(res);
-    if (co->num_stock == 0) {
-        hp__checkout_commit(r, co);
-        return;
-    }
-    const char *values[] = {co->stock_ids, co->stock_qty};
-    hp_db_conn_query(r, r->held, HP_STMT_stock_decrement, values, 2, hp__checkout_on_stock, co);
+    hp__checkout_commit(r, co);
 }
 
 /* Builds the per-line arrays of the insert: item ids, quantities, unit prices, modifier lists, line totals. */
@@ -290,6 +286,90 @@ void hp_checkout_insert_values(hp_req_t *r, hp_checkout_t *co, const char **v)
     v[16] = co->auth_id;
 }
 
+/*
+ * What order_place's outcome does to the authorization when its request went
+ * away: a failed or duplicate order owns nothing, so the authorization is
+ * voided; a placed order owns it once the COMMIT queued behind it commits.
+ */
+typedef struct st_hp_checkout_orphan_t {
+    char auth_id[HP_PAYMENT_AUTH_ID_MAX];
+} hp_checkout_orphan_t;
+
+static void hp__checkout_place_orphan(hp_thread_t *thr, void *ud, const PGresult *res, const char *err)
+{
+    hp_checkout_orphan_t *o = ud;
+    if (err != NULL || PQntuples(res) == 0)
+        hp_payment_void(thr, o->auth_id);
+    free(o);
+}
+
+static void hp__checkout_on_place(hp_req_t *r, void *ud, PGresult *res, const char *err)
+{
+    hp_checkout_t *co = ud;
+    (void)r; /* the batch's COMMIT answers next, and acts */
+    struct st_hp_checkout_orphan_t *o_keep = co->orphan;
+    co->orphan = NULL;
+    if (err == hp_err_db_timeout && res == NULL) {
+        /*
+         * The client deadline: the statement (and the COMMIT behind it) may
+         * still complete, so its real outcome, when it comes, goes to the
+         * orphan callback, which voids the authorization only if no order
+         * was placed. PostgreSQL's own statement_timeout is kept under this
+         * deadline (runtime/db.c), so this is a server that stopped
+         * answering, and a retry with the same key finds out which it was.
+         */
+        (void)o_keep; /* now the orphan callback's to free */
+        co->place_err = err;
+        co->place_timed_out = 1;
+        return;
+    }
+    free(o_keep);
+    if (err == NULL && co->begin_err != NULL)
+        err = co->begin_err;
+    if (err != NULL) {
+        co->place_err = err;
+        co->out_of_stock = strcmp(hp_db_sqlstate(res), HP_SQLSTATE_OUT_OF_STOCK) == 0;
+    } else if (PQntuples(res) == 0) {
+        co->duplicate = 1;
+    } else {
+        co->order_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    }
+    if (res != NULL)
+        PQclear(res);
+}
+
+/* The batch's last answer: the outcome of the whole checkout transaction. */
+static void hp__checkout_on_placed(hp_req_t *r, void *ud, PGresult *res, const char *err)
+{
+    hp_checkout_t *co = ud;
+    if (res != NULL)
+        PQclear(res);
+    if (co->place_timed_out) {
+        /* The orphan callback decides the authorization (see hp__checkout_on_place). */
+        hp_checkout_fail(r, co, 1, NULL);
+        hp_respond_failure(r, co->place_err);
+        return;
+    }
+    if (co->place_err != NULL || err != NULL) {
+        /* Nothing committed (a failed statement aborts the batch, COMMIT included): no order owns the authorization. */
+        hp_payment_void(r->thr, co->auth_id);
+        hp_checkout_fail(r, co, 1, NULL);
+        if (co->out_of_stock)
+            hp_respond_error(r, HP_E_out_of_stock, "an item does not have enough stock left");
+        else
+            hp_respond_failure(r, co->place_err != NULL ? co->place_err : err);
+        return;
+    }
+    hp_db_release(r, r->held, 0);
+    if (co->duplicate) {
+        /* A concurrent request with the same key won; this one's empty transaction committed nothing. */
+        hp_payment_void(r->thr, co->auth_id);
+        hp__lookup_key(r, co, hp__checkout_replay);
+        return;
+    }
+    hp_order_fetch(r, co->order_id, hp__checkout_on_order, NULL);
+}
+
 static void hp__checkout_on_conn(hp_req_t *r, void *ud, hp_pgconn_t *conn, const char *err)
 {
     hp_checkout_t *co = ud;
@@ -297,11 +377,19 @@ static void hp__checkout_on_conn(hp_req_t *r, void *ud, hp_pgconn_t *conn, const
         hp_checkout_fail(r, co, 0, err);
         return;
     }
-    const char **values = h2o_mem_alloc_pool(&r->h2o->pool, sizeof(*values) * 17);
+    const char **values = h2o_mem_alloc_pool(&r->h2o->pool, sizeof(*values) * 19);
     hp_checkout_insert_values(r, co, values);
-    /* BEGIN and the insert go out in one write; the insert's result tells whether both worked. */
+    values[17] = co->stock_ids, values[18] = co->stock_qty;
+    hp_checkout_orphan_t *o = malloc(sizeof(*o));
+    if (o == NULL)
+        abort();
+    memcpy(o->auth_id, co->auth_id, sizeof(o->auth_id));
+    co->orphan = o;
+    /* From here order_place's outcome owns the authorization (see the header comment). */
+    hp__checkout_disown(co);
     hp_db_conn_query(r, conn, HP_STMT_txn_begin, NULL, 0, hp_checkout_on_begin, co);
-    hp_db_conn_query(r, conn, HP_STMT_order_insert, values, 17, hp_checkout_on_insert, co);
+    hp_db_conn_query_orphan(r, conn, HP_STMT_order_place, values, 19, hp__checkout_on_place, co, hp__checkout_place_orphan, o);
+    hp_db_conn_query(r, conn, HP_STMT_txn_commit, NULL, 0, hp__checkout_on_placed, co);
 }
 
 /*

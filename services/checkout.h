@@ -25,6 +25,12 @@ typedef struct st_hp_checkout_t {
     const char *stock_ids, *stock_qty;
     const char *begin_err;
     int long_txn; /* checkout_txn=long, read once when the request starts */
+    /* The default path's order_place (checkout.c): its outcome, read when the batch's COMMIT answers. */
+    struct st_hp_checkout_orphan_t *orphan; /* its outcome's note for a request that went away; freed by whichever runs */
+    const char *place_err;
+    int out_of_stock;    /* place_err is HP409 */
+    int duplicate;       /* the key already had its order */
+    int place_timed_out; /* the client deadline answered order_place: its real outcome goes to the orphan callback */
 } hp_checkout_t;
 
 /** Gives the connection back (rolling back when asked), voids an authorization no order owns, and answers err when set. */
@@ -39,7 +45,8 @@ void hp_checkout_insert_values(hp_req_t *r, hp_checkout_t *co, const char **v);
 /** The BEGIN's callback when another statement queued behind it reports its failure. */
 void hp_checkout_on_begin(hp_req_t *r, void *ud, PGresult *res, const char *err);
 
-/** The order insert's callback: the stock decrement and COMMIT follow, or a replay of a concurrent winner's order. */
+/** checkout_txn=long's order insert callback (its stock is already taken): COMMIT follows, or a replay of a concurrent winner's
+ * order. */
 void hp_checkout_on_insert(hp_req_t *r, void *ud, PGresult *res, const char *err);
 
 /**

@@ -33,6 +33,9 @@
 #include "runtime/db.h"
 #include "services/routes.h"
 
+/* The SQLSTATE of hp_stock_check (migrations/0004_stock_check): an order_place whose stock ran short. */
+#define HP_SQLSTATE_OUT_OF_STOCK "HP409"
+
 #define HP__TOP_CUSTOMER "(SELECT user_id FROM orders GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1)"
 #define HP__FIRST_ITEM_RESTAURANT "(SELECT restaurant_id FROM menu_items ORDER BY id LIMIT 1)"
 
@@ -42,6 +45,28 @@
     "o.id, o.user_id, o.restaurant_id, o.status, o.subtotal_cents, o.discount_cents, o.tax_cents, o.delivery_fee_cents, "          \
     "o.service_fee_cents, o.small_order_fee_cents, o.tip_cents, o.total_cents, "                                                   \
     "(extract(epoch FROM o.created_at) * 1000000)::bigint"
+
+/*
+ * The order's rows, inserted by one statement: the order (ON CONFLICT on its idempotency key: no row when the key already has
+ * its order), its items, its payment and its first event. order_insert (checkout_txn=long) and order_place (the default) both
+ * start with it; $1..$17 are hp_checkout_insert_values' parameters.
+ */
+#define HP__ORDER_INSERT_ARGS                                                                                                      \
+    "(SELECT min(id) FROM users WHERE role = 'customer')", HP__FIRST_ITEM_RESTAURANT, "1000", "0", "80", "299", "150", "0", "0",   \
+        "1529", "'hp-explain-' || gen_random_uuid()", "ARRAY[(SELECT min(id) FROM menu_items)]", "'{1}'", "'{1000}'",              \
+        "'{\"{}\"}'", "'{1000}'", "'hp-explain'"
+#define HP__ORDER_INSERT_CTES                                                                                                      \
+    "WITH o AS (INSERT INTO orders (user_id, restaurant_id, subtotal_cents, discount_cents, tax_cents, delivery_fee_cents, "       \
+    "service_fee_cents, small_order_fee_cents, tip_cents, total_cents, idempotency_key) "                                          \
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "                                                                       \
+    "ON CONFLICT (user_id, idempotency_key) DO NOTHING RETURNING id), "                                                            \
+    "i AS (INSERT INTO order_items (order_id, item_id, name, quantity, unit_price_cents, modifier_ids, line_total_cents) "         \
+    "SELECT o.id, l.item_id, mi.name, l.qty, l.unit, l.mods::bigint[], l.total FROM o, "                                           \
+    "unnest($12::bigint[], $13::int[], $14::int[], $15::text[], $16::int[]) WITH ORDINALITY AS l(item_id, qty, unit, mods, "       \
+    "total, n) JOIN menu_items mi ON mi.id = l.item_id ORDER BY l.n), "                                                            \
+    "p AS (INSERT INTO payments (order_id, authorization_id, amount_cents, status) "                                               \
+    "SELECT o.id, $17, $10, 'authorized' FROM o), "                                                                                \
+    "e AS (INSERT INTO order_events (order_id, status, actor_id) SELECT o.id, 'placed', $1 FROM o)"
 
 #define HP_STMT_LIST(X)                                                                                                            \
     /* auth: the principal behind a token hash; owners come with their restaurant */                                               \
@@ -102,22 +127,21 @@
     X(txn_begin, HP_STMT_CONTROL, HP_API_NONE, HP_NO_ARGS, "BEGIN")                                                                \
     X(txn_commit, HP_STMT_CONTROL, HP_API_NONE, HP_NO_ARGS, "COMMIT")                                                              \
     X(txn_rollback, HP_STMT_CONTROL, HP_API_NONE, HP_NO_ARGS, "ROLLBACK")                                                          \
-    X(order_insert, HP_STMT_WRITE, HP_API_order_create,                                                                            \
-      HP_ARGS("(SELECT min(id) FROM users WHERE role = 'customer')", HP__FIRST_ITEM_RESTAURANT, "1000", "0", "80", "299", "150",   \
-              "0", "0", "1529", "'hp-explain-' || gen_random_uuid()", "ARRAY[(SELECT min(id) FROM menu_items)]", "'{1}'",          \
-              "'{1000}'", "'{\"{}\"}'", "'{1000}'", "'hp-explain'"),                                                               \
-      "WITH o AS (INSERT INTO orders (user_id, restaurant_id, subtotal_cents, discount_cents, tax_cents, delivery_fee_cents, "     \
-      "service_fee_cents, small_order_fee_cents, tip_cents, total_cents, idempotency_key) "                                        \
-      "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "                                                                     \
-      "ON CONFLICT (user_id, idempotency_key) DO NOTHING RETURNING id), "                                                          \
-      "i AS (INSERT INTO order_items (order_id, item_id, name, quantity, unit_price_cents, modifier_ids, line_total_cents) "       \
-      "SELECT o.id, l.item_id, mi.name, l.qty, l.unit, l.mods::bigint[], l.total FROM o, "                                         \
-      "unnest($12::bigint[], $13::int[], $14::int[], $15::text[], $16::int[]) WITH ORDINALITY AS l(item_id, qty, unit, mods, "     \
-      "total, n) JOIN menu_items mi ON mi.id = l.item_id ORDER BY l.n), "                                                          \
-      "p AS (INSERT INTO payments (order_id, authorization_id, amount_cents, status) "                                             \
-      "SELECT o.id, $17, $10, 'authorized' FROM o), "                                                                              \
-      "e AS (INSERT INTO order_events (order_id, status, actor_id) SELECT o.id, 'placed', $1 FROM o) "                             \
-      "SELECT id FROM o")                                                                                                          \
+    X(order_insert, HP_STMT_WRITE, HP_API_order_create, HP_ARGS(HP__ORDER_INSERT_ARGS), HP__ORDER_INSERT_CTES " SELECT id FROM o") \
+    /*                                                                                                                             \
+     * The default checkout's one statement: order_insert, then stock_decrement's locks and decrement ($18 item ids, $19           \
+     * quantities), conditional on the insert having inserted (a key that already has its order takes no stock), then              \
+     * hp_stock_check (migrations/0004), which raises HP409 when a stock row was short, so that the COMMIT sent behind it in the   \
+     * same round trip rolls everything back. A row per inserted order: none when the key already had one.                         \
+     */                                                                                                                            \
+    X(order_place, HP_STMT_WRITE, HP_API_order_create, HP_ARGS(HP__ORDER_INSERT_ARGS, "'{}'", "'{}'"),                             \
+      HP__ORDER_INSERT_CTES                                                                                                        \
+      ", "                                                                                                                         \
+      "d AS (SELECT * FROM unnest($18::bigint[], $19::int[]) AS d(id, qty) WHERE EXISTS (SELECT 1 FROM o)), "                      \
+      "l AS (SELECT m.id FROM menu_items m JOIN d ON d.id = m.id ORDER BY m.id FOR NO KEY UPDATE OF m), "                          \
+      "s AS (UPDATE menu_items m SET stock = m.stock - d.qty FROM d, l "                                                           \
+      "WHERE m.id = d.id AND l.id = m.id AND m.stock IS NOT NULL AND m.stock >= d.qty RETURNING m.id) "                            \
+      "SELECT o.id, hp_stock_check((SELECT count(*) FROM s), cardinality($18::bigint[])) FROM o")                                  \
     /*                                                                                                                             \
      * Locks the stock rows in id order first, so two carts never deadlock on each other. The lock is FOR NO KEY UPDATE, the       \
      * one an UPDATE takes: FOR UPDATE would conflict with the KEY SHARE locks that other checkouts' order_items foreign keys      \

@@ -71,7 +71,9 @@ typedef struct st_hp_dbq_t {
     uint64_t start_ns;
     h2o_timeout_entry_t timeout; /* the deadline while queued; the deferred delivery after a failure */
     int num_values;
-    const char **values; /* a copy of the parameters, in this allocation, for a resend */
+    const char **values;    /* a copy of the parameters, in this allocation, for a resend */
+    hp_db_orphan_cb orphan; /* called instead of cb when the request went away (hp_db_conn_query_orphan) */
+    void *orphan_ud;
 } hp_dbq_t;
 
 typedef struct st_hp_db_waiter_t {
@@ -231,6 +233,8 @@ static void hp__dbq_finish(hp_dbq_t *q, PGresult *res, const char *err)
         q->cb(r, q->ud, res, err);
     } else {
         hp_op_detach(&q->op);
+        if (q->orphan != NULL)
+            q->orphan(q->conn->thr, q->orphan_ud, res, err);
         if (res != NULL)
             PQclear(res);
     }
@@ -330,6 +334,8 @@ static int hp__conn_sync(hp_pgconn_t *conn)
     if (!PQpipelineSync(conn->pg))
         return -1;
     last->has_sync = 1;
+    if (conn->label[0] == 't')
+        hp_probe_count(conn->thr, HP_COUNTER_pool_batches, 1);
     hp__conn_flush(conn);
     return 0;
 }
@@ -347,18 +353,19 @@ void hp_db_flush(hp_thread_t *thr)
     }
 }
 
-static void hp__conn_query(hp_req_t *r, hp_pgconn_t *conn, hp_stage_t stage, int stmt, const char *sql, const char *const *values,
-                           int num_values, hp_db_cb cb, void *ud)
+static hp_dbq_t *hp__conn_query(hp_req_t *r, hp_pgconn_t *conn, hp_stage_t stage, int stmt, const char *sql,
+                                const char *const *values, int num_values, hp_db_cb cb, void *ud)
 {
     hp_dbq_t *q = hp__dbq_new_with(r, conn, stmt, cb, ud, stage, values, num_values);
     if (conn->state != HP_PG_READY) {
         hp__dbq_fail_later(conn->thr, q, hp_err_db_unavailable);
-        return;
+        return q;
     }
     if (hp__conn_send(conn, q, sql) != 0) {
         hp__dbq_fail_later(conn->thr, q, hp_err_db_unavailable);
         hp__conn_fail(conn, PQerrorMessage(conn->pg));
     }
+    return q;
 }
 
 /* Maps a finished result to the error reported to the callback. */
@@ -594,11 +601,29 @@ static void hp__conn_connect(hp_pgconn_t *conn)
     }
 }
 
+/*
+ * PostgreSQL's own timeouts are kept under the client deadline
+ * (--db-timeout-ms), by a tenth of it and at least 20 ms: the server then ends
+ * a slow statement itself, with an error that aborts its batch, before the
+ * client gives up on it. That matters for the checkout, whose COMMIT travels
+ * in the same batch as its statement (services/checkout.c): a statement
+ * PostgreSQL ended can never be followed by that COMMIT, while one the client
+ * stopped waiting for may still complete. The client deadline is left for a
+ * server that does not answer at all.
+ */
+int hp_db_statement_timeout_ms(const hp_config_t *cfg)
+{
+    int margin = cfg->db_timeout_ms / 10 > 20 ? cfg->db_timeout_ms / 10 : 20;
+    int cap = cfg->db_timeout_ms - margin > 1 ? cfg->db_timeout_ms - margin : 1;
+    return cfg->statement_timeout_ms < cap ? cfg->statement_timeout_ms : cap;
+}
+
 static void hp__conn_start(hp_pgconn_t *conn)
 {
     char options[96];
-    snprintf(options, sizeof(options), "-c statement_timeout=%d -c lock_timeout=%d", conn->thr->cfg->statement_timeout_ms,
-             conn->thr->cfg->lock_timeout_ms);
+    int stmt_ms = hp_db_statement_timeout_ms(conn->thr->cfg);
+    snprintf(options, sizeof(options), "-c statement_timeout=%d -c lock_timeout=%d", stmt_ms,
+             conn->thr->cfg->lock_timeout_ms < stmt_ms ? conn->thr->cfg->lock_timeout_ms : stmt_ms);
     /* dbname first with expand_dbname, so the URL's settings apply and ours override them. */
     const char *keys[] = {"dbname", "options", "application_name", "connect_timeout", NULL};
     const char *vals[] = {conn->thr->cfg->pg_url, options, "hotplate", "5", NULL};
@@ -840,6 +865,16 @@ void hp_db_conn_query(hp_req_t *r, hp_pgconn_t *conn, int stmt, const char *cons
 {
     assert(conn->holder == r);
     hp__conn_query(r, conn, HP_STAGE_db, stmt, NULL, values, num_values, cb, ud);
+}
+
+void hp_db_conn_query_orphan(hp_req_t *r, hp_pgconn_t *conn, int stmt, const char *const *values, int num_values, hp_db_cb cb,
+                             void *ud, hp_db_orphan_cb orphan, void *orphan_ud)
+{
+    assert(conn->holder == r);
+    /* Set before anything can finish the entry: a failure to send is delivered on the next loop iteration. */
+    hp_dbq_t *q = hp__conn_query(r, conn, HP_STAGE_db, stmt, NULL, values, num_values, cb, ud);
+    q->orphan = orphan;
+    q->orphan_ud = orphan_ud;
 }
 
 void hp_db_conn_query_sql(hp_req_t *r, hp_pgconn_t *conn, const char *sql, const char *const *values, int num_values, hp_db_cb cb,

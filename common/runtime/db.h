@@ -109,11 +109,32 @@ int hp_db_stmt_lookup(const char *name, size_t len);
 /** @return the number of sample arguments of a statement (its parameters), 0 when it has none */
 int hp_db_stmt_num_args(const hp_db_stmt_def_t *def);
 
+/** @return the statement_timeout the connections set: --statement-timeout-ms, kept under the client deadline (db.c says why) */
+int hp_db_statement_timeout_ms(const hp_config_t *cfg);
+
 /** Waits for a free transaction connection, up to the pool timeout. */
 void hp_db_acquire(hp_req_t *r, hp_db_acquire_cb cb, void *ud);
 
 /** Queues a statement on a transaction connection held by r. */
 void hp_db_conn_query(hp_req_t *r, hp_pgconn_t *conn, int stmt, const char *const *values, int num_values, hp_db_cb cb, void *ud);
+
+/**
+ * Called with a statement's outcome when its request went away before it
+ * finished (res is cleared after the call returns; err as for hp_db_cb). For
+ * a caller that must act on the outcome whatever happens to the request: a
+ * checkout whose authorization is voided only if its order did not commit.
+ */
+typedef void (*hp_db_orphan_cb)(hp_thread_t *thr, void *ud, const PGresult *res, const char *err);
+
+/**
+ * hp_db_conn_query with an orphan callback, which gets the statement's real
+ * outcome whenever cb does not: when the request went away, or when cb was
+ * already told hp_err_db_timeout (res NULL) by the client deadline and the
+ * statement finished later. So the outcome reaches exactly one of them, once;
+ * orphan_ud must outlive the request (not the request's pool).
+ */
+void hp_db_conn_query_orphan(hp_req_t *r, hp_pgconn_t *conn, int stmt, const char *const *values, int num_values, hp_db_cb cb,
+                             void *ud, hp_db_orphan_cb orphan, void *orphan_ud);
 
 /**
  * Queues one-off SQL (not a named statement) on a transaction connection held

@@ -38,6 +38,8 @@
 #define HP_COUNTER_LIST(X)                                                                                                         \
     X(pool_acquired, pool, "acquired", "hotplate_db_pool_acquired_total", "", "Transaction connections handed to a request.")      \
     X(pool_timeouts, pool, "timeouts", "hotplate_db_pool_timeouts_total", "", "Waits for a connection that gave up.")              \
+    X(pool_batches, pool, "batches", "hotplate_db_pool_batches_total", "",                                                         \
+      "Batches of statements sent on transaction connections, each one round trip (rollbacks not counted).")                       \
     X(cache_hits, cache, "hits", "hotplate_cache_lookups_total", "result=\"hit\"", "Menu cache lookups by result.")                \
     X(cache_misses, cache, "misses", "hotplate_cache_lookups_total", "result=\"miss\"", "")                                        \
     X(cache_errors, cache, "errors", "hotplate_cache_lookups_total", "result=\"error\"", "")                                       \

@@ -73,7 +73,9 @@ def test_statement_timeout_is_504_db_timeout(start_server, db, env, world, items
 
 
 def test_client_deadline_is_504_and_the_transaction_rolls_back(start_server, db, env, world, items_state):
-    """The client-side deadline fires first; the statement still completes later and is rolled back."""
+    """A client deadline shorter than the statement timeout: the server keeps PostgreSQL's statement_timeout
+    under it (runtime/db.c), so PostgreSQL ends the blocked statement itself, the batch's COMMIT never
+    commits, and nothing is written. (A PostgreSQL that stops answering: tests/e2e/test_checkout_batch.py.)"""
     items_state(world.item_plain, stock=50, available=True)
     s = start_server(threads=1, name="client-deadline", env={"HOTPLATE_DB_TIMEOUT_MS": "300"})
     key = new_key()

@@ -1,0 +1,1 @@
+DROP FUNCTION IF EXISTS hp_stock_check(bigint, integer);
