@@ -503,7 +503,9 @@ stop_standby() {
 kill_postmaster() {
     local data=$1 pid kids deadline
     pid=$(head -n 1 "$data/postmaster.pid" 2>/dev/null || true)
-    [[ -n "$pid" ]] && [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == postgres ]] || die "no postmaster runs in $data"
+    if [[ -z "$pid" ]] || [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" != postgres ]]; then
+        die "no postmaster runs in $data"
+    fi
     kids=$(ps -o pid= --ppid "$pid" | tr -s ' \n' ' ')
     # shellcheck disable=SC2086
     kill -KILL "$pid" $kids 2>/dev/null || true
@@ -560,16 +562,21 @@ EOF
 }
 
 stop_redis() {
-    local pid="" deadline
-    [[ -f "$redis_pidfile" ]] && pid=$(cat "$redis_pidfile")
     if redis_running; then
         # The connection drops as Redis exits, so redis-cli's error is expected.
         redis-cli -s "$redis_sock" shutdown nosave >/dev/null 2>&1 || true
     fi
-    # Wait for the process itself, not just the socket, so that `down`
-    # returning means the server is gone. The comm check guards against a
-    # stale pidfile whose number now belongs to another process.
-    if [[ -n "$pid" ]] && [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == redis-server ]]; then
+    stop_pidfile "$redis_pidfile"
+}
+
+# stop_pidfile FILE: TERM (then KILL) the Redis or Sentinel process in FILE,
+# and wait for the process itself, not just its socket, so that `down`
+# returning means the server is gone. The comm check guards against a stale
+# pidfile whose number now belongs to another process.
+stop_pidfile() {
+    local pid="" deadline
+    [[ -f "$1" ]] && pid=$(cat "$1")
+    if [[ -n "$pid" ]] && [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == redis-* ]]; then
         deadline=$((SECONDS + WAIT_SECONDS))
         while kill -0 "$pid" 2>/dev/null; do
             if [[ $SECONDS -ge $deadline ]]; then
@@ -580,7 +587,7 @@ stop_redis() {
             sleep 0.1
         done
     fi
-    rm -f "$redis_pidfile"
+    rm -f "$1"
 }
 
 # ------------------------------------------------ Redis replica and Sentinel
@@ -661,24 +668,6 @@ EOF
         [[ $SECONDS -lt $deadline ]] || { tail -n 20 "$sentinel_dir/sentinel.log" >&2 || true; die "Sentinel not ready"; }
         sleep 0.2
     done
-}
-
-# stop_pidfile FILE: TERM (then KILL) the Redis or Sentinel process in FILE.
-stop_pidfile() {
-    local pid="" deadline
-    [[ -f "$1" ]] && pid=$(cat "$1")
-    if [[ -n "$pid" ]] && [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == redis-* ]]; then
-        deadline=$((SECONDS + WAIT_SECONDS))
-        while kill -0 "$pid" 2>/dev/null; do
-            if [[ $SECONDS -ge $deadline ]]; then
-                kill -KILL "$pid" 2>/dev/null || true
-                break
-            fi
-            kill -TERM "$pid" 2>/dev/null || true
-            sleep 0.1
-        done
-    fi
-    rm -f "$1"
 }
 
 stop_redis_ha() {
@@ -891,7 +880,8 @@ cmd_failover() {
     node_running "$pg_standby_data" || die "no standby runs in $home"
     local t0=$SECONDS pid dead=$PG_PRIMARY_DIR dead_port=$PG_PORT
     if pg_running; then
-        pid=$(kill_postmaster "$pg_data") && [[ -n "$pid" ]] || die "could not kill the primary"
+        pid=$(kill_postmaster "$pg_data")
+        [[ -n "$pid" ]] || die "could not kill the primary"
         echo "stack: PostgreSQL primary $pid (port $PG_PORT) SIGKILLed"
     fi
     as_pg "$PGBIN/pg_ctl" -D "$pg_standby_data" -w -t "$WAIT_SECONDS" -s promote || die "pg_ctl promote failed"
@@ -918,7 +908,9 @@ cmd_redis_kill_primary() {
     [[ -n "$port" ]] || die "Sentinel names no Redis primary"
     if [[ "$port" == "$REDIS_PORT" ]]; then dir=$redis_dir; else dir=$redis_b_dir; fi
     pid=$(cat "$dir/redis.pid" 2>/dev/null || true)
-    [[ -n "$pid" ]] && [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == redis-server ]] || die "no Redis runs in $dir"
+    if [[ -z "$pid" ]] || [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" != redis-server ]]; then
+        die "no Redis runs in $dir"
+    fi
     kill -KILL "$pid"
     rm -f "$dir/redis.pid"
     echo "stack: Redis primary $pid (port $port) SIGKILLed"

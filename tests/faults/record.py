@@ -236,6 +236,7 @@ def render(rows, fuzz, fuzz_note, when, machine):
         "flags": "flag values: `hp_flag_check`, `hp_flags_parse_list` (`common/base/flags.c`)",
         "menu_patch": "JSON body of `PATCH .../menu/items/{id}`: `hp_menu_patch_from_json` (`services/menu_patch.c`)",
         "path": "paths and path ids: `hp_router_match` over the API routes, `hp_parse_id` (`common/base/router.c`)",
+        "pg_health": "rows of `GET /debug/pg/health`'s queries: the `hp_pg_health_read_*` readers (`profiling/pg_health.c`)",
         "query": "query strings: `hp_query_param` (`common/runtime/http.c`)",
     }
     for f in fuzz:
