@@ -5,6 +5,10 @@
 #   make run     build, start the private stack, migrate, seed once, and serve
 #                on 127.0.0.1:8080 in the foreground (Ctrl-C stops it all)
 #   make up      the same with the server in the background; make down stops it
+#                (HA=1: a PostgreSQL primary with a sync standby, and Redis with
+#                a replica and Sentinel; docs/RELIABILITY.md)
+#   make failover  SIGKILL the PostgreSQL primary of an HA stack and promote its
+#                standby (deploy/stack.sh failover); the server finds it itself
 #   make test    the layer check, the unit tests (normal and ASan builds), then every
 #                suite and a short fuzz in four lanes side by side (deploy/test.sh)
 #   make bench-overhead   probes ON against OFF (docs/BENCHMARKS.md)
@@ -38,7 +42,10 @@ SCALE ?= 1
 THREADS ?= $(shell nproc)
 LISTEN ?= 127.0.0.1:8080
 SERVE_ARGS ?=
-export SCALE THREADS LISTEN SERVE_ARGS
+# HA=1 on make up (or run) makes the private stack highly available; the stack
+# remembers it (.hotplate/stack.conf), so later commands need not repeat it.
+HA ?=
+export SCALE THREADS LISTEN SERVE_ARGS HA
 
 FORMAT_DIRS := $(wildcard common services profiling tests loadtests)
 
@@ -46,7 +53,7 @@ FORMAT_DIRS := $(wildcard common services profiling tests loadtests)
 # library they share with the test suites; they find it on PYTHONPATH.
 LOADTESTS_PYTHONPATH := $(CURDIR)/tests$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: all deps build build-asan run up down status migrate seed test bench-overhead bench-ab soak bench lab fuzz format clean doctor
+.PHONY: all deps build build-asan run up down status failover migrate seed test bench-overhead bench-ab soak bench lab fuzz format clean doctor
 
 all: build
 
@@ -76,6 +83,9 @@ down:
 # use; for a person reading make's output that is not an error.
 status:
 	@deploy/run.sh status || true
+
+failover:
+	deploy/stack.sh failover --home .hotplate
 
 migrate: build
 	deploy/run.sh migrate

@@ -21,6 +21,7 @@
 #include "base/log.h"
 #include "runtime/db.h"
 #include "runtime/migrate.h"
+#include "runtime/pgha.h"
 #include "runtime/server.h"
 #include "services/menu_local.h"
 #include "services/payment.h"
@@ -140,11 +141,14 @@ static int hp__serve(int argc, char **argv)
     hp__log_flags();
     if (hp_pgindex_start(cfg.pg_url) != 0)
         return 1;
+    if (hp_pgha_start(cfg.pg_url) != 0)
+        return 1;
     hp_flag_set_observer(hp__on_flag);
     hp_server_spec_t spec = {hp_api_routes,        HP_API__COUNT, hp__admin_routes,
                              hp__admin_num_routes, hp__hooks,     sizeof(hp__hooks) / sizeof(hp__hooks[0])};
     int ret = hp_server_run(&cfg, &spec);
     hp_flag_set_observer(NULL);
+    hp_pgha_stop();
     hp_pgindex_stop();
     return ret == 0 ? 0 : 1;
 }

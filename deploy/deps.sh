@@ -40,6 +40,10 @@ packages=(
     # redis-cli come from the client packages, named here because the scripts
     # call them directly.
     postgresql-15 postgresql-client-15 postgresql-contrib redis-server redis-tools
+    # make up HA=1: Redis Sentinel watches the Redis primary and its replica
+    # (deploy/stack.sh runs the binary itself; the package's own service is
+    # stopped and disabled below so it never holds port 26379 or our files).
+    redis-sentinel
     # hypopg, with which GET /debug/doctor checks a proposed CREATE INDEX on a
     # hypothetical index (profiling/doctor_collect.c); CREATE EXTENSION hypopg.
     postgresql-15-hypopg
@@ -111,3 +115,15 @@ fi
 "${apt_run[@]}" apt-get update -q
 "${apt_run[@]}" apt-get install "${apt_opts[@]}" --no-install-recommends "${missing[@]}"
 echo "deps: installed ${missing[*]}"
+
+# redis-sentinel's package starts its own Sentinel on port 26379 where an init
+# system runs; deploy/stack.sh starts private ones on ports of its own, so the
+# package's service is stopped and kept from starting again.
+if [[ " ${missing[*]} " == *" redis-sentinel "* ]]; then
+    if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
+        "${apt_run[@]}" systemctl disable --now redis-sentinel.service || true
+    elif [[ -x /etc/init.d/redis-sentinel ]]; then
+        "${apt_run[@]}" /etc/init.d/redis-sentinel stop || true
+        "${apt_run[@]}" update-rc.d redis-sentinel disable || true
+    fi
+fi

@@ -19,6 +19,8 @@
 #   SERVE_ARGS  extra arguments for `hotplate serve`, e.g. "--flag x=1"
 #   HOTPLATE_BIN  the server binary (default build/hotplate)
 #   HOTPLATE_PG_URL and HOTPLATE_REDIS_URL  both set: use these services, no private stack
+#   HA=1        make the private stack highly available (deploy/stack.sh; it
+#               then stays so, and its env names every host)
 #
 # The server's pid is kept in .hotplate/hotplate.pid whichever way it was
 # started, so `up` can tell that one already runs and `down` can stop it.

@@ -20,6 +20,22 @@
 #   pg-start     start PostgreSQL again on its recorded port
 #   redis-kill   SIGKILL Redis (no shutdown, no goodbye to its clients)
 #   redis-start  start Redis again
+#   failover     HA stacks: SIGKILL the PostgreSQL primary and promote the
+#                standby (pg_ctl promote), as an operator would; the next
+#                `up` rebuilds the dead node as the new primary's standby
+#   redis-kill-primary  HA stacks: SIGKILL whichever Redis Sentinel names the
+#                primary, and wait until Sentinel has promoted the replica
+#
+# High availability (HA=1 in the environment of `up`, recorded in stack.conf
+# so every later command keeps the topology): PostgreSQL runs a primary and a
+# streaming-replication standby made with pg_basebackup, fed through a
+# physical replication slot, and the primary's synchronous_standby_names names
+# the standby, so a commit is acknowledged only once the standby has its WAL.
+# Redis runs a primary and a replica on 127.0.0.1 TCP ports, watched by one
+# redis-sentinel (Debian's binary, started here; the package's own service is
+# stopped by deploy/deps.sh). DIR/env then gives hotplate libpq's multi-host
+# URL with target_session_attrs=read-write, and a sentinel:// URL for Redis.
+# docs/RELIABILITY.md describes failing over and the production alternative.
 #
 # Several homes can run side by side (make up uses .hotplate, make test uses
 # .hotplate/test): each gets its own socket directories, and PostgreSQL's TCP
@@ -48,7 +64,7 @@ readonly PG_SYSTEM_USER=hotplate
 readonly WAIT_SECONDS=60
 
 usage() {
-    echo "usage: $0 up|down|status|env|destroy|pg-stop|pg-start|redis-kill|redis-start [--home DIR]" >&2
+    echo "usage: $0 up|down|status|env|destroy|pg-stop|pg-start|redis-kill|redis-start|failover|redis-kill-primary [--home DIR]" >&2
     exit 2
 }
 
@@ -69,7 +85,7 @@ while [[ $# -gt 0 ]]; do
     *) usage ;;
     esac
 done
-case "$cmd" in up | down | status | env | destroy | pg-stop | pg-start | redis-kill | redis-start) ;; *) usage ;; esac
+case "$cmd" in up | down | status | env | destroy | pg-stop | pg-start | redis-kill | redis-start | failover | redis-kill-primary) ;; *) usage ;; esac
 
 [[ -x "$PGBIN/initdb" ]] || die "$PGBIN/initdb not found; run deploy/deps.sh"
 
@@ -101,10 +117,28 @@ as_pg() {
 conf_file="$home/stack.conf"
 RUN_ROOT=""
 PG_PORT=""
+# HA stacks only: the topology. PG_PRIMARY_DIR and PG_STANDBY_DIR name the
+# nodes' data directories under pg/ (a failover swaps them, and PG_PORT
+# always belongs to the primary), FAILOVERS counts `failover` runs.
+HA_CONF=0
+PG_PRIMARY_DIR=data
+PG_STANDBY_DIR="data-b"
+PG_STANDBY_PORT=""
+REDIS_PORT=""
+REDIS_REPLICA_PORT=""
+SENTINEL_PORT=""
+FAILOVERS=0
 if [[ -f "$conf_file" ]]; then
     # shellcheck source=/dev/null
     . "$conf_file"
 fi
+# HA=1 on `up` turns a stack into an HA one; it stays one until destroy.
+if [[ "$cmd" == up && "${HA:-0}" == 1 ]]; then
+    HA_CONF=1
+fi
+ha() { [[ "$HA_CONF" == 1 ]]; }
+readonly SLOT=hotplate_standby
+readonly SENTINEL_MASTER=hotplate
 
 save_conf() {
     local tmp="$conf_file.tmp"
@@ -112,6 +146,16 @@ save_conf() {
         echo "# Written by deploy/stack.sh; records where this stack's files live."
         printf 'RUN_ROOT=%q\n' "$RUN_ROOT"
         printf 'PG_PORT=%q\n' "$PG_PORT"
+        if ha; then
+            printf 'HA_CONF=1\n'
+            printf 'PG_PRIMARY_DIR=%q\n' "$PG_PRIMARY_DIR"
+            printf 'PG_STANDBY_DIR=%q\n' "$PG_STANDBY_DIR"
+            printf 'PG_STANDBY_PORT=%q\n' "$PG_STANDBY_PORT"
+            printf 'REDIS_PORT=%q\n' "$REDIS_PORT"
+            printf 'REDIS_REPLICA_PORT=%q\n' "$REDIS_REPLICA_PORT"
+            printf 'SENTINEL_PORT=%q\n' "$SENTINEL_PORT"
+            printf 'FAILOVERS=%q\n' "$FAILOVERS"
+        fi
     } >"$tmp"
     mv "$tmp" "$conf_file"
 }
@@ -119,12 +163,15 @@ save_conf() {
 # Paths derived from RUN_ROOT; set_paths runs again once RUN_ROOT is known.
 set_paths() {
     pg_root="$RUN_ROOT/pg"
-    pg_data="$pg_root/data"
+    pg_data="$pg_root/$PG_PRIMARY_DIR"
+    pg_standby_data="$pg_root/$PG_STANDBY_DIR"
     pg_sock="$pg_root/sock"
     pg_log_dir="$pg_root/log"
     redis_dir="$RUN_ROOT/redis"
     redis_sock="$redis_dir/redis.sock"
     redis_pidfile="$redis_dir/redis.pid"
+    redis_b_dir="$RUN_ROOT/redis-b"
+    sentinel_dir="$RUN_ROOT/sentinel"
     env_file="$home/env"
 }
 [[ -n "$RUN_ROOT" ]] || RUN_ROOT="$home"
@@ -194,12 +241,14 @@ port_in_use() {
 # ports. The range stays below Linux's ephemeral ports (32768 and up), where
 # outgoing connections could take a port between our probe and our bind.
 pick_port() {
-    local base i port
+    local var=${1:-PG_PORT} base i port taken
     base=$((15000 + $(printf '%s' "$home" | cksum | cut -d' ' -f1) % 15000))
+    # The other ports this stack recorded are taken even while stopped.
+    taken=" $PG_PORT $PG_STANDBY_PORT $REDIS_PORT $REDIS_REPLICA_PORT $SENTINEL_PORT "
     for ((i = 0; i < 500; i++)); do
         port=$((15000 + (base - 15000 + i) % 15000))
-        if ! port_in_use "$port"; then
-            PG_PORT=$port
+        if [[ "$taken" != *" $port "* ]] && ! port_in_use "$port"; then
+            printf -v "$var" '%s' "$port"
             return 0
         fi
     done
@@ -228,12 +277,15 @@ init_pg() {
     rm -f "$home/seeded-scale"
 }
 
+# write_pg_conf [DATA PORT ROLE]: ROLE is primary (the default) or standby.
 write_pg_conf() {
-    local f="$pg_data/hotplate.conf"
+    local data=${1:-$pg_data} port=${2:-$PG_PORT} role=${3:-primary}
+    local f="$data/hotplate.conf" log_name=postgresql.log
+    [[ "$role" == standby ]] && log_name=postgresql-standby.log
     cat >"$f" <<EOF
 # Generated by deploy/stack.sh at every start; edit the script, not this file.
 listen_addresses = '127.0.0.1'
-port = $PG_PORT
+port = $port
 unix_socket_directories = '$pg_sock'
 max_connections = 200
 
@@ -256,7 +308,7 @@ deadlock_timeout = 100ms
 # One log file at a fixed path that the hotplate server can open and read.
 logging_collector = on
 log_directory = '$pg_log_dir'
-log_filename = 'postgresql.log'
+log_filename = '$log_name'
 log_file_mode = 0644
 log_rotation_age = 0
 log_rotation_size = 0
@@ -266,6 +318,33 @@ log_line_prefix = '%m [%p] %q%u@%d '
 fsync = on
 synchronous_commit = on
 EOF
+    if ha; then
+        # Replication. A primary waits for the standby's flush of every commit
+        # once the standby exists (before that, a commit would wait forever);
+        # a standby streams from the primary's slot and keeps
+        # synchronous_standby_names empty, so that once promoted with no
+        # standby of its own it still commits.
+        local sync_names=""
+        if [[ "$role" == primary && -f "$pg_standby_data/PG_VERSION" ]]; then
+            sync_names=$SLOT
+        fi
+        cat >>"$f" <<EOF
+
+# High availability (HA=1): see deploy/stack.sh and docs/RELIABILITY.md.
+wal_level = replica
+max_wal_senders = 10
+max_replication_slots = 10
+hot_standby = on
+synchronous_standby_names = '$sync_names'
+cluster_name = 'hotplate_$role'
+EOF
+        if [[ "$role" == standby ]]; then
+            cat >>"$f" <<EOF
+primary_conninfo = 'host=$pg_sock port=$PG_PORT user=postgres application_name=$SLOT'
+primary_slot_name = '$SLOT'
+EOF
+        fi
+    fi
     if is_root; then
         chown "$PG_SYSTEM_USER:" "$f"
     fi
@@ -367,10 +446,88 @@ stop_pg() {
     fi
 }
 
+# ------------------------------------------------- PostgreSQL standby (HA=1)
+
+node_running() {
+    [[ -f "$1/PG_VERSION" ]] || return 1
+    as_pg "$PGBIN/pg_ctl" -D "$1" status >/dev/null 2>&1
+}
+
+# Makes the standby on first use (a base backup of the running primary, which
+# also creates the replication slot), starts it, then turns on the primary's
+# synchronous_standby_names and waits until the standby streams as sync.
+start_standby() {
+    local deadline state
+    if ! node_running "$pg_standby_data"; then
+        if [[ -z "$PG_STANDBY_PORT" ]] || port_in_use "$PG_STANDBY_PORT"; then
+            pick_port PG_STANDBY_PORT
+        fi
+        save_conf
+        if [[ ! -f "$pg_standby_data/PG_VERSION" ]]; then
+            echo "stack: making the standby in $pg_standby_data (pg_basebackup from port $PG_PORT, slot $SLOT)"
+            rm -rf "$pg_standby_data"
+            # A slot left by an earlier standby would hold WAL for nobody.
+            psql_admin postgres -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '$SLOT'" >/dev/null
+            as_pg "$PGBIN/pg_basebackup" -D "$pg_standby_data" -h "$pg_sock" -p "$PG_PORT" -U postgres \
+                -X stream -C -S "$SLOT" -c fast >"$pg_root/basebackup.log" 2>&1 ||
+                { cat "$pg_root/basebackup.log" >&2; die "pg_basebackup failed"; }
+            as_pg touch "$pg_standby_data/standby.signal"
+        fi
+        write_pg_conf "$pg_standby_data" "$PG_STANDBY_PORT" standby
+        as_pg "$PGBIN/pg_ctl" -D "$pg_standby_data" -l "$pg_root/startup-standby.log" -w -t "$WAIT_SECONDS" -s start 9>&- || {
+            tail -n 20 "$pg_root/startup-standby.log" >&2 || true
+            die "the PostgreSQL standby did not start"
+        }
+    fi
+    # Only now may the primary wait for the standby (see write_pg_conf).
+    write_pg_conf
+    as_pg "$PGBIN/pg_ctl" -D "$pg_data" -s reload
+    deadline=$((SECONDS + WAIT_SECONDS))
+    while :; do
+        state=$(psql_admin postgres -c "SELECT state || '/' || sync_state FROM pg_stat_replication WHERE application_name = '$SLOT'")
+        [[ "$state" == streaming/sync ]] && break
+        [[ $SECONDS -lt $deadline ]] || die "the standby is not a streaming sync standby after ${WAIT_SECONDS}s (${state:-absent})"
+        sleep 0.2
+    done
+}
+
+stop_standby() {
+    node_running "$pg_standby_data" || return 0
+    as_pg "$PGBIN/pg_ctl" -D "$pg_standby_data" -m fast -w -t "$WAIT_SECONDS" -s stop ||
+        as_pg "$PGBIN/pg_ctl" -D "$pg_standby_data" -m immediate -w -t "$WAIT_SECONDS" -s stop
+}
+
+# SIGKILLs a postmaster and every process it started, as losing its machine
+# would: the children are listed first, because once their parent is gone
+# they are no longer recognisable as its children.
+kill_postmaster() {
+    local data=$1 pid kids deadline
+    pid=$(head -n 1 "$data/postmaster.pid" 2>/dev/null || true)
+    if [[ -z "$pid" ]] || [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" != postgres ]]; then
+        die "no postmaster runs in $data"
+    fi
+    kids=$(ps -o pid= --ppid "$pid" | tr -s ' \n' ' ')
+    # shellcheck disable=SC2086
+    kill -KILL "$pid" $kids 2>/dev/null || true
+    deadline=$((SECONDS + WAIT_SECONDS))
+    while kill -0 "$pid" 2>/dev/null; do
+        [[ $SECONDS -lt $deadline ]] || die "postmaster $pid survived SIGKILL"
+        sleep 0.05
+    done
+    echo "$pid"
+}
+
 # --------------------------------------------------------------------- Redis
 
 redis_running() {
     [[ -S "$redis_sock" ]] && [[ "$(redis-cli -s "$redis_sock" ping 2>/dev/null)" == PONG ]]
+}
+
+# HA stacks: Redis is up when Sentinel names a primary that answers.
+redis_up() {
+    local port
+    port=$(sentinel_master_port)
+    [[ -n "$port" ]] && [[ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" == PONG ]]
 }
 
 start_redis() {
@@ -405,16 +562,21 @@ EOF
 }
 
 stop_redis() {
-    local pid="" deadline
-    [[ -f "$redis_pidfile" ]] && pid=$(cat "$redis_pidfile")
     if redis_running; then
         # The connection drops as Redis exits, so redis-cli's error is expected.
         redis-cli -s "$redis_sock" shutdown nosave >/dev/null 2>&1 || true
     fi
-    # Wait for the process itself, not just the socket, so that `down`
-    # returning means the server is gone. The comm check guards against a
-    # stale pidfile whose number now belongs to another process.
-    if [[ -n "$pid" ]] && [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == redis-server ]]; then
+    stop_pidfile "$redis_pidfile"
+}
+
+# stop_pidfile FILE: TERM (then KILL) the Redis or Sentinel process in FILE,
+# and wait for the process itself, not just its socket, so that `down`
+# returning means the server is gone. The comm check guards against a stale
+# pidfile whose number now belongs to another process.
+stop_pidfile() {
+    local pid="" deadline
+    [[ -f "$1" ]] && pid=$(cat "$1")
+    if [[ -n "$pid" ]] && [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == redis-* ]]; then
         deadline=$((SECONDS + WAIT_SECONDS))
         while kill -0 "$pid" 2>/dev/null; do
             if [[ $SECONDS -ge $deadline ]]; then
@@ -425,22 +587,127 @@ stop_redis() {
             sleep 0.1
         done
     fi
-    rm -f "$redis_pidfile"
+    rm -f "$1"
+}
+
+# ------------------------------------------------ Redis replica and Sentinel
+
+# The port of the Redis primary as Sentinel sees it, or nothing when no
+# Sentinel answers.
+sentinel_master_port() {
+    [[ -n "$SENTINEL_PORT" ]] || return 0
+    { redis-cli -h 127.0.0.1 -p "$SENTINEL_PORT" sentinel get-master-addr-by-name "$SENTINEL_MASTER" 2>/dev/null || true; } | sed -n 2p
+}
+
+# start_redis_node DIR PORT MASTER_PORT: one Redis of an HA stack, on a
+# 127.0.0.1 TCP port (a replica needs one to reach its primary), a replica of
+# MASTER_PORT unless that is its own port.
+start_redis_node() {
+    local dir=$1 port=$2 master=$3 deadline
+    [[ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" == PONG ]] && return 0
+    mkdir -p "$dir"
+    cat >"$dir/redis.conf" <<EOF
+# Generated by deploy/stack.sh at every start; edit the script, not this file.
+daemonize yes
+pidfile $dir/redis.pid
+logfile $dir/redis.log
+dir $dir
+bind 127.0.0.1
+port $port
+save ""
+appendonly no
+EOF
+    [[ "$dir" == "$redis_dir" ]] && printf 'unixsocket %s\nunixsocketperm 700\n' "$redis_sock" >>"$dir/redis.conf"
+    [[ "$master" != "$port" ]] && echo "replicaof 127.0.0.1 $master" >>"$dir/redis.conf"
+    [[ "$dir" == "$redis_dir" ]] && rm -f "$redis_sock"
+    redis-server "$dir/redis.conf" 9>&-
+    deadline=$((SECONDS + WAIT_SECONDS))
+    until [[ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" == PONG ]]; do
+        [[ $SECONDS -lt $deadline ]] || { tail -n 20 "$dir/redis.log" >&2 || true; die "Redis on port $port not ready"; }
+        sleep 0.1
+    done
+}
+
+start_redis_ha() {
+    local p master deadline
+    for p in REDIS_PORT REDIS_REPLICA_PORT SENTINEL_PORT; do
+        [[ -n "${!p}" ]] || pick_port "$p"
+    done
+    save_conf
+    # After a Sentinel failover the replica is the primary: a node that
+    # comes back must follow it rather than start as a second primary.
+    master=$(sentinel_master_port)
+    [[ -n "$master" ]] || master=$REDIS_PORT
+    start_redis_node "$redis_dir" "$REDIS_PORT" "$master"
+    start_redis_node "$redis_b_dir" "$REDIS_REPLICA_PORT" "$master"
+    if [[ "$(redis-cli -h 127.0.0.1 -p "$SENTINEL_PORT" ping 2>/dev/null)" != PONG ]]; then
+        mkdir -p "$sentinel_dir"
+        # Sentinel rewrites its file with what it learns (the current
+        # primary, the replicas), so an existing file is kept.
+        if [[ ! -f "$sentinel_dir/sentinel.conf" ]]; then
+            cat >"$sentinel_dir/sentinel.conf" <<EOF
+# Written by deploy/stack.sh on first start; Sentinel rewrites it since.
+daemonize yes
+pidfile $sentinel_dir/sentinel.pid
+logfile $sentinel_dir/sentinel.log
+dir $sentinel_dir
+bind 127.0.0.1
+port $SENTINEL_PORT
+sentinel monitor $SENTINEL_MASTER 127.0.0.1 $master 1
+sentinel down-after-milliseconds $SENTINEL_MASTER 1000
+sentinel failover-timeout $SENTINEL_MASTER 10000
+sentinel parallel-syncs $SENTINEL_MASTER 1
+EOF
+        fi
+        redis-sentinel "$sentinel_dir/sentinel.conf" 9>&-
+    fi
+    # Ready once Sentinel names the primary and has found its replica.
+    deadline=$((SECONDS + WAIT_SECONDS))
+    until [[ -n "$(sentinel_master_port)" ]] &&
+        [[ "$(redis-cli -h 127.0.0.1 -p "$SENTINEL_PORT" sentinel replicas "$SENTINEL_MASTER" 2>/dev/null | grep -c '^ip$')" -ge 1 ]]; do
+        [[ $SECONDS -lt $deadline ]] || { tail -n 20 "$sentinel_dir/sentinel.log" >&2 || true; die "Sentinel not ready"; }
+        sleep 0.2
+    done
+}
+
+stop_redis_ha() {
+    stop_pidfile "$sentinel_dir/sentinel.pid"
+    stop_pidfile "$redis_b_dir/redis.pid"
+    stop_pidfile "$redis_pidfile"
 }
 
 # ----------------------------------------------------------------- env file
 
 write_env() {
     local tmp="$env_file.tmp"
+    local pg_url="postgresql://hotplate@/hotplate?host=$pg_sock&port=$PG_PORT"
+    local admin_url="postgresql://postgres@/hotplate?host=$pg_sock&port=$PG_PORT"
+    local pg_log="$pg_log_dir/postgresql.log" redis_url="unix://$redis_sock" log_name
+    if ha; then
+        # libpq tries the hosts in order and keeps the first that takes
+        # writes; Redis is found through Sentinel (docs/RELIABILITY.md).
+        pg_url="postgresql://hotplate@127.0.0.1:$PG_PORT,127.0.0.1:$PG_STANDBY_PORT/hotplate?target_session_attrs=read-write"
+        admin_url="postgresql://postgres@127.0.0.1:$PG_PORT,127.0.0.1:$PG_STANDBY_PORT/hotplate?target_session_attrs=read-write"
+        log_name=$(sed -n "s/^log_filename = '\(.*\)'$/\1/p" "$pg_data/hotplate.conf" 2>/dev/null)
+        pg_log="$pg_log_dir/${log_name:-postgresql.log}"
+        redis_url="sentinel://127.0.0.1:$SENTINEL_PORT/$SENTINEL_MASTER"
+    fi
     cat >"$tmp" <<EOF
 # Written by deploy/stack.sh up for the stack in $home; source it.
 export HOTPLATE_HOME='$home'
-export HOTPLATE_PG_URL='postgresql://hotplate@/hotplate?host=$pg_sock&port=$PG_PORT'
-export HOTPLATE_PG_ADMIN_URL='postgresql://postgres@/hotplate?host=$pg_sock&port=$PG_PORT'
+export HOTPLATE_PG_URL='$pg_url'
+export HOTPLATE_PG_ADMIN_URL='$admin_url'
 export HOTPLATE_PG_PORT='$PG_PORT'
-export HOTPLATE_PG_LOG='$pg_log_dir/postgresql.log'
-export HOTPLATE_REDIS_URL='unix://$redis_sock'
+export HOTPLATE_PG_LOG='$pg_log'
+export HOTPLATE_REDIS_URL='$redis_url'
 EOF
+    if ha; then
+        cat >>"$tmp" <<EOF
+export HOTPLATE_HA='1'
+export HOTPLATE_PG_STANDBY_PORT='$PG_STANDBY_PORT'
+export HOTPLATE_REDIS_SENTINEL_PORT='$SENTINEL_PORT'
+EOF
+    fi
     mv "$tmp" "$env_file"
 }
 
@@ -461,14 +728,28 @@ cmd_up() {
         save_conf
     fi
     local was_running=0
-    pg_running && redis_running && was_running=1
+    if ha; then
+        # A stack made without HA=1 becomes one: its cluster is the primary.
+        save_conf
+        pg_running && node_running "$pg_standby_data" && redis_up && was_running=1
+    else
+        pg_running && redis_running && was_running=1
+    fi
     start_pg
     wait_pg_ready
     bootstrap_pg
-    start_redis
+    if ha; then
+        start_standby
+        start_redis_ha
+    else
+        start_redis
+    fi
     write_env
     if [[ $was_running -eq 1 ]]; then
         echo "stack: already running in $home"
+    elif ha; then
+        echo "stack: up in $home with HA (PostgreSQL primary on port $PG_PORT, sync standby on $PG_STANDBY_PORT;" \
+            "Redis primary on $(sentinel_master_port) and a replica, Sentinel on $SENTINEL_PORT)"
     else
         echo "stack: up in $home (PostgreSQL on $pg_sock port $PG_PORT, Redis on $redis_sock)"
     fi
@@ -478,8 +759,16 @@ cmd_up() {
 cmd_down() {
     [[ -d "$home" ]] || { echo "stack: nothing in $home"; return 0; }
     lock
-    stop_redis
-    stop_pg
+    if ha; then
+        stop_redis_ha
+        # The primary first: stopped after its standby, a fast shutdown of a
+        # primary with synchronous_standby_names would wait for nobody.
+        stop_pg
+        stop_standby
+    else
+        stop_redis
+        stop_pg
+    fi
     echo "stack: down in $home"
 }
 
@@ -491,7 +780,21 @@ cmd_status() {
         echo "postgresql: stopped"
         rc=3
     fi
-    if redis_running; then
+    if ha; then
+        if node_running "$pg_standby_data"; then
+            echo "postgresql standby: running (port $PG_STANDBY_PORT, data $pg_standby_data)"
+        else
+            echo "postgresql standby: stopped"
+            rc=3
+        fi
+        echo "postgresql failovers: $FAILOVERS"
+        if redis_up; then
+            echo "redis: running (primary on port $(sentinel_master_port) per Sentinel on $SENTINEL_PORT)"
+        else
+            echo "redis: no primary known to Sentinel"
+            rc=3
+        fi
+    elif redis_running; then
         echo "redis: running (socket $redis_sock, pid $(cat "$redis_pidfile" 2>/dev/null || echo '?'))"
     else
         echo "redis: stopped"
@@ -515,7 +818,7 @@ cmd_destroy() {
     if [[ "$RUN_ROOT" != "$home" ]]; then
         rm -rf "$RUN_ROOT"
     fi
-    rm -rf "$home/pg" "$home/redis" "$env_file" "$conf_file" "$home/seeded-scale"
+    rm -rf "$home/pg" "$home/redis" "$home/redis-b" "$home/sentinel" "$env_file" "$conf_file" "$home/seeded-scale"
     echo "stack: destroyed $home"
 }
 
@@ -562,6 +865,61 @@ cmd_redis_start() {
     redis_running || rm -f "$redis_sock"
     start_redis
     echo "stack: Redis started in $home"
+}
+
+# Fails over as an operator would after losing the primary's machine: SIGKILL
+# the primary (and its children), promote the standby with pg_ctl promote,
+# and record the swap. The dead node cannot rejoin without pg_rewind, so its
+# files are removed; the next `up` makes it the new primary's standby again.
+# Until then commits need no standby (the promoted node's
+# synchronous_standby_names is empty).
+cmd_failover() {
+    [[ -f "$conf_file" ]] || die "no stack in $home"
+    ha || die "not an HA stack: start it with HA=1 $0 up"
+    lock
+    node_running "$pg_standby_data" || die "no standby runs in $home"
+    local t0=$SECONDS pid dead=$PG_PRIMARY_DIR dead_port=$PG_PORT
+    if pg_running; then
+        pid=$(kill_postmaster "$pg_data")
+        [[ -n "$pid" ]] || die "could not kill the primary"
+        echo "stack: PostgreSQL primary $pid (port $PG_PORT) SIGKILLed"
+    fi
+    as_pg "$PGBIN/pg_ctl" -D "$pg_standby_data" -w -t "$WAIT_SECONDS" -s promote || die "pg_ctl promote failed"
+    PG_PRIMARY_DIR=$PG_STANDBY_DIR
+    PG_STANDBY_DIR=$dead
+    PG_PORT=$PG_STANDBY_PORT
+    PG_STANDBY_PORT=$dead_port
+    FAILOVERS=$((FAILOVERS + 1))
+    set_paths
+    rm -rf "$pg_standby_data"
+    save_conf
+    write_env
+    echo "stack: standby promoted in $((SECONDS - t0)) s: the primary is now port $PG_PORT (failover $FAILOVERS);" \
+        "run up to rebuild a standby"
+}
+
+# SIGKILLs the Redis that Sentinel names primary, then waits (bounded) until
+# Sentinel names another: the automatic failover the HA stack runs Sentinel for.
+cmd_redis_kill_primary() {
+    [[ -f "$conf_file" ]] || die "no stack in $home"
+    ha || die "not an HA stack: start it with HA=1 $0 up"
+    local port pid deadline new dir
+    port=$(sentinel_master_port)
+    [[ -n "$port" ]] || die "Sentinel names no Redis primary"
+    if [[ "$port" == "$REDIS_PORT" ]]; then dir=$redis_dir; else dir=$redis_b_dir; fi
+    pid=$(cat "$dir/redis.pid" 2>/dev/null || true)
+    if [[ -z "$pid" ]] || [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" != redis-server ]]; then
+        die "no Redis runs in $dir"
+    fi
+    kill -KILL "$pid"
+    rm -f "$dir/redis.pid"
+    echo "stack: Redis primary $pid (port $port) SIGKILLed"
+    deadline=$((SECONDS + WAIT_SECONDS))
+    while new=$(sentinel_master_port) && [[ "$new" == "$port" ]]; do
+        [[ $SECONDS -lt $deadline ]] || die "Sentinel did not fail over within ${WAIT_SECONDS}s"
+        sleep 0.1
+    done
+    echo "stack: Sentinel promoted the replica on port $new; run up to restart the old primary as its replica"
 }
 
 "cmd_${cmd//-/_}"

@@ -9,7 +9,8 @@
 #                                      files), then the libFuzzer drivers (tests/fuzz/run.sh)
 #   doctor     .hotplate/test-doctor   tests/e2e/test_doctor.py
 #   sanitized  .hotplate/test-asan     tests/faults (which starts a stack of its own
-#                                      too), tests/e2e against the ASan+UBSan server
+#                                      too, and test_failover.py an HA one with a standby
+#                                      and Sentinel), tests/e2e against the ASan+UBSan server
 #   suites     .hotplate/test-suites   tests/bench, tests/monitoring, and the profiles'
 #                                      files of tests/e2e (test_pprof*.py, test_prof_history.py)
 #

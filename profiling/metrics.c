@@ -9,6 +9,7 @@
 #include "profiling/metrics.h"
 #include "runtime/db.h"
 #include "runtime/http.h"
+#include "runtime/pgha.h"
 #include "profiling/alerts.h"
 #include "profiling/heap.h"
 #include "profiling/logs.h"
@@ -181,6 +182,7 @@ static void hp__metrics(hp_req_t *r)
             hp_proc_cpus());
     hp_logs_metrics(f);
     hp_alerts_metrics(f);
+    hp_pgha_metrics(f);
     fclose(f);
     free(m);
     h2o_iovec_t body = h2o_strdup(&r->h2o->pool, text, len);

@@ -8,6 +8,7 @@
 #include "runtime/db.h"
 #include "runtime/http.h"
 #include "runtime/params.h"
+#include "runtime/pgha.h"
 #include "runtime/server.h"
 #include "profiling/admin.h"
 #include "profiling/alerts.h"
@@ -166,8 +167,8 @@ static json_t *hp__slow_json(void)
 
 /* Section names, in the order they appear. */
 /* The sections this file builds itself; the stat sections (pool, cache, loop, recent) are runtime/stats.h's. */
-static const char *const hp__sections[] = {"server",  "routes", "stages", "statements", "heap",
-                                           "process", "flags",  "slow",   "alerts",     "pg"};
+static const char *const hp__sections[] = {"server", "routes", "stages", "statements", "heap",       "process",
+                                           "flags",  "slow",   "alerts", "pg",         "postgres_ha"};
 
 /* @return 1 when tok names a section of /debug/perf */
 static int hp__section_known(const char *tok)
@@ -270,6 +271,19 @@ static json_t *hp__perf_doc(hp_req_t *r, const char *sel)
     for (size_t i = 0; i != HP_STAT_SECTION__COUNT; ++i)
         if (sections[i] != NULL && hp_stat_sections[i].parent == HP_STAT_SECTION_none)
             json_object_set_new(doc, hp_stat_sections[i].key, sections[i]);
+    if (hp__want(sel, "postgres_ha")) {
+        /* runtime/pgha.c's watcher: which host is primary, the standbys' lag and the failovers seen. */
+        hp_pgha_snapshot_t ha;
+        hp_pgha_snapshot(&ha);
+        json_object_set_new(doc, "postgres_ha",
+                            ha.enabled ? json_pack("{sb sb ss si si sI sf sI sf ss sf}", "enabled", 1, "connected", ha.connected,
+                                                   "primary", ha.primary, "standbys", ha.standbys, "sync_standbys",
+                                                   ha.sync_standbys, "replication_lag_bytes", (json_int_t)ha.lag_bytes,
+                                                   "replication_lag_s", ha.lag_seconds, "failovers", (json_int_t)ha.failovers,
+                                                   "last_failover_unix_s", (double)ha.last_failover_us / 1e6, "previous_primary",
+                                                   ha.previous, "polled_unix_s", (double)ha.polled_us / 1e6)
+                                       : json_pack("{sb}", "enabled", 0));
+    }
     if (hp__want(sel, "heap")) {
         hp_heap_stats_t hs;
         if (hp_heap_read(&hs) == 0) {

@@ -3,8 +3,10 @@
  * GET /restaurants/{id}; also the health routes.
  */
 #include "runtime/params.h"
+#include "runtime/pgha.h"
 #include "services/handlers.h"
 #include "base/cursor.h"
+#include "base/log.h"
 #include "runtime/db.h"
 #include "runtime/redis.h"
 #include "runtime/server.h"
@@ -128,7 +130,15 @@ void hp_handle_readyz(hp_req_t *r)
 {
     int pg, redis;
     hp_server_readiness(&pg, &redis);
-    char *body = hp_pool_printf(r, "{\"status\":\"%s\",\"postgres\":\"%s\",\"redis\":\"%s\"}", pg && redis ? "ready" : "not_ready",
-                                pg ? "ok" : "down", redis ? "ok" : "down");
+    /* With several PostgreSQL hosts (HA), which one is the primary and how far its standbys are behind. */
+    hp_pgha_snapshot_t ha;
+    hp_pgha_snapshot(&ha);
+    char *extra = "", primary[2 * sizeof(ha.primary)];
+    hp_log_escape(primary, sizeof(primary), ha.primary);
+    if (ha.enabled)
+        extra = hp_pool_printf(r, ",\"postgres_primary\":\"%s\",\"standbys\":%d,\"replication_lag_bytes\":%lld,\"failovers\":%llu",
+                               primary, ha.standbys, (long long)ha.lag_bytes, (unsigned long long)ha.failovers);
+    char *body = hp_pool_printf(r, "{\"status\":\"%s\",\"postgres\":\"%s\",\"redis\":\"%s\"%s}",
+                                pg && redis ? "ready" : "not_ready", pg ? "ok" : "down", redis ? "ok" : "down", extra);
     hp_respond_raw(r, pg && redis ? 200 : 503, h2o_iovec_init(body, strlen(body)));
 }

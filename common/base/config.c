@@ -43,7 +43,8 @@ void hp_config_usage(void)
         "                              $TMPDIR/hotplate-profiles; env HOTPLATE_PROFILE_DIR); the flag profile_every_s starts it\n"
         "  --profile-keep N            profiles of each kind kept there, oldest removed first (default 60; env "
         "HOTPLATE_PROFILE_KEEP)\n"
-        "environment: HOTPLATE_PG_URL (required), HOTPLATE_REDIS_URL (default redis://127.0.0.1:6379),\n"
+        "environment: HOTPLATE_PG_URL (required), HOTPLATE_REDIS_URL (default redis://127.0.0.1:6379; also unix:///path, "
+        "sentinel://host:port/name),\n"
         "  HOTPLATE_ADMIN_TOKEN (required by mutating debug endpoints when set, and to bind the admin listener beyond loopback)\n");
 }
 

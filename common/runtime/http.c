@@ -334,11 +334,24 @@ void hp_respond_json(hp_req_t *r, int status, json_t *doc)
     hp__send(r, status, h2o_iovec_init(rd.buf, rd.len), -1);
 }
 
+/*
+ * 503s of a dependency that is down or moving (a PostgreSQL failover, a
+ * Redis primary that Sentinel is replacing) tell the client when to retry;
+ * overloaded and shutting_down set their own Retry-After before calling.
+ */
+static int hp__dependency_retryable(hp_error_t code)
+{
+    return code == HP_E_db_unavailable || code == HP_E_db_error || code == HP_E_pool_exhausted || code == HP_E_redis_unavailable ||
+           code == HP_E_redis_error;
+}
+
 void hp_respond_error(hp_req_t *r, hp_error_t code, const char *message)
 {
     if (r->h2o == NULL || r->responded)
         return;
     const hp_error_def_t *def = hp_error_def(code);
+    if (hp__dependency_retryable(code))
+        hp_add_header(r, "retry-after", "1");
     if (message == NULL)
         message = def->message != NULL ? def->message : def->code;
     char esc[512];

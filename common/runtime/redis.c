@@ -5,6 +5,15 @@
  * and is freed by hiredis after its disconnect callback. hp_rcmd_t (one per
  * command) is malloc'd here and freed in the reply callback, which hiredis
  * always calls, with a NULL reply when the connection goes away.
+ *
+ * Through Sentinel (sentinel://host:port[,host:port...]/name): every
+ * connection attempt first connects to a Sentinel, asks SENTINEL
+ * get-master-addr-by-name, hangs up, and connects to the address it got.
+ * So the primary is asked for again whenever the connection is lost (a
+ * killed primary, a failover) and whenever the node answers READONLY (a
+ * primary that Sentinel demoted to a replica while we stayed connected).
+ * A Sentinel that does not answer hands the question to the next one in
+ * the list, a second later.
  */
 #include "runtime/redis.h"
 #include "base/clock.h"
@@ -27,6 +36,13 @@ typedef struct st_hp_redis_t {
     int down_logged;
     char host[256], path[256];
     int port;
+    /* Sentinel mode (num_sentinels > 0): where to ask, and what the last answer said. */
+    char sentinel_host[HP_REDIS_MAX_SENTINELS][64];
+    int sentinel_port[HP_REDIS_MAX_SENTINELS];
+    int num_sentinels, next_sentinel;
+    char master_name[64];
+    int asking;     /* rd->ac is a Sentinel connection, not the primary */
+    int addr_fresh; /* host and port came from Sentinel since the last connection to them */
 } hp_redis_t;
 
 typedef struct st_hp_rcmd_t {
@@ -78,6 +94,38 @@ int hp_redis_parse_url(const char *url, char *host, size_t hostlen, int *port, c
     if (*end == '/' && end[1] != '\0')
         return -1; /* database numbers are not supported: hotplate uses key prefixes */
     return 0;
+}
+
+int hp_redis_parse_sentinel_url(const char *url, char hosts[][64], int *ports, int max, int *num, char *name, size_t namelen)
+{
+    *num = 0;
+    if (strncmp(url, "sentinel://", 11) != 0)
+        return -1;
+    const char *p = url + 11, *slash = strchr(p, '/');
+    if (slash == NULL || slash[1] == '\0' || strlen(slash + 1) >= namelen || strchr(slash + 1, '/') != NULL)
+        return -1;
+    strcpy(name, slash + 1);
+    while (p < slash) {
+        const char *end = p + strcspn(p, ",/");
+        const char *colon = memchr(p, ':', (size_t)(end - p));
+        if (*num == max || colon == NULL || colon == p || (size_t)(colon - p) >= 64 || end - colon < 2 || end - colon > 6)
+            return -1;
+        int v = 0;
+        for (const char *d = colon + 1; d != end; ++d) {
+            if (*d < '0' || *d > '9')
+                return -1;
+            v = v * 10 + (*d - '0');
+        }
+        if (v < 1 || v > 65535)
+            return -1;
+        memcpy(hosts[*num], p, (size_t)(colon - p));
+        hosts[*num][colon - p] = '\0';
+        ports[(*num)++] = v;
+        if (*end == ',' && end + 1 == slash)
+            return -1; /* a trailing comma: an empty entry */
+        p = *end == ',' ? end + 1 : end;
+    }
+    return *num > 0 ? 0 : -1;
 }
 
 /* ---- the adapter ----------------------------------------------------------- */
@@ -162,8 +210,25 @@ static void hp__redis_schedule_retry(hp_redis_t *rd)
     h2o_timeout_link(rd->thr->loop, &rd->thr->retry_timeout, &rd->retry_entry);
 }
 
+static void hp__redis_on_connect_now(h2o_timeout_entry_t *entry)
+{
+    hp__redis_on_retry(entry);
+}
+
 static void hp__redis_lost(hp_redis_t *rd, const char *why)
 {
+    if (rd->asking) {
+        /* Only the question to Sentinel ended: with an answer, go to the primary at once; without one, ask the next Sentinel. */
+        rd->asking = 0;
+        rd->connected = 0;
+        rd->ac = NULL;
+        if (rd->addr_fresh) {
+            if (!h2o_timeout_is_linked(&rd->retry_entry) && !atomic_load(&rd->thr->stopping))
+                hp_thread_defer(rd->thr, &rd->retry_entry, hp__redis_on_connect_now);
+            return;
+        }
+        rd->next_sentinel = (rd->next_sentinel + 1) % rd->num_sentinels;
+    }
     if (!rd->down_logged) {
         char msg[256];
         hp_log_escape(msg, sizeof(msg), why != NULL ? why : "");
@@ -176,11 +241,36 @@ static void hp__redis_lost(hp_redis_t *rd, const char *why)
     hp__redis_schedule_retry(rd);
 }
 
+/* Sentinel's answer: [host, port] of the primary, or nil when it knows no such name. */
+static void hp__redis_on_master_addr(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    hp_redis_t *rd = privdata;
+    redisReply *rep = reply;
+    if (rep == NULL)
+        return; /* the connection is going away; the disconnect callback moves on */
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 && rep->element[0]->type == REDIS_REPLY_STRING &&
+        rep->element[1]->type == REDIS_REPLY_STRING && rep->element[0]->len < sizeof(rd->host)) {
+        int port = atoi(rep->element[1]->str);
+        if (strcmp(rd->host, rep->element[0]->str) != 0 || rd->port != port)
+            hp_log(HP_LOG_INFO, "redis primary %s is %s:%d per sentinel %s:%d (thread %d)", rd->master_name, rep->element[0]->str,
+                   port, rd->sentinel_host[rd->next_sentinel], rd->sentinel_port[rd->next_sentinel], rd->thr->index);
+        memcpy(rd->host, rep->element[0]->str, rep->element[0]->len + 1);
+        rd->port = port;
+        rd->addr_fresh = 1;
+    }
+    redisAsyncDisconnect(ac);
+}
+
 static void hp__redis_on_connect(const redisAsyncContext *ac, int status)
 {
     hp_redis_t *rd = ac->ev.data;
     if (status != REDIS_OK) {
         hp__redis_lost(rd, ac->errstr);
+        return;
+    }
+    if (rd->asking) {
+        redisAsyncCommand((redisAsyncContext *)ac, hp__redis_on_master_addr, rd, "SENTINEL get-master-addr-by-name %s",
+                          rd->master_name);
         return;
     }
     rd->connected = 1;
@@ -199,7 +289,13 @@ static void hp__redis_on_disconnect(const redisAsyncContext *ac, int status)
 
 static void hp__redis_connect(hp_redis_t *rd)
 {
-    redisAsyncContext *ac = rd->path[0] != '\0' ? redisAsyncConnectUnix(rd->path) : redisAsyncConnect(rd->host, rd->port);
+    redisAsyncContext *ac;
+    rd->asking = rd->num_sentinels > 0 && !rd->addr_fresh;
+    if (rd->asking)
+        ac = redisAsyncConnect(rd->sentinel_host[rd->next_sentinel], rd->sentinel_port[rd->next_sentinel]);
+    else
+        ac = rd->path[0] != '\0' ? redisAsyncConnectUnix(rd->path) : redisAsyncConnect(rd->host, rd->port);
+    rd->addr_fresh = 0; /* a lost connection asks Sentinel again */
     if (ac == NULL || ac->err) {
         hp__redis_lost(rd, ac != NULL ? ac->errstr : "out of memory");
         if (ac != NULL)
@@ -233,7 +329,13 @@ int hp_redis_thread_init(hp_thread_t *thr)
     if (rd == NULL)
         return -1;
     rd->thr = thr;
-    if (hp_redis_parse_url(thr->cfg->redis_url, rd->host, sizeof(rd->host), &rd->port, rd->path, sizeof(rd->path)) != 0) {
+    if (strncmp(thr->cfg->redis_url, "sentinel://", 11) == 0) {
+        if (hp_redis_parse_sentinel_url(thr->cfg->redis_url, rd->sentinel_host, rd->sentinel_port, HP_REDIS_MAX_SENTINELS,
+                                        &rd->num_sentinels, rd->master_name, sizeof(rd->master_name)) != 0) {
+            free(rd);
+            return -1;
+        }
+    } else if (hp_redis_parse_url(thr->cfg->redis_url, rd->host, sizeof(rd->host), &rd->port, rd->path, sizeof(rd->path)) != 0) {
         free(rd);
         return -1;
     }
@@ -292,8 +394,13 @@ static void hp__rcmd_deliver(hp_rcmd_t *c, redisReply *reply, const char *err)
 
 static void hp__rcmd_on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
-    (void)ac;
     hp_rcmd_t *c = privdata;
+    hp_redis_t *rd = c->thr->redis;
+    redisReply *r0 = reply;
+    /* A primary demoted under us: hang up, and the reconnect asks Sentinel where the primary is now. */
+    if (r0 != NULL && r0->type == REDIS_REPLY_ERROR && strncmp(r0->str, "READONLY", 8) == 0 && rd != NULL &&
+        rd->num_sentinels > 0 && rd->ac == ac)
+        redisAsyncDisconnect(ac);
     if (h2o_timeout_is_linked(&c->timeout))
         h2o_timeout_unlink(&c->timeout);
     redisReply *rep = reply;

@@ -43,9 +43,20 @@ int hp_redis_ready(hp_thread_t *thr);
 void hp_redis_command(hp_req_t *r, hp_redis_cb cb, void *ud, int argc, const char **argv, const size_t *argvlen);
 
 /**
- * Parses redis://host[:port][/] or unix:///path.
+ * Parses redis://host[:port][/] or unix:///path (sentinel:// is hp_redis_parse_sentinel_url's).
  * @return 0, or -1 when malformed
  */
 int hp_redis_parse_url(const char *url, char *host, size_t hostlen, int *port, char *path, size_t pathlen);
+
+/* How many Sentinels a sentinel:// URL may list. */
+#define HP_REDIS_MAX_SENTINELS 4
+
+/**
+ * Parses sentinel://host:port[,host:port...]/name: the Sentinels to ask, in
+ * order, and the name of the primary they watch.
+ * @param hosts max entries of 64 bytes; ports max entries; num set to how many were found
+ * @return 0, or -1 when malformed (no port, more than max, no name)
+ */
+int hp_redis_parse_sentinel_url(const char *url, char hosts[][64], int *ports, int max, int *num, char *name, size_t namelen);
 
 #endif

@@ -139,8 +139,13 @@ class Cast:
 
 @pytest.fixture(scope="session")
 def cast(stack, db):
+    return make_cast(stack.tokens, db)
+
+
+def make_cast(tokens, db):
+    """The Cast of a seeded stack: its tokens file and a database helper on it."""
     c = Cast()
-    by_kind = read_tokens(stack.tokens)
+    by_kind = read_tokens(tokens)
     c.customers = [{"id": ident, "token": tok} for ident, tok in by_kind.get("customer", [])]
     c.owners = {ident: tok for ident, tok in by_kind.get("owner", [])}
     c.all_tokens = [x["token"] for x in c.customers] + list(c.owners.values())

@@ -1,8 +1,10 @@
 /*
  * Unit tests of the small text parsers behind configuration and logging:
- * common/redis's hp_redis_parse_url (the REDIS_URL forms hotplate accepts, and
- * every malformed one it must refuse at startup rather than connect somewhere
- * unexpected), and common/log's hp_log_escape (JSON-safe output that never
+ * common/redis's hp_redis_parse_url and hp_redis_parse_sentinel_url (the
+ * REDIS_URL forms hotplate accepts, and every malformed one it must refuse at
+ * startup rather than connect somewhere unexpected), runtime/pgha's
+ * hp_pgha_multi_host (whether a PG_URL names several hosts, which starts the
+ * failover watcher), and common/log's hp_log_escape (JSON-safe output that never
  * splits an escape when it truncates and is always NUL-terminated).
  */
 #include <setjmp.h>
@@ -17,7 +19,68 @@
 #include <jansson.h>
 
 #include "base/log.h"
+#include "runtime/pgha.h"
 #include "runtime/redis.h"
+
+/* --- hp_redis_parse_sentinel_url and hp_pgha_multi_host ---------------------- */
+
+static void test_sentinel_url_lists_sentinels_and_name(void **state)
+{
+    (void)state;
+    char hosts[HP_REDIS_MAX_SENTINELS][64], name[64];
+    int ports[HP_REDIS_MAX_SENTINELS], n = -1;
+    assert_int_equal(hp_redis_parse_sentinel_url("sentinel://127.0.0.1:26379/hotplate", hosts, ports, HP_REDIS_MAX_SENTINELS, &n,
+                                                 name, sizeof(name)),
+                     0);
+    assert_int_equal(n, 1);
+    assert_string_equal(hosts[0], "127.0.0.1");
+    assert_int_equal(ports[0], 26379);
+    assert_string_equal(name, "hotplate");
+    assert_int_equal(hp_redis_parse_sentinel_url("sentinel://a:1,b.internal:65535/m", hosts, ports, HP_REDIS_MAX_SENTINELS, &n,
+                                                 name, sizeof(name)),
+                     0);
+    assert_int_equal(n, 2);
+    assert_string_equal(hosts[1], "b.internal");
+    assert_int_equal(ports[1], 65535);
+    assert_string_equal(name, "m");
+}
+
+static void test_sentinel_url_refuses_malformed(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "redis://h:1/m",                    /* another scheme */
+        "sentinel://h:1",                   /* no name */
+        "sentinel://h:1/",                  /* empty name */
+        "sentinel://h/m",                   /* a Sentinel needs its port */
+        "sentinel://:1/m",                  /* no host */
+        "sentinel://h:0/m",                 /* port out of range */
+        "sentinel://h:65536/m",             /* port out of range */
+        "sentinel://h:1x/m",                /* not a number */
+        "sentinel://h:1,/m",                /* an empty entry */
+        "sentinel://h:1/m/x",               /* a path in the name */
+        "sentinel://a:1,b:2,c:3,d:4,e:5/m", /* more than HP_REDIS_MAX_SENTINELS */
+    };
+    char hosts[HP_REDIS_MAX_SENTINELS][64], name[64];
+    int ports[HP_REDIS_MAX_SENTINELS], n;
+    for (size_t i = 0; i != sizeof(bad) / sizeof(bad[0]); ++i)
+        if (hp_redis_parse_sentinel_url(bad[i], hosts, ports, HP_REDIS_MAX_SENTINELS, &n, name, sizeof(name)) != -1)
+            fail_msg("%s accepted", bad[i]);
+}
+
+static void test_pgha_multi_host(void **state)
+{
+    (void)state;
+    assert_int_equal(hp_pgha_multi_host("postgresql://hotplate@127.0.0.1:1,127.0.0.1:2/hotplate?target_session_attrs=read-write"),
+                     1);
+    assert_int_equal(hp_pgha_multi_host("postgres://a,b/db"), 1);
+    assert_int_equal(hp_pgha_multi_host("postgresql://u@/db?host=/s1,/s2&port=1,2"), 1);
+    assert_int_equal(hp_pgha_multi_host("host=a,b port=1,2 dbname=x"), 1);
+    assert_int_equal(hp_pgha_multi_host("postgresql://hotplate@/hotplate?host=/tmp/s&port=5432"), 0);
+    assert_int_equal(hp_pgha_multi_host("postgresql://u@h:5432/db?application_name=a,b"), 0);
+    assert_int_equal(hp_pgha_multi_host("host=/tmp port=5432 dbname=x options=a,b"), 0);
+    assert_int_equal(hp_pgha_multi_host(NULL), 0);
+}
 
 /* --- hp_redis_parse_url ------------------------------------------------------ */
 
@@ -290,6 +353,9 @@ static void test_log_escape_zero_length_writes_nothing(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sentinel_url_lists_sentinels_and_name),
+        cmocka_unit_test(test_sentinel_url_refuses_malformed),
+        cmocka_unit_test(test_pgha_multi_host),
         cmocka_unit_test(test_redis_url_host_and_port),
         cmocka_unit_test(test_redis_url_default_port),
         cmocka_unit_test(test_redis_url_unix_socket),
