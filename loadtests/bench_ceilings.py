@@ -24,8 +24,9 @@ def menu_script(env, desc):
 
 
 def checkout_script(env, desc, data, max_pairs=64):
-    """pgbench: the checkout transaction as the server runs it (BEGIN; order_insert;
-    stock_decrement; COMMIT): one line of quantity 1, for a customer of the seed and
+    """pgbench: the checkout transaction one statement at a time, as the server ran it
+    before its transaction became one batch (BEGIN; order_insert; stock_decrement;
+    COMMIT, the statements the server declares, each a round trip): one line of quantity 1, for a customer of the seed and
     an item drawn per transaction from up to max_pairs open restaurants (one
     available untracked item each, as the HTTP orders load draws them), with a fresh
     idempotency key. Spreading the items matters: on a single item every

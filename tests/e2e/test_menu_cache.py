@@ -349,8 +349,9 @@ def test_local_copies_answer_without_redis(start_server, rid):
         r = c.get(menu_path(rid))
         assert r.status_code == 200 and r.headers.get("X-Cache") == "hit", describe(r)
     elapsed, d, gets = time.monotonic() - t0, delta(counters(s), before), redis_calls("get") - gets0
-    # One connection is one thread: it looks Redis up once per copy's lifetime, and answers the rest from its copy.
-    bound = int(elapsed / LOCAL_MAX_AGE_S) + 2
+    # Each of the two threads looks Redis up once per copy's lifetime and answers the rest from its copy (one
+    # connection stays on one thread, but the client may open another, which can land on the other thread).
+    bound = 2 * (int(elapsed / LOCAL_MAX_AGE_S) + 2)
     assert gets <= bound, "%d Redis GETs for %d cached reads in %.1f s (at most %d expected)" % (gets, n, elapsed, bound)
     assert d["hits"] == n and d["local_hits"] >= n - bound, d
     assert d["menu_get"] == 0 and d["misses"] == 0, d

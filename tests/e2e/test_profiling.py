@@ -186,7 +186,7 @@ def test_slow_ring_records_stages_and_statements(start_server, world):
     assert e["duration_us"] >= 50_000
     assert e["stages_us"]["payment"] >= 90_000  # at least half of 200 ms, less h2o's millisecond timer slack
     names = [st["statement"] for st in e["statements"]]
-    assert "auth_token" in names and "order_insert" in names, names
+    assert "auth_token" in names and "order_place" in names, names
     assert len(e["request_id"]) > 0
 
 
