@@ -47,91 +47,107 @@ static int put_line(hp_logbuf_t *b, const char *line)
     return 0;
 }
 
+/* A buffer and a sink, for one test. */
+typedef struct {
+    hp_logbuf_t b;
+    sink_t s;
+} fx_t;
+
+static fx_t *fx_new(size_t chunk_size, unsigned nchunks)
+{
+    fx_t *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    assert_int_equal(hp_logbuf_init(&f->b, chunk_size, nchunks), 0);
+    return f;
+}
+
+static void fx_free(fx_t *f)
+{
+    hp_logbuf_dispose(&f->b);
+    free(f);
+}
+
 static void test_nothing_to_publish_or_drain(void **state)
 {
     (void)state;
-    hp_logbuf_t b;
-    assert_int_equal(hp_logbuf_init(&b, 256, 4), 0);
-    sink_t *s = calloc(1, sizeof(*s));
-    assert_int_equal(hp_logbuf_publish(&b), 0);
-    assert_int_equal(hp_logbuf_drain(&b, sink_out, s), 0);
+    fx_t *f = fx_new(256, 4);
+    hp_logbuf_t *b = &f->b;
+    sink_t *s = &f->s;
+    assert_int_equal(hp_logbuf_publish(b), 0);
+    assert_int_equal(hp_logbuf_drain(b, sink_out, s), 0);
     assert_int_equal(s->calls, 0);
-    assert_int_equal(hp_logbuf_pending(&b), 0);
-    free(s);
-    hp_logbuf_dispose(&b);
+    assert_int_equal(hp_logbuf_pending(b), 0);
+    fx_free(f);
 }
 
 static void test_lines_wait_until_published(void **state)
 {
     (void)state;
-    hp_logbuf_t b;
-    assert_int_equal(hp_logbuf_init(&b, 256, 4), 0);
-    sink_t *s = calloc(1, sizeof(*s));
-    assert_int_equal(put_line(&b, "{\"a\":1}\n"), 0);
-    assert_int_equal(put_line(&b, "{\"a\":2}\n"), 0);
+    fx_t *f = fx_new(256, 4);
+    hp_logbuf_t *b = &f->b;
+    sink_t *s = &f->s;
+    assert_int_equal(put_line(b, "{\"a\":1}\n"), 0);
+    assert_int_equal(put_line(b, "{\"a\":2}\n"), 0);
     /* Not handed over yet: the consumer sees nothing. */
-    assert_int_equal(hp_logbuf_drain(&b, sink_out, s), 0);
-    assert_int_equal(hp_logbuf_publish(&b), 1);
-    assert_int_equal(hp_logbuf_pending(&b), 1);
-    assert_int_equal(hp_logbuf_drain(&b, sink_out, s), 1);
+    assert_int_equal(hp_logbuf_drain(b, sink_out, s), 0);
+    assert_int_equal(hp_logbuf_publish(b), 1);
+    assert_int_equal(hp_logbuf_pending(b), 1);
+    assert_int_equal(hp_logbuf_drain(b, sink_out, s), 1);
     assert_int_equal(s->calls, 1);
     assert_int_equal(s->len, 16);
     assert_memory_equal(s->bytes, "{\"a\":1}\n{\"a\":2}\n", 16);
-    assert_int_equal(hp_logbuf_pending(&b), 0);
-    assert_int_equal(b.dropped, 0);
-    free(s);
-    hp_logbuf_dispose(&b);
+    assert_int_equal(hp_logbuf_pending(b), 0);
+    assert_int_equal(b->dropped, 0);
+    fx_free(f);
 }
 
 /* A line that might not fit in the open chunk goes to the next one: chunks hold whole lines only. */
 static void test_a_full_chunk_is_published_on_its_own(void **state)
 {
     (void)state;
-    hp_logbuf_t b;
-    assert_int_equal(hp_logbuf_init(&b, 100, 4), 0);
-    sink_t *s = calloc(1, sizeof(*s));
+    fx_t *f = fx_new(100, 4);
+    hp_logbuf_t *b = &f->b;
+    sink_t *s = &f->s;
     char line[41];
     memset(line, 'x', 39);
     line[39] = '\n', line[40] = '\0';
     /* Reserving 64 bytes: the first line leaves 60, too few for the next, so each chunk holds one line. */
     for (int i = 0; i != 3; ++i)
-        assert_int_equal(put_line(&b, line), 0);
-    assert_int_equal(hp_logbuf_pending(&b), 2);
-    hp_logbuf_publish(&b);
-    assert_int_equal(hp_logbuf_drain(&b, sink_out, s), 3);
+        assert_int_equal(put_line(b, line), 0);
+    assert_int_equal(hp_logbuf_pending(b), 2);
+    hp_logbuf_publish(b);
+    assert_int_equal(hp_logbuf_drain(b, sink_out, s), 3);
     assert_int_equal(s->calls, 3);
     assert_int_equal(s->len, 120);
     for (size_t i = 0; i != 3; ++i)
         assert_int_equal(s->bytes[i * 40 + 39], '\n');
-    free(s);
-    hp_logbuf_dispose(&b);
+    fx_free(f);
 }
 
 /* Bounded: with every chunk waiting for the consumer, lines are refused and counted, and the buffer does not grow. */
 static void test_full_buffer_drops_and_counts(void **state)
 {
     (void)state;
-    hp_logbuf_t b;
-    assert_int_equal(hp_logbuf_init(&b, 64, 3), 0);
-    sink_t *s = calloc(1, sizeof(*s));
+    fx_t *f = fx_new(64, 3);
+    hp_logbuf_t *b = &f->b;
+    sink_t *s = &f->s;
     /* A reservation of 64 bytes fills a chunk of 64: one line per chunk, three chunks. */
-    assert_int_equal(put_line(&b, "one\n"), 0);
-    assert_int_equal(put_line(&b, "two\n"), 0);
-    assert_int_equal(put_line(&b, "three\n"), 0);
-    assert_int_equal(put_line(&b, "four\n"), -1);
-    assert_int_equal(put_line(&b, "five\n"), -1);
-    assert_int_equal(b.dropped, 2);
-    assert_int_equal(hp_logbuf_pending(&b), 3); /* the third chunk was published when the fourth line did not fit */
+    assert_int_equal(put_line(b, "one\n"), 0);
+    assert_int_equal(put_line(b, "two\n"), 0);
+    assert_int_equal(put_line(b, "three\n"), 0);
+    assert_int_equal(put_line(b, "four\n"), -1);
+    assert_int_equal(put_line(b, "five\n"), -1);
+    assert_int_equal(b->dropped, 2);
+    assert_int_equal(hp_logbuf_pending(b), 3); /* the third chunk was published when the fourth line did not fit */
     /* The consumer catches up; the producer can write again, into the chunks handed back. */
-    assert_int_equal(hp_logbuf_drain(&b, sink_out, s), 3);
-    assert_int_equal(put_line(&b, "six\n"), 0);
-    hp_logbuf_publish(&b);
-    assert_int_equal(hp_logbuf_drain(&b, sink_out, s), 1);
+    assert_int_equal(hp_logbuf_drain(b, sink_out, s), 3);
+    assert_int_equal(put_line(b, "six\n"), 0);
+    hp_logbuf_publish(b);
+    assert_int_equal(hp_logbuf_drain(b, sink_out, s), 1);
     s->bytes[s->len] = '\0';
     assert_string_equal(s->bytes, "one\ntwo\nthree\nsix\n");
-    assert_int_equal(b.dropped, 2);
-    free(s);
-    hp_logbuf_dispose(&b);
+    assert_int_equal(b->dropped, 2);
+    fx_free(f);
 }
 
 static void test_line_longer_than_a_chunk_is_refused(void **state)
