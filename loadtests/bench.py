@@ -30,7 +30,7 @@ of the medians, and a two-sided Mann-Whitney U test (tests/hplib/stats.py);
 a difference that is not significant at 5% is printed as such.
 
 The same run measures the ceilings (loadtests/bench_ceilings.py): GET /healthz
-throughput, and pgbench on the menu and checkout SQL at the same concurrency;
+throughput (and again with request_log=off, the request log's cost), and pgbench on the menu and checkout SQL at the same concurrency;
 and, with --lab or --peak-hour, a peak-hour shape (lunch and dinner ramps in a
 few seconds per step) on the customer journey mix, with the rate at which p99
 crosses --saturation-p99-ms.
@@ -348,11 +348,15 @@ class Bench:
             scripts["checkout"] = bench_ceilings.checkout_script(self.env, desc, self.data)
         else:
             prog.log("ceilings: no restaurant open for the next two hours; POST /orders and its pgbench ceiling are not measured")
-        res = {k: [] for k in ("healthz", "menu_cached", "menu_uncached", "pgbench_menu", "orders", "pgbench_checkout")}
+        res = {k: [] for k in ("healthz", "healthz_nolog", "menu_cached", "menu_uncached", "pgbench_menu", "orders", "pgbench_checkout")}
         for i in range(rounds):
-            prog.log(f"ceilings: round {i + 1} of {rounds} (healthz, menu cached and uncached, pgbench menu_get, "
-                     f"orders, pgbench checkout; {conns} connections)")
+            prog.log(f"ceilings: round {i + 1} of {rounds} (healthz with and without the request log, menu cached and uncached, "
+                     f"pgbench menu_get, orders, pgbench checkout; {conns} connections)")
             res["healthz"].append(bp.wrk(self.server.port, files["healthz"], conns, a.duration, 0)["rps"])
+            # The request log's cost: the same server and load with request_log=off, next to the run with it on.
+            self.set_flags({"request_log": "off"})
+            res["healthz_nolog"].append(bp.wrk(self.server.port, files["healthz"], conns, a.duration, 0)["rps"])
+            self.set_flags({"request_log": "on"})
             self.set_flags({"menu_cache": "local"})
             res["menu_cached"].append(bp.wrk(self.server.port, files["menu"], conns, a.duration, 0)["rps"])
             self.set_flags({"menu_cache": "off"})
@@ -367,7 +371,7 @@ class Bench:
                 self.set_flags(self.defaults_of({"payment_latency_ms": 0}))
                 res["pgbench_checkout"].append(bp.pgbench(self.env, scripts["checkout"], os.path.join(self.work, "pgbench-checkout.sql"),
                                                           conns, max(1, int(a.duration)))["tps"])
-            prog.advance(6 * a.duration + 6)
+            prog.advance(7 * a.duration + 7)
         peak = stats.median(res["menu_cached"])
         prog.log(f"ceilings: cached menu open loop at half its peak ({peak / 2:,.0f} req/s)")
         half = [bp.openloop(self.openloop_bin, self.server.port, files["menu"], f"{peak / 2:.1f}:{a.duration}", 64, 5000)
@@ -446,7 +450,7 @@ def plan_seconds(args, scenarios):
     per = 2 * (args.warmup + 1) + 2 * args.runs * (2 * args.duration + 1) + 2 * 3 * (args.profile_seconds + 1)
     total = len(scenarios) * per
     if not args.no_ceilings:
-        total += (1 if args.quick else 3) * (7 * args.duration + 7)
+        total += (1 if args.quick else 3) * (8 * args.duration + 8)
     if args.lab or args.peak_hour:
         total += 12 * (2 if args.quick else 4) + 6
     return total

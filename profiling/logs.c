@@ -102,7 +102,8 @@ static void hp__ring_push(hp_logs_ring_t *ring, const hp_logs_entry_t *e)
 
 void hp_logs_note_request(const hp_log_request_t *r, hp_log_level_t level)
 {
-    hp_logs_counts_t *slot = hp__slot(hp__logs_now_s());
+    /* The request's end, which the HTTP seam read for its duration, spares a clock read per request. */
+    hp_logs_counts_t *slot = hp__slot(r->end_ns != 0 ? (int64_t)(r->end_ns / 1000000000u) + 1 : hp__logs_now_s());
     int code = r->error >= 0 && r->error < HP_E__COUNT ? r->error : -1;
     int timeout = code >= 0 && hp_error_def((hp_error_t)code)->is_timeout;
     hp_logs_counts_t *cs[] = {&hp__logs.total, slot};

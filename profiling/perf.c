@@ -166,7 +166,7 @@ static json_t *hp__slow_json(void)
 }
 
 /* Section names, in the order they appear. */
-/* The sections this file builds itself; the stat sections (pool, cache, loop, recent) are runtime/stats.h's. */
+/* The sections this file builds itself; the stat sections (pool, cache, loop, recent, log) are runtime/stats.h's. */
 static const char *const hp__sections[] = {"server", "routes", "stages", "statements", "heap",       "process",
                                            "flags",  "slow",   "alerts", "pg",         "postgres_ha"};
 

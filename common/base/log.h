@@ -2,13 +2,19 @@
  * log: structured JSON log lines on stdout, one per request and one per event,
  * and optionally the same lines in a file rotated by size.
  *
- * Each line is formatted into a buffer of PIPE_BUF bytes (longer lines are cut
- * to fit). An event-loop thread keeps its lines in a buffer of its own until
- * its loop ends the iteration (hp_log_flush), so the lines of every request of
- * one iteration cost one write(2); other threads write each line at once.
- * Writes carry whole lines of at most PIPE_BUF bytes, so lines from different
- * threads never interleave (such writes to a pipe are atomic). Values that come from clients are never logged verbatim except the
- * validated request id and trace context; tokens and bodies are never logged.
+ * Each line is at most PIPE_BUF bytes (longer lines are cut to fit). An
+ * event-loop thread formats its lines straight into a bounded buffer of its
+ * own (base/logbuf.h) and never writes them itself: at the end of each loop
+ * turn (hp_log_flush) it hands the filled chunks to the log's writer thread,
+ * which writes them to stdout and the log file. When the writer is behind
+ * and the thread's buffer is full, lines are dropped and counted
+ * (hp_log_take_dropped) rather than waited for; a clean shutdown writes every
+ * line (hp_log_buffer_stop, hp_log_writer_stop). Other threads write each
+ * line at once. Writes to a pipe carry whole lines of at most PIPE_BUF bytes,
+ * so lines from different threads never interleave. Values that come from
+ * clients are never logged verbatim except the validated request id and
+ * trace context; tokens and bodies are never logged. The runtime flag
+ * request_log=off leaves the request lines out (events are still written).
  *
  * Every line, printed or filtered out, is also handed to the observer that
  * main.c installs (profiling/logs.c, GET /debug/logs, which counts lines by
@@ -40,6 +46,7 @@ typedef struct st_hp_log_request_t {
     const char *span_id;      /* this request's span (the parent-id of the traceparent we answer), 16 hex digits */
     const char *parent_id;    /* the caller's span from its traceparent, or NULL when we started the trace */
     int thread;
+    uint64_t end_ns; /* the monotonic clock (hp_now_ns) when the request ended, which dates the line; 0: read the clock */
 } hp_log_request_t;
 
 /*
@@ -76,17 +83,41 @@ int hp_log_open_file(const char *path, uint64_t max_bytes, int keep, char *err, 
 int hp_log_file_info(const char **path, uint64_t *bytes, uint64_t *rotations);
 
 /**
- * Makes the calling thread keep its lines until hp_log_flush(): for an event
- * loop's thread, which flushes once per iteration and at its end
- * (runtime/server.c). hp_log_buffer_stop() flushes and goes back to writing
- * each line at once; a thread must call it before it exits, or its last lines
- * are lost.
+ * Starts the writer thread that event-loop threads hand their lines to, and
+ * registers hp_log_writer_stop() with atexit(3). Call once, before the loop
+ * threads start (runtime/server.c); it inherits the caller's signal mask.
+ * @return 0, or -1 when the thread cannot start (loop threads then write their lines at once)
+ */
+int hp_log_writer_start(void);
+
+/**
+ * Writes what every buffer handed over and stops the writer thread. Call after
+ * the loop threads have ended (each with hp_log_buffer_stop); also runs at exit.
+ * Idempotent.
+ */
+void hp_log_writer_stop(void);
+
+/**
+ * Gives the calling thread a buffer of its own (a loop thread's): its lines
+ * wait there until hp_log_flush() hands them to the writer. hp_log_flush()
+ * runs once per loop turn: it hands over the filled chunks, and the open one
+ * once it is a few milliseconds old, and wakes the writer if it did. A thread
+ * must call hp_log_buffer_stop() before it exits: it writes the thread's
+ * remaining lines (on the calling thread) and frees the buffer. Without a
+ * running writer, hp_log_buffer_start() does nothing and lines are written at
+ * once.
  */
 void hp_log_buffer_start(void);
 void hp_log_flush(void);
 void hp_log_buffer_stop(void);
 
-/** Writes one request line; level is info for 1xx-4xx and error for 5xx. */
+/** @return the lines the calling thread's buffer dropped since the last call (0 for an unbuffered thread) */
+uint64_t hp_log_take_dropped(void);
+
+/**
+ * Writes one request line; level is info for 1xx-4xx and error for 5xx. The
+ * observer hears it even when the level filter or request_log=off leaves it out.
+ */
 void hp_log_request(const hp_log_request_t *r);
 
 /** Writes one event line with a printf-style message. */

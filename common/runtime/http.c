@@ -44,11 +44,13 @@ static void hp__req_on_dispose(void *p)
         r->responded = 1;
         hp_probe_request_done(r->thr, r->route, &r->probe, r->request_id, r->start_ns, 499);
         atomic_fetch_sub_explicit(&r->thr->inflight, 1, memory_order_relaxed);
+        uint64_t end_ns = hp_now_ns();
         hp_log_request(&(hp_log_request_t){.request_id = r->request_id,
                                            .method = r->route != NULL ? hp_route_method_name(r->route) : "-",
                                            .route = r->route != NULL ? r->route->pattern : "-",
                                            .status = 499,
-                                           .duration_us = (hp_now_ns() - r->start_ns) / 1000,
+                                           .duration_us = (end_ns - r->start_ns) / 1000,
+                                           .end_ns = end_ns,
                                            .db_us = r->db_ns / 1000,
                                            .cache = r->cache,
                                            .error = HP_E_client_closed,
@@ -270,12 +272,13 @@ static void hp__send(hp_req_t *r, int status, h2o_iovec_t body, int error)
     tp[52] = '-';
     memcpy(tp + 53, trace.flags, 2);
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("traceparent"), 0, NULL, tp, 55);
-    uint64_t duration_us = (hp_now_ns() - r->start_ns) / 1000;
+    uint64_t end_ns = hp_now_ns();
     hp_log_request(&(hp_log_request_t){.request_id = r->request_id,
                                        .method = hp__log_method(r),
                                        .route = r->route != NULL ? r->route->pattern : "-",
                                        .status = status,
-                                       .duration_us = duration_us,
+                                       .duration_us = (end_ns - r->start_ns) / 1000,
+                                       .end_ns = end_ns,
                                        .db_us = r->db_ns / 1000,
                                        .cache = r->cache,
                                        .error = error,

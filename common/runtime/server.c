@@ -160,6 +160,9 @@ static void hp__turn(hp_thread_t *thr, int32_t max_wait_ms)
     hp_db_flush(thr);
     hp_redis_flush(thr);
     hp_log_flush();
+    uint64_t dropped = hp_log_take_dropped();
+    if (dropped != 0)
+        hp_probe_count(thr, HP_COUNTER_log_dropped, dropped);
 }
 
 static void *hp__thread_main(void *arg)
@@ -277,6 +280,10 @@ int hp_server_run(const hp_config_t *cfg, const hp_server_spec_t *spec)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* The loops hand their log lines to the log's writer thread, which inherits the mask above. */
+    if (hp_log_writer_start() != 0)
+        hp_log(HP_LOG_WARN, "cannot start the log writer thread: the loops write their log lines themselves");
+
     /* Workers first, then the admin thread: one loop each, nothing shared on the request path. */
     int total = cfg->threads + 1;
     hp_thread_t *threads = calloc((size_t)total, sizeof(*threads));
@@ -318,5 +325,6 @@ int hp_server_run(const hp_config_t *cfg, const hp_server_spec_t *spec)
     free(threads);
     h2o_config_dispose(&hp__h2o_config);
     hp_log(HP_LOG_INFO, "hotplate stopped");
+    hp_log_writer_stop(); /* every loop has written its last lines; this ends the writer */
     return 0;
 }

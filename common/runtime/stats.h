@@ -33,7 +33,8 @@
     X(cache, none, "cache")                                                                                                        \
     X(loop, none, "loop")                                                                                                          \
     X(payments, loop, "payments")                                                                                                  \
-    X(recent, none, "recent")
+    X(recent, none, "recent")                                                                                                      \
+    X(log, none, "log")
 
 #define HP_COUNTER_LIST(X)                                                                                                         \
     X(pool_acquired, pool, "acquired", "hotplate_db_pool_acquired_total", "", "Transaction connections handed to a request.")      \
@@ -56,7 +57,9 @@
     X(pay_declined, payments, "declined", "hotplate_payment_authorizations_total", "result=\"declined\"", "")                      \
     X(pay_timed_out, payments, "timed_out", "hotplate_payment_timeouts_total", "",                                                 \
       "Authorizations the caller stopped waiting for.")                                                                            \
-    X(pay_voided, payments, "voided", "hotplate_payment_voids_total", "", "Authorizations voided because no order owns them.")
+    X(pay_voided, payments, "voided", "hotplate_payment_voids_total", "", "Authorizations voided because no order owns them.")     \
+    X(log_dropped, log, "dropped", "hotplate_log_lines_dropped_total", "",                                                         \
+      "Log lines a loop thread dropped because its log buffer was full (the writer thread behind).")
 
 #define HP_GAUGE_LIST(X)                                                                                                           \
     X(pool_in_use, pool, "in_use", "hotplate_db_pool_in_use", "", "Transaction connections held now.")                             \

@@ -109,8 +109,9 @@ def test_report_json_structure(first):
         if c["verdict"] != "no data":
             assert 0 <= c["p"] <= 1 and c["before_ci"][0] <= c["before_median"] <= c["before_ci"][1]
     ceil = r["ceilings"]
-    assert set(ceil["samples"]) == {"healthz", "menu_cached", "menu_uncached", "pgbench_menu", "orders", "pgbench_checkout"}
-    assert ceil["samples"]["pgbench_menu"][0] > 0 and ceil["samples"]["healthz"][0] > 0
+    assert set(ceil["samples"]) == {"healthz", "healthz_nolog", "menu_cached", "menu_uncached", "pgbench_menu", "orders",
+                                    "pgbench_checkout"}
+    assert ceil["samples"]["pgbench_menu"][0] > 0 and ceil["samples"]["healthz"][0] > 0 and ceil["samples"]["healthz_nolog"][0] > 0
     md = (out / "report.md").read_text()
     assert "| scenario | metric | before | after | change | significance |" in md and "## Goals and ceilings" in md
 
