@@ -63,7 +63,7 @@
     X(index_rows_per_scan, 1000, "rows", "missing index: least rows each sequential scan reads")                                   \
     X(index_seq_over_idx, 10, "ratio", "missing index: rows read by sequential scans over rows fetched through indexes")           \
     X(cpu_loop_share, 0.5, "share", "CPU hot spot: least share of the route's time spent computing on the loop")                   \
-    X(cpu_compute_us, 300, "us", "CPU hot spot: or this much of the server's own computation per request (high at 10x)")           \
+    X(cpu_compute_us, 150, "us", "CPU hot spot: or this much of the server's own computation per request (high at 10x)")           \
     X(cpu_fn_share, 0.05, "share",                                                                                                 \
       "CPU hot spot: under cpu_compute_us, least share of the CPU samples for the fix to name a function")                         \
     X(lock_sample_share, 0.3, "share", "lock wait: least share of pg_stat_activity samples with a lock waiter or a long idle txn") \
