@@ -7,7 +7,7 @@
 #
 #   e2e        .hotplate/test          tests/e2e (but the doctor's and the profiles'
 #                                      files), then the libFuzzer drivers (tests/fuzz/run.sh)
-#   doctor     .hotplate/test-doctor   tests/e2e/test_doctor.py
+#   doctor     .hotplate/test-doctor   tests/e2e/test_doctor.py and test_doctor_general.py
 #   sanitized  .hotplate/test-asan     tests/faults (which starts a stack of its own
 #                                      too, and test_failover.py an HA one with a standby
 #                                      and Sentinel), tests/e2e against the ASan+UBSan server
@@ -142,7 +142,7 @@ pytest_run() {
 
 lane_e2e() {
     if fresh_stack "$repo_root/.hotplate/test"; then
-        pytest_run tests/e2e -- tests/e2e --ignore=tests/e2e/test_doctor.py "${profile_ignores[@]}"
+        pytest_run tests/e2e -- tests/e2e "${doctor_ignores[@]}" "${profile_ignores[@]}"
     fi
     # The libFuzzer drivers of every parser, under ASan+UBSan; they need no stack.
     step "fuzz: tests/fuzz/run.sh (FUZZ_SECONDS=$FUZZ_SECONDS)"
@@ -155,9 +155,15 @@ profile_files=(tests/e2e/test_pprof.py tests/e2e/test_pprof_proto.py tests/e2e/t
 profile_ignores=()
 for f in "${profile_files[@]}"; do profile_ignores+=("--ignore=$f"); done
 
+# The doctor's files: the lab flags and the clean run (test_doctor.py), then
+# the faults that no flag makes (test_doctor_general.py), on one stack.
+doctor_files=(tests/e2e/test_doctor.py tests/e2e/test_doctor_general.py)
+doctor_ignores=()
+for f in "${doctor_files[@]}"; do doctor_ignores+=("--ignore=$f"); done
+
 lane_doctor() {
     fresh_stack "$repo_root/.hotplate/test-doctor" || return 0
-    pytest_run tests/e2e/test_doctor.py -- tests/e2e/test_doctor.py
+    pytest_run "tests/e2e doctor" -- "${doctor_files[@]}"
 }
 
 lane_suites() {

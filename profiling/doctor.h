@@ -69,6 +69,8 @@
     X(lock_sample_share, 0.3, "share", "lock wait: least share of pg_stat_activity samples with a lock waiter or a long idle txn") \
     X(lock_min_samples, 4, "samples", "lock wait: least pg_stat_activity samples taken in the window")                             \
     X(lock_min_ms, 25, "ms", "lock wait: a lock waiter or an idle-in-transaction backend counts after this long")                  \
+    X(lock_victim_db_share, 0.5, "share",                                                                                          \
+      "lock wait: another application's locks hurt the route with the most 5xx among those this much in the database")             \
     X(pool_share, 0.03, "share", "pool saturation: least share of the route's time spent waiting for a transaction connection")    \
     X(leak_bytes_per_request, 100, "bytes",                                                                                        \
       "memory growth: least heap growth per request of the busiest route (the fitted trend)")                                      \
@@ -214,6 +216,7 @@ typedef struct st_hp_doctor_blocker_t {
     double idle_ms;     /* how long it has sat idle in that transaction; negative when it is not idle in one */
     char query[160];    /* its last query, literals replaced (hp_pg_query_shape) */
     char relations[96]; /* the tables it holds locks on that can block a row lock, comma separated */
+    char lock_mode[32]; /* the strongest of those locks' modes ("AccessExclusiveLock": a schema change), "" when none */
 } hp_doctor_blocker_t;
 
 #define HP_DOCTOR_MAX_BLOCKERS 4

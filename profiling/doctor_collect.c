@@ -71,8 +71,11 @@ static const char hp__sql_activity[] = HP_PG_OWN_SQL
  * The sessions at the root of our backends' lock waits: from each backend of
  * ours that has waited $1 ms or more, up through pg_blocking_pids to the
  * sessions that wait for nobody (a chain is followed 8 deep at most). For
- * each: how it looks in pg_stat_activity, and the tables it holds locks on
- * that conflict with a row lock (anything stronger than a plain SELECT's).
+ * each: how it looks in pg_stat_activity, the tables it holds locks on
+ * that conflict with a row lock (anything stronger than a plain SELECT's),
+ * and the strongest mode it holds on them: ACCESS EXCLUSIVE is a schema
+ * change or a LOCK TABLE, which blocks every statement on the table, reads
+ * too, and calls for another fix than row locks do.
  */
 static const char hp__sql_blockers[] = HP_PG_OWN_SQL
     "WITH RECURSIVE chain(pid, depth, waiter) AS ("
@@ -85,7 +88,11 @@ static const char hp__sql_blockers[] = HP_PG_OWN_SQL
     " (CASE WHEN a.state LIKE 'idle in transaction%' THEN extract(epoch FROM now() - a.state_change) * 1000 ELSE -1 END)::float8,"
     " left(a.query, 1000),"
     " coalesce((SELECT string_agg(DISTINCT k.relname, ',') FROM pg_locks l JOIN pg_class k ON k.oid = l.relation"
-    " WHERE l.pid = a.pid AND l.granted AND k.relkind IN ('r', 'p') AND l.mode <> 'AccessShareLock'), '') "
+    " WHERE l.pid = a.pid AND l.granted AND k.relkind IN ('r', 'p') AND l.mode <> 'AccessShareLock'), ''),"
+    " coalesce((SELECT l.mode FROM pg_locks l JOIN pg_class k ON k.oid = l.relation WHERE l.pid = a.pid AND l.granted"
+    " AND k.relkind IN ('r', 'p') AND l.mode <> 'AccessShareLock' ORDER BY array_position(ARRAY['AccessExclusiveLock',"
+    " 'ExclusiveLock', 'ShareRowExclusiveLock', 'ShareLock', 'ShareUpdateExclusiveLock', 'RowExclusiveLock', 'RowShareLock'],"
+    " l.mode::text) LIMIT 1), '') "
     "FROM chain c JOIN pg_stat_activity a ON a.pid = c.pid "
     "WHERE c.depth > 0 AND cardinality(pg_blocking_pids(a.pid)) = 0 "
     "GROUP BY a.pid, a.application_name, a.client_addr, a.state, a.xact_start, a.state_change, a.query "
@@ -554,7 +561,7 @@ static void hp__copy_text(char *dst, size_t size, const PGresult *res, int row, 
 static void hp__on_blockers(hp_req_t *r, void *ud, PGresult *res, const char *err)
 {
     hp_doctor_job_t *job = ud;
-    if (err == NULL && PQresultStatus(res) == PGRES_TUPLES_OK && PQnfields(res) == 11) {
+    if (err == NULL && PQresultStatus(res) == PGRES_TUPLES_OK && PQnfields(res) == 12) {
         for (int row = 0; row != PQntuples(res); ++row) {
             int pid = (int)strtol(PQgetvalue(res, row, 0), NULL, 10);
             size_t i = 0;
@@ -580,6 +587,7 @@ static void hp__on_blockers(hp_req_t *r, void *ud, PGresult *res, const char *er
             b->idle_ms = strtod(PQgetvalue(res, row, 8), NULL);
             hp_pg_query_shape(PQgetvalue(res, row, 9), (size_t)PQgetlength(res, row, 9), b->query, sizeof(b->query));
             hp__copy_text(b->relations, sizeof(b->relations), res, row, 10);
+            hp__copy_text(b->lock_mode, sizeof(b->lock_mode), res, row, 11);
         }
     } else if (job->num_notes == 0 || strncmp(job->notes[job->num_notes - 1], "lock blockers", 13) != 0) {
         hp__note(job, "lock blockers could not be read: %s", hp__why(r, res, err));

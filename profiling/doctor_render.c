@@ -131,12 +131,13 @@ json_t *hp_doctor_json(const hp_doctor_snapshot_t *before, const hp_doctor_snaps
     json_t *blockers = json_array();
     for (size_t i = 0; i != after->num_blockers; ++i) {
         const hp_doctor_blocker_t *bl = &after->blockers[i];
-        json_array_append_new(blockers, json_pack("{sI sb ss ss ss sf so ss ss sI sI sI}", "pid", (json_int_t)bl->pid, "hotplate",
-                                                  bl->own, "application_name", bl->app, "client", bl->client, "state", bl->state,
-                                                  "transaction_ms", round(bl->xact_ms), "idle_in_transaction_ms",
+        json_array_append_new(blockers, json_pack("{sI sb ss ss ss sf so ss ss ss sI sI sI}", "pid", (json_int_t)bl->pid,
+                                                  "hotplate", bl->own, "application_name", bl->app, "client", bl->client, "state",
+                                                  bl->state, "transaction_ms", round(bl->xact_ms), "idle_in_transaction_ms",
                                                   bl->idle_ms >= 0 ? json_real(round(bl->idle_ms)) : json_null(), "query",
-                                                  bl->query, "relations", bl->relations, "chain_depth", (json_int_t)bl->depth,
-                                                  "samples", (json_int_t)bl->samples, "waiters", (json_int_t)bl->waiters));
+                                                  bl->query, "relations", bl->relations, "lock_mode", bl->lock_mode, "chain_depth",
+                                                  (json_int_t)bl->depth, "samples", (json_int_t)bl->samples, "waiters",
+                                                  (json_int_t)bl->waiters));
     }
     json_object_set_new(json_object_get(signals, "pg_activity"), "blockers", blockers);
     /* Where PostgreSQL's time went: the samples of hotplate's active backends by what each waited on, the most first. */

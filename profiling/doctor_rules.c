@@ -530,6 +530,37 @@ static int hp__txn_route(const hp_doctor_ctx_t *c, double *wait_share)
 }
 
 /*
+ * The route another application's locks hurt most. hotplate's own long
+ * transactions hurt the routes that take a transaction connection (the pool
+ * stage), but a foreign session can lock any table: a schema change left
+ * open on promotions stalls the quote's and the checkout's pricing on the
+ * read connection, before any transaction begins. The victim is then the
+ * route with the largest share of 5xx answers (lock_timeout's 504s, at least
+ * error_min of them) among those that spent most of their time in the
+ * database; with no such
+ * answers, -1, and the caller keeps the transaction route.
+ */
+static int hp__lock_victim_route(const hp_doctor_ctx_t *c, double *wait_share)
+{
+    int best = -1;
+    double best_ratio = 0, best_share = 0;
+    for (size_t r = 0; r != c->b->num_routes; ++r) {
+        const hp_doctor_route_win_t *w = &c->route[r];
+        /* Not hp__judged: when every request waits out lock_timeout, few of them finish in a window. */
+        if (w->cls[5] < TH(error_min) || w->t_ns <= 0)
+            continue;
+        double share = hp__share(w->stage[HP_STAGE_db] + w->stage[HP_STAGE_pool], w->t_ns), ratio = w->cls[5] / w->n;
+        if (share < TH(lock_victim_db_share))
+            continue;
+        if (best < 0 || ratio > best_ratio || (ratio == best_ratio && share > best_share))
+            best = (int)r, best_ratio = ratio, best_share = share;
+    }
+    if (best >= 0)
+        *wait_share = best_share;
+    return best;
+}
+
+/*
  * lock wait or long transaction: pg_stat_activity, sampled through the
  * window, keeps showing backends that wait for a lock or sit idle inside an
  * open transaction.
@@ -571,11 +602,12 @@ static void hp__blocker_evidence(hp_doctor_finding_t *f, const hp_doctor_blocker
     char how[96];
     hp__blocker_how(bl, how, sizeof(how));
     hp__evidence(f,
-                 "held by pid %d, %s (%s%s%s, client %s): %s; locks on %s; at the root of the wait in %d samples, %d of our "
-                 "backends behind it",
+                 "held by pid %d, %s (%s%s%s, client %s): %s; locks on %s%s%s%s; at the root of the wait in %d samples, %d of "
+                 "our backends behind it",
                  bl->pid, bl->own ? "one of hotplate's own backends" : "another application's session",
                  bl->app[0] != '\0' ? "application_name '" : "no application_name", bl->app, bl->app[0] != '\0' ? "'" : "",
-                 bl->client, how, bl->relations[0] != '\0' ? bl->relations : "no table", bl->samples, bl->waiters);
+                 bl->client, how, bl->relations[0] != '\0' ? bl->relations : "no table", bl->lock_mode[0] != '\0' ? " (" : "",
+                 bl->lock_mode, bl->lock_mode[0] != '\0' ? ")" : "", bl->samples, bl->waiters);
     hp__evidence(f, "pid %d's last query (values replaced by ?): %s", bl->pid, bl->query[0] != '\0' ? bl->query : "(none)");
     if (bl->depth > 1)
         hp__evidence(f,
@@ -595,6 +627,10 @@ static void hp__rule_lock(hp_doctor_ctx_t *c)
         return;
     double wait_share;
     int r = hp__txn_route(c, &wait_share);
+    if (b->num_blockers != 0 && !b->blockers[0].own) {
+        int victim = hp__lock_victim_route(c, &wait_share);
+        r = victim >= 0 ? victim : hp__txn_route(c, &wait_share);
+    }
     hp_doctor_finding_t *f = hp__new(c, HP_DOCTOR_lock_wait, r >= 0 ? wait_share : 0);
     if (f == NULL)
         return;
@@ -639,12 +675,25 @@ static void hp__rule_lock(hp_doctor_ctx_t *c)
         /* Bounded, so that the summary always ends with how the session holds its locks. */
         HP__SET(summary, "%.48s waits on locks held by another application's session: pid %d (%s%.40s%s), %.48s", rn, bl->pid,
                 bl->app[0] != '\0' ? "application_name '" : "no application_name", bl->app, bl->app[0] != '\0' ? "'" : "", how);
-        HP__SET(fix,
-                "That session is not hotplate's: finish it (commit or roll back) or cancel it. pg_cancel_backend(%d) stops a "
-                "running statement; an idle transaction keeps its locks until pg_terminate_backend(%d) ends it. So that it "
-                "cannot happen again, give that application's role an idle_in_transaction_session_timeout, and run bulk "
-                "imports in short transactions, a batch of rows each, rather than one that holds every row until the end",
-                bl->pid, bl->pid);
+        if (strcmp(bl->lock_mode, "AccessExclusiveLock") == 0)
+            /*
+             * A schema change (or LOCK TABLE) blocks every statement on its
+             * table, reads too, and the way to keep it from stalling a
+             * service is a migration's own lock_timeout, not short batches.
+             */
+            HP__SET(fix,
+                    "Not hotplate's session: its ACCESS EXCLUSIVE lock on %.40s (ALTER TABLE or LOCK TABLE) blocks every "
+                    "statement on the table, reads too. Commit or roll it back, or end it: pg_cancel_backend(%d) for a running "
+                    "statement, pg_terminate_backend(%d) for an idle transaction. Then run each schema change with SET "
+                    "lock_timeout = '2s', retried until it gets the lock, and commit it at once",
+                    bl->relations, bl->pid, bl->pid);
+        else
+            HP__SET(fix,
+                    "That session is not hotplate's: finish it (commit or roll back) or cancel it. pg_cancel_backend(%d) stops "
+                    "a running statement; an idle transaction keeps its locks until pg_terminate_backend(%d) ends it. So that it "
+                    "cannot happen again, give that application's role an idle_in_transaction_session_timeout, and run bulk "
+                    "imports in short transactions, a batch of rows each, rather than one that holds every row until the end",
+                    bl->pid, bl->pid);
         HP__SET(sql, "SELECT %s(%d)", bl->idle_ms >= 0 ? "pg_terminate_backend" : "pg_cancel_backend", bl->pid);
         return;
     }

@@ -50,11 +50,19 @@
  * sends those as one-off SQL.
  */
 #define HP_PG_STMT_LIST(X)                                                                                                         \
-    /* per-table scan counters for GET /debug/pg/tables and the doctor */                                                          \
+    /*                                                                                                                             \
+     * per-table scan counters for GET /debug/pg/tables and the doctor; the                                                        \
+     * size functions open the table, so a table locked ACCESS EXCLUSIVE                                                           \
+     * right now (a schema change left open) is measured by pg_class.relpages                                                      \
+     * instead, and its indexes as 0, rather than waiting on that lock                                                             \
+     */                                                                                                                            \
     X(debug_pg_tables, HP_STMT_READ, -1, HP_ARGS("500"),                                                                           \
       "SELECT s.schemaname, s.relname, s.seq_scan, s.seq_tup_read, coalesce(s.idx_scan, 0), "                                      \
-      "coalesce(s.idx_tup_fetch, 0), s.n_live_tup, s.n_dead_tup, pg_table_size(s.relid), "                                         \
-      "pg_indexes_size(s.relid) FROM pg_stat_user_tables s "                                                                       \
+      "coalesce(s.idx_tup_fetch, 0), s.n_live_tup, s.n_dead_tup, "                                                                 \
+      "CASE WHEN k.locked THEN c.relpages::int8 * current_setting('block_size')::int8 ELSE pg_table_size(s.relid) END, "           \
+      "CASE WHEN k.locked THEN 0 ELSE pg_indexes_size(s.relid) END "                                                               \
+      "FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid, LATERAL (SELECT EXISTS (SELECT 1 FROM pg_locks l "           \
+      "WHERE l.locktype = 'relation' AND l.granted AND l.mode = 'AccessExclusiveLock' AND l.relation = s.relid) AS locked) k "     \
       "ORDER BY s.seq_tup_read DESC, s.schemaname, s.relname LIMIT $1::int")
 
 typedef enum {

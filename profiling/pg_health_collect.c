@@ -8,7 +8,10 @@
  * pg_class, pg_constraint). Nothing writes, and nothing opens a user relation:
  * sizes come from pg_class.relpages rather than pg_relation_size(), which
  * would take an AccessShareLock and queue behind an ACCESS EXCLUSIVE one (see
- * pg_health.c). Each query is one-off SQL on the admin thread's read
+ * pg_health.c). pg_get_indexdef() opens its table too, so an index whose
+ * table is locked ACCESS EXCLUSIVE right now (a schema change left open) is
+ * listed without its definition rather than holding the whole reading up
+ * until lock_timeout. Each query is one-off SQL on the admin thread's read
  * connection, so the connection's statement_timeout (--statement-timeout-ms)
  * and lock_timeout bound it, and the loop never waits for it. The SQL is
  * fixed text; the thresholds travel as parameters.
@@ -56,7 +59,9 @@ static const char hp__sql_indexes[] =
                   " EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid), x.indisvalid AND x.indisready,"
                   " x.indkey::text, x.indclass::text, x.indexprs IS NOT NULL OR x.indpred IS NOT NULL, am.amname,"
                   " coalesce(s.idx_scan, 0), i.relpages::int8 * current_setting('block_size')::int8,"
-                  " left(pg_get_indexdef(x.indexrelid), 250),"
+                  " CASE WHEN EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'relation' AND l.granted"
+                  " AND l.mode = 'AccessExclusiveLock' AND l.relation IN (x.indrelid, x.indexrelid))"
+                  " THEN '(not read: its table is locked ACCESS EXCLUSIVE)' ELSE left(pg_get_indexdef(x.indexrelid), 250) END,"
                   " EXISTS (SELECT 1 FROM pg_constraint k WHERE k.contype = 'f' AND k.conrelid = x.indrelid"
                   " AND (string_to_array(x.indkey::text, ' ')::int2[])[1:cardinality(k.conkey)] = k.conkey) "
                   "FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid"

@@ -644,6 +644,19 @@ static void test_lock_wait_names_a_foreign_blocker(void **state)
     for (size_t i = 0; i != fx->f[0].num_evidence; ++i)
         chain |= strstr(fx->f[0].evidence[i], "3 sessions up to pid 4243") != NULL;
     assert_true(chain);
+    /* A schema change left open: its ACCESS EXCLUSIVE lock blocks reads too, and the fix is a migration's lock_timeout. */
+    fx->b.num_blockers = 0;
+    add_blocker(&fx->b, 4244, 0, "schema-migration", 5000, 1);
+    snprintf(fx->b.blockers[0].lock_mode, sizeof(fx->b.blockers[0].lock_mode), "AccessExclusiveLock");
+    evaluate(fx);
+    assert_string_equal(fx->f[0].sql, "SELECT pg_terminate_backend(4244)");
+    assert_non_null(strstr(fx->f[0].fix, "ACCESS EXCLUSIVE lock on menu_items"));
+    assert_non_null(strstr(fx->f[0].fix, "lock_timeout"));
+    assert_null(strstr(fx->f[0].fix, "bulk imports"));
+    int mode = 0;
+    for (size_t i = 0; i != fx->f[0].num_evidence; ++i)
+        mode |= strstr(fx->f[0].evidence[i], "locks on menu_items (AccessExclusiveLock)") != NULL;
+    assert_true(mode);
 }
 
 /* hotplate's own long transaction at the root: it is named in the evidence, and the advice stays that of short transactions. */
