@@ -540,17 +540,24 @@ static int hp__txn_route(const hp_doctor_ctx_t *c, double *wait_share)
  * database; with no such
  * answers, -1, and the caller keeps the transaction route.
  */
+/* @return route r's db and pool share when another application's locks may be what it failed on, or -1 */
+static double hp__lock_victim_share(const hp_doctor_ctx_t *c, size_t r)
+{
+    const hp_doctor_route_win_t *w = &c->route[r];
+    /* Not hp__judged: when every request waits out lock_timeout, few of them finish in a window. */
+    if (w->cls[5] < TH(error_min) || w->t_ns <= 0)
+        return -1;
+    double share = hp__share(w->stage[HP_STAGE_db] + w->stage[HP_STAGE_pool], w->t_ns);
+    return share >= TH(lock_victim_db_share) ? share : -1;
+}
+
 static int hp__lock_victim_route(const hp_doctor_ctx_t *c, double *wait_share)
 {
     int best = -1;
     double best_ratio = 0, best_share = 0;
     for (size_t r = 0; r != c->b->num_routes; ++r) {
-        const hp_doctor_route_win_t *w = &c->route[r];
-        /* Not hp__judged: when every request waits out lock_timeout, few of them finish in a window. */
-        if (w->cls[5] < TH(error_min) || w->t_ns <= 0)
-            continue;
-        double share = hp__share(w->stage[HP_STAGE_db] + w->stage[HP_STAGE_pool], w->t_ns), ratio = w->cls[5] / w->n;
-        if (share < TH(lock_victim_db_share))
+        double share = hp__lock_victim_share(c, r), ratio = c->route[r].cls[5] / c->route[r].n;
+        if (share < 0)
             continue;
         if (best < 0 || ratio > best_ratio || (ratio == best_ratio && share > best_share))
             best = (int)r, best_ratio = ratio, best_share = share;
@@ -626,9 +633,9 @@ static void hp__rule_lock(hp_doctor_ctx_t *c)
     if (seen < TH(lock_sample_share))
         return;
     double wait_share;
-    int r = hp__txn_route(c, &wait_share);
+    int r = hp__txn_route(c, &wait_share), victim = -1;
     if (b->num_blockers != 0 && !b->blockers[0].own) {
-        int victim = hp__lock_victim_route(c, &wait_share);
+        victim = hp__lock_victim_route(c, &wait_share);
         r = victim >= 0 ? victim : hp__txn_route(c, &wait_share);
     }
     hp_doctor_finding_t *f = hp__new(c, HP_DOCTOR_lock_wait, r >= 0 ? wait_share : 0);
@@ -651,6 +658,12 @@ static void hp__rule_lock(hp_doctor_ctx_t *c)
                      hp_doctor_ms(w->stage[HP_STAGE_payment] / w->n));
         if (w->cls[5] > 0)
             hp__evidence(f, "%s answered %.0f 5xx of %.0f (lock_timeout 504, pool_exhausted 503)", rn, w->cls[5], w->n);
+    }
+    /* The other routes that failed in the database behind the same foreign locks: their error spikes are this finding's. */
+    for (size_t o = 0; victim >= 0 && o != b->num_routes; ++o) {
+        double share = (int)o != victim ? hp__lock_victim_share(c, o) : -1;
+        if (share >= 0)
+            hp__add_route(c, f, o, share);
     }
     hp__evidence(f,
                  "pg_stat_activity, %d samples: a backend waiting on a Lock for %.0f ms or more in %d, a transaction idle for as "

@@ -460,6 +460,18 @@ int hp_seed_main(int argc, char **argv)
             rc = hp_seed__summary(conn);
         if (rc == 0)
             rc = hp_seed__exec(conn, "COMMIT", "COMMIT");
+        /*
+         * The script's ANALYZE ran inside the transaction, and PostgreSQL
+         * adds a transaction's row counts to n_mod_since_analyze at COMMIT,
+         * after it: every seeded row would still count as modified since the
+         * last analyze, and the doctor would call the fresh tables' statistics
+         * stale. One more ANALYZE after the COMMIT starts those counters at 0.
+         */
+        if (rc == 0)
+            rc = hp_seed__exec(conn,
+                               "ANALYZE cities, users, restaurants, menu_items, item_modifiers, promotions, orders, "
+                               "order_items, payments, order_events",
+                               "ANALYZE");
     }
     if (rc != 0) {
         PQclear(PQexec(conn, "ROLLBACK"));

@@ -11,7 +11,10 @@
 //   3. switches menu_cache to "off" from the page (first without the token,
 //      expecting 401 when the server has one, then with it), checks
 //      GET /debug/flags, and switches it back the same way;
-//   4. saves a full-page screenshot, also on failure.
+//   4. runs the doctor from its panel over a 3 s window of uncached menu reads
+//      (menu_cache is still off) and checks that the panel shows the page's own
+//      GET /debug/doctor answer, finding by finding, in rank order;
+//   5. saves a full-page screenshot, also on failure.
 //
 // Environment:
 //   HOTPLATE_ADMIN_URL    admin listener, e.g. http://127.0.0.1:8081 (required)
@@ -29,7 +32,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
-const DEADLINE_MS = 50_000;
+const DEADLINE_MS = 90_000;
+const DOCTOR_SECONDS = 3; // the Doctor panel's window in step 4
 const HTTP_TIMEOUT_MS = 5_000;
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -251,6 +255,40 @@ async function main() {
       .then(() => check(true, `the page shows menu_cache=${target}`), () => check(false, `the page shows menu_cache=${target}`));
     const miss = await http(API + menuPath);
     check(miss.status === 200, `GET ${menuPath} still answers 200 with menu_cache=${target} (x-cache: ${miss.headers.get('x-cache')})`);
+
+    // ---- the Doctor panel, run from the page while menus are read uncached ---------------------
+    // The page's own GET /debug/doctor answer is what the panel must show, row for row; the menu load with the
+    // cache off (the flag above) gives it something to find.
+    await page.selectOption('[data-testid=doctor-seconds]', String(DOCTOR_SECONDS));
+    const answer = page.waitForResponse((r) => r.url().includes('/debug/doctor?'), { timeout: (DOCTOR_SECONDS + 30) * 1000 });
+    await page.click('[data-testid=doctor-run]');
+    const loadEnd = Date.now() + DOCTOR_SECONDS * 1000;
+    const loadDone = Promise.all(Array.from({ length: 6 }, async () => {
+      while (Date.now() < loadEnd) await http(API + menuPath);
+    }));
+    const report = await (await answer).json();
+    await loadDone;
+    await page.waitForFunction(() => document.body.dataset.doctor === 'done' || document.body.dataset.doctor === 'failed',
+      null, { timeout: 10_000 });
+    check((await page.getAttribute('body', 'data-doctor')) === 'done', 'the Doctor panel ran the doctor',
+      await page.textContent('[data-testid=doctor-status]'));
+    const rows = await page.$$eval('[data-testid=doctor-row]', (trs) => trs.map((tr) => ({
+      kind: tr.dataset.kind, title: tr.querySelector('[data-testid=doctor-title]').textContent,
+      summary: tr.querySelector('[data-testid=doctor-summary]').textContent,
+      fix: tr.querySelector('[data-testid=doctor-fix]').textContent,
+    })));
+    check(rows.length === report.findings.length, `the panel shows the report's ${report.findings.length} findings`, rows.length);
+    check(rows.every((r, i) => r.kind === report.findings[i].kind && r.title === report.findings[i].title &&
+      r.summary === report.findings[i].summary && r.fix.startsWith(report.findings[i].fix.text)),
+      `each row is its finding, in rank order (${rows.map((r) => r.kind).join(', ') || 'none'})`,
+      JSON.stringify(rows).slice(0, 500));
+    const status = await page.textContent('[data-testid=doctor-status]');
+    check(status.startsWith(`${report.findings.length} finding`) && status.includes(`in ${report.window_s} s of traffic`),
+      `the panel's headline says so (${status})`);
+    check((await page.isVisible('[data-testid=doctor-empty]')) === (report.findings.length === 0),
+      'the empty note shows exactly when there is no finding');
+    check((await page.getAttribute('[data-testid=doctor-md]', 'href')) === `/debug/doctor?format=md&seconds=${DOCTOR_SECONDS}`,
+      'the Markdown link asks for the same window');
 
     text = await applyFromPage(originalCache, TOKEN);
     check(/→ 200/.test(text), `the page switched menu_cache back to ${originalCache}`, text);

@@ -24,8 +24,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BROWSER_DIR = os.path.join(ROOT, "tests", "browser")
 SCRIPT = os.path.join(BROWSER_DIR, "dashboard.test.mjs")
 CHROMIUM = "/usr/bin/chromium"
-# The script bounds itself at 50 s; this is the backstop should Node itself hang.
-RUN_TIMEOUT = 120
+# The script bounds itself at 90 s; this is the backstop should Node itself hang.
+RUN_TIMEOUT = 150
 
 
 def _missing():

@@ -659,6 +659,36 @@ static void test_lock_wait_names_a_foreign_blocker(void **state)
     assert_true(mode);
 }
 
+/*
+ * A foreign schema change locks promotions: the quote's and the checkout's
+ * pricing wait on the read connection, before any transaction, and time out.
+ * No pool stage at all, yet the lock wait is theirs, ranked above their error
+ * spikes, and both routes are named.
+ */
+static void test_lock_wait_of_a_foreign_lock_finds_its_victims_without_a_pool_stage(void **state)
+{
+    fixture_t *fx = *state;
+    add_route(fx, R_QUOTE, 0, 900.0, HP_STAGE_db, 890.0, -1);
+    add_route(fx, R_ORDERS, 0, 2000.0, HP_STAGE_db, 1990.0, -1);
+    fx->b.routes[R_QUOTE].by_class[2] -= 40, fx->b.routes[R_QUOTE].by_class[5] += 40;
+    fx->b.routes[R_ORDERS].by_class[2] -= 50, fx->b.routes[R_ORDERS].by_class[5] += 50;
+    fx->b.activity_lock_samples = 30, fx->b.activity_max_xact_ms = 900;
+    add_blocker(&fx->b, 5150, 0, "schema-migration", 4000, 1);
+    snprintf(fx->b.blockers[0].lock_mode, sizeof(fx->b.blockers[0].lock_mode), "AccessExclusiveLock");
+    assert_first(fx, HP_DOCTOR_lock_wait, R_ORDERS); /* every checkout failed; three quotes in four */
+    assert_int_equal(fx->f[0].num_routes, 2);
+    assert_int_equal(fx->f[0].routes[1], R_QUOTE);
+    for (size_t i = 1; i != fx->n; ++i)
+        if (fx->f[i].kind == HP_DOCTOR_error_spike)
+            assert_non_null(strstr(fx->f[i].summary, "explained by the finding: lock wait"));
+    /* hotplate's own blocker keeps today's rule: only a route that takes a transaction connection is its victim. */
+    fx->b.blockers[0].own = 1;
+    evaluate(fx);
+    for (size_t i = 0; i != fx->n; ++i)
+        if (fx->f[i].kind == HP_DOCTOR_lock_wait)
+            assert_true(fx->f[i].num_routes == 0 || fx->f[i].routes[0] == R_ORDERS);
+}
+
 /* hotplate's own long transaction at the root: it is named in the evidence, and the advice stays that of short transactions. */
 static void test_lock_wait_of_our_own_blocker_keeps_the_advice(void **state)
 {
@@ -941,6 +971,7 @@ int main(void)
         T(test_cpu_json_bound_route_is_low),
         T(test_lock_wait_ranks_above_pool_and_errors),
         T(test_lock_wait_names_a_foreign_blocker),
+        T(test_lock_wait_of_a_foreign_lock_finds_its_victims_without_a_pool_stage),
         T(test_lock_wait_of_our_own_blocker_keeps_the_advice),
         T(test_lock_wait_needs_samples),
         T(test_lock_wait_of_another_process_is_low),
