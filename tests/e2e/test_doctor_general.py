@@ -97,7 +97,7 @@ def test_another_application_near_max_connections_is_named(start_server, journey
     s = start(start_server, "conns", [])
     limit = int(db.val("SHOW max_connections")) - int(db.val("SHOW superuser_reserved_connections"))
     used = int(db.val("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"))
-    want = int(limit * 0.9) - used - 8  # 90% of the limit once the server's own pools are open, under the high mark
+    want = int(limit * 0.9) - used - 8  # about 85% of the limit once the server's own pools are open: medium, under the high mark
     assert want > 0, (limit, used)
     report_conns = []
     try:
