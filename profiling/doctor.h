@@ -34,6 +34,7 @@
 
 #include "base/flags.h"
 #include "runtime/probes.h"
+#include "runtime/pgha.h"
 #include "profiling/merge.h"
 #include "base/router.h"
 #include "profiling/plan.h"
@@ -107,7 +108,9 @@
     X(pg_seq_min_scans, 10, "scans",                                                                                               \
       "foreign sequential scans: least sequential scans of a large table in the window no plan of ours explains")                  \
     X(pg_seq_medium_rows_s, 1000000, "rows/s",                                                                                     \
-      "foreign sequential scans: rows those scans read per second that make the finding medium")
+      "foreign sequential scans: rows those scans read per second that make the finding medium")                                   \
+    X(pg_standby_lag_bytes, 16777216, "bytes", "standby: WAL the slowest standby has still to replay that makes it lagging")       \
+    X(pg_standby_lag_s, 5, "s", "standby: or its replay_lag in seconds")
 
 typedef enum {
 #define HP__DOCTOR_TH_ID(name, value, unit, doc) HP_DOCTOR_TH_##name,
@@ -151,7 +154,8 @@ const hp_doctor_threshold_t *hp_doctor_threshold(hp_doctor_th_t id);
     X(pg_vacuum, "VACUUM due", -1, -1, 0)                                                                                          \
     X(pg_analyze, "ANALYZE due (stale statistics)", -1, -1, 0)                                                                     \
     X(pg_cache_hit, "low buffer cache hit ratio", -1, -1, 0)                                                                       \
-    X(pg_foreign_seq_scan, "another application's sequential scans", -1, -1, 0)
+    X(pg_foreign_seq_scan, "another application's sequential scans", -1, -1, 0)                                                    \
+    X(pg_standby, "standby missing or lagging", -1, -1, 0)
 
 typedef enum {
 #define HP__DOCTOR_KIND_ID(id, title, flag, good, database) HP_DOCTOR_##id,
@@ -282,6 +286,7 @@ typedef struct st_hp_doctor_snapshot_t {
         uint64_t bytes;
     } heap_hot[HP_DOCTOR_MAX_HOT];
     int flags[HP_FLAG__COUNT]; /* the server's flags, for the fixes that name one */
+    hp_pgha_snapshot_t ha;     /* (end) the primary and its standbys as runtime/pgha.c last saw them (enabled 0: one host) */
     int health_ok;             /* (end) the reading of PostgreSQL's health below was taken (pg_health_collect.c) */
     hp_pg_health_t health;
 } hp_doctor_snapshot_t;

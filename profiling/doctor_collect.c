@@ -501,6 +501,7 @@ static void hp__on_end_tables(hp_req_t *r, void *ud, PGresult *res, const char *
         hp__read_tables(&job->after, res);
         PQclear(res);
     }
+    hp_pgha_snapshot(&job->after.ha); /* a copy of what the HA watcher saw last: no query */
     hp_pg_health_collect(r, &job->after.health, hp__on_health, job);
 }
 

@@ -549,8 +549,60 @@ static void hp__rule_foreign_seq(hp_doctor_ctx_t *c)
     }
 }
 
+/* ---- the standby ---------------------------------------------------------------------------------- */
+
+/*
+ * standby missing or lagging: what runtime/pgha.c's watcher read from the
+ * primary's pg_stat_replication, once a second. Only when the server was
+ * given several hosts (an HA stack): a single-node database has no standby
+ * to miss. Missing is high, since the next loss of the primary is then an
+ * outage with nothing to fail over to; lagging is medium, since a failover
+ * then waits for the replay and reads from the standby are that stale.
+ */
+static void hp__rule_standby(hp_doctor_ctx_t *c)
+{
+    const hp_pgha_snapshot_t *ha = &c->b->ha;
+    if (!ha->enabled || !ha->connected)
+        return;
+    int missing = ha->standbys == 0;
+    int lagging = !missing && ((double)ha->lag_bytes >= TH(pg_standby_lag_bytes) || ha->lag_seconds >= TH(pg_standby_lag_s));
+    if (!missing && !lagging)
+        return;
+    hp_doctor_finding_t *f = hp__new(c, HP_DOCTOR_pg_standby, missing ? HP_DOCTOR_HIGH : HP_DOCTOR_MEDIUM, HP_DOCTOR_HIGH);
+    if (f == NULL)
+        return;
+    if (missing)
+        snprintf(f->summary, sizeof(f->summary),
+                 "No standby streams from the primary %.64s: if it fails now, there is nothing to fail over to", ha->primary);
+    else
+        snprintf(f->summary, sizeof(f->summary), "The slowest standby of %.64s is %.1f MiB and %.1f s behind its primary",
+                 ha->primary, (double)ha->lag_bytes / 1048576.0, ha->lag_seconds);
+    hp__evidence(f,
+                 "pg_stat_replication on the primary %s: %d standbys, %d of them synchronous; largest replay distance %lld bytes, "
+                 "replay_lag %.3f s",
+                 ha->primary, ha->standbys, ha->sync_standbys, (long long)ha->lag_bytes, ha->lag_seconds);
+    if (ha->failovers > 0)
+        hp__evidence(f, "%llu failover%s since this server started, the last from %s to %s", (unsigned long long)ha->failovers,
+                     ha->failovers == 1 ? "" : "s", ha->previous, ha->primary);
+    if (missing)
+        snprintf(
+            f->fix, sizeof(f->fix),
+            "Give %.64s a standby again. After a failover the old primary cannot simply restart: rebuild it as a standby of the "
+            "new one (pg_rewind, or pg_basebackup -R with a replication slot), then check pg_stat_replication on %.64s. Until "
+            "then, a commit waits for a standby if synchronous_standby_names still names one (SHOW "
+            "synchronous_standby_names)",
+            ha->primary, ha->primary);
+    else
+        snprintf(f->fix, sizeof(f->fix),
+                 "Find what holds the standby's replay back: pg_stat_replication's write_lag, flush_lag and replay_lag on the "
+                 "primary say where (network, disk, or replay), pg_stat_wal_receiver on the standby says whether it streams; a "
+                 "long query on the standby conflicting with replay waits up to max_standby_streaming_delay. A failover now "
+                 "waits for that replay, and reads sent to the standby are that stale");
+}
+
 void hp_doctor_health_rules(hp_doctor_ctx_t *c)
 {
+    hp__rule_standby(c);
     hp__rule_foreign_seq(c);
     if (!c->b->health_ok)
         return;

@@ -153,6 +153,13 @@ json_t *hp_doctor_json(const hp_doctor_snapshot_t *before, const hp_doctor_snaps
         hp_pg_health_limits(&lim);
         json_object_set_new(signals, "pg_health", hp_pg_health_json(&after->health, &lim));
     }
+    /* The primary and its standbys, as the HA watcher saw them last (an HA stack only). */
+    if (after->ha.enabled)
+        json_object_set_new(signals, "postgres_ha",
+                            json_pack("{sb ss si si sI sf sI}", "connected", after->ha.connected, "primary", after->ha.primary,
+                                      "standbys", after->ha.standbys, "sync_standbys", after->ha.sync_standbys, "lag_bytes",
+                                      (json_int_t)after->ha.lag_bytes, "lag_seconds", after->ha.lag_seconds, "failovers",
+                                      (json_int_t)after->ha.failovers));
     hp_doctor_level_t worst = HP_DOCTOR_LOW;
     for (size_t i = 0; i != n; ++i)
         worst = f[i].severity > worst ? f[i].severity : worst;

@@ -237,6 +237,13 @@ def test_postgres_failover_loses_nothing(ha, record):
     perf = requests.get(s.admin_base + "/debug/perf?section=postgres_ha", timeout=HTTP_TIMEOUT).json()["postgres_ha"]
     assert perf["primary"] == new_primary and perf["previous_primary"] == old_primary and perf["failovers"] == 1, perf
     assert perf["last_failover_unix_s"] > 0
+    # The doctor names what the failover left behind: a primary with no standby to fail over to next.
+    report = assert_status(requests.get(s.admin_base + "/debug/doctor", params={"seconds": 1}, timeout=60), 200)
+    f = report["findings"][0]
+    assert f["kind"] == "pg_standby" and f["severity"] == "high", report["findings"]
+    assert "No standby streams from the primary %s" % new_primary in f["summary"], f
+    assert "pg_rewind" in f["fix"]["text"] and any("from %s to %s" % (old_primary, new_primary) in e for e in f["evidence"]), f
+    assert report["signals"]["postgres_ha"]["standbys"] == 0, report["signals"]["postgres_ha"]
 
     record(
         fault="PostgreSQL primary SIGKILLed, standby promoted (deploy/stack.sh failover), HA stack",

@@ -689,6 +689,77 @@ static void test_lock_wait_of_a_foreign_lock_finds_its_victims_without_a_pool_st
             assert_true(fx->f[i].num_routes == 0 || fx->f[i].routes[0] == R_ORDERS);
 }
 
+/* An HA stack whose primary has no standby (after a failover, before the old primary is rebuilt) or a lagging one. */
+static void ha_primary(hp_doctor_snapshot_t *s, int standbys, int64_t lag_bytes, double lag_s)
+{
+    s->ha.enabled = 1, s->ha.connected = 1, s->ha.standbys = standbys, s->ha.sync_standbys = standbys;
+    s->ha.lag_bytes = lag_bytes, s->ha.lag_seconds = lag_s;
+    snprintf(s->ha.primary, sizeof(s->ha.primary), "127.0.0.1:5433");
+}
+
+static const hp_doctor_finding_t *find_kind(fixture_t *fx, hp_doctor_kind_t kind)
+{
+    evaluate(fx);
+    for (size_t i = 0; i != fx->n; ++i)
+        if (fx->f[i].kind == kind)
+            return &fx->f[i];
+    return NULL;
+}
+
+static void test_standby_missing_is_high(void **state)
+{
+    fixture_t *fx = *state;
+    ha_primary(&fx->b, 0, -1, 0);
+    fx->b.ha.failovers = 1;
+    snprintf(fx->b.ha.previous, sizeof(fx->b.ha.previous), "127.0.0.1:5432");
+    evaluate(fx);
+    assert_true(fx->n >= 1);
+    const hp_doctor_finding_t *f = &fx->f[0];
+    assert_int_equal(f->kind, HP_DOCTOR_pg_standby);
+    assert_int_equal(f->severity, HP_DOCTOR_HIGH);
+    assert_int_equal(f->num_routes, 0);
+    assert_non_null(strstr(f->summary, "No standby streams from the primary 127.0.0.1:5433"));
+    assert_non_null(strstr(f->fix, "pg_rewind"));
+    int failover = 0;
+    for (size_t i = 0; i != f->num_evidence; ++i)
+        failover |= strstr(f->evidence[i], "the last from 127.0.0.1:5432 to 127.0.0.1:5433") != NULL;
+    assert_true(failover);
+    /* The JSON carries what the watcher saw, and says the finding concerns the database. */
+    json_t *doc = hp_doctor_json(&fx->a, &fx->b, fx->f, fx->n, NULL, 0);
+    json_t *ha = json_object_get(json_object_get(doc, "signals"), "postgres_ha");
+    assert_non_null(ha);
+    assert_string_equal(json_string_value(json_object_get(ha, "primary")), "127.0.0.1:5433");
+    assert_int_equal(json_integer_value(json_object_get(ha, "standbys")), 0);
+    assert_int_equal(json_integer_value(json_object_get(ha, "failovers")), 1);
+    assert_true(json_is_true(json_object_get(ha, "connected")));
+    json_t *f0 = json_array_get(json_object_get(doc, "findings"), 0);
+    assert_string_equal(json_string_value(json_object_get(f0, "impact_of")), "database");
+    json_decref(doc);
+}
+
+static void test_standby_lag_fires_at_its_thresholds_only(void **state)
+{
+    fixture_t *fx = *state;
+    double bytes = hp_doctor_threshold(HP_DOCTOR_TH_pg_standby_lag_bytes)->value;
+    double secs = hp_doctor_threshold(HP_DOCTOR_TH_pg_standby_lag_s)->value;
+    ha_primary(&fx->b, 1, (int64_t)bytes - 1, secs - 0.1);
+    assert_null(find_kind(fx, HP_DOCTOR_pg_standby));
+    assert_none_above_low(fx);
+    fx->b.ha.lag_bytes = (int64_t)bytes;
+    const hp_doctor_finding_t *f = find_kind(fx, HP_DOCTOR_pg_standby);
+    assert_non_null(f);
+    assert_int_equal(f->severity, HP_DOCTOR_MEDIUM);
+    assert_non_null(strstr(f->summary, "16.0 MiB"));
+    assert_non_null(strstr(f->fix, "replay_lag"));
+    fx->b.ha.lag_bytes = 0, fx->b.ha.lag_seconds = secs;
+    assert_non_null(find_kind(fx, HP_DOCTOR_pg_standby));
+    /* One host (no HA watcher), or a watcher that reached no primary: nothing to judge. */
+    fx->b.ha.standbys = 0, fx->b.ha.connected = 0;
+    assert_null(find_kind(fx, HP_DOCTOR_pg_standby));
+    fx->b.ha.connected = 1, fx->b.ha.enabled = 0;
+    assert_null(find_kind(fx, HP_DOCTOR_pg_standby));
+}
+
 /* hotplate's own long transaction at the root: it is named in the evidence, and the advice stays that of short transactions. */
 static void test_lock_wait_of_our_own_blocker_keeps_the_advice(void **state)
 {
@@ -971,6 +1042,8 @@ int main(void)
         T(test_cpu_json_bound_route_is_low),
         T(test_lock_wait_ranks_above_pool_and_errors),
         T(test_lock_wait_names_a_foreign_blocker),
+        T(test_standby_missing_is_high),
+        T(test_standby_lag_fires_at_its_thresholds_only),
         T(test_lock_wait_of_a_foreign_lock_finds_its_victims_without_a_pool_stage),
         T(test_lock_wait_of_our_own_blocker_keeps_the_advice),
         T(test_lock_wait_needs_samples),
