@@ -337,21 +337,26 @@ class Bench:
         files = {
             "healthz": wl.write_requests(os.path.join(self.work, "healthz.req"), [wl.http_request("GET", "/healthz")]),
             "menu": wl.write_requests(os.path.join(self.work, "ceiling-menu.req"), wl.menu_zipf(self.data, REQUESTS_PER_FILE, 7)),
+            "restaurant": wl.write_requests(os.path.join(self.work, "ceiling-restaurant.req"),
+                                            wl.restaurant_gets(self.data, REQUESTS_PER_FILE, 9)),
         }
         # The statements' SQL as this server prepares it.
         desc = describe(self.binary)
-        scripts = {"menu": bench_ceilings.menu_script(self.env, desc)}
+        scripts = {"menu": bench_ceilings.menu_script(self.env, desc), "pk": bench_ceilings.pk_script(self.env)}
         # Checkouts need a restaurant open for the whole run; a small seed at night may have none.
         if self.data.open_items:
             files["orders"] = wl.write_requests(os.path.join(self.work, "ceiling-orders.req"),
                                                 wl.orders(self.data, REQUESTS_PER_FILE, 8, self.data.open_items, max_lines=1))
             scripts["checkout"] = bench_ceilings.checkout_script(self.env, desc, self.data)
+            scripts["checkout_pipeline"] = bench_ceilings.checkout_pipeline_script(self.env, desc, self.data)
         else:
             prog.log("ceilings: no restaurant open for the next two hours; POST /orders and its pgbench ceiling are not measured")
-        res = {k: [] for k in ("healthz", "healthz_nolog", "menu_cached", "menu_uncached", "pgbench_menu", "orders", "pgbench_checkout")}
+        res = {k: [] for k in ("healthz", "healthz_nolog", "menu_cached", "menu_uncached", "pgbench_menu", "restaurant_get", "pgbench_pk",
+                               "orders", "pgbench_checkout", "pgbench_checkout_pipeline")}
         for i in range(rounds):
             prog.log(f"ceilings: round {i + 1} of {rounds} (healthz with and without the request log, menu cached and uncached, "
-                     f"pgbench menu_get, orders, pgbench checkout; {conns} connections)")
+                     f"pgbench menu_get, GET /restaurants/{{id}}, pgbench primary-key lookup, orders, pgbench checkout one "
+                     f"statement at a time and pipelined; {conns} connections)")
             res["healthz"].append(bp.wrk(self.server.port, files["healthz"], conns, a.duration, 0)["rps"])
             # The request log's cost: the same server and load with request_log=off, next to the run with it on.
             self.set_flags({"request_log": "off"})
@@ -364,6 +369,10 @@ class Bench:
             self.set_flags({"menu_cache": "local"})
             res["pgbench_menu"].append(bp.pgbench(self.env, scripts["menu"], os.path.join(self.work, "pgbench-menu.sql"),
                                                   conns, max(1, int(a.duration)))["tps"])
+            # A primary-key read: the route against the bare lookup, next to each other.
+            res["restaurant_get"].append(bp.wrk(self.server.port, files["restaurant"], conns, a.duration, 0)["rps"])
+            res["pgbench_pk"].append(bp.pgbench(self.env, scripts["pk"], os.path.join(self.work, "pgbench-pk.sql"),
+                                                conns, max(1, int(a.duration)))["tps"])
             if "orders" in files:
                 self.set_flags({"payment_latency_ms": "0"})
                 w = bp.wrk(self.server.port, files["orders"], conns, a.duration, self.next_seq_base())
@@ -371,7 +380,10 @@ class Bench:
                 self.set_flags(self.defaults_of({"payment_latency_ms": 0}))
                 res["pgbench_checkout"].append(bp.pgbench(self.env, scripts["checkout"], os.path.join(self.work, "pgbench-checkout.sql"),
                                                           conns, max(1, int(a.duration)))["tps"])
-            prog.advance(7 * a.duration + 7)
+                res["pgbench_checkout_pipeline"].append(
+                    bp.pgbench(self.env, scripts["checkout_pipeline"], os.path.join(self.work, "pgbench-checkout-pipeline.sql"), conns,
+                               max(1, int(a.duration)))["tps"])
+            prog.advance(10 * a.duration + 10)
         peak = stats.median(res["menu_cached"])
         prog.log(f"ceilings: cached menu open loop at half its peak ({peak / 2:,.0f} req/s)")
         half = [bp.openloop(self.openloop_bin, self.server.port, files["menu"], f"{peak / 2:.1f}:{a.duration}", 64, 5000)

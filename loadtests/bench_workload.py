@@ -138,6 +138,14 @@ def menu_zipf(data, n, seed, with_auth=False):
     return out
 
 
+def restaurant_gets(data, n, seed):
+    """GET /restaurants/{id}, restaurants by Zipf popularity (s = 1.1): the
+    API's primary-key read, measured against pgbench's bare lookup."""
+    rng = random.Random(seed)
+    z = Zipf(data.restaurants, ZIPF_S, rng)
+    return [http_request("GET", f"/restaurants/{z.draw()}") for _ in range(n)]
+
+
 def history(data, n, seed, limit=10):
     """GET /users/{id}/orders for customers drawn uniformly among those with a
     history; the seed gives history lengths a heavy tail, so some pages come

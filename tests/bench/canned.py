@@ -69,7 +69,8 @@ def report(mode="lab"):
          "scenarios": scs, "skipped": ["leak: the server has no such flag yet; scenario skipped"], "elapsed_s": 42.0}
     r["ceilings"] = {"connections": 32, "rounds": 2,
                      "samples": {"healthz": [40000, 42000], "healthz_nolog": [41000, 42500], "menu_cached": [18000, 19000], "menu_uncached": [1400, 1500],
-                                 "pgbench_menu": [4600, 4700], "orders": [600, None], "pgbench_checkout": [1700, 1800]},
+                                 "pgbench_menu": [4600, 4700], "orders": [600, None], "pgbench_checkout": [1700, 1800],
+                                 "restaurant_get": [14500, 15500], "pgbench_pk": [58000, 62000], "pgbench_checkout_pipeline": [2900, 3100]},
                      "menu_half_peak_openloop": [openloop(9000, 2500), openloop(9000, 3100)], "payment_latency_ms_for_orders": 0}
     steps = [dict(openloop(r_, p)["steps"][0]) for r_, p in [(100, 900), (200, 1500), (300, 150000), (100, 800)]]
     steps[2] = dict(openloop(300, 150000, errors=7)["steps"][0])

@@ -109,9 +109,10 @@ def test_report_json_structure(first):
         if c["verdict"] != "no data":
             assert 0 <= c["p"] <= 1 and c["before_ci"][0] <= c["before_median"] <= c["before_ci"][1]
     ceil = r["ceilings"]
-    assert set(ceil["samples"]) == {"healthz", "healthz_nolog", "menu_cached", "menu_uncached", "pgbench_menu", "orders",
-                                    "pgbench_checkout"}
+    assert set(ceil["samples"]) == {"healthz", "healthz_nolog", "menu_cached", "menu_uncached", "pgbench_menu", "restaurant_get",
+                                    "pgbench_pk", "orders", "pgbench_checkout", "pgbench_checkout_pipeline"}
     assert ceil["samples"]["pgbench_menu"][0] > 0 and ceil["samples"]["healthz"][0] > 0 and ceil["samples"]["healthz_nolog"][0] > 0
+    assert ceil["samples"]["restaurant_get"][0] > 0 and ceil["samples"]["pgbench_pk"][0] > 0
     md = (out / "report.md").read_text()
     assert "| scenario | metric | before | after | change | significance |" in md and "## Goals and ceilings" in md
 
