@@ -307,3 +307,95 @@ def test_runtime_stage_provides_every_needed_library():
             owner = subprocess.run(["dpkg", "-S", paths[lib]], capture_output=True, text=True)
         pkg = owner.stdout.split(":", 1)[0]
         assert pkg == "libc6" or pkg in runtime, "%s comes from %s, which the runtime stage does not install" % (lib, pkg)
+
+
+# ---------------------------------------------------------------- the HA override (docker-compose.ha.yml)
+
+HA_PORTS = {"postgres-standby": 5432, "redis-replica": 6379, "redis-sentinel": 26379}
+
+
+def merge(base, over, key=None):
+    """docker compose's merge of an override file: mappings merge key by key, a service's volumes by their target
+    path, any other sequence (a command) is replaced."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for k, v in over.items():
+            out[k] = merge(base[k], v, k) if k in base else v
+        return out
+    if key == "volumes" and isinstance(base, list) and isinstance(over, list):
+        by_target = {v.split(":")[1]: v for v in base}
+        by_target.update({v.split(":")[1]: v for v in over})
+        return list(by_target.values())
+    return over
+
+
+@pytest.fixture(scope="module")
+def ha_services(compose):
+    return merge(compose, load_yaml("docker-compose.ha.yml"))["services"]
+
+
+def read_deploy(rel):
+    with open(os.path.join(DEPLOY, rel), encoding="utf-8") as f:
+        return f.read()
+
+
+def test_ha_override_is_a_whole_topology(ha_services):
+    assert {"postgres-standby", "redis-replica", "redis-sentinel"} <= set(ha_services)
+    named = set(load_yaml("docker-compose.yml").get("volumes") or {}) | set(load_yaml("docker-compose.ha.yml").get("volumes") or {})
+    for name, svc in ha_services.items():
+        for v in svc.get("volumes", []):
+            src = v.split(":", 1)[0]
+            assert os.path.exists(os.path.join(DEPLOY, src)) if src.startswith(".") else src in named, (name, v)
+        deps = svc.get("depends_on") or {}
+        for d in deps:
+            assert d in ha_services, "%s depends on unknown %s" % (name, d)
+    # The migrations commit through the synchronous standby, so setup waits for it.
+    assert "postgres-standby" in ha_services["setup"]["depends_on"]
+
+
+def test_ha_servers_reach_both_hosts_and_sentinel(ha_services):
+    def reaches(host, port, where):
+        assert host in ha_services, "%s refers to %r, which is not a service" % (where, host)
+        assert port == HA_PORTS.get(host) or port in service_port(host, ha_services[host]), (where, host, port)
+
+    for name in ("hotplate-1", "hotplate-2"):
+        env = env_of(ha_services[name])
+        m = re.match(r"^postgresql://[^@]+@([^/]+)/hotplate\?target_session_attrs=read-write$", env["HOTPLATE_PG_URL"])
+        assert m, env["HOTPLATE_PG_URL"]
+        hosts = [h.rsplit(":", 1) for h in m.group(1).split(",")]
+        assert [h for h, _ in hosts] == ["postgres", "postgres-standby"], hosts
+        for h, p in hosts:
+            reaches(h, int(p), name + " HOTPLATE_PG_URL")
+        rd = urlparse(env["HOTPLATE_REDIS_URL"])
+        assert rd.scheme == "sentinel" and rd.path == "/hotplate", env["HOTPLATE_REDIS_URL"]
+        reaches(rd.hostname, rd.port, name + " HOTPLATE_REDIS_URL")
+        # The rest of the base environment stays (the log file of each replica among it).
+        assert env["HOTPLATE_LOG_FILE"].endswith(name + ".log") and env["HOTPLATE_ADMIN_TOKEN"].startswith("${HOTPLATE_ADMIN_TOKEN:?")
+
+
+def test_ha_names_agree_across_the_scripts(compose, ha_services):
+    primary = ha_services["postgres"]["command"]
+    # The primary keeps every base setting, and adds those of a synchronous standby.
+    base = compose["services"]["postgres"]["command"]
+    assert primary[:len(base)] == base
+    settings = dict(primary[i + 1].split("=", 1) for i, a in enumerate(primary) if a == "-c")
+    standby_sh, primary_sh, sentinel_sh = (read_deploy(p) for p in ("postgres/ha-standby.sh", "postgres/ha-primary.sh",
+                                                                   "redis/sentinel.sh"))
+    # The standby connects with the application_name the primary waits for, through the slot the primary made.
+    assert "application_name=%s" % settings["synchronous_standby_names"] in standby_sh
+    slot = re.search(r"pg_create_physical_replication_slot\('(\w+)'\)", primary_sh).group(1)
+    assert "-S %s " % slot in standby_sh
+    assert "host replication replicator all scram-sha-256" in primary_sh and "-U replicator" in standby_sh
+    # A promoted standby commits without a standby of its own.
+    assert "synchronous_standby_names= " in standby_sh
+    # Sentinel watches the primary under the name of the servers' URL; the replica follows that primary.
+    name = urlparse(env_of(ha_services["hotplate-1"])["HOTPLATE_REDIS_URL"]).path.strip("/")
+    assert "sentinel monitor %s ${REDIS_PRIMARY_HOST} 6379 1" % name in sentinel_sh
+    env = env_of(ha_services["redis-sentinel"])
+    assert env["REDIS_PRIMARY_HOST"] in ha_services
+    rep = ha_services["redis-replica"]["command"]
+    assert rep[rep.index("--replicaof") + 1] in ha_services and rep[rep.index("--replicaof") + 2] == "6379"
+    # The scripts parse.
+    for p in ("postgres/ha-standby.sh", "postgres/ha-primary.sh"):
+        subprocess.run(["bash", "-n", os.path.join(DEPLOY, p)], check=True)
+    subprocess.run(["sh", "-n", os.path.join(DEPLOY, "redis/sentinel.sh")], check=True)
