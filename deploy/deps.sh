@@ -65,6 +65,8 @@ packages=(
     prometheus-alertmanager nginx-light python3-yaml
     # callgrind, for make bench-overhead's instructions per request.
     valgrind
+    # strace -c, for the system calls per cached request (tests/e2e/test_syscalls.py).
+    strace
     # The dashboard's browser test (tests/browser): Debian's Chromium, driven
     # by playwright-core under Node.
     chromium nodejs npm
