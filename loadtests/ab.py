@@ -165,7 +165,7 @@ def main():
         bench_proc.stop_all()
 
     head = run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], 30).strip()
-    cm = "".join(f" --{k}-cmake '{v}'" for k, v in (("before", a.before_cmake), ("after", a.after_cmake)) if v)
+    cm = "".join(f" --{k}-cmake {shlex.quote(v)}" for k, v in (("before", a.before_cmake), ("after", a.after_cmake)) if v)
     what = "--orders" if a.orders else f"--path {a.path} --statement {a.statement}"
     after_what = f"--after-rev {a.after_rev} " if a.after_rev else ""
     after_is = f"revision {a.after_rev}" if a.after_rev else f"the tree at {head}"
