@@ -256,7 +256,8 @@ typedef struct st_hp_doctor_snapshot_t {
     double heap_bytes;        /* jemalloc stats.allocated; negative without jemalloc */
     size_t heap_n;            /* (end) readings of the heap through the window, for the fit of its trend */
     double heap_t[HP_DOCTOR_MAX_HEAP], heap_v[HP_DOCTOR_MAX_HEAP]; /* seconds into the window, and stats.allocated */
-    int tables_ok;                                                 /* the tables below were read */
+    double heap_q[HP_DOCTOR_MAX_HEAP]; /* the requests answered by then, all routes (0 everywhere: not recorded) */
+    int tables_ok;                     /* the tables below were read */
     size_t num_tables;
     hp_doctor_table_t tables[HP_DOCTOR_MAX_TABLES];
     /* (end) pg_stat_activity samples taken during the window */

@@ -111,7 +111,7 @@ typedef struct st_hp_doctor_job_t {
     int heap_every; /* a heap reading every this many ticks, so that a window of any length fits HP_DOCTOR_MAX_HEAP */
     int ticks;
     size_t heap_n;
-    double heap_t[HP_DOCTOR_MAX_HEAP], heap_v[HP_DOCTOR_MAX_HEAP];
+    double heap_t[HP_DOCTOR_MAX_HEAP], heap_v[HP_DOCTOR_MAX_HEAP], heap_q[HP_DOCTOR_MAX_HEAP];
     int sampling, done, hypopg;
     size_t num_waits; /* the window's wait events so far (hp__count_waits), copied into the end snapshot */
     hp_doctor_wait_t waits[HP_DOCTOR_MAX_WAITS];
@@ -529,6 +529,7 @@ static void hp__finish_window(hp_doctor_job_t *job)
     job->after.heap_n = job->heap_n;
     memcpy(job->after.heap_t, job->heap_t, sizeof(job->heap_t[0]) * job->heap_n);
     memcpy(job->after.heap_v, job->heap_v, sizeof(job->heap_v[0]) * job->heap_n);
+    memcpy(job->after.heap_q, job->heap_q, sizeof(job->heap_q[0]) * job->heap_n);
     job->after.activity_samples = samples, job->after.activity_lock_samples = lock;
     job->after.activity_idle_txn_samples = idle, job->after.activity_max_xact_ms = max_xact;
     job->after.num_waits = job->num_waits, job->after.wait_samples = job->wait_samples;
@@ -647,12 +648,31 @@ static void hp__on_activity(hp_req_t *r, void *ud, PGresult *res, const char *er
     hp__sample_done(job);
 }
 
-/* One reading of the heap, for the fit of its trend (doctor.c). */
+/* The requests the workers have answered, all routes: the merged probes (on the admin thread, a few times a second). */
+static double hp__requests_answered(void)
+{
+    hp_stats_t *m = hp_stats_merge_new();
+    double n = 0;
+    if (m == NULL)
+        return 0;
+    for (size_t i = 0; i != m->num_routes; ++i)
+        n += (double)m->route[i].count;
+    free(m);
+    return n;
+}
+
+/*
+ * One reading of the heap, for the fit of its trend (doctor_rules.c), with
+ * the requests answered by then: whether the growth levels off is judged per
+ * request, so that a load that slows down in the window (a busy machine) is
+ * not taken for a heap that stopped growing.
+ */
 static void hp__heap_reading(hp_doctor_job_t *job, double elapsed)
 {
     double v = hp_heap_allocated_trend();
     if (v >= 0 && job->ticks++ % job->heap_every == 0 && job->heap_n != HP_DOCTOR_MAX_HEAP) {
         job->heap_t[job->heap_n] = elapsed;
+        job->heap_q[job->heap_n] = hp__requests_answered();
         job->heap_v[job->heap_n++] = v;
     }
 }

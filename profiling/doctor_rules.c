@@ -777,6 +777,19 @@ static void hp__rule_memory(hp_doctor_ctx_t *c)
         return;
     int levelled =
         late < TH(leak_late_ratio) * slope && early - late > TH(leak_level_sigmas) * sqrt(early_se * early_se + late_se * late_se);
+    /*
+     * A leak grows by the same bytes per request whatever the request rate;
+     * warming up grows by less and less. So when the readings carry the
+     * requests answered, levelling off is judged on the heap against them: a
+     * load that slowed down in the second half (a busy machine, a client
+     * that paused) flattens the heap against time, not against requests.
+     */
+    double q_all, q_all_se, q_early, q_early_se, q_late, q_late_se;
+    if (hp_doctor_fit(b->heap_q, b->heap_v, 0, b->heap_n, &q_all, &q_all_se) == 0 &&
+        hp_doctor_fit(b->heap_q, b->heap_v, 0, b->heap_n / 2, &q_early, &q_early_se) == 0 &&
+        hp_doctor_fit(b->heap_q, b->heap_v, b->heap_n / 2, b->heap_n, &q_late, &q_late_se) == 0)
+        levelled = q_late < TH(leak_late_ratio) * q_all &&
+                   q_early - q_late > TH(leak_level_sigmas) * sqrt(q_early_se * q_early_se + q_late_se * q_late_se);
     int busiest = -1;
     for (size_t r = 0; r != b->num_routes; ++r)
         if (hp__judged(c, r) && (busiest < 0 || c->route[r].n > c->route[busiest].n))

@@ -860,6 +860,31 @@ static void test_memory_that_levels_off_is_quiet(void **state)
 }
 
 /*
+ * Levelling off is judged per request when the readings carry the requests
+ * answered. A leak under a load that stops after 5.5 s of the 10 (a busy
+ * machine) flattens against time, yet grows by the same bytes per request
+ * while there are requests: still a leak. A bounded list that fills in the
+ * first 4 s under a steady load grows per request at first and then not:
+ * levelled, whatever the time trend says.
+ */
+static void test_memory_levelling_is_judged_per_request(void **state)
+{
+    fixture_t *fx = *state;
+    heap_series(&fx->b, 20e6, 400000, 5.5, 20000);
+    assert_none_above_low(fx); /* against time alone, it levels off */
+    for (size_t i = 0; i != fx->b.heap_n; ++i) {
+        double t = fx->b.heap_t[i];
+        fx->b.heap_q[i] = 10000 * (t < 5.5 ? t : 5.5); /* 10,000 requests a second, then none */
+    }
+    assert_first(fx, HP_DOCTOR_memory_growth, R_MENU);
+    /* A list filling for 4 s under a steady 10,000 requests a second: levelled per request too. */
+    heap_series(&fx->b, 20e6, 100000, 4, 5000);
+    for (size_t i = 0; i != fx->b.heap_n; ++i)
+        fx->b.heap_q[i] = 10000 * fx->b.heap_t[i];
+    assert_none_above_low(fx);
+}
+
+/*
  * A heap that wanders: a random walk (steps of up to 40 KB every 0.125 s) that
  * happens to end 157 KB up. Fitted as if the readings were independent, its
  * trend is 8 standard errors above zero; its residuals follow each other
@@ -1053,6 +1078,7 @@ int main(void)
         T(test_error_spike_alone),
         T(test_memory_growth),
         T(test_memory_that_levels_off_is_quiet),
+        T(test_memory_levelling_is_judged_per_request),
         T(test_memory_that_wanders_is_quiet),
         T(test_event_loop_stall),
         T(test_a_stall_from_a_cpu_hot_spot_ranks_after_it),
