@@ -1,0 +1,256 @@
+"""Read scaling (issue 17, item 4): replica_reads=on sends the uncached menu
+and the order history to the streaming standby of an HA stack
+(deploy/stack.sh with HA=1 exports HOTPLATE_PG_REPLICA_URL), keeps a
+customer's own fresh order visible, and never fails a read because of the
+standby.
+
+1. The standby runs the statements: pg_stat_statements on the standby counts
+   menu_get and order_history calls (matched by fragments of their SQL),
+   the primary's count of them
+   does not move, and pool.replica_reads counts them.
+2. Read-your-writes: the stack's synchronous_commit = on waits for the
+   standby's flush, not its replay, so a read from the standby right after
+   a commit can miss it. A customer who just ordered reads their history at
+   once, many times over: the newest order is the one just placed every
+   time, and pool.replica_fresh shows those reads were held on the primary
+   (until the standby's replay position passed the checkout's commit LSN).
+   How often the standby itself still lacked the order at that moment is
+   recorded, to show the window the check closes.
+3. With the standby stopped (a fast shutdown), menu and history reads still
+   answer 200 from the primary, counted in pool.replica_fallbacks.
+
+The HA stack is this module's own (like test_failover.py's), on 127.0.0.1
+and unix sockets only, and the loads are a few hundred requests.
+"""
+
+import os
+import signal
+import tempfile
+import time
+import uuid
+
+import psycopg2
+import pytest
+import requests
+
+from conftest import BIN, COMMAND_TIMEOUT, MIGRATIONS, ReconnectingDB, _STACKS, cart, make_cast
+from hplib import process
+from hplib import stack as hpstack
+from hplib.client import HTTP_TIMEOUT, Client, assert_status
+from hplib.server import Servers
+from load import wait_until
+
+# Reads right after a checkout: each one is a chance for the standby to miss the order.
+RYW_ROUNDS = 60
+MENU_READS = 40
+
+
+def _conf(home):
+    """stack.conf's variables (RUN_ROOT, PG_STANDBY_DIR, ...)."""
+    out = {}
+    with open(os.path.join(home, "stack.conf"), encoding="utf-8") as f:
+        for line in f:
+            if "=" in line and not line.startswith("#"):
+                k, v = line.rstrip("\n").split("=", 1)
+                out[k] = v.strip("'\"")
+    return out
+
+
+@pytest.fixture(scope="module")
+def ha(tmp_path_factory):
+    """An HA stack, migrated and seeded at scale 0.01, and one server on it with replica_reads=on."""
+    home = tempfile.mkdtemp(prefix="hp-rr-", dir="/tmp")
+    st = hpstack.Stack(home, timeout=COMMAND_TIMEOUT)
+    _STACKS.append(st)
+    process.run([hpstack.STACK_SH, "up", "--home", home], COMMAND_TIMEOUT, env=dict(os.environ, HA="1"))
+    st.read_env()
+    assert st.env.get("HOTPLATE_HA") == "1", st.env
+    assert st.env.get("HOTPLATE_PG_REPLICA_URL"), "stack.sh exported no HOTPLATE_PG_REPLICA_URL"
+    env = dict(os.environ)
+    env.update(st.env)
+    st.tokens = os.path.join(home, "tokens.tsv")
+    st.migrate_and_seed(BIN, env, 0.01, st.tokens, migrations=MIGRATIONS, timeout=COMMAND_TIMEOUT)
+    db = ReconnectingDB(st.pg_url)
+    st.cast = make_cast(st.tokens, db)
+    st.db = db
+    st.standby_url = "postgresql://postgres@127.0.0.1:%s/hotplate" % st.env["HOTPLATE_PG_STANDBY_PORT"]
+    st.primary_url = "postgresql://postgres@127.0.0.1:%s/hotplate" % st.env["HOTPLATE_PG_PORT"]
+    servers = Servers(BIN, {"HOTPLATE_PG_URL": st.pg_url, "HOTPLATE_REDIS_URL": st.redis_url,
+                            "HOTPLATE_PG_REPLICA_URL": st.env["HOTPLATE_PG_REPLICA_URL"]},
+                      str(tmp_path_factory.mktemp("rr")), graceful=True)
+    # menu_cache=off: every menu read is the uncached one, the statement this is about.
+    st.server = servers.start("rr", threads=2, flags=["replica_reads=on", "menu_cache=off", "payment_latency_ms=1"])
+    try:
+        yield st
+    finally:
+        servers.close()
+        db.close()
+        if st in _STACKS:
+            _STACKS.remove(st)
+        st.run("destroy", check=False)
+
+
+def _pool(s):
+    r = requests.get(s.admin_base + "/debug/perf", params={"section": "pool"}, timeout=HTTP_TIMEOUT)
+    assert r.status_code == 200, r.text
+    return r.json()["pool"]
+
+
+# Fragments of menu_get's and order_history's SQL without constants: pg_stat_statements may store a statement prepared
+# through the protocol with its constants normalised to placeholders (profiling/pg.c says when), so the exact text cannot
+# be matched, and these fragments occur in no other statement.
+FRAGMENTS = {"menu": "%r.menu_version, coalesce((SELECT json_agg(json_build_object(%",
+             "history": "%FROM orders o WHERE o.user_id = $1 AND ($2::bigint IS NULL OR%"}
+
+
+def _calls(url, pattern):
+    """pg_stat_statements' calls of the statements whose text is LIKE pattern on one node (0 before the first call)."""
+    conn = psycopg2.connect(url, application_name="hotplate-faults", connect_timeout=5)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_statements WHERE query LIKE %s", (pattern,))
+            return cur.fetchone()[0]
+    finally:
+        conn.close()
+
+
+def _standby_ready(st):
+    """Waits until each worker thread's standby connection serves reads (the counter moves on a probe read)."""
+    s = st.server
+    c = Client(s.base)
+
+    def probe():
+        before = _pool(s)["replica_reads"]
+        for _ in range(8):
+            c.get("/restaurants/%d/menu" % st.cast.rid)
+        return _pool(s)["replica_reads"] - before >= 8
+
+    return wait_until(probe, 15, interval=0.2)
+
+
+def test_standby_serves_menu_and_history(ha, record):
+    st = ha
+    s = st.server
+    assert _standby_ready(st), "the standby read connections never became ready: %s" % _pool(s)
+    before = {(node, name): _calls(url, sql) for node, url in (("standby", st.standby_url), ("primary", st.primary_url))
+              for name, sql in FRAGMENTS.items()}
+    pool0 = _pool(s)
+    # A customer with no checkout in this run: nothing keeps their reads on the primary.
+    cust = st.cast.customers[-1]
+    c = Client(s.base)
+    me = Client(s.base, token=cust["token"])
+    rids = [st.cast.rid, st.cast.rid2]
+    for i in range(MENU_READS):
+        assert_status(c.get("/restaurants/%d/menu" % rids[i % 2]), 200)
+        assert_status(me.get("/users/%d/orders" % cust["id"]), 200)
+    pool1 = _pool(s)
+    after = {k: _calls(st.standby_url if k[0] == "standby" else st.primary_url, FRAGMENTS[k[1]]) for k in before}
+    delta = {"%s_%s" % k: after[k] - before[k] for k in before}
+    record(fault="none", load="%d menu + %d history reads, replica_reads=on" % (MENU_READS, MENU_READS), requests=2 * MENU_READS,
+           lost=0, duplicates=0, statements=delta, replica_reads=pool1["replica_reads"] - pool0["replica_reads"])
+    assert delta["standby_menu"] >= MENU_READS, delta
+    assert delta["standby_history"] >= MENU_READS, delta
+    assert delta["primary_menu"] == 0 and delta["primary_history"] == 0, delta
+    # The history is three statements a page (the page, its items, its restaurants' names) when it has orders, one otherwise.
+    assert pool1["replica_reads"] - pool0["replica_reads"] >= 2 * MENU_READS, (pool0, pool1)
+    assert pool1["replica_fallbacks"] == pool0["replica_fallbacks"], (pool0, pool1)
+
+
+def test_customer_sees_own_order_at_once(ha, record):
+    st = ha
+    s = st.server
+    assert _standby_ready(st)
+    pool0 = _pool(s)
+    standby = psycopg2.connect(st.standby_url, application_name="hotplate-faults", connect_timeout=5)
+    standby.autocommit = True
+    standby_missing = 0
+    stale = []
+    run = uuid.uuid4().hex[:8]
+    try:
+        for i in range(RYW_ROUNDS):
+            cust = st.cast.customers[i % 4]
+            me = Client(s.base, token=cust["token"])
+            r = me.post("/orders", cart(st.cast, i), headers={"Idempotency-Key": "rr-%s-%d" % (run, i)})
+            assert_status(r, 201)
+            oid = r.json()["id"]
+            h = me.get("/users/%d/orders?limit=1" % cust["id"])
+            assert_status(h, 200)
+            got = [o["id"] for o in h.json()["orders"]]
+            if got[:1] != [oid]:
+                stale.append((i, oid, got))
+            # What a read on the standby would have found at this moment (the case read-your-writes closes).
+            with standby.cursor() as cur:
+                cur.execute("SELECT count(*) FROM orders WHERE id = %s", (oid,))
+                standby_missing += cur.fetchone()[0] == 0
+    finally:
+        standby.close()
+    pool1 = _pool(s)
+    fresh = pool1["replica_fresh"] - pool0["replica_fresh"]
+    record(fault="none", load="%d checkouts each followed at once by the customer's history" % RYW_ROUNDS, requests=2 * RYW_ROUNDS,
+           orders_checked=RYW_ROUNDS, lost=len(stale), duplicates=0, held_on_primary=fresh, standby_lacked_order=standby_missing)
+    assert not stale, "history reads missed the order just placed: %s" % stale[:5]
+    # Reads right after a checkout waited for the replay on the primary (at least the page statement of most rounds).
+    assert fresh >= RYW_ROUNDS // 2, (pool0, pool1)
+    # Once the standby replayed the commits, the same customers' reads go back to it.
+    time.sleep(0.2)
+    pool2 = _pool(s)
+    cust = st.cast.customers[0]
+    assert_status(Client(s.base, token=cust["token"]).get("/users/%d/orders" % cust["id"]), 200)
+    assert _pool(s)["replica_reads"] > pool2["replica_reads"]
+
+
+def test_menu_read_after_patch_sees_new_price(ha, record):
+    """The owner's PATCH notes its commit position for the restaurant, so the next uncached read waits for the replay on the primary."""
+    st = ha
+    s = st.server
+    # The tokens file keys owners' tokens by their restaurant.
+    rid = st.db.val("SELECT min(restaurant_id) FROM menu_items WHERE restaurant_id = ANY(%s)", ([int(k) for k in st.cast.owners],))
+    assert rid is not None, "no restaurant with an owner token has a menu"
+    item = st.db.val("SELECT min(id) FROM menu_items WHERE restaurant_id = %s", (rid,))
+    c = Client(s.base)
+    boss = Client(s.base, token=st.cast.owners[rid] if rid in st.cast.owners else st.cast.owners[str(rid)])
+    pool0 = _pool(s)
+    stale = []
+    for i in range(20):
+        price = 1000 + i
+        assert_status(boss.patch("/restaurants/%d/menu/items/%d" % (rid, item), {"price_cents": price}), 200)
+        doc = c.get("/restaurants/%d/menu" % rid).json()
+        seen = [it["price_cents"] for cat in doc["categories"] for it in cat["items"] if it["id"] == item]
+        if seen != [price]:
+            stale.append((i, price, seen))
+    pool1 = _pool(s)
+    record(fault="none", load="20 menu PATCHes each followed at once by the menu", requests=40, lost=len(stale), duplicates=0,
+           held_on_primary=pool1["replica_fresh"] - pool0["replica_fresh"])
+    assert not stale, stale[:5]
+
+
+def test_standby_stopped_reads_fall_back(ha, record):
+    """The last test of the module: it stops the standby, which the fixture's destroy cleans up."""
+    st = ha
+    s = st.server
+    assert _standby_ready(st)
+    conf = _conf(st.home)
+    pidfile = os.path.join(conf["RUN_ROOT"], "pg", conf.get("PG_STANDBY_DIR", "data-b"), "postmaster.pid")
+    with open(pidfile, encoding="utf-8") as f:
+        pid = int(f.readline())
+    pool0 = _pool(s)
+    cust = st.cast.customers[-2]
+    c = Client(s.base)
+    me = Client(s.base, token=cust["token"])
+    statuses = []
+    t0 = time.monotonic()
+    # SIGINT is PostgreSQL's fast shutdown: it ends the sessions, so the server's standby connections fail under the reads.
+    os.kill(pid, signal.SIGINT)
+    while time.monotonic() - t0 < 3.0:
+        statuses.append(c.get("/restaurants/%d/menu" % st.cast.rid).status_code)
+        statuses.append(me.get("/users/%d/orders" % cust["id"]).status_code)
+    assert wait_until(lambda: not os.path.exists(pidfile), 20), "the standby did not stop"
+    for _ in range(20):
+        statuses.append(c.get("/restaurants/%d/menu" % st.cast.rid2).status_code)
+        statuses.append(me.get("/users/%d/orders" % cust["id"]).status_code)
+    pool1 = _pool(s)
+    bad = [x for x in statuses if x != 200]
+    record(fault="standby fast shutdown", load="menu and history reads, replica_reads=on", requests=len(statuses), lost=0,
+           duplicates=0, non_200=len(bad), fallbacks=pool1["replica_fallbacks"] - pool0["replica_fallbacks"])
+    assert not bad, "reads failed while the standby was down: %d of %d (%s)" % (len(bad), len(statuses), sorted(set(bad)))
+    assert pool1["replica_fallbacks"] - pool0["replica_fallbacks"] >= 40, (pool0, pool1)
