@@ -146,8 +146,9 @@ def test_standby_serves_menu_and_history(ha, record):
     pool1 = _pool(s)
     after = {k: _calls(st.standby_url if k[0] == "standby" else st.primary_url, FRAGMENTS[k[1]]) for k in before}
     delta = {"%s_%s" % k: after[k] - before[k] for k in before}
-    record(fault="none", load="%d menu + %d history reads, replica_reads=on" % (MENU_READS, MENU_READS), requests=2 * MENU_READS,
-           lost=0, duplicates=0, statements=delta, replica_reads=pool1["replica_reads"] - pool0["replica_reads"])
+    record(fault="none (replica_reads=on, HA stack)", load="%d menu + %d history reads, replica_reads=on" % (MENU_READS, MENU_READS), requests=2 * MENU_READS,
+           lost=0, duplicates=0, replica_reads=pool1["replica_reads"] - pool0["replica_reads"],
+           **{"%s_calls" % k: v for k, v in delta.items()})
     assert delta["standby_menu"] >= MENU_READS, delta
     assert delta["standby_history"] >= MENU_READS, delta
     assert delta["primary_menu"] == 0 and delta["primary_history"] == 0, delta
@@ -186,7 +187,7 @@ def test_customer_sees_own_order_at_once(ha, record):
         standby.close()
     pool1 = _pool(s)
     fresh = pool1["replica_fresh"] - pool0["replica_fresh"]
-    record(fault="none", load="%d checkouts each followed at once by the customer's history" % RYW_ROUNDS, requests=2 * RYW_ROUNDS,
+    record(fault="none (replica_reads=on, HA stack)", load="%d checkouts each followed at once by the customer's history" % RYW_ROUNDS, requests=2 * RYW_ROUNDS,
            orders_checked=RYW_ROUNDS, lost=len(stale), duplicates=0, held_on_primary=fresh, standby_lacked_order=standby_missing)
     assert not stale, "history reads missed the order just placed: %s" % stale[:5]
     # Reads right after a checkout waited for the replay on the primary (at least the page statement of most rounds).
@@ -219,7 +220,7 @@ def test_menu_read_after_patch_sees_new_price(ha, record):
         if seen != [price]:
             stale.append((i, price, seen))
     pool1 = _pool(s)
-    record(fault="none", load="20 menu PATCHes each followed at once by the menu", requests=40, lost=len(stale), duplicates=0,
+    record(fault="none (replica_reads=on, HA stack)", load="20 menu PATCHes each followed at once by the menu", requests=40, lost=len(stale), duplicates=0,
            held_on_primary=pool1["replica_fresh"] - pool0["replica_fresh"])
     assert not stale, stale[:5]
 
@@ -250,7 +251,7 @@ def test_standby_stopped_reads_fall_back(ha, record):
         statuses.append(me.get("/users/%d/orders" % cust["id"]).status_code)
     pool1 = _pool(s)
     bad = [x for x in statuses if x != 200]
-    record(fault="standby fast shutdown", load="menu and history reads, replica_reads=on", requests=len(statuses), lost=0,
+    record(fault="PostgreSQL standby fast shutdown (replica_reads=on, HA stack)", load="menu and history reads, replica_reads=on", requests=len(statuses), lost=0,
            duplicates=0, non_200=len(bad), fallbacks=pool1["replica_fallbacks"] - pool0["replica_fallbacks"])
     assert not bad, "reads failed while the standby was down: %d of %d (%s)" % (len(bad), len(statuses), sorted(set(bad)))
     assert pool1["replica_fallbacks"] - pool0["replica_fallbacks"] >= 40, (pool0, pool1)
