@@ -10,12 +10,14 @@ standby.
    does not move, and pool.replica_reads counts them.
 2. Read-your-writes: the stack's synchronous_commit = on waits for the
    standby's flush, not its replay, so a read from the standby right after
-   a commit can miss it. A customer who just ordered reads their history at
-   once, many times over: the newest order is the one just placed every
-   time, and pool.replica_fresh shows those reads were held on the primary
-   (until the standby's replay position passed the checkout's commit LSN).
-   How often the standby itself still lacked the order at that moment is
-   recorded, to show the window the check closes.
+   a commit can miss it. The tests make that certain rather than occasional:
+   the standby replays commits APPLY_DELAY_MS late (recovery_min_apply_delay),
+   and the test checks on the standby itself that the order (or the new
+   price) is not there yet. Yet a customer who just ordered reads their
+   history at once, 60 times over, and the newest order is the one just
+   placed every time; a menu read right after its PATCH shows the new price;
+   pool.replica_fresh shows those reads were held on the primary until the
+   standby's replay position passed the commit's LSN.
 3. With the standby stopped (a fast shutdown), menu and history reads still
    answer 200 from the primary, counted in pool.replica_fallbacks.
 
@@ -23,6 +25,7 @@ The HA stack is this module's own (like test_failover.py's), on 127.0.0.1
 and unix sockets only, and the loads are a few hundred requests.
 """
 
+import contextlib
 import os
 import signal
 import tempfile
@@ -43,6 +46,10 @@ from load import wait_until
 # Reads right after a checkout: each one is a chance for the standby to miss the order.
 RYW_ROUNDS = 60
 MENU_READS = 40
+# The standby's recovery_min_apply_delay while the read-your-writes tests run: it holds every commit back on the standby
+# for this long (after its flush, which is what synchronous_commit = on waits for), so a read there right after a
+# commit misses it every time instead of now and then, and the tests show the check closing that window.
+APPLY_DELAY_MS = 300
 
 
 def _conf(home):
@@ -114,6 +121,37 @@ def _calls(url, pattern):
         conn.close()
 
 
+@contextlib.contextmanager
+def _apply_delay(st, ms):
+    """The standby replays commits ms late while the block runs (ALTER SYSTEM on the standby, then a reload)."""
+    conn = psycopg2.connect(st.standby_url, application_name="hotplate-faults", connect_timeout=5)
+    conn.autocommit = True
+
+    def setting(value):
+        with conn.cursor() as cur:
+            cur.execute("ALTER SYSTEM SET recovery_min_apply_delay = %s", (value,))
+            cur.execute("SELECT pg_reload_conf()")
+
+    try:
+        setting("%dms" % ms)
+        # A reload is asynchronous: wait until the standby's own sessions see the new value.
+        assert wait_until(lambda: _show(conn, "recovery_min_apply_delay") == "%dms" % ms, 5), _show(conn, "recovery_min_apply_delay")
+        yield conn
+    finally:
+        try:
+            setting("0")
+        finally:
+            conn.close()
+    # The held-back commits replay now; the reads after this block find them on the standby.
+    time.sleep(ms / 1000 + 0.2)
+
+
+def _show(conn, name):
+    with conn.cursor() as cur:
+        cur.execute("SELECT current_setting(%s)", (name,))
+        return cur.fetchone()[0]
+
+
 def _standby_ready(st):
     """Waits until each worker thread's standby connection serves reads (the counter moves on a probe read)."""
     s = st.server
@@ -162,38 +200,36 @@ def test_customer_sees_own_order_at_once(ha, record):
     s = st.server
     assert _standby_ready(st)
     pool0 = _pool(s)
-    standby = psycopg2.connect(st.standby_url, application_name="hotplate-faults", connect_timeout=5)
-    standby.autocommit = True
     standby_missing = 0
     stale = []
     run = uuid.uuid4().hex[:8]
-    try:
+    with _apply_delay(st, APPLY_DELAY_MS) as standby:
         for i in range(RYW_ROUNDS):
             cust = st.cast.customers[i % 4]
             me = Client(s.base, token=cust["token"])
             r = me.post("/orders", cart(st.cast, i), headers={"Idempotency-Key": "rr-%s-%d" % (run, i)})
             assert_status(r, 201)
             oid = r.json()["id"]
+            # What a read on the standby finds at this moment: the case read-your-writes closes.
+            with standby.cursor() as cur:
+                cur.execute("SELECT count(*) FROM orders WHERE id = %s", (oid,))
+                standby_missing += cur.fetchone()[0] == 0
             h = me.get("/users/%d/orders?limit=1" % cust["id"])
             assert_status(h, 200)
             got = [o["id"] for o in h.json()["orders"]]
             if got[:1] != [oid]:
                 stale.append((i, oid, got))
-            # What a read on the standby would have found at this moment (the case read-your-writes closes).
-            with standby.cursor() as cur:
-                cur.execute("SELECT count(*) FROM orders WHERE id = %s", (oid,))
-                standby_missing += cur.fetchone()[0] == 0
-    finally:
-        standby.close()
     pool1 = _pool(s)
     fresh = pool1["replica_fresh"] - pool0["replica_fresh"]
     record(fault="none (replica_reads=on, HA stack)", load="%d checkouts each followed at once by the customer's history" % RYW_ROUNDS, requests=2 * RYW_ROUNDS,
-           orders_checked=RYW_ROUNDS, lost=len(stale), duplicates=0, held_on_primary=fresh, standby_lacked_order=standby_missing)
+           orders_checked=RYW_ROUNDS, lost=len(stale), duplicates=0, held_on_primary=fresh, standby_lacked_order=standby_missing,
+           apply_delay_ms=APPLY_DELAY_MS)
     assert not stale, "history reads missed the order just placed: %s" % stale[:5]
-    # Reads right after a checkout waited for the replay on the primary (at least the page statement of most rounds).
-    assert fresh >= RYW_ROUNDS // 2, (pool0, pool1)
-    # Once the standby replayed the commits, the same customers' reads go back to it.
-    time.sleep(0.2)
+    # The window was real: the standby lacked most of the orders when the history was read.
+    assert standby_missing >= RYW_ROUNDS // 2, standby_missing
+    # Those reads waited for the replay on the primary: the page and its two statements each round.
+    assert fresh >= 3 * standby_missing, (pool0, pool1)
+    # Once the standby replayed the commits (_apply_delay waited for that), the same customers' reads go back to it.
     pool2 = _pool(s)
     cust = st.cast.customers[0]
     assert_status(Client(s.base, token=cust["token"]).get("/users/%d/orders" % cust["id"]), 200)
@@ -212,17 +248,24 @@ def test_menu_read_after_patch_sees_new_price(ha, record):
     boss = Client(s.base, token=st.cast.owners[rid] if rid in st.cast.owners else st.cast.owners[str(rid)])
     pool0 = _pool(s)
     stale = []
-    for i in range(20):
-        price = 1000 + i
-        assert_status(boss.patch("/restaurants/%d/menu/items/%d" % (rid, item), {"price_cents": price}), 200)
-        doc = c.get("/restaurants/%d/menu" % rid).json()
-        seen = [it["price_cents"] for cat in doc["categories"] for it in cat["items"] if it["id"] == item]
-        if seen != [price]:
-            stale.append((i, price, seen))
+    standby_old = 0
+    with _apply_delay(st, APPLY_DELAY_MS) as standby:
+        for i in range(20):
+            price = 1000 + i
+            assert_status(boss.patch("/restaurants/%d/menu/items/%d" % (rid, item), {"price_cents": price}), 200)
+            with standby.cursor() as cur:
+                cur.execute("SELECT price_cents FROM menu_items WHERE id = %s", (item,))
+                standby_old += cur.fetchone()[0] != price
+            doc = c.get("/restaurants/%d/menu" % rid).json()
+            seen = [it["price_cents"] for cat in doc["categories"] for it in cat["items"] if it["id"] == item]
+            if seen != [price]:
+                stale.append((i, price, seen))
     pool1 = _pool(s)
-    record(fault="none (replica_reads=on, HA stack)", load="20 menu PATCHes each followed at once by the menu", requests=40, lost=len(stale), duplicates=0,
-           held_on_primary=pool1["replica_fresh"] - pool0["replica_fresh"])
+    record(fault="none (replica_reads=on, HA stack)", load="20 menu PATCHes each followed at once by the menu", requests=40,
+           lost=len(stale), duplicates=0, held_on_primary=pool1["replica_fresh"] - pool0["replica_fresh"],
+           standby_had_old_price=standby_old, apply_delay_ms=APPLY_DELAY_MS)
     assert not stale, stale[:5]
+    assert standby_old >= 10, standby_old
 
 
 def test_standby_stopped_reads_fall_back(ha, record):
