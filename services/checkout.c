@@ -38,7 +38,6 @@
  */
 #include "runtime/params.h"
 #include "runtime/replica.h"
-#include "base/clock.h"
 #include "base/pgarray.h"
 #include "base/clock.h"
 #include "runtime/db.h"
@@ -396,9 +395,9 @@ static void hp__checkout_on_place(hp_req_t *r, void *ud, PGresult *res, const ch
         PQclear(res);
 }
 
-/* The batch's last answer: the outcome of the whole checkout transaction. */
 static void hp__checkout_after_placed(hp_req_t *r, hp_checkout_t *co);
 
+/* The batch's last answer (before commit_lsn's, with replica_reads=on): the outcome of the whole checkout transaction. */
 static void hp__checkout_on_placed(hp_req_t *r, void *ud, PGresult *res, const char *err)
 {
     hp_checkout_t *co = ud;

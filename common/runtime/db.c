@@ -728,6 +728,13 @@ static void hp__conn_fail(hp_pgconn_t *conn, const char *why)
     }
     conn->state = HP_PG_DOWN;
     conn->unsynced = NULL;
+    /*
+     * The next standby connection may reach another node (libpq picks
+     * whichever host is a standby then), whose replay position this one's
+     * says nothing about: until its first poll, fresh keys stay on the primary.
+     */
+    if (conn->kind == HP__CONN_STANDBY)
+        conn->thr->db->replay_lsn = 0;
     hp__conn_close_socket(conn);
     if (conn->pg != NULL) {
         PQfinish(conn->pg);
