@@ -14,6 +14,7 @@
 #   make bench-overhead   probes ON against OFF (docs/BENCHMARKS.md)
 #   make soak    the journey at half its peak for 30 minutes, drift per series (docs/BENCHMARKS.md)
 #   make bench-ab REV=<rev>   one optimization: the build at REV against the tree (docs/BENCHMARKS.md)
+#   make bench-replica   read scaling: uncached menu and history, replica_reads off against on, on an HA stack (docs/BENCHMARKS.md)
 #   make doctor  the running server's bottleneck report (docs/DOCTOR.md): watches
 #                DOCTOR_SECONDS (default 30) of whatever traffic runs, then
 #                prints the ranked findings as Markdown (ADMIN, default
