@@ -106,7 +106,8 @@ struct st_hp_db_t {
     hp_pgconn_t standby;
     int has_standby;
     uint64_t replay_lsn;
-    int replay_polling; /* a poll is in flight */
+    int replay_polling;            /* a poll is in flight */
+    h2o_timeout_t standby_timeout; /* the deadline of a statement on the standby: half --db-timeout-ms */
     h2o_timeout_t replay_timeout;
     h2o_timeout_entry_t replay_entry;
     hp_pgconn_t *pool;
@@ -289,6 +290,18 @@ static void hp__dbq_on_timeout(h2o_timeout_entry_t *entry)
 {
     hp_dbq_t *q = H2O_STRUCT_FROM_MEMBER(hp_dbq_t, timeout, entry);
     hp_req_t *r = q->op.req;
+    if (q->conn->kind == HP__CONN_STANDBY) {
+        /*
+         * A standby that has not answered within its shorter deadline is
+         * treated as down: its connection is closed, which sends every read
+         * queued on it, this one included, to the primary with a deadline of
+         * its own, and reconnects a second later. A standby that stopped
+         * answering without closing its connection so costs a read half its
+         * deadline, never a 504.
+         */
+        hp__conn_fail(q->conn, "the standby did not answer within its deadline");
+        return;
+    }
     if (r == NULL || q->cb == NULL)
         return;
     hp_db_cb cb = q->cb;
@@ -343,7 +356,8 @@ static int hp__conn_send(hp_pgconn_t *conn, hp_dbq_t *q, const char *sql)
     h2o_linklist_insert(&conn->queue, &q->qlink);
     if (!h2o_timeout_is_linked(&q->timeout)) {
         q->timeout.cb = hp__dbq_on_timeout;
-        h2o_timeout_link(conn->thr->ctx.loop, &conn->thr->db_timeout, &q->timeout);
+        h2o_timeout_link(conn->thr->ctx.loop,
+                         conn->kind == HP__CONN_STANDBY ? &conn->thr->db->standby_timeout : &conn->thr->db_timeout, &q->timeout);
     }
     if (q->stmt == HP__STMT_SQL)
         hp__conn_flush(conn);
@@ -1094,6 +1108,8 @@ int hp_db_thread_init(hp_thread_t *thr)
     hp__conn_init(thr, &db->standby, "standby", HP__CONN_STANDBY, thr->cfg->pg_replica_url);
     if (thr->cfg->pg_replica_url != NULL && !thr->is_admin) {
         db->has_standby = 1;
+        h2o_timeout_init(thr->loop, &db->standby_timeout,
+                         (uint64_t)(thr->cfg->db_timeout_ms > 1 ? thr->cfg->db_timeout_ms / 2 : 1));
         hp__conn_start(&db->standby);
         h2o_timeout_init(thr->loop, &db->replay_timeout, HP__REPLAY_POLL_MS);
         db->replay_entry.cb = hp__replay_tick;
@@ -1121,6 +1137,7 @@ void hp_db_thread_dispose(hp_thread_t *thr)
             h2o_timeout_unlink(&db->replay_entry);
         hp__conn_dispose(&db->standby);
         h2o_timeout_dispose(thr->loop, &db->replay_timeout);
+        h2o_timeout_dispose(thr->loop, &db->standby_timeout);
     }
     hp__conn_dispose(&db->reader);
     for (size_t i = 0; i != db->pool_size; ++i)

@@ -97,8 +97,10 @@ void hp_db_query(hp_req_t *r, int stmt, const char *const *values, int num_value
  * connection, unless that connection is not ready or key (a customer's id; 0
  * for none) committed something the standby has not replayed yet; then, and
  * with the flag off, it goes to the primary's read connection like
- * hp_db_query(). A read the standby fails or loses is sent to the primary, so
- * the standby never fails a request.
+ * hp_db_query(). A read the standby fails or loses is sent to the primary, and
+ * so is every read queued on a standby that has not answered one within half
+ * the statement deadline (the standby then counts as down), so the standby
+ * never fails a request.
  */
 void hp_db_query_replica(hp_req_t *r, int64_t key, int stmt, const char *const *values, int num_values, hp_db_cb cb, void *ud);
 

@@ -18,7 +18,10 @@ standby.
    placed every time; a menu read right after its PATCH shows the new price;
    pool.replica_fresh shows those reads were held on the primary until the
    standby's replay position passed the commit's LSN.
-3. With the standby stopped (a fast shutdown), menu and history reads still
+3. With the standby's backends SIGSTOPped (connections open, no answer),
+   reads answer 200 from the primary within the standby's deadline (half
+   --db-timeout-ms), and the standby serves again once released.
+4. With the standby stopped (a fast shutdown), menu and history reads still
    answer 200 from the primary, counted in pool.replica_fallbacks.
 
 The HA stack is this module's own (like test_failover.py's), on 127.0.0.1
@@ -50,6 +53,8 @@ MENU_READS = 40
 # for this long (after its flush, which is what synchronous_commit = on waits for), so a read there right after a
 # commit misses it every time instead of now and then, and the tests show the check closing that window.
 APPLY_DELAY_MS = 300
+# The server's --db-timeout-ms; a read on the standby gets half of it before the standby counts as down.
+DB_TIMEOUT_MS = 2000
 
 
 def _conf(home):
@@ -83,7 +88,9 @@ def ha(tmp_path_factory):
     st.standby_url = "postgresql://postgres@127.0.0.1:%s/hotplate" % st.env["HOTPLATE_PG_STANDBY_PORT"]
     st.primary_url = "postgresql://postgres@127.0.0.1:%s/hotplate" % st.env["HOTPLATE_PG_PORT"]
     servers = Servers(BIN, {"HOTPLATE_PG_URL": st.pg_url, "HOTPLATE_REDIS_URL": st.redis_url,
-                            "HOTPLATE_PG_REPLICA_URL": st.env["HOTPLATE_PG_REPLICA_URL"]},
+                            "HOTPLATE_PG_REPLICA_URL": st.env["HOTPLATE_PG_REPLICA_URL"],
+                            # A standby read's deadline is half of this: 1 s for the hung standby test.
+                            "HOTPLATE_DB_TIMEOUT_MS": str(DB_TIMEOUT_MS)},
                       str(tmp_path_factory.mktemp("rr")), graceful=True)
     # menu_cache=off: every menu read is the uncached one, the statement this is about.
     st.server = servers.start("rr", threads=2, flags=["replica_reads=on", "menu_cache=off", "payment_latency_ms=1"])
@@ -266,6 +273,54 @@ def test_menu_read_after_patch_sees_new_price(ha, record):
            standby_had_old_price=standby_old, apply_delay_ms=APPLY_DELAY_MS)
     assert not stale, stale[:5]
     assert standby_old >= 10, standby_old
+
+
+def test_standby_hung_reads_answer_from_primary(ha, record):
+    """The standby's backends that serve the server are SIGSTOPped: they keep their connections open and never answer.
+    Each read still answers 200, from the primary, within the standby's deadline (half --db-timeout-ms) plus the
+    primary's time, and the threads reconnect to the standby (whose postmaster still runs) once it is released."""
+    st = ha
+    s = st.server
+    assert _standby_ready(st)
+    conn = psycopg2.connect(st.standby_url, application_name="hotplate-faults", connect_timeout=5)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pid FROM pg_stat_activity WHERE application_name = 'hotplate'")
+            pids = [r[0] for r in cur.fetchall()]
+    finally:
+        conn.close()
+    assert pids, "no backend of the server's standby connections on the standby"
+    pool0 = _pool(s)
+    cust = st.cast.customers[-3]
+    c = Client(s.base)
+    me = Client(s.base, token=cust["token"])
+    answers = []
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        for i in range(10):
+            t0 = time.monotonic()
+            r = c.get("/restaurants/%d/menu" % st.cast.rid) if i % 2 == 0 else me.get("/users/%d/orders" % cust["id"])
+            answers.append((r.status_code, time.monotonic() - t0))
+    finally:
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+    pool1 = _pool(s)
+    slowest = max(t for _, t in answers)
+    record(fault="PostgreSQL standby backends SIGSTOPped (replica_reads=on, HA stack)", load="10 menu and history reads, one at a time",
+           requests=len(answers), lost=0, duplicates=0, non_200=sum(1 for code, _ in answers if code != 200),
+           slowest_s=round(slowest, 2), standby_deadline_ms=DB_TIMEOUT_MS // 2,
+           fallbacks=pool1["replica_fallbacks"] - pool0["replica_fallbacks"])
+    assert all(code == 200 for code, _ in answers), answers
+    # At most one read per thread waits out the deadline; the rest find the standby down and go to the primary at once.
+    assert slowest < DB_TIMEOUT_MS / 2 / 1000 + 1.0, answers
+    assert pool1["replica_fallbacks"] > pool0["replica_fallbacks"], (pool0, pool1)
+    # Released, the standby serves again: the threads' new connections reach fresh backends.
+    assert _standby_ready(st), "the standby connections did not come back: %s" % _pool(s)
 
 
 def test_standby_stopped_reads_fall_back(ha, record):
