@@ -5,9 +5,8 @@ customer's own fresh order visible, and never fails a read because of the
 standby.
 
 1. The standby runs the statements: pg_stat_statements on the standby counts
-   menu_get and order_history calls (matched by fragments of their SQL),
-   the primary's count of them
-   does not move, and pool.replica_reads counts them.
+   menu_get and order_history calls (matched by fragments of their SQL), the
+   primary's count of them does not move, and pool.replica_reads counts them.
 2. Read-your-writes: the stack's synchronous_commit = on waits for the
    standby's flush, not its replay, so a read from the standby right after
    a commit can miss it. The tests make that certain rather than occasional:
