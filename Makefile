@@ -14,6 +14,7 @@
 #   make bench-overhead   probes ON against OFF (docs/BENCHMARKS.md)
 #   make soak    the journey at half its peak for 30 minutes, drift per series (docs/BENCHMARKS.md)
 #   make bench-ab REV=<rev>   one optimization: the build at REV against the tree (docs/BENCHMARKS.md)
+#   make bench-replica   read scaling: uncached menu and history, replica_reads off against on, on an HA stack (docs/BENCHMARKS.md)
 #   make doctor  the running server's bottleneck report (docs/DOCTOR.md): watches
 #                DOCTOR_SECONDS (default 30) of whatever traffic runs, then
 #                prints the ranked findings as Markdown (ADMIN, default
@@ -53,7 +54,7 @@ FORMAT_DIRS := $(wildcard common services profiling tests loadtests)
 # library they share with the test suites; they find it on PYTHONPATH.
 LOADTESTS_PYTHONPATH := $(CURDIR)/tests$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: all deps build build-asan run up down status failover migrate seed test bench-overhead bench-ab soak bench lab fuzz format clean doctor
+.PHONY: all deps build build-asan run up down status failover migrate seed test bench-overhead bench-ab bench-replica soak bench lab fuzz format clean doctor
 
 all: build
 
@@ -110,6 +111,12 @@ bench-overhead: deps
 SOAK_MINUTES ?= 30
 soak: deps
 	PYTHONPATH=$(LOADTESTS_PYTHONPATH) loadtests/soak.py --minutes $(SOAK_MINUTES) $(SOAK_ARGS)
+
+# Read scaling (loadtests/bench_replica.py; docs/BENCHMARKS.md): uncached
+# menu and order history with replica_reads off and on, alternated, on an HA
+# stack of its own in .hotplate/replica. About 2 minutes with the defaults.
+bench-replica: build
+	PYTHONPATH=$(LOADTESTS_PYTHONPATH):$(CURDIR)/loadtests loadtests/bench_replica.py --binary build/hotplate $(REPLICA_ARGS)
 
 # One optimization's before and after (loadtests/ab.py; docs/BENCHMARKS.md):
 # the build at REV against the current tree on one route and its statement.

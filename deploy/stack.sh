@@ -682,7 +682,7 @@ write_env() {
     local tmp="$env_file.tmp"
     local pg_url="postgresql://hotplate@/hotplate?host=$pg_sock&port=$PG_PORT"
     local admin_url="postgresql://postgres@/hotplate?host=$pg_sock&port=$PG_PORT"
-    local pg_log="$pg_log_dir/postgresql.log" redis_url="unix://$redis_sock" log_name
+    local pg_log="$pg_log_dir/postgresql.log" redis_url="unix://$redis_sock" log_name replica_url=""
     if ha; then
         # libpq tries the hosts in order and keeps the first that takes
         # writes; Redis is found through Sentinel (docs/RELIABILITY.md).
@@ -691,6 +691,9 @@ write_env() {
         log_name=$(sed -n "s/^log_filename = '\(.*\)'$/\1/p" "$pg_data/hotplate.conf" 2>/dev/null)
         pg_log="$pg_log_dir/${log_name:-postgresql.log}"
         redis_url="sentinel://127.0.0.1:$SENTINEL_PORT/$SENTINEL_MASTER"
+        # The flag replica_reads=on reads from whichever node is the standby
+        # (after a failover and the next up, the other one).
+        replica_url="postgresql://hotplate@127.0.0.1:$PG_STANDBY_PORT,127.0.0.1:$PG_PORT/hotplate?target_session_attrs=standby"
     fi
     cat >"$tmp" <<EOF
 # Written by deploy/stack.sh up for the stack in $home; source it.
@@ -705,6 +708,7 @@ EOF
         cat >>"$tmp" <<EOF
 export HOTPLATE_HA='1'
 export HOTPLATE_PG_STANDBY_PORT='$PG_STANDBY_PORT'
+export HOTPLATE_PG_REPLICA_URL='$replica_url'
 export HOTPLATE_REDIS_SENTINEL_PORT='$SENTINEL_PORT'
 EOF
     fi

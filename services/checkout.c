@@ -37,6 +37,7 @@
  * requests roll back, void their authorizations and replay the winner's order.
  */
 #include "runtime/params.h"
+#include "runtime/replica.h"
 #include "base/pgarray.h"
 #include "base/clock.h"
 #include "runtime/db.h"
@@ -139,6 +140,60 @@ static void hp__checkout_on_order(hp_req_t *r, void *ud, json_t *doc, const hp_o
     hp_respond_json(r, 201, doc);
 }
 
+/*
+ * commit_lsn answered (replica_reads=on). When the COMMIT before it
+ * succeeded, the customer's reads stay on the primary until the standby has
+ * replayed this position (runtime/replica.h); without a position (the
+ * statement failed after a successful COMMIT) they stay there for a second,
+ * far above the replay lag of a synchronous standby. Then the checkout goes
+ * on as it would have after the COMMIT. After a failed COMMIT the checkout was
+ * already answered, and this does nothing.
+ */
+typedef struct st_hp__lsn_wait_t {
+    hp_checkout_t *co;
+    void (*then)(hp_req_t *r, hp_checkout_t *co);
+} hp__lsn_wait_t;
+
+static void hp__checkout_on_lsn(hp_req_t *r, void *ud, PGresult *res, const char *err)
+{
+    hp__lsn_wait_t *w = ud;
+    hp_checkout_t *co = w->co;
+    uint64_t lsn;
+    int known = err == NULL && PQntuples(res) == 1 &&
+                hp_replica_parse_lsn(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), &lsn) == 0;
+    if (res != NULL)
+        PQclear(res);
+    if (!co->committed)
+        return;
+    if (known)
+        hp_replica_note_lsn(r->principal.user_id, lsn);
+    else
+        hp_replica_note_until(r->principal.user_id, hp_now_ns() + 1000000000u);
+    w->then(r, co);
+}
+
+/*
+ * With replica_reads=on, queues commit_lsn behind the COMMIT just queued on
+ * conn, in the same batch (no round trip of its own), and marks the checkout
+ * as waiting for it: then() carries the checkout on from its answer.
+ */
+static void hp__checkout_queue_lsn(hp_req_t *r, hp_checkout_t *co, hp_pgconn_t *conn, void (*then)(hp_req_t *r, hp_checkout_t *co))
+{
+    if (hp_flag_get(HP_FLAG_replica_reads) != HP_replica_reads_on)
+        return;
+    hp__lsn_wait_t *w = h2o_mem_alloc_pool(&r->h2o->pool, sizeof(*w));
+    w->co = co;
+    w->then = then;
+    co->await_lsn = 1;
+    hp_db_conn_query(r, conn, HP_STMT_commit_lsn, NULL, 0, hp__checkout_on_lsn, w);
+}
+
+static void hp__checkout_after_commit(hp_req_t *r, hp_checkout_t *co)
+{
+    hp_db_release(r, r->held, 0);
+    hp_order_fetch(r, co->order_id, hp__checkout_on_order, NULL);
+}
+
 static void hp__checkout_on_commit(hp_req_t *r, void *ud, PGresult *res, const char *err)
 {
     hp_checkout_t *co = ud;
@@ -150,8 +205,9 @@ static void hp__checkout_on_commit(hp_req_t *r, void *ud, PGresult *res, const c
         hp_checkout_fail(r, co, 1, err);
         return;
     }
-    hp_db_release(r, r->held, 0);
-    hp_order_fetch(r, co->order_id, hp__checkout_on_order, NULL);
+    co->committed = 1;
+    if (!co->await_lsn)
+        hp__checkout_after_commit(r, co);
 }
 
 static void hp__checkout_commit(hp_req_t *r, hp_checkout_t *co)
@@ -162,6 +218,7 @@ static void hp__checkout_commit(hp_req_t *r, hp_checkout_t *co)
      */
     hp__checkout_disown(co);
     hp_db_conn_query(r, r->held, HP_STMT_txn_commit, NULL, 0, hp__checkout_on_commit, co);
+    hp__checkout_queue_lsn(r, co, r->held, hp__checkout_after_commit);
 }
 
 /*
@@ -338,7 +395,9 @@ static void hp__checkout_on_place(hp_req_t *r, void *ud, PGresult *res, const ch
         PQclear(res);
 }
 
-/* The batch's last answer: the outcome of the whole checkout transaction. */
+static void hp__checkout_after_placed(hp_req_t *r, hp_checkout_t *co);
+
+/* The batch's last answer (before commit_lsn's, with replica_reads=on): the outcome of the whole checkout transaction. */
 static void hp__checkout_on_placed(hp_req_t *r, void *ud, PGresult *res, const char *err)
 {
     hp_checkout_t *co = ud;
@@ -360,6 +419,14 @@ static void hp__checkout_on_placed(hp_req_t *r, void *ud, PGresult *res, const c
             hp_respond_failure(r, co->place_err != NULL ? co->place_err : err);
         return;
     }
+    co->committed = 1;
+    if (!co->await_lsn)
+        hp__checkout_after_placed(r, co);
+}
+
+/* The batch committed (and, with replica_reads=on, its position is noted): the order, or the winner's on a duplicate key. */
+static void hp__checkout_after_placed(hp_req_t *r, hp_checkout_t *co)
+{
     hp_db_release(r, r->held, 0);
     if (co->duplicate) {
         /* A concurrent request with the same key won; this one's empty transaction committed nothing. */
@@ -390,6 +457,7 @@ static void hp__checkout_on_conn(hp_req_t *r, void *ud, hp_pgconn_t *conn, const
     hp_db_conn_query(r, conn, HP_STMT_txn_begin, NULL, 0, hp_checkout_on_begin, co);
     hp_db_conn_query_orphan(r, conn, HP_STMT_order_place, values, 19, hp__checkout_on_place, co, hp__checkout_place_orphan, o);
     hp_db_conn_query(r, conn, HP_STMT_txn_commit, NULL, 0, hp__checkout_on_placed, co);
+    hp__checkout_queue_lsn(r, co, conn, hp__checkout_after_placed);
 }
 
 /*

@@ -31,6 +31,9 @@ typedef struct st_hp_checkout_t {
     int out_of_stock;    /* place_err is HP409 */
     int duplicate;       /* the key already had its order */
     int place_timed_out; /* the client deadline answered order_place: its real outcome goes to the orphan callback */
+    /* replica_reads: commit_lsn follows the COMMIT in its batch, and the checkout goes on once it answered. */
+    int await_lsn;
+    int committed; /* the COMMIT succeeded: the commit_lsn answer carries the checkout on */
 } hp_checkout_t;
 
 /** Gives the connection back (rolling back when asked), voids an authorization no order owns, and answers err when set. */

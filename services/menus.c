@@ -52,6 +52,8 @@
 #include "base/flags.h"
 #include "base/json.h"
 #include "runtime/redis.h"
+#include "runtime/replica.h"
+#include "base/clock.h"
 #include "services/menu_flight.h"
 #include "services/menu_local.h"
 #include "services/menu_patch.h"
@@ -320,11 +322,17 @@ static void hp__menu_on_db(hp_req_t *r, void *ud, PGresult *res, const char *err
     hp__menu_finish(r, st, &out);
 }
 
+/* The menu's reads are keyed by the negated restaurant id in the read-your-writes table: customers' ids are positive. */
+static int64_t hp__menu_replica_key(int64_t rid)
+{
+    return -rid;
+}
+
 static void hp__menu_load(hp_req_t *r, hp_menu_state_t *st)
 {
     hp_probe_count(r->thr, HP_COUNTER_cache_loads, 1);
     const char *values[] = {hp_pool_printf(r, "%lld", (long long)r->path_ids[0])};
-    hp_db_query(r, HP_STMT_menu_get, values, 1, hp__menu_on_db, st);
+    hp_db_query_replica(r, hp__menu_replica_key(r->path_ids[0]), HP_STMT_menu_get, values, 1, hp__menu_on_db, st);
 }
 
 static void hp__lease_poll(h2o_timeout_entry_t *entry);
@@ -485,6 +493,7 @@ void hp_handle_menu_get(hp_req_t *r)
 typedef struct st_hp_patch_state_t {
     const char *values[6];
     char *item_json;
+    char *version; /* the menu_version the update committed */
 } hp_patch_state_t;
 
 static void hp__patch_on_invalidated(hp_req_t *r, void *ud, redisReply *reply, const char *err)
@@ -505,6 +514,22 @@ static void hp__patch_on_invalidated(hp_req_t *r, void *ud, redisReply *reply, c
     hp_respond_raw(r, 200, h2o_iovec_init(st->item_json, strlen(st->item_json)));
 }
 
+static void hp__patch_invalidate(hp_req_t *r, hp_patch_state_t *st);
+
+static void hp__patch_on_lsn(hp_req_t *r, void *ud, PGresult *res, const char *err)
+{
+    hp_patch_state_t *st = ud;
+    uint64_t lsn;
+    if (err == NULL && PQntuples(res) == 1 &&
+        hp_replica_parse_lsn(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), &lsn) == 0)
+        hp_replica_note_lsn(hp__menu_replica_key(r->path_ids[0]), lsn);
+    else
+        hp_replica_note_until(hp__menu_replica_key(r->path_ids[0]), hp_now_ns() + 1000000000u);
+    if (res != NULL)
+        PQclear(res);
+    hp__patch_invalidate(r, st);
+}
+
 static void hp__patch_on_update(hp_req_t *r, void *ud, PGresult *res, const char *err)
 {
     hp_patch_state_t *st = ud;
@@ -517,8 +542,25 @@ static void hp__patch_on_update(hp_req_t *r, void *ud, PGresult *res, const char
         return;
     }
     st->item_json = hp_pool_printf(r, "%s", PQgetvalue(res, 0, 0));
-    char *version = hp_pool_printf(r, "%s", PQgetvalue(res, 0, 1));
+    st->version = hp_pool_printf(r, "%s", PQgetvalue(res, 0, 1));
     PQclear(res);
+    if (hp_flag_get(HP_FLAG_replica_reads) == HP_replica_reads_on) {
+        /*
+         * The update committed at its Sync, so the primary's WAL position
+         * now is past its commit: until the standby replayed it, this menu's
+         * uncached reads stay on the primary, and a read that follows the
+         * update never sees the old price from a lagging standby. One round
+         * trip more, on the PATCH only, and only with the flag on.
+         */
+        hp_db_query(r, HP_STMT_commit_lsn, NULL, 0, hp__patch_on_lsn, st);
+        return;
+    }
+    hp__patch_invalidate(r, st);
+}
+
+static void hp__patch_invalidate(hp_req_t *r, hp_patch_state_t *st)
+{
+    const char *version = st->version;
     char key[40], verkey[40], ttl[16];
     snprintf(key, sizeof(key), "hp:menu:%lld", (long long)r->path_ids[0]);
     snprintf(verkey, sizeof(verkey), "hp:menuver:%lld", (long long)r->path_ids[0]);

@@ -108,8 +108,8 @@ static void hp__history_on_page(hp_req_t *r, void *ud, PGresult *res, const char
     h->pending = 2;
     const char *oids = hp__column_array(r, res, 0), *rids = hp__column_array(r, res, 2);
     /* Both are keyed by the page's ids, so they go out together in one pipeline round trip. */
-    hp_db_query(r, HP_STMT_order_items_for, &oids, 1, hp__history_on_items, h);
-    hp_db_query(r, HP_STMT_restaurant_names, &rids, 1, hp__history_on_names, h);
+    hp_db_query_replica(r, r->principal.user_id, HP_STMT_order_items_for, &oids, 1, hp__history_on_items, h);
+    hp_db_query_replica(r, r->principal.user_id, HP_STMT_restaurant_names, &rids, 1, hp__history_on_names, h);
 }
 
 static void hp__history_authed(hp_req_t *r)
@@ -128,7 +128,9 @@ static void hp__history_authed(hp_req_t *r)
     const char *values[4] = {hp_pool_printf(r, "%lld", (long long)r->principal.user_id),
                              has_cursor ? hp_pool_printf(r, "%lld", (long long)k1) : NULL,
                              has_cursor ? hp_pool_printf(r, "%lld", (long long)k2) : NULL, hp_pool_printf(r, "%d", limit + 1)};
-    hp_db_query(r, HP_STMT_order_history, values, 4, hp__history_on_page, h);
+    /* The history may come from the standby (replica_reads), except while the customer's own last checkout is not replayed there.
+     */
+    hp_db_query_replica(r, r->principal.user_id, HP_STMT_order_history, values, 4, hp__history_on_page, h);
 }
 
 void hp_handle_order_history(hp_req_t *r)

@@ -31,7 +31,7 @@ static void hp__n1_on_items(hp_req_t *r, void *ud, PGresult *res, const char *er
         return;
     h->row_items[h->next] = hp_db_keep(r, res);
     const char *rid = PQgetvalue(h->page, h->next, 2);
-    hp_db_query(r, HP_STMT_restaurant_name_of, &rid, 1, hp__n1_on_name, h);
+    hp_db_query_replica(r, r->principal.user_id, HP_STMT_restaurant_name_of, &rid, 1, hp__n1_on_name, h);
 }
 
 static void hp__n1_next(hp_req_t *r, hp_history_t *h)
@@ -42,7 +42,7 @@ static void hp__n1_next(hp_req_t *r, hp_history_t *h)
         return;
     }
     const char *oid = PQgetvalue(h->page, h->next, 0);
-    hp_db_query(r, HP_STMT_order_items_of, &oid, 1, hp__n1_on_items, h);
+    hp_db_query_replica(r, r->principal.user_id, HP_STMT_order_items_of, &oid, 1, hp__n1_on_items, h);
 }
 
 void hp_history_n_plus_one(hp_req_t *r, hp_history_t *h)

@@ -126,6 +126,8 @@
       "SELECT id FROM orders WHERE user_id = $1 AND idempotency_key = $2")                                                         \
     X(txn_begin, HP_STMT_CONTROL, HP_API_NONE, HP_NO_ARGS, "BEGIN")                                                                \
     X(txn_commit, HP_STMT_CONTROL, HP_API_NONE, HP_NO_ARGS, "COMMIT")                                                              \
+    /* replica_reads: sent behind a checkout's COMMIT in its batch, the commit's WAL position for read-your-writes */              \
+    X(commit_lsn, HP_STMT_READ, HP_API_NONE, HP_NO_ARGS, "SELECT pg_current_wal_lsn()::text")                                      \
     X(txn_rollback, HP_STMT_CONTROL, HP_API_NONE, HP_NO_ARGS, "ROLLBACK")                                                          \
     X(order_insert, HP_STMT_WRITE, HP_API_order_create, HP_ARGS(HP__ORDER_INSERT_ARGS), HP__ORDER_INSERT_CTES " SELECT id FROM o") \
     /*                                                                                                                             \

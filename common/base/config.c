@@ -35,6 +35,8 @@ void hp_config_usage(void)
         "                              env HOTPLATE_MAX_INFLIGHT)\n"
         "  --header-timeout-ms N       close a connection whose request is not complete after N ms (default 10000;\n"
         "                              env HOTPLATE_HEADER_TIMEOUT_MS)\n"
+        "  --pg-replica-url URL        a PostgreSQL standby that the flag replica_reads=on sends menu and order-history\n"
+        "                              reads to (env HOTPLATE_PG_REPLICA_URL; none by default)\n"
         "  --log-file PATH             also write the JSON log lines to PATH, rotated by size (env HOTPLATE_LOG_FILE)\n"
         "  --log-file-max-mb N         rotate the log file at N MiB (default 64; env HOTPLATE_LOG_FILE_MAX_MB)\n"
         "  --log-file-keep N           rotated log files kept, PATH.1 .. PATH.N (default 5; env HOTPLATE_LOG_FILE_KEEP)\n"
@@ -159,6 +161,8 @@ int hp_config_load(hp_config_t *cfg, int argc, char **argv)
     if ((s = getenv("HOTPLATE_ADMIN_TOKEN")) != NULL && s[0] != '\0')
         cfg->admin_token = s;
     cfg->pg_url = getenv("HOTPLATE_PG_URL");
+    if ((s = getenv("HOTPLATE_PG_REPLICA_URL")) != NULL && s[0] != '\0')
+        cfg->pg_replica_url = s;
     if ((s = getenv("HOTPLATE_REDIS_URL")) != NULL)
         cfg->redis_url = s;
     if ((s = getenv("HOTPLATE_LOG_FILE")) != NULL && s[0] != '\0')
@@ -200,6 +204,8 @@ int hp_config_load(hp_config_t *cfg, int argc, char **argv)
                 fprintf(stderr, "hotplate: bad --admin-listen %s (want HOST:PORT)\n", val);
                 return -1;
             }
+        } else if (strcmp(arg, "--pg-replica-url") == 0) {
+            cfg->pg_replica_url = val[0] != '\0' ? val : NULL;
         } else if (strcmp(arg, "--log-file") == 0) {
             cfg->log_file = val;
         } else if (strcmp(arg, "--alert-webhook") == 0) {

@@ -34,7 +34,9 @@ typedef enum { HP_FLAG_ENUM, HP_FLAG_INT } hp_flag_type_t;
       "authorize payment before a short transaction, or hold the transaction and stock locks across the payment call")             \
     X(db_pool, sized, "transaction connections per thread: all of --db-pool, or only one")                                         \
     X(leak, off, "the recently-viewed list evicts its oldest entries, or never evicts (a leak)")                                   \
-    X(request_log, on, "a JSON log line per request, or none (events are still logged): what make lab's log row compares")
+    X(request_log, on, "a JSON log line per request, or none (events are still logged): what make lab's log row compares")         \
+    X(replica_reads, off,                                                                                                          \
+      "uncached menu and order-history reads on the primary, or on the standby of --pg-replica-url (read-your-writes kept)")
 
 #define HP_FLAG_CHOICES_menu_cache(C) C(menu_cache, local) C(menu_cache, redis) C(menu_cache, off)
 #define HP_FLAG_CHOICES_orders_user_id_index(C) C(orders_user_id_index, on) C(orders_user_id_index, off)
@@ -44,6 +46,7 @@ typedef enum { HP_FLAG_ENUM, HP_FLAG_INT } hp_flag_type_t;
 #define HP_FLAG_CHOICES_db_pool(C) C(db_pool, sized) C(db_pool, small)
 #define HP_FLAG_CHOICES_leak(C) C(leak, off) C(leak, on)
 #define HP_FLAG_CHOICES_request_log(C) C(request_log, on) C(request_log, off)
+#define HP_FLAG_CHOICES_replica_reads(C) C(replica_reads, off) C(replica_reads, on)
 
 /* The integer flags: X(name, default, min, max, doc). */
 #define HP_FLAG_INT_LIST(X)                                                                                                        \

@@ -26,6 +26,7 @@
  * cleared here.
  */
 #include "runtime/db.h"
+#include "runtime/replica.h"
 #include "base/flags.h"
 #include "base/clock.h"
 #include "base/log.h"
@@ -38,9 +39,14 @@
 
 typedef enum { HP_PG_DOWN, HP_PG_CONNECTING, HP_PG_PREPARING, HP_PG_READY } hp_pg_state_t;
 
+/* What a connection is for: the shared read connection, a transaction connection, or the standby's read connection. */
+typedef enum { HP__CONN_READ, HP__CONN_TXN, HP__CONN_STANDBY } hp__conn_kind_t;
+
 struct st_hp_pgconn_t {
     hp_thread_t *thr;
-    const char *label; /* "read" or "txn", for logs */
+    const char *label; /* "read", "txn" or "standby", for logs */
+    hp__conn_kind_t kind;
+    const char *url; /* the primary's URL (--pg-url), or the standby's (--pg-replica-url) */
     PGconn *pg;
     h2o_socket_t *sock; /* wraps a dup of libpq's socket, so closing it never closes libpq's */
     int pg_fd;          /* libpq's socket the dup was made from */
@@ -91,6 +97,19 @@ typedef struct st_hp_db_waiter_t {
 
 struct st_hp_db_t {
     hp_pgconn_t reader;
+    /*
+     * The standby's read connection (replica_reads): connected whenever
+     * --pg-replica-url is set, so that turning the flag on takes effect at
+     * the next request. replay_lsn is the standby's replay position as the
+     * last poll (every HP__REPLAY_POLL_MS while the flag is on) read it.
+     */
+    hp_pgconn_t standby;
+    int has_standby;
+    uint64_t replay_lsn;
+    int replay_polling;            /* a poll is in flight */
+    h2o_timeout_t standby_timeout; /* the deadline of a statement on the standby: half --db-timeout-ms */
+    h2o_timeout_t replay_timeout;
+    h2o_timeout_entry_t replay_entry;
     hp_pgconn_t *pool;
     size_t pool_size;
     h2o_linklist_t free_conns; /* pool connections that are READY and not held */
@@ -108,6 +127,14 @@ enum { HP__STMT_INTERNAL = -1, HP__STMT_SQL = -2 };
 
 /* How many times a read is sent again after other requests' errors aborted its batch, before it fails itself. */
 #define HP__MAX_RESENDS 3
+
+/*
+ * How often each thread reads the standby's replay position while
+ * replica_reads is on: a customer's reads stay on the primary for about this
+ * long after their checkout, and the poll costs the standby a hundred trivial
+ * statements a second per thread.
+ */
+#define HP__REPLAY_POLL_MS 10
 
 /* Every registered statement, the service's first, then the admin endpoints' (hp_db_register). */
 static hp_db_stmt_def_t hp__stmts[HP_DB_MAX_STMTS];
@@ -263,6 +290,18 @@ static void hp__dbq_on_timeout(h2o_timeout_entry_t *entry)
 {
     hp_dbq_t *q = H2O_STRUCT_FROM_MEMBER(hp_dbq_t, timeout, entry);
     hp_req_t *r = q->op.req;
+    if (q->conn->kind == HP__CONN_STANDBY) {
+        /*
+         * A standby that has not answered within its shorter deadline is
+         * treated as down: its connection is closed, which sends every read
+         * queued on it, this one included, to the primary with a deadline of
+         * its own, and reconnects a second later. A standby that stopped
+         * answering without closing its connection so costs a read half its
+         * deadline, never a 504.
+         */
+        hp__conn_fail(q->conn, "the standby did not answer within its deadline");
+        return;
+    }
     if (r == NULL || q->cb == NULL)
         return;
     hp_db_cb cb = q->cb;
@@ -317,7 +356,8 @@ static int hp__conn_send(hp_pgconn_t *conn, hp_dbq_t *q, const char *sql)
     h2o_linklist_insert(&conn->queue, &q->qlink);
     if (!h2o_timeout_is_linked(&q->timeout)) {
         q->timeout.cb = hp__dbq_on_timeout;
-        h2o_timeout_link(conn->thr->ctx.loop, &conn->thr->db_timeout, &q->timeout);
+        h2o_timeout_link(conn->thr->ctx.loop,
+                         conn->kind == HP__CONN_STANDBY ? &conn->thr->db->standby_timeout : &conn->thr->db_timeout, &q->timeout);
     }
     if (q->stmt == HP__STMT_SQL)
         hp__conn_flush(conn);
@@ -334,7 +374,7 @@ static int hp__conn_sync(hp_pgconn_t *conn)
     if (!PQpipelineSync(conn->pg))
         return -1;
     last->has_sync = 1;
-    if (conn->label[0] == 't')
+    if (conn->kind == HP__CONN_TXN)
         hp_probe_count(conn->thr, HP_COUNTER_pool_batches, 1);
     hp__conn_flush(conn);
     return 0;
@@ -345,9 +385,9 @@ void hp_db_flush(hp_thread_t *thr)
     struct st_hp_db_t *db = thr->db;
     if (db == NULL)
         return;
-    hp_pgconn_t *conns[] = {&db->reader};
-    for (size_t i = 0; i != 1 + db->pool_size; ++i) {
-        hp_pgconn_t *conn = i == 0 ? conns[0] : &db->pool[i - 1];
+    hp_pgconn_t *conns[] = {&db->reader, &db->standby};
+    for (size_t i = 0; i != 2 + db->pool_size; ++i) {
+        hp_pgconn_t *conn = i < 2 ? conns[i] : &db->pool[i - 2];
         if (conn->unsynced != NULL && conn->state == HP_PG_READY && hp__conn_sync(conn) != 0)
             hp__conn_fail(conn, PQerrorMessage(conn->pg));
     }
@@ -405,16 +445,39 @@ static void hp__internal_done(hp_pgconn_t *conn, hp_dbq_t *q, PGresult *res)
     free(q);
     if (last_prepare) {
         conn->state = HP_PG_READY;
-        if (conn->label[0] == 't')
+        if (conn->kind == HP__CONN_TXN)
             atomic_fetch_add(&conn->thr->pg_txn_ready, 1);
-        else
+        else if (conn->kind == HP__CONN_READ)
             atomic_store(&conn->thr->pg_reader_ready, 1);
         conn->down_logged = 0;
         hp_log(HP_LOG_INFO, "postgres %s connection ready (thread %d)", conn->label, conn->thr->index);
         /* A transaction connection rejoins the pool unless a request still holds it (it will release it). */
-        if (conn->label[0] == 't' && conn->holder == NULL)
+        if (conn->kind == HP__CONN_TXN && conn->holder == NULL)
             hp__pool_offer(conn);
     }
+}
+
+/*
+ * Sends a read that the standby could not answer (its connection failed, or
+ * it returned an error) to the primary's read connection instead, keeping its
+ * deadline; it is counted as a fallback. A read on the primary is never moved
+ * again, so its outcome is the request's.
+ */
+static void hp__dbq_move_to_primary(hp_thread_t *thr, hp_dbq_t *q)
+{
+    hp_pgconn_t *reader = &thr->db->reader;
+    hp_probe_count(thr, HP_COUNTER_replica_fallbacks, 1);
+    q->conn = reader;
+    q->got_result = 0;
+    q->has_sync = 0;
+    q->res = NULL;
+    if (reader->state == HP_PG_READY && hp__conn_send(reader, q, NULL) == 0)
+        return;
+    if (h2o_timeout_is_linked(&q->timeout))
+        h2o_timeout_unlink(&q->timeout);
+    hp__dbq_fail_later(thr, q, hp_err_db_unavailable);
+    if (reader->state == HP_PG_READY)
+        hp__conn_fail(reader, PQerrorMessage(reader->pg));
 }
 
 static void hp__conn_complete_head(hp_pgconn_t *conn)
@@ -427,7 +490,7 @@ static void hp__conn_complete_head(hp_pgconn_t *conn)
         if (h2o_timeout_is_linked(&q->timeout))
             h2o_timeout_unlink(&q->timeout);
         hp__internal_done(conn, q, res);
-    } else if (res != NULL && PQresultStatus(res) == PGRES_PIPELINE_ABORTED && q->stmt >= 0 && conn->label[0] == 'r' &&
+    } else if (res != NULL && PQresultStatus(res) == PGRES_PIPELINE_ABORTED && q->stmt >= 0 && conn->kind != HP__CONN_TXN &&
                q->op.req != NULL && q->resends < HP__MAX_RESENDS) {
         /* Another request's statement failed in this batch: this read goes out again in the next one. */
         PQclear(res);
@@ -439,6 +502,15 @@ static void hp__conn_complete_head(hp_pgconn_t *conn)
             hp__dbq_fail_later(conn->thr, q, hp_err_db_unavailable);
             hp__conn_fail(conn, PQerrorMessage(conn->pg));
         }
+    } else if (conn->kind == HP__CONN_STANDBY && q->stmt >= 0 && q->op.req != NULL && hp__result_err(res) != NULL) {
+        /*
+         * The standby failed a read that the primary may well answer (a
+         * recovery conflict cancels standby queries, for one): it goes to the
+         * primary, whose answer, error or not, is the request's.
+         */
+        if (res != NULL)
+            PQclear(res);
+        hp__dbq_move_to_primary(conn->thr, q);
     } else {
         const char *err = hp__result_err(res);
         uint64_t ns = hp_probe_clock() - q->start_ns, rows = 0;
@@ -626,7 +698,7 @@ static void hp__conn_start(hp_pgconn_t *conn)
              conn->thr->cfg->lock_timeout_ms < stmt_ms ? conn->thr->cfg->lock_timeout_ms : stmt_ms);
     /* dbname first with expand_dbname, so the URL's settings apply and ours override them. */
     const char *keys[] = {"dbname", "options", "application_name", "connect_timeout", NULL};
-    const char *vals[] = {conn->thr->cfg->pg_url, options, "hotplate", "5", NULL};
+    const char *vals[] = {conn->url, options, "hotplate", "5", NULL};
     conn->pg = PQconnectStartParams(keys, vals, 1);
     conn->state = HP_PG_CONNECTING;
     if (conn->pg == NULL || PQstatus(conn->pg) == CONNECTION_BAD || hp__conn_track_socket(conn) != 0) {
@@ -663,13 +735,20 @@ static void hp__conn_fail(hp_pgconn_t *conn, const char *why)
     if (h2o_linklist_is_linked(&conn->free_link))
         h2o_linklist_unlink(&conn->free_link);
     if (conn->state == HP_PG_READY) {
-        if (conn->label[0] == 't')
+        if (conn->kind == HP__CONN_TXN)
             atomic_fetch_sub(&conn->thr->pg_txn_ready, 1);
-        else
+        else if (conn->kind == HP__CONN_READ)
             atomic_store(&conn->thr->pg_reader_ready, 0);
     }
     conn->state = HP_PG_DOWN;
     conn->unsynced = NULL;
+    /*
+     * The next standby connection may reach another node (libpq picks
+     * whichever host is a standby then), whose replay position this one's
+     * says nothing about: until its first poll, fresh keys stay on the primary.
+     */
+    if (conn->kind == HP__CONN_STANDBY)
+        conn->thr->db->replay_lsn = 0;
     hp__conn_close_socket(conn);
     if (conn->pg != NULL) {
         PQfinish(conn->pg);
@@ -686,6 +765,8 @@ static void hp__conn_fail(hp_pgconn_t *conn, const char *why)
             h2o_timeout_unlink(&q->timeout);
         if (q->stmt == HP__STMT_INTERNAL)
             free(q);
+        else if (conn->kind == HP__CONN_STANDBY && q->stmt >= 0 && q->op.req != NULL)
+            hp__dbq_move_to_primary(conn->thr, q); /* never a failed request because of the standby */
         else
             hp__dbq_fail_later(conn->thr, q, hp_err_db_unavailable);
     }
@@ -899,6 +980,63 @@ void hp_db_query_staged(hp_req_t *r, hp_stage_t stage, int stmt, const char *con
     hp__conn_query(r, &r->thr->db->reader, stage, stmt, NULL, values, num_values, cb, ud);
 }
 
+void hp_db_query_replica(hp_req_t *r, int64_t key, int stmt, const char *const *values, int num_values, hp_db_cb cb, void *ud)
+{
+    struct st_hp_db_t *db = r->thr->db;
+    int enabled = db->has_standby && hp_flag_get(HP_FLAG_replica_reads) == HP_replica_reads_on;
+    hp_replica_mark_t mark = hp_replica_mark(key);
+    hp_pgconn_t *conn = &db->reader;
+    switch (hp_replica_route(enabled, db->standby.state == HP_PG_READY, &mark, db->replay_lsn, hp_now_ns())) {
+    case HP_REPLICA_STANDBY:
+        hp_probe_count(r->thr, HP_COUNTER_replica_reads, 1);
+        conn = &db->standby;
+        break;
+    case HP_REPLICA_PRIMARY_DOWN:
+        hp_probe_count(r->thr, HP_COUNTER_replica_fallbacks, 1);
+        break;
+    case HP_REPLICA_PRIMARY_FRESH:
+        hp_probe_count(r->thr, HP_COUNTER_replica_fresh, 1);
+        break;
+    case HP_REPLICA_PRIMARY_OFF:
+        break;
+    }
+    hp__conn_query(r, conn, HP_STAGE_db, stmt, NULL, values, num_values, cb, ud);
+}
+
+/* ---- the standby's replay position ----------------------------------------- */
+
+static void hp__replay_on_result(hp_thread_t *thr, void *ud, const PGresult *res, const char *err)
+{
+    (void)ud;
+    struct st_hp_db_t *db = thr->db;
+    db->replay_polling = 0;
+    uint64_t lsn;
+    if (err == NULL && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0) &&
+        hp_replica_parse_lsn(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), &lsn) == 0 && lsn > db->replay_lsn)
+        db->replay_lsn = lsn;
+}
+
+/*
+ * The poll's timer: while the flag is on and the standby is ready, one
+ * pg_last_wal_replay_lsn() at a time, with its own Sync so that it never
+ * waits for a request's batch. It has no request, so its outcome reaches
+ * hp__replay_on_result through the orphan path.
+ */
+static void hp__replay_tick(h2o_timeout_entry_t *entry)
+{
+    struct st_hp_db_t *db = H2O_STRUCT_FROM_MEMBER(struct st_hp_db_t, replay_entry, entry);
+    hp_pgconn_t *conn = &db->standby;
+    if (atomic_load(&conn->thr->stopping))
+        return;
+    if (!db->replay_polling && conn->state == HP_PG_READY && hp_flag_get(HP_FLAG_replica_reads) == HP_replica_reads_on) {
+        db->replay_polling = 1;
+        hp_dbq_t *q =
+            hp__conn_query(NULL, conn, HP_STAGE_db, HP__STMT_SQL, "SELECT pg_last_wal_replay_lsn()::text", NULL, 0, NULL, NULL);
+        q->orphan = hp__replay_on_result;
+    }
+    h2o_timeout_link(conn->thr->loop, &db->replay_timeout, &db->replay_entry);
+}
+
 const char *hp_db_stmt_name(int stmt)
 {
     return stmt >= 0 && (size_t)stmt < hp__num_stmts ? hp__stmts[stmt].name : "internal";
@@ -936,11 +1074,13 @@ int hp_db_ready(hp_thread_t *thr)
     return thr->db != NULL && thr->db->reader.state == HP_PG_READY;
 }
 
-static void hp__conn_init(hp_thread_t *thr, hp_pgconn_t *conn, const char *label)
+static void hp__conn_init(hp_thread_t *thr, hp_pgconn_t *conn, const char *label, hp__conn_kind_t kind, const char *url)
 {
     memset(conn, 0, sizeof(*conn));
     conn->thr = thr;
     conn->label = label;
+    conn->kind = kind;
+    conn->url = url;
     conn->pg_fd = -1;
     h2o_linklist_init_anchor(&conn->queue);
     conn->state = HP_PG_DOWN;
@@ -958,11 +1098,22 @@ int hp_db_thread_init(hp_thread_t *thr)
     db->pool = calloc(db->pool_size, sizeof(*db->pool));
     if (db->pool == NULL)
         return -1;
-    hp__conn_init(thr, &db->reader, "read");
+    hp__conn_init(thr, &db->reader, "read", HP__CONN_READ, thr->cfg->pg_url);
     hp__conn_start(&db->reader);
     for (size_t i = 0; i != db->pool_size; ++i) {
-        hp__conn_init(thr, &db->pool[i], "txn");
+        hp__conn_init(thr, &db->pool[i], "txn", HP__CONN_TXN, thr->cfg->pg_url);
         hp__conn_start(&db->pool[i]);
+    }
+    /* The admin thread's reads (EXPLAIN, pg_stat_statements) are about the primary: it gets no standby connection. */
+    hp__conn_init(thr, &db->standby, "standby", HP__CONN_STANDBY, thr->cfg->pg_replica_url);
+    if (thr->cfg->pg_replica_url != NULL && !thr->is_admin) {
+        db->has_standby = 1;
+        h2o_timeout_init(thr->loop, &db->standby_timeout,
+                         (uint64_t)(thr->cfg->db_timeout_ms > 1 ? thr->cfg->db_timeout_ms / 2 : 1));
+        hp__conn_start(&db->standby);
+        h2o_timeout_init(thr->loop, &db->replay_timeout, HP__REPLAY_POLL_MS);
+        db->replay_entry.cb = hp__replay_tick;
+        h2o_timeout_link(thr->loop, &db->replay_timeout, &db->replay_entry);
     }
     return 0;
 }
@@ -981,6 +1132,13 @@ void hp_db_thread_dispose(hp_thread_t *thr)
     struct st_hp_db_t *db = thr->db;
     if (db == NULL)
         return;
+    if (db->has_standby) {
+        if (h2o_timeout_is_linked(&db->replay_entry))
+            h2o_timeout_unlink(&db->replay_entry);
+        hp__conn_dispose(&db->standby);
+        h2o_timeout_dispose(thr->loop, &db->replay_timeout);
+        h2o_timeout_dispose(thr->loop, &db->standby_timeout);
+    }
     hp__conn_dispose(&db->reader);
     for (size_t i = 0; i != db->pool_size; ++i)
         hp__conn_dispose(&db->pool[i]);

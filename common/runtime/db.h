@@ -91,6 +91,19 @@ int hp_db_ready(hp_thread_t *thr);
 /** Queues a statement on the thread's read connection; its wait counts in the db stage. */
 void hp_db_query(hp_req_t *r, int stmt, const char *const *values, int num_values, hp_db_cb cb, void *ud);
 
+/**
+ * Queues a read that a standby may answer (runtime/replica.h): with the flag
+ * replica_reads=on and --pg-replica-url set, it goes to the thread's standby
+ * connection, unless that connection is not ready or key (a customer's id; 0
+ * for none) committed something the standby has not replayed yet; then, and
+ * with the flag off, it goes to the primary's read connection like
+ * hp_db_query(). A read the standby fails or loses is sent to the primary, and
+ * so is every read queued on a standby that has not answered one within half
+ * the statement deadline (the standby then counts as down), so the standby
+ * never fails a request.
+ */
+void hp_db_query_replica(hp_req_t *r, int64_t key, int stmt, const char *const *values, int num_values, hp_db_cb cb, void *ud);
+
 /** The same, with its wait counted in another stage (auth's token lookup counts as auth). */
 void hp_db_query_staged(hp_req_t *r, hp_stage_t stage, int stmt, const char *const *values, int num_values, hp_db_cb cb, void *ud);
 

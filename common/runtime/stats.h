@@ -41,6 +41,10 @@
     X(pool_timeouts, pool, "timeouts", "hotplate_db_pool_timeouts_total", "", "Waits for a connection that gave up.")              \
     X(pool_batches, pool, "batches", "hotplate_db_pool_batches_total", "",                                                         \
       "Batches of statements sent on transaction connections, each one round trip (rollbacks not counted).")                       \
+    X(replica_reads, pool, "replica_reads", "hotplate_db_replica_reads_total", "served=\"standby\"",                               \
+      "Standby-eligible reads (replica_reads=on) by where they ran: standby, primary_fallback (no standby), primary_fresh.")       \
+    X(replica_fallbacks, pool, "replica_fallbacks", "hotplate_db_replica_reads_total", "served=\"primary_fallback\"", "")          \
+    X(replica_fresh, pool, "replica_fresh", "hotplate_db_replica_reads_total", "served=\"primary_fresh\"", "")                     \
     X(cache_hits, cache, "hits", "hotplate_cache_lookups_total", "result=\"hit\"", "Menu cache lookups by result.")                \
     X(cache_misses, cache, "misses", "hotplate_cache_lookups_total", "result=\"miss\"", "")                                        \
     X(cache_errors, cache, "errors", "hotplate_cache_lookups_total", "result=\"error\"", "")                                       \

@@ -68,8 +68,9 @@ static void test_defs_name_every_flag(void **state)
 {
     (void)state;
     static const char *const names[HP_FLAG__COUNT] = {
-        "menu_cache", "orders_user_id_index", "order_history",      "order_total",         "checkout_txn",    "db_pool",
-        "leak",       "request_log",          "payment_latency_ms", "payment_failure_pct", "slow_request_ms", "profile_every_s"};
+        "menu_cache",     "orders_user_id_index", "order_history", "order_total",        "checkout_txn",        "db_pool",
+        "leak",           "request_log",          "replica_reads", "payment_latency_ms", "payment_failure_pct", "slow_request_ms",
+        "profile_every_s"};
     for (int id = 0; id != HP_FLAG__COUNT; ++id) {
         const hp_flag_def_t *def = hp_flag_def((hp_flag_id_t)id);
         assert_string_equal(def->name, names[id]);
