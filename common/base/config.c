@@ -22,6 +22,7 @@ void hp_config_usage(void)
         "  --admin-listen HOST:PORT    debug and metrics listener (default 127.0.0.1:8081; env HOTPLATE_ADMIN_LISTEN)\n"
         "  --threads N                 worker threads (default: number of cores; env HOTPLATE_THREADS)\n"
         "  --db-pool N                 transaction connections per thread (default 4; env HOTPLATE_DB_POOL)\n"
+        "  --db-readers N              pipelined read connections per worker thread (default 1; env HOTPLATE_DB_READERS)\n"
         "  --statement-timeout-ms N    PostgreSQL statement_timeout (default 5000)\n"
         "  --lock-timeout-ms N         PostgreSQL lock_timeout: longest row-lock wait (default 1000)\n"
         "  --db-timeout-ms N           client deadline per statement (default 6000)\n"
@@ -98,6 +99,7 @@ struct hp__int_opt {
 static const struct hp__int_opt hp__int_opts[] = {
     {"--threads", "HOTPLATE_THREADS", offsetof(hp_config_t, threads), 1, 256},
     {"--db-pool", "HOTPLATE_DB_POOL", offsetof(hp_config_t, db_pool_size), 1, 64},
+    {"--db-readers", "HOTPLATE_DB_READERS", offsetof(hp_config_t, db_readers), 1, 8},
     {"--statement-timeout-ms", "HOTPLATE_STATEMENT_TIMEOUT_MS", offsetof(hp_config_t, statement_timeout_ms), 1, 600000},
     {"--lock-timeout-ms", "HOTPLATE_LOCK_TIMEOUT_MS", offsetof(hp_config_t, lock_timeout_ms), 1, 600000},
     {"--db-timeout-ms", "HOTPLATE_DB_TIMEOUT_MS", offsetof(hp_config_t, db_timeout_ms), 1, 600000},
@@ -126,6 +128,7 @@ int hp_config_load(hp_config_t *cfg, int argc, char **argv)
         .threads = cores > 0 ? (int)cores : 1,
         .redis_url = "redis://127.0.0.1:6379",
         .db_pool_size = 4,
+        .db_readers = 1,
         .statement_timeout_ms = 5000,
         .lock_timeout_ms = 1000,
         .db_timeout_ms = 6000,

@@ -18,6 +18,7 @@ typedef struct st_hp_config_t {
     const char *pg_replica_url; /* HOTPLATE_PG_REPLICA_URL: a standby for the replica_reads flag's reads; NULL for none */
     const char *redis_url;      /* redis://host:port or unix:///path */
     int db_pool_size;           /* transaction connections per thread */
+    int db_readers;             /* pipelined read connections per worker thread */
     int statement_timeout_ms;   /* PostgreSQL statement_timeout on every connection */
     int lock_timeout_ms;        /* PostgreSQL lock_timeout on every connection: a row-lock wait longer than this is a 504 */
     int db_timeout_ms;          /* client-side deadline of one statement */

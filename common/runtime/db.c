@@ -96,7 +96,15 @@ typedef struct st_hp_db_waiter_t {
 } hp_db_waiter_t;
 
 struct st_hp_db_t {
-    hp_pgconn_t reader;
+    /*
+     * The pipelined read connections (--db-readers, one by default). One
+     * PostgreSQL backend runs one statement at a time, so a thread's reads on
+     * one connection are limited to what that backend does, and one read that
+     * waits (on a lock, or a slow plan) holds up every read queued behind it.
+     * With several, a read goes to the one picked by hp__reader_pick.
+     */
+    hp_pgconn_t *readers;
+    size_t num_readers;
     /*
      * The standby's read connection (replica_reads): connected whenever
      * --pg-replica-url is set, so that turning the flag on takes effect at
@@ -385,12 +393,36 @@ void hp_db_flush(hp_thread_t *thr)
     struct st_hp_db_t *db = thr->db;
     if (db == NULL)
         return;
-    hp_pgconn_t *conns[] = {&db->reader, &db->standby};
-    for (size_t i = 0; i != 2 + db->pool_size; ++i) {
-        hp_pgconn_t *conn = i < 2 ? conns[i] : &db->pool[i - 2];
+    size_t nr = db->num_readers;
+    for (size_t i = 0; i != nr + 1 + db->pool_size; ++i) {
+        hp_pgconn_t *conn = i < nr ? &db->readers[i] : i == nr ? &db->standby : &db->pool[i - nr - 1];
         if (conn->unsynced != NULL && conn->state == HP_PG_READY && hp__conn_sync(conn) != 0)
             hp__conn_fail(conn, PQerrorMessage(conn->pg));
     }
+}
+
+/*
+ * The read connection for a new read: an idle one if there is one, else the
+ * one whose oldest outstanding entry is the youngest. A read stuck behind a
+ * lock holds up its connection's whole queue, and its queue's head is then
+ * old, so new reads go elsewhere; under a steady load the queues stay about
+ * even. With none ready, the first (the read fails as db_unavailable there).
+ */
+static hp_pgconn_t *hp__reader_pick(struct st_hp_db_t *db)
+{
+    hp_pgconn_t *best = NULL;
+    uint64_t best_head = 0;
+    for (size_t i = 0; i != db->num_readers; ++i) {
+        hp_pgconn_t *c = &db->readers[i];
+        if (c->state != HP_PG_READY)
+            continue;
+        if (h2o_linklist_is_empty(&c->queue))
+            return c;
+        uint64_t head = H2O_STRUCT_FROM_MEMBER(hp_dbq_t, qlink, c->queue.next)->start_ns;
+        if (best == NULL || head > best_head)
+            best = c, best_head = head;
+    }
+    return best != NULL ? best : &db->readers[0];
 }
 
 static hp_dbq_t *hp__conn_query(hp_req_t *r, hp_pgconn_t *conn, hp_stage_t stage, int stmt, const char *sql,
@@ -448,7 +480,7 @@ static void hp__internal_done(hp_pgconn_t *conn, hp_dbq_t *q, PGresult *res)
         if (conn->kind == HP__CONN_TXN)
             atomic_fetch_add(&conn->thr->pg_txn_ready, 1);
         else if (conn->kind == HP__CONN_READ)
-            atomic_store(&conn->thr->pg_reader_ready, 1);
+            atomic_fetch_add(&conn->thr->pg_reader_ready, 1);
         conn->down_logged = 0;
         hp_log(HP_LOG_INFO, "postgres %s connection ready (thread %d)", conn->label, conn->thr->index);
         /* A transaction connection rejoins the pool unless a request still holds it (it will release it). */
@@ -465,7 +497,7 @@ static void hp__internal_done(hp_pgconn_t *conn, hp_dbq_t *q, PGresult *res)
  */
 static void hp__dbq_move_to_primary(hp_thread_t *thr, hp_dbq_t *q)
 {
-    hp_pgconn_t *reader = &thr->db->reader;
+    hp_pgconn_t *reader = hp__reader_pick(thr->db);
     hp_probe_count(thr, HP_COUNTER_replica_fallbacks, 1);
     q->conn = reader;
     q->got_result = 0;
@@ -738,7 +770,7 @@ static void hp__conn_fail(hp_pgconn_t *conn, const char *why)
         if (conn->kind == HP__CONN_TXN)
             atomic_fetch_sub(&conn->thr->pg_txn_ready, 1);
         else if (conn->kind == HP__CONN_READ)
-            atomic_store(&conn->thr->pg_reader_ready, 0);
+            atomic_fetch_sub(&conn->thr->pg_reader_ready, 1);
     }
     conn->state = HP_PG_DOWN;
     conn->unsynced = NULL;
@@ -962,7 +994,7 @@ void hp_db_conn_query_sql(hp_req_t *r, hp_pgconn_t *conn, const char *sql, const
                           void *ud)
 {
     if (conn == NULL)
-        conn = &r->thr->db->reader;
+        conn = hp__reader_pick(r->thr->db);
     else
         assert(conn->holder == r);
     hp__conn_query(r, conn, HP_STAGE_db, HP__STMT_SQL, sql, values, num_values, cb, ud);
@@ -972,12 +1004,12 @@ void hp_db_conn_query_sql(hp_req_t *r, hp_pgconn_t *conn, const char *sql, const
 
 void hp_db_query(hp_req_t *r, int stmt, const char *const *values, int num_values, hp_db_cb cb, void *ud)
 {
-    hp__conn_query(r, &r->thr->db->reader, HP_STAGE_db, stmt, NULL, values, num_values, cb, ud);
+    hp__conn_query(r, hp__reader_pick(r->thr->db), HP_STAGE_db, stmt, NULL, values, num_values, cb, ud);
 }
 
 void hp_db_query_staged(hp_req_t *r, hp_stage_t stage, int stmt, const char *const *values, int num_values, hp_db_cb cb, void *ud)
 {
-    hp__conn_query(r, &r->thr->db->reader, stage, stmt, NULL, values, num_values, cb, ud);
+    hp__conn_query(r, hp__reader_pick(r->thr->db), stage, stmt, NULL, values, num_values, cb, ud);
 }
 
 void hp_db_query_replica(hp_req_t *r, int64_t key, int stmt, const char *const *values, int num_values, hp_db_cb cb, void *ud)
@@ -985,7 +1017,7 @@ void hp_db_query_replica(hp_req_t *r, int64_t key, int stmt, const char *const *
     struct st_hp_db_t *db = r->thr->db;
     int enabled = db->has_standby && hp_flag_get(HP_FLAG_replica_reads) == HP_replica_reads_on;
     hp_replica_mark_t mark = hp_replica_mark(key);
-    hp_pgconn_t *conn = &db->reader;
+    hp_pgconn_t *conn = hp__reader_pick(db);
     switch (hp_replica_route(enabled, db->standby.state == HP_PG_READY, &mark, db->replay_lsn, hp_now_ns())) {
     case HP_REPLICA_STANDBY:
         hp_probe_count(r->thr, HP_COUNTER_replica_reads, 1);
@@ -1071,7 +1103,7 @@ int hp_db_stmt_num_args(const hp_db_stmt_def_t *def)
 
 int hp_db_ready(hp_thread_t *thr)
 {
-    return thr->db != NULL && thr->db->reader.state == HP_PG_READY;
+    return thr->db != NULL && atomic_load(&thr->pg_reader_ready) > 0;
 }
 
 static void hp__conn_init(hp_thread_t *thr, hp_pgconn_t *conn, const char *label, hp__conn_kind_t kind, const char *url)
@@ -1098,8 +1130,14 @@ int hp_db_thread_init(hp_thread_t *thr)
     db->pool = calloc(db->pool_size, sizeof(*db->pool));
     if (db->pool == NULL)
         return -1;
-    hp__conn_init(thr, &db->reader, "read", HP__CONN_READ, thr->cfg->pg_url);
-    hp__conn_start(&db->reader);
+    db->num_readers = thr->db_readers > 0 ? (size_t)thr->db_readers : 1;
+    db->readers = calloc(db->num_readers, sizeof(*db->readers));
+    if (db->readers == NULL)
+        return -1;
+    for (size_t i = 0; i != db->num_readers; ++i) {
+        hp__conn_init(thr, &db->readers[i], "read", HP__CONN_READ, thr->cfg->pg_url);
+        hp__conn_start(&db->readers[i]);
+    }
     for (size_t i = 0; i != db->pool_size; ++i) {
         hp__conn_init(thr, &db->pool[i], "txn", HP__CONN_TXN, thr->cfg->pg_url);
         hp__conn_start(&db->pool[i]);
@@ -1139,7 +1177,9 @@ void hp_db_thread_dispose(hp_thread_t *thr)
         h2o_timeout_dispose(thr->loop, &db->replay_timeout);
         h2o_timeout_dispose(thr->loop, &db->standby_timeout);
     }
-    hp__conn_dispose(&db->reader);
+    for (size_t i = 0; i != db->num_readers; ++i)
+        hp__conn_dispose(&db->readers[i]);
+    free(db->readers);
     for (size_t i = 0; i != db->pool_size; ++i)
         hp__conn_dispose(&db->pool[i]);
     free(db->pool);

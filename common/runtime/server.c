@@ -298,6 +298,7 @@ int hp_server_run(const hp_config_t *cfg, const hp_server_spec_t *spec)
         thr->num_routes = thr->is_admin ? spec->num_admin_routes : spec->num_routes;
         /* The admin thread runs EXPLAIN and the like one at a time; one transaction connection is plenty. */
         thr->db_pool_size = thr->is_admin ? 1 : cfg->db_pool_size;
+        thr->db_readers = thr->is_admin ? 1 : cfg->db_readers;
         /* Bind every listener before starting any thread, so a busy port fails startup cleanly. */
         thr->listen_fd =
             thr->is_admin ? hp__listen(cfg->admin_host, cfg->admin_port) : hp__listen(cfg->listen_host, cfg->listen_port);

@@ -36,6 +36,7 @@ typedef struct st_hp_thread_t {
     const struct st_hp_route_t *routes; /* what this thread's listener answers */
     size_t num_routes;
     int db_pool_size;              /* transaction connections of this thread */
+    int db_readers;                /* pipelined read connections of this thread */
     struct st_hp_probes_t *probes; /* this thread's counters and histograms (common/runtime/probes.h) */
     h2o_evloop_t *loop;
     h2o_context_t ctx; /* h2o's per-thread context; requests find their thread through it */
@@ -58,7 +59,7 @@ typedef struct st_hp_thread_t {
     uint64_t request_id_seed;  /* random per thread, drawn once at start */
     uint64_t request_id_seq;   /* requests this thread has named */
     /* Readiness, published for /readyz on any thread: written by this thread only. */
-    _Atomic int pg_reader_ready; /* the pipelined read connection is prepared */
+    _Atomic int pg_reader_ready; /* pipelined read connections prepared (at least one answers reads) */
     _Atomic int pg_txn_ready;    /* transaction connections prepared */
     _Atomic int redis_ready;
     _Atomic int stopping; /* set by the main thread on SIGTERM */
