@@ -23,6 +23,11 @@ route's share of the after statement's pgbench rate (the database ceiling of
 a single-statement read). On this shared machine these are measurements with
 noise: medians and ratios of one run, never absolute truths.
 
+--before-serve and --after-serve give each server arguments of its own; with
+the same revision on both sides (and the same CMake arguments) the tree is
+built once, and the run compares two ways of running one build, for example
+--db-readers 1 against 2.
+
 With --orders, the route is POST /orders instead (payment_latency_ms=0 on
 both servers, so that the simulator's timer is not what is measured): wrk
 replays a request file of one-line carts at the seed's open restaurants,
@@ -103,6 +108,8 @@ def main():
     ap.add_argument("--before-rev", required=True, help="git revision of the before build")
     ap.add_argument("--after-rev", default="",
                     help="git revision of the after build (default: the current tree), to measure one commit alone")
+    ap.add_argument("--before-serve", default="", help="extra arguments of the before server (one string), e.g. '--db-readers 1'")
+    ap.add_argument("--after-serve", default="", help="extra arguments of the after server (one string), e.g. '--db-readers 2'")
     ap.add_argument("--before-cmake", default="", help="extra CMake arguments of the before build (one string)")
     ap.add_argument("--after-cmake", default="", help="extra CMake arguments of the after build, e.g. "
                     "'-DCMAKE_BUILD_TYPE=Release' (with --before-rev HEAD: a build flag's effect alone)")
@@ -122,8 +129,11 @@ def main():
         progress.log(f"building {a.before_rev} and the current tree")
         before = build_rev(a.before_rev, os.path.join(REPO, "build-ab-before"), shlex.split(a.before_cmake))
         after_dir = os.path.join(REPO, "build-ab-after")
-        after = (build_rev(a.after_rev, after_dir, shlex.split(a.after_cmake)) if a.after_rev
-                 else build_tree(REPO, after_dir, shlex.split(a.after_cmake)))
+        if a.after_rev == a.before_rev and a.after_cmake == a.before_cmake:
+            after = before  # one build, two ways of running it (--before-serve, --after-serve)
+        else:
+            after = (build_rev(a.after_rev, after_dir, shlex.split(a.after_cmake)) if a.after_rev
+                     else build_tree(REPO, after_dir, shlex.split(a.after_cmake)))
         env, tokens = bench_proc.fresh_stack(os.path.join(REPO, ".hotplate", "ab"), after, a.scale, progress)
         rid = int(bench_proc.psql_rows(env, "SELECT min(id) FROM restaurants")[0][0])
         path = "POST /orders" if a.orders else a.path.format(rid=rid)
@@ -135,6 +145,7 @@ def main():
         else:
             scripts = {k: statement_script(describe(b), a.statement, rid) for k, b in (("before", before), ("after", after))}
             extra = []
+        serve = {"before": shlex.split(a.before_serve), "after": shlex.split(a.after_serve)}
         seq = [0]
 
         def load(port, duration):
@@ -148,7 +159,7 @@ def main():
         ceiling = []
         for rnd in range(1, a.rounds + 1):
             for k, binary in (("before", before), ("after", after)):
-                server = bench_proc.start_server(binary, env, 1, os.path.join(logs, f"server-{k}.log"), extra)
+                server = bench_proc.start_server(binary, env, 1, os.path.join(logs, f"server-{k}.log"), extra + serve[k])
                 try:
                     load(server.port, 2)  # warm-up: connections, prepared statements, caches
                     rps[k].append(load(server.port, a.duration))
@@ -166,6 +177,7 @@ def main():
 
     head = run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], 30).strip()
     cm = "".join(f" --{k}-cmake {shlex.quote(v)}" for k, v in (("before", a.before_cmake), ("after", a.after_cmake)) if v)
+    cm += "".join(f" --{k}-serve {shlex.quote(v)}" for k, v in (("before", a.before_serve), ("after", a.after_serve)) if v)
     what = "--orders" if a.orders else f"--path {a.path} --statement {a.statement}"
     after_what = f"--after-rev {a.after_rev} " if a.after_rev else ""
     after_is = f"revision {a.after_rev}" if a.after_rev else f"the tree at {head}"
