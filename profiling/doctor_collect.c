@@ -648,19 +648,6 @@ static void hp__on_activity(hp_req_t *r, void *ud, PGresult *res, const char *er
     hp__sample_done(job);
 }
 
-/* The requests the workers have answered, all routes: the merged probes (on the admin thread, a few times a second). */
-static double hp__requests_answered(void)
-{
-    hp_stats_t *m = hp_stats_merge_new();
-    double n = 0;
-    if (m == NULL)
-        return 0;
-    for (size_t i = 0; i != m->num_routes; ++i)
-        n += (double)m->route[i].count;
-    free(m);
-    return n;
-}
-
 /*
  * One reading of the heap, for the fit of its trend (doctor_rules.c), with
  * the requests answered by then: whether the growth levels off is judged per
@@ -672,7 +659,7 @@ static void hp__heap_reading(hp_doctor_job_t *job, double elapsed)
     double v = hp_heap_allocated_trend();
     if (v >= 0 && job->ticks++ % job->heap_every == 0 && job->heap_n != HP_DOCTOR_MAX_HEAP) {
         job->heap_t[job->heap_n] = elapsed;
-        job->heap_q[job->heap_n] = hp__requests_answered();
+        job->heap_q[job->heap_n] = (double)hp_stats_requests_answered();
         job->heap_v[job->heap_n++] = v;
     }
 }

@@ -86,6 +86,22 @@ void hp_stats_merge(hp_stats_t *m)
     }
 }
 
+uint64_t hp_stats_requests_answered(void)
+{
+    size_t num_workers;
+    hp_thread_t *workers = hp_server_workers(&num_workers);
+    uint64_t n = 0;
+    for (size_t t = 0; t != num_workers; ++t) {
+        hp_probes_t *p = workers[t].probes;
+        size_t routes = workers[t].num_routes < HP_PROBE_MAX_ROUTES ? workers[t].num_routes : HP_PROBE_MAX_ROUTES;
+        if (p == NULL)
+            continue;
+        for (size_t i = 0; i != routes; ++i)
+            n += atomic_load_explicit(&p->routes[i].count, memory_order_relaxed);
+    }
+    return n;
+}
+
 hp_stats_t *hp_stats_merge_new(void)
 {
     hp_stats_t *m = malloc(sizeof(*m));

@@ -82,6 +82,13 @@ void hp_stats_merge(hp_stats_t *m);
 /** @return a new merge (malloc'd; free() it), or NULL when out of memory */
 hp_stats_t *hp_stats_merge_new(void);
 
+/**
+ * The requests the workers have answered, all routes: only the routes' counts
+ * summed, none of the histograms hp_stats_merge() adds up, so that a caller a
+ * few times a second (the doctor's heap readings) costs next to nothing.
+ */
+uint64_t hp_stats_requests_answered(void);
+
 /** Copies the scalars of a merge. */
 void hp_stats_scalars_of(const hp_stats_t *m, hp_stats_scalars_t *out);
 
