@@ -14,6 +14,7 @@
 #include <ctype.h>
 #include <math.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -70,29 +71,15 @@ static const hp_alert_sample_t *hp__ago(const hp_alerts_t *a, int seconds)
 /* A figure of a sample the rates and slopes are taken of: a field, or a counter of the merged stats (arg is its id). */
 typedef double (*hp__figure_fn)(const hp_alert_sample_t *s, int arg);
 
-static double hp__cpu_s(const hp_alert_sample_t *s, int arg)
+/* A figure that is a double field of the sample itself: arg is the field's offsetof, as HP__FIELD gives it. */
+static double hp__field(const hp_alert_sample_t *s, int arg)
 {
-    (void)arg;
-    return s->cpu_s;
+    double v;
+    memcpy(&v, (const char *)s + arg, sizeof(v));
+    return v;
 }
 
-static double hp__rss(const hp_alert_sample_t *s, int arg)
-{
-    (void)arg;
-    return s->rss_bytes;
-}
-
-static double hp__heap(const hp_alert_sample_t *s, int arg)
-{
-    (void)arg;
-    return s->heap_bytes;
-}
-
-static double hp__menu_ok(const hp_alert_sample_t *s, int arg)
-{
-    (void)arg;
-    return s->menu_ok;
-}
+#define HP__FIELD(name) ((int)offsetof(hp_alert_sample_t, name))
 
 static double hp__counter(const hp_alert_sample_t *s, int id)
 {
@@ -113,7 +100,7 @@ static double hp__rate(const hp_alerts_t *a, hp__figure_fn figure, int arg, int 
 }
 
 /* Least-squares slope per second of a figure over the samples of the last `seconds`, as PromQL's deriv(). */
-static double hp__slope(const hp_alerts_t *a, hp__figure_fn figure, int seconds, int *ok)
+static double hp__slope(const hp_alerts_t *a, hp__figure_fn figure, int arg, int seconds, int *ok)
 {
     const hp_alert_sample_t *last = hp__latest(a);
     double n = 0, sx = 0, sy = 0, sxx = 0, sxy = 0;
@@ -122,7 +109,7 @@ static double hp__slope(const hp_alerts_t *a, hp__figure_fn figure, int seconds,
         const hp_alert_sample_t *s = &a->history[(a->next + HP_ALERT_HISTORY - 1 - k) % HP_ALERT_HISTORY];
         if (last->at_s - s->at_s > seconds)
             break;
-        double x = (double)(s->at_s - last->at_s), y = figure(s, 0);
+        double x = (double)(s->at_s - last->at_s), y = figure(s, arg);
         if (y < 0)
             continue; /* no figure in this sample */
         n += 1, sx += x, sy += y, sxx += x * x, sxy += x * y;
@@ -219,13 +206,13 @@ size_t hp_alerts_eval(hp_alerts_t *a, const hp_alert_sample_t *sample, uint64_t 
         s->error_rate_per_s > hp__rules[HP_ALERT_Hotplate5xxSpike].threshold * s->error_baseline_per_s)
         hp__observe(&c, HP_ALERT_Hotplate5xxSpike, "", s->error_rate_per_s);
     int ok;
-    double cpu = hp__rate(a, hp__cpu_s, 0, 60, &ok);
+    double cpu = hp__rate(a, hp__field, HP__FIELD(cpu_s), 60, &ok);
     if (ok && s->cpus > 0)
         hp__check(&c, HP_ALERT_HotplateCpuHigh, "", cpu / s->cpus);
-    double rss = hp__slope(a, hp__rss, 900, &ok);
+    double rss = hp__slope(a, hp__field, HP__FIELD(rss_bytes), 900, &ok);
     if (ok)
         hp__check(&c, HP_ALERT_HotplateRssGrowing, "", rss);
-    double heap = hp__slope(a, hp__heap, 900, &ok);
+    double heap = hp__slope(a, hp__field, HP__FIELD(heap_bytes), 900, &ok);
     if (ok)
         hp__check(&c, HP_ALERT_HotplateHeapGrowing, "", heap);
     hp__check(&c, HP_ALERT_HotplateEventLoopLag, "", (double)s->stats.hist[HP_HIST_loop_lag].p99_ns[1] / 1e9);
@@ -246,7 +233,8 @@ size_t hp_alerts_eval(hp_alerts_t *a, const hp_alert_sample_t *sample, uint64_t 
     for (size_t i = 0; i != s->num_stmts; ++i)
         hp__check(&c, HP_ALERT_HotplateSlowStatements, s->stmts[i].name, s->stmts[i].slow_per_s);
     int ok2;
-    double hits = hp__rate(a, hp__counter, HP_COUNTER_cache_hits, 120, &ok), menus = hp__rate(a, hp__menu_ok, 0, 120, &ok2);
+    double hits = hp__rate(a, hp__counter, HP_COUNTER_cache_hits, 120, &ok),
+           menus = hp__rate(a, hp__field, HP__FIELD(menu_ok), 120, &ok2);
     if (ok && ok2 && menus > hp__rules[HP_ALERT_HotplateCacheHitRatioLow].guard)
         hp__check(&c, HP_ALERT_HotplateCacheHitRatioLow, "", hits / menus);
 

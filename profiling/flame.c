@@ -330,6 +330,25 @@ static size_t hp__flame_chars(const char *s, size_t n)
     return chars;
 }
 
+/* The entity of one of XML's five special characters, or NULL for any other byte. */
+static const char *hp__flame_entity(unsigned char c)
+{
+    switch (c) {
+    case '&':
+        return "&amp;";
+    case '<':
+        return "&lt;";
+    case '>':
+        return "&gt;";
+    case '"':
+        return "&quot;";
+    case '\'':
+        return "&#39;";
+    default:
+        return NULL;
+    }
+}
+
 /*
  * Appends s as XML character data, at most max_chars characters of it (the
  * caller decides where to cut and adds the ".."). The five special characters
@@ -343,35 +362,20 @@ static void hp__flame_escape(hp_flame_buf_t *b, const char *s, size_t n, size_t 
     size_t chars = 0;
     for (size_t i = 0; i < n && chars != max_chars; ++chars) {
         unsigned char c = u[i];
-        switch (c) {
-        case '&':
-            hp__flame_put(b, "&amp;", 5);
-            break;
-        case '<':
-            hp__flame_put(b, "&lt;", 4);
-            break;
-        case '>':
-            hp__flame_put(b, "&gt;", 4);
-            break;
-        case '"':
-            hp__flame_put(b, "&quot;", 6);
-            break;
-        case '\'':
-            hp__flame_put(b, "&#39;", 5);
-            break;
-        default:
-            if (c < 0x80) {
-                char ch = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
-                hp__flame_put(b, &ch, 1);
+        const char *entity = hp__flame_entity(c);
+        if (entity != NULL) {
+            hp__flame_put(b, entity, strlen(entity));
+        } else if (c < 0x80) {
+            char ch = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+            hp__flame_put(b, &ch, 1);
+        } else {
+            size_t l = hp__flame_utf8_len(u + i, n - i);
+            if (l == 0) {
+                hp__flame_put(b, "?", 1);
             } else {
-                size_t l = hp__flame_utf8_len(u + i, n - i);
-                if (l == 0) {
-                    hp__flame_put(b, "?", 1);
-                } else {
-                    hp__flame_put(b, s + i, l);
-                    i += l;
-                    continue;
-                }
+                hp__flame_put(b, s + i, l);
+                i += l;
+                continue;
             }
         }
         ++i;

@@ -218,33 +218,26 @@ static void hp__on_part(hp_req_t *r, void *ud, PGresult *res, const char *err)
     hp__next(job);
 }
 
+/* The query of each step, in the order of hp__part_names; only the sessions' takes parameters, its limits in ms. */
+static const char *const hp__part_sql[] = {hp__sql_sessions, hp__sql_connections, hp__sql_indexes, hp__sql_tables,
+                                           hp__sql_statements};
+
 static void hp__next(hp_pg_health_job_t *job)
 {
+    if (job->step >= (int)(sizeof(hp__part_sql) / sizeof(hp__part_sql[0]))) {
+        job->cb(job->r, job->ud, job->h, job->notes, job->num_notes);
+        return;
+    }
     char a[16], b[16], c[16];
-    switch (job->step) {
-    case 0: {
+    const char *values[] = {a, b, c};
+    int num_values = 0;
+    if (job->step == 0) {
         snprintf(a, sizeof(a), "%.0f", job->lim.query_s * 1000);
         snprintf(b, sizeof(b), "%.0f", job->lim.xact_s * 1000);
         snprintf(c, sizeof(c), "%.0f", job->lim.idle_txn_s * 1000);
-        const char *values[] = {a, b, c};
-        hp_db_conn_query_sql(job->r, NULL, hp__sql_sessions, values, 3, hp__on_part, job);
-        return;
+        num_values = 3;
     }
-    case 1:
-        hp_db_conn_query_sql(job->r, NULL, hp__sql_connections, NULL, 0, hp__on_part, job);
-        return;
-    case 2:
-        hp_db_conn_query_sql(job->r, NULL, hp__sql_indexes, NULL, 0, hp__on_part, job);
-        return;
-    case 3:
-        hp_db_conn_query_sql(job->r, NULL, hp__sql_tables, NULL, 0, hp__on_part, job);
-        return;
-    case 4:
-        hp_db_conn_query_sql(job->r, NULL, hp__sql_statements, NULL, 0, hp__on_part, job);
-        return;
-    default:
-        job->cb(job->r, job->ud, job->h, job->notes, job->num_notes);
-    }
+    hp_db_conn_query_sql(job->r, NULL, hp__part_sql[job->step], num_values != 0 ? values : NULL, num_values, hp__on_part, job);
 }
 
 void hp_pg_health_collect(hp_req_t *r, hp_pg_health_t *h, hp_pg_health_cb cb, void *ud)

@@ -80,6 +80,15 @@ static int64_t hp__pidx_find(hp__pidx_t *x, uint64_t h, hp__pidx_eq eq, void *ud
     return -1;
 }
 
+/* @return the index stored for key, or -1; an index that has no slots yet gets its first ones. */
+static int64_t hp__pidx_lookup(h2o_mem_pool_t *pool, hp__pidx_t *x, uint64_t h, hp__pidx_eq eq, void *ud, const void *key)
+{
+    size_t slot;
+    if (x->cap == 0)
+        hp__pidx_grow(pool, x);
+    return hp__pidx_find(x, h, eq, ud, key, &slot);
+}
+
 static void hp__pidx_put(h2o_mem_pool_t *pool, hp__pidx_t *x, uint64_t h, hp__pidx_eq eq, void *ud, const void *key, uint32_t idx)
 {
     size_t slot;
@@ -132,11 +141,9 @@ static int hp__pb_string_eq(void *ud, uint32_t idx, const void *key)
 /* The string table index of s (added when new). */
 static int64_t hp__pb_string(hp__pb_t *b, const char *s)
 {
-    size_t len = strlen(s), slot;
+    size_t len = strlen(s);
     uint64_t h = hp__fnv(s, len, 0xcbf29ce484222325ull);
-    if (b->string_idx.cap == 0)
-        hp__pidx_grow(&b->pool, &b->string_idx);
-    int64_t found = hp__pidx_find(&b->string_idx, h, hp__pb_string_eq, b, s, &slot);
+    int64_t found = hp__pidx_lookup(&b->pool, &b->string_idx, h, hp__pb_string_eq, b, s);
     if (found >= 0)
         return found;
     b->strings = hp__pb_grow(b, b->strings, b->num_strings, &b->cap_strings);
@@ -164,10 +171,7 @@ static uint64_t hp__pb_function(hp__pb_t *b, const char *name, const char *file)
 {
     hp__pb_fkey_t k = {hp__pb_string(b, name), hp__pb_string(b, file)};
     uint64_t h = hp__fnv(&k, sizeof(k), 0xcbf29ce484222325ull);
-    size_t slot;
-    if (b->function_idx.cap == 0)
-        hp__pidx_grow(&b->pool, &b->function_idx);
-    int64_t found = hp__pidx_find(&b->function_idx, h, hp__pb_function_eq, b, &k, &slot);
+    int64_t found = hp__pidx_lookup(&b->pool, &b->function_idx, h, hp__pb_function_eq, b, &k);
     if (found >= 0)
         return b->functions[found]->id;
     b->functions = hp__pb_grow(b, b->functions, b->num_functions, &b->cap_functions);
@@ -204,6 +208,17 @@ static const char *hp__pb_basename(const char *path)
     return slash != NULL ? slash + 1 : path;
 }
 
+/* A new Location with the next id; the caller stores it at b->locations[*idx] once it is filled in. */
+static Perftools__Profiles__Location *hp__pb_new_location(hp__pb_t *b, uint32_t *idx)
+{
+    b->locations = hp__pb_grow(b, b->locations, b->num_locations, &b->cap_locations);
+    Perftools__Profiles__Location *loc = h2o_mem_alloc_pool(&b->pool, sizeof(*loc));
+    perftools__profiles__location__init(loc);
+    *idx = (uint32_t)b->num_locations++;
+    loc->id = *idx + 1;
+    return loc;
+}
+
 static int hp__pb_location_eq(void *ud, uint32_t idx, const void *key)
 {
     return ((hp__pb_t *)ud)->locations[idx]->address == *(const uint64_t *)key;
@@ -213,17 +228,11 @@ static int hp__pb_location_eq(void *ud, uint32_t idx, const void *key)
 static uint64_t hp__pb_location(hp__pb_t *b, uint64_t addr)
 {
     uint64_t h = addr * 0x9e3779b97f4a7c15ull;
-    size_t slot;
-    if (b->location_idx.cap == 0)
-        hp__pidx_grow(&b->pool, &b->location_idx);
-    int64_t found = hp__pidx_find(&b->location_idx, h, hp__pb_location_eq, b, &addr, &slot);
+    int64_t found = hp__pidx_lookup(&b->pool, &b->location_idx, h, hp__pb_location_eq, b, &addr);
     if (found >= 0)
         return b->locations[found]->id;
-    b->locations = hp__pb_grow(b, b->locations, b->num_locations, &b->cap_locations);
-    Perftools__Profiles__Location *loc = h2o_mem_alloc_pool(&b->pool, sizeof(*loc));
-    perftools__profiles__location__init(loc);
-    uint32_t idx = (uint32_t)b->num_locations++;
-    loc->id = idx + 1;
+    uint32_t idx;
+    Perftools__Profiles__Location *loc = hp__pb_new_location(b, &idx);
     loc->address = addr;
     int64_t m = hp__pb_mapping_of(b, addr);
     if (m >= 0)
@@ -564,19 +573,13 @@ static int hp__pb_merge_one(hp__pb_t *b, const Perftools__Profiles__Profile *p, 
             k.line = l->line[0]->line;
         }
         uint64_t h = hp__fnv(&k, sizeof(k), 0xcbf29ce484222325ull);
-        size_t slot;
-        if (b->location_idx.cap == 0)
-            hp__pidx_grow(&b->pool, &b->location_idx);
-        int64_t found = hp__pidx_find(&b->location_idx, h, hp__pb_lkey_eq, b, &k, &slot);
+        int64_t found = hp__pidx_lookup(&b->pool, &b->location_idx, h, hp__pb_lkey_eq, b, &k);
         if (found >= 0) {
             lmap[i] = b->locations[found]->id;
             continue;
         }
-        b->locations = hp__pb_grow(b, b->locations, b->num_locations, &b->cap_locations);
-        Perftools__Profiles__Location *nl = h2o_mem_alloc_pool(&b->pool, sizeof(*nl));
-        perftools__profiles__location__init(nl);
-        uint32_t idx = (uint32_t)b->num_locations++;
-        nl->id = idx + 1;
+        uint32_t idx;
+        Perftools__Profiles__Location *nl = hp__pb_new_location(b, &idx);
         nl->mapping_id = k.mapping_id;
         nl->address = l->address;
         if (l->n_line != 0) {

@@ -2,6 +2,7 @@
  * flags: the typed runtime flags registry (see flags.h).
  */
 #include "base/flags.h"
+#include "base/decimal.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -57,14 +58,9 @@ static int hp__flag_parse_value(const hp_flag_def_t *def, const char *value, siz
         return -1;
     }
     /* Integers: decimal digits only, within the definition's range. */
-    if (value_len == 0 || value_len > 9)
+    int64_t v;
+    if (value_len > 9 || hp_decimal(value, value_len, &v) != 0)
         return -1;
-    long v = 0;
-    for (size_t i = 0; i != value_len; ++i) {
-        if (value[i] < '0' || value[i] > '9')
-            return -1;
-        v = v * 10 + (value[i] - '0');
-    }
     if (v < def->min || v > def->max)
         return -1;
     *out = (int)v;

@@ -2,20 +2,16 @@
  * router: method and path to route (see router.h).
  */
 #include "base/router.h"
+#include "base/decimal.h"
 
 #include <stdio.h>
 #include <string.h>
 
 int hp_parse_id(const char *s, size_t len, int64_t *out)
 {
-    if (len == 0 || len > 16 || s[0] == '0')
+    int64_t v;
+    if (len == 0 || len > 16 || s[0] == '0' || hp_decimal(s, len, &v) != 0)
         return -1;
-    int64_t v = 0;
-    for (size_t i = 0; i != len; ++i) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
     if (v > HP_ID_MAX)
         return -1;
     *out = v;

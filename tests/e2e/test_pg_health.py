@@ -45,17 +45,22 @@ def threshold(doc, name):
     return doc["thresholds"][name]
 
 
-@pytest.fixture
-def dup_index():
+def _scratch_index(name, create):
+    """A fixture's index `name`, made by create(cursor) and dropped after the test (and before, after a cut-short run)."""
     conn = psycopg2.connect(os.environ["HOTPLATE_PG_URL"])
     conn.autocommit = True
     with conn.cursor() as cur:
-        cur.execute("DROP INDEX IF EXISTS %s" % DUP)
-        cur.execute("CREATE INDEX %s ON orders (user_id)" % DUP)
-    yield DUP
+        cur.execute("DROP INDEX IF EXISTS %s" % name)
+        create(cur)
+    yield name
     with conn.cursor() as cur:
-        cur.execute("DROP INDEX IF EXISTS %s" % DUP)
+        cur.execute("DROP INDEX IF EXISTS %s" % name)
     conn.close()
+
+
+@pytest.fixture
+def dup_index():
+    yield from _scratch_index(DUP, lambda cur: cur.execute("CREATE INDEX %s ON orders (user_id)" % DUP))
 
 
 @pytest.fixture
@@ -63,16 +68,12 @@ def invalid_index():
     """What a failed CREATE INDEX CONCURRENTLY leaves behind: a unique index on a column with duplicates, marked invalid.
     (Before idle_session: a concurrent build waits for every open transaction to end.)"""
     name = "e2e_invalid_orders_restaurant"
-    conn = psycopg2.connect(os.environ["HOTPLATE_PG_URL"])
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute("DROP INDEX IF EXISTS %s" % name)
+
+    def create(cur):
         with pytest.raises(psycopg2.errors.UniqueViolation):
             cur.execute("CREATE UNIQUE INDEX CONCURRENTLY %s ON orders (restaurant_id)" % name)
-    yield name
-    with conn.cursor() as cur:
-        cur.execute("DROP INDEX IF EXISTS %s" % name)
-    conn.close()
+
+    yield from _scratch_index(name, create)
 
 
 @pytest.fixture

@@ -52,6 +52,14 @@ static size_t step(fixture_t *f)
     return n;
 }
 
+/* n evaluations, a second apart, none of which changes the state of any alert. */
+static void steps_without_transitions(fixture_t *f, int n)
+{
+    for (int i = 0; i != n; ++i)
+        if (step(f) != 0)
+            fail_msg("a transition at step %d of %d", i, n);
+}
+
 static const hp_alert_active_t *find(const fixture_t *f, hp_alert_id_t id)
 {
     for (size_t i = 0; i != f->a.num_active; ++i)
@@ -90,8 +98,7 @@ static void test_latency_pending_then_firing_then_resolved(void **state)
     assert_int_equal(x->state, HP_ALERT_PENDING);
     assert_string_equal(x->subject, "POST /orders");
     assert_null(find(f, HP_ALERT_HotplateRouteLatencyCritical)); /* 0.7 s is under 2 s */
-    for (int i = 1; i < 60; ++i)
-        assert_int_equal(step(f), 0);
+    steps_without_transitions(f, 59);
     assert_int_equal(find(f, HP_ALERT_HotplateRouteLatencyHigh)->state, HP_ALERT_PENDING);
     /* The 61st sample is 60 s after the first: the `for:` has passed. */
     assert_int_equal(step(f), 1);
@@ -109,8 +116,7 @@ static void test_pending_that_clears_never_fires(void **state)
 {
     fixture_t *f = *state;
     one_route(f, 1.0, 0.7, 0);
-    for (int i = 0; i != 30; ++i)
-        assert_int_equal(step(f), 0);
+    steps_without_transitions(f, 30);
     one_route(f, 1.0, 0.1, 0);
     assert_int_equal(step(f), 0); /* no resolution for what never fired */
     assert_int_equal(f->a.num_active, 0);
@@ -120,8 +126,7 @@ static void test_guard_keeps_quiet_routes_out(void **state)
 {
     fixture_t *f = *state;
     one_route(f, 0.1, 5.0, 0.5);
-    for (int i = 0; i != 120; ++i)
-        assert_int_equal(step(f), 0);
+    steps_without_transitions(f, 120);
     assert_int_equal(f->a.num_active, 0);
 }
 
@@ -129,8 +134,7 @@ static void test_error_rate_is_critical(void **state)
 {
     fixture_t *f = *state;
     one_route(f, 10, 0.01, 0.02);
-    for (int i = 0; i != 60; ++i)
-        assert_int_equal(step(f), 0);
+    steps_without_transitions(f, 60);
     assert_int_equal(step(f), 1);
     assert_int_equal(f->ev[0].id, HP_ALERT_HotplateErrorRateHigh);
     one_route(f, 10, 0.01, 0.01); /* exactly 1% is not over 1% */
@@ -256,19 +260,21 @@ static void test_active_table_is_bounded(void **state)
 
 int main(void)
 {
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_rules_match_the_list, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_latency_pending_then_firing_then_resolved, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_pending_that_clears_never_fires, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_guard_keeps_quiet_routes_out, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_error_rate_is_critical, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_spike_fires_at_once_against_its_baseline, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cache_ratio_from_counters, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rss_slope, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_flat_rss_never_fires, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_pool_and_cpu, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_slow_statements_per_statement, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_active_table_is_bounded, setup, teardown),
+        T(test_rules_match_the_list),
+        T(test_latency_pending_then_firing_then_resolved),
+        T(test_pending_that_clears_never_fires),
+        T(test_guard_keeps_quiet_routes_out),
+        T(test_error_rate_is_critical),
+        T(test_spike_fires_at_once_against_its_baseline),
+        T(test_cache_ratio_from_counters),
+        T(test_rss_slope),
+        T(test_flat_rss_never_fires),
+        T(test_pool_and_cpu),
+        T(test_slow_statements_per_statement),
+        T(test_active_table_is_bounded),
     };
+#undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

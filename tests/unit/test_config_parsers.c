@@ -24,25 +24,31 @@
 
 /* --- hp_redis_parse_sentinel_url and hp_pgha_multi_host ---------------------- */
 
+typedef struct {
+    char hosts[HP_REDIS_MAX_SENTINELS][64], name[64];
+    int ports[HP_REDIS_MAX_SENTINELS], n;
+} sentinels_t;
+
+static int parse_sentinels(const char *url, sentinels_t *s)
+{
+    s->n = -1;
+    return hp_redis_parse_sentinel_url(url, s->hosts, s->ports, HP_REDIS_MAX_SENTINELS, &s->n, s->name, sizeof(s->name));
+}
+
 static void test_sentinel_url_lists_sentinels_and_name(void **state)
 {
     (void)state;
-    char hosts[HP_REDIS_MAX_SENTINELS][64], name[64];
-    int ports[HP_REDIS_MAX_SENTINELS], n = -1;
-    assert_int_equal(hp_redis_parse_sentinel_url("sentinel://127.0.0.1:26379/hotplate", hosts, ports, HP_REDIS_MAX_SENTINELS, &n,
-                                                 name, sizeof(name)),
-                     0);
-    assert_int_equal(n, 1);
-    assert_string_equal(hosts[0], "127.0.0.1");
-    assert_int_equal(ports[0], 26379);
-    assert_string_equal(name, "hotplate");
-    assert_int_equal(hp_redis_parse_sentinel_url("sentinel://a:1,b.internal:65535/m", hosts, ports, HP_REDIS_MAX_SENTINELS, &n,
-                                                 name, sizeof(name)),
-                     0);
-    assert_int_equal(n, 2);
-    assert_string_equal(hosts[1], "b.internal");
-    assert_int_equal(ports[1], 65535);
-    assert_string_equal(name, "m");
+    sentinels_t s;
+    assert_int_equal(parse_sentinels("sentinel://127.0.0.1:26379/hotplate", &s), 0);
+    assert_int_equal(s.n, 1);
+    assert_string_equal(s.hosts[0], "127.0.0.1");
+    assert_int_equal(s.ports[0], 26379);
+    assert_string_equal(s.name, "hotplate");
+    assert_int_equal(parse_sentinels("sentinel://a:1,b.internal:65535/m", &s), 0);
+    assert_int_equal(s.n, 2);
+    assert_string_equal(s.hosts[1], "b.internal");
+    assert_int_equal(s.ports[1], 65535);
+    assert_string_equal(s.name, "m");
 }
 
 static void test_sentinel_url_refuses_malformed(void **state)
@@ -61,10 +67,9 @@ static void test_sentinel_url_refuses_malformed(void **state)
         "sentinel://h:1/m/x",               /* a path in the name */
         "sentinel://a:1,b:2,c:3,d:4,e:5/m", /* more than HP_REDIS_MAX_SENTINELS */
     };
-    char hosts[HP_REDIS_MAX_SENTINELS][64], name[64];
-    int ports[HP_REDIS_MAX_SENTINELS], n;
+    sentinels_t s;
     for (size_t i = 0; i != sizeof(bad) / sizeof(bad[0]); ++i)
-        if (hp_redis_parse_sentinel_url(bad[i], hosts, ports, HP_REDIS_MAX_SENTINELS, &n, name, sizeof(name)) != -1)
+        if (parse_sentinels(bad[i], &s) != -1)
             fail_msg("%s accepted", bad[i]);
 }
 
@@ -113,21 +118,26 @@ static void assert_url_refused(const char *url)
         fail_msg("%s accepted (host \"%s\" port %d path \"%s\")", url, u.host, u.port, u.path);
 }
 
+/* URLs that name a TCP host and port; without a port, Redis's own 6379. */
+static const struct {
+    const char *url, *host;
+    int port;
+} tcp_urls[] = {
+    {"redis://127.0.0.1:6379", "127.0.0.1", 6379},
+    {"redis://redis.internal:6380", "redis.internal", 6380},
+    {"redis://h:1", "h", 1},
+    {"redis://h:65535", "h", 65535},
+    /* the default port */
+    {"redis://localhost", "localhost", 6379},
+    {"redis://localhost/", "localhost", 6379},
+    {"redis://10.0.0.5:7000/", "10.0.0.5", 7000},
+};
+
 static void test_redis_url_host_and_port(void **state)
 {
     (void)state;
-    assert_tcp("redis://127.0.0.1:6379", "127.0.0.1", 6379);
-    assert_tcp("redis://redis.internal:6380", "redis.internal", 6380);
-    assert_tcp("redis://h:1", "h", 1);
-    assert_tcp("redis://h:65535", "h", 65535);
-}
-
-static void test_redis_url_default_port(void **state)
-{
-    (void)state;
-    assert_tcp("redis://localhost", "localhost", 6379);
-    assert_tcp("redis://localhost/", "localhost", 6379);
-    assert_tcp("redis://10.0.0.5:7000/", "10.0.0.5", 7000);
+    for (size_t i = 0; i != sizeof(tcp_urls) / sizeof(tcp_urls[0]); ++i)
+        assert_tcp(tcp_urls[i].url, tcp_urls[i].host, tcp_urls[i].port);
 }
 
 static void test_redis_url_unix_socket(void **state)
@@ -142,12 +152,30 @@ static void test_redis_url_unix_socket(void **state)
     assert_string_equal(u.path, "/");
 }
 
-static void test_redis_url_unix_needs_absolute_path(void **state)
+/*
+ * Every malformed URL hotplate must refuse at startup rather than connect
+ * somewhere unexpected, grouped by what is wrong with it.
+ */
+static const char *const refused_urls[] = {
+    /* a unix socket needs an absolute path */
+    "unix://", "unix://relative.sock", "unix://./r.sock",
+    /* schemes */
+    "", "localhost:6379", "127.0.0.1", "http://localhost:6379", "rediss://localhost", "REDIS://h", "redis:/h", "redis:localhost",
+    "unix:/abs.sock", "tcp://h:6379", " redis://h", "redis//h",
+    /* ports */
+    "redis://h:0", "redis://h:65536", "redis://h:99999", "redis://h:", "redis://h:/", "redis://h:abc", "redis://h:63x9",
+    "redis://h:-1", "redis://h:+6379", "redis://h: 6379", "redis://h:6379 ", "redis://h:1000000", "redis://h:6379:1",
+    "redis://h:99999999999999999999",
+    /* hosts */
+    "redis://", "redis:///", "redis://:6379", "redis://user:secret@h:6379",
+    /* a database path is refused */
+    "redis://localhost/1", "redis://localhost:6379/0", "redis://localhost//"};
+
+static void test_redis_url_refused(void **state)
 {
     (void)state;
-    assert_url_refused("unix://");
-    assert_url_refused("unix://relative.sock");
-    assert_url_refused("unix://./r.sock");
+    for (size_t i = 0; i != sizeof(refused_urls) / sizeof(refused_urls[0]); ++i)
+        assert_url_refused(refused_urls[i]);
 }
 
 static void test_redis_url_unix_path_bounded(void **state)
@@ -165,47 +193,6 @@ static void test_redis_url_unix_path_bounded(void **state)
     url[8 + 106] = 'p';
     url[8 + 107] = '\0';
     assert_url_refused(url);
-}
-
-static void test_redis_url_bad_schemes(void **state)
-{
-    (void)state;
-    static const char *const bad[] = {
-        "",         "localhost:6379",  "127.0.0.1",      "http://localhost:6379", "rediss://localhost", "REDIS://h",
-        "redis:/h", "redis:localhost", "unix:/abs.sock", "tcp://h:6379",          " redis://h",         "redis//h"};
-    for (size_t i = 0; i != sizeof(bad) / sizeof(bad[0]); ++i)
-        assert_url_refused(bad[i]);
-}
-
-static void test_redis_url_bad_ports(void **state)
-{
-    (void)state;
-    static const char *const bad[] = {"redis://h:0",      "redis://h:65536",
-                                      "redis://h:99999",  "redis://h:",
-                                      "redis://h:/",      "redis://h:abc",
-                                      "redis://h:63x9",   "redis://h:-1",
-                                      "redis://h:+6379",  "redis://h: 6379",
-                                      "redis://h:6379 ",  "redis://h:1000000",
-                                      "redis://h:6379:1", "redis://h:99999999999999999999"};
-    for (size_t i = 0; i != sizeof(bad) / sizeof(bad[0]); ++i)
-        assert_url_refused(bad[i]);
-}
-
-static void test_redis_url_bad_hosts(void **state)
-{
-    (void)state;
-    assert_url_refused("redis://");
-    assert_url_refused("redis:///");
-    assert_url_refused("redis://:6379");
-    assert_url_refused("redis://user:secret@h:6379");
-}
-
-static void test_redis_url_database_path_refused(void **state)
-{
-    (void)state;
-    assert_url_refused("redis://localhost/1");
-    assert_url_refused("redis://localhost:6379/0");
-    assert_url_refused("redis://localhost//");
 }
 
 static void test_redis_url_host_bounded(void **state)
@@ -231,32 +218,32 @@ static void assert_escaped(const char *src, const char *want)
     assert_int_equal(n, strlen(want));
 }
 
-static void test_log_escape_plain_text_unchanged(void **state)
-{
-    (void)state;
-    assert_escaped("", "");
-    assert_escaped("hello world", "hello world");
-    assert_escaped("caf\xc3\xa9 / {x} ~\x7f", "caf\xc3\xa9 / {x} ~\x7f");
-}
-
-static void test_log_escape_quotes_and_backslashes(void **state)
-{
-    (void)state;
-    assert_escaped("say \"hi\"", "say \\\"hi\\\"");
-    assert_escaped("C:\\dir\\", "C:\\\\dir\\\\");
-    assert_escaped("\\\"", "\\\\\\\"");
-}
-
-static void test_log_escape_control_chars_as_u00xx(void **state)
-{
-    (void)state;
-    assert_escaped("\x01", "\\u0001");
-    assert_escaped("a\nb", "a\\u000ab");
-    assert_escaped("\t\r", "\\u0009\\u000d");
-    assert_escaped("\x1f", "\\u001f");
-    assert_escaped("\x1b[31m", "\\u001b[31m");
+static const struct {
+    const char *src, *want;
+} escapes[] = {
+    /* plain text is unchanged */
+    {"", ""},
+    {"hello world", "hello world"},
+    {"caf\xc3\xa9 / {x} ~\x7f", "caf\xc3\xa9 / {x} ~\x7f"},
+    /* quotes and backslashes */
+    {"say \"hi\"", "say \\\"hi\\\""},
+    {"C:\\dir\\", "C:\\\\dir\\\\"},
+    {"\\\"", "\\\\\\\""},
+    /* control characters as \u00xx */
+    {"\x01", "\\u0001"},
+    {"a\nb", "a\\u000ab"},
+    {"\t\r", "\\u0009\\u000d"},
+    {"\x1f", "\\u001f"},
+    {"\x1b[31m", "\\u001b[31m"},
     /* 0x20 is the first byte left alone. */
-    assert_escaped(" ", " ");
+    {" ", " "},
+};
+
+static void test_log_escape_cases(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i != sizeof(escapes) / sizeof(escapes[0]); ++i)
+        assert_escaped(escapes[i].src, escapes[i].want);
 }
 
 static void test_log_escape_every_control_char(void **state)
@@ -357,18 +344,11 @@ int main(void)
         cmocka_unit_test(test_sentinel_url_refuses_malformed),
         cmocka_unit_test(test_pgha_multi_host),
         cmocka_unit_test(test_redis_url_host_and_port),
-        cmocka_unit_test(test_redis_url_default_port),
         cmocka_unit_test(test_redis_url_unix_socket),
-        cmocka_unit_test(test_redis_url_unix_needs_absolute_path),
         cmocka_unit_test(test_redis_url_unix_path_bounded),
-        cmocka_unit_test(test_redis_url_bad_schemes),
-        cmocka_unit_test(test_redis_url_bad_ports),
-        cmocka_unit_test(test_redis_url_bad_hosts),
-        cmocka_unit_test(test_redis_url_database_path_refused),
+        cmocka_unit_test(test_redis_url_refused),
         cmocka_unit_test(test_redis_url_host_bounded),
-        cmocka_unit_test(test_log_escape_plain_text_unchanged),
-        cmocka_unit_test(test_log_escape_quotes_and_backslashes),
-        cmocka_unit_test(test_log_escape_control_chars_as_u00xx),
+        cmocka_unit_test(test_log_escape_cases),
         cmocka_unit_test(test_log_escape_every_control_char),
         cmocka_unit_test(test_log_escape_output_is_valid_json_string),
         cmocka_unit_test(test_log_escape_truncation_never_splits_escape),

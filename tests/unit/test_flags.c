@@ -40,15 +40,47 @@ static void assert_set_refused(const char *name, const char *value, hp_flag_id_t
     assert_int_equal(hp_flag_get(id), before);
 }
 
+/* Each value of bad for name is refused and leaves flag id as it was. */
+static void assert_all_refused(const char *name, hp_flag_id_t id, const char *const *bad, size_t n)
+{
+    for (size_t i = 0; i != n; ++i)
+        assert_set_refused(name, bad[i], id);
+}
+
+/* A flag set from text, and the value it must hold after. */
+typedef struct {
+    const char *name, *value;
+    hp_flag_id_t id;
+    int want;
+} flag_set_case_t;
+
+static void assert_all_set(const flag_set_case_t *cases, size_t n)
+{
+    for (size_t i = 0; i != n; ++i) {
+        char err[128];
+        if (set(cases[i].name, cases[i].value, err, sizeof(err)) != 0)
+            fail_msg("%s=%s refused: %s", cases[i].name, cases[i].value, err);
+        assert_int_equal(hp_flag_get(cases[i].id), cases[i].want);
+    }
+}
+
+#define NELEMS(a) (sizeof(a) / sizeof((a)[0]))
+
 /* --- defaults --------------------------------------------------------------- */
 
-static void test_init_sets_documented_defaults(void **state)
+/* The defaults docs/ and HP_FLAG_LIST document. */
+static void assert_documented_defaults(void)
 {
-    (void)state;
     assert_int_equal(hp_flag_get(HP_FLAG_menu_cache), HP_menu_cache_local);
     assert_int_equal(hp_flag_get(HP_FLAG_order_total), HP_order_total_once);
     assert_int_equal(hp_flag_get(HP_FLAG_payment_latency_ms), 40);
     assert_int_equal(hp_flag_get(HP_FLAG_payment_failure_pct), 0);
+}
+
+static void test_init_sets_documented_defaults(void **state)
+{
+    (void)state;
+    assert_documented_defaults();
 }
 
 static void test_init_undoes_earlier_sets(void **state)
@@ -58,10 +90,7 @@ static void test_init_undoes_earlier_sets(void **state)
     assert_int_equal(
         hp_flags_parse_list("menu_cache=off,order_total=naive,payment_latency_ms=5,payment_failure_pct=100", err, sizeof(err)), 0);
     hp_flags_init();
-    assert_int_equal(hp_flag_get(HP_FLAG_menu_cache), HP_menu_cache_local);
-    assert_int_equal(hp_flag_get(HP_FLAG_order_total), HP_order_total_once);
-    assert_int_equal(hp_flag_get(HP_FLAG_payment_latency_ms), 40);
-    assert_int_equal(hp_flag_get(HP_FLAG_payment_failure_pct), 0);
+    assert_documented_defaults();
 }
 
 static void test_defs_name_every_flag(void **state)
@@ -83,50 +112,41 @@ static void test_defs_name_every_flag(void **state)
 
 /* --- hp_flag_set: enums ----------------------------------------------------- */
 
+/* An enum flag is set by the name of a choice. */
+static const flag_set_case_t enum_sets[] = {
+    {"menu_cache", "off", HP_FLAG_menu_cache, HP_menu_cache_off},
+    {"menu_cache", "redis", HP_FLAG_menu_cache, HP_menu_cache_redis},
+    {"order_total", "naive", HP_FLAG_order_total, HP_order_total_naive},
+    {"order_total", "once", HP_FLAG_order_total, HP_order_total_once},
+};
+
 static void test_set_enum_by_choice_name(void **state)
 {
     (void)state;
-    char err[128];
-    assert_int_equal(set("menu_cache", "off", err, sizeof(err)), 0);
-    assert_int_equal(hp_flag_get(HP_FLAG_menu_cache), HP_menu_cache_off);
-    assert_int_equal(set("menu_cache", "redis", err, sizeof(err)), 0);
-    assert_int_equal(hp_flag_get(HP_FLAG_menu_cache), HP_menu_cache_redis);
-    assert_int_equal(set("order_total", "naive", err, sizeof(err)), 0);
-    assert_int_equal(hp_flag_get(HP_FLAG_order_total), HP_order_total_naive);
-    assert_int_equal(set("order_total", "once", err, sizeof(err)), 0);
-    assert_int_equal(hp_flag_get(HP_FLAG_order_total), HP_order_total_once);
+    assert_all_set(enum_sets, NELEMS(enum_sets));
 }
 
 static void test_set_enum_refuses_anything_but_a_choice(void **state)
 {
     (void)state;
     static const char *const bad[] = {"", "OFF", "Off", "of", "offf", " off", "off ", "1", "0", "redis|off", "|", "red"};
-    for (size_t i = 0; i != sizeof(bad) / sizeof(bad[0]); ++i)
-        assert_set_refused("menu_cache", bad[i], HP_FLAG_menu_cache);
-}
-
-static void test_set_enum_error_lists_choices(void **state)
-{
-    (void)state;
-    char err[128];
-    assert_int_equal(set("order_total", "fast", err, sizeof(err)), -1);
-    assert_string_equal(err, "flag order_total takes once|naive");
+    assert_all_refused("menu_cache", HP_FLAG_menu_cache, bad, NELEMS(bad));
 }
 
 /* --- hp_flag_set: integers -------------------------------------------------- */
 
+/* An integer flag is set by decimal digits, to any value in its range, its ends included. */
+static const flag_set_case_t int_sets[] = {
+    {"payment_latency_ms", "0", HP_FLAG_payment_latency_ms, 0},
+    {"payment_latency_ms", "60000", HP_FLAG_payment_latency_ms, 60000},
+    {"payment_latency_ms", "123", HP_FLAG_payment_latency_ms, 123},
+    {"payment_failure_pct", "100", HP_FLAG_payment_failure_pct, 100},
+};
+
 static void test_set_int_in_range(void **state)
 {
     (void)state;
-    char err[128];
-    assert_int_equal(set("payment_latency_ms", "0", err, sizeof(err)), 0);
-    assert_int_equal(hp_flag_get(HP_FLAG_payment_latency_ms), 0);
-    assert_int_equal(set("payment_latency_ms", "60000", err, sizeof(err)), 0);
-    assert_int_equal(hp_flag_get(HP_FLAG_payment_latency_ms), 60000);
-    assert_int_equal(set("payment_latency_ms", "123", err, sizeof(err)), 0);
-    assert_int_equal(hp_flag_get(HP_FLAG_payment_latency_ms), 123);
-    assert_int_equal(set("payment_failure_pct", "100", err, sizeof(err)), 0);
-    assert_int_equal(hp_flag_get(HP_FLAG_payment_failure_pct), 100);
+    assert_all_set(int_sets, NELEMS(int_sets));
 }
 
 static void test_set_int_refuses_out_of_range(void **state)
@@ -141,23 +161,24 @@ static void test_set_int_refuses_non_digits(void **state)
 {
     (void)state;
     static const char *const bad[] = {"", "+5", "-1", "-0", " 5", "5 ", "5ms", "0x10", "1e3", "1.0", "five", "\xd9\xa5"};
-    for (size_t i = 0; i != sizeof(bad) / sizeof(bad[0]); ++i)
-        assert_set_refused("payment_latency_ms", bad[i], HP_FLAG_payment_latency_ms);
+    assert_all_refused("payment_latency_ms", HP_FLAG_payment_latency_ms, bad, NELEMS(bad));
 }
 
 static void test_set_int_refuses_ten_digits(void **state)
 {
     (void)state;
     /* Ten digits are refused before their value is looked at, so nothing can overflow. */
-    assert_set_refused("payment_latency_ms", "0000000040", HP_FLAG_payment_latency_ms);
-    assert_set_refused("payment_latency_ms", "9999999999", HP_FLAG_payment_latency_ms);
-    assert_set_refused("payment_latency_ms", "99999999999999999999999", HP_FLAG_payment_latency_ms);
+    static const char *const bad[] = {"0000000040", "9999999999", "99999999999999999999999"};
+    assert_all_refused("payment_latency_ms", HP_FLAG_payment_latency_ms, bad, NELEMS(bad));
 }
 
-static void test_set_int_error_gives_range(void **state)
+/* A refusal says what the flag takes: an enum's choices, an integer's range. */
+static void test_set_errors_say_what_the_flag_takes(void **state)
 {
     (void)state;
     char err[128];
+    assert_int_equal(set("order_total", "fast", err, sizeof(err)), -1);
+    assert_string_equal(err, "flag order_total takes once|naive");
     assert_int_equal(set("payment_failure_pct", "101", err, sizeof(err)), -1);
     assert_string_equal(err, "flag payment_failure_pct takes 0..100");
 }
@@ -181,7 +202,7 @@ static void test_set_unknown_name(void **state)
 {
     (void)state;
     static const char *const bad[] = {"", "nope", "menu", "menu_cachex", "MENU_CACHE", " menu_cache", "menu_cache "};
-    for (size_t i = 0; i != sizeof(bad) / sizeof(bad[0]); ++i) {
+    for (size_t i = 0; i != NELEMS(bad); ++i) {
         char err[128] = "";
         if (set(bad[i], "off", err, sizeof(err)) != -1)
             fail_msg("flag \"%s\" accepted", bad[i]);
@@ -284,7 +305,7 @@ static void test_list_bad_entries_refused(void **state)
                                       "nope=1",
                                       "payment_latency_ms=-1",
                                       "menu_cache=off;order_total=naive"};
-    for (size_t i = 0; i != sizeof(bad) / sizeof(bad[0]); ++i) {
+    for (size_t i = 0; i != NELEMS(bad); ++i) {
         char err[128] = "";
         if (hp_flags_parse_list(bad[i], err, sizeof(err)) != -1)
             fail_msg("\"%s\" accepted", bad[i]);
@@ -294,63 +315,75 @@ static void test_list_bad_entries_refused(void **state)
 
 /* --- hp_flag_value_str ------------------------------------------------------ */
 
+/* Runs check on every flag, or (any_type 0) on every flag of the given type. */
+static void for_each_flag(int any_type, hp_flag_type_t type, void (*check)(hp_flag_id_t id, const hp_flag_def_t *def))
+{
+    for (int id = 0; id != HP_FLAG__COUNT; ++id) {
+        const hp_flag_def_t *def = hp_flag_def((hp_flag_id_t)id);
+        if (any_type || def->type == type)
+            check((hp_flag_id_t)id, def);
+    }
+}
+
+static void default_round_trips(hp_flag_id_t id, const hp_flag_def_t *def)
+{
+    char buf[64], err[128];
+    assert_ptr_equal(hp_flag_value_str(id, buf, sizeof(buf)), buf);
+    assert_string_equal(buf, def->def);
+    /* And the printed text sets the same value again. */
+    int before = hp_flag_get(id);
+    assert_int_equal(set(def->name, buf, err, sizeof(err)), 0);
+    assert_int_equal(hp_flag_get(id), before);
+}
+
 static void test_value_str_round_trips_every_default(void **state)
 {
     (void)state;
-    for (int id = 0; id != HP_FLAG__COUNT; ++id) {
-        const hp_flag_def_t *def = hp_flag_def((hp_flag_id_t)id);
-        char buf[64], err[128];
-        assert_ptr_equal(hp_flag_value_str((hp_flag_id_t)id, buf, sizeof(buf)), buf);
-        assert_string_equal(buf, def->def);
-        /* And the printed text sets the same value again. */
-        int before = hp_flag_get((hp_flag_id_t)id);
-        assert_int_equal(set(def->name, buf, err, sizeof(err)), 0);
-        assert_int_equal(hp_flag_get((hp_flag_id_t)id), before);
+    for_each_flag(1, HP_FLAG_ENUM, default_round_trips);
+}
+
+static void every_choice_round_trips(hp_flag_id_t id, const hp_flag_def_t *def)
+{
+    const char *p = def->choices;
+    for (int index = 0;; ++index) {
+        size_t len = strcspn(p, "|");
+        char choice[64], buf[64], err[128];
+        snprintf(choice, sizeof(choice), "%.*s", (int)len, p);
+        assert_int_equal(set(def->name, choice, err, sizeof(err)), 0);
+        assert_int_equal(hp_flag_get(id), index);
+        assert_string_equal(hp_flag_value_str(id, buf, sizeof(buf)), choice);
+        if (p[len] == '\0')
+            break;
+        p += len + 1;
     }
 }
 
 static void test_value_str_round_trips_every_enum_choice(void **state)
 {
     (void)state;
-    for (int id = 0; id != HP_FLAG__COUNT; ++id) {
-        const hp_flag_def_t *def = hp_flag_def((hp_flag_id_t)id);
-        if (def->type != HP_FLAG_ENUM)
-            continue;
-        const char *p = def->choices;
-        for (int index = 0;; ++index) {
-            size_t len = strcspn(p, "|");
-            char choice[64], buf[64], err[128];
-            snprintf(choice, sizeof(choice), "%.*s", (int)len, p);
-            assert_int_equal(set(def->name, choice, err, sizeof(err)), 0);
-            assert_int_equal(hp_flag_get((hp_flag_id_t)id), index);
-            assert_string_equal(hp_flag_value_str((hp_flag_id_t)id, buf, sizeof(buf)), choice);
-            if (p[len] == '\0')
-                break;
-            p += len + 1;
-        }
+    for_each_flag(0, HP_FLAG_ENUM, every_choice_round_trips);
+}
+
+static void range_ends_round_trip(hp_flag_id_t id, const hp_flag_def_t *def)
+{
+    long min, max;
+    assert_int_equal(sscanf(def->choices, "%ld..%ld", &min, &max), 2);
+    long ends[] = {min, max};
+    for (int k = 0; k != 2; ++k) {
+        char text[32], buf[32], err[128];
+        snprintf(text, sizeof(text), "%ld", ends[k]);
+        assert_int_equal(set(def->name, text, err, sizeof(err)), 0);
+        assert_string_equal(hp_flag_value_str(id, buf, sizeof(buf)), text);
     }
+    char above[32];
+    snprintf(above, sizeof(above), "%ld", max + 1);
+    assert_set_refused(def->name, above, id);
 }
 
 static void test_value_str_round_trips_int_range_ends(void **state)
 {
     (void)state;
-    for (int id = 0; id != HP_FLAG__COUNT; ++id) {
-        const hp_flag_def_t *def = hp_flag_def((hp_flag_id_t)id);
-        if (def->type != HP_FLAG_INT)
-            continue;
-        long min, max;
-        assert_int_equal(sscanf(def->choices, "%ld..%ld", &min, &max), 2);
-        long ends[] = {min, max};
-        for (int k = 0; k != 2; ++k) {
-            char text[32], buf[32], err[128];
-            snprintf(text, sizeof(text), "%ld", ends[k]);
-            assert_int_equal(set(def->name, text, err, sizeof(err)), 0);
-            assert_string_equal(hp_flag_value_str((hp_flag_id_t)id, buf, sizeof(buf)), text);
-        }
-        char above[32];
-        snprintf(above, sizeof(above), "%ld", max + 1);
-        assert_set_refused(def->name, above, (hp_flag_id_t)id);
-    }
+    for_each_flag(0, HP_FLAG_INT, range_ends_round_trip);
 }
 
 static void test_value_str_truncates_to_buffer(void **state)
@@ -365,32 +398,33 @@ static void test_value_str_truncates_to_buffer(void **state)
 
 int main(void)
 {
+#define T(fn) cmocka_unit_test_setup(fn, reset)
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_init_sets_documented_defaults, reset),
-        cmocka_unit_test_setup(test_init_undoes_earlier_sets, reset),
-        cmocka_unit_test_setup(test_defs_name_every_flag, reset),
-        cmocka_unit_test_setup(test_set_enum_by_choice_name, reset),
-        cmocka_unit_test_setup(test_set_enum_refuses_anything_but_a_choice, reset),
-        cmocka_unit_test_setup(test_set_enum_error_lists_choices, reset),
-        cmocka_unit_test_setup(test_set_int_in_range, reset),
-        cmocka_unit_test_setup(test_set_int_refuses_out_of_range, reset),
-        cmocka_unit_test_setup(test_set_int_refuses_non_digits, reset),
-        cmocka_unit_test_setup(test_set_int_refuses_ten_digits, reset),
-        cmocka_unit_test_setup(test_set_int_error_gives_range, reset),
-        cmocka_unit_test_setup(test_set_reads_only_the_given_lengths, reset),
-        cmocka_unit_test_setup(test_set_unknown_name, reset),
-        cmocka_unit_test_setup(test_set_unknown_name_message_is_bounded, reset),
-        cmocka_unit_test_setup(test_list_sets_each_entry, reset),
-        cmocka_unit_test_setup(test_list_marks_flags_explicit, reset),
-        cmocka_unit_test_setup(test_list_single_entry, reset),
-        cmocka_unit_test_setup(test_list_later_entry_wins, reset),
-        cmocka_unit_test_setup(test_list_skips_empty_entries, reset),
-        cmocka_unit_test_setup(test_list_entry_without_equals_refused, reset),
-        cmocka_unit_test_setup(test_list_bad_entries_refused, reset),
-        cmocka_unit_test_setup(test_value_str_round_trips_every_default, reset),
-        cmocka_unit_test_setup(test_value_str_round_trips_every_enum_choice, reset),
-        cmocka_unit_test_setup(test_value_str_round_trips_int_range_ends, reset),
-        cmocka_unit_test_setup(test_value_str_truncates_to_buffer, reset),
+        T(test_init_sets_documented_defaults),
+        T(test_init_undoes_earlier_sets),
+        T(test_defs_name_every_flag),
+        T(test_set_enum_by_choice_name),
+        T(test_set_enum_refuses_anything_but_a_choice),
+        T(test_set_int_in_range),
+        T(test_set_int_refuses_out_of_range),
+        T(test_set_int_refuses_non_digits),
+        T(test_set_int_refuses_ten_digits),
+        T(test_set_errors_say_what_the_flag_takes),
+        T(test_set_reads_only_the_given_lengths),
+        T(test_set_unknown_name),
+        T(test_set_unknown_name_message_is_bounded),
+        T(test_list_sets_each_entry),
+        T(test_list_marks_flags_explicit),
+        T(test_list_single_entry),
+        T(test_list_later_entry_wins),
+        T(test_list_skips_empty_entries),
+        T(test_list_entry_without_equals_refused),
+        T(test_list_bad_entries_refused),
+        T(test_value_str_round_trips_every_default),
+        T(test_value_str_round_trips_every_enum_choice),
+        T(test_value_str_round_trips_int_range_ends),
+        T(test_value_str_truncates_to_buffer),
     };
+#undef T
     return cmocka_run_group_tests(tests, 0, 0);
 }

@@ -236,66 +236,80 @@ static void check_distribution(uint64_t *vals, size_t n)
 
 #define DIST_N 100000
 
+/*
+ * Checks the quantiles of DIST_N values drawn one by one with draw, from the
+ * generator seeded with seed (0: left as it is, for a draw that takes no
+ * random numbers).
+ */
+static void check_drawn(uint64_t seed, uint64_t (*draw)(void))
+{
+    uint64_t *v = malloc(DIST_N * sizeof(*v));
+    assert_non_null(v);
+    if (seed != 0)
+        rng_seed(seed);
+    for (size_t i = 0; i < DIST_N; i++)
+        v[i] = draw();
+    check_distribution(v, DIST_N);
+    free(v);
+}
+
+static uint64_t draw_uniform_1us_to_1s(void)
+{
+    return 1000 + rng_next() % (UINT64_C(1000000000) - 1000 + 1);
+}
+
 static void test_quantiles_uniform_1us_to_1s(void **state)
 {
     (void)state;
-    uint64_t *v = malloc(DIST_N * sizeof(*v));
-    assert_non_null(v);
-    rng_seed(1);
-    for (size_t i = 0; i < DIST_N; i++)
-        v[i] = 1000 + rng_next() % (UINT64_C(1000000000) - 1000 + 1);
-    check_distribution(v, DIST_N);
-    free(v);
+    check_drawn(1, draw_uniform_1us_to_1s);
+}
+
+/* Mean 2 ms; a few land in the exact range below 64. */
+static uint64_t draw_exponential(void)
+{
+    return (uint64_t)(-log(rng_unit()) * 2e6);
 }
 
 static void test_quantiles_exponential(void **state)
 {
     (void)state;
-    uint64_t *v = malloc(DIST_N * sizeof(*v));
-    assert_non_null(v);
-    rng_seed(2);
-    for (size_t i = 0; i < DIST_N; i++)
-        v[i] = (uint64_t)(-log(rng_unit()) * 2e6); /* mean 2 ms; a few land in the exact range below 64 */
-    check_distribution(v, DIST_N);
-    free(v);
+    check_drawn(2, draw_exponential);
+}
+
+/* Median 500 us, long right tail. */
+static uint64_t draw_lognormal(void)
+{
+    return (uint64_t)exp(log(500e3) + 1.2 * rng_normal());
 }
 
 static void test_quantiles_lognormal(void **state)
 {
     (void)state;
-    uint64_t *v = malloc(DIST_N * sizeof(*v));
-    assert_non_null(v);
-    rng_seed(3);
-    for (size_t i = 0; i < DIST_N; i++)
-        v[i] = (uint64_t)exp(log(500e3) + 1.2 * rng_normal()); /* median 500 us, long right tail */
-    check_distribution(v, DIST_N);
-    free(v);
+    check_drawn(3, draw_lognormal);
+}
+
+/* 95% cache hits near 300 us, 5% misses near 80 ms: p90 and p99 sit in different modes. */
+static uint64_t draw_bimodal(void)
+{
+    double x = rng_next() % 100 < 95 ? 300e3 + 30e3 * rng_normal() : 80e6 + 10e6 * rng_normal();
+    return x < 1.0 ? 1 : (uint64_t)x;
 }
 
 static void test_quantiles_bimodal(void **state)
 {
     (void)state;
-    uint64_t *v = malloc(DIST_N * sizeof(*v));
-    assert_non_null(v);
-    rng_seed(4);
-    for (size_t i = 0; i < DIST_N; i++) {
-        /* 95% cache hits near 300 us, 5% misses near 80 ms: p90 and p99 sit in different modes. */
-        double x = rng_next() % 100 < 95 ? 300e3 + 30e3 * rng_normal() : 80e6 + 10e6 * rng_normal();
-        v[i] = x < 1.0 ? 1 : (uint64_t)x;
-    }
-    check_distribution(v, DIST_N);
-    free(v);
+    check_drawn(4, draw_bimodal);
+}
+
+static uint64_t draw_constant(void)
+{
+    return 123457;
 }
 
 static void test_quantiles_constant(void **state)
 {
     (void)state;
-    uint64_t *v = malloc(DIST_N * sizeof(*v));
-    assert_non_null(v);
-    for (size_t i = 0; i < DIST_N; i++)
-        v[i] = 123457;
-    check_distribution(v, DIST_N);
-    free(v);
+    check_drawn(0, draw_constant);
 }
 
 static void test_quantiles_single_value(void **state)

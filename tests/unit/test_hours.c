@@ -16,26 +16,31 @@
 
 #include "services/hours.h"
 
-static void test_same_day_window(void **state)
-{
-    (void)state;
-    assert_false(hp_hours_open(600, 1320, 599));
-    assert_true(hp_hours_open(600, 1320, 600));
-    assert_true(hp_hours_open(600, 1320, 1319));
-    assert_false(hp_hours_open(600, 1320, 1320));
-    assert_false(hp_hours_open(600, 1320, 0));
-}
+/* A window from open to close (minutes of the day), a minute, and whether the window is open at that minute. */
+static const struct {
+    int open, close, minute, want;
+} cases[] = {
+    /* A same-day window is closed at its closing minute. */
+    {600, 1320, 599, 0},
+    {600, 1320, 600, 1},
+    {600, 1320, 1319, 1},
+    {600, 1320, 1320, 0},
+    {600, 1320, 0, 0},
+    /* 18:00 to 02:00 wraps past midnight: open on both sides of it. */
+    {1080, 120, 1080, 1},
+    {1080, 120, 1439, 1},
+    {1080, 120, 0, 1},
+    {1080, 120, 119, 1},
+    {1080, 120, 120, 0},
+    {1080, 120, 1079, 0},
+};
 
-static void test_window_past_midnight(void **state)
+static void test_windows(void **state)
 {
     (void)state;
-    /* 18:00 to 02:00 */
-    assert_true(hp_hours_open(1080, 120, 1080));
-    assert_true(hp_hours_open(1080, 120, 1439));
-    assert_true(hp_hours_open(1080, 120, 0));
-    assert_true(hp_hours_open(1080, 120, 119));
-    assert_false(hp_hours_open(1080, 120, 120));
-    assert_false(hp_hours_open(1080, 120, 1079));
+    for (size_t i = 0; i != sizeof(cases) / sizeof(cases[0]); ++i)
+        if (hp_hours_open(cases[i].open, cases[i].close, cases[i].minute) != cases[i].want)
+            fail_msg("%d..%d at %d: want %s", cases[i].open, cases[i].close, cases[i].minute, cases[i].want ? "open" : "closed");
 }
 
 static void test_around_the_clock(void **state)
@@ -61,8 +66,7 @@ static void test_minute_now_is_in_range(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_same_day_window),
-        cmocka_unit_test(test_window_past_midnight),
+        cmocka_unit_test(test_windows),
         cmocka_unit_test(test_around_the_clock),
         cmocka_unit_test(test_minute_now_is_in_range),
     };

@@ -19,72 +19,51 @@
 #include <unistd.h>
 
 #include "base/json.h"
-
-static int depth_ok(const char *s)
-{
-    return hp_json_depth_ok(s, strlen(s), HP_JSON_MAX_DEPTH);
-}
-
-/* Parses a test document; the caller decrefs it. */
-static json_t *doc_of(const char *text)
-{
-    json_error_t jerr;
-    json_t *doc = json_loads(text, 0, &jerr);
-    if (doc == NULL)
-        fail_msg("test document does not parse: %s: %s", text, jerr.text);
-    return doc;
-}
+#include "hp_test.h"
 
 /* --- hp_json_depth_ok ----------------------------------------------------- */
 
-static void test_depth_eight_ok_nine_refused(void **state)
+/* Texts and whether the scan accepts them at a depth limit, HP_JSON_MAX_DEPTH but where a row says otherwise. */
+static const struct {
+    const char *text;
+    int max_depth, ok;
+} depth_cases[] = {
+    /* Eight levels are the limit, of arrays and objects alike. */
+    {"[[[[[[[[]]]]]]]]", HP_JSON_MAX_DEPTH, 1},
+    {"[[[[[[[[[]]]]]]]]]", HP_JSON_MAX_DEPTH, 0},
+    {"{\"a\":{\"b\":{\"c\":{\"d\":[[[[1]]]]}}}}", HP_JSON_MAX_DEPTH, 1},
+    {"{\"a\":{\"b\":{\"c\":{\"d\":[[[[[1]]]]]}}}}", HP_JSON_MAX_DEPTH, 0},
+    /* Nesting counts, not the total of brackets: twenty siblings of depth 2 are never deeper than 2. */
+    {"[[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[]]", HP_JSON_MAX_DEPTH, 1},
+    {"[[]]", 2, 1},
+    {"[[[]]]", 2, 0},
+    {"", HP_JSON_MAX_DEPTH, 1},
+    {"42", HP_JSON_MAX_DEPTH, 1},
+    /* Brackets in strings are not nesting; a key may hold brackets too. */
+    {"{\"k\":\"[[[[[[[[[[[[{{{{{{{{{{\"}", HP_JSON_MAX_DEPTH, 1},
+    {"[\"[[[[[[[[[[\",\"{{{{{{{{{{\"]", HP_JSON_MAX_DEPTH, 1},
+    {"{\"[[[[[[[[[[[[\":1}", HP_JSON_MAX_DEPTH, 1},
+    /* \" does not end the string, so the brackets after it are still inside. */
+    {"[\"a\\\"[[[[[[[[[[\"]", HP_JSON_MAX_DEPTH, 1},
+    /* \\ ends in a backslash; the quote after it does end the string. */
+    {"[\"a\\\\\"[[[[[[[[[]]]]]]]]]]", HP_JSON_MAX_DEPTH, 0},
+    {"[\"a\\\\\",[[[[[[[]]]]]]]]", HP_JSON_MAX_DEPTH, 1},
+    /* \u0022 is a quote character, not a string end. */
+    {"[\"\\u0022[[[[[[[[[[\"]", HP_JSON_MAX_DEPTH, 1},
+    /* An unterminated string hides the rest. Not the scan's job to refuse: jansson reports bad_json. The scan just must
+       not count inside. */
+    {"[\"abc", HP_JSON_MAX_DEPTH, 1},
+    {"\"[[[[[[[[[[[[[[[[[[", HP_JSON_MAX_DEPTH, 1},
+};
+
+static void test_depth_cases(void **state)
 {
     (void)state;
     assert_int_equal(HP_JSON_MAX_DEPTH, 8);
-    assert_true(depth_ok("[[[[[[[[]]]]]]]]"));
-    assert_false(depth_ok("[[[[[[[[[]]]]]]]]]"));
-    assert_true(depth_ok("{\"a\":{\"b\":{\"c\":{\"d\":[[[[1]]]]}}}}"));
-    assert_false(depth_ok("{\"a\":{\"b\":{\"c\":{\"d\":[[[[[1]]]]]}}}}"));
-}
-
-static void test_depth_counts_nesting_not_total_brackets(void **state)
-{
-    (void)state;
-    /* Twenty siblings of depth 2: never deeper than 2. */
-    assert_true(depth_ok("[[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[]]"));
-    assert_true(hp_json_depth_ok("[[]]", 4, 2));
-    assert_false(hp_json_depth_ok("[[[]]]", 6, 2));
-    assert_true(depth_ok(""));
-    assert_true(depth_ok("42"));
-}
-
-static void test_depth_ignores_brackets_in_strings(void **state)
-{
-    (void)state;
-    assert_true(depth_ok("{\"k\":\"[[[[[[[[[[[[{{{{{{{{{{\"}"));
-    assert_true(depth_ok("[\"[[[[[[[[[[\",\"{{{{{{{{{{\"]"));
-    /* A key may hold brackets too. */
-    assert_true(depth_ok("{\"[[[[[[[[[[[[\":1}"));
-}
-
-static void test_depth_honours_escaped_quotes(void **state)
-{
-    (void)state;
-    /* \" does not end the string, so the brackets after it are still inside. */
-    assert_true(depth_ok("[\"a\\\"[[[[[[[[[[\"]"));
-    /* \\ ends in a backslash; the quote after it does end the string. */
-    assert_false(depth_ok("[\"a\\\\\"[[[[[[[[[]]]]]]]]]]"));
-    assert_true(depth_ok("[\"a\\\\\",[[[[[[[]]]]]]]]"));
-    /* \u0022 is a quote character, not a string end. */
-    assert_true(depth_ok("[\"\\u0022[[[[[[[[[[\"]"));
-}
-
-static void test_depth_unterminated_string_hides_rest(void **state)
-{
-    (void)state;
-    /* Not the scan's job to refuse: jansson reports bad_json. The scan just must not count inside. */
-    assert_true(depth_ok("[\"abc"));
-    assert_true(depth_ok("\"[[[[[[[[[[[[[[[[[["));
+    for (size_t i = 0; i != HP_NELEMS(depth_cases); ++i)
+        if (hp_json_depth_ok(depth_cases[i].text, strlen(depth_cases[i].text), depth_cases[i].max_depth) != depth_cases[i].ok)
+            fail_msg("%s at depth %d: want %s", depth_cases[i].text, depth_cases[i].max_depth,
+                     depth_cases[i].ok ? "accepted" : "refused");
 }
 
 /*
@@ -155,10 +134,10 @@ static void test_only_fields_accepts_subset_and_empty(void **state)
 {
     (void)state;
     hp_json_err_t err = {0};
-    json_t *doc = doc_of("{\"items\":[],\"tip_cents\":1}");
+    json_t *doc = hp_test_doc("{\"items\":[],\"tip_cents\":1}");
     assert_int_equal(hp_json_only_fields(doc, ALLOWED, 3, &err), 0);
     json_decref(doc);
-    doc = doc_of("{}");
+    doc = hp_test_doc("{}");
     assert_int_equal(hp_json_only_fields(doc, ALLOWED, 3, &err), 0);
     assert_int_equal(hp_json_only_fields(doc, NULL, 0, &err), 0);
     json_decref(doc);
@@ -168,11 +147,9 @@ static void test_only_fields_refuses_unknown_with_400(void **state)
 {
     (void)state;
     hp_json_err_t err = {0};
-    json_t *doc = doc_of("{\"items\":[],\"coupon\":\"FREE\"}");
+    json_t *doc = hp_test_doc("{\"items\":[],\"coupon\":\"FREE\"}");
     assert_int_equal(hp_json_only_fields(doc, ALLOWED, 3, &err), -1);
-    assert_int_equal(hp_error_def(err.code)->status, 400);
-    assert_string_equal(hp_error_def(err.code)->code, "unknown_field");
-    assert_string_equal(err.message, "unknown field coupon");
+    hp_test_assert_err("a coupon", &err, 400, "unknown_field", "unknown field coupon");
     json_decref(doc);
 }
 
@@ -180,9 +157,9 @@ static void test_only_fields_is_case_and_prefix_exact(void **state)
 {
     (void)state;
     static const char *const docs[] = {"{\"Items\":1}", "{\"item\":1}", "{\"itemsx\":1}", "{\"\":1}", "{\"items \":1}"};
-    for (size_t i = 0; i != sizeof(docs) / sizeof(docs[0]); ++i) {
+    for (size_t i = 0; i != HP_NELEMS(docs); ++i) {
         hp_json_err_t err = {0};
-        json_t *doc = doc_of(docs[i]);
+        json_t *doc = hp_test_doc(docs[i]);
         if (hp_json_only_fields(doc, ALLOWED, 3, &err) != -1)
             fail_msg("%s accepted", docs[i]);
         assert_string_equal(hp_error_def(err.code)->code, "unknown_field");
@@ -194,7 +171,7 @@ static void test_only_fields_message_sanitizes_key(void **state)
 {
     (void)state;
     hp_json_err_t err = {0};
-    json_t *doc = doc_of("{\"a\\\"b\\\\c\\n\\u00e9\":1}"); /* a"b\c<LF>é (é is two UTF-8 bytes) */
+    json_t *doc = hp_test_doc("{\"a\\\"b\\\\c\\n\\u00e9\":1}"); /* a"b\c<LF>é (é is two UTF-8 bytes) */
     assert_int_equal(hp_json_only_fields(doc, ALLOWED, 3, &err), -1);
     assert_string_equal(err.message, "unknown field a?b?c???");
     json_decref(doc);
@@ -208,7 +185,7 @@ static void test_only_fields_message_truncates_long_key(void **state)
     key[200] = '\0';
     snprintf(text, sizeof(text), "{\"%s\":1}", key);
     hp_json_err_t err = {0};
-    json_t *doc = doc_of(text);
+    json_t *doc = hp_test_doc(text);
     assert_int_equal(hp_json_only_fields(doc, ALLOWED, 3, &err), -1);
     assert_string_equal(err.message, "unknown field kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk"); /* 40 */
     json_decref(doc);
@@ -216,12 +193,21 @@ static void test_only_fields_message_truncates_long_key(void **state)
 
 /* --- hp_json_int ---------------------------------------------------------- */
 
+/* hp_json_int on key of the document text. @return its result */
+static int int_of(const char *text, const char *key, int64_t lo, int64_t hi, int required, int64_t *v, hp_json_err_t *err)
+{
+    json_t *doc = hp_test_doc(text);
+    int rc = hp_json_int(doc, key, lo, hi, required, v, err);
+    json_decref(doc);
+    return rc;
+}
+
 static void test_int_reads_value(void **state)
 {
     (void)state;
     hp_json_err_t err = {0};
     int64_t v = 0;
-    json_t *doc = doc_of("{\"n\":42,\"neg\":-5,\"big\":9007199254740991}");
+    json_t *doc = hp_test_doc("{\"n\":42,\"neg\":-5,\"big\":9007199254740991}");
     assert_int_equal(hp_json_int(doc, "n", 1, 100, 1, &v, &err), 1);
     assert_int_equal(v, 42);
     assert_int_equal(hp_json_int(doc, "neg", -10, 0, 0, &v, &err), 1);
@@ -236,13 +222,9 @@ static void test_int_missing_required_is_400_missing_field(void **state)
     (void)state;
     hp_json_err_t err = {0};
     int64_t v = 77;
-    json_t *doc = doc_of("{\"other\":1}");
-    assert_int_equal(hp_json_int(doc, "quantity", 1, 99, 1, &v, &err), -1);
-    assert_int_equal(hp_error_def(err.code)->status, 400);
-    assert_string_equal(hp_error_def(err.code)->code, "missing_field");
-    assert_string_equal(err.message, "missing field quantity");
+    assert_int_equal(int_of("{\"other\":1}", "quantity", 1, 99, 1, &v, &err), -1);
+    hp_test_assert_err("no quantity", &err, 400, "missing_field", "missing field quantity");
     assert_int_equal(v, 77);
-    json_decref(doc);
 }
 
 static void test_int_missing_optional_returns_0_untouched(void **state)
@@ -250,11 +232,9 @@ static void test_int_missing_optional_returns_0_untouched(void **state)
     (void)state;
     hp_json_err_t err = {.code = HP_E__COUNT};
     int64_t v = 77;
-    json_t *doc = doc_of("{}");
-    assert_int_equal(hp_json_int(doc, "tip_cents", 0, 100, 0, &v, &err), 0);
+    assert_int_equal(int_of("{}", "tip_cents", 0, 100, 0, &v, &err), 0);
     assert_int_equal(v, 77);
     assert_int_equal(err.code, HP_E__COUNT);
-    json_decref(doc);
 }
 
 static void test_int_wrong_types_are_400_invalid_field(void **state)
@@ -263,18 +243,14 @@ static void test_int_wrong_types_are_400_invalid_field(void **state)
     /* null is present, so it is a wrong type even for an optional field. */
     static const char *const docs[] = {"{\"n\":1.0}",  "{\"n\":\"1\"}", "{\"n\":true}", "{\"n\":false}",
                                        "{\"n\":null}", "{\"n\":[1]}",   "{\"n\":{}}",   "{\"n\":1e2}"};
-    for (size_t i = 0; i != sizeof(docs) / sizeof(docs[0]); ++i) {
+    for (size_t i = 0; i != HP_NELEMS(docs); ++i) {
         for (int required = 0; required != 2; ++required) {
             hp_json_err_t err = {0};
             int64_t v = 77;
-            json_t *doc = doc_of(docs[i]);
-            if (hp_json_int(doc, "n", 0, 1000, required, &v, &err) != -1)
+            if (int_of(docs[i], "n", 0, 1000, required, &v, &err) != -1)
                 fail_msg("%s accepted (required %d)", docs[i], required);
-            assert_int_equal(hp_error_def(err.code)->status, 400);
-            assert_string_equal(hp_error_def(err.code)->code, "invalid_field");
-            assert_string_equal(err.message, "field n must be an integer");
+            hp_test_assert_err(docs[i], &err, 400, "invalid_field", "field n must be an integer");
             assert_int_equal(v, 77);
-            json_decref(doc);
         }
     }
 }
@@ -294,23 +270,19 @@ static void test_int_range_boundaries(void **state)
         {"{\"q\":-9223372036854775808}", 0},
         {"{\"q\":9223372036854775807}", 0},
     };
-    for (size_t i = 0; i != sizeof(cases) / sizeof(cases[0]); ++i) {
+    for (size_t i = 0; i != HP_NELEMS(cases); ++i) {
         hp_json_err_t err = {0};
         int64_t v = 77;
-        json_t *doc = doc_of(cases[i].text);
-        int rc = hp_json_int(doc, "q", 1, 99, 1, &v, &err);
+        int rc = int_of(cases[i].text, "q", 1, 99, 1, &v, &err);
         if (cases[i].ok) {
             assert_int_equal(rc, 1);
             assert_int_not_equal(v, 77);
         } else {
             if (rc != -1)
                 fail_msg("%s accepted in 1..99", cases[i].text);
-            assert_int_equal(hp_error_def(err.code)->status, 400);
-            assert_string_equal(hp_error_def(err.code)->code, "invalid_field");
-            assert_string_equal(err.message, "field q is out of range");
+            hp_test_assert_err(cases[i].text, &err, 400, "invalid_field", "field q is out of range");
             assert_int_equal(v, 77);
         }
-        json_decref(doc);
     }
 }
 
@@ -319,7 +291,7 @@ static void test_int_full_int64_range(void **state)
     (void)state;
     hp_json_err_t err = {0};
     int64_t v = 0;
-    json_t *doc = doc_of("{\"lo\":-9223372036854775808,\"hi\":9223372036854775807}");
+    json_t *doc = hp_test_doc("{\"lo\":-9223372036854775808,\"hi\":9223372036854775807}");
     assert_int_equal(hp_json_int(doc, "lo", INT64_MIN, INT64_MAX, 1, &v, &err), 1);
     assert_true(v == INT64_MIN);
     assert_int_equal(hp_json_int(doc, "hi", INT64_MIN, INT64_MAX, 1, &v, &err), 1);
@@ -330,11 +302,7 @@ static void test_int_full_int64_range(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_depth_eight_ok_nine_refused),
-        cmocka_unit_test(test_depth_counts_nesting_not_total_brackets),
-        cmocka_unit_test(test_depth_ignores_brackets_in_strings),
-        cmocka_unit_test(test_depth_honours_escaped_quotes),
-        cmocka_unit_test(test_depth_unterminated_string_hides_rest),
+        cmocka_unit_test(test_depth_cases),
         cmocka_unit_test(test_depth_trailing_backslash_stays_in_bounds),
         cmocka_unit_test(test_depth_reads_only_len_bytes),
         cmocka_unit_test(test_depth_ten_thousand_brackets_refused_early),

@@ -67,47 +67,66 @@ static void fx_free(fx_t *f)
     free(f);
 }
 
+/*
+ * The running test's buffer and sink: start makes them, the teardown frees
+ * them, so that a failed assertion leaves nothing behind.
+ */
+static fx_t *fx;
+
+static hp_logbuf_t *start(size_t chunk_size, unsigned nchunks)
+{
+    fx = fx_new(chunk_size, nchunks);
+    return &fx->b;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    if (fx != NULL)
+        fx_free(fx);
+    fx = NULL;
+    return 0;
+}
+
+/* Drains the running test's buffer into its sink. @return hp_logbuf_drain's count */
+static size_t drain(void)
+{
+    return hp_logbuf_drain(&fx->b, sink_out, &fx->s);
+}
+
 static void test_nothing_to_publish_or_drain(void **state)
 {
     (void)state;
-    fx_t *f = fx_new(256, 4);
-    hp_logbuf_t *b = &f->b;
-    sink_t *s = &f->s;
+    hp_logbuf_t *b = start(256, 4);
     assert_int_equal(hp_logbuf_publish(b), 0);
-    assert_int_equal(hp_logbuf_drain(b, sink_out, s), 0);
-    assert_int_equal(s->calls, 0);
+    assert_int_equal(drain(), 0);
+    assert_int_equal(fx->s.calls, 0);
     assert_int_equal(hp_logbuf_pending(b), 0);
-    fx_free(f);
 }
 
 static void test_lines_wait_until_published(void **state)
 {
     (void)state;
-    fx_t *f = fx_new(256, 4);
-    hp_logbuf_t *b = &f->b;
-    sink_t *s = &f->s;
+    hp_logbuf_t *b = start(256, 4);
     assert_int_equal(put_line(b, "{\"a\":1}\n"), 0);
     assert_int_equal(put_line(b, "{\"a\":2}\n"), 0);
     /* Not handed over yet: the consumer sees nothing. */
-    assert_int_equal(hp_logbuf_drain(b, sink_out, s), 0);
+    assert_int_equal(drain(), 0);
     assert_int_equal(hp_logbuf_publish(b), 1);
     assert_int_equal(hp_logbuf_pending(b), 1);
-    assert_int_equal(hp_logbuf_drain(b, sink_out, s), 1);
-    assert_int_equal(s->calls, 1);
-    assert_int_equal(s->len, 16);
-    assert_memory_equal(s->bytes, "{\"a\":1}\n{\"a\":2}\n", 16);
+    assert_int_equal(drain(), 1);
+    assert_int_equal(fx->s.calls, 1);
+    assert_int_equal(fx->s.len, 16);
+    assert_memory_equal(fx->s.bytes, "{\"a\":1}\n{\"a\":2}\n", 16);
     assert_int_equal(hp_logbuf_pending(b), 0);
     assert_int_equal(b->dropped, 0);
-    fx_free(f);
 }
 
 /* A line that might not fit in the open chunk goes to the next one: chunks hold whole lines only. */
 static void test_a_full_chunk_is_published_on_its_own(void **state)
 {
     (void)state;
-    fx_t *f = fx_new(100, 4);
-    hp_logbuf_t *b = &f->b;
-    sink_t *s = &f->s;
+    hp_logbuf_t *b = start(100, 4);
     char line[41];
     memset(line, 'x', 39);
     line[39] = '\n', line[40] = '\0';
@@ -116,21 +135,18 @@ static void test_a_full_chunk_is_published_on_its_own(void **state)
         assert_int_equal(put_line(b, line), 0);
     assert_int_equal(hp_logbuf_pending(b), 2);
     hp_logbuf_publish(b);
-    assert_int_equal(hp_logbuf_drain(b, sink_out, s), 3);
-    assert_int_equal(s->calls, 3);
-    assert_int_equal(s->len, 120);
+    assert_int_equal(drain(), 3);
+    assert_int_equal(fx->s.calls, 3);
+    assert_int_equal(fx->s.len, 120);
     for (size_t i = 0; i != 3; ++i)
-        assert_int_equal(s->bytes[i * 40 + 39], '\n');
-    fx_free(f);
+        assert_int_equal(fx->s.bytes[i * 40 + 39], '\n');
 }
 
 /* Bounded: with every chunk waiting for the consumer, lines are refused and counted, and the buffer does not grow. */
 static void test_full_buffer_drops_and_counts(void **state)
 {
     (void)state;
-    fx_t *f = fx_new(64, 3);
-    hp_logbuf_t *b = &f->b;
-    sink_t *s = &f->s;
+    hp_logbuf_t *b = start(64, 3);
     /* A reservation of 64 bytes fills a chunk of 64: one line per chunk, three chunks. */
     assert_int_equal(put_line(b, "one\n"), 0);
     assert_int_equal(put_line(b, "two\n"), 0);
@@ -140,14 +156,13 @@ static void test_full_buffer_drops_and_counts(void **state)
     assert_int_equal(b->dropped, 2);
     assert_int_equal(hp_logbuf_pending(b), 3); /* the third chunk was published when the fourth line did not fit */
     /* The consumer catches up; the producer can write again, into the chunks handed back. */
-    assert_int_equal(hp_logbuf_drain(b, sink_out, s), 3);
+    assert_int_equal(drain(), 3);
     assert_int_equal(put_line(b, "six\n"), 0);
     hp_logbuf_publish(b);
-    assert_int_equal(hp_logbuf_drain(b, sink_out, s), 1);
-    s->bytes[s->len] = '\0';
-    assert_string_equal(s->bytes, "one\ntwo\nthree\nsix\n");
+    assert_int_equal(drain(), 1);
+    fx->s.bytes[fx->s.len] = '\0';
+    assert_string_equal(fx->s.bytes, "one\ntwo\nthree\nsix\n");
     assert_int_equal(b->dropped, 2);
-    fx_free(f);
 }
 
 static void test_line_longer_than_a_chunk_is_refused(void **state)
@@ -241,9 +256,12 @@ static void test_producer_and_consumer_at_once(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_nothing_to_publish_or_drain),          cmocka_unit_test(test_lines_wait_until_published),
-        cmocka_unit_test(test_a_full_chunk_is_published_on_its_own), cmocka_unit_test(test_full_buffer_drops_and_counts),
-        cmocka_unit_test(test_line_longer_than_a_chunk_is_refused),  cmocka_unit_test(test_init_rejects_no_chunks),
+        cmocka_unit_test_teardown(test_nothing_to_publish_or_drain, teardown),
+        cmocka_unit_test_teardown(test_lines_wait_until_published, teardown),
+        cmocka_unit_test_teardown(test_a_full_chunk_is_published_on_its_own, teardown),
+        cmocka_unit_test_teardown(test_full_buffer_drops_and_counts, teardown),
+        cmocka_unit_test(test_line_longer_than_a_chunk_is_refused),
+        cmocka_unit_test(test_init_rejects_no_chunks),
         cmocka_unit_test(test_producer_and_consumer_at_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

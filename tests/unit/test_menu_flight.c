@@ -14,14 +14,35 @@
 
 #include "services/menu_flight.h"
 
+/*
+ * Every test starts from an empty table and zeroed waiters, as a worker's
+ * table and its requests' waiters start; setup resets them so that each test
+ * says only what it does to them.
+ */
+static hp_menu_flight_table_t t;
+static hp_menu_waiter_t w[4], a, b, late;
+
+static int setup(void **state)
+{
+    (void)state;
+    memset(&t, 0, sizeof(t));
+    memset(w, 0, sizeof(w));
+    memset(&a, 0, sizeof(a));
+    memset(&b, 0, sizeof(b));
+    memset(&late, 0, sizeof(late));
+    return 0;
+}
+
+/* The first n waiters join restaurant rid's flight, in order. */
+static void join_all(int64_t rid, int n)
+{
+    for (int i = 0; i != n; ++i)
+        hp_menu_flight_join(&t, rid, &w[i]);
+}
+
 static void test_first_leads_rest_follow_in_order(void **state)
 {
     (void)state;
-    hp_menu_flight_table_t t;
-    memset(&t, 0, sizeof(t));
-    hp_menu_waiter_t w[4];
-    memset(w, 0, sizeof(w));
-
     assert_int_equal(hp_menu_flight_join(&t, 7, &w[0]), 1);
     for (int i = 1; i != 4; ++i)
         assert_int_equal(hp_menu_flight_join(&t, 7, &w[i]), 0);
@@ -49,11 +70,6 @@ static void test_first_leads_rest_follow_in_order(void **state)
 static void test_restaurants_fly_separately(void **state)
 {
     (void)state;
-    hp_menu_flight_table_t t;
-    memset(&t, 0, sizeof(t));
-    hp_menu_waiter_t a, b;
-    memset(&a, 0, sizeof(a));
-    memset(&b, 0, sizeof(b));
     assert_int_equal(hp_menu_flight_join(&t, 1, &a), 1);
     assert_int_equal(hp_menu_flight_join(&t, 2, &b), 1);
     assert_ptr_not_equal(a.flight, b.flight);
@@ -68,12 +84,7 @@ static void test_restaurants_fly_separately(void **state)
 static void test_follower_leaves(void **state)
 {
     (void)state;
-    hp_menu_flight_table_t t;
-    memset(&t, 0, sizeof(t));
-    hp_menu_waiter_t w[3];
-    memset(w, 0, sizeof(w));
-    for (int i = 0; i != 3; ++i)
-        hp_menu_flight_join(&t, 9, &w[i]);
+    join_all(9, 3);
     hp_menu_flight_t *f = w[0].flight;
     assert_int_equal(hp_menu_flight_leave(&w[1]), 0);
     assert_null(w[1].flight);
@@ -87,13 +98,7 @@ static void test_follower_leaves(void **state)
 static void test_leader_leaves_oldest_follower_promoted(void **state)
 {
     (void)state;
-    hp_menu_flight_table_t t;
-    memset(&t, 0, sizeof(t));
-    hp_menu_waiter_t w[3], late;
-    memset(w, 0, sizeof(w));
-    memset(&late, 0, sizeof(late));
-    for (int i = 0; i != 3; ++i)
-        hp_menu_flight_join(&t, 5, &w[i]);
+    join_all(5, 3);
     hp_menu_flight_t *f = w[0].flight;
     uint64_t seq = f->seq;
 
@@ -122,11 +127,6 @@ static void test_leader_leaves_oldest_follower_promoted(void **state)
 static void test_leaderless_empty_flight_is_led_by_next(void **state)
 {
     (void)state;
-    hp_menu_flight_table_t t;
-    memset(&t, 0, sizeof(t));
-    hp_menu_waiter_t a, b;
-    memset(&a, 0, sizeof(a));
-    memset(&b, 0, sizeof(b));
     hp_menu_flight_join(&t, 3, &a);
     hp_menu_flight_t *f = a.flight;
     hp_menu_flight_leave(&a);
@@ -139,12 +139,7 @@ static void test_leaderless_empty_flight_is_led_by_next(void **state)
 static void test_end_detaches_everyone(void **state)
 {
     (void)state;
-    hp_menu_flight_table_t t;
-    memset(&t, 0, sizeof(t));
-    hp_menu_waiter_t w[3];
-    memset(w, 0, sizeof(w));
-    for (int i = 0; i != 3; ++i)
-        hp_menu_flight_join(&t, 11, &w[i]);
+    join_all(11, 3);
     hp_menu_flight_end(&t, w[0].flight);
     for (int i = 0; i != 3; ++i)
         assert_null(w[i].flight);
@@ -156,40 +151,38 @@ static void test_many_restaurants_share_buckets(void **state)
 {
     (void)state;
     enum { N = HP_MENU_FLIGHT_BUCKETS * 4 };
-    hp_menu_flight_table_t t;
-    memset(&t, 0, sizeof(t));
-    static hp_menu_waiter_t w[N];
-    memset(w, 0, sizeof(w));
+    static hp_menu_waiter_t many[N];
+    memset(many, 0, sizeof(many));
     for (int i = 0; i != N; ++i)
-        assert_int_equal(hp_menu_flight_join(&t, (int64_t)i * 3 + 1, &w[i]), 1);
+        assert_int_equal(hp_menu_flight_join(&t, (int64_t)i * 3 + 1, &many[i]), 1);
     assert_int_equal(t.count, N);
     assert_int_equal(t.begun, N);
     for (int i = 0; i < N; i += 2)
-        hp_menu_flight_end(&t, w[i].flight);
+        hp_menu_flight_end(&t, many[i].flight);
     for (int i = 0; i != N; ++i) {
         hp_menu_flight_t *f = hp_menu_flight_find(&t, (int64_t)i * 3 + 1);
         if (i % 2 == 0)
             assert_null(f);
         else
-            assert_ptr_equal(f, w[i].flight);
+            assert_ptr_equal(f, many[i].flight);
     }
     for (int i = 1; i < N; i += 2)
-        hp_menu_flight_end(&t, w[i].flight);
+        hp_menu_flight_end(&t, many[i].flight);
     assert_int_equal(t.count, 0);
-    for (int b = 0; b != HP_MENU_FLIGHT_BUCKETS; ++b)
-        assert_null(t.buckets[b]);
+    for (int k = 0; k != HP_MENU_FLIGHT_BUCKETS; ++k)
+        assert_null(t.buckets[k]);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_first_leads_rest_follow_in_order),
-        cmocka_unit_test(test_restaurants_fly_separately),
-        cmocka_unit_test(test_follower_leaves),
-        cmocka_unit_test(test_leader_leaves_oldest_follower_promoted),
-        cmocka_unit_test(test_leaderless_empty_flight_is_led_by_next),
-        cmocka_unit_test(test_end_detaches_everyone),
-        cmocka_unit_test(test_many_restaurants_share_buckets),
+        cmocka_unit_test_setup(test_first_leads_rest_follow_in_order, setup),
+        cmocka_unit_test_setup(test_restaurants_fly_separately, setup),
+        cmocka_unit_test_setup(test_follower_leaves, setup),
+        cmocka_unit_test_setup(test_leader_leaves_oldest_follower_promoted, setup),
+        cmocka_unit_test_setup(test_leaderless_empty_flight_is_led_by_next, setup),
+        cmocka_unit_test_setup(test_end_detaches_everyone, setup),
+        cmocka_unit_test_setup(test_many_restaurants_share_buckets, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -66,6 +66,23 @@ static hp_total_input_t input_of(const hp_total_line_t *lines, size_t n)
     };
 }
 
+/* A cart of one line of item 50 (mains) at price, quantity times, on the base input; the input points into c. */
+typedef struct {
+    hp_total_item_t item;
+    hp_total_line_t line;
+    hp_total_input_t in;
+} one_item_t;
+
+static hp_total_input_t *one_item(one_item_t *c, int32_t price, int32_t quantity)
+{
+    c->item = (hp_total_item_t){.id = 50, .price_cents = price, .category = "mains"};
+    c->line = line_of(50, quantity);
+    c->in = input_of(&c->line, 1);
+    c->in.items = &c->item;
+    c->in.num_items = 1;
+    return &c->in;
+}
+
 static void assert_same_result(const hp_total_result_t *a, const hp_total_result_t *b)
 {
     assert_int_equal(a->status, b->status);
@@ -165,14 +182,11 @@ static void test_tax_rounds_half_up(void **state)
         {2000, 0, 0},      {2000, 2300, 460}, /* exact */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        hp_total_item_t item = {.id = 50, .price_cents = cases[i].price, .category = "mains"};
-        hp_total_line_t line = line_of(50, 1);
-        hp_total_input_t in = input_of(&line, 1);
-        in.items = &item;
-        in.num_items = 1;
-        in.tax_rate_bp = cases[i].tax_bp;
+        one_item_t c;
+        hp_total_input_t *in = one_item(&c, cases[i].price, 1);
+        in->tax_rate_bp = cases[i].tax_bp;
         hp_total_result_t r;
-        assert_int_equal(compute_both(&in, &r), 0);
+        assert_int_equal(compute_both(in, &r), 0);
         assert_int_equal(r.tax_cents, cases[i].tax);
     }
 }
@@ -181,18 +195,15 @@ static void test_tax_rounds_half_up(void **state)
 static void test_percent_discount_rounds_half_up(void **state)
 {
     (void)state;
-    hp_total_item_t item = {.id = 50, .price_cents = 1010, .category = "mains"};
-    hp_total_line_t line = line_of(50, 1);
+    one_item_t c;
+    hp_total_input_t *in = one_item(&c, 1010, 1);
     hp_total_promotion_t promo = {.id = 4, .kind = HP_PROMO_PERCENT, .value = 1500};
-    hp_total_input_t in = input_of(&line, 1);
-    in.items = &item;
-    in.num_items = 1;
-    in.promotions = &promo;
-    in.num_promotions = 1;
-    in.tax_rate_bp = 1000;
+    in->promotions = &promo;
+    in->num_promotions = 1;
+    in->tax_rate_bp = 1000;
 
     hp_total_result_t r;
-    assert_int_equal(compute_both(&in, &r), 0);
+    assert_int_equal(compute_both(in, &r), 0);
     assert_int_equal(r.discount_cents, 152); /* 1010 x 15% = 151.5 */
     assert_int_equal(r.tax_cents, 86);       /* (1010 - 152) x 10% = 85.8 */
 }
@@ -214,47 +225,38 @@ static void test_service_fee(void **state)
         {1000, 20, 499}, /* 1000 -> max */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        hp_total_item_t item = {.id = 50, .price_cents = cases[i].price, .category = "mains"};
-        hp_total_line_t line = line_of(50, cases[i].quantity);
-        hp_total_input_t in = input_of(&line, 1);
-        in.items = &item;
-        in.num_items = 1;
+        one_item_t c;
+        hp_total_input_t *in = one_item(&c, cases[i].price, cases[i].quantity);
         hp_total_result_t r;
-        assert_int_equal(compute_both(&in, &r), 0);
+        assert_int_equal(compute_both(in, &r), 0);
         assert_int_equal(r.service_fee_cents, cases[i].fee);
     }
 
     /* Without the clamp, the half-up rounding of the fee itself shows: 10 x 5% = 0.5 -> 1, 9 x 5% = 0.45 -> 0. */
-    hp_total_item_t item = {.id = 50, .price_cents = 10, .category = "mains"};
-    hp_total_line_t line = line_of(50, 1);
-    hp_total_input_t in = input_of(&line, 1);
-    in.items = &item;
-    in.num_items = 1;
-    in.fees.service_fee_min_cents = 0;
+    one_item_t c;
+    hp_total_input_t *in = one_item(&c, 10, 1);
+    in->fees.service_fee_min_cents = 0;
     hp_total_result_t r;
-    assert_int_equal(compute_both(&in, &r), 0);
+    assert_int_equal(compute_both(in, &r), 0);
     assert_int_equal(r.service_fee_cents, 1);
-    item.price_cents = 9;
-    assert_int_equal(compute_both(&in, &r), 0);
+    c.item.price_cents = 9;
+    assert_int_equal(compute_both(in, &r), 0);
     assert_int_equal(r.service_fee_cents, 0);
 }
 
 static void test_small_order_fee(void **state)
 {
     (void)state;
-    hp_total_item_t item = {.id = 50, .price_cents = 999, .category = "mains"};
-    hp_total_line_t line = line_of(50, 1);
-    hp_total_input_t in = input_of(&line, 1);
-    in.items = &item;
-    in.num_items = 1;
+    one_item_t c;
+    hp_total_input_t *in = one_item(&c, 999, 1);
 
     hp_total_result_t r;
-    assert_int_equal(compute_both(&in, &r), 0);
+    assert_int_equal(compute_both(in, &r), 0);
     assert_int_equal(r.small_order_fee_cents, 150); /* 999 < 1000 */
     assert_int_equal(r.total_cents, 999 + 199 + 99 + 150);
 
-    item.price_cents = 1000;
-    assert_int_equal(compute_both(&in, &r), 0);
+    c.item.price_cents = 1000;
+    assert_int_equal(compute_both(in, &r), 0);
     assert_int_equal(r.small_order_fee_cents, 0); /* the threshold itself pays no fee */
     assert_int_equal(r.total_cents, 1000 + 199 + 99);
 }
@@ -330,55 +332,52 @@ static void test_distance_city_pairs(void **state)
 static void test_best_promotion_and_tie(void **state)
 {
     (void)state;
-    hp_total_item_t item = {.id = 50, .price_cents = 1000, .category = "mains"};
-    hp_total_line_t line = line_of(50, 3); /* subtotal 3000 */
+    one_item_t c;
+    hp_total_input_t *in = one_item(&c, 1000, 3); /* subtotal 3000 */
     hp_total_promotion_t promos[] = {
         {.id = 5, .kind = HP_PROMO_FIXED, .value = 300},                              /* 300 */
         {.id = 3, .kind = HP_PROMO_PERCENT, .value = 1000},                           /* 300: ties with 5, lower id */
         {.id = 9, .kind = HP_PROMO_FIXED, .value = 500, .min_subtotal_cents = 5000},  /* not eligible */
         {.id = 4, .kind = HP_PROMO_PERCENT, .value = 500},                            /* 150 */
         {.id = 8, .kind = HP_PROMO_FIXED, .value = 400, .min_subtotal_cents = 3001}}; /* not eligible by one cent */
-    hp_total_input_t in = input_of(&line, 1);
-    in.items = &item;
-    in.num_items = 1;
-    in.promotions = promos;
-    in.num_promotions = sizeof(promos) / sizeof(promos[0]);
+    in->promotions = promos;
+    in->num_promotions = sizeof(promos) / sizeof(promos[0]);
 
     hp_total_result_t r;
-    assert_int_equal(compute_both(&in, &r), 0);
+    assert_int_equal(compute_both(in, &r), 0);
     assert_int_equal(r.promotion_id, 3);
     assert_int_equal(r.discount_cents, 300);
 
     /* Reversed order: same choice. */
     hp_total_promotion_t reversed[sizeof(promos) / sizeof(promos[0])];
-    for (size_t i = 0; i < in.num_promotions; i++)
-        reversed[i] = promos[in.num_promotions - 1 - i];
-    in.promotions = reversed;
-    assert_int_equal(compute_both(&in, &r), 0);
+    for (size_t i = 0; i < in->num_promotions; i++)
+        reversed[i] = promos[in->num_promotions - 1 - i];
+    in->promotions = reversed;
+    assert_int_equal(compute_both(in, &r), 0);
     assert_int_equal(r.promotion_id, 3);
 
     /* The minimum is inclusive: at exactly 3000 the fixed 400 becomes eligible and wins. */
     promos[4].min_subtotal_cents = 3000;
-    in.promotions = promos;
-    assert_int_equal(compute_both(&in, &r), 0);
+    in->promotions = promos;
+    assert_int_equal(compute_both(in, &r), 0);
     assert_int_equal(r.promotion_id, 8);
     assert_int_equal(r.discount_cents, 400);
 
     /* A percent above 100% and a fixed amount above the subtotal are capped at the subtotal. */
     hp_total_promotion_t big[] = {{.id = 20, .kind = HP_PROMO_PERCENT, .value = 15000},
                                   {.id = 21, .kind = HP_PROMO_FIXED, .value = 100000}};
-    in.promotions = big;
-    in.num_promotions = 2;
-    assert_int_equal(compute_both(&in, &r), 0);
+    in->promotions = big;
+    in->num_promotions = 2;
+    assert_int_equal(compute_both(in, &r), 0);
     assert_int_equal(r.discount_cents, 3000);
     assert_int_equal(r.promotion_id, 20);
     assert_int_equal(r.tax_cents, 0);
 
     /* No promotion applies: id 0. A promotion worth nothing is not applied either. */
     hp_total_promotion_t nothing = {.id = 30, .kind = HP_PROMO_PERCENT, .value = 0};
-    in.promotions = &nothing;
-    in.num_promotions = 1;
-    assert_int_equal(compute_both(&in, &r), 0);
+    in->promotions = &nothing;
+    in->num_promotions = 1;
+    assert_int_equal(compute_both(in, &r), 0);
     assert_int_equal(r.promotion_id, 0);
     assert_int_equal(r.discount_cents, 0);
 }

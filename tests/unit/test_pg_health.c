@@ -30,81 +30,53 @@ typedef struct st_fixture_t {
     size_t n;
 } fixture_t;
 
-#define NCELLS(a) ((int)(sizeof(a) / sizeof((a)[0])))
+/* Canned rows are written one row a line, as arrays of rows of cells; NROWS counts the rows of one. */
+#define NROWS(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
-static hp_pg_rows_t rows_of(int cols, int ncells, const char *const *cells)
+/* nrows rows of cols cells, the cells one after the other from cells (NULL for none). */
+static hp_pg_rows_t rows_of(int cols, int nrows, const char *const *cells)
 {
-    hp_pg_rows_t r = {ncells / cols, cols, cells};
+    hp_pg_rows_t r = {nrows, cols, cells};
     return r;
 }
 
 /* The clean reading: hotplate's own connections, indexes that are all used or needed, tables vacuumed, a warm cache. */
-static const char *const clean_connections[] = {
-    "hotplate", "hotplate", "local", "12", "1", "11", "0", "200", "3", "13",
-    "psql",     "postgres", "local", "1",  "1", "0",  "0", "200", "3", "13",
+static const char *const clean_connections[][10] = {
+    {"hotplate", "hotplate", "local", "12", "1", "11", "0", "200", "3", "13"},
+    {"psql", "postgres", "local", "1", "1", "0", "0", "200", "3", "13"},
 };
-static const char *const clean_indexes[] = {
-    "public",
-    "orders",
-    "orders_pkey",
-    "t",
-    "t",
-    "t",
-    "t",
-    "1",
-    "1978",
-    "f",
-    "btree",
-    "5000",
-    "245760",
-    "CREATE UNIQUE INDEX ...",
-    "f",
-    "public",
-    "orders",
-    "orders_user_id_created_at_idx",
-    "f",
-    "f",
-    "f",
-    "t",
-    "2 14",
-    "1978 3128",
-    "f",
-    "btree",
-    "900",
-    "360448",
-    "CREATE INDEX orders_user_id_created_at_idx ON public.orders USING btree (user_id, created_at DESC)",
-    "f",
+static const char *const clean_indexes[][15] = {
+    {"public", "orders", "orders_pkey", "t", "t", "t", "t", "1", "1978", "f", "btree", "5000", "245760", "CREATE UNIQUE INDEX ...",
+     "f"},
+    {"public", "orders", "orders_user_id_created_at_idx", "f", "f", "f", "t", "2 14", "1978 3128", "f", "btree", "900", "360448",
+     "CREATE INDEX orders_user_id_created_at_idx ON public.orders USING btree (user_id, created_at DESC)", "f"},
 };
-static const char *const clean_tables[] = {
-    "public", "order_items", "29150",  "0",    "0",     "10",  "174900", "200",    "3088384", "363",   "363",
-    "5880",   "2965",        "990000", "1000", "95000", "100", "86400",  "700000", "700",     "60000", "60",
-    "public", "orders",      "10000",  "120",  "50",    "2",   "20000",  "9000",   "1400000", "363",   "363",
-    "2050",   "1050",        "990000", "1000", "95000", "100", "86400",  "290000", "300",     "35000", "40",
+static const char *const clean_tables[][22] = {
+    {"public", "order_items", "29150",  "0",    "0",     "10",  "174900", "200",    "3088384", "363",   "363",
+     "5880",   "2965",        "990000", "1000", "95000", "100", "86400",  "700000", "700",     "60000", "60"},
+    {"public", "orders", "10000",  "120",  "50",    "2",   "20000", "9000",   "1400000", "363",   "363",
+     "2050",   "1050",   "990000", "1000", "95000", "100", "86400", "290000", "300",     "35000", "40"},
 };
 
-static void read_connections(fixture_t *fx, const char *const *cells, int n)
+/* The parts of a reading, each with its reader and the number of columns its query returns. */
+typedef enum { SESSIONS, CONNECTIONS, INDEXES, TABLES } part_t;
+static const int part_cols[] = {10, 10, 15, 22};
+
+/* Reads nrows canned rows of cols cells (cells NULL for none) into the end snapshot's part, which must take them. */
+static void read_part(fixture_t *fx, part_t part, const char *const *cells, int cols, int nrows)
 {
-    hp_pg_rows_t r = rows_of(10, n, cells);
-    assert_int_equal(hp_pg_health_read_connections(&fx->b.health, &r), 0);
+    assert_int_equal(cols, part_cols[part]);
+    hp_pg_rows_t r = rows_of(cols, nrows, cells);
+    hp_pg_health_t *h = &fx->b.health;
+    int rc = part == SESSIONS      ? hp_pg_health_read_sessions(h, &r, &fx->lim)
+             : part == CONNECTIONS ? hp_pg_health_read_connections(h, &r)
+             : part == INDEXES     ? hp_pg_health_read_indexes(h, &r, &fx->lim)
+                                   : hp_pg_health_read_tables(h, &r);
+    assert_int_equal(rc, 0);
 }
 
-static void read_indexes(fixture_t *fx, const char *const *cells, int n)
-{
-    hp_pg_rows_t r = rows_of(15, n, cells);
-    assert_int_equal(hp_pg_health_read_indexes(&fx->b.health, &r, &fx->lim), 0);
-}
-
-static void read_tables(fixture_t *fx, const char *const *cells, int n)
-{
-    hp_pg_rows_t r = rows_of(22, n, cells);
-    assert_int_equal(hp_pg_health_read_tables(&fx->b.health, &r), 0);
-}
-
-static void read_sessions(fixture_t *fx, const char *const *cells, int n)
-{
-    hp_pg_rows_t r = rows_of(10, n, cells);
-    assert_int_equal(hp_pg_health_read_sessions(&fx->b.health, &r, &fx->lim), 0);
-}
+/* Reads an array of rows into part; the array's row width is checked against the part's columns. */
+#define READ(fx, part, rows) read_part((fx), (part), (rows)[0], (int)(sizeof((rows)[0]) / sizeof((rows)[0][0])), NROWS(rows))
 
 static int setup(void **state)
 {
@@ -114,10 +86,10 @@ static int setup(void **state)
     fx->a.at_s = 100;
     fx->b.at_s = 110;
     fx->b.health_ok = 1;
-    read_sessions(fx, NULL, 0);
-    read_connections(fx, clean_connections, NCELLS(clean_connections));
-    read_indexes(fx, clean_indexes, NCELLS(clean_indexes));
-    read_tables(fx, clean_tables, NCELLS(clean_tables));
+    read_part(fx, SESSIONS, NULL, part_cols[SESSIONS], 0);
+    READ(fx, CONNECTIONS, clean_connections);
+    READ(fx, INDEXES, clean_indexes);
+    READ(fx, TABLES, clean_tables);
     *state = fx;
     return 0;
 }
@@ -168,7 +140,7 @@ static void test_readers_refuse_the_wrong_shape(void **state)
 {
     fixture_t *fx = *state;
     const char *const cells[] = {"1", "2", "3"};
-    hp_pg_rows_t r = rows_of(3, 3, cells);
+    hp_pg_rows_t r = rows_of(3, 1, cells);
     assert_int_equal(hp_pg_health_read_sessions(&fx->b.health, &r, &fx->lim), -1);
     assert_int_equal(hp_pg_health_read_connections(&fx->b.health, &r), -1);
     assert_int_equal(hp_pg_health_read_indexes(&fx->b.health, &r, &fx->lim), -1);
@@ -177,20 +149,17 @@ static void test_readers_refuse_the_wrong_shape(void **state)
 
 /* ---- sessions ------------------------------------------------------------------------------------ */
 
+/* One session of pg_stat_activity, as the sessions' query returns it. */
+static void session(fixture_t *fx, const char *const row[10])
+{
+    read_part(fx, SESSIONS, row, part_cols[SESSIONS], 1);
+}
+
 static void test_idle_in_transaction(void **state)
 {
     fixture_t *fx = *state;
-    const char *const cells[] = {"4242",
-                                 "report-tool",
-                                 "reporter",
-                                 "local",
-                                 "idle in transaction",
-                                 "Client:ClientRead",
-                                 NULL,
-                                 "6100",
-                                 "6000",
-                                 "SELECT count(*) FROM orders WHERE user_id = 7 AND note = 'secret'"};
-    read_sessions(fx, cells, NCELLS(cells));
+    session(fx, (const char *const[10]){"4242", "report-tool", "reporter", "local", "idle in transaction", "Client:ClientRead",
+                                        NULL, "6100", "6000", "SELECT count(*) FROM orders WHERE user_id = 7 AND note = 'secret'"});
     const hp_doctor_finding_t *f = only(fx, HP_DOCTOR_pg_idle_in_transaction);
     assert_int_equal(f->severity, HP_DOCTOR_MEDIUM);
     assert_non_null(strstr(f->summary, "pid 4242 (application_name 'report-tool')"));
@@ -205,18 +174,16 @@ static void test_idle_in_transaction(void **state)
 static void test_idle_in_transaction_with_hotplates_role(void **state)
 {
     fixture_t *fx = *state;
-    const char *const cells[] = {"4243", "report-tool", "hotplate", "local", "idle in transaction",
-                                 "",     NULL,          "6100",     "6000",  "SELECT 1"};
-    read_sessions(fx, cells, NCELLS(cells));
+    session(fx, (const char *const[10]){"4243", "report-tool", "hotplate", "local", "idle in transaction", "", NULL, "6100", "6000",
+                                        "SELECT 1"});
     assert_non_null(strstr(only(fx, HP_DOCTOR_pg_idle_in_transaction)->fix, "give that application a role of its own"));
 }
 
 static void test_idle_in_transaction_just_under_is_quiet(void **state)
 {
     fixture_t *fx = *state;
-    const char *const cells[] = {"4242", "report-tool", "reporter", "local",   "idle in transaction", "Client:ClientRead",
-                                 NULL,   "5000",        "4990",     "SELECT 1"};
-    read_sessions(fx, cells, NCELLS(cells));
+    session(fx, (const char *const[10]){"4242", "report-tool", "reporter", "local", "idle in transaction", "Client:ClientRead",
+                                        NULL, "5000", "4990", "SELECT 1"});
     assert_int_equal(fx->b.health.num_sessions, 0);
     quiet(fx);
 }
@@ -224,18 +191,16 @@ static void test_idle_in_transaction_just_under_is_quiet(void **state)
 static void test_idle_in_transaction_for_long_is_high(void **state)
 {
     fixture_t *fx = *state;
-    const char *const cells[] = {"4242", "report-tool", "reporter", "local", "idle in transaction",
-                                 "",     NULL,          "50100",    "50000", "SELECT 1"};
-    read_sessions(fx, cells, NCELLS(cells));
+    session(fx, (const char *const[10]){"4242", "report-tool", "reporter", "local", "idle in transaction", "", NULL, "50100",
+                                        "50000", "SELECT 1"});
     assert_int_equal(only(fx, HP_DOCTOR_pg_idle_in_transaction)->severity, HP_DOCTOR_HIGH);
 }
 
 static void test_a_blocker_the_lock_rule_names_is_left_to_it(void **state)
 {
     fixture_t *fx = *state;
-    const char *const cells[] = {"4242", "menu-import", "hotplate", "local", "idle in transaction",
-                                 "",     NULL,          "9000",     "8000",  "UPDATE menu_items SET price_cents = 1"};
-    read_sessions(fx, cells, NCELLS(cells));
+    session(fx, (const char *const[10]){"4242", "menu-import", "hotplate", "local", "idle in transaction", "", NULL, "9000", "8000",
+                                        "UPDATE menu_items SET price_cents = 1"});
     fx->b.num_blockers = 1;
     fx->b.blockers[0].pid = 4242;
     quiet(fx);
@@ -244,12 +209,8 @@ static void test_a_blocker_the_lock_rule_names_is_left_to_it(void **state)
 static void test_long_running_query(void **state)
 {
     fixture_t *fx = *state;
-    const char *const cells[] = {"777",    "etl",
-                                 "etl",    "10.0.0.5",
-                                 "active", "IO:DataFileRead",
-                                 "61000",  "61500",
-                                 NULL,     "SELECT * FROM order_items WHERE price_cents > 100"};
-    read_sessions(fx, cells, NCELLS(cells));
+    session(fx, (const char *const[10]){"777", "etl", "etl", "10.0.0.5", "active", "IO:DataFileRead", "61000", "61500", NULL,
+                                        "SELECT * FROM order_items WHERE price_cents > 100"});
     const hp_doctor_finding_t *f = only(fx, HP_DOCTOR_pg_long_running);
     assert_int_equal(f->severity, HP_DOCTOR_MEDIUM);
     assert_string_equal(f->sql, "SELECT pg_cancel_backend(777)");
@@ -260,8 +221,7 @@ static void test_long_running_query(void **state)
 static void test_long_running_just_under_is_quiet(void **state)
 {
     fixture_t *fx = *state;
-    const char *const cells[] = {"777", "etl", "etl", "10.0.0.5", "active", "", "59900", "59950", NULL, "SELECT 1"};
-    read_sessions(fx, cells, NCELLS(cells));
+    session(fx, (const char *const[10]){"777", "etl", "etl", "10.0.0.5", "active", "", "59900", "59950", NULL, "SELECT 1"});
     quiet(fx);
 }
 
@@ -269,8 +229,8 @@ static void test_long_transaction_is_high_at_ten_times(void **state)
 {
     fixture_t *fx = *state;
     /* Active now with a short statement, but its transaction has been open for 10 minutes. */
-    const char *const cells[] = {"778", "batch", "batch", "local", "active", "", "20", "600000", NULL, "UPDATE t SET x = 1"};
-    read_sessions(fx, cells, NCELLS(cells));
+    session(fx,
+            (const char *const[10]){"778", "batch", "batch", "local", "active", "", "20", "600000", NULL, "UPDATE t SET x = 1"});
     const hp_doctor_finding_t *f = only(fx, HP_DOCTOR_pg_long_running);
     assert_int_equal(f->severity, HP_DOCTOR_HIGH);
     assert_string_equal(f->sql, "SELECT pg_terminate_backend(778)");
@@ -280,8 +240,10 @@ static void test_long_transaction_is_high_at_ten_times(void **state)
 
 static void connections(fixture_t *fx, const char *total)
 {
-    const char *const cells[] = {"legacy-crm", "crm", "10.0.0.9", total, "3", total, "0", "200", "3", total};
-    read_connections(fx, cells, NCELLS(cells));
+    const char *const cells[][10] = {
+        {"legacy-crm", "crm", "10.0.0.9", total, "3", total, "0", "200", "3", total},
+    };
+    READ(fx, CONNECTIONS, cells);
 }
 
 static void test_connections_near_the_limit(void **state)
@@ -313,101 +275,23 @@ static void test_connections_at_the_limit_are_high(void **state)
 static void test_duplicate_index(void **state)
 {
     fixture_t *fx = *state;
-    const char *const cells[] = {
-        "public",
-        "orders",
-        "orders_pkey",
-        "t",
-        "t",
-        "t",
-        "t",
-        "1",
-        "1978",
-        "f",
-        "btree",
-        "5000",
-        "245760",
-        "CREATE UNIQUE INDEX",
-        "f",
-        "public",
-        "orders",
-        "orders_user_id_created_at_idx",
-        "f",
-        "f",
-        "f",
-        "t",
-        "2 14",
-        "1978 3128",
-        "f",
-        "btree",
-        "0",
-        "360448",
-        "CREATE INDEX orders_user_id_created_at_idx ON public.orders USING btree (user_id, created_at DESC)",
-        "f",
+    const char *const cells[][15] = {
+        {"public", "orders", "orders_pkey", "t", "t", "t", "t", "1", "1978", "f", "btree", "5000", "245760", "CREATE UNIQUE INDEX",
+         "f"},
+        {"public", "orders", "orders_user_id_created_at_idx", "f", "f", "f", "t", "2 14", "1978 3128", "f", "btree", "0", "360448",
+         "CREATE INDEX orders_user_id_created_at_idx ON public.orders USING btree (user_id, created_at DESC)", "f"},
         /* The duplicate: (user_id), the leading column of the index above. It has scans: a duplicate is redundant anyway. */
-        "public",
-        "orders",
-        "hp_dup",
-        "f",
-        "f",
-        "f",
-        "t",
-        "2",
-        "1978",
-        "f",
-        "btree",
-        "400",
-        "229376",
-        "CREATE INDEX hp_dup ON public.orders USING btree (user_id)",
-        "f",
+        {"public", "orders", "hp_dup", "f", "f", "f", "t", "2", "1978", "f", "btree", "400", "229376",
+         "CREATE INDEX hp_dup ON public.orders USING btree (user_id)", "f"},
         /* Never proposed: a unique index on the same column, an expression index, an index on another table. */
-        "public",
-        "orders",
-        "orders_user_uniq",
-        "t",
-        "f",
-        "t",
-        "t",
-        "2",
-        "1978",
-        "f",
-        "btree",
-        "900",
-        "229376",
-        "CREATE UNIQUE",
-        "f",
-        "public",
-        "orders",
-        "orders_lower",
-        "f",
-        "f",
-        "f",
-        "t",
-        "0",
-        "1978",
-        "t",
-        "btree",
-        "900",
-        "229376",
-        "CREATE INDEX (lower)",
-        "f",
-        "public",
-        "payments",
-        "payments_user",
-        "f",
-        "f",
-        "f",
-        "t",
-        "2",
-        "1978",
-        "f",
-        "btree",
-        "900",
-        "229376",
-        "CREATE INDEX",
-        "f",
+        {"public", "orders", "orders_user_uniq", "t", "f", "t", "t", "2", "1978", "f", "btree", "900", "229376", "CREATE UNIQUE",
+         "f"},
+        {"public", "orders", "orders_lower", "f", "f", "f", "t", "0", "1978", "t", "btree", "900", "229376", "CREATE INDEX (lower)",
+         "f"},
+        {"public", "payments", "payments_user", "f", "f", "f", "t", "2", "1978", "f", "btree", "900", "229376", "CREATE INDEX",
+         "f"},
     };
-    read_indexes(fx, cells, NCELLS(cells));
+    READ(fx, INDEXES, cells);
     assert_int_equal(fx->b.health.num_duplicate, 1);
     /* The covering index has no scans yet, but it is never proposed as unused while it covers a duplicate. */
     assert_int_equal(fx->b.health.num_unused, 0);
@@ -421,55 +305,13 @@ static void test_duplicate_index(void **state)
 static void test_identical_indexes_keep_one(void **state)
 {
     fixture_t *fx = *state;
-    const char *const cells[] = {
-        "public",
-        "orders",
-        "a_idx",
-        "f",
-        "f",
-        "f",
-        "t",
-        "3",
-        "1978",
-        "f",
-        "hash",
-        "100",
-        "229376",
-        "A",
-        "f",
-        "public",
-        "orders",
-        "b_idx",
-        "f",
-        "f",
-        "f",
-        "t",
-        "3",
-        "1978",
-        "f",
-        "hash",
-        "100",
-        "229376",
-        "B",
-        "f",
+    const char *const cells[][15] = {
+        {"public", "orders", "a_idx", "f", "f", "f", "t", "3", "1978", "f", "hash", "100", "229376", "A", "f"},
+        {"public", "orders", "b_idx", "f", "f", "f", "t", "3", "1978", "f", "hash", "100", "229376", "B", "f"},
         /* A hash index is no prefix of another: only the same columns count. */
-        "public",
-        "orders",
-        "c_idx",
-        "f",
-        "f",
-        "f",
-        "t",
-        "3 4",
-        "1978 1978",
-        "f",
-        "hash",
-        "100",
-        "229376",
-        "C",
-        "f",
+        {"public", "orders", "c_idx", "f", "f", "f", "t", "3 4", "1978 1978", "f", "hash", "100", "229376", "C", "f"},
     };
-    read_indexes(fx, cells, NCELLS(cells));
+    READ(fx, INDEXES, cells);
     assert_int_equal(fx->b.health.num_duplicate, 1);
     assert_string_equal(fx->b.health.duplicate[0].index, "b_idx");
     assert_string_equal(fx->b.health.duplicate[0].covered_by, "a_idx");
@@ -478,11 +320,11 @@ static void test_identical_indexes_keep_one(void **state)
 static void test_small_duplicate_is_quiet(void **state)
 {
     fixture_t *fx = *state;
-    const char *const cells[] = {
-        "public", "orders", "wide",   "f", "f", "f", "t", "2 14", "1978 3128", "f", "btree", "900", "360448", "W", "f",
-        "public", "orders", "hp_dup", "f", "f", "f", "t", "2",    "1978",      "f", "btree", "900", "65535",  "D", "f",
+    const char *const cells[][15] = {
+        {"public", "orders", "wide", "f", "f", "f", "t", "2 14", "1978 3128", "f", "btree", "900", "360448", "W", "f"},
+        {"public", "orders", "hp_dup", "f", "f", "f", "t", "2", "1978", "f", "btree", "900", "65535", "D", "f"},
     };
-    read_indexes(fx, cells, NCELLS(cells));
+    READ(fx, INDEXES, cells);
     assert_int_equal(fx->b.health.num_duplicate, 1);
     quiet(fx);
 }
@@ -490,70 +332,14 @@ static void test_small_duplicate_is_quiet(void **state)
 static void test_unused_index(void **state)
 {
     fixture_t *fx = *state;
-    const char *const cells[] = {
-        "public",
-        "orders",
-        "orders_pkey",
-        "t",
-        "t",
-        "t",
-        "t",
-        "1",
-        "1978",
-        "f",
-        "btree",
-        "0",
-        "245760000",
-        "PK",
-        "f",
-        "public",
-        "orders",
-        "orders_note_idx",
-        "f",
-        "f",
-        "f",
-        "t",
-        "9",
-        "3126",
-        "f",
-        "btree",
-        "49",
-        "1048576",
-        "NOTE",
-        "f",
-        "Sales",
-        "Orders",
-        "Big Idx",
-        "f",
-        "f",
-        "f",
-        "t",
-        "4",
-        "1978",
-        "f",
-        "btree",
-        "0",
-        "65536",
-        "BIG",
-        "f",
+    const char *const cells[][15] = {
+        {"public", "orders", "orders_pkey", "t", "t", "t", "t", "1", "1978", "f", "btree", "0", "245760000", "PK", "f"},
+        {"public", "orders", "orders_note_idx", "f", "f", "f", "t", "9", "3126", "f", "btree", "49", "1048576", "NOTE", "f"},
+        {"Sales", "Orders", "Big Idx", "f", "f", "f", "t", "4", "1978", "f", "btree", "0", "65536", "BIG", "f"},
         /* An invalid index (a failed CREATE INDEX CONCURRENTLY) is not proposed here. */
-        "public",
-        "orders",
-        "orders_half",
-        "f",
-        "f",
-        "f",
-        "f",
-        "5",
-        "1978",
-        "f",
-        "btree",
-        "0",
-        "1048576",
-        "HALF",
-        "f",
+        {"public", "orders", "orders_half", "f", "f", "f", "f", "5", "1978", "f", "btree", "0", "1048576", "HALF", "f"},
     };
-    read_indexes(fx, cells, NCELLS(cells));
+    READ(fx, INDEXES, cells);
     evaluate(fx);
     assert_int_equal(fx->n, 2); /* the invalid index is a finding of its own */
     assert_int_equal(fx->f[1].kind, HP_DOCTOR_pg_invalid_index);
@@ -567,11 +353,11 @@ static void test_unused_index(void **state)
 static void test_used_index_is_quiet(void **state)
 {
     fixture_t *fx = *state;
-    const char *const cells[] = {
-        "public", "orders", "orders_note_idx", "f", "f", "f", "t", "9", "3126", "f", "btree", "50", "1048576", "NOTE", "f",
-        "public", "orders", "orders_tiny",     "f", "f", "f", "t", "8", "3126", "f", "btree", "0",  "65535",   "TINY", "f",
+    const char *const cells[][15] = {
+        {"public", "orders", "orders_note_idx", "f", "f", "f", "t", "9", "3126", "f", "btree", "50", "1048576", "NOTE", "f"},
+        {"public", "orders", "orders_tiny", "f", "f", "f", "t", "8", "3126", "f", "btree", "0", "65535", "TINY", "f"},
     };
-    read_indexes(fx, cells, NCELLS(cells));
+    READ(fx, INDEXES, cells);
     quiet(fx);
 }
 
@@ -579,22 +365,11 @@ static void test_an_index_of_a_foreign_key_is_never_unused(void **state)
 {
     fixture_t *fx = *state;
     /* order_items (order_id) has no scans, but a DELETE of an order would read order_items whole without it. */
-    const char *const cells[] = {"public",
-                                 "order_items",
-                                 "order_items_order_idx",
-                                 "f",
-                                 "f",
-                                 "f",
-                                 "t",
-                                 "2",
-                                 "1978",
-                                 "f",
-                                 "btree",
-                                 "0",
-                                 "1048576",
-                                 "CREATE INDEX order_items_order_idx",
-                                 "t"};
-    read_indexes(fx, cells, NCELLS(cells));
+    const char *const cells[][15] = {
+        {"public", "order_items", "order_items_order_idx", "f", "f", "f", "t", "2", "1978", "f", "btree", "0", "1048576",
+         "CREATE INDEX order_items_order_idx", "t"},
+    };
+    READ(fx, INDEXES, cells);
     assert_int_equal(fx->b.health.num_unused, 0);
     quiet(fx);
 }
@@ -602,10 +377,10 @@ static void test_an_index_of_a_foreign_key_is_never_unused(void **state)
 static void test_a_large_unused_index_is_medium(void **state)
 {
     fixture_t *fx = *state;
-    const char *const cells[] = {
-        "public", "orders", "orders_note_idx", "f", "f", "f", "t", "9", "3126", "f", "btree", "0", "104857600", "NOTE", "f",
+    const char *const cells[][15] = {
+        {"public", "orders", "orders_note_idx", "f", "f", "f", "t", "9", "3126", "f", "btree", "0", "104857600", "NOTE", "f"},
     };
-    read_indexes(fx, cells, NCELLS(cells));
+    READ(fx, INDEXES, cells);
     assert_int_equal(only(fx, HP_DOCTOR_pg_unused_index)->severity, HP_DOCTOR_MEDIUM);
 }
 
@@ -615,10 +390,11 @@ static void test_a_large_unused_index_is_medium(void **state)
 static void table(fixture_t *fx, const char *live, const char *dead, const char *mod, const char *heap_hit, const char *heap_read,
                   const char *idx_hit, const char *idx_read)
 {
-    const char *const cells[] = {"public",  "order_items", live,     dead,      mod,     "10",     "174900",  "200",
-                                 "3088384", NULL,          "7200",   "5880",    "2965",  heap_hit, heap_read, idx_hit,
-                                 idx_read,  NULL,          heap_hit, heap_read, idx_hit, idx_read};
-    read_tables(fx, cells, NCELLS(cells));
+    const char *const cells[][22] = {
+        {"public", "order_items", live,     dead,      mod,     "10",     "174900", "200",    "3088384", NULL,    "7200",
+         "5880",   "2965",        heap_hit, heap_read, idx_hit, idx_read, NULL,     heap_hit, heap_read, idx_hit, idx_read},
+    };
+    READ(fx, TABLES, cells);
 }
 
 static void test_vacuum_due(void **state)
@@ -711,30 +487,12 @@ static void test_foreign_scans_name_the_other_applications_statement(void **stat
 {
     fixture_t *fx = *state;
     seq_window(fx, 20);
-    const char *const cells[] = {
-        "SELECT * FROM order_items WHERE order_id = $1",
-        "900",
-        "80.5",
-        "0.09",
-        "2700",
-        "9000",
-        "0",
-        "SELECT count(*) FROM order_items_archive",
-        "5",
-        "50.0",
-        "10.0",
-        "5",
-        "100",
-        "10",
-        "SELECT sum(quantity) FROM order_items WHERE note <> 'x'",
-        "20",
-        "40.0",
-        "2.0",
-        "20",
-        "20000",
-        "0",
+    const char *const cells[][7] = {
+        {"SELECT * FROM order_items WHERE order_id = $1", "900", "80.5", "0.09", "2700", "9000", "0"},
+        {"SELECT count(*) FROM order_items_archive", "5", "50.0", "10.0", "5", "100", "10"},
+        {"SELECT sum(quantity) FROM order_items WHERE note <> 'x'", "20", "40.0", "2.0", "20", "20000", "0"},
     };
-    hp_pg_rows_t r = rows_of(7, NCELLS(cells), cells);
+    hp_pg_rows_t r = rows_of(7, NROWS(cells), cells[0]);
     assert_int_equal(hp_pg_health_read_statements(&fx->b.health, &r, ours), 0);
     assert_int_equal(fx->b.health.num_other, 2); /* hotplate's own is left out */
     /* order_items_archive is another table: the whole word counts. */
@@ -775,9 +533,8 @@ static void test_few_sequential_scans_are_quiet(void **state)
 static void test_json_and_markdown(void **state)
 {
     fixture_t *fx = *state;
-    const char *const cells[] = {"4242", "report-tool", "reporter", "local", "idle in transaction",
-                                 "",     NULL,          "6100",     "6000",  "SELECT 1"};
-    read_sessions(fx, cells, NCELLS(cells));
+    session(fx, (const char *const[10]){"4242", "report-tool", "reporter", "local", "idle in transaction", "", NULL, "6100", "6000",
+                                        "SELECT 1"});
     table(fx, "29150", "0", "10000", "9899", "101", "95000", "100");
     evaluate(fx);
     assert_int_equal(fx->n, 3);

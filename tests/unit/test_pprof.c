@@ -58,18 +58,51 @@ static const char canned_heap[] = "heap_v2/524288\n"
                                   "555555556000-55555555a000 r-xp 00002000 fe:00 42   /srv/hotplate\n"
                                   "7ffff7c00000-7ffff7c20000 r-xp 00010000 fe:00 7    /usr/lib/x86_64-linux-gnu/libjemalloc.so.2\n";
 
+/*
+ * Every test but the maps reader's reads the canned files from a pool of its
+ * own: setup gives it the pool and teardown clears it, so that no test can
+ * leave its pool behind on a failed assertion's early return.
+ */
+static h2o_mem_pool_t pool;
+static const char *err;
+
+static int setup(void **state)
+{
+    (void)state;
+    h2o_mem_init_pool(&pool);
+    err = NULL;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    h2o_mem_clear_pool(&pool);
+    return 0;
+}
+
+/* The canned CPU profile read into raw; buf holds the file's bytes and its length is returned. */
+static size_t read_cpu(char *buf, size_t cap, hp_pprof_raw_t *raw)
+{
+    size_t len = canned_cpu(buf, cap);
+    assert_int_equal(hp_pprof_parse_cpu(&pool, buf, len, raw, &err), 0);
+    return len;
+}
+
+/* The canned heap profile read into raw. */
+static void read_heap(hp_pprof_raw_t *raw)
+{
+    assert_int_equal(hp_pprof_parse_heap(&pool, canned_heap, sizeof(canned_heap) - 1, raw, &err), 0);
+}
+
 /* ---- the readers ----------------------------------------------------------------------------- */
 
 static void test_cpu_reader(void **state)
 {
     (void)state;
     char buf[2048];
-    size_t len = canned_cpu(buf, sizeof(buf));
-    h2o_mem_pool_t pool;
-    h2o_mem_init_pool(&pool);
     hp_pprof_raw_t raw;
-    const char *err = NULL;
-    assert_int_equal(hp_pprof_parse_cpu(&pool, buf, len, &raw, &err), 0);
+    read_cpu(buf, sizeof(buf), &raw);
     assert_int_equal(raw.period, 10000);
     assert_int_equal(raw.num_samples, 2); /* the record with a count of 0 is no sample */
     assert_int_equal(raw.samples[0].v[0], 3);
@@ -96,17 +129,13 @@ static void test_cpu_reader(void **state)
     uint64_t hdr[] = {1, 3, 0, 100, 0, 0, 1, 0};
     assert_int_equal(hp_pprof_parse_cpu(&pool, (char *)hdr, sizeof(hdr), &raw, &err), -1);
     assert_non_null(strstr(err, "header"));
-    h2o_mem_clear_pool(&pool);
 }
 
 static void test_heap_reader(void **state)
 {
     (void)state;
-    h2o_mem_pool_t pool;
-    h2o_mem_init_pool(&pool);
     hp_pprof_raw_t raw;
-    const char *err = NULL;
-    assert_int_equal(hp_pprof_parse_heap(&pool, canned_heap, sizeof(canned_heap) - 1, &raw, &err), 0);
+    read_heap(&raw);
     assert_int_equal(raw.period, 524288);
     assert_int_equal(raw.num_samples, 2); /* the all-zero stack is dropped, the freed-but-allocated one kept */
     const hp_pprof_raw_sample_t *a = &raw.samples[0], *b = &raw.samples[1];
@@ -135,7 +164,6 @@ static void test_heap_reader(void **state)
     static const char odd[] = "heap_v2/2\n@ 0x10\n  t*: 1 16 [1: 16]\nMAPPED_LIBRARIES:\n";
     assert_int_equal(hp_pprof_parse_heap(&pool, odd, sizeof(odd) - 1, &raw, &err), 0);
     assert_int_equal(raw.num_samples, 0);
-    h2o_mem_clear_pool(&pool);
 }
 
 static void test_maps_reader(void **state)
@@ -201,25 +229,29 @@ static const Perftools__Profiles__Location *location(const Perftools__Profiles__
     return NULL;
 }
 
+/* raw encoded with symtab t (or none) and meta, and decoded back; *gz is the encoder's output, the caller's to free. */
+static Perftools__Profiles__Profile *encoded(const hp_pprof_raw_t *raw, hp_symtab_t *t, const hp_pprof_meta_t *meta,
+                                             unsigned char **gz)
+{
+    size_t gz_len = 0;
+    *gz = NULL;
+    assert_int_equal(hp_pprof_encode(raw, t, meta, gz, &gz_len, &err), 0);
+    return decode(*gz, gz_len);
+}
+
 static void test_encode_cpu_unsymbolized(void **state)
 {
     (void)state;
     char buf[2048];
-    size_t len = canned_cpu(buf, sizeof(buf));
-    h2o_mem_pool_t pool;
-    h2o_mem_init_pool(&pool);
     hp_pprof_raw_t raw;
-    const char *err = NULL;
-    assert_int_equal(hp_pprof_parse_cpu(&pool, buf, len, &raw, &err), 0);
+    read_cpu(buf, sizeof(buf), &raw);
     hp_pprof_meta_t meta = {.kind = HP_PPROF_CPU,
                             .time_ns = 1700000000000000000,
                             .duration_ns = 3000000000,
                             .comments = {"commit abc"},
                             .num_comments = 1};
     unsigned char *gz = NULL;
-    size_t gz_len = 0;
-    assert_int_equal(hp_pprof_encode(&raw, NULL, &meta, &gz, &gz_len, &err), 0);
-    Perftools__Profiles__Profile *p = decode(gz, gz_len);
+    Perftools__Profiles__Profile *p = encoded(&raw, NULL, &meta, &gz);
     assert_string_equal(str(p, 0), "");
     assert_int_equal(p->n_sample_type, 2);
     assert_string_equal(str(p, p->sample_type[0]->type), "samples");
@@ -248,24 +280,19 @@ static void test_encode_cpu_unsymbolized(void **state)
     free(gz);
     /* A heap meta on a CPU file is refused. */
     meta.kind = HP_PPROF_HEAP;
+    size_t gz_len = 0;
     assert_int_equal(hp_pprof_encode(&raw, NULL, &meta, &gz, &gz_len, &err), -1);
-    h2o_mem_clear_pool(&pool);
 }
 
 static void test_encode_heap_unsamples_and_drops_jemalloc_frames(void **state)
 {
     (void)state;
-    h2o_mem_pool_t pool;
-    h2o_mem_init_pool(&pool);
     hp_pprof_raw_t raw;
-    const char *err = NULL;
-    assert_int_equal(hp_pprof_parse_heap(&pool, canned_heap, sizeof(canned_heap) - 1, &raw, &err), 0);
+    read_heap(&raw);
     for (int allocs = 0; allocs != 2; ++allocs) {
         hp_pprof_meta_t meta = {.kind = allocs ? HP_PPROF_ALLOCS : HP_PPROF_HEAP};
         unsigned char *gz = NULL;
-        size_t gz_len = 0;
-        assert_int_equal(hp_pprof_encode(&raw, NULL, &meta, &gz, &gz_len, &err), 0);
-        Perftools__Profiles__Profile *p = decode(gz, gz_len);
+        Perftools__Profiles__Profile *p = encoded(&raw, NULL, &meta, &gz);
         assert_int_equal(p->n_sample_type, 4);
         static const char *const types[] = {"alloc_objects", "alloc_space", "inuse_objects", "inuse_space"};
         for (int i = 0; i != 4; ++i)
@@ -288,7 +315,6 @@ static void test_encode_heap_unsamples_and_drops_jemalloc_frames(void **state)
         perftools__profiles__profile__free_unpacked(p, NULL);
         free(gz);
     }
-    h2o_mem_clear_pool(&pool);
 }
 
 /* ---- the merge ------------------------------------------------------------------------------- */
@@ -297,13 +323,9 @@ static void test_merge_adds_samples_and_dedupes_the_tables(void **state)
 {
     (void)state;
     char buf[2048];
-    size_t len = canned_cpu(buf, sizeof(buf));
-    h2o_mem_pool_t pool;
-    h2o_mem_init_pool(&pool);
     hp_pprof_raw_t raw, heap;
-    const char *err = NULL;
-    assert_int_equal(hp_pprof_parse_cpu(&pool, buf, len, &raw, &err), 0);
-    assert_int_equal(hp_pprof_parse_heap(&pool, canned_heap, sizeof(canned_heap) - 1, &heap, &err), 0);
+    read_cpu(buf, sizeof(buf), &raw);
+    read_heap(&heap);
     unsigned char *gz[3];
     size_t gz_len[3];
     hp_pprof_meta_t m1 = {.kind = HP_PPROF_CPU, .time_ns = 1000, .duration_ns = 10, .comments = {"commit a"}, .num_comments = 1};
@@ -347,7 +369,6 @@ static void test_merge_adds_samples_and_dedupes_the_tables(void **state)
     assert_int_equal(hp_pprof_merge(bad, bad_len, 0, &out, &out_len, &err), -1);
     for (int i = 0; i != 3; ++i)
         free(gz[i]);
-    h2o_mem_clear_pool(&pool);
 }
 
 /* ---- the symbolizer -------------------------------------------------------------------------- */
@@ -355,7 +376,6 @@ static void test_merge_adds_samples_and_dedupes_the_tables(void **state)
 static void test_symbolizes_this_process(void **state)
 {
     (void)state;
-    const char *err = NULL;
     hp_symtab_t *t = hp_symtab_open_self(&err);
     assert_non_null(t);
     hp_sym_t sym;
@@ -389,9 +409,7 @@ static void test_symbolizes_this_process(void **state)
     hp_pprof_raw_t raw = {.kind = HP_PPROF_RAW_CPU, .period = 1000, .samples = &rs, .num_samples = 1, .maps = maps, .maps_len = n};
     hp_pprof_meta_t meta = {.kind = HP_PPROF_CPU};
     unsigned char *gz = NULL;
-    size_t gz_len = 0;
-    assert_int_equal(hp_pprof_encode(&raw, t, &meta, &gz, &gz_len, &err), 0);
-    Perftools__Profiles__Profile *p = decode(gz, gz_len);
+    Perftools__Profiles__Profile *p = encoded(&raw, t, &meta, &gz);
     const Perftools__Profiles__Location *leaf = location(p, p->sample[0]->location_id[0]);
     const Perftools__Profiles__Location *caller = location(p, p->sample[0]->location_id[1]);
     assert_int_equal(leaf->n_line, 1);
@@ -406,13 +424,13 @@ static void test_symbolizes_this_process(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_cpu_reader),
-        cmocka_unit_test(test_heap_reader),
+        cmocka_unit_test_setup_teardown(test_cpu_reader, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_heap_reader, setup, teardown),
         cmocka_unit_test(test_maps_reader),
-        cmocka_unit_test(test_encode_cpu_unsymbolized),
-        cmocka_unit_test(test_encode_heap_unsamples_and_drops_jemalloc_frames),
-        cmocka_unit_test(test_merge_adds_samples_and_dedupes_the_tables),
-        cmocka_unit_test(test_symbolizes_this_process),
+        cmocka_unit_test_setup_teardown(test_encode_cpu_unsymbolized, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_encode_heap_unsamples_and_drops_jemalloc_frames, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_merge_adds_samples_and_dedupes_the_tables, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_symbolizes_this_process, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
