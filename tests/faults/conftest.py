@@ -20,6 +20,7 @@ docs/RELIABILITY.md from it), otherwise a file in the stack's directory.
 """
 
 import atexit
+import contextlib
 import json
 import os
 import shutil
@@ -157,6 +158,35 @@ def make_cast(tokens, db):
     db.exec("UPDATE menu_items SET available = true, stock = NULL WHERE restaurant_id = ANY(%s)", ([c.rid, c.rid2],))
     c.items = [r["id"] for r in db.all("SELECT id FROM menu_items WHERE restaurant_id = %s ORDER BY id LIMIT 3", (c.rid,))]
     return c
+
+
+@contextlib.contextmanager
+def ha_stack(prefix):
+    """An HA stack of a module's own (deploy/stack.sh up with HA=1: a primary with a sync standby, Redis with
+    Sentinel) in a temporary home, migrated and seeded at scale 0.01, with its Cast (st.cast) and a reconnecting
+    database helper (st.db); destroyed when the block ends, whatever happened."""
+    home = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+    st = hpstack.Stack(home, timeout=COMMAND_TIMEOUT)
+    _STACKS.append(st)
+    db = None
+    try:
+        process.run([hpstack.STACK_SH, "up", "--home", home], COMMAND_TIMEOUT, env=dict(os.environ, HA="1"))
+        st.read_env()
+        assert st.env.get("HOTPLATE_HA") == "1", st.env
+        env = dict(os.environ)
+        env.update(st.env)
+        st.tokens = os.path.join(home, "tokens.tsv")
+        st.migrate_and_seed(BIN, env, 0.01, st.tokens, migrations=MIGRATIONS, timeout=COMMAND_TIMEOUT)
+        db = ReconnectingDB(st.pg_url)
+        st.cast = make_cast(st.tokens, db)
+        st.db = db
+        yield st
+    finally:
+        if db is not None:
+            db.close()
+        if st in _STACKS:
+            _STACKS.remove(st)
+        st.run("destroy", check=False)
 
 
 def cart(c, i=0):

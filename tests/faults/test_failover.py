@@ -22,17 +22,13 @@ The HA stack is this module's own (a second temporary home), so the other
 fault tests keep their single-node stack.
 """
 
-import os
-import tempfile
 import threading
 import time
 import uuid
 
 import requests
 
-from conftest import BIN, COMMAND_TIMEOUT, MIGRATIONS, ReconnectingDB, _STACKS, cart, make_cast
-from hplib import process
-from hplib import stack as hpstack
+from conftest import BIN, cart, ha_stack
 from hplib.client import HTTP_TIMEOUT, Client, assert_status, describe
 from hplib.server import Servers
 from load import Load, wait_until
@@ -52,30 +48,14 @@ MAX_SECONDS = 60.0
 @pytest.fixture(scope="module")
 def ha(tmp_path_factory):
     """An HA stack, migrated and seeded at scale 0.01, and one server on it."""
-    home = tempfile.mkdtemp(prefix="hp-ha-", dir="/tmp")
-    st = hpstack.Stack(home, timeout=COMMAND_TIMEOUT)
-    _STACKS.append(st)
-    process.run([hpstack.STACK_SH, "up", "--home", home], COMMAND_TIMEOUT, env=dict(os.environ, HA="1"))
-    st.read_env()
-    assert st.env.get("HOTPLATE_HA") == "1", st.env
-    env = dict(os.environ)
-    env.update(st.env)
-    st.tokens = os.path.join(home, "tokens.tsv")
-    st.migrate_and_seed(BIN, env, 0.01, st.tokens, migrations=MIGRATIONS, timeout=COMMAND_TIMEOUT)
-    db = ReconnectingDB(st.pg_url)
-    st.cast = make_cast(st.tokens, db)
-    st.db = db
-    servers = Servers(BIN, {"HOTPLATE_PG_URL": st.pg_url, "HOTPLATE_REDIS_URL": st.redis_url}, str(tmp_path_factory.mktemp("ha")),
-                      graceful=True)
-    st.server = servers.start("ha", threads=2, flags=["payment_latency_ms=20"])
-    try:
-        yield st
-    finally:
-        servers.close()
-        db.close()
-        if st in _STACKS:
-            _STACKS.remove(st)
-        st.run("destroy", check=False)
+    with ha_stack("hp-ha-") as st:
+        servers = Servers(BIN, {"HOTPLATE_PG_URL": st.pg_url, "HOTPLATE_REDIS_URL": st.redis_url},
+                          str(tmp_path_factory.mktemp("ha")), graceful=True)
+        st.server = servers.start("ha", threads=2, flags=["payment_latency_ms=20"])
+        try:
+            yield st
+        finally:
+            servers.close()
 
 
 def _metric(text, name):

@@ -30,7 +30,6 @@ and unix sockets only, and the loads are a few hundred requests.
 import contextlib
 import os
 import signal
-import tempfile
 import time
 import uuid
 
@@ -38,9 +37,7 @@ import psycopg2
 import pytest
 import requests
 
-from conftest import BIN, COMMAND_TIMEOUT, MIGRATIONS, ReconnectingDB, _STACKS, cart, make_cast
-from hplib import process
-from hplib import stack as hpstack
+from conftest import BIN, cart, ha_stack
 from hplib.client import HTTP_TIMEOUT, Client, assert_status
 from hplib.server import Servers
 from load import wait_until
@@ -70,37 +67,21 @@ def _conf(home):
 @pytest.fixture(scope="module")
 def ha(tmp_path_factory):
     """An HA stack, migrated and seeded at scale 0.01, and one server on it with replica_reads=on."""
-    home = tempfile.mkdtemp(prefix="hp-rr-", dir="/tmp")
-    st = hpstack.Stack(home, timeout=COMMAND_TIMEOUT)
-    _STACKS.append(st)
-    process.run([hpstack.STACK_SH, "up", "--home", home], COMMAND_TIMEOUT, env=dict(os.environ, HA="1"))
-    st.read_env()
-    assert st.env.get("HOTPLATE_HA") == "1", st.env
-    assert st.env.get("HOTPLATE_PG_REPLICA_URL"), "stack.sh exported no HOTPLATE_PG_REPLICA_URL"
-    env = dict(os.environ)
-    env.update(st.env)
-    st.tokens = os.path.join(home, "tokens.tsv")
-    st.migrate_and_seed(BIN, env, 0.01, st.tokens, migrations=MIGRATIONS, timeout=COMMAND_TIMEOUT)
-    db = ReconnectingDB(st.pg_url)
-    st.cast = make_cast(st.tokens, db)
-    st.db = db
-    st.standby_url = "postgresql://postgres@127.0.0.1:%s/hotplate" % st.env["HOTPLATE_PG_STANDBY_PORT"]
-    st.primary_url = "postgresql://postgres@127.0.0.1:%s/hotplate" % st.env["HOTPLATE_PG_PORT"]
-    servers = Servers(BIN, {"HOTPLATE_PG_URL": st.pg_url, "HOTPLATE_REDIS_URL": st.redis_url,
-                            "HOTPLATE_PG_REPLICA_URL": st.env["HOTPLATE_PG_REPLICA_URL"],
-                            # A standby read's deadline is half of this: 1 s for the hung standby test.
-                            "HOTPLATE_DB_TIMEOUT_MS": str(DB_TIMEOUT_MS)},
-                      str(tmp_path_factory.mktemp("rr")), graceful=True)
-    # menu_cache=off: every menu read is the uncached one, the statement this is about.
-    st.server = servers.start("rr", threads=2, flags=["replica_reads=on", "menu_cache=off", "payment_latency_ms=1"])
-    try:
-        yield st
-    finally:
-        servers.close()
-        db.close()
-        if st in _STACKS:
-            _STACKS.remove(st)
-        st.run("destroy", check=False)
+    with ha_stack("hp-rr-") as st:
+        assert st.env.get("HOTPLATE_PG_REPLICA_URL"), "stack.sh exported no HOTPLATE_PG_REPLICA_URL"
+        st.standby_url = "postgresql://postgres@127.0.0.1:%s/hotplate" % st.env["HOTPLATE_PG_STANDBY_PORT"]
+        st.primary_url = "postgresql://postgres@127.0.0.1:%s/hotplate" % st.env["HOTPLATE_PG_PORT"]
+        servers = Servers(BIN, {"HOTPLATE_PG_URL": st.pg_url, "HOTPLATE_REDIS_URL": st.redis_url,
+                                "HOTPLATE_PG_REPLICA_URL": st.env["HOTPLATE_PG_REPLICA_URL"],
+                                # A standby read's deadline is half of this: 1 s for the hung standby test.
+                                "HOTPLATE_DB_TIMEOUT_MS": str(DB_TIMEOUT_MS)},
+                          str(tmp_path_factory.mktemp("rr")), graceful=True)
+        # menu_cache=off: every menu read is the uncached one, the statement this is about.
+        st.server = servers.start("rr", threads=2, flags=["replica_reads=on", "menu_cache=off", "payment_latency_ms=1"])
+        try:
+            yield st
+        finally:
+            servers.close()
 
 
 def _pool(s):
