@@ -24,6 +24,9 @@
 #                compare the tree with a saved report (exit 3 on a regression)
 #   make lab     all scenarios, the ceilings and the peak-hour shape, then a
 #                summary table (under 20 minutes; QUICK=1 under 5)
+#   make lab-docs  run every lab in docs/labs on a private stack of its own and
+#                rewrite its generated outputs, figures and pictures (LAB=04: one;
+#                docs/labs/README.md)
 #   make fuzz    build the libFuzzer drivers (clang, ASan+UBSan) in build-fuzz/
 #                and fuzz each for FUZZ_SECONDS (default 60); tests/fuzz/run.sh
 #
@@ -54,7 +57,7 @@ FORMAT_DIRS := $(wildcard common services profiling tests loadtests)
 # library they share with the test suites; they find it on PYTHONPATH.
 LOADTESTS_PYTHONPATH := $(CURDIR)/tests$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: all deps build build-asan run up down status failover migrate seed test bench-overhead bench-ab bench-replica soak bench lab fuzz format clean doctor
+.PHONY: all deps build build-asan run up down status failover migrate seed test bench-overhead bench-ab bench-replica soak bench lab lab-docs fuzz format clean doctor
 
 all: build
 
@@ -142,6 +145,12 @@ bench: deps
 
 lab: deps
 	PYTHONPATH=$(LOADTESTS_PYTHONPATH) loadtests/bench.py --lab $(if $(filter-out 0,$(QUICK)),--quick)
+
+# The labs' walkthroughs, run and pasted by the machine (loadtests/labdocs.py).
+# LAB=NN (or a comma-separated list) runs some of them.
+LAB ?=
+lab-docs: deps build
+	PYTHONPATH=$(LOADTESTS_PYTHONPATH) loadtests/labdocs.py $(foreach l,$(subst $(comma), ,$(LAB)),--lab $(l))
 
 # libFuzzer drivers of every parser (tests/fuzz/run.sh): FUZZ_SECONDS per
 # driver (default 60), FUZZ_JOBS at a time (default 2). Fails on any crash.
