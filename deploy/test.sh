@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every hotplate test after `make build build-asan`: the layer check and
 # the unit tests of both builds under ctest, then every pytest suite and the
-# fuzzers in four lanes side by side, each against a private stack of its own
+# fuzzers in five lanes side by side, each against a private stack of its own
 # (PostgreSQL and Redis under .hotplate/test*, started here and stopped at the
 # end whatever happened):
 #
@@ -13,14 +13,17 @@
 #                                      and Sentinel), tests/e2e against the ASan+UBSan server
 #   suites     .hotplate/test-suites   tests/bench, tests/monitoring, and the profiles'
 #                                      files of tests/e2e (test_pprof*.py, test_prof_history.py)
+#   labs       .hotplate/labdocs-NN    every lab's steps in quick mode (loadtests/labdocs.py),
+#                                      one lab and its stack at a time
 #
 # Why lanes: most of the suites wait (on a payment gateway's latency, a
 # timeout that must expire, a server that starts, a restarted PostgreSQL), so
 # one after another they left one of this machine's two cores idle most of the
 # time: the phase table at the end of this script said 864 to 1006 s on the
-# 2-core CI machine one after another, and 237 to 331 s in these four lanes
-# over six runs (the builds before it aside, about 45 s from a fresh clone:
-# 5 min 20 s in all for the last one). Each lane
+# 2-core CI machine one after another, and 237 to 331 s in four lanes over six
+# runs. Seven lanes (faults and the profiles on lanes of their own) were tried
+# and were no faster (404 s against 419 s for four in the same hour), with
+# three tests that wait on a deadline failing under the load. Each lane
 # has its own database, so the suites that count rows, drop an index or fill
 # the orders of a customer never see each other's writes. The doctor's tests
 # judge shares of a window of load, not figures, so they hold on a busy
@@ -149,6 +152,16 @@ lane_e2e() {
     tests/fuzz/run.sh 8>&- || fail "fuzz"
 }
 
+lane_labs() {
+    # Every lab's walkthrough (docs/labs), its steps run at a small scale with
+    # each wait cut to a second: a command that no longer works, or an output
+    # that lost the shape its text describes, fails here; a figure never does.
+    # Each lab starts (and stops) a stack of its own in .hotplate/labdocs-NN.
+    step "labs: loadtests/labdocs.py --quick --check"
+    PYTHONPATH="$repo_root/tests:$repo_root/loadtests" "$python" loadtests/labdocs.py --quick --check --bin "$bin" 8>&- ||
+        fail "labs (docs/labs; outputs in .hotplate/labdocs-out)"
+}
+
 # The profiles' e2e files run in the suites lane, which finishes a minute before
 # the e2e lane; the sanitized lane still runs them against the ASan server.
 profile_files=(tests/e2e/test_pprof.py tests/e2e/test_pprof_proto.py tests/e2e/test_prof_history.py)
@@ -192,7 +205,8 @@ lane_sanitized() {
 # shellcheck disable=SC2317
 teardown() {
     local h
-    for h in test test-doctor test-asan test-suites; do
+    for h in test test-doctor test-asan test-suites labdocs-*; do
+        [[ -d $repo_root/.hotplate/$h ]] || continue
         deploy/stack.sh down --home "$repo_root/.hotplate/$h" >/dev/null 2>&1 || true
     done
 }
@@ -243,7 +257,7 @@ if [[ ! -d $mods || $lock -nt $mods/.package-lock.json ]]; then
 fi
 phase_end
 
-lanes=(e2e doctor sanitized suites)
+lanes=(e2e doctor sanitized suites labs)
 step "the lanes: ${lanes[*]}, side by side"
 pids=()
 for l in "${lanes[@]}"; do

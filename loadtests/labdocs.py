@@ -403,6 +403,18 @@ def main():
             failed.append(f"{lab.name}: {e}")
             continue
         problems = check(lab, results, args.quick)
+        if not problems:
+            # The prose's figures must still be found in this run's outputs, quick or not.
+            try:
+                v = values(lab, results)
+                for m in VALUE.finditer(lab.text):
+                    try:
+                        evaluate(m.group("expr"), v)
+                    except ZeroDivisionError:
+                        if not args.quick:  # a quick run's zero is a figure, not a broken command
+                            raise
+            except (ValueError, KeyError, ZeroDivisionError) as e:
+                problems.append(f"a figure in the prose: {e}")
         if problems:
             failed += [f"{lab.name}: {x}" for x in problems]
             continue
