@@ -8,12 +8,12 @@
 #   e2e        .hotplate/test          tests/e2e (but the doctor's and the profiles'
 #                                      files), then the libFuzzer drivers (tests/fuzz/run.sh)
 #   doctor     .hotplate/test-doctor   tests/e2e/test_doctor.py and test_doctor_general.py
-#   sanitized  .hotplate/test-asan     tests/faults (which starts a stack of its own
-#                                      too, and test_failover.py an HA one with a standby
-#                                      and Sentinel), tests/e2e against the ASan+UBSan server
+#   sanitized  .hotplate/test-asan     tests/e2e against the ASan+UBSan server
 #   suites     .hotplate/test-suites   tests/bench, tests/monitoring, and the profiles'
 #                                      files of tests/e2e (test_pprof*.py, test_prof_history.py)
-#   labs       .hotplate/labdocs-NN    every lab's steps in quick mode (loadtests/labdocs.py),
+#   faults     (its own; labdocs-NN)   tests/faults (on a stack of its own in /tmp, and
+#                                      test_failover.py an HA one with a standby and Sentinel),
+#                                      then every lab's steps in quick mode (loadtests/labdocs.py),
 #                                      one lab and its stack at a time
 #
 # Why lanes: most of the suites wait (on a payment gateway's latency, a
@@ -152,7 +152,10 @@ lane_e2e() {
     tests/fuzz/run.sh 8>&- || fail "fuzz"
 }
 
-lane_labs() {
+lane_faults() {
+    # tests/faults starts (and destroys) a stack of its own for its faults
+    # (here rather than before the ASan e2e run, the longest lane).
+    pytest_run tests/faults -- tests/faults
     # Every lab's walkthrough (docs/labs), its steps run at a small scale with
     # each wait cut to a second: a command that no longer works, or an output
     # that lost the shape its text describes, fails here; a figure never does.
@@ -191,8 +194,6 @@ lane_suites() {
 
 lane_sanitized() {
     fresh_stack "$repo_root/.hotplate/test-asan" || return 0
-    # tests/faults starts (and destroys) a stack of its own for its faults.
-    pytest_run tests/faults -- tests/faults
     # The e2e suite against the ASan+UBSan server: every server it starts must
     # run clean under the sanitizers and exit clean under LeakSanitizer.
     # HOTPLATE_E2E_SANITIZED=1 tells the tests that cannot hold under a
@@ -257,7 +258,7 @@ if [[ ! -d $mods || $lock -nt $mods/.package-lock.json ]]; then
 fi
 phase_end
 
-lanes=(e2e doctor sanitized suites labs)
+lanes=(e2e doctor sanitized suites faults)
 step "the lanes: ${lanes[*]}, side by side"
 pids=()
 for l in "${lanes[@]}"; do
