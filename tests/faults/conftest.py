@@ -21,7 +21,6 @@ docs/RELIABILITY.md from it), otherwise a file in the stack's directory.
 
 import atexit
 import contextlib
-import json
 import os
 import shutil
 import tempfile
@@ -32,6 +31,7 @@ import pytest
 from hplib import process
 from hplib import stack as hpstack
 from hplib.db import DB
+from hplib.record import append_row
 from hplib.server import Servers
 from hplib.tokens import read_tokens
 
@@ -216,8 +216,6 @@ def record(record_path, request):
     appends one row for docs/RELIABILITY.md."""
 
     def _record(**row):
-        row.setdefault("test", request.node.name)
-        with open(record_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(row, sort_keys=True) + "\n")
+        append_row(request.node.name, path=record_path, **row)
 
     return _record

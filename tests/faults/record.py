@@ -18,6 +18,7 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -43,6 +44,36 @@ def run_faults(binary, record_path):
     cmd = [PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", os.path.join("tests", "faults")]
     print("record: " + " ".join(cmd), flush=True)
     return subprocess.run(cmd, cwd=REPO, env=env, timeout=1800).returncode
+
+
+def run_app_replicas(binary, record_path):
+    """tests/monitoring/test_replicas_checkout.py (two servers behind nginx, one SIGKILLed), which needs the
+    environment make test gives tests/monitoring: a stack of its own, migrated and seeded, made and destroyed here."""
+    home = tempfile.mkdtemp(prefix="hp-record-replicas-", dir="/tmp")
+    stack_sh = os.path.join(REPO, "deploy", "stack.sh")
+    try:
+        subprocess.run([stack_sh, "up", "--home", home], cwd=REPO, check=True, timeout=300, stdout=subprocess.DEVNULL)
+        env = dict(os.environ)
+        with open(os.path.join(home, "env"), encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("export ") and "=" in line:
+                    k, v = line[len("export "):].strip().split("=", 1)
+                    env[k] = v.strip("'")
+        tokens = os.path.join(home, "tokens.tsv")
+        migrations = os.path.join(REPO, "migrations")
+        subprocess.run([binary, "migrate", "--dir", migrations], env=env, check=True, timeout=300, stdout=subprocess.DEVNULL)
+        subprocess.run([binary, "seed", "--scale", "0.01", "--tokens", tokens, "--dir", migrations], env=env, check=True,
+                       timeout=300, stdout=subprocess.DEVNULL)
+        env.update(HOTPLATE_BIN=binary, HOTPLATE_TOKENS=tokens, HOTPLATE_FAULTS_RECORD=record_path)
+        cmd = [PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", os.path.join("tests", "monitoring", "test_replicas_checkout.py")]
+        print("record: " + " ".join(cmd), flush=True)
+        return subprocess.run(cmd, cwd=REPO, env=env, timeout=600).returncode
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
+        print("record: the replicas' stack: %s" % e, flush=True)
+        return 1
+    finally:
+        subprocess.run([stack_sh, "destroy", "--home", home], cwd=REPO, timeout=120, stdout=subprocess.DEVNULL)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def run_fuzz(seconds):
@@ -93,7 +124,7 @@ def render(rows, fuzz, fuzz_note, when, machine):
     w("and where the access rules are tested. Regenerate it with one command:")
     w("")
     w("```sh")
-    w("tests/faults/record.py            # the fault suite against a stack of its own, then every fuzzer for 60 s")
+    w("tests/faults/record.py            # the fault suite and the replicas' test on stacks of their own, then every fuzzer for 60 s")
     w("```")
     w("")
     w("Recorded %s on %s." % (when, machine))
@@ -157,6 +188,13 @@ def render(rows, fuzz, fuzz_note, when, machine):
     w("  the primary within the standby's deadline of 1 s (the server runs with `--db-timeout-ms 2000`; *slowest s*), and")
     w("  the standby serves again once they are released. After a fast shutdown of the standby under menu and history")
     w("  reads, every answer is a 200 from the primary (*fallbacks*).")
+    w("- **An application replica lost** (`tests/monitoring/test_replicas_checkout.py`, which this command runs on a stack of")
+    w("  its own after the fault suite): two servers behind Debian's nginx (`deploy/nginx`), four clients checking out")
+    w("  through it and retrying with the same Idempotency-Key after a 502, 503 or 504 or a dropped connection; one server is")
+    w("  SIGKILLed while it has a checkout in flight. nginx never replays a POST itself (its `proxy_next_upstream` lacks")
+    w("  `non_idempotent`), so the client sees the failure and retries (*retried attempts*); every key ends with")
+    w("  exactly one order, and the survivor carries the load (*survivor orders after kill*). *Recovered s* is the time from")
+    w("  the kill until every client had a 201 again.")
     w("- **Payment declines and timeouts** (`test_payment_faults.py`): every checkout ends as exactly one of 201 with its rows,")
     w("  402 `payment_declined` or 504 `payment_timeout`, and a 402 or 504 leaves no order. That a late authorization is voided")
     w("  is the simulator's contract (`services/payment.h`); its counter is not exposed outside the process, so the suite")
@@ -357,6 +395,8 @@ def main():
     try:
         if run_faults(a.bin, record_path) != 0:
             sys.exit("record: the fault suite failed; docs/RELIABILITY.md left as it was")
+        if run_app_replicas(a.bin, record_path) != 0:
+            sys.exit("record: the application replicas' test failed; docs/RELIABILITY.md left as it was")
         rows = read_rows(record_path)
     finally:
         os.unlink(record_path)
