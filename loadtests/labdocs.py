@@ -375,6 +375,13 @@ def rewrite(lab, results, args):
     return text
 
 
+def hand_written(text):
+    """The text with every generated part emptied: what a rewrite must leave byte for byte."""
+    text = OUT.sub(lambda m: m.group(0)[:m.group(0).index("\n") + 1] + "<!-- lab-docs:out:end -->\n", text)
+    text = HEADER.sub(lambda m: m.group(1) + m.group(3), text)
+    return VALUE.sub(lambda m: f"<!--={m.group('expr')}--><!--/-->", text)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--lab", action="append", help="a lab's number or file name (repeatable); default every lab")
@@ -420,6 +427,9 @@ def main():
             continue
         if not args.check:
             text = rewrite(lab, results, args)
+            if hand_written(text) != hand_written(lab.text):  # the promise of the markers, kept by construction and checked
+                failed.append(f"{lab.name}: the rewrite would change hand-written text; not written")
+                continue
             with open(path, "w") as f:
                 f.write(text)
         print(f"labdocs: {lab.name}: {len(lab.steps)} steps ok in {time.monotonic() - t0:.0f} s"
