@@ -408,6 +408,7 @@ typedef struct st_hp_flame_render_t {
     double scale;       /* pixels per sample */
     uint32_t max_depth; /* deepest drawn row */
     int height;
+    const char *unit; /* what a count is: "samples" (CPU) or "bytes" (heap) */
 } hp_flame_render_t;
 
 static void hp__flame_measure(hp_flame_render_t *rd, uint32_t idx)
@@ -438,9 +439,9 @@ static void hp__flame_draw(hp_flame_render_t *rd, uint32_t idx, uint64_t offset)
     hp__flame_puts(rd->buf, "<g><title>");
     hp__flame_name(rd->buf, nd->name, nd->name_len, HP_FLAME_MAX_TOOLTIP);
     hp__flame_printf(rd->buf,
-                     " (%llu samples, %.2f%%)</title><rect x=\"%.2f\" y=\"%d\" width=\"%.2f\" height=\"%d\" fill=\"rgb(%d,%d,%d)\" "
+                     " (%llu %s, %.2f%%)</title><rect x=\"%.2f\" y=\"%d\" width=\"%.2f\" height=\"%d\" fill=\"rgb(%d,%d,%d)\" "
                      "rx=\"2\" ry=\"2\"/>",
-                     (unsigned long long)nd->count, pct, x, y, w, HP_FLAME_ROW - 1, cr, cg, cb);
+                     (unsigned long long)nd->count, rd->unit, pct, x, y, w, HP_FLAME_ROW - 1, cr, cg, cb);
     size_t fit = (size_t)((w - 6) / HP_FLAME_CHAR_W);
     if (w > 6 && fit >= 4) {
         hp__flame_printf(rd->buf, "<text x=\"%.2f\" y=\"%.1f\">", x + 3, (double)y + 11.5);
@@ -456,10 +457,10 @@ static void hp__flame_draw(hp_flame_render_t *rd, uint32_t idx, uint64_t offset)
     }
 }
 
-static int hp__flame_render(const hp_flame_tree_t *t, const char *title, hp_flame_buf_t *b)
+static int hp__flame_render(const hp_flame_tree_t *t, const char *title, const char *unit, hp_flame_buf_t *b)
 {
     uint64_t total = t->nodes[0].count;
-    hp_flame_render_t rd = {.tree = t, .buf = b};
+    hp_flame_render_t rd = {.tree = t, .buf = b, .unit = unit};
     rd.scale = total != 0 ? (double)(HP_FLAME_WIDTH - 2 * HP_FLAME_PAD_X) / (double)total : 0;
     if (total != 0)
         hp__flame_measure(&rd, 0);
@@ -477,18 +478,20 @@ static int hp__flame_render(const hp_flame_tree_t *t, const char *title, hp_flam
     hp__flame_printf(b, "<text x=\"%d\" y=\"26\" text-anchor=\"middle\" style=\"font-size:17px\">", HP_FLAME_WIDTH / 2);
     const char *head = title != NULL ? title : "Flame graph";
     hp__flame_name(b, head, strlen(head), 160);
-    hp__flame_printf(b, " (%llu samples)</text>\n", (unsigned long long)total);
+    hp__flame_printf(b, " (%llu %s)</text>\n", (unsigned long long)total, unit);
     if (total == 0)
-        hp__flame_printf(b, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">no samples</text>\n", HP_FLAME_WIDTH / 2,
-                         rd.height - HP_FLAME_BOTTOM - 4);
+        hp__flame_printf(b, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">no %s</text>\n", HP_FLAME_WIDTH / 2,
+                         rd.height - HP_FLAME_BOTTOM - 4, unit);
     else
         hp__flame_draw(&rd, 0, 0);
     hp__flame_puts(b, "</svg>\n");
     return b->err;
 }
 
-int hp_flame_svg(const char *folded, size_t len, char **out, size_t *outlen, const char *title)
+int hp_flame_svg(const char *folded, size_t len, char **out, size_t *outlen, const char *title, const char *unit)
 {
+    if (unit == NULL)
+        unit = "samples";
     hp_flame_tree_t t;
     int rc = hp__flame_tree_init(&t);
     if (rc != 0)
@@ -496,7 +499,7 @@ int hp_flame_svg(const char *folded, size_t len, char **out, size_t *outlen, con
     if ((rc = hp__flame_parse(&t, folded != NULL ? folded : "", folded != NULL ? len : 0)) == 0 &&
         (rc = hp__flame_sort_children(&t)) == 0) {
         hp_flame_buf_t b = {0};
-        rc = hp__flame_render(&t, title, &b);
+        rc = hp__flame_render(&t, title, unit, &b);
         if (rc == 0) {
             *out = b.p;
             if (outlen != NULL)

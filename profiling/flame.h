@@ -51,12 +51,15 @@
  * @param outlen receives the SVG's length without the NUL (may be NULL)
  * @param title the heading (may be NULL for "Flame graph"); " (N samples)" is
  *        appended. It is escaped, so any bytes are safe.
+ * @param unit what a line's count is, in the heading and each frame's tooltip:
+ *        "samples" (a CPU profile; NULL means it) or "bytes" (a heap profile,
+ *        whose counts are bytes in use). A constant, not escaped.
  * @return 0; -EINVAL when a line is malformed (no count, a count that is not a
  *         positive decimal below HP_FLAME_MAX_COUNT, an empty frame), -E2BIG
  *         when a HP_FLAME_MAX_* bound would be exceeded, -ENOMEM when memory
  *         ran out. Empty input (or only blank lines) renders a graph with no
- *         frames and "0 samples".
+ *         frames and "0 samples" (or "0 bytes").
  */
-int hp_flame_svg(const char *folded, size_t len, char **out, size_t *outlen, const char *title);
+int hp_flame_svg(const char *folded, size_t len, char **out, size_t *outlen, const char *title, const char *unit);
 
 #endif

@@ -533,10 +533,16 @@ static void hp__prof_send_converted(hp_prof_job_t *job)
     }
     char *svg = NULL, title[96];
     size_t len = 0;
-    snprintf(title, sizeof(title), "hotplate CPU profile, %d s", job->seconds);
-    int rc = hp_flame_svg(job->output, job->output_len, &svg, &len, title);
+    /* jeprof's folded stacks count bytes (in use at the end of the window, or allocated in it), gperftools' samples. */
+    int heap = job->kind == HP_PROF_HEAP;
+    snprintf(title, sizeof(title),
+             !heap                                ? "hotplate CPU profile, %d s"
+             : job->proto_kind == HP_PPROF_ALLOCS ? "hotplate heap profile, bytes allocated in %d s"
+                                                  : "hotplate heap profile, bytes in use after %d s",
+             job->seconds);
+    int rc = hp_flame_svg(job->output, job->output_len, &svg, &len, title, heap ? "bytes" : "samples");
     if (rc != 0) {
-        hp_log(HP_LOG_WARN, "cpu profile: the flame graph failed: %s", strerror(-rc));
+        hp_log(HP_LOG_WARN, "%s profile: the flame graph failed: %s", hp__prof_kind_names[job->kind], strerror(-rc));
         hp_respond_error(r, HP_E_profile_failed, hp_pool_printf(r, "the flame graph could not be drawn: %s", strerror(-rc)));
         return;
     }
@@ -665,7 +671,14 @@ static int hp__prof_spawn(hp_prof_job_t *job)
     snprintf(env_home, sizeof(env_home), "HOME=%s", h != NULL && strlen(h) < sizeof(env_home) - 6 ? h : "/");
     snprintf(env_tmp, sizeof(env_tmp), "TMPDIR=%s", t != NULL && t[0] != '\0' && strlen(t) < sizeof(env_tmp) - 8 ? t : "/tmp");
     char *envp[] = {env_path, env_home, env_tmp, (char *)"LC_ALL=C", NULL};
-    char *viewer[] = {(char *)hp__prof_tools[job->kind], (char *)"--collapsed", exe, job->path, NULL};
+    /* /debug/pprof/allocs counts every byte allocated in the window; the other heap routes the bytes still in use at its end. */
+    int allocs = job->kind == HP_PROF_HEAP && job->proto_kind == HP_PPROF_ALLOCS;
+    char *viewer[6] = {(char *)hp__prof_tools[job->kind], (char *)"--collapsed"}, **va = viewer + 2;
+    if (allocs)
+        *va++ = (char *)"--alloc_space";
+    *va++ = exe;
+    *va++ = job->path;
+    *va = NULL;
     /* pprof's format is the server's own encoder, run as a child so that reading the ELF and DWARF files stays off the loop. */
     char seconds[24], started[24];
     snprintf(seconds, sizeof(seconds), "%d", job->seconds);
@@ -1091,31 +1104,32 @@ static void hp__prof_heap_window(hp_req_t *r, const hp_prof_format_name_t *forma
     hp__prof_begin(r, HP_PROF_HEAP, format, proto_kind, seconds, lg_sample);
 }
 
-/* POST /debug/heap/profile?seconds=N&format=raw|folded|proto&lg_sample=K */
+/* POST /debug/heap/profile?seconds=N&format=raw|folded|proto|svg&lg_sample=K */
 static void hp__prof_heap(hp_req_t *r)
 {
-    static const hp_prof_format_name_t formats[] = {{"raw", HP_PROF_RAW}, {"folded", HP_PROF_FOLDED}, {"proto", HP_PROF_PROTO}};
-    hp__prof_heap_window(r, formats, 3, "raw, folded or proto", HP_PPROF_HEAP);
+    static const hp_prof_format_name_t formats[] = {
+        {"raw", HP_PROF_RAW}, {"folded", HP_PROF_FOLDED}, {"proto", HP_PROF_PROTO}, {"svg", HP_PROF_SVG}};
+    hp__prof_heap_window(r, formats, 4, "raw, folded, proto or svg", HP_PPROF_HEAP);
 }
 
 /*
- * GET /debug/pprof/heap and /debug/pprof/allocs?seconds=N&format=proto|raw|folded&lg_sample=K:
+ * GET /debug/pprof/heap and /debug/pprof/allocs?seconds=N&format=proto|raw|folded|svg&lg_sample=K:
  * Go's names for the same window in pprof's format, where a viewer shows the
  * bytes still in use at the end (heap) or all the bytes allocated in it
  * (allocs) first. jemalloc's profiler is off between profiles, so unlike Go's
  * these always sample a window: what it costs is paid only while one runs.
  */
 static const hp_prof_format_name_t hp__prof_pprof_heap_formats[] = {
-    {"proto", HP_PROF_PROTO}, {"raw", HP_PROF_RAW}, {"folded", HP_PROF_FOLDED}};
+    {"proto", HP_PROF_PROTO}, {"raw", HP_PROF_RAW}, {"folded", HP_PROF_FOLDED}, {"svg", HP_PROF_SVG}};
 
 static void hp__prof_pprof_heap(hp_req_t *r)
 {
-    hp__prof_heap_window(r, hp__prof_pprof_heap_formats, 3, "proto, raw or folded", HP_PPROF_HEAP);
+    hp__prof_heap_window(r, hp__prof_pprof_heap_formats, 4, "proto, raw, folded or svg", HP_PPROF_HEAP);
 }
 
 static void hp__prof_pprof_allocs(hp_req_t *r)
 {
-    hp__prof_heap_window(r, hp__prof_pprof_heap_formats, 3, "proto, raw or folded", HP_PPROF_ALLOCS);
+    hp__prof_heap_window(r, hp__prof_pprof_heap_formats, 4, "proto, raw, folded or svg", HP_PPROF_ALLOCS);
 }
 
 const hp_route_t hp_prof_routes[] = {

@@ -254,7 +254,7 @@ def test_bad_parameters_are_400(prof_server):
     for q in bad_seconds + ["format=xml"]:
         r = requests.get(prof_server.admin_base + "/debug/pprof/profile?" + q, timeout=10)
         assert_error(r, 400, "bad_param")
-    for q in ["seconds=0", "seconds=61", "format=svg", "format=pprof", "lg_sample=5", "lg_sample=30"]:
+    for q in ["seconds=0", "seconds=61", "format=png", "format=pprof", "lg_sample=5", "lg_sample=30"]:
         r = requests.post(prof_server.admin_base + "/debug/heap/profile?" + q, timeout=10)
         assert_error(r, 400, "bad_param")
     # Nothing was started by a refused request.

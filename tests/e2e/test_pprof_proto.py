@@ -145,6 +145,8 @@ def test_heap_profile_names_the_leak_site(start_server, world, tmp_path):
         time.sleep(1.5)
         out, _ = go_pprof(["-sample_index=inuse_space", "-top", "-cum", "-nodecount=60",
                            s.admin_base + "/debug/pprof/heap?seconds=3&lg_sample=13"], tmp_path)
+        # The same window as a flame graph, drawn by the server: its counts are bytes, and the leak is a frame of it.
+        svg = requests.get(s.admin_base + "/debug/pprof/heap?seconds=3&lg_sample=13&format=svg", timeout=3 + CONVERT_SLACK)
     finally:
         stop.set()
         for t in ts:
@@ -157,6 +159,9 @@ def test_heap_profile_names_the_leak_site(start_server, world, tmp_path):
     assert leak and leak[0] >= 50, "the leak's allocation site does not hold most of the live bytes:\n" + out[:4000]
     own = [(flat, n) for n, flat, _ in rows if n.startswith("hp_")]
     assert max(own)[1] == "hp_recent_record", "another of hotplate's sites holds more:\n" + out[:4000]
+    assert svg.status_code == 200 and svg.headers["content-type"] == "image/svg+xml", describe(svg)
+    assert "hotplate heap profile, bytes in use after 3 s (" in svg.text and "samples" not in svg.text, svg.text[:1000]
+    assert re.search(r"<title>hp_recent_record \(\d+ bytes, [\d.]+%\)</title>", svg.text), svg.text[:3000]
 
 
 def test_allocs_profile_shows_alloc_space_first(prof_server, load, tmp_path):
@@ -241,7 +246,7 @@ def test_pprof_encode_converts_a_saved_profile(prof_server, load, env, tmp_path)
 
 def test_heap_routes_refuse_bad_parameters(prof_server):
     for path in ["/debug/pprof/heap", "/debug/pprof/allocs"]:
-        for q in ["seconds=0", "seconds=61", "format=svg", "format=xml", "lg_sample=5"]:
+        for q in ["seconds=0", "seconds=61", "format=png", "format=xml", "lg_sample=5"]:
             assert_error(requests.get(prof_server.admin_base + path + "?" + q, timeout=10), 400, "bad_param")
     for path in ["/debug/pprof/heap", "/debug/pprof/allocs", "/debug/pprof/", "/debug/pprof/symbol"]:
         r = requests.get(prof_server.base + path, timeout=10)

@@ -63,7 +63,7 @@ static char *render(const char *folded, const char *title)
 {
     char *svg = NULL;
     size_t len = 0;
-    assert_int_equal(hp_flame_svg(folded, strlen(folded), &svg, &len, title), 0);
+    assert_int_equal(hp_flame_svg(folded, strlen(folded), &svg, &len, title, NULL), 0);
     assert_non_null(svg);
     assert_int_equal(strlen(svg), len);
     return svg;
@@ -149,7 +149,7 @@ static void test_rejects_malformed_lines(void **state)
             fail_msg("line %zu (%s) gave %d, expected -EINVAL", i, bad[i], rc);
         hp__flame_tree_free(&t);
         char *svg = (char *)0x1;
-        assert_int_equal(hp_flame_svg(bad[i], strlen(bad[i]), &svg, NULL, "t"), -EINVAL);
+        assert_int_equal(hp_flame_svg(bad[i], strlen(bad[i]), &svg, NULL, "t", NULL), -EINVAL);
         assert_ptr_equal(svg, (char *)0x1); /* untouched on failure */
     }
 }
@@ -227,6 +227,22 @@ static void test_widths_proportional_to_counts(void **state)
     free(svg);
 }
 
+/* A heap profile's counts are bytes: the heading and every tooltip say so, and never "samples". */
+static void test_heap_counts_are_bytes(void **state)
+{
+    (void)state;
+    const char *folded = "main;hp_recent_record;malloc 1048576\nmain;other 4096\n";
+    char *svg = NULL;
+    assert_int_equal(hp_flame_svg(folded, strlen(folded), &svg, NULL, "heap", "bytes"), 0);
+    assert_has(svg, "heap (1052672 bytes)");
+    assert_has(svg, "hp_recent_record (1048576 bytes, 99.61%)");
+    assert_lacks(svg, "samples");
+    free(svg);
+    assert_int_equal(hp_flame_svg("", 0, &svg, NULL, "empty", "bytes"), 0);
+    assert_has(svg, "no bytes");
+    free(svg);
+}
+
 static void test_depth_places_rows(void **state)
 {
     (void)state;
@@ -290,7 +306,7 @@ static void test_empty_input(void **state)
         free(svg);
     }
     char *svg = NULL;
-    assert_int_equal(hp_flame_svg(NULL, 0, &svg, NULL, NULL), 0);
+    assert_int_equal(hp_flame_svg(NULL, 0, &svg, NULL, NULL, NULL), 0);
     assert_has(svg, "(0 samples)");
     free(svg);
 }
@@ -329,7 +345,7 @@ static void test_output_is_bounded(void **state)
     (void)state;
     /* Input past HP_FLAME_MAX_INPUT is refused before parsing. */
     char *svg = NULL;
-    assert_int_equal(hp_flame_svg("a 1\n", (size_t)HP_FLAME_MAX_INPUT + 1, &svg, NULL, "t"), -E2BIG);
+    assert_int_equal(hp_flame_svg("a 1\n", (size_t)HP_FLAME_MAX_INPUT + 1, &svg, NULL, "t", NULL), -E2BIG);
     assert_null(svg);
     /* A wide, deep profile renders, and within the output bound. */
     size_t lines = 20000;
@@ -337,7 +353,7 @@ static void test_output_is_bounded(void **state)
     for (size_t i = 0; i != lines; ++i)
         p += sprintf(p, "main;w%zu;x%zu;y%zu;z%zu 1\n", i % 200, i % 7, i, i);
     size_t len = 0;
-    assert_int_equal(hp_flame_svg(in, (size_t)(p - in), &svg, &len, "big"), 0);
+    assert_int_equal(hp_flame_svg(in, (size_t)(p - in), &svg, &len, "big", NULL), 0);
     assert_true(len <= HP_FLAME_MAX_OUTPUT);
     assert_has(svg, "big (20000 samples)");
     free(svg);
@@ -353,7 +369,7 @@ static void test_output_is_bounded(void **state)
         p += sprintf(p, " 1\n");
     }
     svg = NULL;
-    assert_int_equal(hp_flame_svg(in, (size_t)(p - in), &svg, &len, "huge"), -E2BIG);
+    assert_int_equal(hp_flame_svg(in, (size_t)(p - in), &svg, &len, "huge", NULL), -E2BIG);
     assert_null(svg);
     free(in);
 }
@@ -368,6 +384,7 @@ int main(void)
         cmocka_unit_test(test_depth_is_bounded),
         cmocka_unit_test(test_many_distinct_frames),
         cmocka_unit_test(test_widths_proportional_to_counts),
+        cmocka_unit_test(test_heap_counts_are_bytes),
         cmocka_unit_test(test_depth_places_rows),
         cmocka_unit_test(test_escapes_xml),
         cmocka_unit_test(test_long_names_are_shortened),
