@@ -215,7 +215,7 @@ def run_steps(lab, args, workdir, env, server, tokens, home):
             rcf = os.path.join(workdir, f"{current:02d}.rc")
             if os.path.exists(rcf) and open(rcf).read().strip() != "":
                 with open(os.path.join(workdir, f"{current:02d}.out"), errors="replace") as f:
-                    output = f.read()
+                    output = f.read().replace("\r\n", "\n")  # curl -i's header lines: checks and the doc see plain lines
                 results[current] = (int(open(rcf).read()), output)
                 print(f"labdocs: {lab.name}: step {lab.steps[current]['name']}: exit {results[current][0]}, "
                       f"{time.monotonic() - started:.1f} s", file=sys.stderr)
