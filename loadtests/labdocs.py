@@ -56,6 +56,15 @@ A lab is a Markdown file whose commands a program can run. Its parts:
         A before/after chart (throughput and p99 from the named steps' wrk
         --latency outputs), drawn with matplotlib into docs/labs/img/NAME.png.
 
+    <!-- lab-docs:stages file=NAME.png title="..." bars="LABEL=STEP,LABEL=STEP#2" -->
+
+        Where a request's time goes, before and after: the route's stage means
+        (/debug/perf's stage_mean_us, a {"parse":..,"db":..} object) found in
+        the named steps' outputs (#N: the step's N-th such object), drawn as
+        stacked bars into docs/labs/img/NAME.png. The picture of a cause that
+        is waiting (a pool, a lock, a round trip), which a CPU flame graph does
+        not show.
+
     <!-- lab-docs:picture from=PATH file=NAME.svg -->
 
         A file a step wrote (a flame graph, say), copied to docs/labs/img/.
@@ -78,6 +87,7 @@ import argparse
 import ast
 import datetime
 import glob
+import json
 import operator
 import os
 import re
@@ -107,6 +117,11 @@ OUT = re.compile(r"^<!-- lab-docs:out:begin(?P<attrs>[^>]*?)-->\n(?P<body>.*?)^<
 VALUE = re.compile(r"<!--=(?P<expr>.*?)-->(?P<text>.*?)<!--/-->", re.S)
 CHART = re.compile(r"<!-- lab-docs:chart (?P<attrs>.*?) -->")
 PICTURE = re.compile(r"<!-- lab-docs:picture (?P<attrs>.*?) -->")
+STAGES = re.compile(r"<!-- lab-docs:stages (?P<attrs>.*?) -->")
+STAGE_OBJECT = re.compile(r'\{"parse":[^{}]*\}')
+# /debug/perf's stages (common/runtime/probes.h), in the order a request meets them, each with a colour of its own.
+STAGE_COLORS = {"parse": "#bdbdbd", "auth": "#9bbb59", "cache": "#f79646", "pool": "#c0504d", "db": "#4f81bd",
+                "compute": "#8064a2", "payment": "#4bacc6", "render": "#d99694", "other": "#7f7f7f"}
 ATTR = re.compile(r'([\w-]+)=(?:"((?:[^"\\]|\\.)*)"|(\S+))')
 
 # Quick mode shadows three commands so the lab's own text runs unchanged but
@@ -334,6 +349,40 @@ def draw_chart(lab, results, spec, path):
     plt.close(fig)
 
 
+def stage_means(output, n=1):
+    """The n-th stage-means object ({"parse": us, ..., "other": us}) in a step's output."""
+    found = STAGE_OBJECT.findall(output)
+    if len(found) < n:
+        raise ValueError(f"no stage means #{n} in the output")
+    return json.loads(found[n - 1])
+
+
+def draw_stages(lab, results, spec, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    a = dict(attrs(spec))
+    rows = []
+    for label, ref in (b.split("=", 1) for b in a["bars"].split(",")):
+        step, _, n = ref.partition("#")
+        rows.append((label, stage_means(results[lab.step(step)["index"]][1], int(n or 1))))
+    fig, ax = plt.subplots(figsize=(6.4, 0.9 + 0.45 * len(rows)), dpi=80)
+    for i, (label, st) in enumerate(rows):
+        left = 0.0
+        for name, color in STAGE_COLORS.items():
+            ms = st.get(name, 0) / 1000.0
+            ax.barh(i, ms, left=left, color=color, label=name if i == 0 else None)
+            left += ms
+    ax.set_yticks(range(len(rows)), [label for label, _ in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("mean time per request (ms), by stage", fontsize=8)
+    ax.tick_params(labelsize=8)
+    ax.legend(fontsize=7, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.45 if len(rows) < 3 else -0.3), frameon=False)
+    ax.set_title(a.get("title", lab.name), fontsize=10)
+    fig.savefig(path, metadata={"Software": None}, bbox_inches="tight")
+    plt.close(fig)
+
+
 def provenance(lab, args):
     g, mc = bench_report.git_state(), bench_report.machine()
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -375,6 +424,8 @@ def rewrite(lab, results, args):
     os.makedirs(IMG, exist_ok=True)
     for m in CHART.finditer(text):
         draw_chart(lab, results, m.group("attrs"), os.path.join(IMG, dict(attrs(m.group("attrs")))["file"]))
+    for m in STAGES.finditer(text):
+        draw_stages(lab, results, m.group("attrs"), os.path.join(IMG, dict(attrs(m.group("attrs")))["file"]))
     for m in PICTURE.finditer(text):
         a = dict(attrs(m.group("attrs")))
         shutil.copyfile(a["from"], os.path.join(IMG, a["file"]))
@@ -429,6 +480,14 @@ def main():
                             raise
             except (ValueError, KeyError, ZeroDivisionError) as e:
                 problems.append(f"a figure in the prose: {e}")
+            # A picture's inputs are shapes: a stage picture needs its stage means, quick or not.
+            for m in STAGES.finditer(lab.text):
+                try:
+                    for ref in (b.split("=", 1)[1] for b in dict(attrs(m.group("attrs")))["bars"].split(",")):
+                        step, _, n = ref.partition("#")
+                        stage_means(results[lab.step(step)["index"]][1], int(n or 1))
+                except (ValueError, KeyError) as e:
+                    problems.append(f"a stage picture: {e}")
         if problems:
             failed += [f"{lab.name}: {x}" for x in problems]
             continue
