@@ -502,7 +502,7 @@ static void test_cpu_profile_names_the_function(void **state)
     assert_int_equal(fx->b.profile_samples, 120);
     assert_int_equal(fx->b.num_hot, 3);
     assert_string_equal(fx->b.hot[0].fn, "hp_total__compute_naive");
-    assert_int_equal(fx->b.hot[0].samples, 70);
+    assert_int_equal(fx->b.hot[0].n, 70);
     assert_string_equal(fx->b.hot[1].fn, "json_unpack");
     add_route(fx, R_QUOTE, 0, 12.0, HP_STAGE_compute, 12.0, -1);
     assert_first(fx, HP_DOCTOR_cpu_hot_spot, R_QUOTE);
@@ -532,7 +532,7 @@ static void test_heap_profile_names_the_allocation_site(void **state)
     assert_int_equal(fx->b.heap_profile_bytes, 13500);
     assert_int_equal(fx->b.num_heap_hot, 3);
     assert_string_equal(fx->b.heap_hot[0].fn, "hp_recent_record");
-    assert_int_equal(fx->b.heap_hot[0].bytes, 10000);
+    assert_int_equal(fx->b.heap_hot[0].n, 10000);
     assert_string_equal(fx->b.heap_hot[1].fn, "hp_respond_json");
     assert_string_equal(fx->b.heap_hot[2].fn, "malloc"); /* no hotplate frame: the leaf */
 }
