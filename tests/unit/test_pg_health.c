@@ -19,16 +19,12 @@
 
 #include <cmocka.h>
 
+#include "hp_test_doctor.h"
 #include "profiling/doctor.h"
 #include "profiling/pg_health.h"
 #include "profiling/pg_health_collect.h"
 
-typedef struct st_fixture_t {
-    hp_doctor_snapshot_t a, b;
-    hp_pg_health_limits_t lim;
-    hp_doctor_finding_t f[HP_DOCTOR_MAX_FINDINGS];
-    size_t n;
-} fixture_t;
+typedef hp_test_doctor_t fixture_t;
 
 /* Canned rows are written one row a line, as arrays of rows of cells; NROWS counts the rows of one. */
 #define NROWS(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -94,21 +90,10 @@ static int setup(void **state)
     return 0;
 }
 
-static int teardown(void **state)
-{
-    free(*state);
-    return 0;
-}
-
-static void evaluate(fixture_t *fx)
-{
-    fx->n = hp_doctor_evaluate(&fx->a, &fx->b, fx->f, HP_DOCTOR_MAX_FINDINGS);
-}
-
 /* The one finding of the window, which must be of kind. */
 static const hp_doctor_finding_t *only(fixture_t *fx, hp_doctor_kind_t kind)
 {
-    evaluate(fx);
+    hp_test_doctor_evaluate(fx);
     for (size_t i = 0; i != fx->n; ++i)
         print_message("finding %zu: %s: %s\n", i, hp_doctor_kind_name(fx->f[i].kind, NULL), fx->f[i].summary);
     assert_int_equal(fx->n, 1);
@@ -119,7 +104,7 @@ static const hp_doctor_finding_t *only(fixture_t *fx, hp_doctor_kind_t kind)
 
 static void quiet(fixture_t *fx)
 {
-    evaluate(fx);
+    hp_test_doctor_evaluate(fx);
     for (size_t i = 0; i != fx->n; ++i)
         print_message("unexpected finding %zu: %s: %s\n", i, hp_doctor_kind_name(fx->f[i].kind, NULL), fx->f[i].summary);
     assert_int_equal(fx->n, 0);
@@ -340,7 +325,7 @@ static void test_unused_index(void **state)
         {"public", "orders", "orders_half", "f", "f", "f", "f", "5", "1978", "f", "btree", "0", "1048576", "HALF", "f"},
     };
     READ(fx, INDEXES, cells);
-    evaluate(fx);
+    hp_test_doctor_evaluate(fx);
     assert_int_equal(fx->n, 2); /* the invalid index is a finding of its own */
     assert_int_equal(fx->f[1].kind, HP_DOCTOR_pg_invalid_index);
     assert_string_equal(fx->f[1].sql, "DROP INDEX CONCURRENTLY public.orders_half");
@@ -536,7 +521,7 @@ static void test_json_and_markdown(void **state)
     session(fx, (const char *const[10]){"4242", "report-tool", "reporter", "local", "idle in transaction", "", NULL, "6100", "6000",
                                         "SELECT 1"});
     table(fx, "29150", "0", "10000", "9899", "101", "95000", "100");
-    evaluate(fx);
+    hp_test_doctor_evaluate(fx);
     assert_int_equal(fx->n, 3);
     assert_int_equal(fx->f[0].kind, HP_DOCTOR_pg_idle_in_transaction); /* medium first */
     json_t *h = hp_pg_health_json(&fx->b.health, &fx->lim);
@@ -557,7 +542,7 @@ static void test_json_and_markdown(void **state)
 
 int main(void)
 {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, hp_test_doctor_teardown)
     const struct CMUnitTest tests[] = {
         T(test_clean_reading_is_quiet),
         T(test_readers_refuse_the_wrong_shape),
