@@ -179,6 +179,27 @@ void hp_db_release(hp_req_t *r, hp_pgconn_t *conn, int rollback);
  */
 int hp_db_failed(hp_req_t *r, PGresult *res, const char *err);
 
+/*
+ * Statements a handler sends together and goes on from once all have
+ * answered: each callback counts its result in, and the last one sees the
+ * first error, if any.
+ */
+typedef struct st_hp_db_join_t {
+    int pending;     /* results still to come */
+    const char *err; /* the first error among those that came, or NULL */
+} hp_db_join_t;
+
+/**
+ * Counts one result of j in, keeping err when it is the first error.
+ * @return 1 when it was the last result (j->err is then final), 0 otherwise
+ */
+static inline int hp_db_join_done(hp_db_join_t *j, const char *err)
+{
+    if (err != NULL && j->err == NULL)
+        j->err = err;
+    return --j->pending == 0;
+}
+
 /**
  * Hands res to the request's pool: it is PQclear'ed when the request is
  * disposed, whether it was answered or the client went away. For a result a
