@@ -243,9 +243,7 @@ static void hp__cart_on_result(hp_req_t *r, void *ud, PGresult *res, const char 
     ld->res[slot->index] = res;
     if (!hp_db_join_done(&ld->join, err))
         return;
-    if (ld->join.err != NULL)
-        hp_respond_failure(r, ld->join.err);
-    else
+    if (!hp_db_failed(r, NULL, ld->join.err))
         hp__cart_process(r, ld);
     for (int i = 0; i != HP_CART_Q__COUNT; ++i)
         if (ld->res[i] != NULL)

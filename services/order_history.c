@@ -59,9 +59,7 @@ static void hp__history_part_done(hp_req_t *r, hp_history_t *h, PGresult *res, P
         *slot = hp_db_keep(r, res);
     if (!hp_db_join_done(&h->join, err))
         return;
-    if (h->join.err != NULL)
-        hp_respond_failure(r, h->join.err);
-    else
+    if (!hp_db_failed(r, NULL, h->join.err))
         hp_history_respond(r, h);
 }
 

@@ -179,6 +179,13 @@ void hp_db_release(hp_req_t *r, hp_pgconn_t *conn, int rollback);
  */
 int hp_db_failed(hp_req_t *r, PGresult *res, const char *err);
 
+/**
+ * hp_db_failed for a statement that must find a row: when it found none, also
+ * clears res and answers 404 not_found with message.
+ * @return 1 when the request was answered (the callback should return), 0 when res has a row
+ */
+int hp_db_missing(hp_req_t *r, PGresult *res, const char *err, const char *message);
+
 /*
  * Statements a handler sends together and goes on from once all have
  * answered: each callback counts its result in, and the last one sees the
