@@ -569,10 +569,8 @@ static void hp__patch_invalidate(hp_req_t *r, hp_patch_state_t *st)
 static void hp__patch_on_conn(hp_req_t *r, void *ud, hp_pgconn_t *conn, const char *err)
 {
     hp_patch_state_t *st = ud;
-    if (err != NULL) {
-        hp_respond_failure(r, err);
+    if (hp_db_failed(r, NULL, err))
         return;
-    }
     hp_db_conn_query(r, conn, HP_STMT_menu_item_patch, st->values, 6, hp__patch_on_update, st);
 }
 

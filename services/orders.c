@@ -208,10 +208,8 @@ static void hp__event_on_update(hp_req_t *r, void *ud, PGresult *res, const char
 static void hp__event_on_conn(hp_req_t *r, void *ud, hp_pgconn_t *conn, const char *err)
 {
     hp_event_t *ev = ud;
-    if (err != NULL) {
-        hp_respond_failure(r, err);
+    if (hp_db_failed(r, NULL, err))
         return;
-    }
     hp_db_conn_query(r, conn, HP_STMT_order_transition, ev->values, 4, hp__event_on_update, ev);
 }
 
@@ -219,10 +217,8 @@ static void hp__event_on_order(hp_req_t *r, void *ud, json_t *doc, const hp_orde
 {
     hp_event_t *ev = ud;
     json_decref(doc);
-    if (err != NULL) {
-        hp_respond_failure(r, err);
+    if (hp_db_failed(r, NULL, err))
         return;
-    }
     if (doc == NULL || !hp__may_see(r, meta)) {
         hp_respond_error(r, HP_E_not_found, "no such order");
         return;

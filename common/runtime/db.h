@@ -173,8 +173,8 @@ void hp_db_conn_query_sql(hp_req_t *r, hp_pgconn_t *conn, const char *sql, const
 void hp_db_release(hp_req_t *r, hp_pgconn_t *conn, int rollback);
 
 /**
- * The common first lines of a statement callback: when err is set, clears res
- * (if any) and answers the failure.
+ * The common first lines of a statement's or a connection grant's callback:
+ * when err is set, clears res (if any) and answers the failure.
  * @return 1 when the request was answered (the callback should return), 0 otherwise
  */
 int hp_db_failed(hp_req_t *r, PGresult *res, const char *err);
