@@ -55,7 +55,12 @@ static const char *const clean_tables[][22] = {
 };
 
 /* The parts of a reading, each with its reader and the number of columns its query returns. */
-typedef enum { SESSIONS, CONNECTIONS, INDEXES, TABLES } part_t;
+typedef enum {
+    SESSIONS = HP_PG_HEALTH_SESSIONS,
+    CONNECTIONS = HP_PG_HEALTH_CONNECTIONS,
+    INDEXES = HP_PG_HEALTH_INDEXES,
+    TABLES = HP_PG_HEALTH_TABLES
+} part_t;
 static const int part_cols[] = {10, 10, 15, 22};
 
 /* Reads nrows canned rows of cols cells (cells NULL for none) into the end snapshot's part, which must take them. */
@@ -64,11 +69,7 @@ static void read_part(fixture_t *fx, part_t part, const char *const *cells, int 
     assert_int_equal(cols, part_cols[part]);
     hp_pg_rows_t r = rows_of(cols, nrows, cells);
     hp_pg_health_t *h = &fx->b.health;
-    int rc = part == SESSIONS      ? hp_pg_health_read_sessions(h, &r, &fx->lim)
-             : part == CONNECTIONS ? hp_pg_health_read_connections(h, &r)
-             : part == INDEXES     ? hp_pg_health_read_indexes(h, &r, &fx->lim)
-                                   : hp_pg_health_read_tables(h, &r);
-    assert_int_equal(rc, 0);
+    assert_int_equal(hp_pg_health_read(h, (hp_pg_health_part_t)part, &r, &fx->lim, NULL), 0);
 }
 
 /* Reads an array of rows into part; the array's row width is checked against the part's columns. */
