@@ -106,6 +106,13 @@ static void hp__add_route(hp_doctor_ctx_t *c, hp_doctor_finding_t *f, size_t r, 
     f->route_share[f->num_routes++] = share;
 }
 
+/* Appends "fn 42%" to the comma-separated list in buf (a profile's top functions), cut to size. */
+static void hp__list_share(char *buf, size_t size, const char *fn, double pct)
+{
+    size_t len = strlen(buf);
+    snprintf(buf + len, size - len, "%s%s %.0f%%", len != 0 ? ", " : "", fn, pct);
+}
+
 #define HP__SET(field, ...) snprintf(f->field, sizeof(f->field), __VA_ARGS__)
 
 static const char *hp__rname(const hp_doctor_ctx_t *c, size_t r, char *buf, size_t len)
@@ -465,11 +472,8 @@ static void hp__rule_cpu(hp_doctor_ctx_t *c)
     double fn_share = 0;
     if (b->profile_ok && b->profile_samples != 0) {
         char top[192] = "", own[192] = "";
-        for (size_t i = 0; i != b->num_hot && i != 3; ++i) {
-            size_t len = strlen(top);
-            snprintf(top + len, sizeof(top) - len, "%s%s %.0f%%", i != 0 ? ", " : "", b->hot[i].fn,
-                     100.0 * (double)b->hot[i].n / (double)b->profile_samples);
-        }
+        for (size_t i = 0; i != b->num_hot && i != 3; ++i)
+            hp__list_share(top, sizeof(top), b->hot[i].fn, 100.0 * (double)b->hot[i].n / (double)b->profile_samples);
         for (size_t i = 0; i != b->num_hp_hot && i != 3; ++i) {
             double sh = (double)b->hp_hot[i].n / (double)b->profile_samples;
             /*
@@ -479,8 +483,7 @@ static void hp__rule_cpu(hp_doctor_ctx_t *c)
              */
             if (i == 0 && (sh >= TH(cpu_fn_share) || top_us >= TH(cpu_compute_us)))
                 fn = b->hp_hot[i].fn, fn_share = sh;
-            size_t len = strlen(own);
-            snprintf(own + len, sizeof(own) - len, "%s%s %.0f%%", i != 0 ? ", " : "", b->hp_hot[i].fn, 100 * sh);
+            hp__list_share(own, sizeof(own), b->hp_hot[i].fn, 100 * sh);
         }
         hp_doctor_evidence(
             f, "CPU profile of the window (%llu samples), functions by samples of their own: %s; of hotplate's code: %s",
@@ -828,9 +831,8 @@ static void hp__rule_memory(hp_doctor_ctx_t *c)
             double sh = (double)b->heap_hot[i].n / (double)b->heap_profile_bytes;
             if (site == NULL && strncmp(b->heap_hot[i].fn, "hp_", 3) == 0)
                 site = b->heap_hot[i].fn, site_share = sh;
-            size_t len = strlen(top);
             if (i < 3)
-                snprintf(top + len, sizeof(top) - len, "%s%s %.0f%%", i != 0 ? ", " : "", b->heap_hot[i].fn, 100 * sh);
+                hp__list_share(top, sizeof(top), b->heap_hot[i].fn, 100 * sh);
         }
         hp_doctor_evidence(f, "heap profile of the window (%llu bytes in use, sampled), by allocation site: %s",
                            (unsigned long long)b->heap_profile_bytes, top);
