@@ -177,7 +177,7 @@ static void hp__usage(void)
 /* The subcommands: each is given argv from its own name on. */
 static const struct {
     const char *name;
-    int (*main)(int argc, char **argv);
+    int (*run)(int argc, char **argv);
 } hp__commands[] = {
     {"serve", hp__serve},
     {"migrate", hp_migrate_main},
@@ -192,7 +192,7 @@ int main(int argc, char **argv)
 {
     for (size_t i = 0; argc >= 2 && i != sizeof(hp__commands) / sizeof(hp__commands[0]); ++i)
         if (strcmp(argv[1], hp__commands[i].name) == 0)
-            return hp__commands[i].main(argc - 1, argv + 1);
+            return hp__commands[i].run(argc - 1, argv + 1);
     hp__usage();
     return 2;
 }
