@@ -120,12 +120,13 @@ static void hp__log_flags(void)
     hp_log(HP_LOG_INFO, "flags: %s", line);
 }
 
+/* argv[0] is "serve"; the configuration reads the arguments after it. */
 static int hp__serve(int argc, char **argv)
 {
     hp_config_t cfg;
     hp_log_set_observer(&hp_logs_observer);
     hp_flags_init();
-    if (hp_config_load(&cfg, argc, argv) != 0)
+    if (hp_config_load(&cfg, argc - 1, argv + 1) != 0)
         return 2;
     /* The webhook's host is resolved now, while blocking is still harmless. */
     char instance[96], err[160];
@@ -173,26 +174,25 @@ static void hp__usage(void)
                     "  pprof-merge FILE...  gzipped profile.proto files of one kind merged into one, to standard output\n");
 }
 
+/* The subcommands: each is given argv from its own name on. */
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+} hp__commands[] = {
+    {"serve", hp__serve},
+    {"migrate", hp_migrate_main},
+    {"seed", hp_seed_main},
+    {"index", hp_pgindex_main},
+    {"describe", hp__describe},
+    {"pprof-encode", hp_pprof_encode_main},
+    {"pprof-merge", hp_pprof_merge_main},
+};
+
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        hp__usage();
-        return 2;
-    }
-    if (strcmp(argv[1], "serve") == 0)
-        return hp__serve(argc - 2, argv + 2);
-    if (strcmp(argv[1], "migrate") == 0)
-        return hp_migrate_main(argc - 1, argv + 1);
-    if (strcmp(argv[1], "seed") == 0)
-        return hp_seed_main(argc - 1, argv + 1);
-    if (strcmp(argv[1], "index") == 0)
-        return hp_pgindex_main(argc - 1, argv + 1);
-    if (strcmp(argv[1], "describe") == 0)
-        return hp__describe(argc - 1, argv + 1);
-    if (strcmp(argv[1], "pprof-encode") == 0)
-        return hp_pprof_encode_main(argc - 1, argv + 1);
-    if (strcmp(argv[1], "pprof-merge") == 0)
-        return hp_pprof_merge_main(argc - 1, argv + 1);
+    for (size_t i = 0; argc >= 2 && i != sizeof(hp__commands) / sizeof(hp__commands[0]); ++i)
+        if (strcmp(argv[1], hp__commands[i].name) == 0)
+            return hp__commands[i].run(argc - 1, argv + 1);
     hp__usage();
     return 2;
 }

@@ -179,6 +179,12 @@ const char *hp_doctor_level_name(hp_doctor_level_t level);
 #define HP_DOCTOR_MAX_HEAP 256
 #define HP_DOCTOR_MAX_HOT 5 /* functions of the CPU profile kept in a snapshot */
 
+/* One frame of a profile's top: the function and what it counts (CPU samples, or heap bytes in use). */
+typedef struct st_hp_doctor_hot_t {
+    char fn[96];
+    uint64_t n;
+} hp_doctor_hot_t;
+
 /* One route's counters since start (strings point into the route table, static storage). */
 typedef struct st_hp_doctor_route_t {
     const char *method, *pattern;
@@ -274,18 +280,12 @@ typedef struct st_hp_doctor_snapshot_t {
     int profile_ok;
     uint64_t profile_samples;
     size_t num_hot, num_hp_hot;
-    struct {
-        char fn[96];
-        uint64_t samples;
-    } hot[HP_DOCTOR_MAX_HOT], hp_hot[HP_DOCTOR_MAX_HOT]; /* all functions; hotplate's own (hp_*) */
+    hp_doctor_hot_t hot[HP_DOCTOR_MAX_HOT], hp_hot[HP_DOCTOR_MAX_HOT]; /* all functions; hotplate's own (hp_*) */
     /* (end) the heap profile of the window: bytes in use by allocation site, the deepest hotplate frame (hp_*) */
     int heap_profile_ok;
     uint64_t heap_profile_bytes;
     size_t num_heap_hot;
-    struct {
-        char fn[96];
-        uint64_t bytes;
-    } heap_hot[HP_DOCTOR_MAX_HOT];
+    hp_doctor_hot_t heap_hot[HP_DOCTOR_MAX_HOT];
     int flags[HP_FLAG__COUNT]; /* the server's flags, for the fixes that name one */
     hp_pgha_snapshot_t ha;     /* (end) the primary and its standbys as runtime/pgha.c last saw them (enabled 0: one host) */
     int health_ok;             /* (end) the reading of PostgreSQL's health below was taken (pg_health_collect.c) */

@@ -269,15 +269,21 @@ static hp_doctor_plan_t *hp__cur_plan(hp_doctor_job_t *job)
     return &job->after.plans[job->after.num_plans - 1];
 }
 
+/* The current candidate is done with (res, its last result, cleared when there is one): on to the next. */
+static void hp__explain_done(hp_doctor_job_t *job, PGresult *res)
+{
+    if (res != NULL)
+        PQclear(res);
+    ++job->cur;
+    hp__explain_next(job);
+}
+
 static void hp__on_hypo_reset(hp_req_t *r, void *ud, PGresult *res, const char *err)
 {
     hp_doctor_job_t *job = ud;
     if (err != NULL)
         hp__note(job, "hypopg_reset() failed: %s", hp__why(r, res, err));
-    if (res != NULL)
-        PQclear(res);
-    ++job->cur;
-    hp__explain_next(job);
+    hp__explain_done(job, res);
 }
 
 static void hp__on_hypo_explained(hp_req_t *r, void *ud, PGresult *res, const char *err)
@@ -310,10 +316,7 @@ static void hp__on_hypo_created(hp_req_t *r, void *ud, PGresult *res, const char
     if (err != NULL) {
         snprintf(hp__cur_plan(job)->hypo_note, sizeof(hp__cur_plan(job)->hypo_note), "hypopg_create_index failed: %s",
                  hp__why(r, res, err));
-        if (res != NULL)
-            PQclear(res);
-        ++job->cur;
-        hp__explain_next(job);
+        hp__explain_done(job, res);
         return;
     }
     PQclear(res);
@@ -336,10 +339,7 @@ static void hp__on_explained(hp_req_t *r, void *ud, PGresult *res, const char *e
     if (doc == NULL || hp_plan_read(doc, &p->plan) != 0) {
         hp__note(job, "EXPLAIN of %s failed", name);
         json_decref(doc);
-        if (res != NULL)
-            PQclear(res);
-        ++job->cur;
-        hp__explain_next(job);
+        hp__explain_done(job, res);
         return;
     }
     json_decref(doc);
@@ -371,15 +371,13 @@ static void hp__check_index(hp_req_t *r, hp_doctor_job_t *job)
 {
     hp_doctor_plan_t *p = hp__cur_plan(job);
     if (p->plan.index_sql[0] == '\0') {
-        ++job->cur;
-        hp__explain_next(job);
+        hp__explain_done(job, NULL);
         return;
     }
     if (!job->hypopg) {
         snprintf(p->hypo_note, sizeof(p->hypo_note),
                  "hypopg is not installed in this database (Debian: postgresql-15-hypopg, then CREATE EXTENSION hypopg)");
-        ++job->cur;
-        hp__explain_next(job);
+        hp__explain_done(job, NULL);
         return;
     }
     /* hypopg takes a plain CREATE INDEX: the CONCURRENTLY of the advice is how to build it, not what it is. */
@@ -396,10 +394,7 @@ static void hp__on_args(hp_req_t *r, void *ud, PGresult *res, const char *err)
     hp_doctor_job_t *job = ud;
     if (err != NULL || PQntuples(res) != 1) {
         hp__note(job, "the sample arguments of %s failed", hp__cand(job)->name);
-        if (res != NULL)
-            PQclear(res);
-        ++job->cur;
-        hp__explain_next(job);
+        hp__explain_done(job, res);
         return;
     }
     res = hp_db_keep(r, res); /* the values point into it until the EXPLAINs are done */
@@ -696,30 +691,29 @@ static hp_doctor_snapshot_t *hp__profile_of(hp_doctor_job_t *job)
     return job->profile;
 }
 
-static void hp__profile_done(hp_doctor_job_t *job)
+/*
+ * One of the window's profiles arrived: read reads it into the job's profile
+ * snapshot, or the note names what failed. The response waits for the last.
+ */
+static void hp__profile_done(hp_req_t *r, hp_doctor_job_t *job, const char *what, const char *folded, size_t len, const char *err,
+                             void (*read)(const char *, size_t, hp_doctor_snapshot_t *))
 {
+    if (err != NULL)
+        hp__note(job, "%s", hp_pool_printf(r, "the %s profile failed: %s", what, err));
+    else
+        read(folded, len, hp__profile_of(job));
     if (--job->prof_pending == 0 && job->respond_waiting)
         hp__respond(job);
 }
 
 static void hp__on_cpu_profile(hp_req_t *r, void *ud, const char *folded, size_t len, const char *err)
 {
-    hp_doctor_job_t *job = ud;
-    if (err != NULL)
-        hp__note(job, "the CPU profile failed: %s", hp_pool_printf(r, "%s", err));
-    else
-        hp_doctor_profile_read(folded, len, hp__profile_of(job));
-    hp__profile_done(job);
+    hp__profile_done(r, ud, "CPU", folded, len, err, hp_doctor_profile_read);
 }
 
 static void hp__on_heap_profile(hp_req_t *r, void *ud, const char *folded, size_t len, const char *err)
 {
-    hp_doctor_job_t *job = ud;
-    if (err != NULL)
-        hp__note(job, "the heap profile failed: %s", hp_pool_printf(r, "%s", err));
-    else
-        hp_doctor_heap_profile_read(folded, len, hp__profile_of(job));
-    hp__profile_done(job);
+    hp__profile_done(r, ud, "heap", folded, len, err, hp_doctor_heap_profile_read);
 }
 
 static void hp__start_profiles(hp_doctor_job_t *job)

@@ -29,24 +29,12 @@
 static hp_doctor_finding_t *hp__new(hp_doctor_ctx_t *c, hp_doctor_kind_t kind, hp_doctor_level_t severity,
                                     hp_doctor_level_t confidence)
 {
-    if (c->n == c->max)
+    hp_doctor_finding_t *f = hp_doctor_finding_add(c, kind);
+    if (f == NULL)
         return NULL;
-    hp_doctor_finding_t *f = &c->out[c->n++];
-    memset(f, 0, sizeof(*f));
-    f->kind = kind;
     f->severity = severity;
     f->confidence = confidence;
     return f;
-}
-
-__attribute__((format(printf, 2, 3))) static void hp__evidence(hp_doctor_finding_t *f, const char *fmt, ...)
-{
-    if (f->num_evidence == HP_DOCTOR_MAX_EVIDENCE)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(f->evidence[f->num_evidence++], sizeof(f->evidence[0]), fmt, ap);
-    va_end(ap);
 }
 
 /* Appends one statement to the finding's sql, ";\n"-separated, when it fits whole. */
@@ -153,7 +141,7 @@ static void hp__rule_long_running(hp_doctor_ctx_t *c)
             continue;
         if (s->query_ms < TH(pg_query_s) * 1000 && s->xact_ms < TH(pg_xact_s) * 1000)
             continue;
-        hp__evidence(
+        hp_doctor_evidence(
             f, "pid %d (application_name '%s', user %s, client %s): %s%s%s, statement running %.0f s, transaction open %.0f s; %s",
             s->pid, hp__app(s->app), s->user, s->client, s->state, s->wait[0] != '\0' ? ", waiting on " : "", s->wait,
             s->query_ms >= 0 ? s->query_ms / 1000 : 0, s->xact_ms >= 0 ? s->xact_ms / 1000 : 0, s->query);
@@ -194,9 +182,9 @@ static void hp__rule_idle_in_transaction(hp_doctor_ctx_t *c)
         const hp_pg_session_t *s = &h->sessions[i];
         if (!hp__idle_long(s) || hp__is_blocker(c, s->pid))
             continue;
-        hp__evidence(f,
-                     "pid %d (application_name '%s', user %s, client %s): %s for %.1f s, transaction open %.1f s; last query: %s",
-                     s->pid, hp__app(s->app), s->user, s->client, s->state, s->idle_ms / 1000, s->xact_ms / 1000, s->query);
+        hp_doctor_evidence(
+            f, "pid %d (application_name '%s', user %s, client %s): %s for %.1f s, transaction open %.1f s; last query: %s", s->pid,
+            hp__app(s->app), s->user, s->client, s->state, s->idle_ms / 1000, s->xact_ms / 1000, s->query);
     }
     HP__SET(fix,
             "The session of '%s' opened a transaction and went quiet: it keeps its locks and its snapshot (VACUUM cannot remove "
@@ -231,8 +219,9 @@ static void hp__rule_connections(hp_doctor_ctx_t *c)
             h->conn_total, avail, h->max_connections, h->reserved, hp__app(top->app), top->total);
     for (size_t i = 0; i != h->num_apps; ++i) {
         const hp_pg_conn_app_t *a = &h->apps[i];
-        hp__evidence(f, "application_name '%s' (users %s, clients %s): %d connections, %d active, %d idle, %d idle in transaction",
-                     hp__app(a->app), a->users, a->clients, a->total, a->active, a->idle, a->idle_in_txn);
+        hp_doctor_evidence(
+            f, "application_name '%s' (users %s, clients %s): %d connections, %d active, %d idle, %d idle in transaction",
+            hp__app(a->app), a->users, a->clients, a->total, a->active, a->idle, a->idle_in_txn);
     }
     HP__SET(fix,
             "When the limit is reached, new connections fail (FATAL: too many clients), hotplate's reconnects too. Put a pooler "
@@ -278,12 +267,12 @@ static void hp__rule_indexes(hp_doctor_ctx_t *c, int duplicates)
             continue;
         first = first != NULL ? first : ix;
         if (duplicates)
-            hp__evidence(f, "%s.%s (%s; %s, %lld scans) is covered by %s (%s)", ix->schema, ix->index, hp__using(ix->def),
-                         hp__bytes((double)ix->bytes, b1, sizeof(b1)), (long long)ix->scans, ix->covered_by,
-                         hp__using(ix->covered_def));
+            hp_doctor_evidence(f, "%s.%s (%s; %s, %lld scans) is covered by %s (%s)", ix->schema, ix->index, hp__using(ix->def),
+                               hp__bytes((double)ix->bytes, b1, sizeof(b1)), (long long)ix->scans, ix->covered_by,
+                               hp__using(ix->covered_def));
         else
-            hp__evidence(f, "%s.%s on %s (%s): %lld scans; %s", ix->schema, ix->index, ix->table,
-                         hp__bytes((double)ix->bytes, b1, sizeof(b1)), (long long)ix->scans, ix->def);
+            hp_doctor_evidence(f, "%s.%s on %s (%s): %lld scans; %s", ix->schema, ix->index, ix->table,
+                               hp__bytes((double)ix->bytes, b1, sizeof(b1)), (long long)ix->scans, ix->def);
         char drop[320];
         hp_pg_health_drop_sql(ix, drop, sizeof(drop));
         hp__add_sql(f, drop);
@@ -327,8 +316,8 @@ static void hp__rule_invalid_index(hp_doctor_ctx_t *c)
     char b[32], drop[320];
     for (size_t i = 0; i != h->num_invalid; ++i) {
         const hp_pg_index_t *ix = &h->invalid[i];
-        hp__evidence(f, "%s.%s on %s (%s): %s", ix->schema, ix->index, ix->table, hp__bytes((double)ix->bytes, b, sizeof(b)),
-                     ix->def);
+        hp_doctor_evidence(f, "%s.%s on %s (%s): %s", ix->schema, ix->index, ix->table, hp__bytes((double)ix->bytes, b, sizeof(b)),
+                           ix->def);
         hp_pg_health_drop_sql(ix, drop, sizeof(drop));
         hp__add_sql(f, drop);
     }
@@ -400,13 +389,13 @@ static void hp__rule_maintenance(hp_doctor_ctx_t *c, int vacuum)
         if (!(vacuum ? hp__vacuum_due(t) : hp__analyze_due(t)))
             continue;
         if (vacuum)
-            hp__evidence(f, "%s.%s: %lld dead and %lld live tuples; last vacuum %s; autovacuum starts at %.0f dead", t->schema,
-                         t->table, (long long)t->dead, (long long)t->live, hp__ago(t->vacuum_age_s, ago, sizeof(ago)),
-                         t->vacuum_at);
+            hp_doctor_evidence(f, "%s.%s: %lld dead and %lld live tuples; last vacuum %s; autovacuum starts at %.0f dead",
+                               t->schema, t->table, (long long)t->dead, (long long)t->live,
+                               hp__ago(t->vacuum_age_s, ago, sizeof(ago)), t->vacuum_at);
         else
-            hp__evidence(f, "%s.%s: %lld rows modified since the last analyze (%s), %lld live; autoanalyze starts at %.0f",
-                         t->schema, t->table, (long long)t->mod_since_analyze, hp__ago(t->analyze_age_s, ago, sizeof(ago)),
-                         (long long)t->live, t->analyze_at);
+            hp_doctor_evidence(f, "%s.%s: %lld rows modified since the last analyze (%s), %lld live; autoanalyze starts at %.0f",
+                               t->schema, t->table, (long long)t->mod_since_analyze, hp__ago(t->analyze_age_s, ago, sizeof(ago)),
+                               (long long)t->live, t->analyze_at);
         snprintf(sql, sizeof(sql), "%s %s.%s", vacuum ? "VACUUM (ANALYZE)" : "ANALYZE", t->schema, t->table);
         hp__add_sql(f, sql);
     }
@@ -450,10 +439,10 @@ static void hp__rule_cache(hp_doctor_ctx_t *c)
         return;
     HP__SET(summary, "the buffer cache answers %.2f%% of table reads and %.2f%% of index reads (PgHero's floor: %.0f%%)", 100 * rt,
             100 * ri, 100 * TH(pg_cache_hit));
-    hp__evidence(f, "tables: %lld blocks from shared buffers, %lld read in (%.2f%%)", (long long)h->heap_hit,
-                 (long long)h->heap_read, 100 * rt);
-    hp__evidence(f, "indexes: %lld blocks from shared buffers, %lld read in (%.2f%%)", (long long)h->idx_hit,
-                 (long long)h->idx_read, 100 * ri);
+    hp_doctor_evidence(f, "tables: %lld blocks from shared buffers, %lld read in (%.2f%%)", (long long)h->heap_hit,
+                       (long long)h->heap_read, 100 * rt);
+    hp_doctor_evidence(f, "indexes: %lld blocks from shared buffers, %lld read in (%.2f%%)", (long long)h->idx_hit,
+                       (long long)h->idx_read, 100 * ri);
     const hp_pg_table_t *most = NULL;
     for (size_t i = 0; i != h->num_tables; ++i) {
         const hp_pg_table_t *t = &h->tables[i];
@@ -461,15 +450,16 @@ static void hp__rule_cache(hp_doctor_ctx_t *c)
             most = t;
     }
     if (most != NULL && (double)most->heap_read + (double)most->idx_read > 0)
-        hp__evidence(f,
-                     "of the %zu largest tables, %s.%s read the most blocks in: %lld of the table's, %lld of its indexes' (%.2f%% "
-                     "and %.2f%% hits)",
-                     h->num_tables, most->schema, most->table, (long long)most->heap_read, (long long)most->idx_read,
-                     hp__pct(most->heap_hit, most->heap_read), hp__pct(most->idx_hit, most->idx_read));
-    hp__evidence(f,
-                 "cumulative since the statistics were reset%s (a table's first reads, and a bulk load's new pages, count "
-                 "as reads)",
-                 h->stats_age_s < 0 ? " (never)" : "");
+        hp_doctor_evidence(
+            f,
+            "of the %zu largest tables, %s.%s read the most blocks in: %lld of the table's, %lld of its indexes' (%.2f%% "
+            "and %.2f%% hits)",
+            h->num_tables, most->schema, most->table, (long long)most->heap_read, (long long)most->idx_read,
+            hp__pct(most->heap_hit, most->heap_read), hp__pct(most->idx_hit, most->idx_read));
+    hp_doctor_evidence(f,
+                       "cumulative since the statistics were reset%s (a table's first reads, and a bulk load's new pages, count "
+                       "as reads)",
+                       h->stats_age_s < 0 ? " (never)" : "");
     HP__SET(fix,
             "Either the working set does not fit in shared_buffers (raise it, to about a quarter of the RAM; it needs a restart), "
             "or queries read more than they need: the sequential scans and missing indexes the doctor names read whole "
@@ -518,10 +508,10 @@ static void hp__rule_foreign_seq(hp_doctor_ctx_t *c)
         HP__SET(summary,
                 "%s (%lld live rows) was read by %.0f sequential scans in the window that no statement of hotplate's explains",
                 t->name, (long long)t->n_live_tup, foreign);
-        hp__evidence(f, "%s: %.0f sequential scans in %.1f s reading %.0f rows (%.0f per scan, %.0f rows/s)", t->name, scans,
-                     c->seconds, rows, rows / scans, rows / c->seconds);
-        hp__evidence(f, "hotplate's statements whose plan scans %s sequentially ran %.0f times in the window%s%s%s", t->name, ours,
-                     names[0] != '\0' ? " (" : "", names, names[0] != '\0' ? ")" : "");
+        hp_doctor_evidence(f, "%s: %.0f sequential scans in %.1f s reading %.0f rows (%.0f per scan, %.0f rows/s)", t->name, scans,
+                           c->seconds, rows, rows / scans, rows / c->seconds);
+        hp_doctor_evidence(f, "hotplate's statements whose plan scans %s sequentially ran %.0f times in the window%s%s%s", t->name,
+                           ours, names[0] != '\0' ? " (" : "", names, names[0] != '\0' ? ")" : "");
         const hp_pg_health_t *h = &b->health;
         char apps[200] = "";
         for (size_t k = 0; k != h->num_apps; ++k) {
@@ -532,15 +522,16 @@ static void hp__rule_foreign_seq(hp_doctor_ctx_t *c)
                      h->apps[k].total);
         }
         if (apps[0] != '\0')
-            hp__evidence(f, "other applications connected: %s", apps);
+            hp_doctor_evidence(f, "other applications connected: %s", apps);
         const hp_pg_other_stmt_t *o = h->statements_ok ? hp_pg_health_other_on(h, t->name) : NULL;
         if (o != NULL)
-            hp__evidence(f,
-                         "pg_stat_statements, the costliest statement that is not hotplate's and names %s: %s (%lld calls, %.2f ms "
-                         "mean, %lld rows)",
-                         t->name, o->query, (long long)o->calls, o->mean_ms, (long long)o->rows);
+            hp_doctor_evidence(
+                f,
+                "pg_stat_statements, the costliest statement that is not hotplate's and names %s: %s (%lld calls, %.2f ms "
+                "mean, %lld rows)",
+                t->name, o->query, (long long)o->calls, o->mean_ms, (long long)o->rows);
         else if (!h->statements_ok)
-            hp__evidence(f, "without pg_stat_statements (an optional extension), the statement is not named");
+            hp_doctor_evidence(f, "without pg_stat_statements (an optional extension), the statement is not named");
         HP__SET(fix,
                 "Another application reads %s whole, over and over. Find its statement in pg_stat_statements (GET "
                 "/debug/pg/statements: hotplate's statements carry their names, another's does not), then give it an index "
@@ -577,13 +568,14 @@ static void hp__rule_standby(hp_doctor_ctx_t *c)
     else
         snprintf(f->summary, sizeof(f->summary), "The slowest standby of %.64s is %.1f MiB and %.1f s behind its primary",
                  ha->primary, (double)ha->lag_bytes / 1048576.0, ha->lag_seconds);
-    hp__evidence(f,
-                 "pg_stat_replication on the primary %s: %d standbys, %d of them synchronous; largest replay distance %lld bytes, "
-                 "replay_lag %.3f s",
-                 ha->primary, ha->standbys, ha->sync_standbys, (long long)ha->lag_bytes, ha->lag_seconds);
+    hp_doctor_evidence(
+        f,
+        "pg_stat_replication on the primary %s: %d standbys, %d of them synchronous; largest replay distance %lld bytes, "
+        "replay_lag %.3f s",
+        ha->primary, ha->standbys, ha->sync_standbys, (long long)ha->lag_bytes, ha->lag_seconds);
     if (ha->failovers > 0)
-        hp__evidence(f, "%llu failover%s since this server started, the last from %s to %s", (unsigned long long)ha->failovers,
-                     ha->failovers == 1 ? "" : "s", ha->previous, ha->primary);
+        hp_doctor_evidence(f, "%llu failover%s since this server started, the last from %s to %s",
+                           (unsigned long long)ha->failovers, ha->failovers == 1 ? "" : "s", ha->previous, ha->primary);
     if (missing)
         snprintf(
             f->fix, sizeof(f->fix),

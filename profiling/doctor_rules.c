@@ -18,7 +18,6 @@
 #include "profiling/folded.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,11 +82,9 @@ static hp_doctor_level_t hp__max_level(hp_doctor_level_t x, hp_doctor_level_t y)
 
 static hp_doctor_finding_t *hp__new(hp_doctor_ctx_t *c, hp_doctor_kind_t kind, double impact)
 {
-    if (c->n == c->max)
+    hp_doctor_finding_t *f = hp_doctor_finding_add(c, kind);
+    if (f == NULL)
         return NULL;
-    hp_doctor_finding_t *f = &c->out[c->n++];
-    memset(f, 0, sizeof(*f));
-    f->kind = kind;
     f->impact = impact < 0 ? 0 : impact > 1 ? 1 : impact;
     f->severity = hp__level(f->impact);
     f->confidence = HP_DOCTOR_MEDIUM;
@@ -109,14 +106,11 @@ static void hp__add_route(hp_doctor_ctx_t *c, hp_doctor_finding_t *f, size_t r, 
     f->route_share[f->num_routes++] = share;
 }
 
-__attribute__((format(printf, 2, 3))) static void hp__evidence(hp_doctor_finding_t *f, const char *fmt, ...)
+/* Appends "fn 42%" to the comma-separated list in buf (a profile's top functions), cut to size. */
+static void hp__list_share(char *buf, size_t size, const char *fn, double pct)
 {
-    if (f->num_evidence == HP_DOCTOR_MAX_EVIDENCE)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(f->evidence[f->num_evidence++], sizeof(f->evidence[0]), fmt, ap);
-    va_end(ap);
+    size_t len = strlen(buf);
+    snprintf(buf + len, size - len, "%s%s %.0f%%", len != 0 ? ", " : "", fn, pct);
 }
 
 #define HP__SET(field, ...) snprintf(f->field, sizeof(f->field), __VA_ARGS__)
@@ -236,31 +230,34 @@ static void hp__rule_missing_index(hp_doctor_ctx_t *c)
         if (full) {
             HP__SET(summary, "%s reads the whole index %s of %s on every execution: %.0f executions in %.0f s", pl->stmt,
                     pl->plan.full_index, pl->plan.seq_rel, c->stmt[s].n, c->seconds);
-            hp__evidence(f, "plan of %s: an index scan on %s using %s, Index Cond: %s%s%s", pl->stmt, pl->plan.seq_rel,
-                         pl->plan.full_index, pl->plan.filter, pl->plan.sort_key[0] != '\0' ? ", then Sort Key: " : "",
-                         pl->plan.sort_key);
-            hp__evidence(f,
-                         "%s leads with %s, which the condition does not constrain: the B-tree is read leaf by leaf, end to end, "
-                         "as a sequential scan reads the heap (n_live_tup of %s: %lld)",
-                         pl->plan.full_index, pl->plan.lead, pl->plan.seq_rel, (long long)tb->n_live_tup);
+            hp_doctor_evidence(f, "plan of %s: an index scan on %s using %s, Index Cond: %s%s%s", pl->stmt, pl->plan.seq_rel,
+                               pl->plan.full_index, pl->plan.filter, pl->plan.sort_key[0] != '\0' ? ", then Sort Key: " : "",
+                               pl->plan.sort_key);
+            hp_doctor_evidence(
+                f,
+                "%s leads with %s, which the condition does not constrain: the B-tree is read leaf by leaf, end to end, "
+                "as a sequential scan reads the heap (n_live_tup of %s: %lld)",
+                pl->plan.full_index, pl->plan.lead, pl->plan.seq_rel, (long long)tb->n_live_tup);
         } else {
             HP__SET(summary, "%s reads %s with a sequential scan: %.0f rows per scan, %.0f scans in %.0f s", pl->stmt,
                     pl->plan.seq_rel, read / scans, scans, c->seconds);
-            hp__evidence(f, "plan of %s: Seq Scan on %s, Filter: %s%s%s", pl->stmt, pl->plan.seq_rel, pl->plan.filter,
-                         pl->plan.sort_key[0] != '\0' ? ", then Sort Key: " : "", pl->plan.sort_key);
-            hp__evidence(f,
-                         "pg_stat_user_tables %s in the window: seq_scan +%.0f, seq_tup_read +%.0f (%.0f per scan), idx_tup_fetch "
-                         "+%.0f, n_live_tup %lld",
-                         pl->plan.seq_rel, counted_scans, counted_read, counted_scans > 0 ? counted_read / counted_scans : 0,
-                         fetched, (long long)tb->n_live_tup);
+            hp_doctor_evidence(f, "plan of %s: Seq Scan on %s, Filter: %s%s%s", pl->stmt, pl->plan.seq_rel, pl->plan.filter,
+                               pl->plan.sort_key[0] != '\0' ? ", then Sort Key: " : "", pl->plan.sort_key);
+            hp_doctor_evidence(
+                f,
+                "pg_stat_user_tables %s in the window: seq_scan +%.0f, seq_tup_read +%.0f (%.0f per scan), idx_tup_fetch "
+                "+%.0f, n_live_tup %lld",
+                pl->plan.seq_rel, counted_scans, counted_read, counted_scans > 0 ? counted_read / counted_scans : 0, fetched,
+                (long long)tb->n_live_tup);
             if (lagging)
-                hp__evidence(f,
-                             "those counters lag the %.0f executions of %s (PostgreSQL publishes a backend's table statistics at "
-                             "most once a second, later under contention): each execution counted as a scan of all %lld rows",
-                             c->stmt[s].n, pl->stmt, (long long)tb->n_live_tup);
+                hp_doctor_evidence(
+                    f,
+                    "those counters lag the %.0f executions of %s (PostgreSQL publishes a backend's table statistics at "
+                    "most once a second, later under contention): each execution counted as a scan of all %lld rows",
+                    c->stmt[s].n, pl->stmt, (long long)tb->n_live_tup);
         }
-        hp__evidence(f, "%s: %.0f executions, mean %.3f ms, %.0f%% of all statement time", pl->stmt, c->stmt[s].n,
-                     hp_doctor_ms(c->stmt[s].t_ns / c->stmt[s].n), 100 * hp__share(c->stmt[s].t_ns, c->stmt_total_ns));
+        hp_doctor_evidence(f, "%s: %.0f executions, mean %.3f ms, %.0f%% of all statement time", pl->stmt, c->stmt[s].n,
+                           hp_doctor_ms(c->stmt[s].t_ns / c->stmt[s].n), 100 * hp__share(c->stmt[s].t_ns, c->stmt_total_ns));
         int checked = pl->plan.index_sql[0] != '\0' && pl->hypo_cost >= 0 && pl->hypo_cost < pl->plan.cost;
         f->confidence = checked ? HP_DOCTOR_HIGH : HP_DOCTOR_MEDIUM;
         if (pl->plan.index_sql[0] != '\0') {
@@ -331,13 +328,13 @@ static void hp__rule_n_plus_one(hp_doctor_ctx_t *c)
             w->taken = 1;
             size_t len = strlen(names);
             snprintf(names + len, sizeof(names) - len, "%s%s", len != 0 ? " + " : "", b->stmts[children[k]].name);
-            hp__evidence(f, "%s: %.0f executions, %.1f per request of the route, mean %.3f ms, %.1f rows each",
-                         b->stmts[children[k]].name, w->n, w->n / rw->n, hp_doctor_ms(w->t_ns / w->n), w->rows / w->n);
+            hp_doctor_evidence(f, "%s: %.0f executions, %.1f per request of the route, mean %.3f ms, %.1f rows each",
+                               b->stmts[children[k]].name, w->n, w->n / rw->n, hp_doctor_ms(w->t_ns / w->n), w->rows / w->n);
         }
-        hp__evidence(f, "%s returned %.0f rows in %.0f executions: each child runs once per row it returned", b->stmts[p].name,
-                     pw->rows, pw->n);
-        hp__evidence(f, "the children are %.0f%% of the route's PostgreSQL wait (db stage %.2f ms per request)",
-                     100 * hp__share(group, rw->stage[HP_STAGE_db]), hp_doctor_ms(rw->stage[HP_STAGE_db] / rw->n));
+        hp_doctor_evidence(f, "%s returned %.0f rows in %.0f executions: each child runs once per row it returned",
+                           b->stmts[p].name, pw->rows, pw->n);
+        hp_doctor_evidence(f, "the children are %.0f%% of the route's PostgreSQL wait (db stage %.2f ms per request)",
+                           100 * hp__share(group, rw->stage[HP_STAGE_db]), hp_doctor_ms(rw->stage[HP_STAGE_db] / rw->n));
         char rn[96];
         HP__SET(summary, "%s reads a page with %s, then runs %s once per row: %.1f round trips per request",
                 hp__rname(c, (size_t)r, rn, sizeof(rn)), b->stmts[p].name, names, calls / rw->n);
@@ -384,12 +381,13 @@ static void hp__rule_uncached(hp_doctor_ctx_t *c)
         HP__SET(summary,
                 "%s, %.0f%% of all requests, loads %s from PostgreSQL on every request (%.2f per request), without a cache",
                 hp__rname(c, (size_t)r, rn, sizeof(rn)), 100 * rw->n / c->requests, b->stmts[s].name, w->n / rw->n);
-        hp__evidence(f, "%s: %.0f executions for %.0f requests, mean %.3f ms, %.0f%% of all statement time in the window",
-                     b->stmts[s].name, w->n, rw->n, hp_doctor_ms(w->t_ns / w->n), 100 * stmt_share);
-        hp__evidence(f, "db stage: %.0f%% of the route's time (%.2f of %.2f ms per request)", 100 * db_share,
-                     hp_doctor_ms(rw->stage[HP_STAGE_db] / rw->n), hp_doctor_ms(rw->t_ns / rw->n));
-        hp__evidence(f, "cache: %.0f lookups in the window (%.2f per request of the route); loads from PostgreSQL %.0f", lookups,
-                     per_lookup, hp_doctor_d(b->stats.counter[HP_COUNTER_cache_loads], a->stats.counter[HP_COUNTER_cache_loads]));
+        hp_doctor_evidence(f, "%s: %.0f executions for %.0f requests, mean %.3f ms, %.0f%% of all statement time in the window",
+                           b->stmts[s].name, w->n, rw->n, hp_doctor_ms(w->t_ns / w->n), 100 * stmt_share);
+        hp_doctor_evidence(f, "db stage: %.0f%% of the route's time (%.2f of %.2f ms per request)", 100 * db_share,
+                           hp_doctor_ms(rw->stage[HP_STAGE_db] / rw->n), hp_doctor_ms(rw->t_ns / rw->n));
+        hp_doctor_evidence(f, "cache: %.0f lookups in the window (%.2f per request of the route); loads from PostgreSQL %.0f",
+                           lookups, per_lookup,
+                           hp_doctor_d(b->stats.counter[HP_COUNTER_cache_loads], a->stats.counter[HP_COUNTER_cache_loads]));
         f->confidence = lookups == 0 ? HP_DOCTOR_HIGH : HP_DOCTOR_MEDIUM;
         HP__SET(fix,
                 "Serve %s from a cache (cache-aside in Redis keyed by the route's id, invalidated when the data changes, "
@@ -450,11 +448,11 @@ static void hp__rule_cpu(hp_doctor_ctx_t *c)
         size_t r = order[i];
         const hp_doctor_route_win_t *w = &c->route[r];
         hp__add_route(c, f, r, share[r]);
-        hp__evidence(f,
-                     "%s: %.0f us of computation per request (compute stage), %.2f ms on the loop in all (parse %.2f, render "
-                     "%.2f), %.0f%% of its %.2f ms; %.0f requests",
-                     hp__rname(c, r, rn, sizeof(rn)), compute_us[r], per_ms[r], hp_doctor_ms(w->stage[HP_STAGE_parse] / w->n),
-                     hp_doctor_ms(w->stage[HP_STAGE_render] / w->n), 100 * share[r], hp_doctor_ms(w->t_ns / w->n), w->n);
+        hp_doctor_evidence(f,
+                           "%s: %.0f us of computation per request (compute stage), %.2f ms on the loop in all (parse %.2f, render "
+                           "%.2f), %.0f%% of its %.2f ms; %.0f requests",
+                           hp__rname(c, r, rn, sizeof(rn)), compute_us[r], per_ms[r], hp_doctor_ms(w->stage[HP_STAGE_parse] / w->n),
+                           hp_doctor_ms(w->stage[HP_STAGE_render] / w->n), 100 * share[r], hp_doctor_ms(w->t_ns / w->n), w->n);
         size_t len = strlen(names);
         if (i < 2)
             snprintf(names + len, sizeof(names) - len, "%s%s", i != 0 ? " and " : "", rn);
@@ -474,13 +472,10 @@ static void hp__rule_cpu(hp_doctor_ctx_t *c)
     double fn_share = 0;
     if (b->profile_ok && b->profile_samples != 0) {
         char top[192] = "", own[192] = "";
-        for (size_t i = 0; i != b->num_hot && i != 3; ++i) {
-            size_t len = strlen(top);
-            snprintf(top + len, sizeof(top) - len, "%s%s %.0f%%", i != 0 ? ", " : "", b->hot[i].fn,
-                     100.0 * (double)b->hot[i].samples / (double)b->profile_samples);
-        }
+        for (size_t i = 0; i != b->num_hot && i != 3; ++i)
+            hp__list_share(top, sizeof(top), b->hot[i].fn, 100.0 * (double)b->hot[i].n / (double)b->profile_samples);
         for (size_t i = 0; i != b->num_hp_hot && i != 3; ++i) {
-            double sh = (double)b->hp_hot[i].samples / (double)b->profile_samples;
+            double sh = (double)b->hp_hot[i].n / (double)b->profile_samples;
             /*
              * With real computation behind the finding, the hottest of hotplate's functions is the one to change,
              * however busy the rest of the process keeps the profile. Without it, a function with a few percent of
@@ -488,11 +483,11 @@ static void hp__rule_cpu(hp_doctor_ctx_t *c)
              */
             if (i == 0 && (sh >= TH(cpu_fn_share) || top_us >= TH(cpu_compute_us)))
                 fn = b->hp_hot[i].fn, fn_share = sh;
-            size_t len = strlen(own);
-            snprintf(own + len, sizeof(own) - len, "%s%s %.0f%%", i != 0 ? ", " : "", b->hp_hot[i].fn, 100 * sh);
+            hp__list_share(own, sizeof(own), b->hp_hot[i].fn, 100 * sh);
         }
-        hp__evidence(f, "CPU profile of the window (%llu samples), functions by samples of their own: %s; of hotplate's code: %s",
-                     (unsigned long long)b->profile_samples, top, own[0] != '\0' ? own : "none");
+        hp_doctor_evidence(
+            f, "CPU profile of the window (%llu samples), functions by samples of their own: %s; of hotplate's code: %s",
+            (unsigned long long)b->profile_samples, top, own[0] != '\0' ? own : "none");
     }
     if (fn != NULL) {
         HP__SET(fix,
@@ -590,7 +585,8 @@ static void hp__wait_evidence(const hp_doctor_ctx_t *c, hp_doctor_finding_t *f)
     for (size_t i = 0; i != b->num_waits && i != 4 && len < sizeof(list); ++i)
         len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s %.0f%%", i != 0 ? ", " : "", b->waits[i].event,
                                 100.0 * b->waits[i].samples / b->wait_samples);
-    hp__evidence(f, "PostgreSQL's time in the window, from %d samples of hotplate's active backends: %s", b->wait_samples, list);
+    hp_doctor_evidence(f, "PostgreSQL's time in the window, from %d samples of hotplate's active backends: %s", b->wait_samples,
+                       list);
 }
 
 /* "idle in transaction for 12.3 s", or "active, in a transaction open for 2.0 s". */
@@ -608,19 +604,21 @@ static void hp__blocker_evidence(hp_doctor_finding_t *f, const hp_doctor_blocker
 {
     char how[96];
     hp__blocker_how(bl, how, sizeof(how));
-    hp__evidence(f,
-                 "held by pid %d, %s (%s%s%s, client %s): %s; locks on %s%s%s%s; at the root of the wait in %d samples, %d of "
-                 "our backends behind it",
-                 bl->pid, bl->own ? "one of hotplate's own backends" : "another application's session",
-                 bl->app[0] != '\0' ? "application_name '" : "no application_name", bl->app, bl->app[0] != '\0' ? "'" : "",
-                 bl->client, how, bl->relations[0] != '\0' ? bl->relations : "no table", bl->lock_mode[0] != '\0' ? " (" : "",
-                 bl->lock_mode, bl->lock_mode[0] != '\0' ? ")" : "", bl->samples, bl->waiters);
-    hp__evidence(f, "pid %d's last query (values replaced by ?): %s", bl->pid, bl->query[0] != '\0' ? bl->query : "(none)");
+    hp_doctor_evidence(
+        f,
+        "held by pid %d, %s (%s%s%s, client %s): %s; locks on %s%s%s%s; at the root of the wait in %d samples, %d of "
+        "our backends behind it",
+        bl->pid, bl->own ? "one of hotplate's own backends" : "another application's session",
+        bl->app[0] != '\0' ? "application_name '" : "no application_name", bl->app, bl->app[0] != '\0' ? "'" : "", bl->client, how,
+        bl->relations[0] != '\0' ? bl->relations : "no table", bl->lock_mode[0] != '\0' ? " (" : "", bl->lock_mode,
+        bl->lock_mode[0] != '\0' ? ")" : "", bl->samples, bl->waiters);
+    hp_doctor_evidence(f, "pid %d's last query (values replaced by ?): %s", bl->pid, bl->query[0] != '\0' ? bl->query : "(none)");
     if (bl->depth > 1)
-        hp__evidence(f,
-                     "a chain of lock waits: our backend waits on a session that itself waits, %d sessions up to pid %d, which "
-                     "waits for nobody",
-                     bl->depth, bl->pid);
+        hp_doctor_evidence(
+            f,
+            "a chain of lock waits: our backend waits on a session that itself waits, %d sessions up to pid %d, which "
+            "waits for nobody",
+            bl->depth, bl->pid);
 }
 
 static void hp__rule_lock(hp_doctor_ctx_t *c)
@@ -653,11 +651,12 @@ static void hp__rule_lock(hp_doctor_ctx_t *c)
         const hp_doctor_route_win_t *w = &c->route[r];
         hp__add_route(c, f, (size_t)r, wait_share);
         hp__rname(c, (size_t)r, rn, sizeof(rn));
-        hp__evidence(f, "%s waits %.0f%% of its time: db stage %.2f ms and pool stage %.2f ms per request; payment %.2f ms inside",
-                     rn, 100 * wait_share, hp_doctor_ms(w->stage[HP_STAGE_db] / w->n), hp_doctor_ms(w->stage[HP_STAGE_pool] / w->n),
-                     hp_doctor_ms(w->stage[HP_STAGE_payment] / w->n));
+        hp_doctor_evidence(
+            f, "%s waits %.0f%% of its time: db stage %.2f ms and pool stage %.2f ms per request; payment %.2f ms inside", rn,
+            100 * wait_share, hp_doctor_ms(w->stage[HP_STAGE_db] / w->n), hp_doctor_ms(w->stage[HP_STAGE_pool] / w->n),
+            hp_doctor_ms(w->stage[HP_STAGE_payment] / w->n));
         if (w->cls[5] > 0)
-            hp__evidence(f, "%s answered %.0f 5xx of %.0f (lock_timeout 504, pool_exhausted 503)", rn, w->cls[5], w->n);
+            hp_doctor_evidence(f, "%s answered %.0f 5xx of %.0f (lock_timeout 504, pool_exhausted 503)", rn, w->cls[5], w->n);
     }
     /* The other routes that failed in the database behind the same foreign locks: their error spikes are this finding's. */
     for (size_t o = 0; victim >= 0 && o != b->num_routes; ++o) {
@@ -665,19 +664,19 @@ static void hp__rule_lock(hp_doctor_ctx_t *c)
         if (share >= 0)
             hp__add_route(c, f, o, share);
     }
-    hp__evidence(f,
-                 "pg_stat_activity, %d samples: a backend waiting on a Lock for %.0f ms or more in %d, a transaction idle for as "
-                 "long in %d; oldest transaction seen %.0f ms",
-                 b->activity_samples, TH(lock_min_ms), b->activity_lock_samples, b->activity_idle_txn_samples,
-                 b->activity_max_xact_ms);
+    hp_doctor_evidence(
+        f,
+        "pg_stat_activity, %d samples: a backend waiting on a Lock for %.0f ms or more in %d, a transaction idle for as "
+        "long in %d; oldest transaction seen %.0f ms",
+        b->activity_samples, TH(lock_min_ms), b->activity_lock_samples, b->activity_idle_txn_samples, b->activity_max_xact_ms);
     const hp_doctor_blocker_t *bl = b->num_blockers != 0 ? &b->blockers[0] : NULL;
     if (bl != NULL)
         hp__blocker_evidence(f, bl);
     /* The statements that failed or waited in the window: the ones that take row locks. */
     for (size_t s = 0; s != b->num_stmts; ++s)
         if (!b->stmts[s].is_read && c->stmt[s].n > 0 && c->stmt[s].errors > 0)
-            hp__evidence(f, "%s: %.0f errors of %.0f executions, mean %.2f ms", b->stmts[s].name, c->stmt[s].errors, c->stmt[s].n,
-                         hp_doctor_ms(c->stmt[s].t_ns / c->stmt[s].n));
+            hp_doctor_evidence(f, "%s: %.0f errors of %.0f executions, mean %.2f ms", b->stmts[s].name, c->stmt[s].errors,
+                               c->stmt[s].n, hp_doctor_ms(c->stmt[s].t_ns / c->stmt[s].n));
     f->confidence = b->activity_lock_samples > 0 && b->activity_idle_txn_samples > 0 ? HP_DOCTOR_HIGH : HP_DOCTOR_MEDIUM;
     if (bl != NULL && !bl->own) {
         /* Another application holds the locks: hotplate's transactions are its victims, and the fix is that session's. */
@@ -735,9 +734,9 @@ static void hp__rule_pool(hp_doctor_ctx_t *c)
                timeouts = hp_doctor_d(b->stats.counter[HP_COUNTER_pool_timeouts], a->stats.counter[HP_COUNTER_pool_timeouts]);
         HP__SET(summary, "%s spends %.0f%% of its time waiting for one of %llu transaction connections",
                 hp__rname(c, r, rn, sizeof(rn)), 100 * share, (unsigned long long)b->stats.pool_size);
-        hp__evidence(f, "pool stage: %.2f of %.2f ms per request", hp_doctor_ms(w->stage[HP_STAGE_pool] / w->n),
-                     hp_doctor_ms(w->t_ns / w->n));
-        hp__evidence(
+        hp_doctor_evidence(f, "pool stage: %.2f of %.2f ms per request", hp_doctor_ms(w->stage[HP_STAGE_pool] / w->n),
+                           hp_doctor_ms(w->t_ns / w->n));
+        hp_doctor_evidence(
             f, "pool: size %llu, in use %lld and waiting %lld at the end; %.0f acquisitions, mean wait %.2f ms, %.0f timeouts",
             (unsigned long long)b->stats.pool_size, (long long)b->stats.gauge[HP_GAUGE_pool_in_use],
             (long long)b->stats.gauge[HP_GAUGE_pool_waiting], waits,
@@ -817,26 +816,26 @@ static void hp__rule_memory(hp_doctor_ctx_t *c)
     char rn[96];
     HP__SET(summary, "the heap grows by %.0f bytes per request of %s and does not level off (%.1f MiB per hour at this rate)", per,
             hp__rname(c, (size_t)busiest, rn, sizeof(rn)), slope * 3600 / 1048576);
-    hp__evidence(f, "jemalloc allocated, %zu readings: trend %.0f bytes/s (standard error %.0f), %.0f bytes/s in the second half",
-                 b->heap_n, slope, se, late);
-    hp__evidence(f, "%.0f bytes over the %.0f s window, %.0f per request of the route", grew, c->seconds, per);
-    hp__evidence(f, "%s is the busiest route (%.0f of %.0f requests): a leak that grows per request most likely sits on it", rn,
-                 c->route[busiest].n, c->requests);
+    hp_doctor_evidence(
+        f, "jemalloc allocated, %zu readings: trend %.0f bytes/s (standard error %.0f), %.0f bytes/s in the second half", b->heap_n,
+        slope, se, late);
+    hp_doctor_evidence(f, "%.0f bytes over the %.0f s window, %.0f per request of the route", grew, c->seconds, per);
+    hp_doctor_evidence(f, "%s is the busiest route (%.0f of %.0f requests): a leak that grows per request most likely sits on it",
+                       rn, c->route[busiest].n, c->requests);
     /* The heap profile of the window names the allocation site: the top one of hotplate's own code. */
     const char *site = NULL;
     double site_share = 0;
     if (b->heap_profile_ok && b->heap_profile_bytes != 0) {
         char top[256] = "";
         for (size_t i = 0; i != b->num_heap_hot; ++i) {
-            double sh = (double)b->heap_hot[i].bytes / (double)b->heap_profile_bytes;
+            double sh = (double)b->heap_hot[i].n / (double)b->heap_profile_bytes;
             if (site == NULL && strncmp(b->heap_hot[i].fn, "hp_", 3) == 0)
                 site = b->heap_hot[i].fn, site_share = sh;
-            size_t len = strlen(top);
             if (i < 3)
-                snprintf(top + len, sizeof(top) - len, "%s%s %.0f%%", i != 0 ? ", " : "", b->heap_hot[i].fn, 100 * sh);
+                hp__list_share(top, sizeof(top), b->heap_hot[i].fn, 100 * sh);
         }
-        hp__evidence(f, "heap profile of the window (%llu bytes in use, sampled), by allocation site: %s",
-                     (unsigned long long)b->heap_profile_bytes, top);
+        hp_doctor_evidence(f, "heap profile of the window (%llu bytes in use, sampled), by allocation site: %s",
+                           (unsigned long long)b->heap_profile_bytes, top);
     }
     if (site != NULL) {
         HP__SET(fix,
@@ -891,10 +890,10 @@ static void hp__rule_errors(hp_doctor_ctx_t *c)
         char rn[96];
         HP__SET(summary, "%s answered %.0f%% of its requests with a 5xx%s%s", hp__rname(c, r, rn, sizeof(rn)), 100 * ratio,
                 cause != NULL ? ", explained by the finding: " : "", cause != NULL ? cause_title : "");
-        hp__evidence(f, "%.0f of %.0f answers were 5xx in %.0f s (4xx: %.0f)", w->cls[5], w->n, c->seconds, w->cls[4]);
+        hp_doctor_evidence(f, "%.0f of %.0f answers were 5xx in %.0f s (4xx: %.0f)", w->cls[5], w->n, c->seconds, w->cls[4]);
         for (size_t s = 0; s != b->num_stmts; ++s)
             if (c->stmt[s].errors > 0)
-                hp__evidence(f, "%s: %.0f errors of %.0f executions", b->stmts[s].name, c->stmt[s].errors, c->stmt[s].n);
+                hp_doctor_evidence(f, "%s: %.0f errors of %.0f executions", b->stmts[s].name, c->stmt[s].errors, c->stmt[s].n);
         HP__SET(fix, "Read the error codes of these answers in the request log (error_reason) and fix their cause%s%s",
                 cause != NULL ? ": " : "", cause != NULL ? cause_title : "");
     }
@@ -946,9 +945,9 @@ static void hp__rule_loop(hp_doctor_ctx_t *c)
     }
     HP__SET(summary, "the event loops fall behind: their 100 ms timer fires %.0f ms late at p99%s", lag_ms,
             cause != NULL ? ", explained by the CPU hot spot" : "");
-    hp__evidence(f, "loop lag p99 over the last 10 s: %.1f ms", lag_ms);
-    hp__evidence(f, "the loops spent %.0f%% of the window on requests' own work (%zu threads)", 100 * busy_share, b->threads);
-    hp__evidence(f, "the route with the most time on the loop: %s (%.0f ms in the window)", rn, hp_doctor_ms(most));
+    hp_doctor_evidence(f, "loop lag p99 over the last 10 s: %.1f ms", lag_ms);
+    hp_doctor_evidence(f, "the loops spent %.0f%% of the window on requests' own work (%zu threads)", 100 * busy_share, b->threads);
+    hp_doctor_evidence(f, "the route with the most time on the loop: %s (%.0f ms in the window)", rn, hp_doctor_ms(most));
     f->confidence = busiest >= 0 ? HP_DOCTOR_MEDIUM : HP_DOCTOR_LOW;
     HP__SET(fix, "Nothing may block a loop: move blocking calls to a thread of their own and split long computations; a CPU "
                  "profile (GET /debug/pprof/profile) shows what runs on the loop");
@@ -972,11 +971,6 @@ static int hp__rank_cmp(const void *x, const void *y)
         return a->impact > b->impact ? -1 : 1;
     return (int)a->kind - (int)b->kind;
 }
-
-typedef struct st_hp__hot_t {
-    char fn[96];
-    uint64_t n;
-} hp__hot_t;
 
 /* The frame a stack counts in: its leaf's function (inlined frames folded in), or its deepest hp_* frame (by_site). */
 static void hp__stack_frame(const char *p, const char *stack_end, int by_site, const char **fb_out, const char **fe_out)
@@ -1006,7 +1000,7 @@ static void hp__stack_frame(const char *p, const char *stack_end, int by_site, c
  * Totals per frame (see hp__stack_frame) of folded stacks, the top `max` into
  * hot, most first. @return how many, or -1 when out of memory
  */
-static int hp__folded_top(const char *folded, size_t len, int by_site, const char *prefix, hp__hot_t *hot, size_t max,
+static int hp__folded_top(const char *folded, size_t len, int by_site, const char *prefix, hp_doctor_hot_t *hot, size_t max,
                           uint64_t *total)
 {
     /*
@@ -1067,35 +1061,26 @@ static int hp__folded_top(const char *folded, size_t len, int by_site, const cha
     return (int)num;
 }
 
+/* @return the number of frames hp__folded_top kept (none when it failed) */
+static size_t hp__kept(int n)
+{
+    return n > 0 ? (size_t)n : 0;
+}
+
 void hp_doctor_profile_read(const char *folded, size_t len, hp_doctor_snapshot_t *s)
 {
-    hp__hot_t hot[HP_DOCTOR_MAX_HOT];
-    int n = hp__folded_top(folded, len, 0, NULL, hot, HP_DOCTOR_MAX_HOT, &s->profile_samples);
+    int n = hp__folded_top(folded, len, 0, NULL, s->hot, HP_DOCTOR_MAX_HOT, &s->profile_samples);
     s->profile_ok = n >= 0;
-    s->num_hot = n > 0 ? (size_t)n : 0;
-    for (size_t i = 0; i != s->num_hot; ++i) {
-        memcpy(s->hot[i].fn, hot[i].fn, sizeof(s->hot[i].fn));
-        s->hot[i].samples = hot[i].n;
-    }
+    s->num_hot = hp__kept(n);
     /* The same counts, hotplate's own functions only: the ones a fix can change. */
-    n = hp__folded_top(folded, len, 0, "hp_", hot, HP_DOCTOR_MAX_HOT, &s->profile_samples);
-    s->num_hp_hot = n > 0 ? (size_t)n : 0;
-    for (size_t i = 0; i != s->num_hp_hot; ++i) {
-        memcpy(s->hp_hot[i].fn, hot[i].fn, sizeof(s->hp_hot[i].fn));
-        s->hp_hot[i].samples = hot[i].n;
-    }
+    s->num_hp_hot = hp__kept(hp__folded_top(folded, len, 0, "hp_", s->hp_hot, HP_DOCTOR_MAX_HOT, &s->profile_samples));
 }
 
 void hp_doctor_heap_profile_read(const char *folded, size_t len, hp_doctor_snapshot_t *s)
 {
-    hp__hot_t hot[HP_DOCTOR_MAX_HOT];
-    int n = hp__folded_top(folded, len, 1, NULL, hot, HP_DOCTOR_MAX_HOT, &s->heap_profile_bytes);
+    int n = hp__folded_top(folded, len, 1, NULL, s->heap_hot, HP_DOCTOR_MAX_HOT, &s->heap_profile_bytes);
     s->heap_profile_ok = n >= 0;
-    s->num_heap_hot = n > 0 ? (size_t)n : 0;
-    for (size_t i = 0; i != s->num_heap_hot; ++i) {
-        memcpy(s->heap_hot[i].fn, hot[i].fn, sizeof(s->heap_hot[i].fn));
-        s->heap_hot[i].bytes = hot[i].n;
-    }
+    s->num_heap_hot = hp__kept(n);
 }
 
 size_t hp_doctor_evaluate(const hp_doctor_snapshot_t *before, const hp_doctor_snapshot_t *after, hp_doctor_finding_t *out,

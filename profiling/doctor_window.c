@@ -1,9 +1,12 @@
 /*
- * doctor_window: the differences of two snapshots (see doctor_window.h).
+ * doctor_window: the differences of two snapshots, and the two helpers both
+ * rule files write findings with (see doctor_window.h).
  */
 #include "profiling/doctor_window.h"
 
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 void hp_doctor_window(hp_doctor_ctx_t *c)
@@ -90,4 +93,24 @@ int hp_doctor_fit(const double *t, const double *v, size_t from, size_t to, doub
     if (rho > 0)
         *se *= sqrt((1 + rho) / (1 - rho));
     return 0;
+}
+
+hp_doctor_finding_t *hp_doctor_finding_add(hp_doctor_ctx_t *c, hp_doctor_kind_t kind)
+{
+    if (c->n == c->max)
+        return NULL;
+    hp_doctor_finding_t *f = &c->out[c->n++];
+    memset(f, 0, sizeof(*f));
+    f->kind = kind;
+    return f;
+}
+
+void hp_doctor_evidence(hp_doctor_finding_t *f, const char *fmt, ...)
+{
+    if (f->num_evidence == HP_DOCTOR_MAX_EVIDENCE)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(f->evidence[f->num_evidence++], sizeof(f->evidence[0]), fmt, ap);
+    va_end(ap);
 }

@@ -54,6 +54,12 @@ int hp_doctor_fit(const double *t, const double *v, size_t from, size_t to, doub
  */
 void hp_doctor_health_rules(hp_doctor_ctx_t *c);
 
+/** @return the next of c's findings, zeroed but for its kind, or NULL when c->out is full */
+hp_doctor_finding_t *hp_doctor_finding_add(hp_doctor_ctx_t *c, hp_doctor_kind_t kind);
+
+/** Appends one line of evidence to f, cut to its field; beyond HP_DOCTOR_MAX_EVIDENCE lines it is dropped. */
+__attribute__((format(printf, 2, 3))) void hp_doctor_evidence(hp_doctor_finding_t *f, const char *fmt, ...);
+
 /** @return whether the kind is one of PostgreSQL's health, judged on the database rather than a route's time */
 static inline int hp_doctor_kind_is_health(hp_doctor_kind_t k)
 {

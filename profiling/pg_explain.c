@@ -134,10 +134,8 @@ static void hp__explain_on_begin(hp_req_t *r, void *ud, PGresult *res, const cha
 
 static void hp__explain_on_conn(hp_req_t *r, void *ud, hp_pgconn_t *conn, const char *err)
 {
-    if (err != NULL) {
-        hp_respond_failure(r, err);
+    if (hp_db_failed(r, NULL, err))
         return;
-    }
     hp_db_conn_query_sql(r, conn, "BEGIN", NULL, 0, hp__explain_on_begin, ud);
 }
 

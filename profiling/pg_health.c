@@ -519,3 +519,22 @@ json_t *hp_pg_health_json(const hp_pg_health_t *h, const hp_pg_health_limits_t *
     }
     return doc;
 }
+
+int hp_pg_health_read(hp_pg_health_t *h, hp_pg_health_part_t part, const hp_pg_rows_t *rows, const hp_pg_health_limits_t *lim,
+                      hp_pg_is_ours_fn is_ours)
+{
+    switch (part) {
+    case HP_PG_HEALTH_SESSIONS:
+        return hp_pg_health_read_sessions(h, rows, lim);
+    case HP_PG_HEALTH_CONNECTIONS:
+        return hp_pg_health_read_connections(h, rows);
+    case HP_PG_HEALTH_INDEXES:
+        return hp_pg_health_read_indexes(h, rows, lim);
+    case HP_PG_HEALTH_TABLES:
+        return hp_pg_health_read_tables(h, rows);
+    case HP_PG_HEALTH_STATEMENTS:
+    case HP_PG_HEALTH__PARTS:
+        break;
+    }
+    return hp_pg_health_read_statements(h, rows, is_ours);
+}

@@ -128,6 +128,24 @@ typedef struct st_hp_pg_health_t {
     hp_pg_other_stmt_t other[HP_PG_HEALTH_MAX];
 } hp_pg_health_t;
 
+/* The parts of a reading, one query each, in the order the collection runs them. */
+typedef enum {
+    HP_PG_HEALTH_SESSIONS,
+    HP_PG_HEALTH_CONNECTIONS,
+    HP_PG_HEALTH_INDEXES,
+    HP_PG_HEALTH_TABLES,
+    HP_PG_HEALTH_STATEMENTS,
+    HP_PG_HEALTH__PARTS
+} hp_pg_health_part_t;
+
+/**
+ * Reads one part's rows with its reader below: lim is for the sessions and
+ * the indexes, is_ours for the statements.
+ * @return the reader's: 0, or -1 when the rows have the wrong shape
+ */
+int hp_pg_health_read(hp_pg_health_t *h, hp_pg_health_part_t part, const hp_pg_rows_t *rows, const hp_pg_health_limits_t *lim,
+                      hp_pg_is_ours_fn is_ours);
+
 /**
  * Reads the sessions query's rows (pg_health_collect.c's column order):
  * pid, application_name, usename, client, state, wait, query ms, transaction

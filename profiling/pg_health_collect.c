@@ -187,30 +187,14 @@ static void hp__on_part(hp_req_t *r, void *ud, PGresult *res, const char *err)
     int rc = -1;
     if (err == NULL && PQresultStatus(res) == PGRES_TUPLES_OK) {
         hp_pg_rows_t rows = hp__rows(r, res);
-        switch (job->step) {
-        case 0:
-            rc = hp_pg_health_read_sessions(job->h, &rows, &job->lim);
-            break;
-        case 1:
-            rc = hp_pg_health_read_connections(job->h, &rows);
-            break;
-        case 2:
-            rc = hp_pg_health_read_indexes(job->h, &rows, &job->lim);
-            break;
-        case 3:
-            rc = hp_pg_health_read_tables(job->h, &rows);
-            break;
-        default:
-            rc = hp_pg_health_read_statements(job->h, &rows, hp__is_ours);
-            break;
-        }
+        rc = hp_pg_health_read(job->h, (hp_pg_health_part_t)job->step, &rows, &job->lim, hp__is_ours);
     }
     if (rc != 0 && job->num_notes != HP_PG_HEALTH_MAX_NOTES) {
         const char *msg = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
         const char *why = msg != NULL ? msg : err != NULL ? err : "unexpected columns";
-        job->notes[job->num_notes++] =
-            hp_pool_printf(r, "PostgreSQL health: the %s could not be read (%s), so %s", hp__part_names[job->step], why,
-                           job->step == 4 ? "other applications' statements are not named" : "their checks are off");
+        job->notes[job->num_notes++] = hp_pool_printf(
+            r, "PostgreSQL health: the %s could not be read (%s), so %s", hp__part_names[job->step], why,
+            job->step == HP_PG_HEALTH_STATEMENTS ? "other applications' statements are not named" : "their checks are off");
     }
     if (res != NULL)
         PQclear(res);

@@ -118,8 +118,7 @@ typedef struct st_hp_cart_load_t {
     hp_cart_cb cb;
     void *ud;
     PGresult *res[HP_CART_Q__COUNT];
-    int pending;
-    const char *err;
+    hp_db_join_t join;
 } hp_cart_load_t;
 
 typedef struct st_hp_cart_slot_t {
@@ -242,13 +241,9 @@ static void hp__cart_on_result(hp_req_t *r, void *ud, PGresult *res, const char 
     hp_cart_slot_t *slot = ud;
     hp_cart_load_t *ld = slot->load;
     ld->res[slot->index] = res;
-    if (err != NULL && ld->err == NULL)
-        ld->err = err;
-    if (--ld->pending != 0)
+    if (!hp_db_join_done(&ld->join, err))
         return;
-    if (ld->err != NULL)
-        hp_respond_failure(r, ld->err);
-    else
+    if (!hp_db_failed(r, NULL, ld->join.err))
         hp__cart_process(r, ld);
     for (int i = 0; i != HP_CART_Q__COUNT; ++i)
         if (ld->res[i] != NULL)
@@ -272,7 +267,7 @@ void hp_cart_price(hp_req_t *r, hp_cart_priced_t *p, hp_cart_cb cb, void *ud)
     ld->p = p;
     ld->cb = cb;
     ld->ud = ud;
-    ld->pending = HP_CART_Q__COUNT;
+    ld->join.pending = HP_CART_Q__COUNT;
     int64_t ids[HP_TOTAL_MAX_LINES];
     size_t num_ids = 0;
     for (size_t i = 0; i != p->cart.num_lines; ++i) {

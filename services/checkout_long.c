@@ -50,10 +50,8 @@ static void hp__long_on_begin(hp_req_t *r, void *ud, PGresult *res, const char *
 void hp_checkout_long_on_conn(hp_req_t *r, void *ud, hp_pgconn_t *conn, const char *err)
 {
     hp_checkout_t *co = ud;
-    if (err != NULL) {
-        hp_respond_failure(r, err);
+    if (hp_db_failed(r, NULL, err))
         return;
-    }
     /* Nothing to lock: the transaction (and its connection) still spans the payment. */
     if (co->num_stock == 0) {
         hp_db_conn_query(r, conn, HP_STMT_txn_begin, NULL, 0, hp__long_on_begin, co);

@@ -534,13 +534,8 @@ static void hp__patch_on_update(hp_req_t *r, void *ud, PGresult *res, const char
 {
     hp_patch_state_t *st = ud;
     hp_db_release(r, r->held, err != NULL);
-    if (hp_db_failed(r, res, err))
+    if (hp_db_missing(r, res, err, "no such item on this restaurant's menu"))
         return;
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        hp_respond_error(r, HP_E_not_found, "no such item on this restaurant's menu");
-        return;
-    }
     st->item_json = hp_pool_printf(r, "%s", PQgetvalue(res, 0, 0));
     st->version = hp_pool_printf(r, "%s", PQgetvalue(res, 0, 1));
     PQclear(res);
@@ -574,10 +569,8 @@ static void hp__patch_invalidate(hp_req_t *r, hp_patch_state_t *st)
 static void hp__patch_on_conn(hp_req_t *r, void *ud, hp_pgconn_t *conn, const char *err)
 {
     hp_patch_state_t *st = ud;
-    if (err != NULL) {
-        hp_respond_failure(r, err);
+    if (hp_db_failed(r, NULL, err))
         return;
-    }
     hp_db_conn_query(r, conn, HP_STMT_menu_item_patch, st->values, 6, hp__patch_on_update, st);
 }
 

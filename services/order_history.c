@@ -57,13 +57,9 @@ static void hp__history_part_done(hp_req_t *r, hp_history_t *h, PGresult *res, P
 {
     if (res != NULL)
         *slot = hp_db_keep(r, res);
-    if (err != NULL && h->err == NULL)
-        h->err = err;
-    if (--h->pending != 0)
+    if (!hp_db_join_done(&h->join, err))
         return;
-    if (h->err != NULL)
-        hp_respond_failure(r, h->err);
-    else
+    if (!hp_db_failed(r, NULL, h->join.err))
         hp_history_respond(r, h);
 }
 
@@ -105,7 +101,7 @@ static void hp__history_on_page(hp_req_t *r, void *ud, PGresult *res, const char
         hp_history_n_plus_one(r, h);
         return;
     }
-    h->pending = 2;
+    h->join.pending = 2;
     const char *oids = hp__column_array(r, res, 0), *rids = hp__column_array(r, res, 2);
     /* Both are keyed by the page's ids, so they go out together in one pipeline round trip. */
     hp_db_query_replica(r, r->principal.user_id, HP_STMT_order_items_for, &oids, 1, hp__history_on_items, h);

@@ -18,14 +18,14 @@
 
 #include <libpq-fe.h>
 
+#include "runtime/db.h"
 #include "runtime/http.h"
 
 typedef struct st_hp_history_t {
     int limit;
     /* Every PGresult here is kept by the request's pool (hp_db_keep) and cleared with it. */
     PGresult *page, *items, *names;
-    int pending;
-    const char *err;
+    hp_db_join_t join;
     int next;                          /* N+1: the page row being fetched */
     PGresult **row_items, **row_names; /* N+1: each row's own results, in the request pool; NULL on the batched path */
 } hp_history_t;

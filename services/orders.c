@@ -75,14 +75,13 @@ typedef struct st_hp_order_fetch_t {
     hp_order_cb cb;
     void *ud;
     PGresult *order, *items;
-    int pending;
-    const char *err;
+    hp_db_join_t join;
 } hp_order_fetch_t;
 
 static void hp__fetch_done(hp_req_t *r, hp_order_fetch_t *f)
 {
-    if (f->err != NULL || PQntuples(f->order) == 0) {
-        f->cb(r, f->ud, NULL, NULL, f->err);
+    if (f->join.err != NULL || PQntuples(f->order) == 0) {
+        f->cb(r, f->ud, NULL, NULL, f->join.err);
         return;
     }
     PGresult *o = f->order;
@@ -103,16 +102,12 @@ static void hp__fetch_done(hp_req_t *r, hp_order_fetch_t *f)
     f->cb(r, f->ud, doc, &meta, NULL);
 }
 
-static void hp__fetch_on_order(hp_req_t *r, void *ud, PGresult *res, const char *err)
+/* One of the two results (the order, or its items) arrived into slot; the last answers. */
+static void hp__fetch_part(hp_req_t *r, hp_order_fetch_t *f, PGresult **slot, PGresult *res, const char *err)
 {
-    hp_order_fetch_t *f = ud;
-    f->order = res;
-    if (err != NULL && f->err == NULL)
-        f->err = err;
-    if (--f->pending == 0)
-        goto Done;
-    return;
-Done:
+    *slot = res;
+    if (!hp_db_join_done(&f->join, err))
+        return;
     hp__fetch_done(r, f);
     if (f->order != NULL)
         PQclear(f->order);
@@ -120,19 +115,16 @@ Done:
         PQclear(f->items);
 }
 
+static void hp__fetch_on_order(hp_req_t *r, void *ud, PGresult *res, const char *err)
+{
+    hp_order_fetch_t *f = ud;
+    hp__fetch_part(r, f, &f->order, res, err);
+}
+
 static void hp__fetch_on_items(hp_req_t *r, void *ud, PGresult *res, const char *err)
 {
     hp_order_fetch_t *f = ud;
-    f->items = res;
-    if (err != NULL && f->err == NULL)
-        f->err = err;
-    if (--f->pending != 0)
-        return;
-    hp__fetch_done(r, f);
-    if (f->order != NULL)
-        PQclear(f->order);
-    if (f->items != NULL)
-        PQclear(f->items);
+    hp__fetch_part(r, f, &f->items, res, err);
 }
 
 void hp_order_fetch(hp_req_t *r, int64_t order_id, hp_order_cb cb, void *ud)
@@ -142,7 +134,7 @@ void hp_order_fetch(hp_req_t *r, int64_t order_id, hp_order_cb cb, void *ud)
     f->id = order_id;
     f->cb = cb;
     f->ud = ud;
-    f->pending = 2;
+    f->join.pending = 2;
     const char *id = hp_pool_printf(r, "%lld", (long long)order_id), *ids = hp_pool_printf(r, "{%lld}", (long long)order_id);
     hp_db_query(r, HP_STMT_order_get, &id, 1, hp__fetch_on_order, f);
     hp_db_query(r, HP_STMT_order_items_for, &ids, 1, hp__fetch_on_items, f);
@@ -216,10 +208,8 @@ static void hp__event_on_update(hp_req_t *r, void *ud, PGresult *res, const char
 static void hp__event_on_conn(hp_req_t *r, void *ud, hp_pgconn_t *conn, const char *err)
 {
     hp_event_t *ev = ud;
-    if (err != NULL) {
-        hp_respond_failure(r, err);
+    if (hp_db_failed(r, NULL, err))
         return;
-    }
     hp_db_conn_query(r, conn, HP_STMT_order_transition, ev->values, 4, hp__event_on_update, ev);
 }
 
@@ -227,10 +217,8 @@ static void hp__event_on_order(hp_req_t *r, void *ud, json_t *doc, const hp_orde
 {
     hp_event_t *ev = ud;
     json_decref(doc);
-    if (err != NULL) {
-        hp_respond_failure(r, err);
+    if (hp_db_failed(r, NULL, err))
         return;
-    }
     if (doc == NULL || !hp__may_see(r, meta)) {
         hp_respond_error(r, HP_E_not_found, "no such order");
         return;

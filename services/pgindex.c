@@ -22,11 +22,12 @@
  *
  * Ownership: the PGconn and every PGresult live and die inside
  * hp_pgindex_apply() and hp_pgindex_state(); the index thread's state is
- * guarded by hp__ix.lock.
+ * guarded by hp__ix.w.lock.
  */
 #include "services/pgindex.h"
 #include "base/flags.h"
 #include "base/log.h"
+#include "base/worker.h"
 
 #include <libpq-fe.h>
 #include <pthread.h>
@@ -156,10 +157,7 @@ int hp_pgindex_apply(const char *pg_url, const char *name, int on, char *err, si
 /* ---- the server's index thread --------------------------------------------------------------- */
 
 static struct {
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    pthread_t tid;
-    int started, stop;
+    hp_worker_t w;
     const char *pg_url;
     unsigned requested, done; /* generations: work is pending while they differ */
     int detect;               /* the pending work is reading the state, not changing it */
@@ -167,7 +165,7 @@ static struct {
     int target;               /* the flag value being applied (HP_orders_user_id_index_on or HP_orders_user_id_index_off) */
     char error[512];
     double ms; /* how long the last action took */
-} hp__ix = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER, .state = "idle"};
+} hp__ix = {.w = HP_WORKER_INIT, .state = "idle"};
 
 static double hp__elapsed_ms(const struct timespec *t0)
 {
@@ -179,18 +177,18 @@ static double hp__elapsed_ms(const struct timespec *t0)
 static void *hp__ix_main(void *arg)
 {
     (void)arg;
-    pthread_mutex_lock(&hp__ix.lock);
+    pthread_mutex_lock(&hp__ix.w.lock);
     for (;;) {
-        while (!hp__ix.stop && hp__ix.done == hp__ix.requested)
-            pthread_cond_wait(&hp__ix.wake, &hp__ix.lock);
-        if (hp__ix.stop)
+        while (!hp__ix.w.stop && hp__ix.done == hp__ix.requested)
+            pthread_cond_wait(&hp__ix.w.wake, &hp__ix.w.lock);
+        if (hp__ix.w.stop)
             break;
         unsigned gen = hp__ix.requested;
         int detect = hp__ix.detect, target = hp_flag_get(HP_FLAG_orders_user_id_index);
         hp__ix.detect = 0;
         hp__ix.state = "running";
         hp__ix.target = target;
-        pthread_mutex_unlock(&hp__ix.lock);
+        pthread_mutex_unlock(&hp__ix.w.lock);
 
         char err[512] = "";
         struct timespec t0;
@@ -214,7 +212,7 @@ static void *hp__ix_main(void *arg)
             hp_log(HP_LOG_ERROR, "index orders_user_id %s failed: %s", hp_flag_def(HP_FLAG_orders_user_id_index)->values[target],
                    err);
 
-        pthread_mutex_lock(&hp__ix.lock);
+        pthread_mutex_lock(&hp__ix.w.lock);
         hp__ix.done = gen;
         hp__ix.state = ret == 0 ? "done" : "failed";
         hp__ix.target = target;
@@ -224,57 +222,48 @@ static void *hp__ix_main(void *arg)
         if (hp__ix.done != hp__ix.requested)
             hp__ix.state = "running";
     }
-    pthread_mutex_unlock(&hp__ix.lock);
+    pthread_mutex_unlock(&hp__ix.w.lock);
     return NULL;
 }
 
 int hp_pgindex_start(const char *pg_url)
 {
-    pthread_mutex_lock(&hp__ix.lock);
+    pthread_mutex_lock(&hp__ix.w.lock);
     hp__ix.pg_url = pg_url;
-    hp__ix.stop = 0;
     hp__ix.detect = !hp_flag_explicit(HP_FLAG_orders_user_id_index);
     ++hp__ix.requested;
     hp__ix.state = "running";
-    int ret = pthread_create(&hp__ix.tid, NULL, hp__ix_main, NULL);
-    hp__ix.started = ret == 0;
-    pthread_mutex_unlock(&hp__ix.lock);
-    return ret == 0 ? 0 : -1;
+    int ret = hp_worker_start(&hp__ix.w, hp__ix_main, NULL);
+    pthread_mutex_unlock(&hp__ix.w.lock);
+    return ret;
 }
 
 void hp_pgindex_flag_changed(void)
 {
-    pthread_mutex_lock(&hp__ix.lock);
-    if (hp__ix.started) {
+    pthread_mutex_lock(&hp__ix.w.lock);
+    if (hp__ix.w.started) {
         ++hp__ix.requested;
         hp__ix.detect = 0;
         hp__ix.state = "running";
         hp__ix.target = hp_flag_get(HP_FLAG_orders_user_id_index);
-        pthread_cond_signal(&hp__ix.wake);
+        pthread_cond_signal(&hp__ix.w.wake);
     }
-    pthread_mutex_unlock(&hp__ix.lock);
+    pthread_mutex_unlock(&hp__ix.w.lock);
 }
 
 void hp_pgindex_stop(void)
 {
-    pthread_mutex_lock(&hp__ix.lock);
-    int started = hp__ix.started;
-    hp__ix.stop = 1;
-    hp__ix.started = 0;
-    pthread_cond_signal(&hp__ix.wake);
-    pthread_mutex_unlock(&hp__ix.lock);
     /* An index build in progress finishes first; PostgreSQL would otherwise leave an INVALID index behind. */
-    if (started)
-        pthread_join(hp__ix.tid, NULL);
+    hp_worker_stop(&hp__ix.w);
 }
 
 json_t *hp_pgindex_actions_json(void)
 {
-    pthread_mutex_lock(&hp__ix.lock);
+    pthread_mutex_lock(&hp__ix.w.lock);
     json_t *a = json_pack("{ss ss sf ss?}", "state", hp__ix.state, "target",
                           hp_flag_def(HP_FLAG_orders_user_id_index)->values[hp__ix.target], "ms", hp__ix.ms, "error",
                           hp__ix.error[0] != '\0' ? hp__ix.error : NULL);
-    pthread_mutex_unlock(&hp__ix.lock);
+    pthread_mutex_unlock(&hp__ix.w.lock);
     return json_pack("{so}", "orders_user_id_index", a);
 }
 

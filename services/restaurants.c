@@ -103,13 +103,8 @@ void hp_handle_restaurant_list(hp_req_t *r)
 static void hp__get_on_row(hp_req_t *r, void *ud, PGresult *res, const char *err)
 {
     (void)ud;
-    if (hp_db_failed(r, res, err))
+    if (hp_db_missing(r, res, err, "no such restaurant"))
         return;
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        hp_respond_error(r, HP_E_not_found, "no such restaurant");
-        return;
-    }
     json_t *doc = hp__restaurant_json(res, 0, hp_hours_minute_now());
     PQclear(res);
     hp_respond_json(r, 200, doc);

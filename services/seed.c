@@ -86,13 +86,7 @@ static int hp_seed__buf_add(hp_seed__buf_t *b, const char *s, size_t len)
 
 static int hp_seed__exec(PGconn *conn, const char *sql, const char *what)
 {
-    PGresult *res = PQexec(conn, sql);
-    ExecStatusType st = PQresultStatus(res);
-    int ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY;
-    if (!ok)
-        fprintf(stderr, "seed: %s: %s", what, PQerrorMessage(conn));
-    PQclear(res);
-    return ok ? 0 : -1;
+    return hp_migrate_exec(conn, sql, "seed", what);
 }
 
 /* Runs the steps of the script (modified in place) and prints each step's duration. */

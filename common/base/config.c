@@ -115,6 +115,38 @@ static const struct hp__int_opt hp__int_opts[] = {
     {"--profile-keep", "HOTPLATE_PROFILE_KEEP", offsetof(hp_config_t, profile_keep), 1, 1000},
 };
 
+/*
+ * The text options, likewise: an empty environment variable counts as unset;
+ * an empty argument is kept, but for the options where it means none.
+ */
+static const struct hp__str_opt {
+    const char *arg, *env;
+    size_t offset;
+    int empty_is_none;
+} hp__str_opts[] = {
+    {"--pg-replica-url", "HOTPLATE_PG_REPLICA_URL", offsetof(hp_config_t, pg_replica_url), 1},
+    {"--log-file", "HOTPLATE_LOG_FILE", offsetof(hp_config_t, log_file), 0},
+    {"--alert-webhook", "HOTPLATE_ALERT_WEBHOOK", offsetof(hp_config_t, alert_webhook), 0},
+    {"--profile-dir", "HOTPLATE_PROFILE_DIR", offsetof(hp_config_t, profile_dir), 0},
+};
+
+static const char **hp__str_field(hp_config_t *cfg, const struct hp__str_opt *o)
+{
+    return (const char **)((char *)cfg + o->offset);
+}
+
+/* Sets the text option arg names to val. @return 1, or 0 when arg is not a text option */
+static int hp__set_str(hp_config_t *cfg, const char *arg, const char *val)
+{
+    for (size_t i = 0; i != sizeof(hp__str_opts) / sizeof(hp__str_opts[0]); ++i) {
+        if (strcmp(arg, hp__str_opts[i].arg) == 0) {
+            *hp__str_field(cfg, &hp__str_opts[i]) = hp__str_opts[i].empty_is_none && val[0] == '\0' ? NULL : val;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int hp_config_load(hp_config_t *cfg, int argc, char **argv)
 {
     char err[160];
@@ -164,16 +196,11 @@ int hp_config_load(hp_config_t *cfg, int argc, char **argv)
     if ((s = getenv("HOTPLATE_ADMIN_TOKEN")) != NULL && s[0] != '\0')
         cfg->admin_token = s;
     cfg->pg_url = getenv("HOTPLATE_PG_URL");
-    if ((s = getenv("HOTPLATE_PG_REPLICA_URL")) != NULL && s[0] != '\0')
-        cfg->pg_replica_url = s;
     if ((s = getenv("HOTPLATE_REDIS_URL")) != NULL)
         cfg->redis_url = s;
-    if ((s = getenv("HOTPLATE_LOG_FILE")) != NULL && s[0] != '\0')
-        cfg->log_file = s;
-    if ((s = getenv("HOTPLATE_ALERT_WEBHOOK")) != NULL && s[0] != '\0')
-        cfg->alert_webhook = s;
-    if ((s = getenv("HOTPLATE_PROFILE_DIR")) != NULL && s[0] != '\0')
-        cfg->profile_dir = s;
+    for (size_t i = 0; i != sizeof(hp__str_opts) / sizeof(hp__str_opts[0]); ++i)
+        if ((s = getenv(hp__str_opts[i].env)) != NULL && s[0] != '\0')
+            *hp__str_field(cfg, &hp__str_opts[i]) = s;
     for (size_t i = 0; i != sizeof(hp__int_opts) / sizeof(hp__int_opts[0]); ++i) {
         const struct hp__int_opt *o = &hp__int_opts[i];
         if ((s = getenv(o->env)) != NULL && hp__parse_int(s, o->min, o->max, (int *)((char *)cfg + o->offset)) != 0) {
@@ -207,20 +234,12 @@ int hp_config_load(hp_config_t *cfg, int argc, char **argv)
                 fprintf(stderr, "hotplate: bad --admin-listen %s (want HOST:PORT)\n", val);
                 return -1;
             }
-        } else if (strcmp(arg, "--pg-replica-url") == 0) {
-            cfg->pg_replica_url = val[0] != '\0' ? val : NULL;
-        } else if (strcmp(arg, "--log-file") == 0) {
-            cfg->log_file = val;
-        } else if (strcmp(arg, "--alert-webhook") == 0) {
-            cfg->alert_webhook = val;
-        } else if (strcmp(arg, "--profile-dir") == 0) {
-            cfg->profile_dir = val;
         } else if (strcmp(arg, "--flag") == 0) {
             if (hp_flags_parse_list(val, err, sizeof(err)) != 0) {
                 fprintf(stderr, "hotplate: --flag: %s\n", err);
                 return -1;
             }
-        } else {
+        } else if (!hp__set_str(cfg, arg, val)) {
             size_t k, n = sizeof(hp__int_opts) / sizeof(hp__int_opts[0]);
             for (k = 0; k != n; ++k)
                 if (strcmp(arg, hp__int_opts[k].arg) == 0)

@@ -193,6 +193,17 @@ int hp_db_failed(hp_req_t *r, PGresult *res, const char *err)
     return 1;
 }
 
+int hp_db_missing(hp_req_t *r, PGresult *res, const char *err, const char *message)
+{
+    if (hp_db_failed(r, res, err))
+        return 1;
+    if (PQntuples(res) != 0)
+        return 0;
+    PQclear(res);
+    hp_respond_error(r, HP_E_not_found, message);
+    return 1;
+}
+
 /* ---- statements ---------------------------------------------------------- */
 
 /*

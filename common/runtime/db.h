@@ -173,11 +173,39 @@ void hp_db_conn_query_sql(hp_req_t *r, hp_pgconn_t *conn, const char *sql, const
 void hp_db_release(hp_req_t *r, hp_pgconn_t *conn, int rollback);
 
 /**
- * The common first lines of a statement callback: when err is set, clears res
- * (if any) and answers the failure.
+ * The common first lines of a statement's or a connection grant's callback:
+ * when err is set, clears res (if any) and answers the failure.
  * @return 1 when the request was answered (the callback should return), 0 otherwise
  */
 int hp_db_failed(hp_req_t *r, PGresult *res, const char *err);
+
+/**
+ * hp_db_failed for a statement that must find a row: when it found none, also
+ * clears res and answers 404 not_found with message.
+ * @return 1 when the request was answered (the callback should return), 0 when res has a row
+ */
+int hp_db_missing(hp_req_t *r, PGresult *res, const char *err, const char *message);
+
+/*
+ * Statements a handler sends together and goes on from once all have
+ * answered: each callback counts its result in, and the last one sees the
+ * first error, if any.
+ */
+typedef struct st_hp_db_join_t {
+    int pending;     /* results still to come */
+    const char *err; /* the first error among those that came, or NULL */
+} hp_db_join_t;
+
+/**
+ * Counts one result of j in, keeping err when it is the first error.
+ * @return 1 when it was the last result (j->err is then final), 0 otherwise
+ */
+static inline int hp_db_join_done(hp_db_join_t *j, const char *err)
+{
+    if (err != NULL && j->err == NULL)
+        j->err = err;
+    return --j->pending == 0;
+}
 
 /**
  * Hands res to the request's pool: it is PQclear'ed when the request is

@@ -263,16 +263,21 @@ static int hp_migrate__scan(const char *dir, hp_migrate__set_t *set)
     return 0;
 }
 
-/* Runs one statement that returns no rows of interest; prints and returns -1 on failure. */
-static int hp_migrate__exec(PGconn *conn, const char *sql, const char *what)
+int hp_migrate_exec(PGconn *conn, const char *sql, const char *who, const char *what)
 {
     PGresult *res = PQexec(conn, sql);
     ExecStatusType st = PQresultStatus(res);
     int ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY;
     if (!ok)
-        fprintf(stderr, "migrate: %s: %s", what, PQerrorMessage(conn));
+        fprintf(stderr, "%s: %s: %s", who, what, PQerrorMessage(conn));
     PQclear(res);
     return ok ? 0 : -1;
+}
+
+/* hp_migrate_exec on behalf of `hotplate migrate`. */
+static int hp_migrate__exec(PGconn *conn, const char *sql, const char *what)
+{
+    return hp_migrate_exec(conn, sql, "migrate", what);
 }
 
 /* Reads schema_migrations into out (ascending). */

@@ -11,7 +11,8 @@
  *
  * The module also exports the small helpers that the other database CLI
  * command (`hotplate seed`) shares with it: connecting from HOTPLATE_PG_URL,
- * resolving the migrations directory and reading a file whole. Both commands
+ * running one statement, resolving the migrations directory and reading a
+ * file whole. Both commands
  * are one-shot tools, so they use blocking libpq, never the event loop.
  */
 #ifndef HP_MIGRATE_H
@@ -65,6 +66,13 @@ int hp_migrate_main(int argc, char **argv);
  * @return the connection, which the caller closes with PQfinish()
  */
 PGconn *hp_migrate_connect(const char *who);
+
+/**
+ * Runs one statement whose rows are of no interest on a blocking connection.
+ * On failure prints "who: what: " and PostgreSQL's message on stderr.
+ * @return 0, or -1 on failure
+ */
+int hp_migrate_exec(PGconn *conn, const char *sql, const char *who, const char *what);
 
 /**
  * @param opt the --dir argument, or NULL

@@ -9,24 +9,21 @@
 #include "runtime/pgha.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/worker.h"
 
 #include <libpq-fe.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define HP__PGHA_INTERVAL_MS 1000
 
 static struct {
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    pthread_t tid;
-    int started, stop;
+    hp_worker_t w;
     const char *pg_url;
     hp_pgha_snapshot_t snap;
-} hp__ha = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+} hp__ha = {.w = HP_WORKER_INIT};
 
 int hp_pgha_multi_host(const char *url)
 {
@@ -92,9 +89,9 @@ static void *hp__ha_main(void *arg)
 {
     (void)arg;
     PGconn *pg = NULL;
-    pthread_mutex_lock(&hp__ha.lock);
-    while (!hp__ha.stop) {
-        pthread_mutex_unlock(&hp__ha.lock);
+    pthread_mutex_lock(&hp__ha.w.lock);
+    while (!hp__ha.w.stop) {
+        pthread_mutex_unlock(&hp__ha.w.lock);
         hp_pgha_snapshot_t s = {0};
         char where[128] = "";
         if (pg == NULL && (pg = hp__ha_connect(hp__ha.pg_url)) == NULL)
@@ -108,7 +105,7 @@ static void *hp__ha_main(void *arg)
                 pg = NULL;
             }
         }
-        pthread_mutex_lock(&hp__ha.lock);
+        pthread_mutex_lock(&hp__ha.w.lock);
         hp_pgha_snapshot_t *cur = &hp__ha.snap;
         cur->connected = s.connected;
         if (s.connected) {
@@ -126,13 +123,9 @@ static void *hp__ha_main(void *arg)
             cur->lag_seconds = s.lag_seconds;
             cur->polled_us = (int64_t)hp_wall_us();
         }
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += HP__PGHA_INTERVAL_MS / 1000;
-        while (!hp__ha.stop && pthread_cond_timedwait(&hp__ha.wake, &hp__ha.lock, &until) == 0)
-            ;
+        hp_worker_sleep(&hp__ha.w, HP__PGHA_INTERVAL_MS);
     }
-    pthread_mutex_unlock(&hp__ha.lock);
+    pthread_mutex_unlock(&hp__ha.w.lock);
     if (pg != NULL)
         PQfinish(pg);
     return NULL;
@@ -142,33 +135,24 @@ int hp_pgha_start(const char *pg_url)
 {
     if (!hp_pgha_multi_host(pg_url))
         return 0;
-    pthread_mutex_lock(&hp__ha.lock);
+    pthread_mutex_lock(&hp__ha.w.lock);
     hp__ha.pg_url = pg_url;
-    hp__ha.stop = 0;
     hp__ha.snap.enabled = 1;
-    int ret = pthread_create(&hp__ha.tid, NULL, hp__ha_main, NULL);
-    hp__ha.started = ret == 0;
-    pthread_mutex_unlock(&hp__ha.lock);
-    return ret == 0 ? 0 : -1;
+    int ret = hp_worker_start(&hp__ha.w, hp__ha_main, NULL);
+    pthread_mutex_unlock(&hp__ha.w.lock);
+    return ret;
 }
 
 void hp_pgha_stop(void)
 {
-    pthread_mutex_lock(&hp__ha.lock);
-    int started = hp__ha.started;
-    hp__ha.stop = 1;
-    hp__ha.started = 0;
-    pthread_cond_broadcast(&hp__ha.wake);
-    pthread_mutex_unlock(&hp__ha.lock);
-    if (started)
-        pthread_join(hp__ha.tid, NULL);
+    hp_worker_stop(&hp__ha.w);
 }
 
 void hp_pgha_snapshot(hp_pgha_snapshot_t *out)
 {
-    pthread_mutex_lock(&hp__ha.lock);
+    pthread_mutex_lock(&hp__ha.w.lock);
     *out = hp__ha.snap;
-    pthread_mutex_unlock(&hp__ha.lock);
+    pthread_mutex_unlock(&hp__ha.w.lock);
 }
 
 void hp_pgha_metrics(FILE *f)

@@ -57,6 +57,20 @@ typedef struct st_hp_rcmd_t {
 
 static void hp__redis_connect(hp_redis_t *rd);
 
+/* @return the port written in [p, end), one to five digits from 1 to 65535, or -1 */
+static int hp__redis_port(const char *p, const char *end)
+{
+    if (p == end || end - p > 5)
+        return -1;
+    int v = 0;
+    for (; p != end; ++p) {
+        if (*p < '0' || *p > '9')
+            return -1;
+        v = v * 10 + (*p - '0');
+    }
+    return v >= 1 && v <= 65535 ? v : -1;
+}
+
 int hp_redis_parse_url(const char *url, char *host, size_t hostlen, int *port, char *path, size_t pathlen)
 {
     host[0] = path[0] = '\0';
@@ -77,20 +91,10 @@ int hp_redis_parse_url(const char *url, char *host, size_t hostlen, int *port, c
         return -1;
     memcpy(host, h, (size_t)(hend - h));
     host[hend - h] = '\0';
-    *port = 6379;
-    if (colon != NULL) {
-        int v = 0;
-        if (colon + 1 == end || end - colon > 6)
-            return -1;
-        for (const char *p = colon + 1; p != end; ++p) {
-            if (*p < '0' || *p > '9')
-                return -1;
-            v = v * 10 + (*p - '0');
-        }
-        if (v < 1 || v > 65535)
-            return -1;
-        *port = v;
-    }
+    int v = colon != NULL ? hp__redis_port(colon + 1, end) : 6379;
+    if (v < 0)
+        return -1;
+    *port = v;
     if (*end == '/' && end[1] != '\0')
         return -1; /* database numbers are not supported: hotplate uses key prefixes */
     return 0;
@@ -108,15 +112,8 @@ int hp_redis_parse_sentinel_url(const char *url, char hosts[][64], int *ports, i
     while (p < slash) {
         const char *end = p + strcspn(p, ",/");
         const char *colon = memchr(p, ':', (size_t)(end - p));
-        if (*num == max || colon == NULL || colon == p || (size_t)(colon - p) >= 64 || end - colon < 2 || end - colon > 6)
-            return -1;
-        int v = 0;
-        for (const char *d = colon + 1; d != end; ++d) {
-            if (*d < '0' || *d > '9')
-                return -1;
-            v = v * 10 + (*d - '0');
-        }
-        if (v < 1 || v > 65535)
+        int v = colon != NULL ? hp__redis_port(colon + 1, end) : -1;
+        if (*num == max || colon == NULL || colon == p || (size_t)(colon - p) >= 64 || v < 0)
             return -1;
         memcpy(hosts[*num], p, (size_t)(colon - p));
         hosts[*num][colon - p] = '\0';

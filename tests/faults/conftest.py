@@ -34,6 +34,7 @@ from hplib.db import DB
 from hplib.record import append_row
 from hplib.server import Servers
 from hplib.tokens import read_tokens
+from load import Load
 
 pytest_plugins = ["hplib.pytest_hooks"]
 
@@ -195,6 +196,27 @@ def cart(c, i=0):
         "restaurant_id": c.rid,
         "items": [{"item_id": c.items[i % len(c.items)], "quantity": 1 + i % 3}, {"item_id": c.items[(i + 1) % len(c.items)], "quantity": 1}],
     }
+
+
+def menu_paths(c):
+    """The menus of the cast's two restaurants."""
+    return ["/restaurants/%d/menu" % c.rid, "/restaurants/%d/menu" % c.rid2]
+
+
+def cache_menus(client, paths, through=""):
+    """Reads each menu twice with client: the second answer must come from the cache (through names the cache's way)."""
+    for p in paths:
+        client.get(p)
+        assert client.get(p).headers.get("X-Cache") == "hit", "the menu did not get cached" + through
+
+
+def menu_load(base, paths, workers, max_seconds):
+    """A started Load of `workers` clients that read the menus in turn, each outcome tagged "menu"."""
+
+    def make(idx, n):
+        return "menu", "GET", base + paths[(idx + n) % len(paths)], {}
+
+    return Load(make, workers, max_seconds=max_seconds).start()
 
 
 @pytest.fixture

@@ -28,10 +28,10 @@ import uuid
 
 import requests
 
-from conftest import BIN, cart, ha_stack
+from conftest import BIN, cache_menus, cart, ha_stack, menu_load, menu_paths
 from hplib.client import HTTP_TIMEOUT, Client, assert_status, describe
 from hplib.server import Servers
-from load import Load, wait_until
+from load import wait_until
 
 import pytest
 
@@ -243,15 +243,9 @@ def test_postgres_failover_loses_nothing(ha, record):
 def test_redis_sentinel_failover_menu_never_5xx(ha, record):
     s, cast = ha.server, ha.cast
     c = Client(s.base)
-    paths = ["/restaurants/%d/menu" % cast.rid, "/restaurants/%d/menu" % cast.rid2]
-    for p in paths:
-        c.get(p)
-        assert c.get(p).headers.get("X-Cache") == "hit", "the menu did not get cached through Sentinel's primary"
-
-    def make(idx, n):
-        return "menu", "GET", s.base + paths[(idx + n) % len(paths)], {}
-
-    load = Load(make, 4, max_seconds=40).start()
+    paths = menu_paths(cast)
+    cache_menus(c, paths, " through Sentinel's primary")
+    load = menu_load(s.base, paths, 4, 40)
     time.sleep(1.0)
     t_kill = time.monotonic()
     ha.run("redis-kill-primary")  # returns once Sentinel named the replica primary

@@ -8,8 +8,9 @@ menus from the cache again.
 
 import time
 
+from conftest import cache_menus, menu_load, menu_paths
 from hplib.client import Client, assert_status, describe
-from load import Load, wait_until
+from load import wait_until
 
 WORKERS = 4
 OUTAGE_S = 3.0
@@ -19,15 +20,9 @@ RECOVERY_BOUND_S = 5.0
 def test_redis_kill_mid_load(stack, start_server, cast, record):
     s = start_server("redis-kill", threads=2)
     c = Client(s.base)
-    paths = ["/restaurants/%d/menu" % cast.rid, "/restaurants/%d/menu" % cast.rid2]
-    for p in paths:
-        c.get(p)
-        assert c.get(p).headers.get("X-Cache") == "hit", "the menu did not get cached"
-
-    def make(idx, n):
-        return "menu", "GET", s.base + paths[(idx + n) % len(paths)], {}
-
-    load = Load(make, WORKERS, max_seconds=60).start()
+    paths = menu_paths(cast)
+    cache_menus(c, paths)
+    load = menu_load(s.base, paths, WORKERS, 60)
     time.sleep(1.0)
     stack.run("redis-kill")
     t_kill = time.monotonic()

@@ -52,7 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
-    int reader = data[0] % 5;
+    int reader = data[0] % HP_PG_HEALTH__PARTS;
     char *text = malloc(size);
     const char **cells = malloc(sizeof(*cells) * MAX_CELLS);
     hp_pg_health_t *h = calloc(1, sizeof(*h));
@@ -79,24 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     hp_pg_rows_t rows = {cols > 0 ? n / cols : 0, cols, cells};
     hp_pg_health_limits_t lim = {60, 60, 5, 50, 65536, 10000, 0.2, 10000, 0.2, 0.99, 10000, 10000};
-    int rc;
-    switch (reader) {
-    case 0:
-        rc = hp_pg_health_read_sessions(h, &rows, &lim);
-        break;
-    case 1:
-        rc = hp_pg_health_read_connections(h, &rows);
-        break;
-    case 2:
-        rc = hp_pg_health_read_indexes(h, &rows, &lim);
-        break;
-    case 3:
-        rc = hp_pg_health_read_tables(h, &rows);
-        break;
-    default:
-        rc = hp_pg_health_read_statements(h, &rows, ours);
-        break;
-    }
+    int rc = hp_pg_health_read(h, (hp_pg_health_part_t)reader, &rows, &lim, ours);
     if ((rc == 0) != (cols == cols_of[reader]))
         abort();
     if (h->num_sessions > HP_PG_HEALTH_MAX || h->num_apps > HP_PG_HEALTH_MAX || h->num_unused > HP_PG_HEALTH_MAX ||

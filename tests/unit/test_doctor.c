@@ -19,14 +19,11 @@
 
 #include <cmocka.h>
 
+#include "hp_test_doctor.h"
 #include "profiling/doctor.h"
 #include "services/statements.h"
 
-typedef struct st_fixture_t {
-    hp_doctor_snapshot_t a, b;
-    hp_doctor_finding_t f[HP_DOCTOR_MAX_FINDINGS];
-    size_t n;
-} fixture_t;
+typedef hp_test_doctor_t fixture_t;
 
 static const char *const routes[][2] = {
     {"GET", "/restaurants"}, {"GET", "/restaurants/{id}/menu"}, {"POST", "/cart/quote"},
@@ -189,20 +186,9 @@ static int setup(void **state)
     return 0;
 }
 
-static int teardown(void **state)
-{
-    free(*state);
-    return 0;
-}
-
-static void evaluate(fixture_t *fx)
-{
-    fx->n = hp_doctor_evaluate(&fx->a, &fx->b, fx->f, HP_DOCTOR_MAX_FINDINGS);
-}
-
 static void assert_first(fixture_t *fx, hp_doctor_kind_t kind, int route)
 {
-    evaluate(fx);
+    hp_test_doctor_evaluate(fx);
     assert_true(fx->n >= 1);
     const char *name = hp_doctor_kind_name(fx->f[0].kind, NULL);
     if (fx->f[0].kind != kind)
@@ -217,10 +203,20 @@ static void assert_first(fixture_t *fx, hp_doctor_kind_t kind, int route)
 
 static void assert_none_above_low(fixture_t *fx)
 {
-    evaluate(fx);
+    hp_test_doctor_evaluate(fx);
     for (size_t i = 0; i != fx->n; ++i)
         if (fx->f[i].severity > HP_DOCTOR_LOW)
             fail_msg("unexpected %s finding: %s", hp_doctor_kind_name(fx->f[i].kind, NULL), fx->f[i].summary);
+}
+
+/* The first finding of kind in the window, or NULL. */
+static const hp_doctor_finding_t *find_kind(fixture_t *fx, hp_doctor_kind_t kind)
+{
+    hp_test_doctor_evaluate(fx);
+    for (size_t i = 0; i != fx->n; ++i)
+        if (fx->f[i].kind == kind)
+            return &fx->f[i];
+    return NULL;
 }
 
 /* ---- the clean window ---- */
@@ -228,7 +224,7 @@ static void assert_none_above_low(fixture_t *fx)
 static void test_clean_window_has_no_finding(void **state)
 {
     fixture_t *fx = *state;
-    evaluate(fx);
+    hp_test_doctor_evaluate(fx);
     for (size_t i = 0; i != fx->n; ++i)
         print_message("finding: %s\n", fx->f[i].summary);
     assert_int_equal(fx->n, 0);
@@ -277,18 +273,14 @@ static void test_database_findings_say_where_postgres_waits(void **state)
     snprintf(b->waits[1].event, sizeof(b->waits[1].event), "IO:DataFileRead"), b->waits[1].samples = 40;
     snprintf(b->waits[2].event, sizeof(b->waits[2].event), "Lock:transactionid"), b->waits[2].samples = 10;
     assert_first(fx, HP_DOCTOR_missing_index, R_HISTORY);
-    int said = 0;
-    for (size_t i = 0; i != fx->f[0].num_evidence; ++i)
-        said |= strstr(fx->f[0].evidence[i], "200 samples of hotplate's active backends: CPU 75%, IO:DataFileRead 20%, "
-                                             "Lock:transactionid 5%") != NULL;
-    assert_true(said);
+    assert_true(hp_test_doctor_says(&fx->f[0], "200 samples of hotplate's active backends: CPU 75%, IO:DataFileRead 20%, "
+                                               "Lock:transactionid 5%"));
     /* A CPU hot spot of hotplate's own is not the database's time. */
     add_route(fx, R_QUOTE, 0, 12.0, HP_STAGE_compute, 12.0, -1);
-    evaluate(fx);
+    hp_test_doctor_evaluate(fx);
     for (size_t i = 0; i != fx->n; ++i)
         if (fx->f[i].kind == HP_DOCTOR_cpu_hot_spot)
-            for (size_t e = 0; e != fx->f[i].num_evidence; ++e)
-                assert_null(strstr(fx->f[i].evidence[e], "PostgreSQL's time"));
+            assert_false(hp_test_doctor_says(&fx->f[i], "PostgreSQL's time"));
 }
 
 /* The table's counters have not caught up with the window (PostgreSQL publishes them late): the executions count. */
@@ -298,10 +290,7 @@ static void test_missing_index_when_the_table_counters_lag(void **state)
     slow_history_seq_scan(fx);
     fx->b.tables[0].seq_scan = fx->a.tables[0].seq_scan + 3, fx->b.tables[0].seq_tup_read = fx->a.tables[0].seq_tup_read + 30000;
     assert_first(fx, HP_DOCTOR_missing_index, R_HISTORY);
-    int said = 0;
-    for (size_t i = 0; i != fx->f[0].num_evidence; ++i)
-        said |= strstr(fx->f[0].evidence[i], "those counters lag the") != NULL;
-    assert_true(said);
+    assert_true(hp_test_doctor_says(&fx->f[0], "those counters lag the"));
     /* A small table stays quiet, counted that way too: a scan of it is cheap. */
     fx->b.tables[0].n_live_tup = 500;
     assert_none_above_low(fx);
@@ -413,9 +402,7 @@ static void test_n_plus_one_needs_several_calls_per_request(void **state)
 {
     fixture_t *fx = *state;
     n_plus_one(fx, 2);
-    evaluate(fx);
-    for (size_t i = 0; i != fx->n; ++i)
-        assert_int_not_equal(fx->f[i].kind, HP_DOCTOR_n_plus_one);
+    assert_null(find_kind(fx, HP_DOCTOR_n_plus_one));
 }
 
 static void test_a_statement_of_the_auth_stage_is_not_an_n_plus_one(void **state)
@@ -424,8 +411,7 @@ static void test_a_statement_of_the_auth_stage_is_not_an_n_plus_one(void **state
     /* The token lookup runs once per authenticated request: 3 per history request, and it would fit history's db stage. */
     add_route(fx, R_HISTORY, 0, 0.5, HP_STAGE_db, 0.5, -1);
     assert_none_above_low(fx);
-    for (size_t i = 0; i != fx->n; ++i)
-        assert_int_not_equal(fx->f[i].kind, HP_DOCTOR_n_plus_one);
+    assert_null(find_kind(fx, HP_DOCTOR_n_plus_one));
 }
 
 /* ---- uncached hot read ---- */
@@ -457,9 +443,7 @@ static void test_a_read_the_cache_answers_is_not_uncached(void **state)
     menu_uncached(fx);
     /* The same loads, but the cache is being consulted for every request (a cold cache filling up). */
     fx->b.stats.counter[HP_COUNTER_cache_misses] += 600;
-    evaluate(fx);
-    for (size_t i = 0; i != fx->n; ++i)
-        assert_int_not_equal(fx->f[i].kind, HP_DOCTOR_uncached_hot_read);
+    assert_null(find_kind(fx, HP_DOCTOR_uncached_hot_read));
 }
 
 /* ---- CPU hot spot ---- */
@@ -502,15 +486,12 @@ static void test_cpu_profile_names_the_function(void **state)
     assert_int_equal(fx->b.profile_samples, 120);
     assert_int_equal(fx->b.num_hot, 3);
     assert_string_equal(fx->b.hot[0].fn, "hp_total__compute_naive");
-    assert_int_equal(fx->b.hot[0].samples, 70);
+    assert_int_equal(fx->b.hot[0].n, 70);
     assert_string_equal(fx->b.hot[1].fn, "json_unpack");
     add_route(fx, R_QUOTE, 0, 12.0, HP_STAGE_compute, 12.0, -1);
     assert_first(fx, HP_DOCTOR_cpu_hot_spot, R_QUOTE);
     assert_non_null(strstr(fx->f[0].fix, "hp_total__compute_naive"));
-    int named = 0;
-    for (size_t i = 0; i != fx->f[0].num_evidence; ++i)
-        named |= strstr(fx->f[0].evidence[i], "CPU profile of the window (120 samples)") != NULL;
-    assert_true(named);
+    assert_true(hp_test_doctor_says(&fx->f[0], "CPU profile of the window (120 samples)"));
     /* Behind 12 ms of computation a request, the hottest hotplate function is named even with few samples of a busy process. */
     static const char busy[] = "hp__thread_main;hp__on_req;hp_total__compute_naive 3\n"
                                "hp__thread_main;json_unpack 97\n";
@@ -532,7 +513,7 @@ static void test_heap_profile_names_the_allocation_site(void **state)
     assert_int_equal(fx->b.heap_profile_bytes, 13500);
     assert_int_equal(fx->b.num_heap_hot, 3);
     assert_string_equal(fx->b.heap_hot[0].fn, "hp_recent_record");
-    assert_int_equal(fx->b.heap_hot[0].bytes, 10000);
+    assert_int_equal(fx->b.heap_hot[0].n, 10000);
     assert_string_equal(fx->b.heap_hot[1].fn, "hp_respond_json");
     assert_string_equal(fx->b.heap_hot[2].fn, "malloc"); /* no hotplate frame: the leaf */
 }
@@ -637,26 +618,20 @@ static void test_lock_wait_names_a_foreign_blocker(void **state)
     /* Still running a statement rather than idle: cancel that statement. */
     fx->b.num_blockers = 0;
     add_blocker(&fx->b, 4243, 0, "", -1, 3);
-    evaluate(fx);
+    hp_test_doctor_evaluate(fx);
     assert_string_equal(fx->f[0].sql, "SELECT pg_cancel_backend(4243)");
     assert_non_null(strstr(fx->f[0].summary, "(no application_name), active, in a transaction open for 12.5 s"));
-    int chain = 0;
-    for (size_t i = 0; i != fx->f[0].num_evidence; ++i)
-        chain |= strstr(fx->f[0].evidence[i], "3 sessions up to pid 4243") != NULL;
-    assert_true(chain);
+    assert_true(hp_test_doctor_says(&fx->f[0], "3 sessions up to pid 4243"));
     /* A schema change left open: its ACCESS EXCLUSIVE lock blocks reads too, and the fix is a migration's lock_timeout. */
     fx->b.num_blockers = 0;
     add_blocker(&fx->b, 4244, 0, "schema-migration", 5000, 1);
     snprintf(fx->b.blockers[0].lock_mode, sizeof(fx->b.blockers[0].lock_mode), "AccessExclusiveLock");
-    evaluate(fx);
+    hp_test_doctor_evaluate(fx);
     assert_string_equal(fx->f[0].sql, "SELECT pg_terminate_backend(4244)");
     assert_non_null(strstr(fx->f[0].fix, "ACCESS EXCLUSIVE lock on menu_items"));
     assert_non_null(strstr(fx->f[0].fix, "lock_timeout"));
     assert_null(strstr(fx->f[0].fix, "bulk imports"));
-    int mode = 0;
-    for (size_t i = 0; i != fx->f[0].num_evidence; ++i)
-        mode |= strstr(fx->f[0].evidence[i], "locks on menu_items (AccessExclusiveLock)") != NULL;
-    assert_true(mode);
+    assert_true(hp_test_doctor_says(&fx->f[0], "locks on menu_items (AccessExclusiveLock)"));
 }
 
 /*
@@ -683,7 +658,7 @@ static void test_lock_wait_of_a_foreign_lock_finds_its_victims_without_a_pool_st
             assert_non_null(strstr(fx->f[i].summary, "explained by the finding: lock wait"));
     /* hotplate's own blocker keeps today's rule: only a route that takes a transaction connection is its victim. */
     fx->b.blockers[0].own = 1;
-    evaluate(fx);
+    hp_test_doctor_evaluate(fx);
     for (size_t i = 0; i != fx->n; ++i)
         if (fx->f[i].kind == HP_DOCTOR_lock_wait)
             assert_true(fx->f[i].num_routes == 0 || fx->f[i].routes[0] == R_ORDERS);
@@ -697,22 +672,13 @@ static void ha_primary(hp_doctor_snapshot_t *s, int standbys, int64_t lag_bytes,
     snprintf(s->ha.primary, sizeof(s->ha.primary), "127.0.0.1:5433");
 }
 
-static const hp_doctor_finding_t *find_kind(fixture_t *fx, hp_doctor_kind_t kind)
-{
-    evaluate(fx);
-    for (size_t i = 0; i != fx->n; ++i)
-        if (fx->f[i].kind == kind)
-            return &fx->f[i];
-    return NULL;
-}
-
 static void test_standby_missing_is_high(void **state)
 {
     fixture_t *fx = *state;
     ha_primary(&fx->b, 0, -1, 0);
     fx->b.ha.failovers = 1;
     snprintf(fx->b.ha.previous, sizeof(fx->b.ha.previous), "127.0.0.1:5432");
-    evaluate(fx);
+    hp_test_doctor_evaluate(fx);
     assert_true(fx->n >= 1);
     const hp_doctor_finding_t *f = &fx->f[0];
     assert_int_equal(f->kind, HP_DOCTOR_pg_standby);
@@ -720,10 +686,7 @@ static void test_standby_missing_is_high(void **state)
     assert_int_equal(f->num_routes, 0);
     assert_non_null(strstr(f->summary, "No standby streams from the primary 127.0.0.1:5433"));
     assert_non_null(strstr(f->fix, "pg_rewind"));
-    int failover = 0;
-    for (size_t i = 0; i != f->num_evidence; ++i)
-        failover |= strstr(f->evidence[i], "the last from 127.0.0.1:5432 to 127.0.0.1:5433") != NULL;
-    assert_true(failover);
+    assert_true(hp_test_doctor_says(f, "the last from 127.0.0.1:5432 to 127.0.0.1:5433"));
     /* The JSON carries what the watcher saw, and says the finding concerns the database. */
     json_t *doc = hp_doctor_json(&fx->a, &fx->b, fx->f, fx->n, NULL, 0);
     json_t *ha = json_object_get(json_object_get(doc, "signals"), "postgres_ha");
@@ -769,10 +732,7 @@ static void test_lock_wait_of_our_own_blocker_keeps_the_advice(void **state)
     assert_first(fx, HP_DOCTOR_lock_wait, R_ORDERS);
     assert_non_null(strstr(fx->f[0].fix, "payment authorization"));
     assert_string_equal(fx->f[0].sql, "");
-    int named = 0;
-    for (size_t i = 0; i != fx->f[0].num_evidence; ++i)
-        named |= strstr(fx->f[0].evidence[i], "held by pid 77, one of hotplate's own backends") != NULL;
-    assert_true(named);
+    assert_true(hp_test_doctor_says(&fx->f[0], "held by pid 77, one of hotplate's own backends"));
 }
 
 static void test_lock_wait_needs_samples(void **state)
@@ -820,7 +780,7 @@ static void test_error_spike_alone(void **state)
     assert_first(fx, HP_DOCTOR_error_spike, R_ORDER);
     assert_int_equal(fx->f[0].severity, HP_DOCTOR_MEDIUM); /* 16%: high needs 4 x 5% */
     fx->b.routes[R_ORDER].by_class[5] += 4;
-    evaluate(fx);
+    hp_test_doctor_evaluate(fx);
     assert_int_equal(fx->f[0].severity, HP_DOCTOR_HIGH);
     fx->b.routes[R_ORDER].by_class[5] = 4; /* below the least count */
     assert_none_above_low(fx);
@@ -922,7 +882,7 @@ static void test_event_loop_stall(void **state)
     assert_first(fx, HP_DOCTOR_event_loop_stall, R_LIST);
     assert_int_equal(fx->f[0].severity, HP_DOCTOR_MEDIUM);
     fx->b.stats.hist[HP_HIST_loop_lag].p99_ns[0] = (uint64_t)(250 * MS);
-    evaluate(fx);
+    hp_test_doctor_evaluate(fx);
     assert_int_equal(fx->f[0].severity, HP_DOCTOR_HIGH);
 }
 
@@ -1019,7 +979,7 @@ static void test_json_and_markdown(void **state)
 {
     fixture_t *fx = *state;
     n_plus_one(fx, 10);
-    evaluate(fx);
+    hp_test_doctor_evaluate(fx);
     const char *notes[] = {"a note"};
     json_t *doc = hp_doctor_json(&fx->a, &fx->b, fx->f, fx->n, notes, 1);
     json_t *f0 = json_array_get(json_object_get(doc, "findings"), 0);
@@ -1044,7 +1004,7 @@ static void test_json_and_markdown(void **state)
 
 int main(void)
 {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, hp_test_doctor_teardown)
     const struct CMUnitTest tests[] = {
         T(test_clean_window_has_no_finding),
         T(test_missing_index),

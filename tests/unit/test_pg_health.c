@@ -19,16 +19,12 @@
 
 #include <cmocka.h>
 
+#include "hp_test_doctor.h"
 #include "profiling/doctor.h"
 #include "profiling/pg_health.h"
 #include "profiling/pg_health_collect.h"
 
-typedef struct st_fixture_t {
-    hp_doctor_snapshot_t a, b;
-    hp_pg_health_limits_t lim;
-    hp_doctor_finding_t f[HP_DOCTOR_MAX_FINDINGS];
-    size_t n;
-} fixture_t;
+typedef hp_test_doctor_t fixture_t;
 
 /* Canned rows are written one row a line, as arrays of rows of cells; NROWS counts the rows of one. */
 #define NROWS(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -59,7 +55,12 @@ static const char *const clean_tables[][22] = {
 };
 
 /* The parts of a reading, each with its reader and the number of columns its query returns. */
-typedef enum { SESSIONS, CONNECTIONS, INDEXES, TABLES } part_t;
+typedef enum {
+    SESSIONS = HP_PG_HEALTH_SESSIONS,
+    CONNECTIONS = HP_PG_HEALTH_CONNECTIONS,
+    INDEXES = HP_PG_HEALTH_INDEXES,
+    TABLES = HP_PG_HEALTH_TABLES
+} part_t;
 static const int part_cols[] = {10, 10, 15, 22};
 
 /* Reads nrows canned rows of cols cells (cells NULL for none) into the end snapshot's part, which must take them. */
@@ -68,11 +69,7 @@ static void read_part(fixture_t *fx, part_t part, const char *const *cells, int 
     assert_int_equal(cols, part_cols[part]);
     hp_pg_rows_t r = rows_of(cols, nrows, cells);
     hp_pg_health_t *h = &fx->b.health;
-    int rc = part == SESSIONS      ? hp_pg_health_read_sessions(h, &r, &fx->lim)
-             : part == CONNECTIONS ? hp_pg_health_read_connections(h, &r)
-             : part == INDEXES     ? hp_pg_health_read_indexes(h, &r, &fx->lim)
-                                   : hp_pg_health_read_tables(h, &r);
-    assert_int_equal(rc, 0);
+    assert_int_equal(hp_pg_health_read(h, (hp_pg_health_part_t)part, &r, &fx->lim, NULL), 0);
 }
 
 /* Reads an array of rows into part; the array's row width is checked against the part's columns. */
@@ -94,21 +91,10 @@ static int setup(void **state)
     return 0;
 }
 
-static int teardown(void **state)
-{
-    free(*state);
-    return 0;
-}
-
-static void evaluate(fixture_t *fx)
-{
-    fx->n = hp_doctor_evaluate(&fx->a, &fx->b, fx->f, HP_DOCTOR_MAX_FINDINGS);
-}
-
 /* The one finding of the window, which must be of kind. */
 static const hp_doctor_finding_t *only(fixture_t *fx, hp_doctor_kind_t kind)
 {
-    evaluate(fx);
+    hp_test_doctor_evaluate(fx);
     for (size_t i = 0; i != fx->n; ++i)
         print_message("finding %zu: %s: %s\n", i, hp_doctor_kind_name(fx->f[i].kind, NULL), fx->f[i].summary);
     assert_int_equal(fx->n, 1);
@@ -119,7 +105,7 @@ static const hp_doctor_finding_t *only(fixture_t *fx, hp_doctor_kind_t kind)
 
 static void quiet(fixture_t *fx)
 {
-    evaluate(fx);
+    hp_test_doctor_evaluate(fx);
     for (size_t i = 0; i != fx->n; ++i)
         print_message("unexpected finding %zu: %s: %s\n", i, hp_doctor_kind_name(fx->f[i].kind, NULL), fx->f[i].summary);
     assert_int_equal(fx->n, 0);
@@ -340,7 +326,7 @@ static void test_unused_index(void **state)
         {"public", "orders", "orders_half", "f", "f", "f", "f", "5", "1978", "f", "btree", "0", "1048576", "HALF", "f"},
     };
     READ(fx, INDEXES, cells);
-    evaluate(fx);
+    hp_test_doctor_evaluate(fx);
     assert_int_equal(fx->n, 2); /* the invalid index is a finding of its own */
     assert_int_equal(fx->f[1].kind, HP_DOCTOR_pg_invalid_index);
     assert_string_equal(fx->f[1].sql, "DROP INDEX CONCURRENTLY public.orders_half");
@@ -536,7 +522,7 @@ static void test_json_and_markdown(void **state)
     session(fx, (const char *const[10]){"4242", "report-tool", "reporter", "local", "idle in transaction", "", NULL, "6100", "6000",
                                         "SELECT 1"});
     table(fx, "29150", "0", "10000", "9899", "101", "95000", "100");
-    evaluate(fx);
+    hp_test_doctor_evaluate(fx);
     assert_int_equal(fx->n, 3);
     assert_int_equal(fx->f[0].kind, HP_DOCTOR_pg_idle_in_transaction); /* medium first */
     json_t *h = hp_pg_health_json(&fx->b.health, &fx->lim);
@@ -557,7 +543,7 @@ static void test_json_and_markdown(void **state)
 
 int main(void)
 {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, hp_test_doctor_teardown)
     const struct CMUnitTest tests[] = {
         T(test_clean_reading_is_quiet),
         T(test_readers_refuse_the_wrong_shape),
