@@ -111,6 +111,26 @@ def test_the_chart_is_drawn_from_the_named_wrk_steps(tmp_path, monkeypatch):
     assert labdocs.wrk_figures(WRK.format(p99="900.00us", rps="2500.00")) == (2500.0, 0.9)
 
 
+def test_the_stage_picture_is_drawn_from_the_stage_means_of_the_named_steps(tmp_path, monkeypatch):
+    monkeypatch.setattr(labdocs, "IMG", str(tmp_path / "img"))
+    text = LAB + '\n<!-- lab-docs:stages file=99-stages.png title="t" bars="before=before,after=after#2" -->\n'
+    lab = write_lab(tmp_path, text)
+    r = results()
+    stage = '{"parse":3,"auth":500,"cache":0,"pool":%d,"db":3500,"compute":2,"payment":49000,"render":6,"other":27}'
+    r[0] = (0, r[0][1] + stage % 1600 + "\n")
+    r[2] = (0, r[2][1] + "{\"stage_mean_us_10s\":" + stage % 1 + "}\n" + stage % 19000 + "\n")
+    assert labdocs.stage_means(r[2][1], 2)["pool"] == 19000 and labdocs.stage_means(r[2][1])["pool"] == 1
+    labdocs.rewrite(lab, r, None)
+    assert (tmp_path / "img" / "99-stages.png").read_bytes()[:4] == b"\x89PNG"
+    # A step without its stage means fails the check, quick or not: the picture's input is a shape.
+    try:
+        labdocs.stage_means(r[0][1], 2)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("a missing stage object was found")
+
+
 def test_checks_catch_broken_commands_and_lost_shapes_but_never_figures(tmp_path):
     lab = write_lab(tmp_path)
     assert labdocs.check(lab, results(), quick=False) == []
@@ -178,6 +198,11 @@ def test_every_lab_in_docs_is_well_formed():
             a = dict(labdocs.attrs(m.group("attrs")))
             for _, step in (b.split("=", 1) for b in a["bars"].split(",")):
                 assert "--latency" in lab.step(step)["code"], f"{name}: chart step {step} is not a wrk --latency run"
+            assert os.path.exists(os.path.join(labdocs.IMG, a["file"])), f"{name}: {a['file']} was never generated"
+        for m in labdocs.STAGES.finditer(text):
+            a = dict(labdocs.attrs(m.group("attrs")))
+            for _, ref in (b.split("=", 1) for b in a["bars"].split(",")):
+                lab.step(ref.partition("#")[0])
             assert os.path.exists(os.path.join(labdocs.IMG, a["file"])), f"{name}: {a['file']} was never generated"
         for m in labdocs.PICTURE.finditer(text):
             a = dict(labdocs.attrs(m.group("attrs")))
