@@ -111,8 +111,9 @@ def total(per, names):
 def test_a_cached_menu_read_costs_no_redis_write_and_one_response_write(start_server, world, tmp_path):
     per = syscalls_per_read(start_server, world, tmp_path)
     # One response write per request (writev); a Redis command per request would add a write of its own, and a log
-    # line written on the loop another.
-    assert total(per, WRITES) <= 1.2, per
+    # line written on the loop another, so either would make it 2 or more. The rest is the log writer thread's batches:
+    # under strace the loop runs slower, each batch holds fewer lines, and a fresh-clone make test once saw 1.21 in all.
+    assert total(per, WRITES) <= 1.5, per
     # The request arrives whole and is read once.
     assert total(per, READS) <= 1.5, per
     # Keep-alive connections: no epoll_ctl per request (only when a socket starts or stops waiting for writability).
