@@ -358,15 +358,22 @@ def stage_means(output, n=1):
     return json.loads(found[n - 1])
 
 
+def stage_rows(lab, results, spec):
+    """[(label, stage means)] of a stage picture's bars, each from its step's output; raises ValueError or KeyError
+    when a step or its stage means are missing."""
+    rows = []
+    for label, ref in (b.split("=", 1) for b in dict(attrs(spec))["bars"].split(",")):
+        step, _, n = ref.partition("#")
+        rows.append((label, stage_means(results[lab.step(step)["index"]][1], int(n or 1))))
+    return rows
+
+
 def draw_stages(lab, results, spec, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     a = dict(attrs(spec))
-    rows = []
-    for label, ref in (b.split("=", 1) for b in a["bars"].split(",")):
-        step, _, n = ref.partition("#")
-        rows.append((label, stage_means(results[lab.step(step)["index"]][1], int(n or 1))))
+    rows = stage_rows(lab, results, spec)
     fig, ax = plt.subplots(figsize=(6.4, 0.9 + 0.45 * len(rows)), dpi=80)
     for i, (label, st) in enumerate(rows):
         left = 0.0
@@ -492,9 +499,7 @@ def main():
             # A picture's inputs are shapes: a stage picture needs its stage means, quick or not.
             for m in STAGES.finditer(lab.text):
                 try:
-                    for ref in (b.split("=", 1)[1] for b in dict(attrs(m.group("attrs")))["bars"].split(",")):
-                        step, _, n = ref.partition("#")
-                        stage_means(results[lab.step(step)["index"]][1], int(n or 1))
+                    stage_rows(lab, results, m.group("attrs"))
                 except (ValueError, KeyError) as e:
                     problems.append(f"a stage picture: {e}")
         if problems:
