@@ -37,9 +37,7 @@
  * requests roll back, void their authorizations and replay the winner's order.
  */
 #include "runtime/params.h"
-#include "runtime/replica.h"
 #include "base/pgarray.h"
-#include "base/clock.h"
 #include "runtime/db.h"
 #include "base/flags.h"
 #include "base/json.h"
@@ -143,7 +141,8 @@ static void hp__checkout_on_order(hp_req_t *r, void *ud, json_t *doc, const hp_o
 /*
  * commit_lsn answered (replica_reads=on). When the COMMIT before it
  * succeeded, the customer's reads stay on the primary until the standby has
- * replayed this position (runtime/replica.h); without a position (the
+ * replayed this position (runtime/replica.h), and the response's cookie
+ * carries it to whichever replica serves their next read; without a position (the
  * statement failed after a successful COMMIT) they stay there for a second,
  * far above the replay lag of a synchronous standby. Then the checkout goes
  * on as it would have after the COMMIT. After a failed COMMIT the checkout was
@@ -158,17 +157,12 @@ static void hp__checkout_on_lsn(hp_req_t *r, void *ud, PGresult *res, const char
 {
     hp__lsn_wait_t *w = ud;
     hp_checkout_t *co = w->co;
-    uint64_t lsn;
-    int known = err == NULL && PQntuples(res) == 1 &&
-                hp_replica_parse_lsn(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), &lsn) == 0;
+    if (co->committed)
+        hp_db_note_commit(r, r->principal.user_id, err == NULL ? res : NULL);
     if (res != NULL)
         PQclear(res);
     if (!co->committed)
         return;
-    if (known)
-        hp_replica_note_lsn(r->principal.user_id, lsn);
-    else
-        hp_replica_note_until(r->principal.user_id, hp_now_ns() + 1000000000u);
     w->then(r, co);
 }
 
@@ -245,6 +239,28 @@ int hp_checkout_stock_ok(hp_req_t *r, hp_checkout_t *co, PGresult *res, const ch
     return 1;
 }
 
+static void hp__checkout_on_replay_lsn(hp_req_t *r, void *ud, PGresult *res, const char *err)
+{
+    (void)ud;
+    hp_db_note_commit(r, r->principal.user_id, err == NULL ? res : NULL);
+    if (res != NULL)
+        PQclear(res);
+}
+
+/*
+ * Answers a retry with the order its key already placed. With
+ * replica_reads=on the retrying client may never have received the first
+ * answer's cookie, so this one carries a position too: the primary's WAL
+ * position now, queued ahead of the order's read, which is past the order's
+ * commit because that commit is visible (it is what found the key).
+ */
+static void hp__checkout_replay_order(hp_req_t *r, int64_t id)
+{
+    if (hp_flag_get(HP_FLAG_replica_reads) == HP_replica_reads_on)
+        hp_db_query(r, HP_STMT_commit_lsn, NULL, 0, hp__checkout_on_replay_lsn, NULL);
+    hp_order_fetch(r, id, hp__checkout_on_order, (void *)1);
+}
+
 static void hp__checkout_replay(hp_req_t *r, void *ud, PGresult *res, const char *err)
 {
     (void)ud;
@@ -256,7 +272,7 @@ static void hp__checkout_replay(hp_req_t *r, void *ud, PGresult *res, const char
     }
     int64_t id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     PQclear(res);
-    hp_order_fetch(r, id, hp__checkout_on_order, (void *)1);
+    hp__checkout_replay_order(r, id);
 }
 
 static void hp__lookup_key(hp_req_t *r, hp_checkout_t *co, hp_db_cb cb)
@@ -537,7 +553,7 @@ static void hp__checkout_on_key(hp_req_t *r, void *ud, PGresult *res, const char
     if (PQntuples(res) != 0) {
         int64_t id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
         PQclear(res);
-        hp_order_fetch(r, id, hp__checkout_on_order, (void *)1);
+        hp__checkout_replay_order(r, id);
         return;
     }
     PQclear(res);

@@ -52,7 +52,6 @@
 #include "base/flags.h"
 #include "base/json.h"
 #include "runtime/redis.h"
-#include "runtime/replica.h"
 #include "base/clock.h"
 #include "services/menu_flight.h"
 #include "services/menu_local.h"
@@ -519,12 +518,7 @@ static void hp__patch_invalidate(hp_req_t *r, hp_patch_state_t *st);
 static void hp__patch_on_lsn(hp_req_t *r, void *ud, PGresult *res, const char *err)
 {
     hp_patch_state_t *st = ud;
-    uint64_t lsn;
-    if (err == NULL && PQntuples(res) == 1 &&
-        hp_replica_parse_lsn(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), &lsn) == 0)
-        hp_replica_note_lsn(hp__menu_replica_key(r->path_ids[0]), lsn);
-    else
-        hp_replica_note_until(hp__menu_replica_key(r->path_ids[0]), hp_now_ns() + 1000000000u);
+    hp_db_note_commit(r, hp__menu_replica_key(r->path_ids[0]), err == NULL ? res : NULL);
     if (res != NULL)
         PQclear(res);
     hp__patch_invalidate(r, st);

@@ -1023,11 +1023,35 @@ void hp_db_query_staged(hp_req_t *r, hp_stage_t stage, int stmt, const char *con
     hp__conn_query(r, hp__reader_pick(r->thr->db), stage, stmt, NULL, values, num_values, cb, ud);
 }
 
+/*
+ * The largest commit position the request's HP_REPLICA_COOKIE carries (0 for
+ * none): the client's own last write, made through this process or another
+ * replica of it (runtime/replica.h). HTTP/2 may split the cookies over
+ * several headers, so every one is read.
+ */
+static uint64_t hp__cookie_lsn(hp_req_t *r)
+{
+    uint64_t best = 0, lsn;
+    if (r->h2o == NULL)
+        return 0;
+    for (ssize_t i = -1; (i = h2o_find_header(&r->h2o->headers, H2O_TOKEN_COOKIE, i)) != -1;) {
+        const h2o_iovec_t *v = &r->h2o->headers.entries[i].value;
+        if (hp_replica_cookie_lsn(v->base, v->len, &lsn) == 0 && lsn > best)
+            best = lsn;
+    }
+    return best;
+}
+
 void hp_db_query_replica(hp_req_t *r, int64_t key, int stmt, const char *const *values, int num_values, hp_db_cb cb, void *ud)
 {
     struct st_hp_db_t *db = r->thr->db;
     int enabled = db->has_standby && hp_flag_get(HP_FLAG_replica_reads) == HP_replica_reads_on;
     hp_replica_mark_t mark = hp_replica_mark(key);
+    if (enabled) {
+        uint64_t carried = hp__cookie_lsn(r);
+        if (carried > mark.lsn)
+            mark.lsn = carried;
+    }
     hp_pgconn_t *conn = hp__reader_pick(db);
     switch (hp_replica_route(enabled, db->standby.state == HP_PG_READY, &mark, db->replay_lsn, hp_now_ns())) {
     case HP_REPLICA_STANDBY:
@@ -1044,6 +1068,24 @@ void hp_db_query_replica(hp_req_t *r, int64_t key, int stmt, const char *const *
         break;
     }
     hp__conn_query(r, conn, HP_STAGE_db, stmt, NULL, values, num_values, cb, ud);
+}
+
+void hp_db_note_commit(hp_req_t *r, int64_t key, const PGresult *res)
+{
+    uint64_t lsn;
+    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 || PQgetisnull(res, 0, 0) ||
+        hp_replica_parse_lsn(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), &lsn) != 0) {
+        hp_replica_note_until(key, hp_now_ns() + 1000000000u);
+        return;
+    }
+    hp_replica_note_lsn(key, lsn);
+    /* A replay's position may come back after its answer (another read connection answered first): then only the table has it. */
+    if (r->responded)
+        return;
+    char text[HP_REPLICA_LSN_TEXT];
+    hp_add_header(r, "set-cookie",
+                  hp_pool_printf(r, HP_REPLICA_COOKIE "=%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Lax",
+                                 hp_replica_format_lsn(lsn, text), HP_REPLICA_COOKIE_MAX_AGE));
 }
 
 /* ---- the standby's replay position ----------------------------------------- */

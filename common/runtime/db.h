@@ -104,6 +104,17 @@ void hp_db_query(hp_req_t *r, int stmt, const char *const *values, int num_value
  */
 void hp_db_query_replica(hp_req_t *r, int64_t key, int stmt, const char *const *values, int num_values, hp_db_cb cb, void *ud);
 
+/**
+ * Notes a commit for read-your-writes (runtime/replica.h) from the answer to
+ * commit_lsn that followed it: key's reads stay on the primary until the
+ * standby replayed that position, and the response sets HP_REPLICA_COOKIE to
+ * it, so that the client's next read on another replica waits for it too.
+ * Without a position (res is NULL, failed or unreadable) key's reads stay on
+ * the primary for a second, far above a synchronous standby's replay lag, and
+ * no cookie is set. Does not clear res.
+ */
+void hp_db_note_commit(hp_req_t *r, int64_t key, const PGresult *res);
+
 /** The same, with its wait counted in another stage (auth's token lookup counts as auth). */
 void hp_db_query_staged(hp_req_t *r, hp_stage_t stage, int stmt, const char *const *values, int num_values, hp_db_cb cb, void *ud);
 

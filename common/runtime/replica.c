@@ -4,6 +4,8 @@
 #include "runtime/replica.h"
 
 #include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
 
 /*
  * Both fields only ever grow between resets (an atomic maximum), so a reader
@@ -37,6 +39,42 @@ int hp_replica_parse_lsn(const char *s, size_t len, uint64_t *out)
         return -1;
     *out = half[0] << 32 | half[1];
     return 0;
+}
+
+char *hp_replica_format_lsn(uint64_t lsn, char buf[HP_REPLICA_LSN_TEXT])
+{
+    snprintf(buf, HP_REPLICA_LSN_TEXT, "%X/%X", (unsigned)(lsn >> 32), (unsigned)(lsn & 0xffffffffu));
+    return buf;
+}
+
+int hp_replica_cookie_lsn(const char *s, size_t len, uint64_t *out)
+{
+    static const char name[] = HP_REPLICA_COOKIE "=";
+    const size_t nlen = sizeof(name) - 1;
+    size_t i = 0;
+    while (i < len) {
+        /* One cookie-pair: from here to the next ';', with the spaces around it skipped. */
+        while (i < len && (s[i] == ' ' || s[i] == '\t'))
+            ++i;
+        size_t end = i;
+        while (end < len && s[end] != ';')
+            ++end;
+        size_t vend = end;
+        while (vend > i && (s[vend - 1] == ' ' || s[vend - 1] == '\t'))
+            --vend;
+        if (vend - i > nlen && memcmp(s + i, name, nlen) == 0) {
+            const char *v = s + i + nlen;
+            size_t vlen = vend - i - nlen;
+            /* RFC 6265 allows the value in double quotes. */
+            if (vlen >= 2 && v[0] == '"' && v[vlen - 1] == '"') {
+                ++v;
+                vlen -= 2;
+            }
+            return hp_replica_parse_lsn(v, vlen, out);
+        }
+        i = end + 1;
+    }
+    return -1;
 }
 
 hp_replica_route_t hp_replica_route(int enabled, int standby_ready, const hp_replica_mark_t *mark, uint64_t replay_lsn,

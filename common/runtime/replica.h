@@ -23,7 +23,21 @@
  * throughput and never correctness, so the table needs no key column, no
  * lock and no eviction, and its size is fixed.
  *
- * The parser and the routing decision are pure functions, for the unit tests.
+ * That table is per process. Behind a load balancer the customer's next
+ * read may reach another hotplate process, which never saw the commit, so
+ * the position also travels with the customer: the checkout's (and the menu
+ * PATCH's) response sets the cookie HP_REPLICA_COOKIE to the commit's
+ * position, and a standby-eligible read that carries it stays on the primary
+ * until this process's view of the standby's replay position has passed it,
+ * exactly as a position from the table does. A client that keeps cookies (a
+ * browser, nginx in between passes them on untouched) therefore reads its
+ * own writes on every replica of the application; one that drops them is
+ * back to the per-process guarantee. The cookie is only a position in the
+ * WAL, which tells a client nothing it could misuse: a forged large value
+ * only keeps that client's own reads on the primary.
+ *
+ * The parsers and the routing decision are pure functions, for the unit tests
+ * and the fuzzer.
  */
 #ifndef HP_REPLICA_H
 #define HP_REPLICA_H
@@ -33,6 +47,13 @@
 
 /* Buckets of the read-your-writes table: a power of two; 16 bytes each, so 64 KiB in all. */
 #define HP_REPLICA_BUCKETS 4096
+
+/* The cookie that carries a customer's last commit position between replicas, and how long a client keeps it (seconds): far
+ * longer than any replay lag a synchronous standby reaches, after which the position is one the standby has long passed. */
+#define HP_REPLICA_COOKIE "hp_lsn"
+#define HP_REPLICA_COOKIE_MAX_AGE 60
+/* The longest pg_lsn text: two halves of 8 hexadecimal digits, the slash and a NUL. */
+#define HP_REPLICA_LSN_TEXT 18
 
 /* Where one standby-eligible read goes, and why (each reason is counted). */
 typedef enum {
@@ -54,6 +75,17 @@ typedef struct st_hp_replica_mark_t {
  * @return 0 with the position in *out, or -1 when s (len bytes) is not one
  */
 int hp_replica_parse_lsn(const char *s, size_t len, uint64_t *out);
+
+/** Writes lsn in pg_lsn's text form ("16/B374D848") into buf. @return buf */
+char *hp_replica_format_lsn(uint64_t lsn, char buf[HP_REPLICA_LSN_TEXT]);
+
+/**
+ * Finds the cookie HP_REPLICA_COOKIE in one Cookie header's value (len bytes,
+ * "a=1; hp_lsn=16/B374D848; b=2", RFC 6265's cookie-string) and parses its
+ * position. A value that is not a pg_lsn counts as absent.
+ * @return 0 with the position in *out, or -1 when there is none
+ */
+int hp_replica_cookie_lsn(const char *s, size_t len, uint64_t *out);
 
 /**
  * The routing decision, pure.

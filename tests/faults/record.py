@@ -289,9 +289,14 @@ def render(rows, fuzz, fuzz_note, when, machine):
     w("  standby that hangs with its connections open costs a read half the deadline, never a 504.")
     w("- **What it shows.** `hotplate_db_replica_reads_total{served=\"standby\"|\"primary_fallback\"|\"primary_fresh\"}`, and")
     w("  `pool.replica_reads`, `pool.replica_fallbacks` and `pool.replica_fresh` in `/debug/perf`.")
-    w("- **Limits.** The table is per process. A customer whose checkout went through another hotplate process, or a menu")
-    w("  patched through another one, can read from the standby what it has replayed, up to the replay lag behind (below a")
-    w("  millisecond on this machine). The menu cache's version guard still refuses to store such an older menu.")
+    w("- **Across replicas of the application.** The table is per process, and behind a load balancer the next read may")
+    w("  reach another hotplate process. So the checkout's and the PATCH's responses set the cookie `hp_lsn` to the commit's")
+    w("  position (`hp_db_note_commit`), and a read that carries it stays on the primary until that process's view of the")
+    w("  standby's replay has passed it (`hp_replica_cookie_lsn`, fuzzed as `cookie`). The two-server test above checks both")
+    w("  sides: without the cookie the other server misses the order just placed, with it never.")
+    w("- **Limits.** A client that drops cookies, or a menu patched by another client through another process, can read")
+    w("  from the standby what it has replayed, up to the replay lag behind (below a millisecond on this machine). The menu")
+    w("  cache's version guard still refuses to store such an older menu.")
     w("- **What it buys.** Nothing measurable on one machine. The standby does the primary's work on the same two cores,")
     w("  and in three runs neither the uncached menu nor the history changed significantly either way (docs/BENCHMARKS.md,")
     w("  \"Read scaling\"). The flag pays off when the standby has CPUs of its own and the primary's top statements are")
@@ -332,6 +337,7 @@ def render(rows, fuzz, fuzz_note, when, machine):
         "path": "paths and path ids: `hp_router_match` over the API routes, `hp_parse_id` (`common/base/router.c`)",
         "pg_health": "rows of `GET /debug/pg/health`'s queries: the `hp_pg_health_read_*` readers (`profiling/pg_health.c`)",
         "query": "query strings: `hp_query_param` (`common/runtime/http.c`)",
+        "cookie": "the read-your-writes cookie in a `Cookie` header: `hp_replica_cookie_lsn` (`common/runtime/replica.c`)",
     }
     for f in fuzz:
         w(

@@ -17,6 +17,11 @@ standby.
    placed every time; a menu read right after its PATCH shows the new price;
    pool.replica_fresh shows those reads were held on the primary until the
    standby's replay position passed the commit's LSN.
+   Across replicas of the application: a second server on the same stack
+   knows nothing of the first one's commits. The checkout's (and the
+   PATCH's) response sets the hp_lsn cookie, and the second server, given
+   it, shows the order (and the price) every time; without it, it misses
+   the order in most rounds, so the window the cookie closes is real.
 3. With the standby's backends SIGSTOPped (connections open, no answer),
    reads answer 200 from the primary within the standby's deadline (half
    --db-timeout-ms), and the standby serves again once released.
@@ -29,6 +34,7 @@ and unix sockets only, and the loads are a few hundred requests.
 
 import contextlib
 import os
+import re
 import signal
 import time
 import uuid
@@ -78,6 +84,7 @@ def ha(tmp_path_factory):
                           str(tmp_path_factory.mktemp("rr")), graceful=True)
         # menu_cache=off: every menu read is the uncached one, the statement this is about.
         st.server = servers.start("rr", threads=2, flags=["replica_reads=on", "menu_cache=off", "payment_latency_ms=1"])
+        st.servers = servers
         try:
             yield st
         finally:
@@ -139,9 +146,9 @@ def _show(conn, name):
         return cur.fetchone()[0]
 
 
-def _standby_ready(st):
+def _standby_ready(st, s=None):
     """Waits until each worker thread's standby connection serves reads (the counter moves on a probe read)."""
-    s = st.server
+    s = s or st.server
     c = Client(s.base)
 
     def probe():
@@ -253,6 +260,112 @@ def test_menu_read_after_patch_sees_new_price(ha, record):
            standby_had_old_price=standby_old, apply_delay_ms=APPLY_DELAY_MS)
     assert not stale, stale[:5]
     assert standby_old >= 10, standby_old
+
+
+@pytest.fixture(scope="module")
+def other(ha):
+    """A second replica of the application on the same HA stack, as behind a load balancer: it never sees the first
+    server's commits, so only the read-your-writes cookie can tell it about them."""
+    s = ha.servers.start("rr-b", threads=2, flags=["replica_reads=on", "menu_cache=off", "payment_latency_ms=1"])
+    assert _standby_ready(ha, s), "the second server's standby connections never became ready: %s" % _pool(s)
+    return s
+
+
+def _lsn_cookie(r):
+    """The hp_lsn cookie a write's response sets: its value, after checking the attributes the docs promise."""
+    header = r.headers.get("Set-Cookie", "")
+    m = re.match(r"hp_lsn=([0-9A-F]{1,8}/[0-9A-F]{1,8}); Path=/; Max-Age=(\d+); HttpOnly; SameSite=Lax$", header)
+    assert m, "no read-your-writes cookie on the write's response: %r" % header
+    assert int(m.group(2)) > 0
+    return m.group(1)
+
+
+def _lsn_value(text):
+    hi, lo = text.split("/")
+    return int(hi, 16) << 32 | int(lo, 16)
+
+
+def test_cookie_carries_own_order_to_other_replica(ha, other, record):
+    """A checkout on one server, the customer's history at once on another: the cookie keeps that read on the primary
+    until the other server's view of the standby's replay passed the commit, and without it the window is real."""
+    st = ha
+    a, b = st.server, other
+    assert _standby_ready(st)
+    pool0 = _pool(b)
+    stale, missed_without, standby_missing = [], 0, 0
+    lsns = []
+    run = uuid.uuid4().hex[:8]
+    with _apply_delay(st, APPLY_DELAY_MS) as standby:
+        for i in range(RYW_ROUNDS // 2):
+            cust = st.cast.customers[4 + i % 4]
+            r = Client(a.base, token=cust["token"]).post("/orders", cart(st.cast, i), headers={"Idempotency-Key": "rrx-%s-%d" % (run, i)})
+            assert_status(r, 201)
+            oid = r.json()["id"]
+            lsns.append(_lsn_value(_lsn_cookie(r)))
+            with standby.cursor() as cur:
+                cur.execute("SELECT count(*) FROM orders WHERE id = %s", (oid,))
+                standby_missing += cur.fetchone()[0] == 0
+            on_b = Client(b.base, token=cust["token"])
+            # Without the cookie, the other server knows nothing of the commit and reads the lagging standby.
+            h = on_b.get("/users/%d/orders?limit=1" % cust["id"])
+            assert_status(h, 200)
+            missed_without += [o["id"] for o in h.json()["orders"]][:1] != [oid]
+            # With it, as a browser or any cookie-keeping client behind nginx sends it back.
+            h = on_b.get("/users/%d/orders?limit=1" % cust["id"], headers={"Cookie": "theme=dark; hp_lsn=" + r.cookies["hp_lsn"]})
+            assert_status(h, 200)
+            got = [o["id"] for o in h.json()["orders"]]
+            if got[:1] != [oid]:
+                stale.append((i, oid, got))
+        # A retry of the last checkout, as a client whose first answer was lost sends it: the replay carries a position
+        # too, at or past the commit's, and it is enough for the other server.
+        rep = Client(a.base, token=cust["token"]).post("/orders", cart(st.cast, i), headers={"Idempotency-Key": "rrx-%s-%d" % (run, i)})
+        assert_status(rep, 201)
+        assert rep.headers.get("Idempotent-Replayed") == "true" and rep.json()["id"] == oid
+        assert _lsn_value(_lsn_cookie(rep)) >= lsns[-1], (rep.headers, lsns[-1])
+        h = Client(b.base, token=cust["token"]).get("/users/%d/orders?limit=1" % cust["id"], headers={"Cookie": "hp_lsn=" + rep.cookies["hp_lsn"]})
+        assert [o["id"] for o in h.json()["orders"]][:1] == [oid], h.text
+    pool1 = _pool(b)
+    fresh = pool1["replica_fresh"] - pool0["replica_fresh"]
+    record(fault="none (replica_reads=on, HA stack, two servers)",
+           load="%d checkouts on one server, each followed at once by the history on the other, with and without the cookie" % (RYW_ROUNDS // 2),
+           requests=3 * (RYW_ROUNDS // 2), orders_checked=RYW_ROUNDS // 2, lost=len(stale), duplicates=0,
+           missed_without_cookie=missed_without, standby_lacked_order=standby_missing, held_on_primary=fresh,
+           apply_delay_ms=APPLY_DELAY_MS)
+    assert not stale, "history reads with the cookie missed the order just placed on the other server: %s" % stale[:5]
+    # The window was real on the other server: without the cookie, most reads missed the order.
+    assert standby_missing >= RYW_ROUNDS // 4, standby_missing
+    assert missed_without >= RYW_ROUNDS // 4, (missed_without, standby_missing)
+    # The commits' positions only grow, and the cookie reads were the ones held on the primary.
+    assert lsns == sorted(lsns), lsns
+    assert fresh >= standby_missing, (pool0, pool1)
+
+
+def test_cookie_carries_menu_patch_to_other_replica(ha, other, record):
+    """The owner's PATCH on one server sets the cookie too: the owner's next uncached menu read on another server shows
+    the new price, while the standby still has the old one."""
+    st = ha
+    rid = st.db.val("SELECT min(restaurant_id) FROM menu_items WHERE restaurant_id = ANY(%s)", ([int(k) for k in st.cast.owners],))
+    item = st.db.val("SELECT max(id) FROM menu_items WHERE restaurant_id = %s", (rid,))
+    token = st.cast.owners[rid] if rid in st.cast.owners else st.cast.owners[str(rid)]
+    boss_a, boss_b = Client(st.server.base, token=token), Client(other.base, token=token)
+    stale, standby_old = [], 0
+    with _apply_delay(st, APPLY_DELAY_MS) as standby:
+        for i in range(10):
+            price = 2000 + i
+            r = boss_a.patch("/restaurants/%d/menu/items/%d" % (rid, item), {"price_cents": price})
+            assert_status(r, 200)
+            cookie = _lsn_cookie(r)
+            with standby.cursor() as cur:
+                cur.execute("SELECT price_cents FROM menu_items WHERE id = %s", (item,))
+                standby_old += cur.fetchone()[0] != price
+            doc = boss_b.get("/restaurants/%d/menu" % rid, headers={"Cookie": "hp_lsn=" + cookie}).json()
+            seen = [it["price_cents"] for cat in doc["categories"] for it in cat["items"] if it["id"] == item]
+            if seen != [price]:
+                stale.append((i, price, seen))
+    record(fault="none (replica_reads=on, HA stack, two servers)", load="10 menu PATCHes on one server, each followed at once by the owner's menu read on the other",
+           requests=20, lost=len(stale), duplicates=0, standby_had_old_price=standby_old, apply_delay_ms=APPLY_DELAY_MS)
+    assert not stale, stale[:5]
+    assert standby_old >= 5, standby_old
 
 
 def test_standby_hung_reads_answer_from_primary(ha, record):

@@ -126,11 +126,60 @@ static void test_table_never_forgets(void **state)
     hp_replica_reset();
 }
 
+static int cookie(const char *s, uint64_t *out)
+{
+    return hp_replica_cookie_lsn(s, strlen(s), out);
+}
+
+static void test_cookie(void **state)
+{
+    (void)state;
+    uint64_t v = 0;
+    assert_int_equal(cookie("hp_lsn=0/3000060", &v), 0);
+    assert_true(v == 0x3000060);
+    /* Among other cookies, with RFC 6265's spaces, quotes, and a trailing semicolon. */
+    assert_int_equal(cookie("a=1; hp_lsn=16/B374D848; b=2", &v), 0);
+    assert_true(v == (UINT64_C(0x16) << 32 | 0xB374D848));
+    assert_int_equal(cookie("session=x;hp_lsn=\"1/2\" ;", &v), 0);
+    assert_true(v == (UINT64_C(1) << 32 | 2));
+    /* A name that only ends or starts like ours is another cookie. */
+    assert_int_equal(cookie("xhp_lsn=1/2", &v), -1);
+    assert_int_equal(cookie("hp_lsnx=1/2", &v), -1);
+    /* Absent, empty or not a position: no position, never a guess. */
+    assert_int_equal(cookie("", &v), -1);
+    assert_int_equal(cookie(";;; ", &v), -1);
+    assert_int_equal(cookie("hp_lsn=", &v), -1);
+    assert_int_equal(cookie("hp_lsn=123", &v), -1);
+    assert_int_equal(cookie("hp_lsn=1/2/3", &v), -1);
+    assert_int_equal(cookie("hp_lsn=\"", &v), -1);
+}
+
+static void test_format_round_trip(void **state)
+{
+    (void)state;
+    char buf[HP_REPLICA_LSN_TEXT];
+    const uint64_t lsns[] = {0, 0x3000060, UINT64_C(0x16) << 32 | 0xB374D848, UINT64_MAX};
+    for (size_t i = 0; i != sizeof(lsns) / sizeof(lsns[0]); ++i) {
+        uint64_t back = 1;
+        hp_replica_format_lsn(lsns[i], buf);
+        assert_int_equal(parse(buf, &back), 0);
+        assert_true(back == lsns[i]);
+    }
+    /* PostgreSQL's own spelling: upper-case halves without leading zeros. */
+    assert_string_equal(hp_replica_format_lsn(UINT64_C(0x16) << 32 | 0xB374D848, buf), "16/B374D848");
+    assert_string_equal(hp_replica_format_lsn(UINT64_MAX, buf), "FFFFFFFF/FFFFFFFF");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_lsn), cmocka_unit_test(test_parse_lsn_rejects),   cmocka_unit_test(test_route),
-        cmocka_unit_test(test_table),     cmocka_unit_test(test_table_never_forgets),
+        cmocka_unit_test(test_parse_lsn),
+        cmocka_unit_test(test_parse_lsn_rejects),
+        cmocka_unit_test(test_route),
+        cmocka_unit_test(test_table),
+        cmocka_unit_test(test_table_never_forgets),
+        cmocka_unit_test(test_cookie),
+        cmocka_unit_test(test_format_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
