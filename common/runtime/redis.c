@@ -14,6 +14,17 @@
  * primary that Sentinel demoted to a replica while we stayed connected).
  * A Sentinel that does not answer hands the question to the next one in
  * the list, a second later.
+ *
+ * Asking again on every lost connection finds the new primary only once
+ * Sentinel has promoted it, and a primary that was killed refuses our
+ * connections before that, so on its own the reconnect loop would learn of
+ * the promotion up to a retry interval (a second) late. Each thread therefore
+ * also keeps a second connection to a Sentinel, subscribed to +switch-master
+ * (the event Sentinel publishes when it has replaced a primary), as Redis's
+ * guidelines for Sentinel clients suggest: the message names the new
+ * primary, and the thread drops whatever it was doing to connect there at
+ * once. The subscription only speeds the switch up: without it (no Sentinel
+ * answers, a message lost) the reconnect loop still finds the primary.
  */
 #include "runtime/redis.h"
 #include "base/clock.h"
@@ -25,13 +36,24 @@
 #include <string.h>
 #include <unistd.h>
 
-typedef struct st_hp_redis_t {
-    hp_thread_t *thr;
+/*
+ * One hiredis connection on the loop: the adapter's state. Each thread has
+ * two: the commands' connection (main), and in Sentinel mode the
+ * subscription to +switch-master (watch).
+ */
+typedef struct st_hp__rlink_t {
+    struct st_hp_redis_t *rd;
     redisAsyncContext *ac; /* NULL while disconnected */
     h2o_socket_t *sock;
     int connected;
     int want_write, write_notified;
     int in_flush; /* inside hp_redis_flush: a write hiredis could not finish waits for the socket */
+    int batched;  /* writes of the connected link wait for hp_redis_flush (main), else for the socket (watch) */
+} hp__rlink_t;
+
+typedef struct st_hp_redis_t {
+    hp_thread_t *thr;
+    hp__rlink_t main;
     h2o_timeout_entry_t retry_entry;
     int down_logged;
     char host[256], path[256];
@@ -41,8 +63,11 @@ typedef struct st_hp_redis_t {
     int sentinel_port[HP_REDIS_MAX_SENTINELS];
     int num_sentinels, next_sentinel;
     char master_name[64];
-    int asking;     /* rd->ac is a Sentinel connection, not the primary */
-    int addr_fresh; /* host and port came from Sentinel since the last connection to them */
+    int asking;                      /* rd->main.ac is a Sentinel connection, not the primary */
+    int addr_fresh;                  /* host and port came from Sentinel since the last connection to them */
+    hp__rlink_t watch;               /* Sentinel mode: subscribed to +switch-master on sentinel_host[watch_sentinel] */
+    int watch_sentinel;              /* which Sentinel the subscription is on; the next one after a loss */
+    h2o_timeout_entry_t watch_entry; /* the subscription's retry, a second after it was lost */
 } hp_redis_t;
 
 typedef struct st_hp_rcmd_t {
@@ -56,6 +81,7 @@ typedef struct st_hp_rcmd_t {
 } hp_rcmd_t;
 
 static void hp__redis_connect(hp_redis_t *rd);
+static void hp__redis_watch(hp_redis_t *rd);
 
 /* @return the port written in [p, end), one to five digits from 1 to 65535, or -1 */
 static int hp__redis_port(const char *p, const char *end)
@@ -129,31 +155,31 @@ int hp_redis_parse_sentinel_url(const char *url, char hosts[][64], int *ports, i
 
 static void hp__redis_on_readable(h2o_socket_t *sock, const char *err)
 {
-    hp_redis_t *rd = sock->data;
+    hp__rlink_t *l = sock->data;
     (void)err; /* hiredis finds the error itself when it reads */
-    if (rd->ac != NULL)
-        redisAsyncHandleRead(rd->ac);
+    if (l->ac != NULL)
+        redisAsyncHandleRead(l->ac);
 }
 
 static void hp__redis_on_writable(h2o_socket_t *sock, const char *err)
 {
-    hp_redis_t *rd = sock->data;
+    hp__rlink_t *l = sock->data;
     (void)err;
-    rd->write_notified = 0;
-    if (rd->ac != NULL && rd->want_write)
-        redisAsyncHandleWrite(rd->ac);
+    l->write_notified = 0;
+    if (l->ac != NULL && l->want_write)
+        redisAsyncHandleWrite(l->ac);
 }
 
 static void hp__ev_add_read(void *p)
 {
-    hp_redis_t *rd = p;
-    h2o_socket_read_start(rd->sock, hp__redis_on_readable);
+    hp__rlink_t *l = p;
+    h2o_socket_read_start(l->sock, hp__redis_on_readable);
 }
 
 static void hp__ev_del_read(void *p)
 {
-    hp_redis_t *rd = p;
-    h2o_socket_read_stop(rd->sock);
+    hp__rlink_t *l = p;
+    h2o_socket_read_stop(l->sock);
 }
 
 /*
@@ -165,29 +191,69 @@ static void hp__ev_del_read(void *p)
  */
 static void hp__ev_add_write(void *p)
 {
-    hp_redis_t *rd = p;
-    rd->want_write = 1;
-    if ((!rd->connected || rd->in_flush) && !rd->write_notified) {
-        rd->write_notified = 1;
-        h2o_socket_notify_write(rd->sock, hp__redis_on_writable);
+    hp__rlink_t *l = p;
+    l->want_write = 1;
+    if ((!l->connected || l->in_flush || !l->batched) && !l->write_notified) {
+        l->write_notified = 1;
+        h2o_socket_notify_write(l->sock, hp__redis_on_writable);
     }
 }
 
 static void hp__ev_del_write(void *p)
 {
     /* h2o cannot withdraw a write notification; it fires once and finds nothing wanted. */
-    hp_redis_t *rd = p;
-    rd->want_write = 0;
+    hp__rlink_t *l = p;
+    l->want_write = 0;
 }
 
 static void hp__ev_cleanup(void *p)
 {
-    hp_redis_t *rd = p;
-    if (rd->sock != NULL) {
-        h2o_socket_close(rd->sock);
-        rd->sock = NULL;
+    hp__rlink_t *l = p;
+    if (l->sock != NULL) {
+        h2o_socket_close(l->sock);
+        l->sock = NULL;
     }
-    rd->want_write = rd->write_notified = 0;
+    l->want_write = l->write_notified = 0;
+}
+
+/*
+ * Wraps ac, just created, in link l: a dup of its descriptor as an h2o
+ * socket, and the adapter's hooks. hiredis calls connected() or lost()
+ * through ac->ev.data, which is l.
+ * @return 0, or -1 (ac freed) when the descriptor cannot be duplicated
+ */
+static int hp__rlink_attach(hp__rlink_t *l, redisAsyncContext *ac, redisConnectCallback *connected, redisDisconnectCallback *lost)
+{
+    int fd = dup(ac->c.fd);
+    if (fd < 0) {
+        redisAsyncFree(ac);
+        return -1;
+    }
+    l->ac = ac;
+    l->connected = 0;
+    l->sock = h2o_evloop_socket_create(l->rd->thr->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    l->sock->data = l;
+    ac->ev.data = l;
+    ac->ev.addRead = hp__ev_add_read;
+    ac->ev.delRead = hp__ev_del_read;
+    ac->ev.addWrite = hp__ev_add_write;
+    ac->ev.delWrite = hp__ev_del_write;
+    ac->ev.cleanup = hp__ev_cleanup;
+    redisAsyncSetConnectCallback(ac, connected);
+    redisAsyncSetDisconnectCallback(ac, lost);
+    /* A non-blocking connect completes when the socket becomes writable. */
+    hp__ev_add_write(l);
+    return 0;
+}
+
+/* Frees the link's connection, if any: hiredis calls every pending reply callback with NULL. */
+static void hp__rlink_free(hp__rlink_t *l)
+{
+    if (l->ac != NULL) {
+        redisAsyncContext *ac = l->ac;
+        l->ac = NULL;
+        redisAsyncFree(ac);
+    }
 }
 
 /* ---- connection life ------------------------------------------------------- */
@@ -195,7 +261,7 @@ static void hp__ev_cleanup(void *p)
 static void hp__redis_on_retry(h2o_timeout_entry_t *entry)
 {
     hp_redis_t *rd = H2O_STRUCT_FROM_MEMBER(hp_redis_t, retry_entry, entry);
-    if (!atomic_load(&rd->thr->stopping) && rd->ac == NULL)
+    if (!atomic_load(&rd->thr->stopping) && rd->main.ac == NULL)
         hp__redis_connect(rd);
 }
 
@@ -212,19 +278,34 @@ static void hp__redis_on_connect_now(h2o_timeout_entry_t *entry)
     hp__redis_on_retry(entry);
 }
 
+/* Connects again on the next loop iteration instead of a second later: the primary's address is known and fresh. */
+static void hp__redis_connect_soon(hp_redis_t *rd)
+{
+    if (atomic_load(&rd->thr->stopping))
+        return;
+    if (h2o_timeout_is_linked(&rd->retry_entry))
+        h2o_timeout_unlink(&rd->retry_entry);
+    hp_thread_defer(rd->thr, &rd->retry_entry, hp__redis_on_connect_now);
+}
+
 static void hp__redis_lost(hp_redis_t *rd, const char *why)
 {
-    if (rd->asking) {
-        /* Only the question to Sentinel ended: with an answer, go to the primary at once; without one, ask the next Sentinel. */
-        rd->asking = 0;
-        rd->connected = 0;
-        rd->ac = NULL;
-        if (rd->addr_fresh) {
-            if (!h2o_timeout_is_linked(&rd->retry_entry) && !atomic_load(&rd->thr->stopping))
-                hp_thread_defer(rd->thr, &rd->retry_entry, hp__redis_on_connect_now);
-            return;
-        }
+    int was_asking = rd->asking;
+    rd->asking = 0;
+    rd->main.connected = 0;
+    rd->main.ac = NULL; /* hiredis frees it after this callback */
+    if (was_asking && !rd->addr_fresh)
         rd->next_sentinel = (rd->next_sentinel + 1) % rd->num_sentinels;
+    /*
+     * An address fresh from Sentinel (its answer just now, or a
+     * +switch-master message that ended this connection) is tried at once;
+     * anything else waits for the retry.
+     */
+    if (rd->addr_fresh) {
+        if (!was_asking)
+            atomic_store(&rd->thr->redis_ready, 0);
+        hp__redis_connect_soon(rd);
+        return;
     }
     if (!rd->down_logged) {
         char msg[256];
@@ -232,9 +313,7 @@ static void hp__redis_lost(hp_redis_t *rd, const char *why)
         hp_log(HP_LOG_WARN, "redis connection down (thread %d): %s", rd->thr->index, msg);
         rd->down_logged = 1;
     }
-    rd->connected = 0;
     atomic_store(&rd->thr->redis_ready, 0);
-    rd->ac = NULL; /* hiredis frees it after this callback */
     hp__redis_schedule_retry(rd);
 }
 
@@ -260,7 +339,7 @@ static void hp__redis_on_master_addr(redisAsyncContext *ac, void *reply, void *p
 
 static void hp__redis_on_connect(const redisAsyncContext *ac, int status)
 {
-    hp_redis_t *rd = ac->ev.data;
+    hp_redis_t *rd = ((hp__rlink_t *)ac->ev.data)->rd;
     if (status != REDIS_OK) {
         hp__redis_lost(rd, ac->errstr);
         return;
@@ -270,7 +349,7 @@ static void hp__redis_on_connect(const redisAsyncContext *ac, int status)
                           rd->master_name);
         return;
     }
-    rd->connected = 1;
+    rd->main.connected = 1;
     atomic_store(&rd->thr->redis_ready, 1);
     rd->down_logged = 0;
     hp_log(HP_LOG_INFO, "redis connection ready (thread %d)", rd->thr->index);
@@ -278,9 +357,9 @@ static void hp__redis_on_connect(const redisAsyncContext *ac, int status)
 
 static void hp__redis_on_disconnect(const redisAsyncContext *ac, int status)
 {
-    hp_redis_t *rd = ac->ev.data;
+    hp_redis_t *rd = ((hp__rlink_t *)ac->ev.data)->rd;
     (void)status;
-    if (rd->ac == ac)
+    if (rd->main.ac == ac)
         hp__redis_lost(rd, ac->errstr);
 }
 
@@ -299,25 +378,126 @@ static void hp__redis_connect(hp_redis_t *rd)
             redisAsyncFree(ac);
         return;
     }
-    int fd = dup(ac->c.fd);
-    if (fd < 0) {
-        redisAsyncFree(ac);
+    if (hp__rlink_attach(&rd->main, ac, hp__redis_on_connect, hp__redis_on_disconnect) != 0)
         hp__redis_lost(rd, "dup failed");
+}
+
+/* ---- the +switch-master subscription (Sentinel mode) ----------------------- */
+
+int hp_redis_parse_switch_master(const char *msg, size_t len, const char *name, char *host, size_t hostlen, int *port)
+{
+    /* "<name> <old-ip> <old-port> <new-ip> <new-port>": five words, one space apart. */
+    const char *w[5], *end = msg + len;
+    size_t wl[5];
+    const char *p = msg;
+    for (int i = 0; i != 5; ++i) {
+        const char *sp = memchr(p, ' ', (size_t)(end - p));
+        const char *we = i == 4 ? end : sp;
+        if (we == NULL || we == p || (i == 4 && sp != NULL))
+            return -1;
+        w[i] = p, wl[i] = (size_t)(we - p);
+        p = we + (i != 4);
+    }
+    if (wl[0] != strlen(name) || memcmp(w[0], name, wl[0]) != 0 || wl[3] >= hostlen)
+        return -1;
+    int v = hp__redis_port(w[4], w[4] + wl[4]);
+    if (v < 0 || hp__redis_port(w[2], w[2] + wl[2]) < 0)
+        return -1;
+    memcpy(host, w[3], wl[3]);
+    host[wl[3]] = '\0';
+    *port = v;
+    return 0;
+}
+
+static void hp__watch_on_retry(h2o_timeout_entry_t *entry)
+{
+    hp_redis_t *rd = H2O_STRUCT_FROM_MEMBER(hp_redis_t, watch_entry, entry);
+    if (!atomic_load(&rd->thr->stopping) && rd->watch.ac == NULL)
+        hp__redis_watch(rd);
+}
+
+/* The subscription is gone: subscribe again on the next Sentinel, a second later. */
+static void hp__watch_lost(hp_redis_t *rd)
+{
+    rd->watch.ac = NULL;
+    rd->watch.connected = 0;
+    rd->watch_sentinel = (rd->watch_sentinel + 1) % rd->num_sentinels;
+    if (atomic_load(&rd->thr->stopping) || h2o_timeout_is_linked(&rd->watch_entry))
+        return;
+    rd->watch_entry.cb = hp__watch_on_retry;
+    h2o_timeout_link(rd->thr->loop, &rd->thr->retry_timeout, &rd->watch_entry);
+}
+
+/*
+ * One reply of the subscription: SUBSCRIBE's confirmation, then a
+ * ["message", "+switch-master", "<name> <old> <port> <new> <port>"] per
+ * failover of any primary the Sentinel watches. Ours moves the commands'
+ * connection to the new primary at once.
+ */
+static void hp__watch_on_message(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    hp_redis_t *rd = privdata;
+    redisReply *rep = reply;
+    (void)ac;
+    char host[sizeof(rd->host)];
+    int port;
+    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 || rep->element[0]->type != REDIS_REPLY_STRING ||
+        strcmp(rep->element[0]->str, "message") != 0 || rep->element[2]->type != REDIS_REPLY_STRING ||
+        hp_redis_parse_switch_master(rep->element[2]->str, rep->element[2]->len, rd->master_name, host, sizeof(host), &port) != 0)
+        return;
+    hp_probe_count(rd->thr, HP_COUNTER_redis_switches, 1);
+    int moved = strcmp(rd->host, host) != 0 || rd->port != port;
+    if (!moved && rd->main.connected && !rd->asking)
+        return; /* already there: the reconnect loop found it first */
+    hp_log(HP_LOG_INFO, "redis primary %s is %s:%d per +switch-master from sentinel %s:%d (thread %d)", rd->master_name, host, port,
+           rd->sentinel_host[rd->watch_sentinel], rd->sentinel_port[rd->watch_sentinel], rd->thr->index);
+    memcpy(rd->host, host, strlen(host) + 1);
+    rd->port = port;
+    rd->addr_fresh = 1;
+    if (rd->main.ac == NULL)
+        hp__redis_connect_soon(rd); /* waiting out the retry: go now */
+    else if (rd->main.connected && !rd->asking && moved)
+        redisAsyncDisconnect(rd->main.ac); /* connected to the old primary: its loss reconnects to the new one at once */
+    /*
+     * Otherwise the connection is still being made, and is left to end by
+     * itself: hiredis calls no disconnect callback for a context that never
+     * connected, so one cannot be hung up on. Refused (the old primary is
+     * dead), its loss goes to the fresh address at once; accepted by a demoted
+     * primary, the first READONLY does. A Sentinel being asked names the new
+     * primary itself.
+     */
+}
+
+static void hp__watch_on_connect(const redisAsyncContext *ac, int status)
+{
+    hp_redis_t *rd = ((hp__rlink_t *)ac->ev.data)->rd;
+    if (status != REDIS_OK) {
+        hp__watch_lost(rd);
         return;
     }
-    rd->ac = ac;
-    rd->sock = h2o_evloop_socket_create(rd->thr->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
-    rd->sock->data = rd;
-    ac->ev.data = rd;
-    ac->ev.addRead = hp__ev_add_read;
-    ac->ev.delRead = hp__ev_del_read;
-    ac->ev.addWrite = hp__ev_add_write;
-    ac->ev.delWrite = hp__ev_del_write;
-    ac->ev.cleanup = hp__ev_cleanup;
-    redisAsyncSetConnectCallback(ac, hp__redis_on_connect);
-    redisAsyncSetDisconnectCallback(ac, hp__redis_on_disconnect);
-    /* A non-blocking connect completes when the socket becomes writable. */
-    hp__ev_add_write(rd);
+    rd->watch.connected = 1;
+    redisAsyncCommand((redisAsyncContext *)ac, hp__watch_on_message, rd, "SUBSCRIBE +switch-master");
+}
+
+static void hp__watch_on_disconnect(const redisAsyncContext *ac, int status)
+{
+    hp_redis_t *rd = ((hp__rlink_t *)ac->ev.data)->rd;
+    (void)status;
+    if (rd->watch.ac == ac)
+        hp__watch_lost(rd);
+}
+
+static void hp__redis_watch(hp_redis_t *rd)
+{
+    redisAsyncContext *ac = redisAsyncConnect(rd->sentinel_host[rd->watch_sentinel], rd->sentinel_port[rd->watch_sentinel]);
+    if (ac == NULL || ac->err) {
+        if (ac != NULL)
+            redisAsyncFree(ac);
+        hp__watch_lost(rd);
+        return;
+    }
+    if (hp__rlink_attach(&rd->watch, ac, hp__watch_on_connect, hp__watch_on_disconnect) != 0)
+        hp__watch_lost(rd);
 }
 
 int hp_redis_thread_init(hp_thread_t *thr)
@@ -326,6 +506,8 @@ int hp_redis_thread_init(hp_thread_t *thr)
     if (rd == NULL)
         return -1;
     rd->thr = thr;
+    rd->main.rd = rd->watch.rd = rd;
+    rd->main.batched = 1;
     if (strncmp(thr->cfg->redis_url, "sentinel://", 11) == 0) {
         if (hp_redis_parse_sentinel_url(thr->cfg->redis_url, rd->sentinel_host, rd->sentinel_port, HP_REDIS_MAX_SENTINELS,
                                         &rd->num_sentinels, rd->master_name, sizeof(rd->master_name)) != 0) {
@@ -338,6 +520,8 @@ int hp_redis_thread_init(hp_thread_t *thr)
     }
     thr->redis = rd;
     hp__redis_connect(rd);
+    if (rd->num_sentinels > 0)
+        hp__redis_watch(rd);
     return 0;
 }
 
@@ -348,13 +532,15 @@ void hp_redis_thread_dispose(hp_thread_t *thr)
         return;
     if (h2o_timeout_is_linked(&rd->retry_entry))
         h2o_timeout_unlink(&rd->retry_entry);
-    if (rd->ac != NULL) {
-        redisAsyncContext *ac = rd->ac;
-        rd->ac = NULL;
-        redisAsyncFree(ac); /* calls every pending reply callback with NULL */
-    }
+    if (h2o_timeout_is_linked(&rd->watch_entry))
+        h2o_timeout_unlink(&rd->watch_entry);
+    hp__rlink_free(&rd->main);
+    hp__rlink_free(&rd->watch);
+    /* Freeing may have called the lost callbacks, which can link the retries again. */
     if (h2o_timeout_is_linked(&rd->retry_entry))
         h2o_timeout_unlink(&rd->retry_entry);
+    if (h2o_timeout_is_linked(&rd->watch_entry))
+        h2o_timeout_unlink(&rd->watch_entry);
     free(rd);
     thr->redis = NULL;
 }
@@ -362,16 +548,19 @@ void hp_redis_thread_dispose(hp_thread_t *thr)
 void hp_redis_flush(hp_thread_t *thr)
 {
     hp_redis_t *rd = thr->redis;
-    if (rd == NULL || rd->ac == NULL || !rd->connected || !rd->want_write || rd->write_notified)
+    if (rd == NULL)
         return;
-    rd->in_flush = 1;
-    redisAsyncHandleWrite(rd->ac); /* a failed write disconnects: the callback clears rd->ac, and rd stays ours */
-    rd->in_flush = 0;
+    hp__rlink_t *l = &rd->main;
+    if (l->ac == NULL || !l->connected || !l->want_write || l->write_notified)
+        return;
+    l->in_flush = 1;
+    redisAsyncHandleWrite(l->ac); /* a failed write disconnects: the callback clears l->ac, and rd stays ours */
+    l->in_flush = 0;
 }
 
 int hp_redis_ready(hp_thread_t *thr)
 {
-    return thr->redis != NULL && thr->redis->connected;
+    return thr->redis != NULL && thr->redis->main.connected;
 }
 
 /* ---- commands -------------------------------------------------------------- */
@@ -396,7 +585,7 @@ static void hp__rcmd_on_reply(redisAsyncContext *ac, void *reply, void *privdata
     redisReply *r0 = reply;
     /* A primary demoted under us: hang up, and the reconnect asks Sentinel where the primary is now. */
     if (r0 != NULL && r0->type == REDIS_REPLY_ERROR && strncmp(r0->str, "READONLY", 8) == 0 && rd != NULL &&
-        rd->num_sentinels > 0 && rd->ac == ac)
+        rd->num_sentinels > 0 && rd->main.ac == ac)
         redisAsyncDisconnect(ac);
     if (h2o_timeout_is_linked(&c->timeout))
         h2o_timeout_unlink(&c->timeout);
@@ -433,8 +622,8 @@ void hp_redis_command(hp_req_t *r, hp_redis_cb cb, void *ud, int argc, const cha
     c->start_ns = hp_probe_clock();
     hp_op_attach(r, &c->op);
     hp_probe_wait_begin(&r->probe, HP_STAGE_cache);
-    if (rd == NULL || !rd->connected || rd->ac == NULL ||
-        redisAsyncCommandArgv(rd->ac, hp__rcmd_on_reply, c, argc, argv, argvlen) != REDIS_OK) {
+    if (rd == NULL || !rd->main.connected || rd->main.ac == NULL ||
+        redisAsyncCommandArgv(rd->main.ac, hp__rcmd_on_reply, c, argc, argv, argvlen) != REDIS_OK) {
         c->err = hp_err_redis_unavailable;
         hp_thread_defer(r->thr, &c->timeout, hp__rcmd_on_deferred);
         return;

@@ -59,4 +59,13 @@ int hp_redis_parse_url(const char *url, char *host, size_t hostlen, int *port, c
  */
 int hp_redis_parse_sentinel_url(const char *url, char hosts[][64], int *ports, int max, int *num, char *name, size_t namelen);
 
+/**
+ * Parses the payload of Sentinel's +switch-master message, "<name> <old-ip>
+ * <old-port> <new-ip> <new-port>", for the primary called name.
+ * @param msg len bytes, not necessarily terminated
+ * @return 0 with the new primary in host (terminated) and *port, or -1 when malformed, too long for hostlen, or about another
+ * primary
+ */
+int hp_redis_parse_switch_master(const char *msg, size_t len, const char *name, char *host, size_t hostlen, int *port);
+
 #endif

@@ -55,6 +55,8 @@
       "Menu reads answered with another request's load on the same thread.")                                                       \
     X(cache_lease_waits, cache, "lease_waits", "hotplate_cache_lease_waits_total", "",                                             \
       "Menu loads that found the Redis lease taken and polled for its result.")                                                    \
+    X(redis_switches, cache, "sentinel_switches", "hotplate_redis_sentinel_switches_total", "",                                    \
+      "+switch-master messages about hotplate's Redis primary received, one per worker thread per failover (Sentinel mode).")      \
     X(accepted, loop, "connections_accepted", "hotplate_connections_accepted_total", "", "Client connections accepted.")           \
     X(pay_authorized, payments, "authorized", "hotplate_payment_authorizations_total", "result=\"authorized\"",                    \
       "Authorizations the payment gateway simulator answered, by result.")                                                         \

@@ -15,8 +15,11 @@ kill. /readyz, /metrics and /debug/perf then name the new primary and count
 the failover (common/runtime/pgha.c).
 
 Redis: under a menu load, the Redis primary is SIGKILLed; Sentinel promotes
-the replica, hotplate asks Sentinel again on reconnect
-(common/runtime/redis.c), and the menu route never answers 5xx.
+the replica, and the menu route never answers 5xx. hotplate learns of the
+promotion from Sentinel's +switch-master message, to which each worker
+thread keeps a subscription (common/runtime/redis.c): every thread acts on
+it (cache.sentinel_switches in /debug/perf, and its log line), rather than
+waiting for its reconnect loop to ask Sentinel again.
 
 The HA stack is this module's own (a second temporary home), so the other
 fault tests keep their single-node stack.
@@ -56,6 +59,12 @@ def ha(tmp_path_factory):
             yield st
         finally:
             servers.close()
+
+
+def _cache_section(s):
+    r = requests.get(s.admin_base + "/debug/perf", params={"section": "cache"}, timeout=HTTP_TIMEOUT)
+    assert r.status_code == 200, r.text
+    return r.json()["cache"]
 
 
 def _metric(text, name):
@@ -245,6 +254,7 @@ def test_redis_sentinel_failover_menu_never_5xx(ha, record):
     c = Client(s.base)
     paths = menu_paths(cast)
     cache_menus(c, paths, " through Sentinel's primary")
+    switches0 = _cache_section(s)["sentinel_switches"]
     load = menu_load(s.base, paths, 4, 40)
     time.sleep(1.0)
     t_kill = time.monotonic()
@@ -266,6 +276,19 @@ def test_redis_sentinel_failover_menu_never_5xx(ha, record):
     assert not bad, "the menu route answered 5xx or dropped: %s" % bad[:5]
     assert all(o.status == 200 for o in outcomes), sorted({o.status for o in outcomes})
     assert assert_status(c.get("/readyz"), 200)["redis"] == "ok"
+    # The mechanism: each worker thread acted on the +switch-master message about its primary, once.
+    switches = _cache_section(s)["sentinel_switches"] - switches0
+    assert switches == s.threads, "threads that acted on +switch-master: %d of %d" % (switches, s.threads)
+
+    def logged():
+        # The log's writer thread drains the loops' buffers in its own time (common/base/log.c).
+        text = ""
+        for path in {s.stdout_path, s.stderr_path}:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                text += f.read()
+        return "per +switch-master from sentinel" in text
+
+    assert wait_until(logged, 5, interval=0.1), "no thread logged the switch"
 
     record(
         fault="Redis primary SIGKILLed, Sentinel promotes the replica, HA stack",
@@ -273,6 +296,7 @@ def test_redis_sentinel_failover_menu_never_5xx(ha, record):
         requests=len(outcomes),
         server_5xx=len(bad),
         sentinel_failover_s=round(t_promoted - t_kill, 2),
+        threads_switched_by_message=switches,
         recovered_s=round(recovered_s, 2),
         lost=0,
         duplicates=0,

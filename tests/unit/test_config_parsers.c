@@ -73,6 +73,51 @@ static void test_sentinel_url_refuses_malformed(void **state)
             fail_msg("%s accepted", bad[i]);
 }
 
+static int parse_switch(const char *msg, char *host, size_t hostlen, int *port)
+{
+    *port = -1;
+    return hp_redis_parse_switch_master(msg, strlen(msg), "hotplate", host, hostlen, port);
+}
+
+static void test_switch_master_names_new_primary(void **state)
+{
+    (void)state;
+    char host[64];
+    int port;
+    assert_int_equal(parse_switch("hotplate 127.0.0.1 40001 127.0.0.1 40002", host, sizeof(host), &port), 0);
+    assert_string_equal(host, "127.0.0.1");
+    assert_int_equal(port, 40002);
+    assert_int_equal(parse_switch("hotplate ::1 6379 redis-b.internal 6380", host, sizeof(host), &port), 0);
+    assert_string_equal(host, "redis-b.internal");
+    assert_int_equal(port, 6380);
+    /* Not terminated after len: the parser stops there. */
+    assert_int_equal(hp_redis_parse_switch_master("hotplate a 1 b 2 trailing", 16, "hotplate", host, sizeof(host), &port), 0);
+    assert_string_equal(host, "b");
+    assert_int_equal(port, 2);
+}
+
+static void test_switch_master_refuses_others(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "other 127.0.0.1 1 127.0.0.1 2",      /* another primary the Sentinel watches */
+        "hotplatex 127.0.0.1 1 127.0.0.1 2",  /* a name that only starts like ours */
+        "hotplate 127.0.0.1 1 127.0.0.1",     /* four words */
+        "hotplate 127.0.0.1 1 127.0.0.1 2 3", /* six words */
+        "hotplate 127.0.0.1 1  127.0.0.1 2",  /* an empty word */
+        "hotplate 127.0.0.1 1 127.0.0.1 0",   /* port out of range */
+        "hotplate 127.0.0.1 x 127.0.0.1 2",   /* the old port is not one */
+        "",
+    };
+    char host[64], tiny[4];
+    int port;
+    for (size_t i = 0; i != sizeof(bad) / sizeof(bad[0]); ++i)
+        if (parse_switch(bad[i], host, sizeof(host), &port) != -1)
+            fail_msg("%s accepted", bad[i]);
+    /* A host that does not fit is refused, never cut. */
+    assert_int_equal(parse_switch("hotplate a 1 long.host 2", tiny, sizeof(tiny), &port), -1);
+}
+
 static void test_pgha_multi_host(void **state)
 {
     (void)state;
@@ -342,6 +387,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sentinel_url_lists_sentinels_and_name),
         cmocka_unit_test(test_sentinel_url_refuses_malformed),
+        cmocka_unit_test(test_switch_master_names_new_primary),
+        cmocka_unit_test(test_switch_master_refuses_others),
         cmocka_unit_test(test_pgha_multi_host),
         cmocka_unit_test(test_redis_url_host_and_port),
         cmocka_unit_test(test_redis_url_unix_socket),
