@@ -27,6 +27,7 @@ import tempfile
 
 import psycopg2
 import pytest
+import requests
 
 from hplib import process
 from hplib import stack as hpstack
@@ -190,6 +191,26 @@ def ha_stack(prefix):
         st.run("destroy", check=False)
 
 
+@contextlib.contextmanager
+def ha_servers(prefix, workdir, env=None):
+    """ha_stack(prefix), with st.servers: a graceful Servers on the stack's URLs (and env), its logs in workdir; every
+    server started through it is stopped when the block ends, before the stack goes."""
+    with ha_stack(prefix) as st:
+        st.servers = Servers(BIN, dict({"HOTPLATE_PG_URL": st.pg_url, "HOTPLATE_REDIS_URL": st.redis_url}, **(env or {})),
+                             str(workdir), graceful=True)
+        try:
+            yield st
+        finally:
+            st.servers.close()
+
+
+def perf_section(server, name):
+    """One section of the server's GET /debug/perf (pool, cache, loop, ...), as a dict."""
+    r = requests.get(server.admin_base + "/debug/perf", params={"section": name}, timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()[name]
+
+
 def cart(c, i=0):
     """A small valid cart for restaurant c.rid; i varies the lines."""
     return {
@@ -204,10 +225,13 @@ def menu_paths(c):
 
 
 def cache_menus(client, paths, through=""):
-    """Reads each menu twice with client: the second answer must come from the cache (through names the cache's way)."""
+    """Reads each menu until an answer comes from the cache, at most five times (through names the cache's way).
+
+    The load's leader answers before its store in Redis is acknowledged, so a read right behind it on another thread
+    can find the lease still held, poll, and be answered with the stored menu as a "miss"; the one after that hits."""
     for p in paths:
-        client.get(p)
-        assert client.get(p).headers.get("X-Cache") == "hit", "the menu did not get cached" + through
+        seen = [client.get(p).headers.get("X-Cache") for _ in range(5)]
+        assert "hit" in seen[1:], "the menu did not get cached%s: %s" % (through, seen)
 
 
 def menu_load(base, paths, workers, max_seconds):

@@ -31,9 +31,8 @@ import uuid
 
 import requests
 
-from conftest import BIN, cache_menus, cart, ha_stack, menu_load, menu_paths
+from conftest import cache_menus, cart, ha_servers, menu_load, menu_paths, perf_section
 from hplib.client import HTTP_TIMEOUT, Client, assert_status, describe
-from hplib.server import Servers
 from load import wait_until
 
 import pytest
@@ -51,20 +50,9 @@ MAX_SECONDS = 60.0
 @pytest.fixture(scope="module")
 def ha(tmp_path_factory):
     """An HA stack, migrated and seeded at scale 0.01, and one server on it."""
-    with ha_stack("hp-ha-") as st:
-        servers = Servers(BIN, {"HOTPLATE_PG_URL": st.pg_url, "HOTPLATE_REDIS_URL": st.redis_url},
-                          str(tmp_path_factory.mktemp("ha")), graceful=True)
-        st.server = servers.start("ha", threads=2, flags=["payment_latency_ms=20"])
-        try:
-            yield st
-        finally:
-            servers.close()
-
-
-def _cache_section(s):
-    r = requests.get(s.admin_base + "/debug/perf", params={"section": "cache"}, timeout=HTTP_TIMEOUT)
-    assert r.status_code == 200, r.text
-    return r.json()["cache"]
+    with ha_servers("hp-ha-", tmp_path_factory.mktemp("ha")) as st:
+        st.server = st.servers.start("ha", threads=2, flags=["payment_latency_ms=20"])
+        yield st
 
 
 def _metric(text, name):
@@ -254,7 +242,7 @@ def test_redis_sentinel_failover_menu_never_5xx(ha, record):
     c = Client(s.base)
     paths = menu_paths(cast)
     cache_menus(c, paths, " through Sentinel's primary")
-    switches0 = _cache_section(s)["sentinel_switches"]
+    switches0 = perf_section(s, "cache")["sentinel_switches"]
     load = menu_load(s.base, paths, 4, 40)
     time.sleep(1.0)
     t_kill = time.monotonic()
@@ -277,7 +265,7 @@ def test_redis_sentinel_failover_menu_never_5xx(ha, record):
     assert all(o.status == 200 for o in outcomes), sorted({o.status for o in outcomes})
     assert assert_status(c.get("/readyz"), 200)["redis"] == "ok"
     # The mechanism: each worker thread acted on the +switch-master message about its primary, once.
-    switches = _cache_section(s)["sentinel_switches"] - switches0
+    switches = perf_section(s, "cache")["sentinel_switches"] - switches0
     assert switches == s.threads, "threads that acted on +switch-master: %d of %d" % (switches, s.threads)
 
     def logged():

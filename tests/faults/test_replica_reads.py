@@ -41,11 +41,9 @@ import uuid
 
 import psycopg2
 import pytest
-import requests
 
-from conftest import BIN, cart, ha_stack
-from hplib.client import HTTP_TIMEOUT, Client, assert_status
-from hplib.server import Servers
+from conftest import cart, ha_servers, perf_section
+from hplib.client import Client, assert_status
 from load import wait_until
 
 # Reads right after a checkout: each one is a chance for the standby to miss the order.
@@ -73,28 +71,20 @@ def _conf(home):
 @pytest.fixture(scope="module")
 def ha(tmp_path_factory):
     """An HA stack, migrated and seeded at scale 0.01, and one server on it with replica_reads=on."""
-    with ha_stack("hp-rr-") as st:
+    # A standby read's deadline is half of --db-timeout-ms: 1 s for the hung standby test.
+    with ha_servers("hp-rr-", tmp_path_factory.mktemp("rr"), {"HOTPLATE_DB_TIMEOUT_MS": str(DB_TIMEOUT_MS)}) as st:
         assert st.env.get("HOTPLATE_PG_REPLICA_URL"), "stack.sh exported no HOTPLATE_PG_REPLICA_URL"
         st.standby_url = "postgresql://postgres@127.0.0.1:%s/hotplate" % st.env["HOTPLATE_PG_STANDBY_PORT"]
         st.primary_url = "postgresql://postgres@127.0.0.1:%s/hotplate" % st.env["HOTPLATE_PG_PORT"]
-        servers = Servers(BIN, {"HOTPLATE_PG_URL": st.pg_url, "HOTPLATE_REDIS_URL": st.redis_url,
-                                "HOTPLATE_PG_REPLICA_URL": st.env["HOTPLATE_PG_REPLICA_URL"],
-                                # A standby read's deadline is half of this: 1 s for the hung standby test.
-                                "HOTPLATE_DB_TIMEOUT_MS": str(DB_TIMEOUT_MS)},
-                          str(tmp_path_factory.mktemp("rr")), graceful=True)
+        # The standby URL goes to the servers' environment: each one reads it at start.
+        st.servers.env["HOTPLATE_PG_REPLICA_URL"] = st.env["HOTPLATE_PG_REPLICA_URL"]
         # menu_cache=off: every menu read is the uncached one, the statement this is about.
-        st.server = servers.start("rr", threads=2, flags=["replica_reads=on", "menu_cache=off", "payment_latency_ms=1"])
-        st.servers = servers
-        try:
-            yield st
-        finally:
-            servers.close()
+        st.server = st.servers.start("rr", threads=2, flags=["replica_reads=on", "menu_cache=off", "payment_latency_ms=1"])
+        yield st
 
 
 def _pool(s):
-    r = requests.get(s.admin_base + "/debug/perf", params={"section": "pool"}, timeout=HTTP_TIMEOUT)
-    assert r.status_code == 200, r.text
-    return r.json()["pool"]
+    return perf_section(s, "pool")
 
 
 # Fragments of menu_get's and order_history's SQL without constants: pg_stat_statements may store a statement prepared
