@@ -7,11 +7,23 @@
  * of another process. libdwfl computes each module's load bias from the maps
  * lines and the file's program headers, which is the part that is easy to
  * get wrong by hand.
+ *
+ * The kernel's vDSO (where clock_gettime runs without a system call) is
+ * mapped from no file, so libdwfl, which reads each module's file, has none
+ * to read for a maps line named [vdso]. Every process on one kernel maps the
+ * same vDSO image, though, and a profile is encoded on the machine that
+ * recorded it (by the server's pprof-encode child, or by hand beside it), so
+ * the image this process has mapped names the profiled process's vDSO
+ * frames too. The image is used only when its size matches the mapping's:
+ * a profile carried to another kernel keeps [vdso]+OFFSET frames rather
+ * than wrong names.
  */
 #include "profiling/symbolize.h"
 
 #include <elfutils/libdwfl.h>
+#include <libelf.h>
 #include <stdio.h>
+#include <sys/auxv.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -23,8 +35,45 @@ struct st_hp_symtab_t {
 /* Where separate debug files are looked for: libdwfl's default (the file's directory, .debug, /usr/lib/debug). */
 static char *hp__symtab_debuginfo_path = NULL;
 
+/*
+ * This process's vDSO image: its address from the auxiliary vector, its
+ * length where its section headers end (the kernel links them last).
+ * @return the image's size, 0 when there is none
+ */
+static size_t hp__vdso_image(const char **image)
+{
+    const unsigned char *base = (const unsigned char *)getauxval(AT_SYSINFO_EHDR);
+    if (base == NULL || memcmp(base, ELFMAG, SELFMAG) != 0 || base[EI_CLASS] != ELFCLASS64)
+        return 0;
+    const Elf64_Ehdr *eh = (const Elf64_Ehdr *)base;
+    *image = (const char *)base;
+    return (size_t)eh->e_shoff + (size_t)eh->e_shnum * eh->e_shentsize;
+}
+
+/* libdwfl's finder for live processes, except that a [vdso] module of the right size gets this process's image. */
+static int hp__symtab_find_elf(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_Addr base, char **file_name, Elf **elfp)
+{
+    if (name != NULL && strcmp(name, "[vdso]") == 0) {
+        Dwarf_Addr start = 0, end = 0;
+        dwfl_module_info(mod, NULL, &start, &end, NULL, NULL, NULL, NULL);
+        const char *image = NULL;
+        size_t size = hp__vdso_image(&image);
+        /* The mapping is the image rounded up to whole pages. */
+        long page = sysconf(_SC_PAGESIZE);
+        if (size != 0 && page > 0 && end - start == (size + (size_t)page - 1) / (size_t)page * (size_t)page) {
+            elf_version(EV_CURRENT);
+            /* elf_memory() does not copy: the image stays mapped as long as this process lives. */
+            *elfp = elf_memory((char *)image, size);
+            *file_name = NULL;
+            return -1;
+        }
+        return -1;
+    }
+    return dwfl_linux_proc_find_elf(mod, userdata, name, base, file_name, elfp);
+}
+
 static const Dwfl_Callbacks hp__symtab_callbacks = {
-    .find_elf = dwfl_linux_proc_find_elf,
+    .find_elf = hp__symtab_find_elf,
     .find_debuginfo = dwfl_standard_find_debuginfo,
     .debuginfo_path = &hp__symtab_debuginfo_path,
 };
@@ -55,6 +104,32 @@ static hp_symtab_t *hp__symtab_done(hp_symtab_t *t, int rc, const char **err)
     return t;
 }
 
+/*
+ * libdwfl reports only the file-backed lines of a maps text, so the [vdso]
+ * line is reported here, as a module with no file: hp__symtab_find_elf gives
+ * it its image when libdwfl first needs one.
+ */
+static void hp__symtab_report_vdso(hp_symtab_t *t, const char *maps, size_t len)
+{
+    static const char tag[] = "[vdso]";
+    const char *p = maps, *end = maps + len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *le = nl != NULL ? nl : end;
+        size_t n = (size_t)(le - p);
+        if (n > sizeof(tag) - 1 && memcmp(le - (sizeof(tag) - 1), tag, sizeof(tag) - 1) == 0) {
+            char line[64];
+            unsigned long long lo, hi;
+            memcpy(line, p, n < sizeof(line) - 1 ? n : sizeof(line) - 1);
+            line[n < sizeof(line) - 1 ? n : sizeof(line) - 1] = '\0';
+            if (sscanf(line, "%llx-%llx", &lo, &hi) == 2 && lo < hi)
+                dwfl_report_module(t->dwfl, tag, (Dwarf_Addr)lo, (Dwarf_Addr)hi);
+            return;
+        }
+        p = le + 1;
+    }
+}
+
 hp_symtab_t *hp_symtab_open_maps(const char *maps, size_t len, const char **err)
 {
     hp_symtab_t *t = hp__symtab_new(err);
@@ -67,6 +142,8 @@ hp_symtab_t *hp_symtab_open_maps(const char *maps, size_t len, const char **err)
         rc = dwfl_linux_proc_maps_report(t->dwfl, f);
         fclose(f);
     }
+    if (rc == 0)
+        hp__symtab_report_vdso(t, maps, len);
     return hp__symtab_done(t, rc, err);
 }
 
@@ -75,7 +152,14 @@ hp_symtab_t *hp_symtab_open_self(const char **err)
     hp_symtab_t *t = hp__symtab_new(err);
     if (t == NULL)
         return NULL;
-    return hp__symtab_done(t, dwfl_linux_proc_report(t->dwfl, getpid()), err);
+    int rc = dwfl_linux_proc_report(t->dwfl, getpid());
+    const char *image = NULL;
+    size_t size = hp__vdso_image(&image);
+    long page = sysconf(_SC_PAGESIZE);
+    if (rc == 0 && size != 0 && page > 0)
+        dwfl_report_module(t->dwfl, "[vdso]", (Dwarf_Addr)(uintptr_t)image,
+                           (Dwarf_Addr)(uintptr_t)image + (size + (size_t)page - 1) / (size_t)page * (size_t)page);
+    return hp__symtab_done(t, rc, err);
 }
 
 int hp_symtab_lookup(hp_symtab_t *t, uint64_t addr, hp_sym_t *out)

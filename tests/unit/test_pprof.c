@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <gelf.h>
+#include <sys/auxv.h>
 #include <math.h>
 #include <zlib.h>
 
@@ -421,6 +423,64 @@ static void test_symbolizes_this_process(void **state)
     hp_symtab_close(t);
 }
 
+/* The address of the vDSO's clock_gettime in this process, read from the image's dynamic symbols; 0 when there is none. */
+static uint64_t vdso_clock_gettime(void)
+{
+    const char *base = (const char *)getauxval(AT_SYSINFO_EHDR);
+    if (base == NULL)
+        return 0;
+    const Elf64_Ehdr *eh = (const Elf64_Ehdr *)base;
+    elf_version(EV_CURRENT);
+    Elf *e = elf_memory((char *)base, (size_t)eh->e_shoff + (size_t)eh->e_shnum * eh->e_shentsize);
+    uint64_t addr = 0;
+    for (Elf_Scn *scn = NULL; e != NULL && addr == 0 && (scn = elf_nextscn(e, scn)) != NULL;) {
+        GElf_Shdr sh;
+        if (gelf_getshdr(scn, &sh) == NULL || sh.sh_type != SHT_DYNSYM)
+            continue;
+        Elf_Data *d = elf_getdata(scn, NULL);
+        for (size_t i = 0; d != NULL && i != sh.sh_size / sh.sh_entsize; ++i) {
+            GElf_Sym sym;
+            const char *name = gelf_getsym(d, (int)i, &sym) != NULL ? elf_strptr(e, sh.sh_link, sym.st_name) : NULL;
+            if (name != NULL && strcmp(name, "__vdso_clock_gettime") == 0)
+                addr = (uint64_t)(uintptr_t)base + sym.st_value; /* the image is linked at 0 */
+        }
+    }
+    if (e != NULL)
+        elf_end(e);
+    return addr;
+}
+
+/* The vDSO maps no file, so its frames are named from this process's own image (profiling/symbolize.c). */
+static void test_symbolizes_the_vdso(void **state)
+{
+    (void)state;
+    uint64_t fn = vdso_clock_gettime();
+    if (fn == 0)
+        skip();
+    FILE *f = fopen("/proc/self/maps", "r");
+    assert_non_null(f);
+    static char maps[65536];
+    size_t n = fread(maps, 1, sizeof(maps), f);
+    fclose(f);
+    hp_symtab_t *t = hp_symtab_open_maps(maps, n, &err);
+    assert_non_null(t);
+    hp_sym_t sym;
+    assert_int_equal(hp_symtab_lookup(t, fn + 2, &sym), 1);
+    assert_non_null(sym.module);
+    assert_string_equal(sym.module, "[vdso]");
+    assert_non_null(sym.function);
+    assert_non_null(strstr(sym.function, "clock_gettime"));
+    assert_int_equal(sym.function_start, fn);
+    hp_symtab_close(t);
+    /* A [vdso] mapping of another size is another kernel's: left unnamed rather than misnamed. */
+    static const char other[] = "7ffff7fc1000-7ffff7fd1000 r-xp 00000000 00:00 0   [vdso]\n";
+    t = hp_symtab_open_maps(other, sizeof(other) - 1, &err);
+    assert_non_null(t);
+    assert_int_equal(hp_symtab_lookup(t, 0x7ffff7fc1000 + 0x100, &sym), 1);
+    assert_null(sym.function);
+    hp_symtab_close(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -431,6 +491,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_encode_heap_unsamples_and_drops_jemalloc_frames, setup, teardown),
         cmocka_unit_test_setup_teardown(test_merge_adds_samples_and_dedupes_the_tables, setup, teardown),
         cmocka_unit_test_setup_teardown(test_symbolizes_this_process, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_symbolizes_the_vdso, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
