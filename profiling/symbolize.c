@@ -46,8 +46,12 @@ static size_t hp__vdso_image(const char **image)
     if (base == NULL || memcmp(base, ELFMAG, SELFMAG) != 0 || base[EI_CLASS] != ELFCLASS64)
         return 0;
     const Elf64_Ehdr *eh = (const Elf64_Ehdr *)base;
+    size_t size = (size_t)eh->e_shoff + (size_t)eh->e_shnum * eh->e_shentsize;
+    /* A vDSO is a page or two; anything larger is not one this code understands, and is not read. */
+    if (size < sizeof(*eh) || size > (size_t)1 << 20)
+        return 0;
     *image = (const char *)base;
-    return (size_t)eh->e_shoff + (size_t)eh->e_shnum * eh->e_shentsize;
+    return size;
 }
 
 /* libdwfl's finder for live processes, except that a [vdso] module of the right size gets this process's image. */
