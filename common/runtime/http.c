@@ -371,15 +371,24 @@ void hp_respond_failure(hp_req_t *r, const char *err)
     hp_respond_error(r, code >= 0 ? (hp_error_t)code : HP_E_db_unavailable, NULL);
 }
 
+/* Most of these strings are short (ids, messages), so the first pass formats into a stack buffer and the
+ * result is copied; only a longer one is formatted a second time, into its pool allocation. */
 char *hp_pool_printf(hp_req_t *r, const char *fmt, ...)
 {
+    char small[256];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    int n = vsnprintf(small, sizeof(small), fmt, ap);
     va_end(ap);
+    if (n < 0)
+        n = 0, small[0] = '\0'; /* an encoding error: an empty string rather than garbage */
     char *buf = h2o_mem_alloc_pool(&r->h2o->pool, (size_t)n + 1);
-    va_start(ap, fmt);
-    vsnprintf(buf, (size_t)n + 1, fmt, ap);
-    va_end(ap);
+    if ((size_t)n < sizeof(small)) {
+        memcpy(buf, small, (size_t)n + 1);
+    } else {
+        va_start(ap, fmt);
+        vsnprintf(buf, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
     return buf;
 }
