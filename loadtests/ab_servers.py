@@ -102,7 +102,7 @@ def throughput(a, env):
     print(json.dumps({"rps": rps, "cpu_us_per_request": cpu}))
 
 
-def callgrind_run(env, label, binary, flags, n):
+def callgrind_run(env, label, binary, flags, n, path):
     out = os.path.join(OUT, f"callgrind.{label}.{n}.out")
     for f in glob.glob(out + "*"):
         os.remove(f)
@@ -112,8 +112,11 @@ def callgrind_run(env, label, binary, flags, n):
     s.start()
     c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=60)
     for _ in range(n):
-        c.request("GET", "/healthz")
-        c.getresponse().read()
+        c.request("GET", path)
+        resp = c.getresponse()
+        resp.read()
+        if resp.status != 200:
+            raise bp.BenchError(f"{s.name}: GET {path} answered {resp.status}")
     c.close()
     if s.stop() != 0:
         raise bp.BenchError(f"{s.name} did not exit cleanly; see {s.log_path}")
@@ -129,7 +132,7 @@ def callgrind_run(env, label, binary, flags, n):
 def instructions(a, env):
     n1, n2 = (int(x) for x in a.callgrind.split(","))
     for label, binary, flags in a.specs:
-        r1, r2 = (callgrind_run(env, label, binary, flags, n) for n in (n1, n2))
+        r1, r2 = (callgrind_run(env, label, binary, flags, n, a.path) for n in (n1, n2))
         per = {k: (r2.get(k, 0) - r1.get(k, 0)) / (n2 - n1) for k in sorted(set(r1) | set(r2))}
         print(f"{label}: instructions per request " + ", ".join(f"{k} {v:,.0f}" for k, v in per.items()), flush=True)
 
