@@ -83,6 +83,8 @@ void hp_stats_merge(hp_stats_t *m)
             hp_stats_merge_window(&m->hist[i], &p->hists[i], m->now_s);
         /* The size in effect: db_pool=small caps every thread's pool at one connection (runtime/db.c). */
         m->pool_size += hp_flag_get(HP_FLAG_db_pool) == HP_db_pool_small ? 1 : (uint64_t)thr->db_pool_size;
+        m->readers += (uint64_t)thr->db_readers;
+        m->readers_ready += (uint64_t)atomic_load(&thr->pg_reader_ready);
     }
 }
 

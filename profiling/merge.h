@@ -58,7 +58,8 @@ typedef struct st_hp_stats_t {
     uint64_t counter[HP_COUNTER__COUNT];
     int64_t gauge[HP_GAUGE__COUNT];
     hp_merged_hist_t hist[HP_HIST__COUNT];
-    uint64_t pool_size; /* transaction connections in effect: db_pool=small caps each thread's at one */
+    uint64_t pool_size;              /* transaction connections in effect: db_pool=small caps each thread's at one */
+    uint64_t readers, readers_ready; /* the workers' pipelined read connections (--db-readers each), and those prepared */
 } hp_stats_t;
 
 /* A histogram in a few numbers. */

@@ -215,8 +215,11 @@ static void hp__stat_sections(const hp_stats_t *m, const char *sel, json_t **out
     for (size_t i = 0; i != HP_HIST__COUNT; ++i)
         if (out[hp_hist_defs[i].section] != NULL)
             json_object_set_new(out[hp_hist_defs[i].section], hp_hist_defs[i].key, hp__merged_hist_json(&m->hist[i]));
-    if (out[HP_STAT_SECTION_pool] != NULL)
+    if (out[HP_STAT_SECTION_pool] != NULL) {
         json_object_set_new(out[HP_STAT_SECTION_pool], "size", json_integer((json_int_t)m->pool_size));
+        json_object_set_new(out[HP_STAT_SECTION_pool], "readers", json_integer((json_int_t)m->readers));
+        json_object_set_new(out[HP_STAT_SECTION_pool], "readers_ready", json_integer((json_int_t)m->readers_ready));
+    }
     if (out[HP_STAT_SECTION_cache] != NULL) {
         uint64_t hits = m->counter[HP_COUNTER_cache_hits],
                  lookups = hits + m->counter[HP_COUNTER_cache_misses] + m->counter[HP_COUNTER_cache_errors];

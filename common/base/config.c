@@ -22,7 +22,7 @@ void hp_config_usage(void)
         "  --admin-listen HOST:PORT    debug and metrics listener (default 127.0.0.1:8081; env HOTPLATE_ADMIN_LISTEN)\n"
         "  --threads N                 worker threads (default: number of cores; env HOTPLATE_THREADS)\n"
         "  --db-pool N                 transaction connections per thread (default 8; env HOTPLATE_DB_POOL)\n"
-        "  --db-readers N              pipelined read connections per worker thread (default 1; env HOTPLATE_DB_READERS)\n"
+        "  --db-readers N              pipelined read connections per worker thread (default 2; env HOTPLATE_DB_READERS)\n"
         "  --statement-timeout-ms N    PostgreSQL statement_timeout (default 5000)\n"
         "  --lock-timeout-ms N         PostgreSQL lock_timeout: longest row-lock wait (default 1000)\n"
         "  --db-timeout-ms N           client deadline per statement (default 6000)\n"
@@ -160,7 +160,7 @@ int hp_config_load(hp_config_t *cfg, int argc, char **argv)
         .threads = cores > 0 ? (int)cores : 1,
         .redis_url = "redis://127.0.0.1:6379",
         .db_pool_size = 8,
-        .db_readers = 1,
+        .db_readers = 2,
         .statement_timeout_ms = 5000,
         .lock_timeout_ms = 1000,
         .db_timeout_ms = 6000,

@@ -97,7 +97,7 @@ typedef struct st_hp_db_waiter_t {
 
 struct st_hp_db_t {
     /*
-     * The pipelined read connections (--db-readers, one by default). One
+     * The pipelined read connections (--db-readers, two by default). One
      * PostgreSQL backend runs one statement at a time, so a thread's reads on
      * one connection are limited to what that backend does, and one read that
      * waits (on a lock, or a slow plan) holds up every read queued behind it.
@@ -393,8 +393,8 @@ static int hp__conn_sync(hp_pgconn_t *conn)
     if (!PQpipelineSync(conn->pg))
         return -1;
     last->has_sync = 1;
-    if (conn->kind == HP__CONN_TXN)
-        hp_probe_count(conn->thr, HP_COUNTER_pool_batches, 1);
+    if (conn->kind != HP__CONN_STANDBY)
+        hp_probe_count(conn->thr, conn->kind == HP__CONN_TXN ? HP_COUNTER_pool_batches : HP_COUNTER_read_batches, 1);
     hp__conn_flush(conn);
     return 0;
 }
@@ -413,27 +413,55 @@ void hp_db_flush(hp_thread_t *thr)
 }
 
 /*
- * The read connection for a new read: an idle one if there is one, else the
- * one whose oldest outstanding entry is the youngest. A read stuck behind a
- * lock holds up its connection's whole queue, and its queue's head is then
- * old, so new reads go elsewhere; under a steady load the queues stay about
- * even. With none ready, the first (the read fails as db_unavailable there).
+ * How old the head of a read connection's queue may be before new reads go
+ * to another one. The reads of one loop iteration go out as one batch behind
+ * one Sync, and a backend answers a batch of cheap reads (primary-key
+ * look-ups, tokens) in well under a millisecond, so while the head is younger
+ * than this the connection is keeping up and a deeper batch costs fewer
+ * system calls than two shallow ones: splitting them cost the primary-key
+ * read 9% of its throughput (docs/BENCHMARKS.md). A head older than this is a
+ * backend that is the limit (menu_get builds kilobytes of JSON) or a read
+ * stuck on a lock, and then a second backend pays. The loop's clock has
+ * millisecond steps, so 2 means between one and two milliseconds.
+ */
+#define HP__READER_SPILL_MS 2
+
+/*
+ * The read connection for a new read: the first one that is idle or whose
+ * oldest outstanding entry is younger than HP__READER_SPILL_MS, else the one
+ * whose oldest outstanding entry is the youngest. A read stuck behind a lock
+ * holds up its connection's whole queue, and its queue's head is then old, so
+ * new reads go elsewhere. With none ready, the first (the read fails as
+ * db_unavailable there). Every queued entry has its deadline linked, and
+ * h2o_timeout_link stamped it with the loop's time, probes on or off. A pick
+ * past the first ready connection counts in read_spills.
  */
 static hp_pgconn_t *hp__reader_pick(struct st_hp_db_t *db)
 {
-    hp_pgconn_t *best = NULL;
-    uint64_t best_head = 0;
+    hp_pgconn_t *first = NULL, *pick = NULL, *best = NULL;
+    uint64_t best_head = 0, now = h2o_now(db->readers[0].thr->ctx.loop);
     for (size_t i = 0; i != db->num_readers; ++i) {
         hp_pgconn_t *c = &db->readers[i];
         if (c->state != HP_PG_READY)
             continue;
-        if (h2o_linklist_is_empty(&c->queue))
-            return c;
-        uint64_t head = H2O_STRUCT_FROM_MEMBER(hp_dbq_t, qlink, c->queue.next)->start_ns;
+        if (first == NULL)
+            first = c;
+        uint64_t head =
+            h2o_linklist_is_empty(&c->queue) ? now : H2O_STRUCT_FROM_MEMBER(hp_dbq_t, qlink, c->queue.next)->timeout.registered_at;
+        if (now - head < HP__READER_SPILL_MS) { /* idle, or keeping up */
+            pick = c;
+            break;
+        }
         if (best == NULL || head > best_head)
             best = c, best_head = head;
     }
-    return best != NULL ? best : &db->readers[0];
+    if (pick == NULL)
+        pick = best;
+    if (pick == NULL)
+        return &db->readers[0];
+    if (pick != first)
+        hp_probe_count(pick->thr, HP_COUNTER_read_spills, 1);
+    return pick;
 }
 
 static hp_dbq_t *hp__conn_query(hp_req_t *r, hp_pgconn_t *conn, hp_stage_t stage, int stmt, const char *sql,

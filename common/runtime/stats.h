@@ -41,6 +41,10 @@
     X(pool_timeouts, pool, "timeouts", "hotplate_db_pool_timeouts_total", "", "Waits for a connection that gave up.")              \
     X(pool_batches, pool, "batches", "hotplate_db_pool_batches_total", "",                                                         \
       "Batches of statements sent on transaction connections, each one round trip (rollbacks not counted).")                       \
+    X(read_batches, pool, "read_batches", "hotplate_db_read_batches_total", "",                                                    \
+      "Batches of reads sent on the pipelined read connections, one Sync and one write each.")                                     \
+    X(read_spills, pool, "read_spills", "hotplate_db_read_spills_total", "",                                                       \
+      "Reads sent past the first read connection because its oldest read was older than 2 ms (--db-readers above 1).")             \
     X(replica_reads, pool, "replica_reads", "hotplate_db_replica_reads_total", "served=\"standby\"",                               \
       "Standby-eligible reads (replica_reads=on) by where they ran: standby, primary_fallback (no standby), primary_fresh.")       \
     X(replica_fallbacks, pool, "replica_fallbacks", "hotplate_db_replica_reads_total", "served=\"primary_fallback\"", "")          \

@@ -5,8 +5,11 @@ A worker thread sends its reads pipelined on its read connection, and one
 PostgreSQL backend runs them one after another, so one read that waits (here
 on another session's ACCESS EXCLUSIVE lock on promotions, which a quote's
 pricing reads) holds up every read behind it on that connection. With two
-connections, runtime/db.c sends a new read to an idle one, or to the one
-whose oldest outstanding read is the youngest.
+connections, runtime/db.c sends a new read to the first one that is idle or
+whose oldest outstanding read is younger than 2 ms, else to the one whose
+oldest outstanding read is the youngest: cheap reads stay batched on the
+first connection, and a read behind a stuck one spills to the next, which the
+pool section counts (read_spills, read_batches).
 
 The test holds the lock itself for as long as it needs, so nothing here
 depends on timing: with one read connection, a GET of a restaurant sent while
@@ -23,6 +26,24 @@ import pytest
 import requests
 
 from hplib.client import assert_status
+
+
+def pool(s):
+    r = requests.get(s.admin_base + "/debug/perf", params={"section": "pool"}, timeout=10)
+    return assert_status(r, 200)["pool"]
+
+
+def wait_for_readers(s, timeout=10):
+    # /readyz needs one prepared read connection per thread; a second one still preparing when the test takes its
+    # lock would wait on the lock itself (PREPARE of the pricing statements reads promotions), and the GET would
+    # find no other connection to go to.
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        p = pool(s)
+        if p["readers_ready"] == p["readers"]:
+            return
+        time.sleep(0.02)
+    pytest.fail("the read connections were never all prepared: %s" % pool(s))
 
 
 def wait_for_lock_waiter(db, timeout=10):
@@ -51,6 +72,9 @@ def test_a_read_behind_a_lock_holds_up_only_its_own_connection(start_server, wor
         r = requests.post(s.base + "/cart/quote", json=body, headers=headers, timeout=30)
         quote["status"], quote["done"] = r.status_code, time.monotonic()
 
+    wait_for_readers(s)
+    assert pool(s)["readers"] == readers
+    spills_before = pool(s)["read_spills"]
     lock = psycopg2.connect(os.environ["HOTPLATE_PG_URL"], application_name="schema-migration")
     t = threading.Thread(target=send_quote)
     try:
@@ -65,6 +89,10 @@ def test_a_read_behind_a_lock_holds_up_only_its_own_connection(start_server, wor
         if readers == 2:
             # Answered on the other connection while the quote still waits: the lock is still ours.
             assert "done" not in quote, quote
+            # The quote's stuck read made the first connection's head old, so the GET's read spilled past it.
+            assert pool(s)["read_spills"] > spills_before
+        else:
+            assert pool(s)["read_spills"] == spills_before == 0
     finally:
         lock.rollback()
         lock.close()
@@ -76,3 +104,24 @@ def test_a_read_behind_a_lock_holds_up_only_its_own_connection(start_server, wor
     else:
         # Once the lock went, the quote was priced.
         assert quote["status"] == 200, quote
+
+
+def test_the_reads_of_one_request_stay_in_one_batch_on_the_first_connection(start_server, world, mk_cart):
+    # A quote sends its four pricing reads in one loop iteration. With two read connections they still go out as
+    # one batch on the first one, which is keeping up (its head is younger than 2 ms), rather than split across
+    # both: a second backend pays only when the first is the limit, and two shallow batches cost more system calls
+    # than one deep one. One worker thread, and nothing else loads the server, so no read has to wait.
+    s = start_server(threads=1, name="readers-batch", env={"HOTPLATE_DB_READERS": "2"})
+    wait_for_readers(s)
+    headers = {"Authorization": "Bearer " + world.a["token"]}
+    body = mk_cart()
+    assert_status(requests.post(s.base + "/cart/quote", json=body, headers=headers, timeout=30), 200)  # warm
+    before = pool(s)
+    n = 20
+    for _ in range(n):
+        assert_status(requests.post(s.base + "/cart/quote", json=body, headers=headers, timeout=30), 200)
+    after = pool(s)
+    assert after["read_spills"] == before["read_spills"], (before, after)
+    # At most two batches a quote: the token look-up (when it is not cached) and the four pricing reads together.
+    # Split across two connections, the pricing reads alone would take two or three.
+    assert after["read_batches"] - before["read_batches"] <= 2 * n, (before, after)
