@@ -59,6 +59,14 @@ struct st_hp_pgconn_t {
     h2o_timeout_entry_t retry_entry;
     int down_logged;
     struct st_hp_dbq_t *unsynced; /* the last entry of the batch that hp_db_flush will end with a Sync, or NULL */
+    /*
+     * Standby connections only: the replay position of the node this
+     * connection reaches, as its last poll read it (0 until then, and again
+     * after the connection fails: the next one may reach another node), and
+     * whether a poll is in flight.
+     */
+    uint64_t replay_lsn;
+    int replay_polling;
 };
 
 typedef struct st_hp_dbq_t {
@@ -106,15 +114,16 @@ struct st_hp_db_t {
     hp_pgconn_t *readers;
     size_t num_readers;
     /*
-     * The standby's read connection (replica_reads): connected whenever
-     * --pg-replica-url is set, so that turning the flag on takes effect at
-     * the next request. replay_lsn is the standby's replay position as the
-     * last poll (every HP__REPLAY_POLL_MS while the flag is on) read it.
+     * The standby's read connections (replica_reads), as many as the
+     * primary's (--db-readers), so that sending the reads there never leaves
+     * them fewer backends: connected whenever --pg-replica-url is set, so
+     * that turning the flag on takes effect at the next request. Each polls
+     * its own node's replay position (every HP__REPLAY_POLL_MS while the flag
+     * is on): with a multi-host URL two connections may reach two standbys.
      */
-    hp_pgconn_t standby;
+    hp_pgconn_t *standbys;
+    size_t num_standbys; /* 0 without --pg-replica-url, and on the admin thread */
     int has_standby;
-    uint64_t replay_lsn;
-    int replay_polling;            /* a poll is in flight */
     h2o_timeout_t standby_timeout; /* the deadline of a statement on the standby: half --db-timeout-ms */
     h2o_timeout_t replay_timeout;
     h2o_timeout_entry_t replay_entry;
@@ -404,9 +413,9 @@ void hp_db_flush(hp_thread_t *thr)
     struct st_hp_db_t *db = thr->db;
     if (db == NULL)
         return;
-    size_t nr = db->num_readers;
-    for (size_t i = 0; i != nr + 1 + db->pool_size; ++i) {
-        hp_pgconn_t *conn = i < nr ? &db->readers[i] : i == nr ? &db->standby : &db->pool[i - nr - 1];
+    size_t nr = db->num_readers, ns = db->num_standbys;
+    for (size_t i = 0; i != nr + ns + db->pool_size; ++i) {
+        hp_pgconn_t *conn = i < nr ? &db->readers[i] : i < nr + ns ? &db->standbys[i - nr] : &db->pool[i - nr - ns];
         if (conn->unsynced != NULL && conn->state == HP_PG_READY && hp__conn_sync(conn) != 0)
             hp__conn_fail(conn, PQerrorMessage(conn->pg));
     }
@@ -427,21 +436,21 @@ void hp_db_flush(hp_thread_t *thr)
 #define HP__READER_SPILL_MS 2
 
 /*
- * The read connection for a new read: the first one that is idle or whose
- * oldest outstanding entry is younger than HP__READER_SPILL_MS, else the one
- * whose oldest outstanding entry is the youngest. A read stuck behind a lock
- * holds up its connection's whole queue, and its queue's head is then old, so
- * new reads go elsewhere. With none ready, the first (the read fails as
- * db_unavailable there). Every queued entry has its deadline linked, and
- * h2o_timeout_link stamped it with the loop's time, probes on or off. A pick
- * past the first ready connection counts in read_spills.
+ * The connection of conns[0..n) for a new read: the first ready one that is
+ * idle or whose oldest outstanding entry is younger than HP__READER_SPILL_MS,
+ * else the ready one whose oldest outstanding entry is the youngest; NULL when
+ * none is ready. A read stuck behind a lock holds up its connection's whole
+ * queue, and its queue's head is then old, so new reads go elsewhere. Every
+ * queued entry has its deadline linked, and h2o_timeout_link stamped it with
+ * the loop's time, probes on or off. *spilled says whether the pick is past
+ * the first ready connection (the primary's count in read_spills).
  */
-static hp_pgconn_t *hp__reader_pick(struct st_hp_db_t *db)
+static hp_pgconn_t *hp__read_pick(hp_pgconn_t *conns, size_t n, uint64_t now, int *spilled)
 {
-    hp_pgconn_t *first = NULL, *pick = NULL, *best = NULL;
-    uint64_t best_head = 0, now = h2o_now(db->readers[0].thr->ctx.loop);
-    for (size_t i = 0; i != db->num_readers; ++i) {
-        hp_pgconn_t *c = &db->readers[i];
+    hp_pgconn_t *first = NULL, *best = NULL;
+    uint64_t best_head = 0;
+    for (size_t i = 0; i != n; ++i) {
+        hp_pgconn_t *c = &conns[i];
         if (c->state != HP_PG_READY)
             continue;
         if (first == NULL)
@@ -449,19 +458,26 @@ static hp_pgconn_t *hp__reader_pick(struct st_hp_db_t *db)
         uint64_t head =
             h2o_linklist_is_empty(&c->queue) ? now : H2O_STRUCT_FROM_MEMBER(hp_dbq_t, qlink, c->queue.next)->timeout.registered_at;
         if (now - head < HP__READER_SPILL_MS) { /* idle, or keeping up */
-            pick = c;
+            best = c;
             break;
         }
         if (best == NULL || head > best_head)
             best = c, best_head = head;
     }
-    if (pick == NULL)
-        pick = best;
-    if (pick == NULL)
+    *spilled = best != first;
+    return best;
+}
+
+/* The primary's read connection for a new read (NULL never: with none ready, the first, where the read fails). */
+static hp_pgconn_t *hp__reader_pick(struct st_hp_db_t *db)
+{
+    int spilled;
+    hp_pgconn_t *c = hp__read_pick(db->readers, db->num_readers, h2o_now(db->readers[0].thr->ctx.loop), &spilled);
+    if (c == NULL)
         return &db->readers[0];
-    if (pick != first)
-        hp_probe_count(pick->thr, HP_COUNTER_read_spills, 1);
-    return pick;
+    if (spilled)
+        hp_probe_count(c->thr, HP_COUNTER_read_spills, 1);
+    return c;
 }
 
 static hp_dbq_t *hp__conn_query(hp_req_t *r, hp_pgconn_t *conn, hp_stage_t stage, int stmt, const char *sql,
@@ -819,7 +835,7 @@ static void hp__conn_fail(hp_pgconn_t *conn, const char *why)
      * says nothing about: until its first poll, fresh keys stay on the primary.
      */
     if (conn->kind == HP__CONN_STANDBY)
-        conn->thr->db->replay_lsn = 0;
+        conn->replay_lsn = 0;
     hp__conn_close_socket(conn);
     if (conn->pg != NULL) {
         PQfinish(conn->pg);
@@ -1080,11 +1096,14 @@ void hp_db_query_replica(hp_req_t *r, int64_t key, int stmt, const char *const *
         if (carried > mark.lsn)
             mark.lsn = carried;
     }
-    hp_pgconn_t *conn = hp__reader_pick(db);
-    switch (hp_replica_route(enabled, db->standby.state == HP_PG_READY, &mark, db->replay_lsn, hp_now_ns())) {
+    /* The standby connection first, then the decision with that connection's own replay position. */
+    int spilled;
+    hp_pgconn_t *conn = NULL,
+                *standby = enabled ? hp__read_pick(db->standbys, db->num_standbys, h2o_now(r->thr->ctx.loop), &spilled) : NULL;
+    switch (hp_replica_route(enabled, standby != NULL, &mark, standby != NULL ? standby->replay_lsn : 0, hp_now_ns())) {
     case HP_REPLICA_STANDBY:
         hp_probe_count(r->thr, HP_COUNTER_replica_reads, 1);
-        conn = &db->standby;
+        conn = standby;
         break;
     case HP_REPLICA_PRIMARY_DOWN:
         hp_probe_count(r->thr, HP_COUNTER_replica_fallbacks, 1);
@@ -1095,7 +1114,7 @@ void hp_db_query_replica(hp_req_t *r, int64_t key, int stmt, const char *const *
     case HP_REPLICA_PRIMARY_OFF:
         break;
     }
-    hp__conn_query(r, conn, HP_STAGE_db, stmt, NULL, values, num_values, cb, ud);
+    hp__conn_query(r, conn != NULL ? conn : hp__reader_pick(db), HP_STAGE_db, stmt, NULL, values, num_values, cb, ud);
 }
 
 void hp_db_note_commit(hp_req_t *r, int64_t key, const PGresult *res)
@@ -1120,34 +1139,38 @@ void hp_db_note_commit(hp_req_t *r, int64_t key, const PGresult *res)
 
 static void hp__replay_on_result(hp_thread_t *thr, void *ud, const PGresult *res, const char *err)
 {
-    (void)ud;
-    struct st_hp_db_t *db = thr->db;
-    db->replay_polling = 0;
+    (void)thr;
+    hp_pgconn_t *conn = ud;
+    conn->replay_polling = 0;
     uint64_t lsn;
     if (err == NULL && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0) &&
-        hp_replica_parse_lsn(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), &lsn) == 0 && lsn > db->replay_lsn)
-        db->replay_lsn = lsn;
+        hp_replica_parse_lsn(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), &lsn) == 0 && lsn > conn->replay_lsn)
+        conn->replay_lsn = lsn;
 }
 
 /*
- * The poll's timer: while the flag is on and the standby is ready, one
- * pg_last_wal_replay_lsn() at a time, with its own Sync so that it never
+ * The poll's timer: while the flag is on, one pg_last_wal_replay_lsn() at a
+ * time on each ready standby connection, with its own Sync so that it never
  * waits for a request's batch. It has no request, so its outcome reaches
  * hp__replay_on_result through the orphan path.
  */
 static void hp__replay_tick(h2o_timeout_entry_t *entry)
 {
     struct st_hp_db_t *db = H2O_STRUCT_FROM_MEMBER(struct st_hp_db_t, replay_entry, entry);
-    hp_pgconn_t *conn = &db->standby;
-    if (atomic_load(&conn->thr->stopping))
+    hp_thread_t *thr = db->standbys[0].thr;
+    if (atomic_load(&thr->stopping))
         return;
-    if (!db->replay_polling && conn->state == HP_PG_READY && hp_flag_get(HP_FLAG_replica_reads) == HP_replica_reads_on) {
-        db->replay_polling = 1;
+    for (size_t i = 0; i != db->num_standbys && hp_flag_get(HP_FLAG_replica_reads) == HP_replica_reads_on; ++i) {
+        hp_pgconn_t *conn = &db->standbys[i];
+        if (conn->replay_polling || conn->state != HP_PG_READY)
+            continue;
+        conn->replay_polling = 1;
         hp_dbq_t *q =
             hp__conn_query(NULL, conn, HP_STAGE_db, HP__STMT_SQL, "SELECT pg_last_wal_replay_lsn()::text", NULL, 0, NULL, NULL);
         q->orphan = hp__replay_on_result;
+        q->orphan_ud = conn;
     }
-    h2o_timeout_link(conn->thr->loop, &db->replay_timeout, &db->replay_entry);
+    h2o_timeout_link(thr->loop, &db->replay_timeout, &db->replay_entry);
 }
 
 const char *hp_db_stmt_name(int stmt)
@@ -1224,12 +1247,18 @@ int hp_db_thread_init(hp_thread_t *thr)
         hp__conn_start(&db->pool[i]);
     }
     /* The admin thread's reads (EXPLAIN, pg_stat_statements) are about the primary: it gets no standby connection. */
-    hp__conn_init(thr, &db->standby, "standby", HP__CONN_STANDBY, thr->cfg->pg_replica_url);
     if (thr->cfg->pg_replica_url != NULL && !thr->is_admin) {
+        db->standbys = calloc(db->num_readers, sizeof(*db->standbys));
+        if (db->standbys == NULL)
+            return -1;
+        db->num_standbys = db->num_readers;
         db->has_standby = 1;
         h2o_timeout_init(thr->loop, &db->standby_timeout,
                          (uint64_t)(thr->cfg->db_timeout_ms > 1 ? thr->cfg->db_timeout_ms / 2 : 1));
-        hp__conn_start(&db->standby);
+        for (size_t i = 0; i != db->num_standbys; ++i) {
+            hp__conn_init(thr, &db->standbys[i], "standby", HP__CONN_STANDBY, thr->cfg->pg_replica_url);
+            hp__conn_start(&db->standbys[i]);
+        }
         h2o_timeout_init(thr->loop, &db->replay_timeout, HP__REPLAY_POLL_MS);
         db->replay_entry.cb = hp__replay_tick;
         h2o_timeout_link(thr->loop, &db->replay_timeout, &db->replay_entry);
@@ -1254,13 +1283,15 @@ void hp_db_thread_dispose(hp_thread_t *thr)
     if (db->has_standby) {
         if (h2o_timeout_is_linked(&db->replay_entry))
             h2o_timeout_unlink(&db->replay_entry);
-        hp__conn_dispose(&db->standby);
+        for (size_t i = 0; i != db->num_standbys; ++i)
+            hp__conn_dispose(&db->standbys[i]);
         h2o_timeout_dispose(thr->loop, &db->replay_timeout);
         h2o_timeout_dispose(thr->loop, &db->standby_timeout);
     }
     for (size_t i = 0; i != db->num_readers; ++i)
         hp__conn_dispose(&db->readers[i]);
     free(db->readers);
+    free(db->standbys);
     for (size_t i = 0; i != db->pool_size; ++i)
         hp__conn_dispose(&db->pool[i]);
     free(db->pool);
