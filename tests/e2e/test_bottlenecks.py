@@ -29,18 +29,13 @@ import time
 import pytest
 import requests
 
-from hplib.client import Client, assert_error, assert_status, new_key
+from hplib.client import Client, assert_error, assert_status, new_key, perf
 from test_timeouts import RowLock
 
 INDEX = "orders_user_id_created_at_idx"
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def perf(s, sections):
-    r = requests.get(s.admin_base + "/debug/perf", params={"section": sections}, timeout=10)
-    return assert_status(r, 200)
 
 
 def statement_counts(s):

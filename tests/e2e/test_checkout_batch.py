@@ -21,13 +21,7 @@ import time
 
 import requests
 
-from hplib.client import Client, assert_error, assert_status, new_key
-
-
-def perf(s, section):
-    r = requests.get(s.admin_base + "/debug/perf", params={"section": section}, timeout=10)
-    assert r.status_code == 200, r.text
-    return r.json()
+from hplib.client import Client, assert_error, assert_status, new_key, perf
 
 
 def batches(s):

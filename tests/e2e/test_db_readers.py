@@ -25,12 +25,11 @@ import psycopg2
 import pytest
 import requests
 
-from hplib.client import assert_status
+from hplib.client import assert_status, perf
 
 
 def pool(s):
-    r = requests.get(s.admin_base + "/debug/perf", params={"section": "pool"}, timeout=10)
-    return assert_status(r, 200)["pool"]
+    return perf(s, "pool")["pool"]
 
 
 def wait_for_readers(s, timeout=10):

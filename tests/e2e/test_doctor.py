@@ -36,7 +36,7 @@ import psycopg2
 import pytest
 import requests
 
-from hplib.client import assert_status, new_key
+from hplib.client import new_key, perf
 from hplib.db import DB
 from test_bottlenecks import catering_options, index_restored, wait_index_action  # noqa: F401 (fixtures)
 
@@ -225,10 +225,10 @@ def prefill(s, j):
     full = 2 * 1024  # the server's 2 threads, one list each
     for _ in range(20):
         wrk_answered(wrk_menus(s, j, PREFILL // 2, seconds=1, connections=16), timeout=30)
-        perf = assert_status(requests.get(s.admin_base + "/debug/perf", timeout=10), 200)
-        if perf["recent"]["entries"] >= full:
+        recent = perf(s, "recent")["recent"]
+        if recent["entries"] >= full:
             return
-    pytest.fail("the recently-viewed lists did not fill: %s" % perf["recent"])
+    pytest.fail("the recently-viewed lists did not fill: %s" % recent)
 
 
 def diagnose(s, j, fmt="json", menu_peak=False):
@@ -419,7 +419,7 @@ def test_small_db_pool_is_pool_saturation(start_server, journey):
 
 def test_leak_is_memory_growth(start_server, journey):
     s = start(start_server, "leak", ["leak=on"])
-    heap = assert_status(requests.get(s.admin_base + "/debug/perf", params={"section": "heap"}, timeout=10), 200)["heap"]
+    heap = perf(s, "heap")["heap"]
     if heap.get("allocator") != "jemalloc":
         pytest.skip("the heap figures need jemalloc (a sanitizer build has its own allocator)")
     # The dinner peak's menu views on top of the journey. A view leaks one entry of about 160 bytes; at the few

@@ -30,7 +30,7 @@ import types
 import pytest
 import requests
 
-from hplib.client import Client, assert_status, describe
+from hplib.client import Client, assert_status, describe, perf
 from hplib.process import free_port
 
 N_CONCURRENT = 40
@@ -92,12 +92,6 @@ def redis_cmd(*args):
 
 
 # ---------------------------------------------------------------- counters
-
-
-def perf(s):
-    r = requests.get(s.admin_base + "/debug/perf", timeout=10)
-    assert r.status_code == 200, describe(r)
-    return r.json()
 
 
 def counters(s):

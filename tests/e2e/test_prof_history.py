@@ -14,7 +14,7 @@ import time
 import pytest
 import requests
 
-from hplib.client import assert_error, describe
+from hplib.client import assert_error, describe, perf
 from hplib.server import SUITE_FLAGS, Server
 from test_pprof_proto import GO, go_pprof, top_rows
 
@@ -57,7 +57,7 @@ def hist_server(env, server_env, tmp_path):
 
 
 def heap_expected(s):
-    heap = requests.get(s.admin_base + "/debug/perf", params={"section": "heap"}, timeout=10).json()["heap"]
+    heap = perf(s, "heap")["heap"]
     return heap.get("allocator") == "jemalloc"
 
 

@@ -24,9 +24,8 @@ import threading
 import time
 
 import pytest
-import requests
 
-from hplib.client import assert_status
+from hplib.client import perf
 
 CONNECTIONS = 4
 PER_CONNECTION = 500
@@ -52,8 +51,7 @@ def strace_summary(path):
 
 
 def menu_count(s):
-    perf = assert_status(requests.get(s.admin_base + "/debug/perf", timeout=10), 200)
-    return sum(r["count"] for r in perf["routes"] if r["route"] == "/restaurants/{id}/menu")
+    return sum(r["count"] for r in perf(s, "routes")["routes"] if r["route"] == "/restaurants/{id}/menu")
 
 
 def get_menus(port, path, n, failures):

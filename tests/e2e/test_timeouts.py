@@ -11,9 +11,7 @@ import subprocess
 import threading
 import time
 
-import requests
-
-from hplib.client import Client, assert_error, assert_status, new_key
+from hplib.client import Client, assert_error, assert_status, new_key, perf
 from hplib.db import DB
 
 # Holds Redis busy for about a second: a script is atomic, so every other client waits behind it.
@@ -141,7 +139,7 @@ def test_payment_timeout_is_504_and_nothing_is_written(start_server, db, world):
     # The gateway still answers, about 2 s later, and the authorization nobody waited for is voided.
     deadline = time.monotonic() + 20
     while True:
-        pay = requests.get(s.admin_base + "/debug/perf", params={"section": "loop"}, timeout=10).json()["loop"]["payments"]
+        pay = perf(s, "loop")["loop"]["payments"]
         if pay["voided"] == 1:
             break
         assert time.monotonic() < deadline, "the timed-out authorization was never voided: %s" % pay
@@ -180,7 +178,7 @@ def test_sigterm_drains_in_flight_requests(start_server, db, world):
     # SIGTERM only once the checkout is in flight (the probes say so), waiting on the payment gateway.
     deadline = time.monotonic() + 10
     while True:
-        doc = requests.get(s.admin_base + "/debug/perf", params={"section": "routes"}, timeout=5).json()
+        doc = perf(s, "routes")
         orders = [r for r in doc["routes"] if r["method"] == "POST" and r["route"] == "/orders"][0]
         if orders["in_flight"] == 1:
             break

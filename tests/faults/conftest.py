@@ -27,10 +27,10 @@ import tempfile
 
 import psycopg2
 import pytest
-import requests
 
 from hplib import process
 from hplib import stack as hpstack
+from hplib.client import perf
 from hplib.db import DB
 from hplib.record import append_row
 from hplib.server import Servers
@@ -206,9 +206,7 @@ def ha_servers(prefix, workdir, env=None):
 
 def perf_section(server, name):
     """One section of the server's GET /debug/perf (pool, cache, loop, ...), as a dict."""
-    r = requests.get(server.admin_base + "/debug/perf", params={"section": name}, timeout=10)
-    assert r.status_code == 200, r.text
-    return r.json()[name]
+    return perf(server, name)[name]
 
 
 def cart(c, i=0):

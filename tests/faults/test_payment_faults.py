@@ -17,9 +17,8 @@ concurrency.
 import time
 import uuid
 
-import requests
-
 from conftest import cart
+from hplib.client import perf
 from load import Load
 
 WORKERS = 8
@@ -96,7 +95,7 @@ def test_timeouts_under_load(start_server, db, cast, record):
     # Each 504 is one authorization nobody waited for; once the gateway has answered them all, each is voided.
     deadline = time.monotonic() + 30
     while True:
-        pay = requests.get(s.admin_base + "/debug/perf", params={"section": "loop"}, timeout=10).json()["loop"]["payments"]
+        pay = perf(s, "loop")["loop"]["payments"]
         # (voided can be higher: an authorization whose client left after it was granted is voided too)
         if pay["timed_out"] == by_status[504] and pay["voided"] >= pay["timed_out"]:
             break

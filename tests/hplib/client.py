@@ -102,6 +102,12 @@ def assert_status(r, status):
     return body_json(r) if r.content else None
 
 
+def perf(server, sections=None):
+    """The server's GET /debug/perf on its admin listener, as a dict: every section, or the comma-separated ones named."""
+    params = {"section": sections} if sections else None
+    return assert_status(requests.get(server.admin_base + "/debug/perf", params=params, timeout=HTTP_TIMEOUT), 200)
+
+
 def assert_error(r, status, code=None):
     """Asserts an error response: the status, the documented body shape
     {"error": {"code": str, "message": str}}, and the code (a string or a set
