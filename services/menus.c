@@ -300,7 +300,7 @@ static h2o_iovec_t hp__menu_body(hp_req_t *r, PGresult *res)
     HP__PUT(PQgetvalue(res, 0, 1), categories_len);
 #undef HP__PUT
     *p++ = '}';
-    *p = '\0'; /* the Redis store's argv and the log read it as a string too */
+    *p = '\0'; /* NUL-terminated like the h2o_strdup copies of the cache paths */
     return h2o_iovec_init(body, len);
 }
 

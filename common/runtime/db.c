@@ -122,8 +122,7 @@ struct st_hp_db_t {
      * is on): with a multi-host URL two connections may reach two standbys.
      */
     hp_pgconn_t *standbys;
-    size_t num_standbys; /* 0 without --pg-replica-url, and on the admin thread */
-    int has_standby;
+    size_t num_standbys;           /* 0 without --pg-replica-url, and on the admin thread */
     h2o_timeout_t standby_timeout; /* the deadline of a statement on the standby: half --db-timeout-ms */
     h2o_timeout_t replay_timeout;
     h2o_timeout_entry_t replay_entry;
@@ -1089,7 +1088,7 @@ static uint64_t hp__cookie_lsn(hp_req_t *r)
 void hp_db_query_replica(hp_req_t *r, int64_t key, int stmt, const char *const *values, int num_values, hp_db_cb cb, void *ud)
 {
     struct st_hp_db_t *db = r->thr->db;
-    int enabled = db->has_standby && hp_flag_get(HP_FLAG_replica_reads) == HP_replica_reads_on;
+    int enabled = db->num_standbys != 0 && hp_flag_get(HP_FLAG_replica_reads) == HP_replica_reads_on;
     hp_replica_mark_t mark = hp_replica_mark(key);
     if (enabled) {
         uint64_t carried = hp__cookie_lsn(r);
@@ -1252,7 +1251,6 @@ int hp_db_thread_init(hp_thread_t *thr)
         if (db->standbys == NULL)
             return -1;
         db->num_standbys = db->num_readers;
-        db->has_standby = 1;
         h2o_timeout_init(thr->loop, &db->standby_timeout,
                          (uint64_t)(thr->cfg->db_timeout_ms > 1 ? thr->cfg->db_timeout_ms / 2 : 1));
         for (size_t i = 0; i != db->num_standbys; ++i) {
@@ -1280,7 +1278,7 @@ void hp_db_thread_dispose(hp_thread_t *thr)
     struct st_hp_db_t *db = thr->db;
     if (db == NULL)
         return;
-    if (db->has_standby) {
+    if (db->num_standbys != 0) {
         if (h2o_timeout_is_linked(&db->replay_entry))
             h2o_timeout_unlink(&db->replay_entry);
         for (size_t i = 0; i != db->num_standbys; ++i)
