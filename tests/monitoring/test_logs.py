@@ -174,6 +174,11 @@ def test_rotating_log_file(start_server, tmp_path):
             break
     last = sess.get(s.base + "/healthz", timeout=5).headers["x-request-id"]
     request_line(s, last)  # written at the end of its loop turn
+    # The writer thread writes each chunk to stdout first and then to the file, so the line can be on stdout a moment
+    # before it is in the file (base/log.c, hp__log_write_out): wait for the file too, within a bound.
+    deadline = time.monotonic() + 5
+    while last not in path.read_text(encoding="utf-8") and time.monotonic() < deadline:
+        time.sleep(0.02)
     info = sess.get(s.admin_base + "/debug/logs", timeout=5).json()["file"]
     assert info["path"] == str(path) and info["rotations"] >= 2
     files = sorted(os.listdir(tmp_path))
