@@ -53,7 +53,7 @@
 static const char hp__sql_statements[] =
     "SELECT s.queryid, s.toplevel, s.calls, s.total_exec_time, s.mean_exec_time, s.max_exec_time, s.stddev_exec_time, s.rows, "
     "s.shared_blks_hit, s.shared_blks_read, s.temp_blks_read, s.temp_blks_written, s.query, "
-    "sum(s.shared_blks_hit) OVER (), sum(s.shared_blks_read) OVER (), count(*) OVER () "
+    "sum(s.shared_blks_hit) OVER (), sum(s.shared_blks_read) OVER (), count(*) OVER (), s.plans, s.total_plan_time "
     "FROM pg_stat_statements s WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
     "ORDER BY s.total_exec_time DESC LIMIT $1::int";
 static const char hp__sql_reset[] = "SELECT pg_stat_statements_reset()";
@@ -152,14 +152,16 @@ static void hp__statements_on_db(hp_req_t *r, void *ud, PGresult *res, const cha
         double row_hit = strtod(PQgetvalue(res, i, 8), NULL), row_read = strtod(PQgetvalue(res, i, 9), NULL);
         int cut;
         json_t *text = hp_pg_text_json(query, query_len, HP_PG_QUERY_CHARS, &cut);
-        json_t *row = json_pack("{s:s? s:s s:b s:o s:o s:o s:o s:o s:o s:o s:o s:o s:o s:o s:o s:b}", "name", name, "queryid",
-                                PQgetvalue(res, i, 0), "toplevel", PQgetvalue(res, i, 1)[0] == 't', "calls",
-                                hp__int_json(res, i, 2), "total_exec_time_ms", hp__real_json(res, i, 3), "mean_exec_time_ms",
-                                hp__real_json(res, i, 4), "max_exec_time_ms", hp__real_json(res, i, 5), "stddev_exec_time_ms",
-                                hp__real_json(res, i, 6), "rows", hp__int_json(res, i, 7), "shared_blks_hit",
-                                hp__int_json(res, i, 8), "shared_blks_read", hp__int_json(res, i, 9), "temp_blks_read",
-                                hp__int_json(res, i, 10), "temp_blks_written", hp__int_json(res, i, 11), "hit_ratio",
-                                hp_pg_ratio_json(row_hit, row_read), "query", text, "query_truncated", cut);
+        /* plans and total_plan_time_ms stay 0 unless pg_stat_statements.track_planning is on for the server's role. */
+        json_t *row =
+            json_pack("{s:s? s:s s:b s:o s:o s:o s:o s:o s:o s:o s:o s:o s:o s:o s:o s:b s:o s:o}", "name", name, "queryid",
+                      PQgetvalue(res, i, 0), "toplevel", PQgetvalue(res, i, 1)[0] == 't', "calls", hp__int_json(res, i, 2),
+                      "total_exec_time_ms", hp__real_json(res, i, 3), "mean_exec_time_ms", hp__real_json(res, i, 4),
+                      "max_exec_time_ms", hp__real_json(res, i, 5), "stddev_exec_time_ms", hp__real_json(res, i, 6), "rows",
+                      hp__int_json(res, i, 7), "shared_blks_hit", hp__int_json(res, i, 8), "shared_blks_read",
+                      hp__int_json(res, i, 9), "temp_blks_read", hp__int_json(res, i, 10), "temp_blks_written",
+                      hp__int_json(res, i, 11), "hit_ratio", hp_pg_ratio_json(row_hit, row_read), "query", text, "query_truncated",
+                      cut, "plans", hp__int_json(res, i, 16), "total_plan_time_ms", hp__real_json(res, i, 17));
         json_array_append_new(list, row);
         hit = strtod(PQgetvalue(res, i, 13), NULL);
         read = strtod(PQgetvalue(res, i, 14), NULL);

@@ -3,7 +3,8 @@
  *
  * EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) of one registered statement, on the
  * admin thread's transaction connection, inside a transaction that is always
- * rolled back, so a write statement's plan costs nothing. The arguments are
+ * rolled back, so a write statement's plan costs nothing. A read is planned
+ * as the read connections plan it (hp__explain_on_begin). The arguments are
  * the statement's sample (its list's sample column) unless the request gives
  * its own; either way they reach SQL only as literals PostgreSQL quoted.
  */
@@ -25,7 +26,7 @@ typedef struct st_hp_pg_explain_t {
     int num_params;
     int from_request;      /* the arguments came in args=, so errors in them are the client's */
     const char **values;   /* from_request: the arguments as text (NULL for null), bound to the quoting query */
-    const char *quote_sql; /* turns each argument into a literal; see hp__explain_on_begin */
+    const char *quote_sql; /* turns each argument into a literal; see hp__explain_in_txn */
     const char **literals; /* the literals EXECUTE gets */
 } hp_pg_explain_t;
 
@@ -116,7 +117,7 @@ static void hp__explain_on_quoted(hp_req_t *r, void *ud, PGresult *res, const ch
  * PQescapeLiteral would, E'' form included) and no request text is ever
  * spliced into SQL. quote_nullable turns NULL into the bare word NULL.
  */
-static void hp__explain_on_begin(hp_req_t *r, void *ud, PGresult *res, const char *err)
+static void hp__explain_in_txn(hp_req_t *r, void *ud, PGresult *res, const char *err)
 {
     hp_pg_explain_t *ex = ud;
     if (err != NULL) {
@@ -130,6 +131,23 @@ static void hp__explain_on_begin(hp_req_t *r, void *ud, PGresult *res, const cha
         return;
     }
     hp_db_conn_query_sql(r, r->held, ex->quote_sql, ex->values, ex->from_request ? ex->num_params : 0, hp__explain_on_quoted, ex);
+}
+
+/*
+ * The transaction is open. A transaction connection plans every statement
+ * generically (runtime/db.c), and the read connections leave the choice to
+ * PostgreSQL, so a read is explained under its connections' setting, for
+ * this transaction only: the plan shown is the plan its reads get.
+ */
+static void hp__explain_on_begin(hp_req_t *r, void *ud, PGresult *res, const char *err)
+{
+    hp_pg_explain_t *ex = ud;
+    if (err != NULL || ex->def->kind != HP_STMT_READ) {
+        hp__explain_in_txn(r, ud, res, err);
+        return;
+    }
+    PQclear(res);
+    hp_db_conn_query_sql(r, r->held, "SET LOCAL plan_cache_mode = auto", NULL, 0, hp__explain_in_txn, ex);
 }
 
 static void hp__explain_on_conn(hp_req_t *r, void *ud, hp_pgconn_t *conn, const char *err)

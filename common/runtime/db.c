@@ -776,12 +776,28 @@ int hp_db_statement_timeout_ms(const hp_config_t *cfg)
     return cfg->statement_timeout_ms < cap ? cfg->statement_timeout_ms : cap;
 }
 
+/*
+ * The transaction connections plan each statement once, a generic plan,
+ * never a custom plan per execution (plan_cache_mode). Left to itself,
+ * PostgreSQL re-plans every execution of order_place, whose arrays
+ * (unnest($12::bigint[], ...)) make the generic plan assume ten lines and so
+ * cost more than a custom plan for a cart's one or two: planning its seven
+ * CTEs was 29% of the backends' samples under a checkout load. The shapes are
+ * the same (docs/BENCHMARKS.md compares them statement by statement). The
+ * read connections keep PostgreSQL's choice, because there the value can
+ * change the best plan: order_history for the busiest customer is a
+ * sequential scan without its index (lab 02), and a generic plan, costed for
+ * an average customer, would scan the whole unique index instead. Their
+ * array reads (cart_items, cart_modifiers) are one-table lookups that plan
+ * quickly.
+ */
 static void hp__conn_start(hp_pgconn_t *conn)
 {
-    char options[96];
+    char options[160];
     int stmt_ms = hp_db_statement_timeout_ms(conn->thr->cfg);
-    snprintf(options, sizeof(options), "-c statement_timeout=%d -c lock_timeout=%d", stmt_ms,
-             conn->thr->cfg->lock_timeout_ms < stmt_ms ? conn->thr->cfg->lock_timeout_ms : stmt_ms);
+    snprintf(options, sizeof(options), "-c statement_timeout=%d -c lock_timeout=%d%s", stmt_ms,
+             conn->thr->cfg->lock_timeout_ms < stmt_ms ? conn->thr->cfg->lock_timeout_ms : stmt_ms,
+             conn->kind == HP__CONN_TXN ? " -c plan_cache_mode=force_generic_plan" : "");
     /* dbname first with expand_dbname, so the URL's settings apply and ours override them. */
     const char *keys[] = {"dbname", "options", "application_name", "connect_timeout", NULL};
     const char *vals[] = {conn->url, options, "hotplate", "5", NULL};

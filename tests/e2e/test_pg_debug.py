@@ -19,7 +19,7 @@ import requests
 
 from hplib.describe import describe as describe_binary
 
-from hplib.client import Client, assert_error, assert_status, describe
+from hplib.client import Client, assert_error, assert_status, describe, new_key, perf
 from hplib.db import DB, checkout_snapshot
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -146,6 +146,36 @@ def test_statements_are_named_and_reset(pg_server, world):
     _, calls = statements_by_name(s)
     assert calls.get("order_history", 0) >= 3, calls
 
+
+
+def test_transaction_statements_are_planned_once_per_connection(start_server, db, world, items_state):
+    """The transaction connections run generic plans (plan_cache_mode, runtime/db.c): order_place is
+    planned once per connection, not at every execution, which PostgreSQL does by itself because its
+    arrays make the generic plan look dearer. pg_stat_statements counts the plans once track_planning
+    is on for the server's role, and /debug/pg/statements reports them."""
+    role = db.val("SELECT current_user")
+    admin = DB(os.environ["HOTPLATE_PG_ADMIN_URL"])
+    n = 30
+    try:
+        admin.exec('ALTER ROLE "%s" SET pg_stat_statements.track_planning = on' % role)
+        s = settle(start_server(threads=1, name="plans", flags=["payment_latency_ms=0"]))
+        items_state(world.item_plain, stock=None, available=True)
+        assert_status(requests.post(s.admin_base + "/debug/pg/statements/reset", timeout=10), 200)
+        c = Client(s.base, world.a["token"])
+        body = {"restaurant_id": world.rid, "items": [{"item_id": world.item_plain, "quantity": 1}]}
+        for _ in range(n):
+            assert_status(c.order(body, key=new_key()), 201)
+        doc = assert_status(admin_get(s, "/debug/pg/statements", limit=100), 200)
+        pool = perf(s, "pool")["pool"]
+    finally:
+        admin.exec('ALTER ROLE "%s" RESET pg_stat_statements.track_planning' % role)
+        admin.close()
+    rows = [r for r in doc["statements"] if r["name"] == "order_place"]
+    assert rows, doc
+    calls, plans = sum(r["calls"] for r in rows), sum(r["plans"] for r in rows)
+    assert all(isinstance(r["total_plan_time_ms"], float) for r in rows), rows
+    assert calls == n, rows
+    assert 1 <= plans <= pool["size"], "order_place: %d plans for %d calls on %d transaction connections" % (plans, calls, pool["size"])
 
 def missing_index_rule(t):
     """The rule profiling/pg.c documents, recomputed from the counters it reports."""
