@@ -288,7 +288,8 @@ typedef struct st_hp_doctor_snapshot_t {
     hp_doctor_hot_t heap_hot[HP_DOCTOR_MAX_HOT];
     int flags[HP_FLAG__COUNT]; /* the server's flags, for the fixes that name one */
     hp_pgha_snapshot_t ha;     /* (end) the primary and its standbys as runtime/pgha.c last saw them (enabled 0: one host) */
-    int health_ok;             /* (end) the reading of PostgreSQL's health below was taken (pg_health_collect.c) */
+    int health_ok;             /* the reading of PostgreSQL's health below was taken (pg_health_collect.c); the start's only
+                                  for pg_stat_statements */
     hp_pg_health_t health;
 } hp_doctor_snapshot_t;
 

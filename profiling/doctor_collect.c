@@ -3,8 +3,9 @@
  * admin thread.
  *
  * One request is one observation, step by step, never blocking the loop:
- *   1. the start snapshot: the merged probes (hp_doctor_sample) and
- *      pg_stat_user_tables (the prepared debug_pg_tables statement);
+ *   1. the start snapshot: a reading of PostgreSQL's health (for its
+ *      pg_stat_statements part), pg_stat_user_tables (the prepared
+ *      debug_pg_tables statement) and the merged probes (hp_doctor_sample);
  *   2. the window: a 100 ms timer; at each tick one pg_stat_activity sample
  *      (unless the previous one is still out) and a reading of the heap;
  *   3. the end snapshot: the probes and pg_stat_user_tables again, and a
@@ -751,6 +752,20 @@ static void hp__on_start_tables(hp_req_t *r, void *ud, PGresult *res, const char
     h2o_timeout_link(r->thr->loop, &hp__doctor_tick, &job->tick);
 }
 
+/*
+ * PostgreSQL's health at the start too: only its pg_stat_statements part is
+ * read back (doctor_health.c names the statement that ran in the window), so
+ * a part that fails here leaves no note of its own; the end's reading says it.
+ */
+static void hp__on_start_health(hp_req_t *r, void *ud, hp_pg_health_t *h, const char *const *notes, size_t num_notes)
+{
+    hp_doctor_job_t *job = ud;
+    (void)h, (void)notes, (void)num_notes;
+    job->before.health_ok = 1;
+    const char *values[] = {"500"};
+    hp_db_query(r, hp_pg_stmt(HP_PG_STMT_debug_pg_tables), values, 1, hp__on_start_tables, job);
+}
+
 static void hp__doctor(hp_req_t *r)
 {
     static const char *const formats[] = {"json", "md", NULL};
@@ -771,8 +786,7 @@ static void hp__doctor(hp_req_t *r)
     job->markdown = markdown;
     job->tick.cb = hp__on_tick;
     job->heap_every = ((int)seconds * 1000 / HP_DOCTOR_TICK_MS + HP_DOCTOR_MAX_HEAP - 1) / HP_DOCTOR_MAX_HEAP;
-    const char *values[] = {"500"};
-    hp_db_query(r, hp_pg_stmt(HP_PG_STMT_debug_pg_tables), values, 1, hp__on_start_tables, job);
+    hp_pg_health_collect(r, &job->before.health, hp__on_start_health, job);
 }
 
 const hp_route_t hp_doctor_routes[] = {

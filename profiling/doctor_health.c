@@ -523,15 +523,18 @@ static void hp__rule_foreign_seq(hp_doctor_ctx_t *c)
         }
         if (apps[0] != '\0')
             hp_doctor_evidence(f, "other applications connected: %s", apps);
-        const hp_pg_other_stmt_t *o = h->statements_ok ? hp_pg_health_other_on(h, t->name) : NULL;
-        if (o != NULL)
-            hp_doctor_evidence(
-                f,
-                "pg_stat_statements, the costliest statement that is not hotplate's and names %s: %s (%lld calls, %.2f ms "
-                "mean, %lld rows)",
-                t->name, o->query, (long long)o->calls, o->mean_ms, (long long)o->rows);
-        else if (!h->statements_ok)
+        /* The window's own statement: pg_stat_statements read at both ends, the difference (not the totals since a reset). */
+        const hp_pg_health_t *h0 = &a->health;
+        hp_pg_other_stmt_t o;
+        if (!h->statements_ok)
             hp_doctor_evidence(f, "without pg_stat_statements (an optional extension), the statement is not named");
+        else if (!a->health_ok || !h0->statements_ok)
+            hp_doctor_evidence(f, "pg_stat_statements could not be read at the start of the window, so the statement is not named");
+        else if (hp_pg_health_other_between(h0, h, t->name, &o))
+            hp_doctor_evidence(f,
+                               "pg_stat_statements, the costliest statement in the window that is not hotplate's and names %s: %s "
+                               "(%lld calls in the window, %.2f ms mean, %lld rows)",
+                               t->name, o.query, (long long)o.calls, o.mean_ms, (long long)o.rows);
         HP__SET(fix,
                 "Another application reads %s whole, over and over. Find its statement in pg_stat_statements (GET "
                 "/debug/pg/statements: hotplate's statements carry their names, another's does not), then give it an index "

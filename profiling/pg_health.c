@@ -354,14 +354,64 @@ static int hp__word_char(char c)
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
 }
 
+/* Whether query names table (len bytes) as a whole word. */
+static int hp__names(const char *query, const char *table, size_t len)
+{
+    for (const char *p = query; len != 0 && (p = strstr(p, table)) != NULL; p += len)
+        if ((p == query || !hp__word_char(p[-1])) && !hp__word_char(p[len]))
+            return 1;
+    return 0;
+}
+
 const hp_pg_other_stmt_t *hp_pg_health_other_on(const hp_pg_health_t *h, const char *table)
 {
     size_t len = strlen(table);
-    for (size_t i = 0; i != h->num_other && len != 0; ++i)
-        for (const char *p = h->other[i].query; (p = strstr(p, table)) != NULL; p += len)
-            if ((p == h->other[i].query || !hp__word_char(p[-1])) && !hp__word_char(p[len]))
-                return &h->other[i];
+    for (size_t i = 0; i != h->num_other; ++i)
+        if (hp__names(h->other[i].query, table, len))
+            return &h->other[i];
     return NULL;
+}
+
+/* Adds into sum every statement of h whose text is query (pg_stat_statements keeps one per user, database and level). */
+static void hp__sum_other(const hp_pg_health_t *h, const char *query, hp_pg_other_stmt_t *sum)
+{
+    for (size_t i = 0; i != h->num_other; ++i) {
+        const hp_pg_other_stmt_t *o = &h->other[i];
+        if (strcmp(o->query, query) != 0)
+            continue;
+        sum->calls += o->calls, sum->rows += o->rows, sum->blks_hit += o->blks_hit, sum->blks_read += o->blks_read;
+        sum->total_ms += o->total_ms;
+    }
+}
+
+int hp_pg_health_other_between(const hp_pg_health_t *a, const hp_pg_health_t *b, const char *table, hp_pg_other_stmt_t *out)
+{
+    size_t len = strlen(table);
+    int found = 0;
+    for (size_t i = 0; i != b->num_other; ++i) {
+        const char *query = b->other[i].query;
+        size_t k = 0;
+        while (k != i && strcmp(b->other[k].query, query) != 0)
+            ++k;
+        if (k != i || !hp__names(query, table, len))
+            continue; /* an earlier row had this text, and the sums below counted it */
+        hp_pg_other_stmt_t end = {0}, start = {0};
+        hp__sum_other(b, query, &end);
+        hp__sum_other(a, query, &start);
+        hp_pg_other_stmt_t d = end;
+        d.calls -= start.calls, d.rows -= start.rows, d.blks_hit -= start.blks_hit, d.blks_read -= start.blks_read;
+        d.total_ms -= start.total_ms;
+        /* Fewer calls than at the start: pg_stat_statements was reset in between, so b's counts are all the window's. */
+        if (d.calls < 0)
+            d = end;
+        if (d.calls == 0)
+            continue;
+        memcpy(d.query, query, sizeof(d.query));
+        d.mean_ms = d.total_ms / (double)d.calls;
+        if (!found || d.total_ms > out->total_ms)
+            *out = d, found = 1;
+    }
+    return found;
 }
 
 double hp_pg_health_hit_ratio(int64_t hit, int64_t read)

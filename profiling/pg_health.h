@@ -207,6 +207,17 @@ int hp_pg_health_read_statements(hp_pg_health_t *h, const hp_pg_rows_t *rows, hp
  */
 const hp_pg_other_stmt_t *hp_pg_health_other_on(const hp_pg_health_t *h, const char *table);
 
+/**
+ * The other applications' statement naming table that took the most time
+ * between two readings, a then b: its calls, rows, blocks and time are b's
+ * minus a's (matched on the normalised text), so a statement that ran before
+ * the window and not in it is never the one named. A statement a did not
+ * list (a reading keeps the HP_PG_HEALTH_MAX costliest) counts from zero, and
+ * after a reset in between, b's counts are the window's.
+ * @return 1 with *out filled, or 0 when no such statement ran in between
+ */
+int hp_pg_health_other_between(const hp_pg_health_t *a, const hp_pg_health_t *b, const char *table, hp_pg_other_stmt_t *out);
+
 /** @return hit / (hit + read), or a negative number without any block access */
 double hp_pg_health_hit_ratio(int64_t hit, int64_t read);
 

@@ -112,7 +112,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     for (size_t i = 0; i != h->num_other; ++i)
         terminated(h->other[i].query, sizeof(h->other[i].query));
-    hp_pg_health_other_on(h, cols > 0 && cells[0] != NULL ? cells[0] : "t");
+    const char *table = cols > 0 && cells[0] != NULL ? cells[0] : "t";
+    hp_pg_health_other_on(h, table);
+    /* Between a reading and itself nothing ran: no statement may be named. */
+    hp_pg_other_stmt_t o;
+    if (hp_pg_health_other_between(h, h, table, &o))
+        abort();
     json_t *doc = hp_pg_health_json(h, &lim);
     if (doc == NULL)
         abort();

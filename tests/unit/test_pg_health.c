@@ -473,19 +473,42 @@ static void test_foreign_scans_name_the_other_applications_statement(void **stat
 {
     fixture_t *fx = *state;
     seq_window(fx, 20);
-    const char *const cells[][7] = {
+    /*
+     * pg_stat_statements at the start of the window and at its end. The export ran 15 times in between; the
+     * archive job named order_items too, and cost more in all, but it ran before the window and not in it.
+     */
+    const char *const start[][7] = {
+        {"SELECT pg_sleep($1), count(*) FROM order_items", "1", "1000.0", "1000.0", "1", "300", "0"},
+        {"SELECT sum(quantity) FROM order_items WHERE note <> 'x'", "5", "10.0", "2.0", "5", "5000", "0"},
+    };
+    const char *const end[][7] = {
+        {"SELECT pg_sleep($1), count(*) FROM order_items", "1", "1000.0", "1000.0", "1", "300", "0"},
         {"SELECT * FROM order_items WHERE order_id = $1", "900", "80.5", "0.09", "2700", "9000", "0"},
         {"SELECT count(*) FROM order_items_archive", "5", "50.0", "10.0", "5", "100", "10"},
         {"SELECT sum(quantity) FROM order_items WHERE note <> 'x'", "20", "40.0", "2.0", "20", "20000", "0"},
     };
-    hp_pg_rows_t r = rows_of(7, NROWS(cells), cells[0]);
+    hp_pg_rows_t r0 = rows_of(7, NROWS(start), start[0]), r = rows_of(7, NROWS(end), end[0]);
+    assert_int_equal(hp_pg_health_read_statements(&fx->a.health, &r0, ours), 0);
+    fx->a.health_ok = 1;
     assert_int_equal(hp_pg_health_read_statements(&fx->b.health, &r, ours), 0);
-    assert_int_equal(fx->b.health.num_other, 2); /* hotplate's own is left out */
+    assert_int_equal(fx->b.health.num_other, 3); /* hotplate's own is left out */
     /* order_items_archive is another table: the whole word counts. */
     const hp_doctor_finding_t *f = only(fx, HP_DOCTOR_pg_foreign_seq_scan);
-    assert_non_null(
-        strstr(f->evidence[3], "SELECT sum(quantity) FROM order_items WHERE note <> ? (20 calls, 2.00 ms mean, 20 rows)"));
-    /* Without the extension the evidence says the statement is not named. */
+    assert_non_null(strstr(f->evidence[3], "the costliest statement in the window that is not hotplate's and names order_items: "
+                                           "SELECT sum(quantity) FROM order_items WHERE note <> ? (15 calls in the window, 2.00 ms "
+                                           "mean, 15 rows)"));
+    /* A reset in the window: the end's counts are all the window's. */
+    const char *const after_reset[][7] = {
+        {"SELECT sum(quantity) FROM order_items WHERE note <> 'x'", "3", "9.0", "3.0", "3", "3000", "0"},
+    };
+    hp_pg_rows_t r2 = rows_of(7, NROWS(after_reset), after_reset[0]);
+    assert_int_equal(hp_pg_health_read_statements(&fx->b.health, &r2, ours), 0);
+    f = only(fx, HP_DOCTOR_pg_foreign_seq_scan);
+    assert_non_null(strstr(f->evidence[3], "WHERE note <> ? (3 calls in the window, 3.00 ms mean, 3 rows)"));
+    /* Without the start's reading, or without the extension, the evidence says the statement is not named. */
+    fx->a.health.statements_ok = 0;
+    f = only(fx, HP_DOCTOR_pg_foreign_seq_scan);
+    assert_non_null(strstr(f->evidence[3], "could not be read at the start of the window"));
     fx->b.health.statements_ok = 0;
     f = only(fx, HP_DOCTOR_pg_foreign_seq_scan);
     assert_non_null(strstr(f->evidence[3], "without pg_stat_statements"));
