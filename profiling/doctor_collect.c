@@ -3,8 +3,8 @@
  * admin thread.
  *
  * One request is one observation, step by step, never blocking the loop:
- *   1. the start snapshot: a reading of PostgreSQL's health (for its
- *      pg_stat_statements part), pg_stat_user_tables (the prepared
+ *   1. the start snapshot: the pg_stat_statements part of PostgreSQL's
+ *      health (pg_health_collect.c), pg_stat_user_tables (the prepared
  *      debug_pg_tables statement) and the merged probes (hp_doctor_sample);
  *   2. the window: a 100 ms timer; at each tick one pg_stat_activity sample
  *      (unless the previous one is still out) and a reading of the heap;
@@ -753,9 +753,9 @@ static void hp__on_start_tables(hp_req_t *r, void *ud, PGresult *res, const char
 }
 
 /*
- * PostgreSQL's health at the start too: only its pg_stat_statements part is
- * read back (doctor_health.c names the statement that ran in the window), so
- * a part that fails here leaves no note of its own; the end's reading says it.
+ * The other applications' statements at the start (doctor_health.c names the
+ * one that ran in the window). A failure here leaves no note of its own: the
+ * end's reading of the same part says it, and the rule says what it lacks.
  */
 static void hp__on_start_health(hp_req_t *r, void *ud, hp_pg_health_t *h, const char *const *notes, size_t num_notes)
 {
@@ -786,7 +786,7 @@ static void hp__doctor(hp_req_t *r)
     job->markdown = markdown;
     job->tick.cb = hp__on_tick;
     job->heap_every = ((int)seconds * 1000 / HP_DOCTOR_TICK_MS + HP_DOCTOR_MAX_HEAP - 1) / HP_DOCTOR_MAX_HEAP;
-    hp_pg_health_collect(r, &job->before.health, hp__on_start_health, job);
+    hp_pg_health_collect_part(r, &job->before.health, HP_PG_HEALTH_STATEMENTS, hp__on_start_health, job);
 }
 
 const hp_route_t hp_doctor_routes[] = {

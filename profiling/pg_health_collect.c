@@ -156,7 +156,7 @@ typedef struct st_hp_pg_health_job_t {
     hp_pg_health_limits_t lim;
     hp_pg_health_cb cb;
     void *ud;
-    int step;
+    int step, end; /* the parts read: step up to end (HP_PG_HEALTH__PARTS for all of them) */
     const char *notes[HP_PG_HEALTH_MAX_NOTES];
     size_t num_notes;
 } hp_pg_health_job_t;
@@ -203,12 +203,12 @@ static void hp__on_part(hp_req_t *r, void *ud, PGresult *res, const char *err)
 }
 
 /* The query of each step, in the order of hp__part_names; only the sessions' takes parameters, its limits in ms. */
-static const char *const hp__part_sql[] = {hp__sql_sessions, hp__sql_connections, hp__sql_indexes, hp__sql_tables,
-                                           hp__sql_statements};
+static const char *const hp__part_sql[HP_PG_HEALTH__PARTS] = {hp__sql_sessions, hp__sql_connections, hp__sql_indexes,
+                                                              hp__sql_tables, hp__sql_statements};
 
 static void hp__next(hp_pg_health_job_t *job)
 {
-    if (job->step >= (int)(sizeof(hp__part_sql) / sizeof(hp__part_sql[0]))) {
+    if (job->step >= job->end) {
         job->cb(job->r, job->ud, job->h, job->notes, job->num_notes);
         return;
     }
@@ -224,13 +224,24 @@ static void hp__next(hp_pg_health_job_t *job)
     hp_db_conn_query_sql(job->r, NULL, hp__part_sql[job->step], num_values != 0 ? values : NULL, num_values, hp__on_part, job);
 }
 
-void hp_pg_health_collect(hp_req_t *r, hp_pg_health_t *h, hp_pg_health_cb cb, void *ud)
+static void hp__collect(hp_req_t *r, hp_pg_health_t *h, int first, int end, hp_pg_health_cb cb, void *ud)
 {
     hp_pg_health_job_t *job = h2o_mem_alloc_pool(&r->h2o->pool, sizeof(*job));
     memset(job, 0, sizeof(*job));
     job->r = r, job->h = h, job->cb = cb, job->ud = ud;
+    job->step = first, job->end = end;
     hp_pg_health_limits(&job->lim);
     hp__next(job);
+}
+
+void hp_pg_health_collect(hp_req_t *r, hp_pg_health_t *h, hp_pg_health_cb cb, void *ud)
+{
+    hp__collect(r, h, 0, HP_PG_HEALTH__PARTS, cb, ud);
+}
+
+void hp_pg_health_collect_part(hp_req_t *r, hp_pg_health_t *h, hp_pg_health_part_t part, hp_pg_health_cb cb, void *ud)
+{
+    hp__collect(r, h, (int)part, (int)part + 1, cb, ud);
 }
 
 /* ---- GET /debug/pg/health ------------------------------------------------------------------------ */

@@ -35,6 +35,9 @@ void hp_pg_health_limits(hp_pg_health_limits_t *lim);
  */
 void hp_pg_health_collect(hp_req_t *r, hp_pg_health_t *h, hp_pg_health_cb cb, void *ud);
 
+/** The same for one part only (the doctor's start of window reads pg_stat_statements alone). */
+void hp_pg_health_collect_part(hp_req_t *r, hp_pg_health_t *h, hp_pg_health_part_t part, hp_pg_health_cb cb, void *ud);
+
 /* GET /debug/pg/health, for the admin route table. */
 extern const hp_route_t hp_pg_health_routes[];
 extern const size_t hp_pg_health_num_routes;
