@@ -45,13 +45,16 @@ def wait_for_readers(s, timeout=10):
     pytest.fail("the read connections were never all prepared: %s" % pool(s))
 
 
-def wait_for_lock_waiter(db, timeout=10):
-    # A hotplate backend waiting for the test's own lock on promotions, not any hotplate backend waiting for some lock:
-    # one left waiting by an earlier test's server made a fresh-clone run send the GET before the quote's read.
+def wait_for_lock_waiter(db, since, timeout=10):
+    # A backend of this test's server waiting for the test's own lock on promotions, not any hotplate backend waiting
+    # for some lock: one left waiting by an earlier test's server made a fresh-clone run send the GET before the quote's
+    # read, and so did a backend of another server still running in the suite, waiting on promotions too. The server's
+    # backends are the hotplate ones that started after `since`, taken just before the server started.
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if db.val("""SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-                      WHERE NOT l.granted AND l.relation = 'promotions'::regclass AND a.application_name = 'hotplate'"""):
+                      WHERE NOT l.granted AND l.relation = 'promotions'::regclass AND a.application_name = 'hotplate'
+                        AND a.backend_start >= %s""", (since,)):
             return
         time.sleep(0.02)
     pytest.fail("no hotplate backend waited on the lock")
@@ -61,6 +64,7 @@ def wait_for_lock_waiter(db, timeout=10):
 def test_a_read_behind_a_lock_holds_up_only_its_own_connection(start_server, world, db, mk_cart, readers):
     # One worker thread, so the quote and the GET share its read connections; lock_timeout long enough that the
     # quote waits as long as the test holds the lock, and no longer than the test's bounds.
+    since = db.val("SELECT clock_timestamp()")
     s = start_server(threads=1, name="readers-%d" % readers,
                      env={"HOTPLATE_DB_READERS": str(readers), "HOTPLATE_LOCK_TIMEOUT_MS": "3000"})
     body = mk_cart()
@@ -80,7 +84,7 @@ def test_a_read_behind_a_lock_holds_up_only_its_own_connection(start_server, wor
         with lock.cursor() as cur:
             cur.execute("LOCK TABLE promotions IN ACCESS EXCLUSIVE MODE")
         t.start()
-        wait_for_lock_waiter(db)
+        wait_for_lock_waiter(db, since)
         sent = time.monotonic()
         r = requests.get(s.base + "/restaurants/%d" % world.rid, timeout=30)
         waited = time.monotonic() - sent
