@@ -85,6 +85,13 @@ phase_end() {
 fail() {
     echo "$*" >>"$logs/$lane.failed"
 }
+# The lines of FILE that match PATTERN (pytest's "FAILED test - reason", a lab's
+# "labdocs: FAILED lab: problem"), each cut to 400 characters, go into the
+# summary under the failure just recorded: CI shows the end of the output,
+# where the lanes' own logs are long gone by.
+fail_detail() {
+    grep -E "$2" "$1" 2>/dev/null | head -n 12 | cut -c1-400 | sed 's/^/      /' >>"$logs/$lane.failed" || true
+}
 
 # ctest --no-tests=error makes an empty test list a failure, as pytest's
 # exit code 5 is below: a suite that ran nothing has not passed.
@@ -134,12 +141,15 @@ pytest_run() {
         LSAN_OPTIONS="suppressions=$repo_root/tests/lsan.supp" \
         HOTPLATE_MIGRATIONS_DIR="$repo_root/migrations" \
         "${vars[@]}" \
-        timeout -k 30 "$E2E_TIMEOUT" "$python" -m pytest -q --durations=8 "$@" || rc=$?
+        timeout -k 30 "$E2E_TIMEOUT" "$python" -m pytest -q --durations=8 "$@" 2>&1 | tee "$logs/$lane.pytest.out" || rc=$? # pipefail: pytest's status
     case $rc in
     0) ;;
     5) fail "$label (pytest collected no tests)" ;;
     124 | 137) fail "$label (killed after ${E2E_TIMEOUT}s)" ;;
-    *) fail "$label (pytest exit $rc)" ;;
+    *)
+        fail "$label (pytest exit $rc)"
+        fail_detail "$logs/$lane.pytest.out" '^(FAILED|ERROR) '
+        ;;
     esac
 }
 
@@ -161,8 +171,11 @@ lane_faults() {
     # that lost the shape its text describes, fails here; a figure never does.
     # Each lab starts (and stops) a stack of its own in .hotplate/labdocs-NN.
     step "labs: loadtests/labdocs.py --quick --check"
-    PYTHONPATH="$repo_root/tests:$repo_root/loadtests" "$python" loadtests/labdocs.py --quick --check --bin "$bin" 8>&- ||
+    if ! PYTHONPATH="$repo_root/tests:$repo_root/loadtests" "$python" loadtests/labdocs.py --quick --check --bin "$bin" 8>&- \
+        2>&1 | tee "$logs/labdocs.out"; then
         fail "labs (docs/labs; outputs in .hotplate/labdocs-out)"
+        fail_detail "$logs/labdocs.out" '^labdocs: FAILED '
+    fi
 }
 
 # The profiles' e2e files run in the suites lane, which finishes a minute before
