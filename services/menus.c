@@ -149,7 +149,7 @@ static void hp__timer_start(hp_req_t *r, hp_menu_state_t *st, h2o_timeout_t *tim
     st->timer.cb = cb;
     st->timer_stage = stage;
     if (stage >= 0)
-        hp_probe_wait_begin(&r->probe, (hp_stage_t)stage);
+        hp_probe_wait_begin(&r->probe, (hp_stage_t)stage, &(uint64_t){0});
     h2o_timeout_link(st->thr->loop, timeout, &st->timer);
 }
 
@@ -160,7 +160,7 @@ static void hp__timer_stop(hp_req_t *r, hp_menu_state_t *st)
         return;
     h2o_timeout_unlink(&st->timer);
     if (r != NULL && st->timer_stage >= 0)
-        hp_probe_wait_end(&r->probe, (hp_stage_t)st->timer_stage);
+        hp_probe_wait_end(&r->probe, (hp_stage_t)st->timer_stage, &(uint64_t){0});
     st->timer_stage = -1;
 }
 
@@ -224,7 +224,7 @@ static void hp__follow_on_deadline(h2o_timeout_entry_t *entry)
 {
     hp_menu_state_t *st = H2O_STRUCT_FROM_MEMBER(hp_menu_state_t, timer, entry);
     hp_req_t *r = st->op.req;
-    hp_probe_wait_end(&r->probe, (hp_stage_t)st->timer_stage);
+    hp_probe_wait_end(&r->probe, (hp_stage_t)st->timer_stage, &(uint64_t){0});
     st->timer_stage = -1;
     hp__menu_quit(r, st);
     r->error_reason = "menu load in flight did not finish in time";
@@ -389,7 +389,7 @@ static void hp__lease_poll(h2o_timeout_entry_t *entry)
 {
     hp_menu_state_t *st = H2O_STRUCT_FROM_MEMBER(hp_menu_state_t, timer, entry);
     hp_req_t *r = st->op.req;
-    hp_probe_wait_end(&r->probe, HP_STAGE_cache);
+    hp_probe_wait_end(&r->probe, HP_STAGE_cache, &(uint64_t){0});
     st->timer_stage = -1;
     const char *argv[] = {"MGET", st->key, st->lockkey};
     size_t argvlen[] = {4, strlen(st->key), strlen(st->lockkey)};

@@ -104,13 +104,14 @@ void hp_payment_void(hp_thread_t *thr, const char *auth_id)
     hp_probe_count(thr, HP_COUNTER_pay_voided, 1);
 }
 
-static void hp__auth_deliver(hp_payment_auth_t *a, const char *err)
+/* Hands the outcome to the request, if it still waits; now as in hp_now_ns_once. */
+static void hp__auth_deliver(hp_payment_auth_t *a, const char *err, uint64_t *now)
 {
     hp_req_t *r = a->op.req;
     a->delivered = 1;
     hp_op_detach(&a->op);
     if (r != NULL)
-        hp_probe_wait_end(&r->probe, HP_STAGE_payment);
+        hp_probe_wait_end(&r->probe, HP_STAGE_payment, now);
     if (r != NULL)
         a->cb(r, a->ud, err == NULL ? a->auth_id : NULL, err);
 }
@@ -119,17 +120,18 @@ static void hp__auth_on_latency(h2o_timeout_entry_t *entry)
 {
     hp_payment_auth_t *a = H2O_STRUCT_FROM_MEMBER(hp_payment_auth_t, latency, entry);
     hp_payment_t *pay = a->pay;
-    hp_probe_observe(pay->thr, HP_HIST_payment_latency, hp_probe_clock() - a->start_ns);
+    uint64_t now = 0, ns = hp_probe_clock_once(&now) - a->start_ns;
+    hp_probe_observe(pay->thr, HP_HIST_payment_latency, ns, now);
     if (h2o_timeout_is_linked(&a->deadline))
         h2o_timeout_unlink(&a->deadline);
     if (a->declined) {
         hp_probe_count(pay->thr, HP_COUNTER_pay_declined, 1);
         if (!a->delivered)
-            hp__auth_deliver(a, hp_err_payment_declined);
+            hp__auth_deliver(a, hp_err_payment_declined, &now);
     } else {
         hp_probe_count(pay->thr, HP_COUNTER_pay_authorized, 1);
         if (!a->delivered && a->op.req != NULL) {
-            hp__auth_deliver(a, NULL);
+            hp__auth_deliver(a, NULL, &now);
         } else {
             /* Nobody is waiting any more (timed out, or the client left): release the hold. */
             hp_op_detach(&a->op);
@@ -143,7 +145,7 @@ static void hp__auth_on_deadline(h2o_timeout_entry_t *entry)
 {
     hp_payment_auth_t *a = H2O_STRUCT_FROM_MEMBER(hp_payment_auth_t, deadline, entry);
     hp_probe_count(a->pay->thr, HP_COUNTER_pay_timed_out, 1);
-    hp__auth_deliver(a, hp_err_payment_timeout);
+    hp__auth_deliver(a, hp_err_payment_timeout, &(uint64_t){0});
 }
 
 void hp_payment_authorize(hp_req_t *r, int64_t amount_cents, hp_payment_cb cb, void *ud)
@@ -155,9 +157,10 @@ void hp_payment_authorize(hp_req_t *r, int64_t amount_cents, hp_payment_cb cb, v
     a->pay = pay;
     a->cb = cb;
     a->ud = ud;
-    a->start_ns = hp_probe_clock();
+    uint64_t now = 0;
+    a->start_ns = hp_probe_clock_once(&now);
     hp_op_attach(r, &a->op);
-    hp_probe_wait_begin(&r->probe, HP_STAGE_payment);
+    hp_probe_wait_begin(&r->probe, HP_STAGE_payment, &now);
     uint64_t rnd = hp__rand(pay);
     a->declined = (int)(rnd % 100) < hp_flag_get(HP_FLAG_payment_failure_pct);
     snprintf(a->auth_id, sizeof(a->auth_id), "auth_%d_%llu_%08llx", r->thr->index, (unsigned long long)++pay->seq,

@@ -20,6 +20,20 @@ static inline uint64_t hp_now_ns(void)
 }
 
 /**
+ * @return *now, first reading the monotonic clock into it if it is still 0.
+ * Events that happen at one moment (a statement sent, its request's database
+ * stretch and its probe stage beginning; a batch of results read in one
+ * system call) share one read this way instead of taking one each: a
+ * checkout read the clock 84 times with the probes on and 23 with them off.
+ */
+static inline uint64_t hp_now_ns_once(uint64_t *now)
+{
+    if (*now == 0)
+        *now = hp_now_ns();
+    return *now;
+}
+
+/**
  * @return the calling thread's CPU time in nanoseconds. Unlike the monotonic
  * clock it stops while the thread is preempted, so a stretch of pure
  * computation measured with it does not grow when the machine is busy. It is a

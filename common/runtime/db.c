@@ -216,18 +216,20 @@ int hp_db_missing(hp_req_t *r, PGresult *res, const char *err, const char *messa
 
 /*
  * db_ns counts the wall time during which the request waited on at least one
- * statement, so statements pipelined side by side are not counted twice.
+ * statement, so statements pipelined side by side are not counted twice. now
+ * is the caller's clock read of this moment (hp_now_ns_once), shared with the
+ * statement's own timing and its probe stage.
  */
-static void hp__db_wait_begin(hp_req_t *r)
+static void hp__db_wait_begin(hp_req_t *r, uint64_t *now)
 {
     if (r->db_pending++ == 0)
-        r->db_since = hp_now_ns();
+        r->db_since = hp_now_ns_once(now);
 }
 
-static void hp__db_wait_end(hp_req_t *r)
+static void hp__db_wait_end(hp_req_t *r, uint64_t *now)
 {
     if (--r->db_pending == 0)
-        r->db_ns += hp_now_ns() - r->db_since;
+        r->db_ns += hp_now_ns_once(now) - r->db_since;
 }
 
 /*
@@ -259,12 +261,13 @@ static hp_dbq_t *hp__dbq_new_with(hp_req_t *r, hp_pgconn_t *conn, int stmt, hp_d
     q->cb = cb;
     q->ud = ud;
     q->stmt = stmt;
-    q->start_ns = hp_probe_clock();
+    uint64_t now = 0;
+    q->start_ns = hp_probe_clock_once(&now);
     q->stage = stage;
     if (r != NULL) {
         hp_op_attach(r, &q->op);
-        hp__db_wait_begin(r);
-        hp_probe_wait_begin(&r->probe, stage);
+        hp__db_wait_begin(r, &now);
+        hp_probe_wait_begin(&r->probe, stage, &now);
     }
     return q;
 }
@@ -274,16 +277,16 @@ static hp_dbq_t *hp__dbq_new(hp_req_t *r, hp_pgconn_t *conn, int stmt, hp_db_cb 
     return hp__dbq_new_with(r, conn, stmt, cb, ud, stage, NULL, 0);
 }
 
-/* Hands the outcome to the request, if it is still there, and frees the entry. */
-static void hp__dbq_finish(hp_dbq_t *q, PGresult *res, const char *err)
+/* Hands the outcome to the request, if it is still there, and frees the entry; now as in hp__db_wait_end. */
+static void hp__dbq_finish(hp_dbq_t *q, PGresult *res, const char *err, uint64_t *now)
 {
     hp_req_t *r = q->op.req;
     if (h2o_timeout_is_linked(&q->timeout))
         h2o_timeout_unlink(&q->timeout);
     if (r != NULL && q->cb != NULL) {
         hp_op_detach(&q->op);
-        hp__db_wait_end(r);
-        hp_probe_wait_end(&r->probe, q->stage);
+        hp__db_wait_end(r, now);
+        hp_probe_wait_end(&r->probe, q->stage, now);
         q->cb(r, q->ud, res, err);
     } else {
         hp_op_detach(&q->op);
@@ -298,7 +301,8 @@ static void hp__dbq_finish(hp_dbq_t *q, PGresult *res, const char *err)
 static void hp__dbq_on_deferred(h2o_timeout_entry_t *entry)
 {
     hp_dbq_t *q = H2O_STRUCT_FROM_MEMBER(hp_dbq_t, timeout, entry);
-    hp__dbq_finish(q, NULL, q->err);
+    uint64_t now = 0;
+    hp__dbq_finish(q, NULL, q->err, &now);
 }
 
 /* Fails a statement that never reached a connection, on the next loop iteration. */
@@ -334,8 +338,9 @@ static void hp__dbq_on_timeout(h2o_timeout_entry_t *entry)
     hp_db_cb cb = q->cb;
     hp_op_detach(&q->op);
     q->cb = NULL;
-    hp__db_wait_end(r);
-    hp_probe_wait_end(&r->probe, q->stage);
+    uint64_t now = 0;
+    hp__db_wait_end(r, &now);
+    hp_probe_wait_end(&r->probe, q->stage, &now);
     cb(r, q->ud, NULL, hp_err_db_timeout);
 }
 
@@ -566,7 +571,8 @@ static void hp__dbq_move_to_primary(hp_thread_t *thr, hp_dbq_t *q)
         hp__conn_fail(reader, PQerrorMessage(reader->pg));
 }
 
-static void hp__conn_complete_head(hp_pgconn_t *conn)
+/* The head of conn's queue has its result; now is the clock read shared by the results of one read (hp__conn_drain). */
+static void hp__conn_complete_head(hp_pgconn_t *conn, uint64_t *now)
 {
     hp_dbq_t *q = H2O_STRUCT_FROM_MEMBER(hp_dbq_t, qlink, conn->queue.next);
     h2o_linklist_unlink(&q->qlink);
@@ -599,23 +605,30 @@ static void hp__conn_complete_head(hp_pgconn_t *conn)
         hp__dbq_move_to_primary(conn->thr, q);
     } else {
         const char *err = hp__result_err(res);
-        uint64_t ns = hp_probe_clock() - q->start_ns, rows = 0;
+        uint64_t ns = hp_probe_clock_once(now) - q->start_ns, rows = 0;
         if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK)
             rows = (uint64_t)PQntuples(res);
         else if (res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK)
             rows = strtoull(PQcmdTuples(res), NULL, 10);
-        hp_probe_stmt_done(conn->thr, q->op.req != NULL ? &q->op.req->probe : NULL, q->stmt, ns, rows, err != NULL);
+        hp_probe_stmt_done(conn->thr, q->op.req != NULL ? &q->op.req->probe : NULL, q->stmt, ns, *now, rows, err != NULL);
         HP_USDT3(query__done, hp__dbq_name(q), ns / 1000, err != NULL);
-        hp__dbq_finish(q, res, err);
+        hp__dbq_finish(q, res, err, now);
     }
 }
 
 /*
  * Reads every result that is available without blocking. Each statement yields
  * its result, then NULL, then (when it has one) its PGRES_PIPELINE_SYNC.
+ *
+ * The results of one drain all arrived in the read before it, so they share
+ * one clock read (taken at the first that needs it): the statements' latency
+ * and their requests' database wait end when the answer arrived, not when
+ * the loop got round to an answer queued behind another's callback, and a
+ * pipelined batch of four reads costs one clock read instead of twelve.
  */
 static void hp__conn_drain(hp_pgconn_t *conn)
 {
+    uint64_t now = 0;
     while (!h2o_linklist_is_empty(&conn->queue) && conn->state >= HP_PG_PREPARING) {
         if (PQisBusy(conn->pg))
             return;
@@ -625,12 +638,12 @@ static void hp__conn_drain(hp_pgconn_t *conn)
             if (!q->got_result)
                 return; /* nothing more has arrived */
             if (!q->has_sync)
-                hp__conn_complete_head(conn);
+                hp__conn_complete_head(conn, &now);
             continue;
         }
         if (PQresultStatus(res) == PGRES_PIPELINE_SYNC) {
             PQclear(res);
-            hp__conn_complete_head(conn);
+            hp__conn_complete_head(conn, &now);
             continue;
         }
         if (q->res != NULL)
@@ -886,7 +899,8 @@ static void hp__waiter_on_deferred(h2o_timeout_entry_t *entry)
     hp_req_t *r = w->op.req;
     hp_op_detach(&w->op);
     if (r != NULL) {
-        hp_probe_wait_end(&r->probe, HP_STAGE_pool);
+        uint64_t now = 0;
+        hp_probe_wait_end(&r->probe, HP_STAGE_pool, &now);
         w->cb(r, w->ud, w->granted, w->err);
     }
     free(w);
@@ -900,7 +914,8 @@ static void hp__waiter_leave(hp_thread_t *thr, hp_db_waiter_t *w, int timed_out)
         hp_probe_gauge(thr, HP_GAUGE_pool_waiting, -1);
     }
     hp_probe_count(thr, timed_out ? HP_COUNTER_pool_timeouts : HP_COUNTER_pool_acquired, 1);
-    hp_probe_observe(thr, HP_HIST_pool_wait, hp_probe_clock() - w->start_ns);
+    uint64_t now = 0, ns = hp_probe_clock_once(&now) - w->start_ns;
+    hp_probe_observe(thr, HP_HIST_pool_wait, ns, now);
 }
 
 static void hp__waiter_on_timeout(h2o_timeout_entry_t *entry)
@@ -983,16 +998,17 @@ void hp_db_acquire(hp_req_t *r, hp_db_acquire_cb cb, void *ud)
     w->cb = cb;
     w->ud = ud;
     w->thr = thr;
-    w->start_ns = hp_probe_clock();
+    uint64_t now = 0;
+    w->start_ns = hp_probe_clock_once(&now);
     hp_op_attach(r, &w->op);
-    hp_probe_wait_begin(&r->probe, HP_STAGE_pool);
+    hp_probe_wait_begin(&r->probe, HP_STAGE_pool, &now);
     assert(r->held == NULL);
     /* Older waiters come first: a free connection goes to the queue when there is one. */
     if (h2o_linklist_is_empty(&db->waiters) && !h2o_linklist_is_empty(&db->free_conns) && db->in_use < hp__pool_limit(db)) {
         hp_pgconn_t *conn = H2O_STRUCT_FROM_MEMBER(hp_pgconn_t, free_link, db->free_conns.next);
         h2o_linklist_unlink(&conn->free_link);
         hp_probe_count(thr, HP_COUNTER_pool_acquired, 1);
-        hp_probe_observe(thr, HP_HIST_pool_wait, 0);
+        hp_probe_observe(thr, HP_HIST_pool_wait, 0, now);
         hp__pool_grant(thr, w, conn);
         return;
     }

@@ -42,9 +42,9 @@ static void hp__req_on_dispose(void *p)
     if (!r->responded) {
         /* The client went away before we answered; count it as finished so in-flight stays true. */
         r->responded = 1;
-        hp_probe_request_done(r->thr, r->route, &r->probe, r->request_id, r->start_ns, 499);
-        atomic_fetch_sub_explicit(&r->thr->inflight, 1, memory_order_relaxed);
         uint64_t end_ns = hp_now_ns();
+        hp_probe_request_done(r->thr, r->route, &r->probe, r->request_id, r->start_ns, end_ns, 499);
+        atomic_fetch_sub_explicit(&r->thr->inflight, 1, memory_order_relaxed);
         hp_log_request(&(hp_log_request_t){.request_id = r->request_id,
                                            .method = r->route != NULL ? hp_route_method_name(r->route) : "-",
                                            .route = r->route != NULL ? r->route->pattern : "-",
@@ -250,7 +250,12 @@ static void hp__trace(hp_req_t *r, hp__trace_t *t)
 }
 
 /* Sends the response and writes its log line; error is the answer's error code, or -1. */
-static void hp__send(hp_req_t *r, int status, h2o_iovec_t body, int error)
+/*
+ * Answers r. end_ns is when its response was ready, if the caller already
+ * read the clock for it (the end of the JSON render, with the probes on), or
+ * 0 to read it here: the request's duration and its log line's date.
+ */
+static void hp__send(hp_req_t *r, int status, h2o_iovec_t body, int error, uint64_t end_ns)
 {
     if (r->responded || r->h2o == NULL)
         return;
@@ -272,7 +277,7 @@ static void hp__send(hp_req_t *r, int status, h2o_iovec_t body, int error)
     tp[52] = '-';
     memcpy(tp + 53, trace.flags, 2);
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("traceparent"), 0, NULL, tp, 55);
-    uint64_t end_ns = hp_now_ns();
+    hp_now_ns_once(&end_ns);
     hp_log_request(&(hp_log_request_t){.request_id = r->request_id,
                                        .method = hp__log_method(r),
                                        .route = r->route != NULL ? r->route->pattern : "-",
@@ -288,7 +293,7 @@ static void hp__send(hp_req_t *r, int status, h2o_iovec_t body, int error)
                                        .parent_id = trace.has_parent ? trace.parent_id : NULL,
                                        .thread = r->thr->index});
     atomic_fetch_sub_explicit(&r->thr->inflight, 1, memory_order_relaxed);
-    hp_probe_request_done(r->thr, r->route, &r->probe, r->request_id, r->start_ns, status);
+    hp_probe_request_done(r->thr, r->route, &r->probe, r->request_id, r->start_ns, end_ns, status);
     /* A known length keeps HTTP/1.1 connections alive for every status and spares the chunked framing. */
     req->res.content_length = body.len;
     h2o_send_inline(req, body.base, body.len);
@@ -296,7 +301,7 @@ static void hp__send(hp_req_t *r, int status, h2o_iovec_t body, int error)
 
 void hp_respond_raw(hp_req_t *r, int status, h2o_iovec_t body)
 {
-    hp__send(r, status, body, -1);
+    hp__send(r, status, body, -1, 0);
 }
 
 /* Appends jansson's output to a buffer in the request pool, doubling as needed. */
@@ -333,8 +338,9 @@ void hp_respond_json(hp_req_t *r, int status, json_t *doc)
     rd.buf = h2o_mem_alloc_pool(rd.pool, rd.cap);
     json_dump_callback(doc, hp__render_chunk, &rd, JSON_COMPACT | JSON_REAL_PRECISION(10));
     json_decref(doc);
-    hp_probe_stage_add(&r->probe, HP_STAGE_render, hp_probe_clock() - start);
-    hp__send(r, status, h2o_iovec_init(rd.buf, rd.len), -1);
+    uint64_t end = hp_probe_clock();
+    hp_probe_stage_add(&r->probe, HP_STAGE_render, end - start);
+    hp__send(r, status, h2o_iovec_init(rd.buf, rd.len), -1, end);
 }
 
 /*
@@ -362,7 +368,7 @@ void hp_respond_error(hp_req_t *r, hp_error_t code, const char *message)
     char *body = hp_pool_printf(r, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", def->code, esc);
     if (def->status >= 500 && r->error_reason == NULL)
         r->error_reason = message;
-    hp__send(r, def->status, h2o_iovec_init(body, strlen(body)), (int)code);
+    hp__send(r, def->status, h2o_iovec_init(body, strlen(body)), (int)code, 0);
 }
 
 void hp_respond_failure(hp_req_t *r, const char *err)

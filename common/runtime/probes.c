@@ -140,12 +140,12 @@ static void hp__slow_record(hp_probes_t *p, hp_thread_t *thr, const hp_req_probe
 }
 
 void hp_probe_request_done(hp_thread_t *thr, const hp_route_t *route, hp_req_probe_t *req, const char *request_id,
-                           uint64_t start_ns, int status)
+                           uint64_t start_ns, uint64_t end_ns, int status)
 {
     hp_probes_t *p = thr->probes;
     if (p == NULL)
         return;
-    uint64_t now = hp_now_ns(), duration = now - start_ns;
+    uint64_t now = end_ns, duration = now - start_ns;
     int64_t now_s = (int64_t)(now / 1000000000u);
     hp_route_probe_t *rp = hp__route_probe(thr, route);
     size_t cls = (size_t)(status / 100) < HP_PROBE_STATUS_CLASSES ? (size_t)(status / 100) : 0;
@@ -172,7 +172,7 @@ void hp_probe_request_done(hp_thread_t *thr, const hp_route_t *route, hp_req_pro
     HP_USDT4(request__done, request_id, route != NULL ? route->pattern : "-", status, duration / 1000);
 }
 
-void hp_probe_stmt_done(hp_thread_t *thr, hp_req_probe_t *rp, int stmt, uint64_t ns, uint64_t rows, int error)
+void hp_probe_stmt_done(hp_thread_t *thr, hp_req_probe_t *rp, int stmt, uint64_t ns, uint64_t now_ns, uint64_t rows, int error)
 {
     hp_probes_t *p = thr->probes;
     if (p == NULL || stmt < 0 || stmt >= HP_PROBE_MAX_STMTS)
@@ -182,7 +182,7 @@ void hp_probe_stmt_done(hp_thread_t *thr, hp_req_probe_t *rp, int stmt, uint64_t
     hp_probe_add(&sp->rows, rows);
     if (error)
         hp_probe_add(&sp->errors, 1);
-    hp_hist_window_record(&sp->latency, ns, hp_probe_now_s());
+    hp_hist_window_record(&sp->latency, ns, (int64_t)(now_ns / 1000000000u));
     if (rp != NULL && rp->num_stmts < HP_SLOW_MAX_STMTS) {
         rp->stmt_ids[rp->num_stmts] = (uint16_t)stmt;
         rp->stmt_ns[rp->num_stmts++] = ns;
@@ -201,10 +201,10 @@ void hp_probe_gauge(hp_thread_t *thr, hp_gauge_t id, int64_t delta)
         hp_probe_gauge_add(&thr->probes->gauges[id], delta);
 }
 
-void hp_probe_observe(hp_thread_t *thr, hp_hist_id_t id, uint64_t ns)
+void hp_probe_observe(hp_thread_t *thr, hp_hist_id_t id, uint64_t ns, uint64_t now_ns)
 {
     if (thr->probes != NULL)
-        hp_hist_window_record(&thr->probes->hists[id], ns, hp_probe_now_s());
+        hp_hist_window_record(&thr->probes->hists[id], ns, (int64_t)(now_ns / 1000000000u));
 }
 
 #endif

@@ -169,6 +169,17 @@ static inline uint64_t hp_probe_clock(void)
 #endif
 }
 
+/** hp_now_ns_once for probe-only timings: 0, and no read, with the probes off. */
+static inline uint64_t hp_probe_clock_once(uint64_t *now)
+{
+#if HOTPLATE_PROBES
+    return hp_now_ns_once(now);
+#else
+    (void)now;
+    return 0;
+#endif
+}
+
 /**
  * The clock of the compute stage: the thread's CPU time with probes on, 0 with
  * them off. The compute stage is pure computation on the loop, so its wall
@@ -205,7 +216,7 @@ struct st_hp_route_t;
 void hp_probe_request_start(struct st_hp_thread_t *thr, const struct st_hp_route_t *route, hp_req_probe_t *p,
                             const char *request_id);
 void hp_probe_request_done(struct st_hp_thread_t *thr, const struct st_hp_route_t *route, hp_req_probe_t *p, const char *request_id,
-                           uint64_t start_ns, int status);
+                           uint64_t start_ns, uint64_t end_ns, int status);
 
 /* A synchronous stretch of work on the loop (parse, compute, render). */
 static inline void hp_probe_stage_add(hp_req_probe_t *p, hp_stage_t stage, uint64_t ns)
@@ -213,28 +224,35 @@ static inline void hp_probe_stage_add(hp_req_probe_t *p, hp_stage_t stage, uint6
     p->stage_ns[stage] += ns;
 }
 
-/* A wait that may overlap others of its kind: counted once as wall time. */
-static inline void hp_probe_wait_begin(hp_req_probe_t *p, hp_stage_t stage)
+/*
+ * A wait that may overlap others of its kind: counted once as wall time. now
+ * is the caller's shared clock read (hp_now_ns_once), taken only if needed.
+ */
+static inline void hp_probe_wait_begin(hp_req_probe_t *p, hp_stage_t stage, uint64_t *now)
 {
     if (p->stage_pending[stage]++ == 0)
-        p->stage_since[stage] = hp_now_ns();
+        p->stage_since[stage] = hp_now_ns_once(now);
 }
 
-static inline void hp_probe_wait_end(hp_req_probe_t *p, hp_stage_t stage)
+static inline void hp_probe_wait_end(hp_req_probe_t *p, hp_stage_t stage, uint64_t *now)
 {
     if (p->stage_pending[stage] != 0 && --p->stage_pending[stage] == 0)
-        p->stage_ns[stage] += hp_now_ns() - p->stage_since[stage];
+        p->stage_ns[stage] += hp_now_ns_once(now) - p->stage_since[stage];
 }
 
-/* A statement finished on thr; p is its request's probe state, or NULL when no request waits for it any more. */
-void hp_probe_stmt_done(struct st_hp_thread_t *thr, hp_req_probe_t *p, int stmt, uint64_t ns, uint64_t rows, int error);
+/*
+ * A statement finished on thr at now_ns, after ns; p is its request's probe
+ * state, or NULL when no request waits for it any more.
+ */
+void hp_probe_stmt_done(struct st_hp_thread_t *thr, hp_req_probe_t *p, int stmt, uint64_t ns, uint64_t now_ns, uint64_t rows,
+                        int error);
 
 /** Adds n to a counter of thr's (runtime/stats.h). */
 void hp_probe_count(struct st_hp_thread_t *thr, hp_counter_t id, uint64_t n);
 /** Moves a gauge of thr's by delta. */
 void hp_probe_gauge(struct st_hp_thread_t *thr, hp_gauge_t id, int64_t delta);
-/** Records one value, in nanoseconds, into a histogram of thr's. */
-void hp_probe_observe(struct st_hp_thread_t *thr, hp_hist_id_t id, uint64_t ns);
+/** Records one value, in nanoseconds, observed at now_ns (the monotonic clock), into a histogram of thr's. */
+void hp_probe_observe(struct st_hp_thread_t *thr, hp_hist_id_t id, uint64_t ns, uint64_t now_ns);
 
 #else
 
@@ -244,26 +262,26 @@ static inline void hp_probe_request_start(struct st_hp_thread_t *thr, const stru
     (void)thr, (void)route, (void)p, (void)request_id;
 }
 static inline void hp_probe_request_done(struct st_hp_thread_t *thr, const struct st_hp_route_t *route, hp_req_probe_t *p,
-                                         const char *request_id, uint64_t start_ns, int status)
+                                         const char *request_id, uint64_t start_ns, uint64_t end_ns, int status)
 {
-    (void)thr, (void)route, (void)p, (void)request_id, (void)start_ns, (void)status;
+    (void)thr, (void)route, (void)p, (void)request_id, (void)start_ns, (void)end_ns, (void)status;
 }
 static inline void hp_probe_stage_add(hp_req_probe_t *p, hp_stage_t stage, uint64_t ns)
 {
     (void)p, (void)stage, (void)ns;
 }
-static inline void hp_probe_wait_begin(hp_req_probe_t *p, hp_stage_t stage)
+static inline void hp_probe_wait_begin(hp_req_probe_t *p, hp_stage_t stage, uint64_t *now)
 {
-    (void)p, (void)stage;
+    (void)p, (void)stage, (void)now;
 }
-static inline void hp_probe_wait_end(hp_req_probe_t *p, hp_stage_t stage)
+static inline void hp_probe_wait_end(hp_req_probe_t *p, hp_stage_t stage, uint64_t *now)
 {
-    (void)p, (void)stage;
+    (void)p, (void)stage, (void)now;
 }
-static inline void hp_probe_stmt_done(struct st_hp_thread_t *thr, hp_req_probe_t *p, int stmt, uint64_t ns, uint64_t rows,
-                                      int error)
+static inline void hp_probe_stmt_done(struct st_hp_thread_t *thr, hp_req_probe_t *p, int stmt, uint64_t ns, uint64_t now_ns,
+                                      uint64_t rows, int error)
 {
-    (void)thr, (void)p, (void)stmt, (void)ns, (void)rows, (void)error;
+    (void)thr, (void)p, (void)stmt, (void)ns, (void)now_ns, (void)rows, (void)error;
 }
 static inline void hp_probe_count(struct st_hp_thread_t *thr, hp_counter_t id, uint64_t n)
 {
@@ -273,9 +291,9 @@ static inline void hp_probe_gauge(struct st_hp_thread_t *thr, hp_gauge_t id, int
 {
     (void)thr, (void)id, (void)delta;
 }
-static inline void hp_probe_observe(struct st_hp_thread_t *thr, hp_hist_id_t id, uint64_t ns)
+static inline void hp_probe_observe(struct st_hp_thread_t *thr, hp_hist_id_t id, uint64_t ns, uint64_t now_ns)
 {
-    (void)thr, (void)id, (void)ns;
+    (void)thr, (void)id, (void)ns, (void)now_ns;
 }
 
 #endif

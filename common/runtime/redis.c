@@ -565,12 +565,13 @@ int hp_redis_ready(hp_thread_t *thr)
 
 /* ---- commands -------------------------------------------------------------- */
 
-static void hp__rcmd_deliver(hp_rcmd_t *c, redisReply *reply, const char *err)
+/* Hands the reply to the request, if it still waits; now as in hp_now_ns_once. */
+static void hp__rcmd_deliver(hp_rcmd_t *c, redisReply *reply, const char *err, uint64_t *now)
 {
     hp_req_t *r = c->op.req;
     hp_op_detach(&c->op);
     if (r != NULL && c->cb != NULL)
-        hp_probe_wait_end(&r->probe, HP_STAGE_cache);
+        hp_probe_wait_end(&r->probe, HP_STAGE_cache, now);
     if (r != NULL && c->cb != NULL) {
         hp_redis_cb cb = c->cb;
         c->cb = NULL;
@@ -590,9 +591,10 @@ static void hp__rcmd_on_reply(redisAsyncContext *ac, void *reply, void *privdata
     if (h2o_timeout_is_linked(&c->timeout))
         h2o_timeout_unlink(&c->timeout);
     redisReply *rep = reply;
-    hp_probe_observe(c->thr, HP_HIST_cache_latency, hp_probe_clock() - c->start_ns);
+    uint64_t now = 0, ns = hp_probe_clock_once(&now) - c->start_ns;
+    hp_probe_observe(c->thr, HP_HIST_cache_latency, ns, now);
     const char *err = rep == NULL ? hp_err_redis_unavailable : rep->type == REDIS_REPLY_ERROR ? hp_err_redis_error : NULL;
-    hp__rcmd_deliver(c, err == hp_err_redis_unavailable ? NULL : rep, err);
+    hp__rcmd_deliver(c, err == hp_err_redis_unavailable ? NULL : rep, err, &now);
     free(c);
 }
 
@@ -600,13 +602,13 @@ static void hp__rcmd_on_reply(redisAsyncContext *ac, void *reply, void *privdata
 static void hp__rcmd_on_timeout(h2o_timeout_entry_t *entry)
 {
     hp_rcmd_t *c = H2O_STRUCT_FROM_MEMBER(hp_rcmd_t, timeout, entry);
-    hp__rcmd_deliver(c, NULL, hp_err_cache_timeout);
+    hp__rcmd_deliver(c, NULL, hp_err_cache_timeout, &(uint64_t){0});
 }
 
 static void hp__rcmd_on_deferred(h2o_timeout_entry_t *entry)
 {
     hp_rcmd_t *c = H2O_STRUCT_FROM_MEMBER(hp_rcmd_t, timeout, entry);
-    hp__rcmd_deliver(c, NULL, c->err);
+    hp__rcmd_deliver(c, NULL, c->err, &(uint64_t){0});
     free(c);
 }
 
@@ -619,9 +621,10 @@ void hp_redis_command(hp_req_t *r, hp_redis_cb cb, void *ud, int argc, const cha
     c->cb = cb;
     c->ud = ud;
     c->thr = r->thr;
-    c->start_ns = hp_probe_clock();
+    uint64_t now = 0;
+    c->start_ns = hp_probe_clock_once(&now);
     hp_op_attach(r, &c->op);
-    hp_probe_wait_begin(&r->probe, HP_STAGE_cache);
+    hp_probe_wait_begin(&r->probe, HP_STAGE_cache, &now);
     if (rd == NULL || !rd->main.connected || rd->main.ac == NULL ||
         redisAsyncCommandArgv(rd->main.ac, hp__rcmd_on_reply, c, argc, argv, argvlen) != REDIS_OK) {
         c->err = hp_err_redis_unavailable;

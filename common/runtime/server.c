@@ -140,7 +140,7 @@ static void hp__lag_tick(h2o_timeout_entry_t *entry)
 {
     hp_thread_t *thr = H2O_STRUCT_FROM_MEMBER(hp_thread_t, lag_entry, entry);
     uint64_t now = hp_now_ns(), due = thr->lag_scheduled_ns + HP_LAG_TICK_MS * 1000000ull;
-    hp_probe_observe(thr, HP_HIST_loop_lag, now > due ? now - due : 0);
+    hp_probe_observe(thr, HP_HIST_loop_lag, now > due ? now - due : 0, now);
     if (atomic_load(&thr->stopping))
         return;
     thr->lag_scheduled_ns = now;
