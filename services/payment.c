@@ -157,10 +157,8 @@ void hp_payment_authorize(hp_req_t *r, int64_t amount_cents, hp_payment_cb cb, v
     a->pay = pay;
     a->cb = cb;
     a->ud = ud;
-    uint64_t now = 0;
-    a->start_ns = hp_probe_clock_once(&now);
+    a->start_ns = hp_probe_timed_wait_begin(&r->probe, HP_STAGE_payment);
     hp_op_attach(r, &a->op);
-    hp_probe_wait_begin(&r->probe, HP_STAGE_payment, &now);
     uint64_t rnd = hp__rand(pay);
     a->declined = (int)(rnd % 100) < hp_flag_get(HP_FLAG_payment_failure_pct);
     snprintf(a->auth_id, sizeof(a->auth_id), "auth_%d_%llu_%08llx", r->thr->index, (unsigned long long)++pay->seq,

@@ -998,17 +998,15 @@ void hp_db_acquire(hp_req_t *r, hp_db_acquire_cb cb, void *ud)
     w->cb = cb;
     w->ud = ud;
     w->thr = thr;
-    uint64_t now = 0;
-    w->start_ns = hp_probe_clock_once(&now);
+    w->start_ns = hp_probe_timed_wait_begin(&r->probe, HP_STAGE_pool);
     hp_op_attach(r, &w->op);
-    hp_probe_wait_begin(&r->probe, HP_STAGE_pool, &now);
     assert(r->held == NULL);
     /* Older waiters come first: a free connection goes to the queue when there is one. */
     if (h2o_linklist_is_empty(&db->waiters) && !h2o_linklist_is_empty(&db->free_conns) && db->in_use < hp__pool_limit(db)) {
         hp_pgconn_t *conn = H2O_STRUCT_FROM_MEMBER(hp_pgconn_t, free_link, db->free_conns.next);
         h2o_linklist_unlink(&conn->free_link);
         hp_probe_count(thr, HP_COUNTER_pool_acquired, 1);
-        hp_probe_observe(thr, HP_HIST_pool_wait, 0, now);
+        hp_probe_observe(thr, HP_HIST_pool_wait, 0, w->start_ns);
         hp__pool_grant(thr, w, conn);
         return;
     }

@@ -298,6 +298,18 @@ static inline void hp_probe_observe(struct st_hp_thread_t *thr, hp_hist_id_t id,
 
 #endif
 
+/*
+ * Begins a wait of a request's in stage that is also timed on its own (a pool
+ * wait, a Redis command, a payment: each has its histogram), with one clock
+ * read for both. @return its start, for hp_probe_observe; 0 with the probes off
+ */
+static inline uint64_t hp_probe_timed_wait_begin(hp_req_probe_t *p, hp_stage_t stage)
+{
+    uint64_t now = 0, start = hp_probe_clock_once(&now);
+    hp_probe_wait_begin(p, stage, &now);
+    return start;
+}
+
 /** @return the name of a stage */
 const char *hp_stage_name(hp_stage_t stage);
 

@@ -621,10 +621,8 @@ void hp_redis_command(hp_req_t *r, hp_redis_cb cb, void *ud, int argc, const cha
     c->cb = cb;
     c->ud = ud;
     c->thr = r->thr;
-    uint64_t now = 0;
-    c->start_ns = hp_probe_clock_once(&now);
+    c->start_ns = hp_probe_timed_wait_begin(&r->probe, HP_STAGE_cache);
     hp_op_attach(r, &c->op);
-    hp_probe_wait_begin(&r->probe, HP_STAGE_cache, &now);
     if (rd == NULL || !rd->main.connected || rd->main.ac == NULL ||
         redisAsyncCommandArgv(rd->main.ac, hp__rcmd_on_reply, c, argc, argv, argvlen) != REDIS_OK) {
         c->err = hp_err_redis_unavailable;
