@@ -42,19 +42,28 @@ typedef struct st_hp_pg_rows_t {
 } hp_pg_rows_t;
 
 /*
- * The limits a reading is classified with: the doctor's thresholds
- * (HP_DOCTOR_THRESHOLDS in doctor.h), passed in so this file stays pure.
+ * The limits a reading is classified with. Each is the doctor's threshold of
+ * the same name with pg_ in front (HP_DOCTOR_THRESHOLDS in doctor.h, which
+ * describes each and gives its unit), passed in so this file stays pure.
  */
+#define HP_PG_HEALTH_LIMITS(X)                                                                                                     \
+    X(query_s)                                                                                                                     \
+    X(xact_s)                                                                                                                      \
+    X(idle_txn_s)                                                                                                                  \
+    X(unused_scans)                                                                                                                \
+    X(index_min_bytes)                                                                                                             \
+    X(dead_rows)                                                                                                                   \
+    X(dead_share)                                                                                                                  \
+    X(analyze_rows)                                                                                                                \
+    X(analyze_share)                                                                                                               \
+    X(cache_hit)                                                                                                                   \
+    X(cache_min_blocks)                                                                                                            \
+    X(seq_min_rows)
+
 typedef struct st_hp_pg_health_limits_t {
-    double query_s;                     /* a statement running this long is long-running */
-    double xact_s;                      /* a transaction open this long is long-running */
-    double idle_txn_s;                  /* a session idle in its transaction this long holds its locks and snapshot for nothing */
-    double unused_scans;                /* an index scanned fewer times than this since the statistics were reset is unused */
-    double index_min_bytes;             /* indexes smaller than this are not worth a finding */
-    double dead_rows, dead_share;       /* VACUUM is due from this many dead tuples, this share of the table */
-    double analyze_rows, analyze_share; /* ANALYZE is due from this many modified rows, this share of the live ones */
-    double cache_hit, cache_min_blocks; /* a hit ratio below this, over at least this many block accesses, is low */
-    double seq_min_rows;                /* a table of at least this many live rows is large */
+#define HP__PG_LIMIT_FIELD(name) double name;
+    HP_PG_HEALTH_LIMITS(HP__PG_LIMIT_FIELD)
+#undef HP__PG_LIMIT_FIELD
 } hp_pg_health_limits_t;
 
 /* A session of pg_stat_activity that is long-running or idle in its transaction. */

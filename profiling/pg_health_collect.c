@@ -132,20 +132,9 @@ static int hp__is_ours(const char *sql, size_t len)
 
 void hp_pg_health_limits(hp_pg_health_limits_t *lim)
 {
-#define TH(name) (hp_doctor_threshold(HP_DOCTOR_TH_##name)->value)
-    lim->query_s = TH(pg_query_s);
-    lim->xact_s = TH(pg_xact_s);
-    lim->idle_txn_s = TH(pg_idle_txn_s);
-    lim->unused_scans = TH(pg_unused_scans);
-    lim->index_min_bytes = TH(pg_index_min_bytes);
-    lim->dead_rows = TH(pg_dead_rows);
-    lim->dead_share = TH(pg_dead_share);
-    lim->analyze_rows = TH(pg_analyze_rows);
-    lim->analyze_share = TH(pg_analyze_share);
-    lim->cache_hit = TH(pg_cache_hit);
-    lim->cache_min_blocks = TH(pg_cache_min_blocks);
-    lim->seq_min_rows = TH(pg_seq_min_rows);
-#undef TH
+#define HP__PG_LIMIT(name) lim->name = hp_doctor_threshold(HP_DOCTOR_TH_pg_##name)->value;
+    HP_PG_HEALTH_LIMITS(HP__PG_LIMIT)
+#undef HP__PG_LIMIT
 }
 
 /* ---- the collection: one query after the other ---------------------------------------------------- */
