@@ -140,7 +140,11 @@ def step_errors(s):
     if not s["errors"]:
         return "0"
     st = s.get("status", {})
-    parts = [f"{st[k]} {k}" for k in ("4xx", "5xx") if st.get(k)]
+    kinds = s.get("error_kinds")  # openloop's answers by status and error code; older reports have classes only
+    if kinds:
+        parts = [f"{k['count']} {k['status'] or ''} {k['code'] or 'without a code'}".replace("  ", " ") for k in kinds]
+    else:
+        parts = [f"{st[k]} {k}" for k in ("4xx", "5xx") if st.get(k)]
     if s.get("socket_errors"):
         parts.append(f"{s['socket_errors']} socket")
     if s.get("timeouts"):

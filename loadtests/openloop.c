@@ -26,7 +26,8 @@
  *
  * The summary is one JSON object on stdout: counts by status class, socket
  * errors, timeouts, latency percentiles in microseconds (p50, p90, p99, p99.9,
- * max) overall and per step, and the rate actually sent.
+ * max), the 4xx and 5xx answers by status and error code, overall and per
+ * step, and the rate actually sent.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -68,6 +69,7 @@ typedef struct st_hp_ol_conn_t {
 typedef struct st_hp_ol_counts_t {
     uint64_t sent, by_class[6], socket_errors, timeouts;
     uint64_t connect_errors; /* failed connection attempts: not requests, so not in the errors */
+    hp_ol_errors_t errors;   /* the 4xx and 5xx answers by status and error code */
     hp_hist_t hist;
 } hp_ol_counts_t;
 
@@ -217,6 +219,12 @@ static void hp_ol__read(hp_ol_conn_t *c, uint64_t start_ns)
     int cls = status / 100 >= 1 && status / 100 <= 5 ? status / 100 : 0;
     total.by_class[cls]++;
     steps[c->step].by_class[cls]++;
+    if (status >= 400) {
+        char code[HP_OL_ERROR_CODE_MAX];
+        hp_ol_error_code(c->rbuf, c->rlen, code);
+        hp_ol_errors_add(&total.errors, status, code);
+        hp_ol_errors_add(&steps[c->step].errors, status, code);
+    }
     hp_hist_record(&total.hist, latency);
     hp_hist_record(&steps[c->step].hist, latency);
     c->rlen = 0;
@@ -238,6 +246,8 @@ static void hp_ol__print_counts(const hp_ol_counts_t *k)
            (unsigned long long)k->by_class[5], (unsigned long long)k->by_class[0], (unsigned long long)k->socket_errors,
            (unsigned long long)k->timeouts, (unsigned long long)errors);
     hp_ol_print_latency(stdout, &snap);
+    printf(", \"error_kinds\": ");
+    hp_ol_print_errors(stdout, &k->errors);
 }
 
 static int hp_ol__usage(const char *msg)

@@ -240,3 +240,54 @@ void hp_ol_print_latency(FILE *out, const hp_hist_snapshot_t *s)
             (double)hp_hist_quantile(s, 0.9) / 1e3, (double)hp_hist_quantile(s, 0.99) / 1e3,
             (double)hp_hist_quantile(s, 0.999) / 1e3, (double)s->max_ns / 1e3);
 }
+
+void hp_ol_error_code(const char *resp, size_t len, char code[HP_OL_ERROR_CODE_MAX])
+{
+    static const char key[] = "\"error\":{\"code\":\"";
+    const size_t klen = sizeof(key) - 1;
+    code[0] = '\0';
+    for (size_t i = 0; i + klen <= len; ++i) {
+        if (resp[i] != '"' || memcmp(resp + i, key, klen) != 0)
+            continue;
+        size_t n = 0, at = i + klen;
+        while (
+            at + n < len && n < HP_OL_ERROR_CODE_MAX - 1 &&
+            ((resp[at + n] >= 'a' && resp[at + n] <= 'z') || (resp[at + n] >= '0' && resp[at + n] <= '9') || resp[at + n] == '_'))
+            ++n;
+        if (n != 0 && at + n < len && resp[at + n] == '"') {
+            memcpy(code, resp + at, n);
+            code[n] = '\0';
+        }
+        return;
+    }
+}
+
+void hp_ol_errors_add(hp_ol_errors_t *e, int status, const char *code)
+{
+    for (size_t i = 0; i != e->num_kinds; ++i) {
+        if (e->kinds[i].status == status && strcmp(e->kinds[i].code, code) == 0) {
+            ++e->kinds[i].count;
+            return;
+        }
+    }
+    if (e->num_kinds == HP_OL_MAX_ERROR_KINDS) {
+        ++e->other;
+        return;
+    }
+    hp_ol_error_kind_t *k = &e->kinds[e->num_kinds++];
+    k->status = status;
+    snprintf(k->code, sizeof(k->code), "%s", code);
+    k->count = 1;
+}
+
+void hp_ol_print_errors(FILE *out, const hp_ol_errors_t *e)
+{
+    fputc('[', out);
+    for (size_t i = 0; i != e->num_kinds; ++i)
+        fprintf(out, "%s{\"status\": %d, \"code\": \"%s\", \"count\": %llu}", i ? ", " : "", e->kinds[i].status, e->kinds[i].code,
+                (unsigned long long)e->kinds[i].count);
+    if (e->other != 0)
+        fprintf(out, "%s{\"status\": 0, \"code\": \"other\", \"count\": %llu}", e->num_kinds ? ", " : "",
+                (unsigned long long)e->other);
+    fputc(']', out);
+}

@@ -77,6 +77,42 @@ int hp_ol_parse_requests(char *data, size_t len, hp_ol_requests_t *r, char *err,
 
 void hp_ol_free_requests(hp_ol_requests_t *r);
 
+/*
+ * Error answers by kind: the status (400 or more) and the error code its body
+ * names ({"error":{"code":"..."}}, hotplate's error body; "" for a body that
+ * names none). A run at saturation answers 503s for more than one reason (the
+ * in-flight limit's overloaded, the pool's pool_exhausted, a database that is
+ * down), and only the code tells them apart.
+ */
+#define HP_OL_MAX_ERROR_KINDS 16
+#define HP_OL_ERROR_CODE_MAX 40
+
+typedef struct st_hp_ol_error_kind_t {
+    int status;
+    char code[HP_OL_ERROR_CODE_MAX];
+    uint64_t count;
+} hp_ol_error_kind_t;
+
+typedef struct st_hp_ol_errors_t {
+    hp_ol_error_kind_t kinds[HP_OL_MAX_ERROR_KINDS];
+    size_t num_kinds;
+    uint64_t other; /* answers of kinds past the first HP_OL_MAX_ERROR_KINDS */
+} hp_ol_errors_t;
+
+/**
+ * Finds the error code in a response (headers and body, as framed by
+ * hp_ol_parse_response): the string after the first "error":{"code":", if it is
+ * 1 to HP_OL_ERROR_CODE_MAX - 1 characters of [a-z0-9_] and closed by a quote.
+ * @param code receives it NUL-terminated, or "" when there is none
+ */
+void hp_ol_error_code(const char *resp, size_t len, char code[HP_OL_ERROR_CODE_MAX]);
+
+/** Counts one answer of status with code into e. */
+void hp_ol_errors_add(hp_ol_errors_t *e, int status, const char *code);
+
+/** Writes e as [{"status": 503, "code": "overloaded", "count": N}, ...] plus {"status": 0, "code": "other", ...} for the rest. */
+void hp_ol_print_errors(FILE *out, const hp_ol_errors_t *e);
+
 /** Writes {"count","mean_us","p50_us","p90_us","p99_us","p999_us","max_us"} for a snapshot. */
 void hp_ol_print_latency(FILE *out, const hp_hist_snapshot_t *s);
 

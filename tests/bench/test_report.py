@@ -148,3 +148,13 @@ def test_bench_doc_pastes_between_the_markers(tmp_path, monkeypatch):
     assert "| goal | measured (median) | goal | met |" in text and "| step | rate (req/s) |" in text
     # Profile files are named, not linked (reports/ is not in the repository).
     assert "/profiles/x.json`): top node Limit" in text and "](profiles/" not in text
+
+
+def test_step_errors_names_each_kind_of_answer():
+    """openloop's error_kinds (status and error code) break a step's errors down; a report without them keeps the classes."""
+    step = {"errors": 9, "status": {"2xx": 91, "5xx": 9}, "socket_errors": 2, "timeouts": 0,
+            "error_kinds": [{"status": 503, "code": "overloaded", "count": 5}, {"status": 503, "code": "pool_exhausted", "count": 1},
+                            {"status": 502, "code": "", "count": 1}]}
+    assert bench_report.step_errors(step) == "9 (5 503 overloaded, 1 503 pool_exhausted, 1 502 without a code, 2 socket)"
+    del step["error_kinds"]
+    assert bench_report.step_errors(step) == "9 (9 5xx, 2 socket)"

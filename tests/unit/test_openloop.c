@@ -132,6 +132,61 @@ static void test_response_malformed(void **state)
             fail_msg("accepted: %s", bad[i]);
 }
 
+static void code_of(const char *resp, char code[HP_OL_ERROR_CODE_MAX])
+{
+    hp_ol_error_code(resp, strlen(resp), code);
+}
+
+/* The error code comes from hotplate's error body; anything else, or a code that is not one, gives "". */
+static void test_error_code(void **state)
+{
+    (void)state;
+    char code[HP_OL_ERROR_CODE_MAX];
+    code_of("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 60\r\n\r\n"
+            "{\"error\":{\"code\":\"pool_exhausted\",\"message\":\"no database connection\"}}",
+            code);
+    assert_string_equal(code, "pool_exhausted");
+    static const char *const none[] = {
+        "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 3\r\n\r\nbad",
+        "HTTP/1.1 503 x\r\n\r\n{\"error\":{\"code\":\"\"}}",            /* empty */
+        "HTTP/1.1 503 x\r\n\r\n{\"error\":{\"code\":\"Over loaded\"}}", /* not [a-z0-9_] */
+        "HTTP/1.1 503 x\r\n\r\n{\"error\":{\"code\":\"overloaded",      /* cut off */
+        "HTTP/1.1 503 x\r\n\r\n{\"error\":{\"code\":\"a_code_far_longer_than_the_forty_bytes_kept\"}}",
+    };
+    for (size_t i = 0; i != sizeof(none) / sizeof(none[0]); ++i) {
+        code_of(none[i], code);
+        if (code[0] != '\0')
+            fail_msg("found %s in %s", code, none[i]);
+    }
+}
+
+/* Kinds are counted by status and code together; past the table's size they go to "other", and the JSON says so. */
+static void test_error_kinds(void **state)
+{
+    (void)state;
+    hp_ol_errors_t e;
+    memset(&e, 0, sizeof(e));
+    hp_ol_errors_add(&e, 503, "overloaded");
+    hp_ol_errors_add(&e, 503, "pool_exhausted");
+    hp_ol_errors_add(&e, 503, "overloaded");
+    hp_ol_errors_add(&e, 504, "overloaded");
+    assert_int_equal(e.num_kinds, 3);
+    assert_int_equal(e.kinds[0].count, 2);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    hp_ol_print_errors(f, &e);
+    fclose(f);
+    assert_string_equal(buf, "[{\"status\": 503, \"code\": \"overloaded\", \"count\": 2}, "
+                             "{\"status\": 503, \"code\": \"pool_exhausted\", \"count\": 1}, "
+                             "{\"status\": 504, \"code\": \"overloaded\", \"count\": 1}]");
+    free(buf);
+    for (int i = 0; i != HP_OL_MAX_ERROR_KINDS + 2; ++i)
+        hp_ol_errors_add(&e, 500 + i, "");
+    assert_int_equal(e.num_kinds, HP_OL_MAX_ERROR_KINDS);
+    assert_int_equal(e.other, 5);
+}
+
 static void test_request_file(void **state)
 {
     (void)state;
@@ -190,6 +245,8 @@ int main(void)
         cmocka_unit_test(test_response_content_length),
         cmocka_unit_test(test_response_chunked),
         cmocka_unit_test(test_response_malformed),
+        cmocka_unit_test(test_error_code),
+        cmocka_unit_test(test_error_kinds),
         cmocka_unit_test(test_request_file),
         cmocka_unit_test(test_latency_json),
     };
