@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <link.h>
 #include <gelf.h>
 #include <sys/auxv.h>
 #include <math.h>
@@ -450,6 +451,71 @@ static uint64_t vdso_clock_gettime(void)
     return addr;
 }
 
+struct libc_base {
+    uint64_t bias;
+    char path[512];
+};
+
+static int find_libc(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    struct libc_base *b = data;
+    if (info->dlpi_name == NULL || strstr(info->dlpi_name, "/libc.so.6") == NULL)
+        return 0;
+    b->bias = info->dlpi_addr;
+    snprintf(b->path, sizeof(b->path), "%s", info->dlpi_name);
+    return 1;
+}
+
+/* A PLT stub has no symbol; it is named NAME@plt from the relocation of the slot it jumps through (libc's own .plt here). */
+static void test_names_plt_stubs(void **state)
+{
+    (void)state;
+    struct libc_base b = {0};
+    if (dl_iterate_phdr(find_libc, &b) == 0)
+        skip();
+    elf_version(EV_CURRENT);
+    FILE *f = fopen(b.path, "rb");
+    assert_non_null(f);
+    Elf *e = elf_begin(fileno(f), ELF_C_READ, NULL);
+    assert_non_null(e);
+    size_t shstrndx;
+    assert_int_equal(elf_getshdrstrndx(e, &shstrndx), 0);
+    GElf_Shdr plt = {0};
+    for (Elf_Scn *scn = NULL; (scn = elf_nextscn(e, scn)) != NULL;) {
+        GElf_Shdr sh;
+        const char *name = gelf_getshdr(scn, &sh) != NULL ? elf_strptr(e, shstrndx, sh.sh_name) : NULL;
+        if (name != NULL && strcmp(name, ".plt") == 0)
+            plt = sh;
+    }
+    elf_end(e);
+    fclose(f);
+    if (plt.sh_size < 32)
+        skip(); /* a libc without stubs of its own */
+    hp_symtab_t *t = hp_symtab_open_self(&err);
+    assert_non_null(t);
+    /* Every stub after PLT0 is named, an address in its middle as well as its first byte, and each name is kept once. */
+    size_t named = 0;
+    for (uint64_t a = b.bias + plt.sh_addr + 16; a < b.bias + plt.sh_addr + plt.sh_size; a += 16) {
+        hp_sym_t sym, mid;
+        assert_int_equal(hp_symtab_lookup(t, a, &sym), 1);
+        if (sym.function == NULL)
+            fail_msg("the stub at libc+0x%llx has no name", (unsigned long long)(a - b.bias));
+        size_t n = strlen(sym.function);
+        assert_true(n > 4 && strcmp(sym.function + n - 4, "@plt") == 0);
+        assert_int_equal(sym.function_start, a);
+        assert_int_equal(hp_symtab_lookup(t, a + 7, &mid), 1);
+        assert_ptr_equal(mid.function, sym.function);
+        ++named;
+    }
+    assert_true(named > 0);
+    /* PLT0, the resolver's trampoline, jumps through no slot of a function: unnamed. */
+    hp_sym_t sym;
+    assert_int_equal(hp_symtab_lookup(t, b.bias + plt.sh_addr + 2, &sym), 1);
+    assert_null(sym.function);
+    hp_symtab_close(t);
+}
+
 /* The vDSO maps no file, so its frames are named from this process's own image (profiling/symbolize.c). */
 static void test_symbolizes_the_vdso(void **state)
 {
@@ -492,6 +558,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_merge_adds_samples_and_dedupes_the_tables, setup, teardown),
         cmocka_unit_test_setup_teardown(test_symbolizes_this_process, setup, teardown),
         cmocka_unit_test_setup_teardown(test_symbolizes_the_vdso, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_names_plt_stubs, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
