@@ -72,7 +72,8 @@ A lab is a Markdown file whose commands a program can run. Its parts:
 Each lab gets a private stack of its own (.hotplate/labdocs-NN), migrated and
 seeded at its scale, and a server started as `make up` starts it (continuous
 profiling on). Quick mode (make test) seeds at the quick scale and shortens every
-wait: wrk's -d, sleep, and a profile URL's seconds= are cut to at most 1 s. It
+wait: wrk's -d, sleep, and a profile URL's seconds= are cut to at most 1 s, and
+the server samples CPU profiles at 400 Hz so that second holds samples. It
 fails when a step exits non-zero, prints nothing where an output is expected,
 or misses an expect=; it never fails on a figure. A set= that finds nothing
 fails a full run but not a quick one (a line such as wrk's Non-2xx count is
@@ -187,7 +188,11 @@ def run_lab(lab, args, workdir, bin_path):
     t0 = time.monotonic()
     stack.migrate_and_seed(bin_path, env, scale, tokens)
     print(f"labdocs: {lab.name}: stack in {home}, seeded at scale {scale} in {time.monotonic() - t0:.0f} s", file=sys.stderr)
+    # Quick mode cuts every profile to 1 s. At gperftools' 100 Hz, on a CI machine whose other lanes left the
+    # server a fifth of a core, that was 20 samples, and one run's held none of lab 04's hp_total__compute_naive;
+    # at 400 Hz the same second holds four times the samples. A full run keeps the default, which the text quotes.
     server = Server(bin_path, home, name="hotplate", threads=int(lab.config["threads"]), base_env=env,
+                    env={"CPUPROFILE_FREQUENCY": "400"} if quick else None,
                     args=["--flag", "profile_every_s=60", "--profile-dir", os.path.join(home, "profiles")]
                     + shlex.split(lab.config["serve-args"]), ready_timeout=60)
     try:
