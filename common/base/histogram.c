@@ -164,8 +164,7 @@ double hp_hist_mean(const hp_hist_snapshot_t *s)
 
 void hp_hist_window_init(hp_hist_window_t *w)
 {
-    hp_hist_reset(&w->retired);
-    atomic_store_explicit(&w->retire_seq, 0, memory_order_relaxed);
+    hp_hist_reset(&w->total);
     for (size_t i = 0; i < HP_HIST_SLOTS; i++) {
         hp_hist_reset(&w->slots[i]);
         atomic_store_explicit(&w->slot_epoch[i], -1, memory_order_relaxed);
@@ -181,80 +180,26 @@ static inline int64_t hp__epoch_of(int64_t now_s)
     return now_s < 0 ? 0 : now_s / HP_HIST_SLOT_SECONDS;
 }
 
-/* Owner only: adds h into r, as the owner's relaxed stores (r is read concurrently, h is not written meanwhile). */
-static void hp__hist_add_into(hp_hist_t *r, const hp_hist_t *h)
-{
-    for (size_t i = 0; i < HP_HIST_BUCKETS; i++) {
-        uint32_t v = atomic_load_explicit(&h->buckets[i], memory_order_relaxed);
-        if (v != 0)
-            atomic_store_explicit(&r->buckets[i], atomic_load_explicit(&r->buckets[i], memory_order_relaxed) + v,
-                                  memory_order_relaxed);
-    }
-    hp__add64(&r->count, atomic_load_explicit(&h->count, memory_order_relaxed));
-    hp__add64(&r->sum_ns, atomic_load_explicit(&h->sum_ns, memory_order_relaxed));
-    hp__add64(&r->clamped, atomic_load_explicit(&h->clamped, memory_order_relaxed));
-    uint64_t max = atomic_load_explicit(&h->max_ns, memory_order_relaxed);
-    if (max > atomic_load_explicit(&r->max_ns, memory_order_relaxed))
-        atomic_store_explicit(&r->max_ns, max, memory_order_relaxed);
-}
-
 void hp_hist_window_record(hp_hist_window_t *w, uint64_t ns, int64_t now_s)
 {
+    hp_hist_record(&w->total, ns);
     int64_t epoch = hp__epoch_of(now_s);
     size_t idx = (size_t)(epoch % HP_HIST_SLOTS);
-    int64_t held = atomic_load_explicit(&w->slot_epoch[idx], memory_order_relaxed);
-    if (held != epoch) {
+    if (atomic_load_explicit(&w->slot_epoch[idx], memory_order_relaxed) != epoch) {
         /*
-         * Recycling a slot. Its data first moves into retired, inside the
-         * window's seqlock: a since-start reader that overlaps the move (and
-         * could count the data twice, in retired and in the slot, or not at
-         * all) sees the sequence change and reads again. Then the slot is
-         * zeroed under its own small seqlock: the stamp goes to -1 before any
+         * Recycling a slot is a small seqlock. The stamp goes to -1 before any
          * bucket is zeroed (the release fence orders it before the zeroing
          * stores), so a reader that saw any zeroed bucket also sees the stamp
-         * change when it checks again, and discards what it read. The new
-         * stamp is stored with release after the zeroing, so a reader that
-         * loads it with acquire sees the slot zeroed, never the previous
-         * epoch's counts. This runs once per slot and HP_HIST_SLOT_SECONDS
-         * at most, off every other record's path.
+         * change when it checks again, and discards what it read. The new stamp
+         * is stored with release after the zeroing, so a reader that loads it
+         * with acquire sees the slot zeroed, never the previous epoch's counts.
          */
-        uint64_t seq = atomic_load_explicit(&w->retire_seq, memory_order_relaxed);
-        atomic_store_explicit(&w->retire_seq, seq + 1, memory_order_relaxed);
-        atomic_thread_fence(memory_order_release);
-        if (held != -1)
-            hp__hist_add_into(&w->retired, &w->slots[idx]);
         atomic_store_explicit(&w->slot_epoch[idx], -1, memory_order_relaxed);
         atomic_thread_fence(memory_order_release);
         hp_hist_reset(&w->slots[idx]);
         atomic_store_explicit(&w->slot_epoch[idx], epoch, memory_order_release);
-        atomic_store_explicit(&w->retire_seq, seq + 2, memory_order_release);
     }
     hp_hist_record(&w->slots[idx], ns);
-}
-
-/*
- * Reader: the histogram since start, retired plus every live slot, read
- * whole between two equal even values of the window's sequence. A recycle
- * happens at most once per HP_HIST_SLOT_SECONDS, so a retry is rare; after
- * a few, the last reading is kept (at worst one slot's data counted twice or
- * missed in this one snapshot), rather than spin against a writer.
- */
-static void hp__window_merge_since_start(hp_hist_snapshot_t *s, const hp_hist_window_t *w)
-{
-    hp_hist_snapshot_t scratch;
-    for (int attempt = 0;; attempt++) {
-        uint64_t seq = atomic_load_explicit(&w->retire_seq, memory_order_acquire);
-        memset(&scratch, 0, sizeof(scratch));
-        hp_hist_merge_into(&scratch, &w->retired);
-        for (size_t i = 0; i < HP_HIST_SLOTS; i++)
-            if (atomic_load_explicit(&w->slot_epoch[i], memory_order_acquire) != -1)
-                hp_hist_merge_into(&scratch, &w->slots[i]);
-        atomic_thread_fence(memory_order_acquire);
-        if (((seq & 1) == 0 && atomic_load_explicit(&w->retire_seq, memory_order_relaxed) == seq) || attempt == 8)
-            break;
-    }
-    scratch.seconds = 0;
-    hp_hist_snapshot_add(s, &scratch);
 }
 
 /*
@@ -296,7 +241,7 @@ static int hp__window_merge_slot(hp_hist_snapshot_t *s, const hp_hist_window_t *
 void hp_hist_window_merge(hp_hist_snapshot_t *s, const hp_hist_window_t *w, int seconds, int64_t now_s)
 {
     if (seconds <= 0) {
-        hp__window_merge_since_start(s, w);
+        hp_hist_merge_into(s, &w->total);
         return;
     }
     int64_t now = now_s < 0 ? 0 : now_s;

@@ -18,13 +18,10 @@
  * reader may see a record half applied (count updated, sum not yet); for
  * statistics that is fine.
  *
- * Windows: hp_hist_window_t keeps a ring of HP_HIST_SLOTS slots of
- * HP_HIST_SLOT_SECONDS each, stamped with their epoch. The owner records a
- * value into the current slot only; when it reuses a slot, it first adds the
- * slot's data into `retired`, so the histogram since start is `retired` plus
- * the live slots. (It was a histogram of its own, recorded into beside the
- * slot: two more cache lines on every record, for a sum a reader can make.) A
- * reader merges the slots whose epoch falls in the last N seconds. "Last 10 s" therefore covers the current
+ * Windows: hp_hist_window_t keeps a histogram since start plus a ring of
+ * HP_HIST_SLOTS slots of HP_HIST_SLOT_SECONDS each, stamped with their epoch.
+ * The owner rotates slots as time passes; a reader merges the slots whose epoch
+ * falls in the last N seconds. "Last 10 s" therefore covers the current
  * partial slot plus the previous two full ones (11 to 15 s of data, counting
  * whole seconds); the merged result says how many seconds it covers, measured
  * from the oldest slot that held data (see hp_hist_window_merge in the .c).
@@ -67,12 +64,11 @@ typedef struct st_hp_hist_snapshot_t {
     double seconds; /* wall time the merged data covers (windows); 0 for since-start */
 } hp_hist_snapshot_t;
 
-/* A ring of time slots, and what slots held before they were reused: together, the histogram since start. */
+/* A histogram since start plus a ring of time slots. */
 typedef struct st_hp_hist_window_t {
-    hp_hist_t retired;
+    hp_hist_t total;
     hp_hist_t slots[HP_HIST_SLOTS];
     _Atomic int64_t slot_epoch[HP_HIST_SLOTS]; /* now_s / HP_HIST_SLOT_SECONDS of the slot's data; -1 when empty */
-    _Atomic uint64_t retire_seq;               /* odd while a slot's data moves into retired (a seqlock for readers) */
 } hp_hist_window_t;
 
 /** @return the bucket index of a value (pure) */
