@@ -57,6 +57,7 @@ typedef struct st_hp_ol_conn_t {
     int fd;
     hp_ol_state_t state;
     uint64_t req;         /* request number in flight */
+    uint64_t idle_since;  /* hp_ol__now() when it last became idle */
     uint64_t intended_ns; /* its intended time */
     size_t step;
     const char *wbuf; /* what is left to write */
@@ -69,6 +70,7 @@ typedef struct st_hp_ol_conn_t {
 typedef struct st_hp_ol_counts_t {
     uint64_t sent, by_class[6], socket_errors, timeouts;
     uint64_t connect_errors; /* failed connection attempts: not requests, so not in the errors */
+    uint64_t idle_reopened;  /* connections reopened because they had been idle longer than --idle-ms */
     hp_ol_errors_t errors;   /* the 4xx and 5xx answers by status and error code */
     hp_hist_t hist;
 } hp_ol_counts_t;
@@ -229,6 +231,7 @@ static void hp_ol__read(hp_ol_conn_t *c, uint64_t start_ns)
     hp_hist_record(&steps[c->step].hist, latency);
     c->rlen = 0;
     c->state = HP_OL_IDLE;
+    c->idle_since = hp_ol__now();
     if (close_after)
         hp_ol__close(c);
 }
@@ -254,7 +257,7 @@ static int hp_ol__usage(const char *msg)
 {
     fprintf(stderr,
             "openloop: %s\nusage: openloop --port PORT --requests FILE --schedule RATE:SECONDS[,...] [--host 127.0.0.1] "
-            "[--connections 64] [--timeout-ms 5000] [--seq-base N]\n",
+            "[--connections 64] [--timeout-ms 5000] [--idle-ms 5000] [--seq-base N]\n",
             msg);
     return 2;
 }
@@ -279,12 +282,16 @@ static char *hp_ol__slurp(const char *path, size_t *len)
 int main(int argc, char **argv)
 {
     const char *host = "127.0.0.1", *req_path = NULL, *sched_text = NULL;
-    long port = 0, connections = 64, timeout_ms = 5000;
-    static const struct option opts[] = {
-        {"host", required_argument, NULL, 'h'},        {"port", required_argument, NULL, 'p'},
-        {"requests", required_argument, NULL, 'r'},    {"schedule", required_argument, NULL, 's'},
-        {"connections", required_argument, NULL, 'c'}, {"timeout-ms", required_argument, NULL, 't'},
-        {"seq-base", required_argument, NULL, 'b'},    {NULL, 0, NULL, 0}};
+    long port = 0, connections = 64, timeout_ms = 5000, idle_ms = 5000;
+    static const struct option opts[] = {{"host", required_argument, NULL, 'h'},
+                                         {"port", required_argument, NULL, 'p'},
+                                         {"requests", required_argument, NULL, 'r'},
+                                         {"schedule", required_argument, NULL, 's'},
+                                         {"connections", required_argument, NULL, 'c'},
+                                         {"timeout-ms", required_argument, NULL, 't'},
+                                         {"seq-base", required_argument, NULL, 'b'},
+                                         {"idle-ms", required_argument, NULL, 'i'},
+                                         {NULL, 0, NULL, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
@@ -309,6 +316,9 @@ int main(int argc, char **argv)
         case 'b':
             seq_base = strtoull(optarg, NULL, 10);
             break;
+        case 'i':
+            idle_ms = strtol(optarg, NULL, 10);
+            break;
         default:
             return hp_ol__usage("unknown option");
         }
@@ -319,6 +329,8 @@ int main(int argc, char **argv)
         return hp_ol__usage("--connections must be 1..1024");
     if (timeout_ms < 1 || timeout_ms > 600000)
         return hp_ol__usage("--timeout-ms must be 1..600000");
+    if (idle_ms < 1 || idle_ms > 600000)
+        return hp_ol__usage("--idle-ms must be 1..600000");
     /* Load tests target this machine only. */
     if (inet_pton(AF_INET, host, &addr.sin_addr) != 1 || (ntohl(addr.sin_addr.s_addr) >> 24) != 127)
         return hp_ol__usage("--host must be a 127.x.x.x address");
@@ -372,13 +384,14 @@ int main(int argc, char **argv)
                 hp_ol__fail(c, 0);
             else if (c->state == HP_OL_CONNECTING && (events[i].events & EPOLLOUT)) {
                 c->state = HP_OL_IDLE;
+                c->idle_since = hp_ol__now();
                 hp_ol__want_write(c, 0);
             }
         }
     }
 
     /* The queue of due requests is implicit: requests next_send..next_due-1 are due and unsent, in order. */
-    const uint64_t timeout_ns = (uint64_t)timeout_ms * 1000000u;
+    const uint64_t timeout_ns = (uint64_t)timeout_ms * 1000000u, idle_ns = (uint64_t)idle_ms * 1000000u;
     const uint64_t end_ns = (uint64_t)(sched.total_seconds * 1e9);
     uint64_t next_send = 0, next_due = 0;
     uint64_t start = hp_ol__now();
@@ -393,6 +406,29 @@ int main(int argc, char **argv)
             total.sent++, total.timeouts++;
             steps[step].sent++, steps[step].timeouts++;
             ++next_send;
+        }
+        /*
+         * A connection idle for longer than --idle-ms is reopened ahead of its
+         * next use. The server closes a keep-alive connection that has been
+         * idle for its own timeout (hotplate: --header-timeout-ms, 10 s), and a
+         * request sent just as that close is on its way fails as a socket
+         * error that is the race's, not the server's: the peak hour counted
+         * one at 0.6 of its peak, on a connection the ramp had left idle. HTTP
+         * clients keep their idle timeout under the server's for this reason
+         * (Go's IdleConnTimeout, nginx's upstream keepalive_timeout).
+         */
+        uint64_t mono = hp_ol__now(), idle_due = UINT64_MAX; /* the sweep's next due time, for the wait below */
+        for (size_t i = 0; i != num_conns; ++i) {
+            if (conns[i].state != HP_OL_IDLE)
+                continue;
+            if (mono - conns[i].idle_since > idle_ns) {
+                hp_ol__close(&conns[i]);
+                total.idle_reopened++;
+                if (hp_ol__connect(&conns[i]) != 0)
+                    total.connect_errors++;
+            } else if (conns[i].idle_since + idle_ns < idle_due) {
+                idle_due = conns[i].idle_since + idle_ns;
+            }
         }
         for (size_t i = 0; i != num_conns && next_send < next_due; ++i) {
             hp_ol_conn_t *c = &conns[i];
@@ -421,6 +457,11 @@ int main(int argc, char **argv)
             wait = 1000000u;
         else if (!schedule_done)
             wait = when > now ? when - now : 0;
+        if (idle_due != UINT64_MAX) {
+            uint64_t until = idle_due > mono ? idle_due - mono + 1000000u : 1000000u; /* a millisecond past it */
+            if (until < wait)
+                wait = until;
+        }
         struct timespec ts = {.tv_sec = (time_t)(wait / 1000000000u), .tv_nsec = (long)(wait % 1000000000u)};
         int n = epoll_pwait2(epfd, events, 256, &ts, NULL);
         for (int i = 0; i < n; ++i) {
@@ -433,6 +474,7 @@ int main(int argc, char **argv)
             }
             if (c->state == HP_OL_CONNECTING && (events[i].events & EPOLLOUT)) {
                 c->state = HP_OL_IDLE;
+                c->idle_since = hp_ol__now();
                 hp_ol__want_write(c, 0);
                 continue;
             }
@@ -457,9 +499,9 @@ int main(int argc, char **argv)
     }
 
     printf("{\"schedule\": \"%s\", \"connections\": %zu, \"timeout_ms\": %ld, \"intended\": %llu, \"elapsed_s\": %.3f, "
-           "\"interrupted\": %s, \"connect_errors\": %llu, ",
+           "\"interrupted\": %s, \"connect_errors\": %llu, \"idle_ms\": %ld, \"idle_reopened\": %llu, ",
            sched_text, num_conns, timeout_ms, (unsigned long long)sched.total_requests, elapsed, stop_now ? "true" : "false",
-           (unsigned long long)total.connect_errors);
+           (unsigned long long)total.connect_errors, idle_ms, (unsigned long long)total.idle_reopened);
     hp_ol__print_counts(&total);
     printf(", \"steps\": [");
     for (size_t i = 0; i != sched.num_steps; ++i) {
