@@ -412,10 +412,11 @@ int main(int argc, char **argv)
          * next use. The server closes a keep-alive connection that has been
          * idle for its own timeout (hotplate: --header-timeout-ms, 10 s), and a
          * request sent just as that close is on its way fails as a socket
-         * error that is the race's, not the server's: the peak hour counted
-         * one at 0.6 of its peak, on a connection the ramp had left idle. HTTP
-         * clients keep their idle timeout under the server's for this reason
-         * (Go's IdleConnTimeout, nginx's upstream keepalive_timeout).
+         * error that is the race's, not the server's (one socket error at 0.6
+         * of the peak set a peak-hour run's saturation point, which is what
+         * this race would look like). HTTP clients keep their idle timeout
+         * under the server's for this reason (Go's IdleConnTimeout, nginx's
+         * upstream keepalive_timeout).
          */
         uint64_t mono = hp_ol__now(), idle_due = UINT64_MAX; /* the sweep's next due time, for the wait below */
         for (size_t i = 0; i != num_conns; ++i) {
