@@ -283,10 +283,14 @@ void hp_alerts_sample(hp_alert_sample_t *s)
     hp_logs_spike(&sp);
     s->error_rate_per_s = sp.rate_per_s;
     s->error_baseline_per_s = sp.baseline_per_s;
-    if (merged == NULL && (merged = malloc(sizeof(*merged))) == NULL)
-        return;
     hp_stats_t *m = merged;
-    hp_stats_merge(m);
+    if (m == NULL) {
+        if ((m = merged = malloc(sizeof(*merged))) == NULL)
+            return;
+        hp_stats_merge(m);
+    } else {
+        hp_stats_merge_again(m);
+    }
     hp_stats_scalars_of(m, &s->stats);
     /* The rules' one-minute windows are the probes' 60 s windows. */
     const size_t w = 1;

@@ -80,6 +80,18 @@ typedef struct st_hp_stats_scalars_t {
 /** Merges every worker's probes into m (which need not be zeroed). */
 void hp_stats_merge(hp_stats_t *m);
 
+/**
+ * The same into m, which must hold a merge already (of hp_stats_merge or of
+ * this): only what that merge wrote is cleared first, which for a caller that
+ * merges into one buffer again and again (the alerts, once a second) is a
+ * small part of the 5 MB hp_stats_merge zeroes.
+ */
+void hp_stats_merge_again(hp_stats_t *m);
+
+struct st_hp_thread_t;
+/** Either of the two over the given workers' probes (again: m holds a merge), for tests. */
+void hp_stats_merge_from(hp_stats_t *m, struct st_hp_thread_t *workers, size_t num_workers, int again);
+
 /** @return a new merge (malloc'd; free() it), or NULL when out of memory */
 hp_stats_t *hp_stats_merge_new(void);
 

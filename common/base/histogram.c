@@ -101,6 +101,15 @@ void hp_hist_reset(hp_hist_t *h)
 
 void hp_hist_merge_into(hp_hist_snapshot_t *s, const hp_hist_t *h)
 {
+    /*
+     * A histogram without records adds nothing: its 1,984 buckets are not
+     * read, and s is not written (merge.c relies on that to clear only the
+     * snapshots a merge wrote). One whose first record is half applied (its
+     * bucket counted, its count not yet) is read as empty, as a reader that
+     * came a moment earlier would have read it.
+     */
+    if (atomic_load_explicit(&h->count, memory_order_relaxed) == 0)
+        return;
     for (size_t i = 0; i < HP_HIST_BUCKETS; i++)
         s->buckets[i] += atomic_load_explicit(&h->buckets[i], memory_order_relaxed);
     s->count += atomic_load_explicit(&h->count, memory_order_relaxed);
