@@ -33,6 +33,17 @@ static inline uint64_t hp_now_ns_once(uint64_t *now)
     return *now;
 }
 
+/*
+ * @return the time from since to a shared reading now, 0 if since is later.
+ * A shared reading can predate a stretch that began after it: a callback run
+ * for one result of a drain sends a statement, and libpq, its socket full,
+ * reads that statement's answer in the same drain.
+ */
+static inline uint64_t hp_ns_since(uint64_t now, uint64_t since)
+{
+    return now > since ? now - since : 0;
+}
+
 /**
  * @return the calling thread's CPU time in nanoseconds. Unlike the monotonic
  * clock it stops while the thread is preempted, so a stretch of pure

@@ -229,7 +229,7 @@ static void hp__db_wait_begin(hp_req_t *r, uint64_t *now)
 static void hp__db_wait_end(hp_req_t *r, uint64_t *now)
 {
     if (--r->db_pending == 0)
-        r->db_ns += hp_now_ns_once(now) - r->db_since;
+        r->db_ns += hp_ns_since(hp_now_ns_once(now), r->db_since);
 }
 
 /*
@@ -605,7 +605,7 @@ static void hp__conn_complete_head(hp_pgconn_t *conn, uint64_t *now)
         hp__dbq_move_to_primary(conn->thr, q);
     } else {
         const char *err = hp__result_err(res);
-        uint64_t ns = hp_probe_clock_once(now) - q->start_ns, rows = 0;
+        uint64_t ns = hp_ns_since(hp_probe_clock_once(now), q->start_ns), rows = 0;
         if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK)
             rows = (uint64_t)PQntuples(res);
         else if (res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK)
@@ -624,7 +624,10 @@ static void hp__conn_complete_head(hp_pgconn_t *conn, uint64_t *now)
  * one clock read (taken at the first that needs it): the statements' latency
  * and their requests' database wait end when the answer arrived, not when
  * the loop got round to an answer queued behind another's callback, and a
- * pipelined batch of four reads costs one clock read instead of twelve.
+ * pipelined batch of four reads costs one clock read instead of twelve. A
+ * statement a callback sent after that reading counts from 0 if its answer
+ * comes in the same drain (hp_ns_since), which libpq allows: a send that
+ * finds the socket full reads what has arrived.
  */
 static void hp__conn_drain(hp_pgconn_t *conn)
 {

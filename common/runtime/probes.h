@@ -237,7 +237,7 @@ static inline void hp_probe_wait_begin(hp_req_probe_t *p, hp_stage_t stage, uint
 static inline void hp_probe_wait_end(hp_req_probe_t *p, hp_stage_t stage, uint64_t *now)
 {
     if (p->stage_pending[stage] != 0 && --p->stage_pending[stage] == 0)
-        p->stage_ns[stage] += hp_now_ns_once(now) - p->stage_since[stage];
+        p->stage_ns[stage] += hp_ns_since(hp_now_ns_once(now), p->stage_since[stage]);
 }
 
 /*
