@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(not BIN or not os.environ.get("HOTPLATE_PG_URL")
                                 reason="needs the make test environment (HOTPLATE_BIN, HOTPLATE_PG_URL, ...)")
 
 # Bursts with a lull between them longer than the server's idle timeout: the lull leaves connections idle.
-SCHEDULE = "200:0.5,1:2.5,200:0.5"
+SCHEDULE = "200:0.3,1:2,200:0.3"
 
 
 def run_openloop(port, requests, idle_ms):
