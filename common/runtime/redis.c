@@ -447,10 +447,18 @@ static void hp__watch_on_message(redisAsyncContext *ac, void *reply, void *privd
         return;
     hp_probe_count(rd->thr, HP_COUNTER_redis_switches, 1);
     int moved = strcmp(rd->host, host) != 0 || rd->port != port;
-    if (!moved && rd->main.connected && !rd->asking)
-        return; /* already there: the reconnect loop found it first */
-    hp_log(HP_LOG_INFO, "redis primary %s is %s:%d per +switch-master from sentinel %s:%d (thread %d)", rd->master_name, host, port,
-           rd->sentinel_host[rd->watch_sentinel], rd->sentinel_port[rd->watch_sentinel], rd->thr->index);
+    int there = !moved && rd->main.connected && !rd->asking;
+    /*
+     * Logged either way, so that every failover a thread heard of is in the
+     * log: when the old primary's death is seen first, the reconnect loop can
+     * ask a Sentinel that has already switched and be on the new primary
+     * before the message arrives.
+     */
+    hp_log(HP_LOG_INFO, "redis primary %s is %s:%d per +switch-master from sentinel %s:%d (thread %d)%s", rd->master_name, host,
+           port, rd->sentinel_host[rd->watch_sentinel], rd->sentinel_port[rd->watch_sentinel], rd->thr->index,
+           there ? ", where the reconnect loop already is" : "");
+    if (there)
+        return;
     memcpy(rd->host, host, strlen(host) + 1);
     rd->port = port;
     rd->addr_fresh = 1;
