@@ -275,6 +275,12 @@ static void hp__rule_missing_index(hp_doctor_ctx_t *c)
     }
 }
 
+/* Whether statement s can run in route r: its list names r, or no route at all (a statement shared by several). */
+static int hp__runs_in(const hp_doctor_snapshot_t *b, int s, size_t r)
+{
+    return b->stmts[s].route < 0 || (size_t)b->stmts[s].route == r;
+}
+
 /*
  * N+1: statements that run once per row of another statement (their parent),
  * several times per execution of it: the signature of lazy loading, where a
@@ -289,7 +295,6 @@ static void hp__rule_n_plus_one(hp_doctor_ctx_t *c)
         const hp_doctor_stmt_win_t *pw = &c->stmt[p];
         if (pw->n <= 0 || !b->stmts[p].is_read || pw->owned)
             continue;
-        double group = 0, calls = 0;
         int children[HP_DOCTOR_MAX_STMTS], nc = 0;
         for (size_t s = 0; s != b->num_stmts; ++s) {
             const hp_doctor_stmt_win_t *w = &c->stmt[s];
@@ -297,24 +302,46 @@ static void hp__rule_n_plus_one(hp_doctor_ctx_t *c)
                 w->n / pw->n < TH(nplus1_calls) || fabs(pw->rows - w->n) > TH(nplus1_rows_match) * w->n)
                 continue;
             children[nc++] = (int)s;
-            group += w->t_ns;
-            calls += w->n;
         }
         if (nc == 0)
             continue;
-        /* The parent's route: about one parent per request, and room in its db stage for the whole family. */
+        /*
+         * The parent's route: about one parent per request, and room in its db
+         * stage for the whole family. A statement whose list names its route
+         * (services/statements.h) runs in that route only, as parent or child:
+         * the counts of two routes can line up by chance (a cart read per
+         * checkout whose rows match the uncached menu reads of the same mix),
+         * and only the list says that the menu's read is no checkout's child.
+         */
         int r = -1;
-        double best = 0, family = group + pw->t_ns;
+        double best = 0;
         for (size_t i = 0; i != b->num_routes; ++i) {
             const hp_doctor_route_win_t *rw = &c->route[i];
-            double db = rw->stage[HP_STAGE_db], per = rw->n > 0 ? pw->n / rw->n : 0;
-            if (!hp__judged(c, i) || db <= 0 || per < TH(uncached_calls_min) || per > TH(uncached_calls_max) ||
-                family > TH(fit_slack) * db)
+            double db = rw->stage[HP_STAGE_db], per = rw->n > 0 ? pw->n / rw->n : 0, family = pw->t_ns;
+            if (!hp__runs_in(b, (int)p, i) || !hp__judged(c, i) || db <= 0 || per < TH(uncached_calls_min) ||
+                per > TH(uncached_calls_max))
+                continue;
+            int here = 0;
+            for (int k = 0; k != nc; ++k)
+                if (hp__runs_in(b, children[k], i))
+                    family += c->stmt[children[k]].t_ns, ++here;
+            if (here == 0 || family > TH(fit_slack) * db)
                 continue;
             if (family / db > best)
                 r = (int)i, best = family / db;
         }
-        if (r < 0 || group < TH(nplus1_db_share) * c->route[r].stage[HP_STAGE_db])
+        if (r < 0)
+            continue;
+        /* The children that can run in that route. */
+        int kept = 0;
+        double group = 0, calls = 0;
+        for (int k = 0; k != nc; ++k)
+            if (hp__runs_in(b, children[k], (size_t)r)) {
+                children[kept++] = children[k];
+                group += c->stmt[children[k]].t_ns, calls += c->stmt[children[k]].n;
+            }
+        nc = kept;
+        if (group < TH(nplus1_db_share) * c->route[r].stage[HP_STAGE_db])
             continue;
         const hp_doctor_route_win_t *rw = &c->route[r];
         double impact = hp__share(group, rw->t_ns);
