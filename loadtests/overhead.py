@@ -283,6 +283,7 @@ def wrk(args, port, route, target, tokens_file, duration, tag):
                os.path.relpath(tokens_file, OUT)]
     # cwd=OUT keeps ".hotplate" out of wrk's command line too (see build()).
     out = run(cmd, duration + 60, stderr=subprocess.STDOUT, cwd=OUT)
+    process.trim_logs()  # between runs, the servers' request logs are cut to a bounded size
     with open(os.path.join(OUT, "wrk.txt"), "a") as f:
         f.write(f"== {tag}: {' '.join(cmd)}\n{out}\n")
     m = re.search(r"^HPBENCH requests=(\d+) duration_us=(\d+) status_errors=(\d+) socket_errors=(\d+)$", out, re.M)

@@ -43,7 +43,7 @@ import time
 
 import bench_proc as bp
 import bench_workload as wl
-from hplib import stats
+from hplib import process, stats
 from hplib.process import ProcessError
 
 REPO = bp.REPO
@@ -221,6 +221,7 @@ def main(argv=None):
                 raise ProcessError("the server died during the soak")
             s = sample(server, env)
             s["minute"] = (time.monotonic() - t0) / 60
+            process.trim_logs()  # under load: a few lines can be lost (hplib.process.trim_log)
             samples.append(s)
             progress.log(f"step {i + 1} of {a.steps}: RSS {fmt('rss_bytes', s['rss_bytes'])}, "
                          f"heap {fmt('heap_allocated', s['heap_allocated'])}, fds {s['fds']}")
