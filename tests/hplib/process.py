@@ -49,7 +49,7 @@ def free_port():
 # A server under a benchmark's load writes its request log, one JSON line a
 # request: on this machine a cached-menu run of 150,000 requests/s writes
 # about 30 MB a second, so one `make lab` left a 3 GB server.log and one
-# `make bench-overhead --runs 21` 20 GB of logs, and the disk filled. The
+# `loadtests/overhead.py --runs 21` 20 GB of logs, and the disk filled. The
 # harnesses keep the log on, since its cost is part of what they measure, and
 # call trim_logs() after each load run instead, when the servers are idle.
 LOG_TRIM_LIMIT = 256 << 20
@@ -74,10 +74,13 @@ def trim_log(path, limit=LOG_TRIM_LIMIT, head=LOG_KEEP_HEAD, keep=LOG_KEEP_TAIL)
     with open(path, "rb") as f:
         h = f.read(head)
         h = h[:h.rfind(b"\n") + 1]
-        f.seek(max(len(h), size - keep))
+        start = max(len(h), size - keep)
+        f.seek(start)
         t = f.read()
-        t = t[t.find(b"\n") + 1:]
-    cut = size - len(h) - len(t)
+        if start != len(h):  # from the first whole line on
+            skip = t.find(b"\n") + 1
+            t, start = t[skip:], start + skip
+    cut = start - len(h)
     os.truncate(path, 0)
     with open(path, "ab") as f:
         f.write(h + b"--- %d bytes of this log were cut here by the harness (hplib.process.trim_log) ---\n" % cut + t)
