@@ -47,8 +47,8 @@ def free_port():
 
 
 # A server under a benchmark's load writes its request log, one JSON line a
-# request: on this machine a cached-menu run of 150,000 requests/s writes
-# about 30 MB a second, so one `make lab` left a 3 GB server.log and one
+# request: on this machine a cached-menu run of 175,000 requests/s writes
+# about 35 MB a second, so one `make lab` left a 3 GB server.log and one
 # `loadtests/overhead.py --runs 21` 20 GB of logs, and the disk filled. The
 # harnesses keep the log on, since its cost is part of what they measure, and
 # call trim_logs() after each load run instead, when the servers are idle.
