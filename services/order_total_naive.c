@@ -53,9 +53,7 @@ int hp_total__compute_naive(const hp_total_input_t *in, hp_total_result_t *out)
                     return hp_total__fail(out, HP_TOTAL_UNKNOWN_MODIFIER, j);
                 unit += mod->price_delta_cents;
             }
-            out->lines[j].unit_price_cents = hp_total__unit_price(unit);
-            out->lines[j].line_total_cents = hp_total__line_total(out->lines[j].unit_price_cents, line->quantity);
-            subtotal += out->lines[j].line_total_cents;
+            subtotal += hp_total__price_line(out, j, unit, line->quantity);
         }
 
         int64_t best_discount = 0, best_id = 0;
@@ -71,8 +69,7 @@ int hp_total__compute_naive(const hp_total_input_t *in, hp_total_result_t *out)
             hp_total__promo_consider(promo, hp_total__promo_discount(promo, eligible), &best_discount, &best_id);
         }
 
-        double distance = hp_total_distance_m(in->restaurant_lat, in->restaurant_lon, in->delivery_lat, in->delivery_lon);
-        hp_total__finish(in, subtotal, best_discount, best_id, distance, out);
+        hp_total__finish(in, subtotal, best_discount, best_id, out);
     }
     return 0;
 }

@@ -69,6 +69,14 @@ static inline int64_t hp_total__line_total(int32_t unit_price, int32_t quantity)
     return (int64_t)unit_price * hp_total__clamp(quantity, 0, HP_TOTAL__MAX_QUANTITY);
 }
 
+/* Prices line i of out (unit price and line total) from its item's price plus its modifiers' deltas. @return the line total */
+static inline int64_t hp_total__price_line(hp_total_result_t *out, size_t i, int64_t price_plus_deltas, int32_t quantity)
+{
+    out->lines[i].unit_price_cents = hp_total__unit_price(price_plus_deltas);
+    out->lines[i].line_total_cents = hp_total__line_total(out->lines[i].unit_price_cents, quantity);
+    return out->lines[i].line_total_cents;
+}
+
 /* A NULL promotion category matches every line; a NULL item category matches only that. */
 static inline int hp_total__category_matches(const char *promo_category, const char *item_category)
 {
@@ -141,13 +149,14 @@ static inline void hp_total__delivery(const hp_total_fees_t *fees, double distan
 }
 
 /*
- * Fills every cart-level field of out from the subtotal, the chosen promotion
- * and the distance: tax, fees, tip and total.
+ * Fills every cart-level field of out from the subtotal and the chosen
+ * promotion: the delivery distance, tax, fees, tip and total.
  */
 static inline void hp_total__finish(const hp_total_input_t *in, int64_t subtotal, int64_t discount, int64_t promotion_id,
-                                    double distance, hp_total_result_t *out)
+                                    hp_total_result_t *out)
 {
     const hp_total_fees_t *fees = &in->fees;
+    double distance = hp_total_distance_m(in->restaurant_lat, in->restaurant_lon, in->delivery_lat, in->delivery_lon);
 
     out->status = HP_TOTAL_OK;
     out->bad_line = 0;

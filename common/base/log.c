@@ -441,6 +441,14 @@ static inline void hp__puts(hp__line_t *l, const char *s)
     hp__put(l, s, strlen(s));
 }
 
+/* Appends `key` (the field's opening text, up to its value's quote) and v, then closes the quote; v needs no escaping. */
+static inline void hp__put_quoted(hp__line_t *l, const char *key, const char *v)
+{
+    hp__puts(l, key);
+    hp__puts(l, v);
+    hp__put(l, "\"", 1);
+}
+
 /* "00" to "99": numbers are formatted two digits at a time, halving the divisions. */
 static const char hp__digits2[201] =
     "0001020304050607080910111213141516171819202122232425262728293031323334353637383940414243444546474849"
@@ -477,6 +485,13 @@ static void hp__put_int(hp__line_t *l, int v)
     } else {
         hp__put_u64(l, (uint64_t)v);
     }
+}
+
+/* Appends `key` (the field's name and colon) and v. */
+static inline void hp__put_u64_field(hp__line_t *l, const char *key, uint64_t v)
+{
+    hp__puts(l, key);
+    hp__put_u64(l, v);
 }
 
 /* Appends src escaped as the inside of a JSON string. */
@@ -567,28 +582,18 @@ void hp_log_request(const hp_log_request_t *r)
     hp__puts(&l, r->request_id != NULL ? r->request_id : "");
     hp__puts(&l, "\",\"thread\":");
     hp__put_int(&l, r->thread);
-    hp__puts(&l, ",\"method\":\"");
-    hp__puts(&l, r->method);
-    hp__puts(&l, "\",\"route\":\"");
-    hp__puts(&l, r->route);
-    hp__puts(&l, "\",\"status\":");
+    hp__put_quoted(&l, ",\"method\":\"", r->method);
+    hp__put_quoted(&l, ",\"route\":\"", r->route);
+    hp__puts(&l, ",\"status\":");
     hp__put_int(&l, r->status);
-    hp__puts(&l, ",\"duration_us\":");
-    hp__put_u64(&l, r->duration_us);
-    hp__puts(&l, ",\"db_us\":");
-    hp__put_u64(&l, r->db_us);
-    if (r->cache != NULL) {
-        hp__puts(&l, ",\"cache\":\"");
-        hp__puts(&l, r->cache);
-        hp__puts(&l, "\"");
-    } else {
+    hp__put_u64_field(&l, ",\"duration_us\":", r->duration_us);
+    hp__put_u64_field(&l, ",\"db_us\":", r->db_us);
+    if (r->cache != NULL)
+        hp__put_quoted(&l, ",\"cache\":\"", r->cache);
+    else
         hp__puts(&l, ",\"cache\":null");
-    }
-    if (code != NULL) {
-        hp__puts(&l, ",\"error\":\"");
-        hp__puts(&l, code);
-        hp__puts(&l, "\"");
-    }
+    if (code != NULL)
+        hp__put_quoted(&l, ",\"error\":\"", code);
     if (r->error_reason != NULL) {
         hp__puts(&l, ",\"reason\":\"");
         hp__put_esc(&l, r->error_reason);
@@ -596,16 +601,10 @@ void hp_log_request(const hp_log_request_t *r)
     }
     /* The trace context was validated (hex digits only) by the HTTP seam, so it needs no escaping. */
     if (r->trace_id != NULL) {
-        hp__puts(&l, ",\"trace_id\":\"");
-        hp__puts(&l, r->trace_id);
-        hp__puts(&l, "\",\"span_id\":\"");
-        hp__puts(&l, r->span_id != NULL ? r->span_id : "");
-        hp__puts(&l, "\"");
-        if (r->parent_id != NULL) {
-            hp__puts(&l, ",\"parent_id\":\"");
-            hp__puts(&l, r->parent_id);
-            hp__puts(&l, "\"");
-        }
+        hp__put_quoted(&l, ",\"trace_id\":\"", r->trace_id);
+        hp__put_quoted(&l, ",\"span_id\":\"", r->span_id != NULL ? r->span_id : "");
+        if (r->parent_id != NULL)
+            hp__put_quoted(&l, ",\"parent_id\":\"", r->parent_id);
     }
     hp__line_end(&l);
 }
@@ -629,8 +628,6 @@ void hp_log(hp_log_level_t level, const char *fmt, ...)
     hp__put_ts(&l, hp_wall_us());
     hp__puts(&l, "\",\"level\":\"");
     hp__puts(&l, hp__level_names[level]);
-    hp__puts(&l, "\",\"msg\":\"");
-    hp__puts(&l, escaped);
-    hp__puts(&l, "\"");
+    hp__put_quoted(&l, "\",\"msg\":\"", escaped);
     hp__line_end(&l);
 }
