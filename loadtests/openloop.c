@@ -69,7 +69,8 @@ typedef struct st_hp_ol_conn_t {
 
 typedef struct st_hp_ol_counts_t {
     uint64_t sent, by_class[6], socket_errors, timeouts;
-    uint64_t connect_errors; /* failed connection attempts: not requests, so not in the errors */
+    uint64_t connect_errors; /* failed connections (a connect, or bytes no request asked for): not requests, so not in the errors */
+    uint64_t idle_closed;    /* idle connections the server closed (EOF, reset or hang-up with no request on them) */
     uint64_t idle_reopened;  /* connections reopened because they had been idle longer than --idle-ms */
     hp_ol_errors_t errors;   /* the 4xx and 5xx answers by status and error code */
     hp_hist_t hist;
@@ -142,6 +143,13 @@ static void hp_ol__fail(hp_ol_conn_t *c, int timeout)
             total.socket_errors++;
             steps[c->step].socket_errors++;
         }
+    } else if (c->state == HP_OL_IDLE && c->rlen == 0) {
+        /*
+         * No request was on it and nothing came before the end: the server's
+         * keep-alive close, not a failure, and the connection reopens on its
+         * next use. Bytes no request asked for are a failure of the connection.
+         */
+        total.idle_closed++;
     } else if (!timeout) {
         total.connect_errors++;
     }
@@ -500,9 +508,10 @@ int main(int argc, char **argv)
     }
 
     printf("{\"schedule\": \"%s\", \"connections\": %zu, \"timeout_ms\": %ld, \"intended\": %llu, \"elapsed_s\": %.3f, "
-           "\"interrupted\": %s, \"connect_errors\": %llu, \"idle_ms\": %ld, \"idle_reopened\": %llu, ",
+           "\"interrupted\": %s, \"connect_errors\": %llu, \"idle_ms\": %ld, \"idle_reopened\": %llu, \"idle_closed\": %llu, ",
            sched_text, num_conns, timeout_ms, (unsigned long long)sched.total_requests, elapsed, stop_now ? "true" : "false",
-           (unsigned long long)total.connect_errors, idle_ms, (unsigned long long)total.idle_reopened);
+           (unsigned long long)total.connect_errors, idle_ms, (unsigned long long)total.idle_reopened,
+           (unsigned long long)total.idle_closed);
     hp_ol__print_counts(&total);
     printf(", \"steps\": [");
     for (size_t i = 0; i != sched.num_steps; ++i) {
