@@ -252,13 +252,21 @@ static uint64_t hp__pb_location(hp__pb_t *b, uint64_t addr)
                 snprintf(fallback, sizeof(fallback), "0x%llx", (unsigned long long)addr);
             name = fallback;
         }
-        Perftools__Profiles__Line *line = h2o_mem_alloc_pool(&b->pool, sizeof(*line));
-        perftools__profiles__line__init(line);
-        line->function_id = hp__pb_function(b, name, sym.file != NULL ? sym.file : module != NULL ? module : "");
-        line->line = sym.line;
-        loc->line = h2o_mem_alloc_pool(&b->pool, sizeof(*loc->line));
-        loc->line[0] = line;
-        loc->n_line = 1;
+        /* pprof's order: the innermost inlined function first, the function the symbol names last. */
+        loc->n_line = sym.num_inlined + 1;
+        loc->line = h2o_mem_alloc_pool(&b->pool, loc->n_line * sizeof(*loc->line));
+        for (size_t i = 0; i != loc->n_line; ++i) {
+            const hp_sym_inlined_t *in = i != sym.num_inlined ? &sym.inlined[i] : NULL;
+            const char *file = in != NULL ? in->file : sym.file;
+            Perftools__Profiles__Line *line = h2o_mem_alloc_pool(&b->pool, sizeof(*line));
+            perftools__profiles__line__init(line);
+            line->function_id = hp__pb_function(b, in != NULL ? in->function : name,
+                                                file != NULL     ? file
+                                                : module != NULL ? module
+                                                                 : "");
+            line->line = in != NULL ? in->line : sym.line;
+            loc->line[i] = line;
+        }
     }
     b->locations[idx] = loc;
     hp__pidx_put(&b->pool, &b->location_idx, h, hp__pb_location_eq, b, &addr, idx);

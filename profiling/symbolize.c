@@ -18,6 +18,12 @@
  * a profile carried to another kernel keeps [vdso]+OFFSET frames rather
  * than wrong names.
  *
+ * Inlined code: an address in a function the compiler inlined is named
+ * after the function whose symbol covers it, and DWARF's
+ * DW_TAG_inlined_subroutine entries say which functions were inlined there
+ * and from which lines (hp__inlined), which pprof's Location carries as one
+ * Line each.
+ *
  * A PLT stub (the few bytes a call into another object, or into one of its
  * own IFUNC-resolved functions such as libc's memcpy, goes through) is
  * covered by no symbol, so libdwfl names none; on a busy event loop libc's
@@ -26,7 +32,9 @@
  */
 #include "profiling/symbolize.h"
 
+#include <dwarf.h>
 #include <elf.h>
+#include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 #include <gelf.h>
 #include <libelf.h>
@@ -271,6 +279,77 @@ static const char *hp__plt_name(hp_symtab_t *t, Dwfl_Module *mod, uint64_t addr)
     return NULL;
 }
 
+/* The name of a subprogram or inlined instance, through its abstract origin: DW_AT_name, or NULL. */
+static const char *hp__die_name(Dwarf_Die *die)
+{
+    Dwarf_Attribute attr;
+    return dwarf_formstring(dwarf_attr_integrate(die, DW_AT_name, &attr));
+}
+
+/* The call site an inlined instance records (DW_AT_call_file and DW_AT_call_line), in the file table of its unit. */
+static void hp__call_site(Dwarf_Die *die, Dwarf_Files *files, size_t num_files, const char **file, int *line)
+{
+    Dwarf_Attribute attr;
+    Dwarf_Word v = 0;
+    *file = NULL;
+    *line = 0;
+    if (files != NULL && dwarf_formudata(dwarf_attr(die, DW_AT_call_file, &attr), &v) == 0 && v < num_files)
+        *file = dwarf_filesrc(files, v, NULL, NULL);
+    if (dwarf_formudata(dwarf_attr(die, DW_AT_call_line, &attr), &v) == 0)
+        *line = (int)v;
+}
+
+/*
+ * Fills out->inlined and moves the outer function's line to the outermost
+ * call site (see symbolize.h). dwarf_getscopes finds the innermost inlined
+ * instance at the address, but past it lists the scopes of that function's
+ * abstract definition, not of the code it was inlined into; so the chain
+ * outwards is the instance's own parents in the DIE tree, from
+ * dwarf_getscopes_die, up to the first subprogram (as eu-addr2line -i
+ * walks it).
+ */
+static void hp__inlined(Dwfl_Module *mod, uint64_t addr, hp_sym_t *out)
+{
+    Dwarf_Addr bias = 0;
+    Dwarf_Die *cu = dwfl_module_addrdie(mod, (Dwarf_Addr)addr, &bias);
+    Dwarf_Die *scopes = NULL, *chain = NULL;
+    int n = cu != NULL ? dwarf_getscopes(cu, (Dwarf_Addr)addr - bias, &scopes) : 0, m = 0;
+    for (int i = 0; i < n && m == 0; ++i) {
+        int tag = dwarf_tag(&scopes[i]);
+        if (tag == DW_TAG_subprogram)
+            break;
+        if (tag == DW_TAG_inlined_subroutine)
+            m = dwarf_getscopes_die(&scopes[i], &chain);
+    }
+    Dwarf_Files *files = NULL;
+    size_t num_files = 0;
+    if (m > 0 && dwarf_getsrcfiles(cu, &files, &num_files) != 0)
+        files = NULL;
+    const char *file = out->file;
+    int line = out->line;
+    for (int i = 0; i < m; ++i) {
+        int tag = dwarf_tag(&chain[i]);
+        if (tag == DW_TAG_subprogram)
+            break;
+        if (tag != DW_TAG_inlined_subroutine)
+            continue;
+        /* Past the limit the innermost are dropped and the slots shift, so the chain still ends at the outer function. */
+        if (out->num_inlined == HP_SYM_MAX_INLINED) {
+            memmove(out->inlined, out->inlined + 1, (HP_SYM_MAX_INLINED - 1) * sizeof(out->inlined[0]));
+            --out->num_inlined;
+        }
+        const char *name = hp__die_name(&chain[i]);
+        out->inlined[out->num_inlined++] = (hp_sym_inlined_t){name != NULL ? name : "??", file, line};
+        hp__call_site(&chain[i], files, num_files, &file, &line);
+    }
+    free(chain);
+    free(scopes);
+    if (out->num_inlined != 0) {
+        out->file = file;
+        out->line = line;
+    }
+}
+
 int hp_symtab_lookup(hp_symtab_t *t, uint64_t addr, hp_sym_t *out)
 {
     memset(out, 0, sizeof(*out));
@@ -300,6 +379,8 @@ int hp_symtab_lookup(hp_symtab_t *t, uint64_t addr, hp_sym_t *out)
             out->line = lineno;
         }
     }
+    if (out->function != NULL)
+        hp__inlined(mod, addr, out);
     return 1;
 }
 

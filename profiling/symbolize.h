@@ -20,12 +20,33 @@
 
 typedef struct st_hp_symtab_t hp_symtab_t;
 
-/* What is known about one address. Strings belong to the table and live as long as it. */
+/* The most inlined calls one address is looked up through; deeper ones (rare) are left out, the outermost kept. */
+#define HP_SYM_MAX_INLINED 8
+
+/* A function inlined at an address, and where in it the address is. */
+typedef struct st_hp_sym_inlined_t {
+    const char *function;
+    const char *file; /* NULL when unknown */
+    int line;
+} hp_sym_inlined_t;
+
+/*
+ * What is known about one address. Strings belong to the table and live as long as it.
+ *
+ * When the address is in code the compiler inlined, DWARF says which
+ * functions: inlined[0] is the innermost (the code at the address, at the
+ * line table's line), each next one the function that inlined the one
+ * before (at the line of that call). function, file and line are then the
+ * symbol's own function and the line where it calls the outermost of them,
+ * so a stack reads as it would without inlining, as addr2line -i prints it.
+ */
 typedef struct st_hp_sym_t {
     const char *function; /* NULL when no symbol covers the address */
     uint64_t function_start;
     const char *file; /* the source file, or NULL without DWARF */
     int line;
+    hp_sym_inlined_t inlined[HP_SYM_MAX_INLINED];
+    size_t num_inlined;
     const char *module; /* the mapped file's path, or NULL outside every module */
     uint64_t module_start, module_end;
 } hp_sym_t;

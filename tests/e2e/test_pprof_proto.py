@@ -51,7 +51,9 @@ def top_rows(out):
         if m:
             flat = float(m.group(2)) * (-1 if m.group(1).startswith("-") else 1)
             cum = float(m.group(5)) * (-1 if m.group(4).startswith("-") else 1)
-            rows.append((m.group(6), flat, cum))
+            # pprof marks a function it saw only inlined "NAME (inline)": the name is the function's all the same.
+            name = m.group(6)[:-len(" (inline)")] if m.group(6).endswith(" (inline)") else m.group(6)
+            rows.append((name, flat, cum))
     return rows
 
 
@@ -107,10 +109,19 @@ def test_symbol_endpoint_answers_pprofs_protocol(prof_server, load, tmp_path):
     path = tmp_path / "cpu.pb.gz"
     path.write_bytes(resp.content)
     raw, _ = go_pprof(["-raw", str(path)], tmp_path)
-    located = {}
-    for m in re.finditer(r"^\s*\d+: (0x[0-9a-f]+) M=\d+ (\S+)", raw, re.M):
-        if m.group(2).startswith("hp_"):
-            located[int(m.group(1), 16)] = m.group(2)
+    # A location's lines list the functions inlined at its address innermost first; the last is the function whose
+    # symbol covers the address, which is what the symbol route names.
+    located, addr = {}, None
+    for line in raw.splitlines():
+        m = re.match(r"^\s*\d+: (0x[0-9a-f]+) M=\d+ (\S+)", line)
+        if m:
+            addr = int(m.group(1), 16)
+            located[addr] = m.group(2)
+        elif addr is not None and re.match(r"^\s{8,}(\S+) ", line):
+            located[addr] = line.split()[0]
+        else:
+            addr = None
+    located = {a: name for a, name in located.items() if name.startswith("hp_")}
     assert located, raw[:3000]
     addrs = list(located)[:20]
     body = "+".join("%#x" % a for a in addrs) + "+bogus+0x1"

@@ -424,6 +424,89 @@ static void test_symbolizes_this_process(void **state)
     hp_symtab_close(t);
 }
 
+/*
+ * A call inlined twice: leaf() into mid() into outer(), both by force so that
+ * every build (the sanitizer one at -O1 too) has the inlined instances in its
+ * DWARF. Each records the line it calls from, and capture() its return
+ * address, which lies in leaf's code inside outer's body.
+ */
+static struct {
+    uintptr_t ret;
+    int leaf_line, mid_line, outer_line;
+} inl;
+
+__attribute__((noinline)) static void capture(void)
+{
+    inl.ret = (uintptr_t)__builtin_extract_return_addr(__builtin_return_address(0));
+    __asm__ volatile("" ::: "memory");
+}
+
+static inline __attribute__((always_inline)) void leaf(void)
+{
+    inl.leaf_line = __LINE__ + 1;
+    capture();
+}
+
+static inline __attribute__((always_inline)) void mid(void)
+{
+    inl.mid_line = __LINE__ + 1;
+    leaf();
+}
+
+__attribute__((noinline)) static void outer(void)
+{
+    inl.outer_line = __LINE__ + 1;
+    mid();
+    __asm__ volatile("" ::: "memory");
+}
+
+/* An address in inlined code names each inlined function, innermost first, at its line, and the symbol's function last. */
+static void test_names_inlined_functions(void **state)
+{
+    (void)state;
+    outer();
+    hp_symtab_t *t = hp_symtab_open_self(&err);
+    assert_non_null(t);
+    hp_sym_t sym;
+    assert_int_equal(hp_symtab_lookup(t, inl.ret - 1, &sym), 1);
+    assert_non_null(sym.function);
+    assert_string_equal(sym.function, "outer");
+    assert_int_equal(sym.num_inlined, 2);
+    assert_string_equal(sym.inlined[0].function, "leaf");
+    assert_int_equal(sym.inlined[0].line, inl.leaf_line);
+    assert_string_equal(sym.inlined[1].function, "mid");
+    assert_int_equal(sym.inlined[1].line, inl.mid_line);
+    assert_int_equal(sym.line, inl.outer_line);
+    assert_non_null(sym.file);
+    assert_non_null(strstr(sym.file, "test_pprof.c"));
+    assert_non_null(strstr(sym.inlined[1].file, "test_pprof.c"));
+    /* Code inlined nowhere has no chain: capture()'s own first instructions. */
+    assert_int_equal(hp_symtab_lookup(t, (uint64_t)(uintptr_t)&capture + 1, &sym), 1);
+    assert_int_equal(sym.num_inlined, 0);
+
+    /* The encoder gives the location one line per function, in pprof's order: the innermost first. */
+    FILE *f = fopen("/proc/self/maps", "r");
+    assert_non_null(f);
+    static char maps[65536];
+    size_t n = fread(maps, 1, sizeof(maps), f);
+    fclose(f);
+    uint64_t pcs[] = {inl.ret - 1};
+    hp_pprof_raw_sample_t rs = {.pcs = pcs, .depth = 1, .v = {1}};
+    hp_pprof_raw_t raw = {.kind = HP_PPROF_RAW_CPU, .period = 1000, .samples = &rs, .num_samples = 1, .maps = maps, .maps_len = n};
+    hp_pprof_meta_t meta = {.kind = HP_PPROF_CPU};
+    unsigned char *gz = NULL;
+    Perftools__Profiles__Profile *p = encoded(&raw, t, &meta, &gz);
+    const Perftools__Profiles__Location *loc = location(p, p->sample[0]->location_id[0]);
+    assert_int_equal(loc->n_line, 3);
+    static const char *const want[] = {"leaf", "mid", "outer"};
+    for (size_t i = 0; i != 3; ++i)
+        assert_string_equal(str(p, p->function[loc->line[i]->function_id - 1]->name), want[i]);
+    assert_int_equal(loc->line[2]->line, inl.outer_line);
+    perftools__profiles__profile__free_unpacked(p, NULL);
+    free(gz);
+    hp_symtab_close(t);
+}
+
 /* The address of the vDSO's clock_gettime in this process, read from the image's dynamic symbols; 0 when there is none. */
 static uint64_t vdso_clock_gettime(void)
 {
@@ -559,6 +642,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_symbolizes_this_process, setup, teardown),
         cmocka_unit_test_setup_teardown(test_symbolizes_the_vdso, setup, teardown),
         cmocka_unit_test_setup_teardown(test_names_plt_stubs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_names_inlined_functions, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
