@@ -25,10 +25,11 @@ packages=(
     libssl-dev systemtap-sdt-dev
     # Unit tests.
     libcmocka-dev
-    # Profiling endpoints (profiling/prof.c): gperftools' libprofiler to link,
-    # google-pprof (in google-perftools) and binutils' nm, objdump and
-    # addr2line to turn CPU profiles into folded stacks; jeprof, for heap
-    # profiles, ships in libjemalloc-dev above.
+    # Profiling endpoints (profiling/prof.c): gperftools' libprofiler to link;
+    # google-pprof (in google-perftools, with binutils' nm, objdump and
+    # addr2line) reads the raw CPU profile, as jeprof (in libjemalloc-dev
+    # above) reads the raw heap profile: the docs and tests use them on the
+    # raw formats, and the server converts every other format itself.
     libgoogle-perftools-dev google-perftools binutils
     # pprof's own format (profiling/pprof_proto.c): protobuf-c generates the
     # message code at build time from the profile.proto that

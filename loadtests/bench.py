@@ -227,7 +227,7 @@ class Bench:
                 continue
             # A CPU profile is taken twice under the same load, one window after the other: pprof's profile.proto
             # (the pprof diff), then folded stacks (the report's top functions and the differential flame graph).
-            # The folded window's conversion (google-pprof) can take several seconds on a loaded machine, so the
+            # A window's conversion (the server's pprof-encode child) can take seconds on a loaded machine, so the
             # proto comes first and wrk runs until both have answered, then is stopped: a fixed wrk duration once
             # ended before the second window began, which then sampled an idle server.
             cpu = kind == "cpu"

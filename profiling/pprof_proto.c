@@ -21,6 +21,7 @@
  */
 #include "profiling/pprof_proto.h"
 #include "runtime/migrate.h"
+#include "profiling/pprof_fold.h"
 #include "profile.pb-c.h"
 
 #include <errno.h>
@@ -377,9 +378,8 @@ static int hp__pb_pack(const Perftools__Profiles__Profile *prof, unsigned char *
     return rc;
 }
 
-/* Gives prof the builder's tables, then packs and gzips it. */
-static int hp__pb_pack_tables(hp__pb_t *b, Perftools__Profiles__Profile *prof, unsigned char **out, size_t *out_len,
-                              const char **err)
+/* Gives prof the builder's tables. */
+static void hp__pb_set_tables(hp__pb_t *b, Perftools__Profiles__Profile *prof)
 {
     prof->mapping = b->mappings;
     prof->n_mapping = b->num_mappings;
@@ -389,11 +389,19 @@ static int hp__pb_pack_tables(hp__pb_t *b, Perftools__Profiles__Profile *prof, u
     prof->n_function = b->num_functions;
     prof->string_table = b->strings;
     prof->n_string_table = b->num_strings;
+}
+
+/* Gives prof the builder's tables, then packs and gzips it. */
+static int hp__pb_pack_tables(hp__pb_t *b, Perftools__Profiles__Profile *prof, unsigned char **out, size_t *out_len,
+                              const char **err)
+{
+    hp__pb_set_tables(b, prof);
     return hp__pb_pack(prof, out, out_len, err);
 }
 
-int hp_pprof_encode(const hp_pprof_raw_t *raw, hp_symtab_t *syms, const hp_pprof_meta_t *meta, unsigned char **out, size_t *out_len,
-                    const char **err)
+/* The encoder's one body: folded (hp_pprof_fold's text in *out) or not (the gzipped proto). */
+static int hp__pprof_encode_as(const hp_pprof_raw_t *raw, hp_symtab_t *syms, const hp_pprof_meta_t *meta, int folded,
+                               unsigned char **out, size_t *out_len, const char **err)
 {
     if ((raw->kind == HP_PPROF_RAW_CPU) != (meta->kind == HP_PPROF_CPU)) {
         *err = "the profile's kind does not match its file";
@@ -463,9 +471,27 @@ int hp_pprof_encode(const hp_pprof_raw_t *raw, hp_symtab_t *syms, const hp_pprof
     for (size_t i = 0; i != meta->num_comments && i != HP_PPROF_MAX_COMMENTS; ++i)
         comments[prof.n_comment++] = hp__pb_string(&b, meta->comments[i]);
     prof.comment = comments;
-    int rc = hp__pb_pack_tables(&b, &prof, out, out_len, err);
+    int rc;
+    if (folded) {
+        hp__pb_set_tables(&b, &prof);
+        rc = hp_pprof_fold(&prof, (char **)out, out_len, err);
+    } else {
+        rc = hp__pb_pack_tables(&b, &prof, out, out_len, err);
+    }
     h2o_mem_clear_pool(&b.pool);
     return rc;
+}
+
+int hp_pprof_encode(const hp_pprof_raw_t *raw, hp_symtab_t *syms, const hp_pprof_meta_t *meta, unsigned char **out, size_t *out_len,
+                    const char **err)
+{
+    return hp__pprof_encode_as(raw, syms, meta, 0, out, out_len, err);
+}
+
+int hp_pprof_encode_folded(const hp_pprof_raw_t *raw, hp_symtab_t *syms, const hp_pprof_meta_t *meta, char **out, size_t *out_len,
+                           const char **err)
+{
+    return hp__pprof_encode_as(raw, syms, meta, 1, (unsigned char **)out, out_len, err);
 }
 
 /* ---- merging --------------------------------------------------------------------------------- */
@@ -724,9 +750,10 @@ int hp_pprof_merge(const unsigned char *const *gz, const size_t *gz_len, size_t 
 
 static int hp__pprof_usage(void)
 {
-    fprintf(stderr, "usage: hotplate pprof-encode cpu|heap|allocs FILE [--seconds N] [--time-ns T] [--comment TEXT]...\n"
+    fprintf(stderr, "usage: hotplate pprof-encode cpu|heap|allocs FILE [--folded] [--seconds N] [--time-ns T] [--comment TEXT]...\n"
                     "  writes FILE (a gperftools CPU profile, or a jemalloc heap profile) to standard output\n"
-                    "  as gzipped profile.proto, symbolized against the maps the file carries\n");
+                    "  as gzipped profile.proto, symbolized against the maps the file carries;\n"
+                    "  --folded: as folded stacks of the same symbols instead (samples, or bytes in use or allocated)\n");
     return 2;
 }
 
@@ -734,6 +761,7 @@ int hp_pprof_encode_main(int argc, char **argv)
 {
     hp_pprof_meta_t meta = {0};
     const char *path = NULL;
+    int folded = 0;
     if (argc < 3)
         return hp__pprof_usage();
     if (strcmp(argv[1], "cpu") == 0)
@@ -749,6 +777,8 @@ int hp_pprof_encode_main(int argc, char **argv)
             meta.duration_ns = strtoll(argv[++i], NULL, 10) * 1000000000ll;
         else if (strcmp(argv[i], "--time-ns") == 0 && i + 1 < argc)
             meta.time_ns = strtoll(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--folded") == 0)
+            folded = 1;
         else if (strcmp(argv[i], "--comment") == 0 && i + 1 < argc && meta.num_comments != HP_PPROF_MAX_COMMENTS)
             meta.comments[meta.num_comments++] = argv[++i];
         else if (argv[i][0] != '-' && path == NULL)
@@ -780,9 +810,12 @@ int hp_pprof_encode_main(int argc, char **argv)
             fprintf(stderr, "pprof-encode: the addresses stay unsymbolized: %s\n", err);
         unsigned char *out = NULL;
         size_t out_len = 0;
-        if (hp_pprof_encode(&raw, syms, &meta, &out, &out_len, &err) != 0) {
+        int encoded = folded ? hp_pprof_encode_folded(&raw, syms, &meta, (char **)&out, &out_len, &err)
+                             : hp_pprof_encode(&raw, syms, &meta, &out, &out_len, &err);
+        /* A profile with no samples folds to no text at all (and no buffer): nothing to write, and no error. */
+        if (encoded != 0) {
             fprintf(stderr, "pprof-encode: %s\n", err);
-        } else if (fwrite(out, 1, out_len, stdout) != out_len || fflush(stdout) != 0) {
+        } else if ((out_len != 0 && fwrite(out, 1, out_len, stdout) != out_len) || fflush(stdout) != 0) {
             fprintf(stderr, "pprof-encode: writing the profile failed: %s\n", strerror(errno));
         } else {
             rc = 0;

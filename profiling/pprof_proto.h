@@ -55,6 +55,14 @@ typedef struct st_hp_pprof_meta_t {
 int hp_pprof_encode(const hp_pprof_raw_t *raw, hp_symtab_t *syms, const hp_pprof_meta_t *meta, unsigned char **out, size_t *out_len,
                     const char **err);
 
+/**
+ * Encodes raw as hp_pprof_encode does, and writes the result as folded
+ * stacks (pprof_fold.h) instead of packing it. @return 0 with *out (malloc'd,
+ * not NUL-terminated) and *out_len, or -1 with *err set
+ */
+int hp_pprof_encode_folded(const hp_pprof_raw_t *raw, hp_symtab_t *syms, const hp_pprof_meta_t *meta, char **out, size_t *out_len,
+                           const char **err);
+
 /* The most profiles one merge reads, and the largest profile.proto it unpacks. */
 #define HP_PPROF_MAX_MERGE 256
 #define HP_PPROF_MAX_PROTO (256u * 1024 * 1024)
@@ -73,10 +81,11 @@ int hp_pprof_merge(const unsigned char *const *gz, const size_t *gz_len, size_t 
 int hp_pprof_merge_main(int argc, char **argv);
 
 /**
- * `hotplate pprof-encode cpu|heap|allocs FILE [--seconds N] [--time-ns T]
- * [--comment TEXT]...`: reads FILE (a gperftools CPU profile for cpu, a
- * jemalloc heap profile otherwise), symbolizes it against the maps it
- * carries and writes the gzipped profile.proto to standard output.
+ * `hotplate pprof-encode cpu|heap|allocs FILE [--folded] [--seconds N]
+ * [--time-ns T] [--comment TEXT]...`: reads FILE (a gperftools CPU profile
+ * for cpu, a jemalloc heap profile otherwise), symbolizes it against the
+ * maps it carries and writes the gzipped profile.proto to standard output,
+ * or with --folded its folded stacks.
  * argv[0] is "pprof-encode". @return the exit status
  */
 int hp_pprof_encode_main(int argc, char **argv);

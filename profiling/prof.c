@@ -7,14 +7,15 @@
  *   SAMPLING    the profiler is on; the job waits for its deadline. The
  *               request is attached as an hp_op_t, so a client that leaves
  *               stops the profiler from on_abandon, right away.
- *   CONVERTING  the profile is written; google-pprof or jeprof turns it into
- *               folded stacks, or `hotplate pprof-encode` (this binary, run
- *               again as a child) into profile.proto. The child writes into a pipe whose read end is
- *               an h2o socket on the admin loop, and the tick reaps it with
- *               waitpid(WNOHANG). Past its deadline the child's whole process
- *               group is killed (the viewers run nm, objdump and addr2line,
- *               which would otherwise keep the pipe open) and the request
- *               gets 504.
+ *   CONVERTING  the profile is written; `hotplate pprof-encode` (this
+ *               binary, run again as a child) symbolizes it and turns it into
+ *               profile.proto, or into folded stacks (pprof_fold.h) for the
+ *               folded and svg formats, so every format names the same
+ *               frames. The child writes into a pipe whose read end is an
+ *               h2o socket on the admin loop, and the tick reaps it with
+ *               waitpid(WNOHANG). Past its deadline the child's whole
+ *               process group is killed (anything it started would
+ *               otherwise keep the pipe open) and the request gets 504.
  *   IDLE        nothing runs; the temp files are gone.
  *
  * The job outlives its request (a conversion still has a child to reap after
@@ -32,7 +33,6 @@
 #include "runtime/http.h"
 #include "runtime/params.h"
 #include "profiling/flame.h"
-#include "profiling/folded.h"
 #include "profiling/heap.h"
 #include "profiling/pprof_proto.h"
 
@@ -120,13 +120,12 @@ static struct {
 } hp__prof;
 
 static const char *const hp__prof_kind_names[HP_PROF__KINDS] = {"cpu", "heap", "merge"};
-static const char *const hp__prof_tools[HP_PROF__KINDS] = {"google-pprof", "jeprof", "hotplate pprof-merge"};
 static const char *const hp__prof_proto_kinds[] = {[HP_PPROF_CPU] = "cpu", [HP_PPROF_HEAP] = "heap", [HP_PPROF_ALLOCS] = "allocs"};
 
-/* The child that makes job's format: the viewer of its kind, or the server's own pprof-encode. */
+/* The child that makes job's format: the server itself, as pprof-merge for a merge and pprof-encode otherwise. */
 static const char *hp__prof_tool(const hp_prof_job_t *job)
 {
-    return job->format == HP_PROF_PROTO && job->kind != HP_PROF_MERGE ? "hotplate pprof-encode" : hp__prof_tools[job->kind];
+    return job->kind == HP_PROF_MERGE ? "hotplate pprof-merge" : "hotplate pprof-encode";
 }
 
 static const char hp__prof_killed_timeout[] = "timeout";
@@ -421,50 +420,6 @@ static char *hp__prof_stderr_head(hp_prof_job_t *job, hp_req_t *r)
     return hp_pool_printf(r, "%s", head);
 }
 
-/*
- * google-pprof names each function of a symbol table it read with nm after
- * its start address, "hp__on_req<000000000000d060>", so its folded stacks
- * carry those suffixes. They add nothing to a function's name (one function,
- * one address) and make the frames hard to read or grep, so they are removed
- * in place. A heap profile's folded output can also carry stacks with a
- * count of 0 (allocations sampled, then freed before the dump): they are not
- * samples, and a line "stack 0" is dropped too. @return the new length
- */
-static size_t hp__prof_drop_zero_lines(char *s, size_t len)
-{
-    size_t o = 0;
-    const char *p = s, *end = s + len;
-    hp_folded_line_t l;
-    int rc;
-    while ((rc = hp_folded_next(&p, end, &l)) != 0) {
-        if (rc > 0 && l.count == 0)
-            continue;
-        /* A line kept whole, with its newline: what the viewer wrote, less what is no sample. */
-        size_t n = (size_t)(p - l.line);
-        memmove(s + o, l.line, n);
-        o += n;
-    }
-    return o;
-}
-
-static size_t hp__prof_tidy_folded(char *s, size_t len)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < len;) {
-        if (s[i] == '<' && len - i >= 18 && s[i + 17] == '>') {
-            size_t h = 1;
-            while (h != 17 && ((s[i + h] >= '0' && s[i + h] <= '9') || (s[i + h] >= 'a' && s[i + h] <= 'f')))
-                ++h;
-            if (h == 17) {
-                i += 18;
-                continue;
-            }
-        }
-        s[o++] = s[i++];
-    }
-    return hp__prof_drop_zero_lines(s, o);
-}
-
 /* The viewer has exited and its output is read: answer with it. */
 static void hp__prof_send_converted(hp_prof_job_t *job)
 {
@@ -489,7 +444,6 @@ static void hp__prof_send_converted(hp_prof_job_t *job)
                     failed ? hp_pool_printf(r, "%s failed: %s", tool, why) : hp_pool_printf(r, "%s: %s", tool, job->kill_reason));
             return;
         }
-        job->output_len = hp__prof_tidy_folded(job->output, job->output_len);
         job->cb(r, job->cb_ud, job->output != NULL ? job->output : "", job->output_len, NULL);
         return;
     }
@@ -522,7 +476,6 @@ static void hp__prof_send_converted(hp_prof_job_t *job)
         hp_respond_raw(r, 200, h2o_iovec_init(body, job->output_len));
         return;
     }
-    job->output_len = hp__prof_tidy_folded(job->output, job->output_len);
     if (job->format == HP_PROF_FOLDED) {
         char *body = h2o_mem_alloc_pool(&r->h2o->pool, job->output_len + 1);
         if (job->output_len != 0)
@@ -533,7 +486,7 @@ static void hp__prof_send_converted(hp_prof_job_t *job)
     }
     char *svg = NULL, title[96];
     size_t len = 0;
-    /* jeprof's folded stacks count bytes (in use at the end of the window, or allocated in it), gperftools' samples. */
+    /* A heap profile's folded stacks count bytes (in use at the end of the window, or allocated in it), a CPU profile's samples. */
     int heap = job->kind == HP_PROF_HEAP;
     snprintf(title, sizeof(title),
              !heap                                ? "hotplate CPU profile, %d s"
@@ -630,11 +583,12 @@ static int hp__prof_mktemp(char *path, size_t size, const char *kind, const char
 }
 
 /*
- * Runs `<tool> --collapsed <binary> <profile>` with stdout into a pipe read by
- * the loop, stderr into a temp file, no inherited descriptors, default signal
- * handling, and a process group of its own. Its environment is reduced to
- * what the perl scripts need, so the admin token and database URLs stay here.
- * @return 0, or a positive errno (ENOENT when the tool is not installed)
+ * Runs this binary again as `hotplate pprof-encode KIND <profile> [--folded]`
+ * (or pprof-merge) with stdout into a pipe read by the loop, stderr into a
+ * temp file, no inherited descriptors, default signal handling, and a
+ * process group of its own. Its environment is reduced to PATH, HOME, TMPDIR
+ * and the C locale, so the admin token and database URLs stay here.
+ * @return 0, or a positive errno
  */
 static int hp__prof_spawn(hp_prof_job_t *job)
 {
@@ -643,7 +597,7 @@ static int hp__prof_spawn(hp_prof_job_t *job)
     static const char deleted[] = " (deleted)";
     if (n > 0)
         exe[n] = '\0';
-    /* A binary replaced since startup (a rebuild) is still readable through /proc, which nm and addr2line accept. */
+    /* A binary replaced since startup (a rebuild) is still readable, and runnable, through /proc. */
     if (n <= 0 || ((size_t)n > sizeof(deleted) - 1 && strcmp(exe + n - (sizeof(deleted) - 1), deleted) == 0))
         snprintf(exe, sizeof(exe), "/proc/%d/exe", (int)getpid());
 
@@ -671,30 +625,30 @@ static int hp__prof_spawn(hp_prof_job_t *job)
     snprintf(env_home, sizeof(env_home), "HOME=%s", h != NULL && strlen(h) < sizeof(env_home) - 6 ? h : "/");
     snprintf(env_tmp, sizeof(env_tmp), "TMPDIR=%s", t != NULL && t[0] != '\0' && strlen(t) < sizeof(env_tmp) - 8 ? t : "/tmp");
     char *envp[] = {env_path, env_home, env_tmp, (char *)"LC_ALL=C", NULL};
-    /* /debug/pprof/allocs counts every byte allocated in the window; the other heap routes the bytes still in use at its end. */
-    int allocs = job->kind == HP_PROF_HEAP && job->proto_kind == HP_PPROF_ALLOCS;
-    char *viewer[6] = {(char *)hp__prof_tools[job->kind], (char *)"--collapsed"}, **va = viewer + 2;
-    if (allocs)
-        *va++ = (char *)"--alloc_space";
-    *va++ = exe;
-    *va++ = job->path;
-    *va = NULL;
-    /* pprof's format is the server's own encoder, run as a child so that reading the ELF and DWARF files stays off the loop. */
+    /*
+     * Every format is the server's own encoder, run as a child so that reading
+     * the ELF and DWARF files stays off the loop. The kind picks the folded
+     * stacks' values too: /debug/pprof/allocs counts every byte allocated in
+     * the window, the other heap routes the bytes still in use at its end.
+     */
     char seconds[24], started[24];
     snprintf(seconds, sizeof(seconds), "%d", job->seconds);
     snprintf(started, sizeof(started), "%lld", (long long)job->started_ns);
-    char *encoder[9 + 2 * HP_PPROF_MAX_COMMENTS] = {exe,
-                                                    (char *)"pprof-encode",
-                                                    (char *)hp__prof_proto_kinds[job->proto_kind],
-                                                    job->path,
-                                                    (char *)"--seconds",
-                                                    seconds,
-                                                    (char *)"--time-ns",
-                                                    started};
-    for (size_t i = 0, a = 8; i != job->num_comments; ++i, a += 2) {
+    char *encoder[10 + 2 * HP_PPROF_MAX_COMMENTS] = {exe,
+                                                     (char *)"pprof-encode",
+                                                     (char *)hp__prof_proto_kinds[job->proto_kind],
+                                                     job->path,
+                                                     (char *)"--seconds",
+                                                     seconds,
+                                                     (char *)"--time-ns",
+                                                     started};
+    size_t a = 8;
+    for (size_t i = 0; i != job->num_comments; ++i, a += 2) {
         encoder[a] = (char *)"--comment";
         encoder[a + 1] = job->comments[i];
     }
+    if (job->format != HP_PROF_PROTO)
+        encoder[a] = (char *)"--folded";
     /* The merger's argv is exe, pprof-merge, then the files; job->merge_files has room for the first two. */
     if (job->merge_files != NULL) {
         job->merge_files[0] = strdup(exe);
@@ -707,7 +661,7 @@ static int hp__prof_spawn(hp_prof_job_t *job)
             return ENOMEM;
         }
     }
-    char **argv = job->merge_files != NULL ? job->merge_files : job->format == HP_PROF_PROTO ? encoder : viewer;
+    char **argv = job->merge_files != NULL ? job->merge_files : encoder;
 
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t at;
@@ -720,13 +674,13 @@ static int hp__prof_spawn(hp_prof_job_t *job)
     posix_spawn_file_actions_adddup2(&fa, errfd, 2);
     posix_spawn_file_actions_addclosefrom_np(&fa, 3);
     posix_spawnattr_init(&at);
-    /* The server blocks SIGTERM in its threads and ignores SIGPIPE; the viewer should do neither. */
+    /* The server blocks SIGTERM in its threads and ignores SIGPIPE; the child should do neither. */
     posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
     posix_spawnattr_setsigmask(&at, &none);
     posix_spawnattr_setsigdefault(&at, &all);
     posix_spawnattr_setpgroup(&at, 0);
     pid_t pid = 0;
-    int rc = argv != viewer ? posix_spawn(&pid, exe, &fa, &at, argv, envp) : posix_spawnp(&pid, argv[0], &fa, &at, argv, envp);
+    int rc = posix_spawn(&pid, exe, &fa, &at, argv, envp);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&at);
     close(pfd[1]);
@@ -768,12 +722,7 @@ static void hp__prof_sampling_done(hp_prof_job_t *job)
     int rc = hp__prof_spawn(job);
     if (rc != 0) {
         hp_log(HP_LOG_WARN, "%s profile: cannot run %s: %s", hp__prof_kind_names[job->kind], hp__prof_tool(job), strerror(rc));
-        if (rc == ENOENT && job->format != HP_PROF_PROTO)
-            hp__prof_fail(job, HP_E_not_supported,
-                          job->kind == HP_PROF_CPU ? "google-pprof is not installed (Debian package google-perftools)"
-                                                   : "jeprof is not installed (Debian package libjemalloc-dev)");
-        else
-            hp__prof_fail(job, HP_E_profile_failed, "the profile viewer could not be started");
+        hp__prof_fail(job, HP_E_profile_failed, "the profile converter could not be started");
         hp__prof_finish(job);
         return;
     }

@@ -257,6 +257,60 @@ def test_pprof_encode_converts_a_saved_profile(prof_server, load, env, tmp_path)
     assert b"not a jemalloc heap profile" in p.stderr, p.stderr
 
 
+def traces_as_folded(out):
+    """`go tool pprof -traces` output as {folded stack: value}: each trace is leaf first, an inlined frame
+    "NAME (inline)"; folded stacks are root first, an inlined frame NAME[inline]."""
+    stacks, frames, value = {}, None, 0
+
+    def flush():
+        if frames:
+            key = ";".join(reversed(frames))
+            stacks[key] = stacks.get(key, 0) + value
+
+    for line in out.splitlines():
+        if line.startswith("-----------+"):
+            flush()
+            frames, value = [], 0
+            continue
+        if frames is None or not line.strip():
+            continue
+        m = re.match(r"^\s*(\d+)\s{3}(\S.*)$", line) if not frames else None
+        name = m.group(2) if m else line.strip()
+        if m:
+            value = int(m.group(1))
+        frames.append(name[:-len(" (inline)")] + "[inline]" if name.endswith(" (inline)") else name)
+    flush()
+    return stacks
+
+
+def test_folded_stacks_are_the_protos_stacks(prof_server, load, env, tmp_path):
+    """format=folded is made from the server's own symbolization (pprof-encode --folded): the same stacks, frame for
+    frame, inlined frames included, as go tool pprof reads from the proto of the same raw profile. So a stripped
+    library's static function is FILE+0xOFFSET in both, never the exported symbol before it."""
+    with load():
+        r = requests.get(prof_server.admin_base + "/debug/pprof/profile", params={"seconds": "2", "format": "gperftools"},
+                         timeout=2 + CONVERT_SLACK)
+    assert r.status_code == 200, describe(r)
+    raw = tmp_path / "cpu.prof"
+    raw.write_bytes(r.content)
+    proto = tmp_path / "cpu.pb.gz"
+    with open(proto, "wb") as f:
+        p = subprocess.run([env["bin"], "pprof-encode", "cpu", str(raw)], stdout=f, stderr=subprocess.PIPE, timeout=60)
+    assert p.returncode == 0, p.stderr.decode()
+    p = subprocess.run([env["bin"], "pprof-encode", "cpu", str(raw), "--folded"], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=60)
+    assert p.returncode == 0, p.stderr.decode()
+    folded = {}
+    for line in p.stdout.decode().splitlines():
+        stack, _, count = line.rpartition(" ")
+        assert stack not in folded, "a stack twice in the folded output: " + stack
+        folded[stack] = int(count)
+    assert folded, "an empty CPU profile under load"
+    out, _ = go_pprof(["-traces", "-sample_index=samples", str(proto)], tmp_path)
+    assert folded == traces_as_folded(out), (sorted(set(folded) ^ set(traces_as_folded(out)))[:10])
+    assert any("[inline]" in stack for stack in folded), "no inlined frame in %d stacks" % len(folded)
+
+
 def test_heap_routes_refuse_bad_parameters(prof_server):
     for path in ["/debug/pprof/heap", "/debug/pprof/allocs"]:
         for q in ["seconds=0", "seconds=61", "format=png", "format=xml", "lg_sample=5"]:

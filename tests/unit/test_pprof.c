@@ -22,6 +22,7 @@
 #include <math.h>
 #include <zlib.h>
 
+#include "profiling/pprof_fold.h"
 #include "profiling/pprof_legacy.h"
 #include "profiling/pprof_proto.h"
 #include "profiling/symbolize.h"
@@ -374,6 +375,98 @@ static void test_merge_adds_samples_and_dedupes_the_tables(void **state)
         free(gz[i]);
 }
 
+/* ---- folding --------------------------------------------------------------------------------- */
+
+/*
+ * A heap profile by hand: main calls work, which inlines helper; one location
+ * has no lines (an unsymbolized library frame). Folded by the default sample
+ * type, inuse_space, equal stacks added, a zero value left out.
+ */
+static void test_fold(void **state)
+{
+    (void)state;
+    char *strings[] = {"", "alloc_space", "bytes", "inuse_space", "main", "work", "helper", "/usr/lib/libx.so.1"};
+    Perftools__Profiles__ValueType vt[2];
+    Perftools__Profiles__ValueType *types[] = {&vt[0], &vt[1]};
+    for (int i = 0; i != 2; ++i) {
+        perftools__profiles__value_type__init(&vt[i]);
+        vt[i].type = i == 0 ? 1 : 3;
+        vt[i].unit = 2;
+    }
+    Perftools__Profiles__Function fn[3];
+    Perftools__Profiles__Function *fns[] = {&fn[0], &fn[1], &fn[2]};
+    for (int i = 0; i != 3; ++i) {
+        perftools__profiles__function__init(&fn[i]);
+        fn[i].id = (uint64_t)i + 1;
+        fn[i].name = 4 + i; /* main, work, helper */
+    }
+    Perftools__Profiles__Mapping map;
+    Perftools__Profiles__Mapping *maps[] = {&map};
+    perftools__profiles__mapping__init(&map);
+    map.id = 1;
+    map.memory_start = 0x7000;
+    map.memory_limit = 0x9000;
+    map.filename = 7;
+    Perftools__Profiles__Line ln[4];
+    Perftools__Profiles__Line *main_lines[] = {&ln[0]}, *work_lines[] = {&ln[1], &ln[2]}, *work2_lines[] = {&ln[3]};
+    uint64_t ln_fn[] = {1, 3, 2, 2}; /* main; helper inlined into work; work */
+    for (int i = 0; i != 4; ++i) {
+        perftools__profiles__line__init(&ln[i]);
+        ln[i].function_id = ln_fn[i];
+    }
+    Perftools__Profiles__Location loc[4];
+    Perftools__Profiles__Location *locs[] = {&loc[0], &loc[1], &loc[2], &loc[3]};
+    for (int i = 0; i != 4; ++i) {
+        perftools__profiles__location__init(&loc[i]);
+        loc[i].id = (uint64_t)i + 1;
+    }
+    loc[0].line = main_lines, loc[0].n_line = 1;
+    loc[1].line = work_lines, loc[1].n_line = 2;
+    loc[2].mapping_id = 1, loc[2].address = 0x7abc; /* no lines */
+    loc[3].line = work2_lines, loc[3].n_line = 1;
+    /* Leaf first, as samples list their locations. */
+    uint64_t st_inline[] = {2, 1}, st_lib[] = {3, 4, 1}, st_zero[] = {4, 1};
+    int64_t v1[] = {100, 10}, v2[] = {100, 5}, v3[] = {100, 7}, v4[] = {100, 0};
+    Perftools__Profiles__Sample sm[4];
+    Perftools__Profiles__Sample *samples[] = {&sm[0], &sm[1], &sm[2], &sm[3]};
+    uint64_t *stacks[] = {st_inline, st_inline, st_lib, st_zero};
+    size_t depths[] = {2, 2, 3, 2};
+    int64_t *values[] = {v1, v2, v3, v4};
+    for (int i = 0; i != 4; ++i) {
+        perftools__profiles__sample__init(&sm[i]);
+        sm[i].location_id = stacks[i], sm[i].n_location_id = depths[i];
+        sm[i].value = values[i], sm[i].n_value = 2;
+    }
+    Perftools__Profiles__Profile p = PERFTOOLS__PROFILES__PROFILE__INIT;
+    p.string_table = strings, p.n_string_table = 8;
+    p.sample_type = types, p.n_sample_type = 2;
+    p.default_sample_type = 3;
+    p.function = fns, p.n_function = 3;
+    p.mapping = maps, p.n_mapping = 1;
+    p.location = locs, p.n_location = 4;
+    p.sample = samples, p.n_sample = 4;
+
+    char *out = NULL;
+    size_t len = 0;
+    assert_int_equal(hp_pprof_fold(&p, &out, &len, &err), 0);
+    static const char want[] = "main;work;helper[inline] 15\n"
+                               "main;work;libx.so.1+0xabc 7\n";
+    assert_int_equal(len, sizeof(want) - 1);
+    assert_memory_equal(out, want, len);
+    free(out);
+
+    /* Without a default, the first sample type; a sample naming a location the profile lacks is refused. */
+    p.default_sample_type = 0;
+    assert_int_equal(hp_pprof_fold(&p, &out, &len, &err), 0);
+    static const char first[] = "main;work 100\nmain;work;helper[inline] 200\nmain;work;libx.so.1+0xabc 100\n";
+    assert_int_equal(len, sizeof(first) - 1);
+    assert_memory_equal(out, first, len);
+    free(out);
+    st_zero[0] = 9;
+    assert_int_equal(hp_pprof_fold(&p, &out, &len, &err), -1);
+    assert_non_null(strstr(err, "location"));
+}
+
 /* ---- the symbolizer -------------------------------------------------------------------------- */
 
 static void test_symbolizes_this_process(void **state)
@@ -643,6 +736,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_symbolizes_the_vdso, setup, teardown),
         cmocka_unit_test_setup_teardown(test_names_plt_stubs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_names_inlined_functions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fold, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
