@@ -23,8 +23,8 @@
  * its own (gperftools and jemalloc, through hp_prof_cpu_collect and
  * hp_prof_heap_collect in profiling/prof.c): the hottest functions become the
  * evidence and the fix of a CPU hot spot, the top allocation site those of a
- * memory growth. The answer waits for their conversions (google-pprof and
- * jeprof, a second or two after the window) too.
+ * memory growth. The answer waits for their conversions (the server's
+ * pprof-encode child, a fraction of a second after the window) too.
  *
  * Everything the job needs lives in the request's pool, and the pool's
  * disposal unlinks the timer, so a client that goes away ends the job: the

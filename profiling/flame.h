@@ -1,8 +1,9 @@
 /*
  * flame: renders folded stacks as a flame graph SVG, as pure code.
  *
- * Input is the "folded" (collapsed) format that `google-pprof --collapsed` and
- * `jeprof --collapsed` print: one stack per line, frames from the outermost
+ * Input is the "folded" (collapsed) format that `hotplate pprof-encode
+ * --folded` writes (pprof_fold.h), as `google-pprof --collapsed` and
+ * `jeprof --collapsed` do: one stack per line, frames from the outermost
  * caller to the leaf separated by ';', then one space and a positive decimal
  * sample count ("main;hp_serve;hp__on_req 12"). The count is taken after the
  * last space, so frame names may contain spaces. Identical stacks and

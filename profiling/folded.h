@@ -1,9 +1,9 @@
 /*
  * folded: the one reader of folded stacks, the text every profile of the
  * server becomes ("frame;frame;...;leaf count" per line, outermost caller
- * first): what `google-pprof --collapsed` and `jeprof --collapsed` print,
- * the flame graph draws (flame.c), the doctor ranks (doctor.c) and the
- * profile endpoints tidy (prof.c). Pure: (ptr, len) in, nothing global.
+ * first): what the server's pprof-encode --folded writes (pprof_fold.c),
+ * as `google-pprof --collapsed` and `jeprof --collapsed` print it, and what
+ * the flame graph draws (flame.c) and the doctor ranks (doctor.c). Pure: (ptr, len) in, nothing global.
  */
 #ifndef HP_FOLDED_H
 #define HP_FOLDED_H

@@ -13,9 +13,10 @@
  * /debug/pprof/ routes, as in Go's net/http/pprof.
  *
  * Both run on the admin thread without ever blocking its loop: the wait is a
- * timer, and the conversions (`google-pprof --collapsed`, `jeprof
- * --collapsed`, the server's own `hotplate pprof-encode`) are child processes
- * whose output is read through the loop. One profile of each kind runs at a time; a second request gets 409.
+ * timer, and the conversions (the server's own `hotplate pprof-encode`, to
+ * profile.proto or to folded stacks) are child processes whose output is
+ * read through the loop. One profile of each kind runs at a time; a second
+ * request gets 409.
  * A client that goes away stops its profile at once. Both need the admin token
  * when one is configured, because both change how the whole process runs.
  *
@@ -46,7 +47,7 @@
  */
 #define HP_PROF_COLLECT_LG_SAMPLE 15
 
-/* How long a conversion (google-pprof or jeprof) may take before it is killed and the request answered 504, in ms. */
+/* How long a conversion (pprof-encode or pprof-merge) may take before it is killed and the request answered 504, in ms. */
 #define HP_PROF_CONVERT_TIMEOUT_MS 20000
 
 /* Largest raw profile or converted output served, in bytes. */

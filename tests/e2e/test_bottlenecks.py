@@ -21,7 +21,6 @@ menu_cache has its own file (test_menu_cache.py).
 """
 import collections
 import os
-import shutil
 import subprocess
 import threading
 import time
@@ -284,8 +283,6 @@ def catering_options(db, world):
 
 
 def test_order_total_naive_equals_once_and_tops_the_cpu_profile(start_server, db, world, catering_options):
-    if shutil.which("google-pprof") is None:
-        pytest.skip("google-pprof is not installed (deploy/deps.sh installs it)")
     s = start_server(threads=1, name="order-total")
     body = big_cart(db, world)
     c = Client(s.base, world.a["token"])
