@@ -469,6 +469,27 @@ static void test_fold(void **state)
 
 /* ---- the symbolizer -------------------------------------------------------------------------- */
 
+/* This process's maps text, as a profile file carries its process's. @return its length */
+static size_t self_maps(char *buf, size_t size)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, size, f);
+    fclose(f);
+    return n;
+}
+
+/* One CPU sample of this process at pcs (leaf first), encoded with symtab t and decoded back; *gz is the caller's to free. */
+static Perftools__Profiles__Profile *encoded_self(hp_symtab_t *t, uint64_t *pcs, uint32_t depth, unsigned char **gz)
+{
+    static char maps[65536];
+    size_t n = self_maps(maps, sizeof(maps));
+    hp_pprof_raw_sample_t rs = {.pcs = pcs, .depth = depth, .v = {5}};
+    hp_pprof_raw_t raw = {.kind = HP_PPROF_RAW_CPU, .period = 1000, .samples = &rs, .num_samples = 1, .maps = maps, .maps_len = n};
+    hp_pprof_meta_t meta = {.kind = HP_PPROF_CPU};
+    return encoded(&raw, t, &meta, gz);
+}
+
 static void test_symbolizes_this_process(void **state)
 {
     (void)state;
@@ -493,19 +514,13 @@ static void test_symbolizes_this_process(void **state)
     hp_symtab_close(t);
 
     /* The same through a maps text, as pprof-encode reads one from a profile, and through the encoder. */
-    FILE *f = fopen("/proc/self/maps", "r");
-    assert_non_null(f);
     static char maps[65536];
-    size_t n = fread(maps, 1, sizeof(maps), f);
-    fclose(f);
+    size_t n = self_maps(maps, sizeof(maps));
     t = hp_symtab_open_maps(maps, n, &err);
     assert_non_null(t);
     uint64_t pcs[] = {fn + 4, (uint64_t)(uintptr_t)&test_symbolizes_this_process + 9};
-    hp_pprof_raw_sample_t rs = {.pcs = pcs, .depth = 2, .v = {5}};
-    hp_pprof_raw_t raw = {.kind = HP_PPROF_RAW_CPU, .period = 1000, .samples = &rs, .num_samples = 1, .maps = maps, .maps_len = n};
-    hp_pprof_meta_t meta = {.kind = HP_PPROF_CPU};
     unsigned char *gz = NULL;
-    Perftools__Profiles__Profile *p = encoded(&raw, t, &meta, &gz);
+    Perftools__Profiles__Profile *p = encoded_self(t, pcs, 2, &gz);
     const Perftools__Profiles__Location *leaf = location(p, p->sample[0]->location_id[0]);
     const Perftools__Profiles__Location *caller = location(p, p->sample[0]->location_id[1]);
     assert_int_equal(leaf->n_line, 1);
@@ -578,17 +593,9 @@ static void test_names_inlined_functions(void **state)
     assert_int_equal(sym.num_inlined, 0);
 
     /* The encoder gives the location one line per function, in pprof's order: the innermost first. */
-    FILE *f = fopen("/proc/self/maps", "r");
-    assert_non_null(f);
-    static char maps[65536];
-    size_t n = fread(maps, 1, sizeof(maps), f);
-    fclose(f);
     uint64_t pcs[] = {inl.ret - 1};
-    hp_pprof_raw_sample_t rs = {.pcs = pcs, .depth = 1, .v = {1}};
-    hp_pprof_raw_t raw = {.kind = HP_PPROF_RAW_CPU, .period = 1000, .samples = &rs, .num_samples = 1, .maps = maps, .maps_len = n};
-    hp_pprof_meta_t meta = {.kind = HP_PPROF_CPU};
     unsigned char *gz = NULL;
-    Perftools__Profiles__Profile *p = encoded(&raw, t, &meta, &gz);
+    Perftools__Profiles__Profile *p = encoded_self(t, pcs, 1, &gz);
     const Perftools__Profiles__Location *loc = location(p, p->sample[0]->location_id[0]);
     assert_int_equal(loc->n_line, 3);
     static const char *const want[] = {"leaf", "mid", "outer"};
@@ -699,11 +706,8 @@ static void test_symbolizes_the_vdso(void **state)
     uint64_t fn = vdso_clock_gettime();
     if (fn == 0)
         skip();
-    FILE *f = fopen("/proc/self/maps", "r");
-    assert_non_null(f);
     static char maps[65536];
-    size_t n = fread(maps, 1, sizeof(maps), f);
-    fclose(f);
+    size_t n = self_maps(maps, sizeof(maps));
     hp_symtab_t *t = hp_symtab_open_maps(maps, n, &err);
     assert_non_null(t);
     hp_sym_t sym;
