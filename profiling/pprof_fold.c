@@ -95,17 +95,16 @@ static void hp__fold_location(hp__fold_buf_t *b, const Perftools__Profiles__Prof
 }
 
 typedef struct st_hp__fold_line_t {
-    size_t off, len; /* the stack's text in the buffer */
+    size_t off, len;   /* the stack's text in the buffer, while the buffer may still move */
+    const char *stack; /* set from off once every stack is written, for the sort */
     int64_t value;
 } hp__fold_line_t;
-
-static const char *hp__fold_sort_base;
 
 static int hp__fold_cmp(const void *a, const void *b)
 {
     const hp__fold_line_t *x = a, *y = b;
     size_t n = x->len < y->len ? x->len : y->len;
-    int c = memcmp(hp__fold_sort_base + x->off, hp__fold_sort_base + y->off, n);
+    int c = memcmp(x->stack, y->stack, n);
     return c != 0 ? c : (x->len > y->len) - (x->len < y->len);
 }
 
@@ -137,7 +136,7 @@ int hp_pprof_fold(const Perftools__Profiles__Profile *p, char **out, size_t *out
             if (j != 0)
                 hp__fold_put(&stacks, ";", 1);
         }
-        lines[n++] = (hp__fold_line_t){off, stacks.len - off, v};
+        lines[n++] = (hp__fold_line_t){off, stacks.len - off, NULL, v};
     }
     if (lines == NULL || stacks.failed) {
         *err = "out of memory";
@@ -145,7 +144,8 @@ int hp_pprof_fold(const Perftools__Profiles__Profile *p, char **out, size_t *out
         free(stacks.s);
         return -1;
     }
-    hp__fold_sort_base = stacks.s;
+    for (size_t i = 0; i != n; ++i)
+        lines[i].stack = stacks.s + lines[i].off;
     qsort(lines, n, sizeof(*lines), hp__fold_cmp);
     hp__fold_buf_t text = {0};
     for (size_t i = 0; i != n;) {
@@ -155,7 +155,7 @@ int hp_pprof_fold(const Perftools__Profiles__Profile *p, char **out, size_t *out
             sum += lines[j++].value;
         char count[32];
         int k = snprintf(count, sizeof(count), " %" PRId64 "\n", sum);
-        hp__fold_put(&text, stacks.s + lines[i].off, lines[i].len);
+        hp__fold_put(&text, lines[i].stack, lines[i].len);
         hp__fold_put(&text, count, (size_t)k);
         i = j;
     }
