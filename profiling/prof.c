@@ -420,6 +420,20 @@ static char *hp__prof_stderr_head(hp_prof_job_t *job, hp_req_t *r)
     return hp_pool_printf(r, "%s", head);
 }
 
+/*
+ * Answers 200 with a copy of len bytes in the request's pool. The job's output
+ * buffer and the flame renderer's string are malloc'd and freed before h2o
+ * sends the body, which must live as long as the request.
+ */
+static void hp__prof_respond_copy(hp_req_t *r, const char *content_type, const char *data, size_t len)
+{
+    char *body = h2o_mem_alloc_pool(&r->h2o->pool, len + 1);
+    if (len != 0)
+        memcpy(body, data, len);
+    hp_add_header(r, "content-type", content_type);
+    hp_respond_raw(r, 200, h2o_iovec_init(body, len));
+}
+
 /* The viewer has exited and its output is read: answer with it. */
 static void hp__prof_send_converted(hp_prof_job_t *job)
 {
@@ -466,22 +480,14 @@ static void hp__prof_send_converted(hp_prof_job_t *job)
         return;
     }
     if (job->format == HP_PROF_PROTO) {
-        char *body = h2o_mem_alloc_pool(&r->h2o->pool, job->output_len + 1);
-        if (job->output_len != 0)
-            memcpy(body, job->output, job->output_len);
         /* As Go's net/http/pprof answers: a download named after the profile; the bytes are gzip, not a content encoding. */
-        hp_add_header(r, "content-type", "application/octet-stream");
         hp_add_header(r, "content-disposition",
                       hp_pool_printf(r, "attachment; filename=\"hotplate-%s.pb.gz\"", hp__prof_proto_kinds[job->proto_kind]));
-        hp_respond_raw(r, 200, h2o_iovec_init(body, job->output_len));
+        hp__prof_respond_copy(r, "application/octet-stream", job->output, job->output_len);
         return;
     }
     if (job->format == HP_PROF_FOLDED) {
-        char *body = h2o_mem_alloc_pool(&r->h2o->pool, job->output_len + 1);
-        if (job->output_len != 0)
-            memcpy(body, job->output, job->output_len);
-        hp_add_header(r, "content-type", "text/plain; charset=utf-8");
-        hp_respond_raw(r, 200, h2o_iovec_init(body, job->output_len));
+        hp__prof_respond_copy(r, "text/plain; charset=utf-8", job->output, job->output_len);
         return;
     }
     char *svg = NULL, title[96];
@@ -499,12 +505,8 @@ static void hp__prof_send_converted(hp_prof_job_t *job)
         hp_respond_error(r, HP_E_profile_failed, hp_pool_printf(r, "the flame graph could not be drawn: %s", strerror(-rc)));
         return;
     }
-    /* The renderer mallocs; the response must live in the pool. */
-    char *body = h2o_mem_alloc_pool(&r->h2o->pool, len + 1);
-    memcpy(body, svg, len);
+    hp__prof_respond_copy(r, "image/svg+xml", svg, len);
     free(svg);
-    hp_add_header(r, "content-type", "image/svg+xml");
-    hp_respond_raw(r, 200, h2o_iovec_init(body, len));
 }
 
 /* ---- the viewer child ------------------------------------------------------------------------ */
