@@ -26,9 +26,15 @@
  *   lookup failed, so a Redis outage turns copies off within
  *   HP_MENU_LOCAL_MAX_AGE_MS.
  *
- * Ownership: the slots and their documents are the thread's own (malloc'd,
- * replaced in place, freed by hp_menu_local_thread_dispose); only the
- * generation counters are shared, and they are only ever raised. The table is
+ * Ownership: the slots are the thread's own. A slot's document is an h2o
+ * reference-counted chunk: the slot holds one reference, and each response
+ * that serves it links another into its request's pool, so the body goes out
+ * with no copy and stays valid until its request is freed, even when the slot
+ * moves on to a newer document meanwhile. A put allocates a new chunk and
+ * drops the slot's reference to the old one; hp_menu_local_thread_dispose
+ * drops the rest. The counts are plain integers because only the thread's own
+ * loop touches them. Only the generation counters are shared between threads,
+ * and they are only ever raised. The table is
  * direct-mapped by restaurant id, so memory is bounded by
  * HP_MENU_LOCAL_SLOTS x HP_MENU_LOCAL_MAX_DOC per thread; a larger menu is not
  * copied and is served from Redis as before.
@@ -38,6 +44,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include <h2o.h>
 
 #include "runtime/thread.h"
 
@@ -51,11 +59,11 @@ uint64_t hp_menu_local_generation(int64_t id);
 
 /**
  * Finds this thread's copy of restaurant id's menu, if it is still valid at
- * now_ns (a monotonic time). The document stays this thread's: copy it before
- * anything else runs on the loop.
- * @return 1 and the document in *doc and *len, or 0
+ * now_ns (a monotonic time), and links it into pool, which keeps it alive
+ * until the pool is cleared.
+ * @return 1 and the document in *doc, or 0
  */
-int hp_menu_local_get(int64_t id, uint64_t now_ns, const char **doc, size_t *len);
+int hp_menu_local_get(int64_t id, uint64_t now_ns, h2o_mem_pool_t *pool, h2o_iovec_t *doc);
 
 /** Stores a copy of restaurant id's menu, read when its generation was gen (hp_menu_local_generation), at now_ns. */
 void hp_menu_local_put(int64_t id, uint64_t gen, uint64_t now_ns, const char *doc, size_t len);

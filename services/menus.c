@@ -486,14 +486,13 @@ void hp_handle_menu_get(hp_req_t *r)
     if (st->use_local) {
         /* The generation first: a PATCH that lands after this read makes whatever this lookup stores invalid. */
         st->local_gen = hp_menu_local_generation(r->path_ids[0]);
-        const char *doc;
-        size_t len;
-        if (hp_menu_local_get(r->path_ids[0], hp_now_ns(), &doc, &len)) {
+        h2o_iovec_t doc;
+        if (hp_menu_local_get(r->path_ids[0], hp_now_ns(), &r->h2o->pool, &doc)) {
             r->cache = "hit";
             hp_probe_count(r->thr, HP_COUNTER_cache_hits, 1);
             hp_probe_count(r->thr, HP_COUNTER_cache_local_hits, 1);
             hp_add_header(r, "x-cache", "hit");
-            hp_respond_raw(r, 200, h2o_strdup(&r->h2o->pool, doc, len));
+            hp_respond_raw(r, 200, doc); /* the copy itself, held by the pool: no byte of it is copied */
             return;
         }
     }
