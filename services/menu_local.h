@@ -36,8 +36,9 @@
  * loop touches them. Only the generation counters are shared between threads,
  * and they are only ever raised. The table is
  * direct-mapped by restaurant id, so memory is bounded by
- * HP_MENU_LOCAL_SLOTS x HP_MENU_LOCAL_MAX_DOC per thread; a larger menu is not
- * copied and is served from Redis as before.
+ * HP_MENU_LOCAL_SLOTS x HP_MENU_LOCAL_MAX_DOC per thread, plus the replaced
+ * documents that responses in flight still hold; a larger menu is not copied
+ * and is served from Redis as before.
  */
 #ifndef HP_MENU_LOCAL_H
 #define HP_MENU_LOCAL_H
