@@ -39,7 +39,9 @@ Two measurements per route:
    not time, so this figure barely depends on the machine's load; the
    repetitions (--reps) show what noise is left. Callgrind does not see the
    vDSO, so the script also counts clock_gettime calls per request and prices
-   the probes' extra ones with pg_test_timing. Callgrind runs with
+   the probes' extra ones with pg_test_timing, except the reads of the
+   thread's CPU clock (hp_thread_cpu_ns, counted by name), which are system
+   calls natively too and are priced by a measurement of their own. Callgrind runs with
    --cache-sim=yes, and the simulated cache misses per request are reported
    too: the probes touch memory of their own, which instructions do not show.
 
@@ -504,13 +506,13 @@ def callgrind_run(binary, name, env, route, n, rep, target, token):
         raise BenchError(f"server {s.name} exited with {rc}; see {s.log_path}")
     worker = worker_thread_file(out)
     t = callgrind_totals(worker)
-    return {"ir": t["Ir"], "clock": callgrind_calls(worker, "clock_gettime"),
+    return {"ir": t["Ir"], "clock": callgrind_calls(worker, "clock_gettime"), "cpu_clock": callgrind_calls(worker, "hp_thread_cpu_ns"),
             "l1": t["I1mr"] + t["D1mr"] + t["D1mw"], "ll": t["ILmr"] + t["DLmr"] + t["DLmw"]}
 
 
 def instructions(args, binaries, env, target, token):
     """Returns {metric: {route: {"on": [per request, one per repetition], "off": [...]}}}
-    for the metrics of callgrind_run ("ir", "clock", "l1", "ll"), and the raw figures.
+    for the metrics of callgrind_run ("ir", "clock", "cpu_clock", "l1", "ll"), and the raw figures.
 
     Repetition i pairs the i-th N1 run with the i-th N2 run. The repetitions
     differ only by what callgrind cannot make deterministic (how PostgreSQL's
@@ -533,7 +535,7 @@ def instructions(args, binaries, env, target, token):
         return {route: {name: [(raw[(route, name, args.n2, rep)][metric] - raw[(route, name, args.n1, rep)][metric])
                                / (args.n2 - args.n1) for rep in range(args.reps)] for name, _ in BUILDS} for route in ROUTES}
 
-    return {metric: per_request(metric) for metric in ("ir", "clock", "l1", "ll")}, raw
+    return {metric: per_request(metric) for metric in ("ir", "clock", "cpu_clock", "l1", "ll")}, raw
 
 
 def clock_read_ns():
@@ -548,6 +550,19 @@ def clock_read_ns():
         return None
     m = re.search(r"Per loop time including overhead: ([\d.]+) ns", out)
     return float(m.group(1)) if m else None
+
+
+def cpu_clock_extra_ns(loops=5, n=300000):
+    """What a read of the thread's CPU clock costs more than a monotonic one, in ns:
+    the median over loops of n reads each, timed in this Python. The CPU clock has
+    no vDSO path, so each read is a system call; the interpreter's own cost per
+    call is the same in both loops and cancels in the difference."""
+    def per_read(clock):
+        read, start = time.clock_gettime_ns, time.perf_counter_ns()
+        for _ in range(n):
+            read(clock)
+        return (time.perf_counter_ns() - start) / n
+    return stats.median([per_read(time.CLOCK_THREAD_CPUTIME_ID) - per_read(time.CLOCK_MONOTONIC) for _ in range(loops)])
 
 
 # ---------------------------------------------------------------- report
@@ -610,7 +625,7 @@ def paired_cell(on, off):
 
 
 def report(args, tp, cpu, cg, target, info, cp):
-    ir, clocks = cg["ir"], cg["clock"]
+    ir, clocks, cpu_clocks = cg["ir"], cg["clock"], cg["cpu_clock"]
     ncpu, model, osname = info["machine"]
     print()
     print("### Probe overhead: results")
@@ -650,21 +665,26 @@ def report(args, tp, cpu, cg, target, info, cp):
     # whose work is not counted in Ir; natively it is a vDSO call of a few tens
     # of nanoseconds. The probes add clock reads, so this is the part of their
     # cost that the instruction counts above leave out.
-    print("Clock reads per request (clock_gettime calls in the callgrind profiles; a vDSO call natively, "
-          "a system call under valgrind, so their cost is not in the instruction counts):")
+    print("Clock reads per request (clock_gettime calls in the callgrind profiles; a system call under valgrind, so "
+          "their cost is not in the instruction counts; natively a vDSO call, except the reads of the thread's CPU "
+          "clock, hp_thread_cpu_ns, which are system calls there too):")
     print()
-    clock_ns = info.get("clock_ns")
+    clock_ns, extra_ns = info.get("clock_ns"), info.get("cpu_clock_extra_ns")
     for route in ROUTES:
         con, coff = statistics.mean(clocks[route]["on"]), statistics.mean(clocks[route]["off"])
-        line = f"- {route}: ON {con:.1f}, OFF {coff:.1f}, {con - coff:+.1f} with the probes"
+        son, soff = statistics.mean(cpu_clocks[route]["on"]), statistics.mean(cpu_clocks[route]["off"])
+        line = (f"- {route}: ON {con:.1f}, OFF {coff:.1f}, {con - coff:+.1f} with the probes; of them CPU-clock system calls "
+                f"ON {son:.1f}, OFF {soff:.1f}")
         if clock_ns is not None:
             cpu_off_ns = stats.median(cpu[route]["off"]) * 1e9 / os.sysconf("SC_CLK_TCK")
-            line += (f"; at {clock_ns:.1f} ns per read that is about {(con - coff) * clock_ns / cpu_off_ns:.1%} of the "
-                     f"OFF build's median server CPU time per request")
+            cost = (con - coff) * clock_ns + (son - soff) * extra_ns
+            line += (f"; at {clock_ns:.1f} ns per read and {clock_ns + extra_ns:.0f} ns per CPU-clock read that is about "
+                     f"{cost / cpu_off_ns:.1%} of the OFF build's median server CPU time per request")
         print(line)
     if clock_ns is not None:
         print()
-        print(f"(pg_test_timing -d 1 on this machine: {clock_ns:.2f} ns per clock read, loop overhead included.)")
+        print(f"(pg_test_timing -d 1 on this machine: {clock_ns:.2f} ns per clock read, loop overhead included; a read of "
+              f"the thread's CPU clock costs {extra_ns:.0f} ns more, timed against a monotonic read in python3.)")
     print()
     # Instructions are not the whole of a request's CPU time: the probes also
     # touch memory of their own (counters and histogram buckets), and a miss
@@ -785,6 +805,7 @@ def main():
         for key, value in sorted(raw.items()):
             log(f"callgrind {key}: worker thread {value}")
         info["clock_ns"] = clock_read_ns()
+        info["cpu_clock_extra_ns"] = cpu_clock_extra_ns()
         tp, cpu = throughput(args, binaries, env, target, tokens_file)
         cp = continuous(args, binaries["on"], env, target, tokens_file)
     finally:
