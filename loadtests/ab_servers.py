@@ -4,7 +4,7 @@ builds (two trees, or a tree and a patched copy), where make lab's flags can
 only compare values inside one binary.
 
     PYTHONPATH=tests loadtests/ab_servers.py [--rounds 9] [--duration 3] [--path /healthz] \\
-        [--ratio A/B ...] [--callgrind N1,N2] LABEL=BINARY[,flag=value...] ...
+        [--orders] [--ratio A/B ...] [--callgrind N1,N2] LABEL=BINARY[,flag=value...] ...
 
 Each LABEL names one `hotplate serve --threads 1` process of BINARY with the
 given runtime flags, all started at once against one stack (.hotplate/ab,
@@ -15,6 +15,12 @@ wrk, so the same request-file replay), and records throughput and the
 server's CPU time per request (utime + stime of all its threads over the run).
 It prints the medians, and for each --ratio A/B the ratio of the medians with
 the per-round ratios' median and range.
+
+With --orders the load is POST /orders instead of --path: one-line carts at
+restaurants that stay open, replayed under idempotency keys of each run's own
+(so no checkout is a replay), with payment_latency_ms=0 on every server. Its
+throughput is PostgreSQL's to give; the server's CPU time per checkout is the
+figure that compares two builds of the server.
 
 With --callgrind N1,N2 it instead runs each server under callgrind
 (--separate-threads=yes) for N1 and then N2 sequential keep-alive requests and
@@ -52,6 +58,8 @@ def parse_args(argv):
     p.add_argument("--path", default="/healthz")
     p.add_argument("--ratio", action="append", default=[], help="A/B: print A's median over B's (repeatable)")
     p.add_argument("--callgrind", help="N1,N2: instructions per request under callgrind instead of throughput")
+    p.add_argument("--orders", action="store_true",
+                   help="load POST /orders (one-line carts, payment_latency_ms=0 on every server) instead of --path")
     a = p.parse_args(argv)
     a.specs = []
     for s in a.servers:
@@ -62,7 +70,7 @@ def parse_args(argv):
 
 
 def stack_env(binary):
-    if not os.path.exists(os.path.join(HOME, "env")):
+    if not os.path.exists(os.path.join(HOME, "env")) or not os.path.exists(os.path.join(HOME, "tokens.tsv")):
         env, _ = bp.fresh_stack(HOME, binary, 0.01, bp.Progress(60))
         return env
     Stack(HOME).run("up")
@@ -74,17 +82,31 @@ def flag_args(flags):
 
 
 def throughput(a, env):
-    servers = {label: bp.start_server(binary, env, 1, os.path.join(OUT, f"{label}.log"), flag_args(flags))
+    extra = ["payment_latency_ms=0"] if a.orders else []
+    servers = {label: bp.start_server(binary, env, 1, os.path.join(OUT, f"{label}.log"), flag_args(extra + flags))
                for label, binary, flags in a.specs}
-    req = wl.write_requests(os.path.join(OUT, "ab.req"), [wl.http_request("GET", a.path)])
+    if a.orders:
+        # 20,000 one-line carts at restaurants open for the next two hours; every
+        # run replays them under keys of its own (the sequence prefix), so no
+        # checkout is answered as a replay.
+        data = wl.Data(env, os.path.join(HOME, "tokens.tsv"))
+        req = wl.write_requests(os.path.join(OUT, "orders.req"), wl.orders(data, 20000, 8, data.need_open(), max_lines=1))
+    else:
+        req = wl.write_requests(os.path.join(OUT, "ab.req"), [wl.http_request("GET", a.path)])
+    seq = [0]
+
+    def load(port, duration):
+        seq[0] += 1
+        return bp.wrk(port, req, 32, duration, seq[0] * 10_000_000)
+
     for s in servers.values():
-        bp.wrk(s.port, req, 32, 1, 0)  # warm-up
+        load(s.port, 1)  # warm-up
     rps = {label: [] for label in servers}
     cpu = {label: [] for label in servers}
     for i in range(a.rounds):
         for label, s in servers.items():
             c0 = s.cpu_seconds()
-            w = bp.wrk(s.port, req, 32, a.duration, 0)
+            w = load(s.port, a.duration)
             if w["status_4xx"] + w["status_5xx"] + w["socket_errors"]:
                 raise bp.BenchError(f"{label}: errors in round {i + 1}: {w}")
             cpu[label].append((s.cpu_seconds() - c0) * 1e6 / max(1, w["requests"]))
