@@ -53,10 +53,10 @@ static void hp__slot_clear(hp_menu_local_slot_t *s)
     memset(s, 0, sizeof(*s));
 }
 
-void hp_menu_local_put(int64_t id, uint64_t gen, uint64_t now_ns, const char *doc, size_t len)
+int hp_menu_local_put(int64_t id, uint64_t gen, uint64_t now_ns, const char *doc, size_t len)
 {
     if (len > HP_MENU_LOCAL_MAX_DOC || gen != hp_menu_local_generation(id))
-        return; /* too large to copy, or a PATCH landed since the lookup began: the copy would be stale at once */
+        return 0; /* too large to copy, or a PATCH landed since the lookup began: the copy would be stale at once */
     hp_menu_local_slot_t *s = &hp__slots[hp__slot_of(id)];
     /*
      * Always a new chunk, never the old one rewritten: a response on the loop
@@ -74,6 +74,7 @@ void hp_menu_local_put(int64_t id, uint64_t gen, uint64_t now_ns, const char *do
     s->id = id;
     s->gen = gen;
     s->filled_ns = now_ns;
+    return 1;
 }
 
 void hp_menu_local_invalidate(int64_t id)

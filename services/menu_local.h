@@ -66,8 +66,12 @@ uint64_t hp_menu_local_generation(int64_t id);
  */
 int hp_menu_local_get(int64_t id, uint64_t now_ns, h2o_mem_pool_t *pool, h2o_iovec_t *doc);
 
-/** Stores a copy of restaurant id's menu, read when its generation was gen (hp_menu_local_generation), at now_ns. */
-void hp_menu_local_put(int64_t id, uint64_t gen, uint64_t now_ns, const char *doc, size_t len);
+/**
+ * Stores a copy of restaurant id's menu, read when its generation was gen
+ * (hp_menu_local_generation), at now_ns.
+ * @return 1 when it was stored (a hp_menu_local_get at now_ns then returns it), 0 when it was too large or already stale
+ */
+int hp_menu_local_put(int64_t id, uint64_t gen, uint64_t now_ns, const char *doc, size_t len);
 
 /** Invalidates every thread's copy of restaurant id's menu (a PATCH, before it answers). */
 void hp_menu_local_invalidate(int64_t id);

@@ -458,9 +458,16 @@ static void hp__menu_on_cache(hp_req_t *r, void *ud, redisReply *reply, const ch
     if (err == NULL && reply->type == REDIS_REPLY_STRING) {
         r->cache = "hit";
         hp_probe_count(r->thr, HP_COUNTER_cache_hits, 1);
-        if (st->use_local)
-            hp_menu_local_put(r->path_ids[0], st->local_gen, hp_now_ns(), reply->str, reply->len);
-        h2o_iovec_t body = h2o_strdup(&r->h2o->pool, reply->str, reply->len); /* the reply is freed when we return */
+        /*
+         * The reply is freed when we return, so the body is a copy: the
+         * thread's new local copy when there is one (the response then holds
+         * a reference to it, as a local hit's does), else one in the pool.
+         */
+        uint64_t now = hp_now_ns();
+        h2o_iovec_t body;
+        if (!(st->use_local && hp_menu_local_put(r->path_ids[0], st->local_gen, now, reply->str, reply->len) &&
+              hp_menu_local_get(r->path_ids[0], now, &r->h2o->pool, &body)))
+            body = h2o_strdup(&r->h2o->pool, reply->str, reply->len);
         hp_add_header(r, "x-cache", "hit");
         hp_respond_raw(r, 200, body);
         return;

@@ -81,8 +81,14 @@ static void test_a_patch_and_age_end_a_copy(void **state)
     hp_menu_local_invalidate(11);
     assert_int_equal(hp_menu_local_get(11, 3000 * ms, &pool, &d), 0);
     /* A lookup that began before the PATCH stores nothing: its copy would be stale at once. */
-    hp_menu_local_put(11, gen, 3000 * ms, "menu", 4);
+    assert_int_equal(hp_menu_local_put(11, gen, 3000 * ms, "menu", 4), 0);
     assert_int_equal(hp_menu_local_get(11, 3000 * ms, &pool, &d), 0);
+    /* Nor does a document over the size bound; one that is stored is what the next lookup returns. */
+    static char big[HP_MENU_LOCAL_MAX_DOC + 1];
+    assert_int_equal(hp_menu_local_put(11, hp_menu_local_generation(11), 3000 * ms, big, sizeof(big)), 0);
+    assert_int_equal(hp_menu_local_put(11, hp_menu_local_generation(11), 3000 * ms, "fresh", 5), 1);
+    assert_int_equal(hp_menu_local_get(11, 3000 * ms, &pool, &d), 1);
+    assert_memory_equal(d.base, "fresh", 5);
     /* Another restaurant in the same slot is a miss, not its neighbour's menu. */
     hp_menu_local_put(11, hp_menu_local_generation(11), 3000 * ms, "menu", 4);
     assert_int_equal(hp_menu_local_get(11 + HP_MENU_LOCAL_SLOTS, 3000 * ms, &pool, &d), 0);
