@@ -76,17 +76,32 @@ def test_time_lands_in_its_stage(start_server, world):
     """Checkouts wait about 300 ms on the payment simulator: that time must show up as payment, not db or other."""
     s = start_server(threads=1, name="stages", flags=["payment_latency_ms=300"])
     c = Client(s.base, world.a["token"])
+
+    def order():
+        assert_status(c.order({"restaurant_id": world.rid, "items": [{"item_id": world.item_plain, "quantity": 1}]}, key=new_key()), 201)
+
+    # A fresh server's first checkout also waits for its transaction connections
+    # to connect and prepare their statements, which on a loaded machine can
+    # take longer than the payment: that is db time too, but not what this test
+    # is about. So one checkout warms up, and the means are of the n after it.
+    order()
+    before = route(perf(s), "POST", "/orders")
+    assert before["count"] == 1
     n = 3
     for _ in range(n):
-        assert_status(c.order({"restaurant_id": world.rid, "items": [{"item_id": world.item_plain, "quantity": 1}]}, key=new_key()), 201)
+        order()
     orders = route(perf(s), "POST", "/orders")
-    assert orders["count"] == n
-    means = orders["stage_mean_us"]["total"]
+    assert orders["count"] == 1 + n
+
+    def since_warmup(after, warm):
+        return (after * (1 + n) - warm) / n
+
+    means = {k: since_warmup(v, before["stage_mean_us"]["total"][k]) for k, v in orders["stage_mean_us"]["total"].items()}
     # The simulator's shortest jitter is half the mean latency (150 ms); h2o's millisecond timers may fire a little early.
     assert means["payment"] >= 140_000, means
     assert means["payment"] > means["db"] and means["payment"] > means["other"], means
     assert means["auth"] > 0 and means["parse"] > 0 and means["compute"] > 0 and means["render"] > 0, means
-    total_mean = orders["latency"]["total"]["mean_us"]
+    total_mean = since_warmup(orders["latency"]["total"]["mean_us"], before["latency"]["total"]["mean_us"])
     assert sum(means.values()) == pytest.approx(total_mean, rel=0.05), (means, total_mean)
 
 
