@@ -10,7 +10,6 @@
 #include "runtime/thread.h"
 
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -57,15 +56,18 @@ static void hp__route_init(hp_route_probe_t *rp)
 /*
  * A thread's probes are about 12 MB (each latency window is 14 histograms of
  * 1,984 buckets), of which a request touches a few lines in each of some
- * twenty windows: a few dozen pages 100 kB apart, most of them a TLB miss
- * every time on 4 kB pages, and under a hypervisor each miss walks two page
- * tables. So the probes get a mapping of their own, aligned to 2 MiB and
- * advised as transparent huge pages, which seven TLB entries cover. The cost
- * is resident memory: a huge page is resident whole once anything in it is
- * touched, so the probes are resident from the start (hp__route_init and
- * hp_hist_window_init touch every window) instead of growing page by page.
- * Where the kernel gives no huge pages (THP off, no contiguous memory), the
- * same mapping works on small pages.
+ * twenty windows: on 4 kB pages, a few dozen pages 100 kB apart, likely more
+ * than a first-level TLB keeps beside the request's own memory, and under a
+ * hypervisor each TLB miss walks two page tables. (The VM this was measured on
+ * has no hardware counters to count the misses; docs/BENCHMARKS.md, "The
+ * probes on huge pages", measures the CPU time saved.) So the probes get a
+ * mapping of their own, aligned to 2 MiB and advised as transparent huge
+ * pages, which seven TLB entries cover. The cost is resident memory: a huge
+ * page is resident whole once anything in it is touched, so the probes are
+ * resident from the start (hp__route_init and hp_hist_window_init touch every
+ * window) instead of growing page by page. Where the kernel gives no huge
+ * pages (THP off, no contiguous memory), the same mapping works on small
+ * pages.
  */
 #define HP__PROBES_ALIGN ((size_t)2 << 20)
 
