@@ -87,6 +87,8 @@ def parse_args(argv):
     p.add_argument("--runs", type=int, help="runs of each value, at least 5 (default 6, quick 5; with --baseline, the baseline's)")
     p.add_argument("--duration", type=float, help="seconds per closed-loop and per open-loop run (default 3, quick 1)")
     p.add_argument("--warmup", type=float, help="seconds of warm-up per value (default 2, quick 1)")
+    p.add_argument("--settle", type=float,
+                   help="seconds of unmeasured load after each switch of the flag, before a run is measured (default 1)")
     p.add_argument("--profile-seconds", type=int, help="seconds per profile (default 3, quick 2)")
     p.add_argument("--open-fraction", type=float, help="open-loop rate as a share of the lower peak (default 0.5)")
     p.add_argument("--scale", type=float, help="seed scale (default 0.2, quick 0.05)")
@@ -112,7 +114,8 @@ def apply_defaults(a, baseline=None):
         for k, v in baseline.get("settings", {}).items():
             if k == "quick":
                 a.quick = a.quick or bool(v)
-            elif k in ("runs", "duration", "warmup", "profile_seconds", "scale", "open_fraction", "threads") and getattr(a, k) is None:
+            elif k in ("runs", "duration", "warmup", "settle", "profile_seconds", "scale", "open_fraction",
+                       "threads") and getattr(a, k) is None:
                 setattr(a, k, v)
     q = a.quick
     a.open_fraction = a.open_fraction or 0.5
@@ -120,6 +123,8 @@ def apply_defaults(a, baseline=None):
     a.runs = a.runs or (5 if q else 6)
     a.duration = a.duration or (1.0 if q else 3.0)
     a.warmup = a.warmup or (1.0 if q else 2.0)
+    # wrk runs whole seconds, so 1 s is the shortest settle there is.
+    a.settle = a.settle or 1.0
     # Quick runs still profile for 2 s: at gperftools' 100 Hz, 1 s of a server sharing the machine with make test's
     # other lanes once gave no sample at all.
     a.profile_seconds = a.profile_seconds or (2 if q else 3)
@@ -189,6 +194,20 @@ class Bench:
 
     def perf(self):
         return self.server.admin_json("GET", "/debug/perf?section=cache,pool,heap")
+
+    def settle(self, req_file, connections):
+        """Unmeasured load between a switch of the flag and the run that measures its value.
+
+        A switch takes effect on the server's next requests, and some values
+        act on state that the other value left behind: leak=off trims each
+        thread's list at its next view, freeing what the leak=on run before it
+        had kept. Measured from the switch, the off run's heap growth was that
+        release, about -70 B a request, not the flat heap of a bounded list.
+        The settle lets such one-off work happen before the run's first
+        snapshot, under the same load, so every run measures its value's
+        steady state."""
+        w = bp.wrk(self.server.port, req_file, connections, self.args.settle, self.next_seq_base())
+        return {"seconds": w["duration_s"], "requests": w["requests"]}
 
     def one_run(self, req_file, connections, rate, record_raw):
         """A closed-loop run then an open-loop run at `rate`; returns the metrics."""
@@ -291,12 +310,15 @@ class Bench:
         for i in range(a.runs):
             for label, value in variants:
                 prog.log(f"{sc.flag}: run {i + 1} of {a.runs}, {label} ({sc.flag}={value}); open loop at {rate:,.0f} req/s")
+                settle = None
                 if len(variants) > 1:
                     self.set_flags({sc.flag: value})
+                    settle = self.settle(req_file, sc.connections)
                 m = self.one_run(req_file, sc.connections, rate, raw[label])
+                raw[label][-1]["settle"] = settle
                 for k in METRICS:
                     samples[label][k].append(m.get(k))
-                prog.advance(2 * a.duration + 1)
+                prog.advance(2 * a.duration + 1 + (a.settle + 1 if settle else 0))
         result["values"] = {label: value for label, value in variants}
         result["samples"], result["raw"] = samples, raw
         result["profiles"] = {}
@@ -459,7 +481,7 @@ def load_baseline(path):
 
 
 def plan_seconds(args, scenarios):
-    per = 2 * (args.warmup + 1) + 2 * args.runs * (2 * args.duration + 1) + 2 * 3 * (args.profile_seconds + 1)
+    per = 2 * (args.warmup + 1) + 2 * args.runs * (2 * args.duration + 1 + args.settle + 1) + 2 * 3 * (args.profile_seconds + 1)
     total = len(scenarios) * per
     if not args.no_ceilings:
         total += (1 if args.quick else 3) * (8 * args.duration + 8)
@@ -511,7 +533,7 @@ def main(argv=None):
         known = bench.flag_values()
         report = {"version": 1, "timestamp": stamp, "mode": "baseline" if baseline else ("lab" if args.lab else "bench"),
                   "machine": bench_report.machine(), "git": bench_report.git_state(), "load_average_start": os.getloadavg(),
-                  "settings": {k: getattr(args, k) for k in ("runs", "duration", "warmup", "profile_seconds", "open_fraction",
+                  "settings": {k: getattr(args, k) for k in ("runs", "duration", "warmup", "settle", "profile_seconds", "open_fraction",
                                                              "scale", "threads", "quick", "regression_threshold")},
                   "scenarios": [], "skipped": []}
         if baseline:

@@ -98,6 +98,8 @@ def test_report_json_structure(first):
         assert len(sc["raw"][label]) == 5
         for run in sc["raw"][label]:
             assert run["wrk"]["requests"] > 0 and run["openloop"]["sent"] > 0
+            # Every switch of the flag is followed by unmeasured load before the run's first snapshot.
+            assert run["settle"]["requests"] > 0 and run["settle"]["seconds"] >= 0.9
     # The flag really switched: with the cache off no request is a hit and
     # each one runs the menu statement; with Redis, hits.
     assert max(sc["samples"]["before"]["cache_hit_ratio"]) == 0
