@@ -328,8 +328,11 @@ def profile_lines(sc, where=lambda f: f"[{f}]({f})", name=lambda label: label):
                              f"seq scans {s.get('seq_scans')}, index scans {s.get('index_scans')}, "
                              f"execution {s.get('execution_time_ms')} ms")
             else:
+                # An empty CPU profile means the server did not run; an empty heap profile means that no sampled
+                # allocation of the window was still held at its end, which is what a bounded heap gives.
                 top = ", ".join(f"`{t['function']}` {t['self_share'] * 100:.1f}%" for t in p.get("top", [])[:5]) or \
-                    "no samples (the server was waiting, not running)"
+                    ("no samples (no sampled allocation of the window was still held at its end)" if kind == "heap"
+                     else "no samples (the server was waiting, not running)")
                 watched = ", ".join(f"`{f}` {v * 100:.1f}%" for f, v in p.get("watch", {}).items())
                 lines.append(f"- {side} {kind} profile ({at}), top by self share: {top}"
                              + (f"; on the stack (inclusive share): {watched}" if watched else ""))
@@ -372,7 +375,9 @@ def markdown(report, chart_paths, chart_note):
               f"- tree: {g.get('commit')}{' with uncommitted changes' if g.get('dirty') else ''}",
               f"- load average (1, 5, 15 min) at start / end: {' '.join(f'{x:.2f}' for x in r['load_average_start'])} / "
               f"{' '.join(f'{x:.2f}' for x in r.get('load_average_end', []))}",
-              f"- settings: {st['runs']} runs of each value alternated ABAB after a warm-up; {st['duration']:g} s closed loop (wrk -t1) then "
+              f"- settings: {st['runs']} runs of each value alternated ABAB after a warm-up; "
+              + (f"{st['settle']:g} s of unmeasured load after each switch of the flag, then " if st.get("settle") else "")
+              + f"{st['duration']:g} s closed loop (wrk -t1) then "
               f"{st['duration']:g} s open loop (loadtests/openloop at {st['open_fraction']:g} × the lower warm-up peak) per run; "
               f"server --threads {st['threads']}; seed scale {st['scale']:g}",
               "- statistics: medians with distribution-free confidence intervals of the median (order statistics; coverage "

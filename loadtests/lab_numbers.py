@@ -159,8 +159,10 @@ def section(report, report_dir, sc):
              "and Redis on the same machine",
              f"- tree: {g.get('commit')}{' with uncommitted changes' if g.get('dirty') else ''}; load average at start "
              + " ".join(f"{x:.2f}" for x in report.get("load_average_start", [])),
-             f"- settings: {st['runs']} runs of each value alternated after a warm-up, {st['duration']:g} s closed loop "
-             f"then {st['duration']:g} s open loop each; server --threads {st['threads']}; seed scale {st['scale']:g}",
+             f"- settings: {st['runs']} runs of each value alternated after a warm-up, "
+             + (f"each after a {st['settle']:g} s settle at its value, " if st.get("settle") else "")
+             + f"{st['duration']:g} s closed loop then {st['duration']:g} s open loop each; server --threads {st['threads']}; "
+             f"seed scale {st['scale']:g}",
              f"- load: {sc['load']}; {sc['connections']} connections closed loop; open loop at {sc['open_rate']:,.0f} req/s",
              "- before = " + f"`{flag}={values.get('before')}`" + ", after = " + f"`{flag}={values.get('after')}`"
              + "; warm-up peaks: " + ", ".join(f"{k} {v:,.0f} req/s" for k, v in sc.get("warmup_rps", {}).items()), "",
