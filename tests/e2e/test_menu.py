@@ -87,6 +87,31 @@ def test_menu_cache_miss_then_hit(client, db, world):
     check_menu(b2, db, rid)
 
 
+def compact(body):
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def test_menu_and_patch_answers_are_compact_json(client, world):
+    # PostgreSQL renders these documents (services/statements.h); json_build_object and json_agg would put a space around
+    # every colon and after every comma, 13.5% of a menu's bytes on every cached read. A miss, a hit and a PATCH answer are
+    # each exactly the compact serialisation of what they parse to.
+    rid = world.rid
+    world.refresh(rid)
+    path = "/restaurants/%d/menu" % rid
+    seen = set()
+    for _ in range(20):
+        r = client.get(path)
+        assert r.content == compact(assert_status(r, 200)), describe(r)
+        seen.add(r.headers.get("X-Cache"))
+        if "hit" in seen:
+            break
+        time.sleep(0.05)
+    assert seen >= {"miss", "hit"}, seen
+    item = menu_item(assert_status(client.get(path), 200), world.item_spare)
+    r = client.patch(patch_path(world), {"price_cents": item["price_cents"]}, token=world.owner)
+    assert r.content == compact(assert_status(r, 200)), describe(r)
+
+
 def patch_path(world, item_id=None, rid=None):
     return "/restaurants/%d/menu/items/%d" % (rid or world.rid, item_id or world.item_spare)
 

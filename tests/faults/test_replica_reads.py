@@ -90,7 +90,7 @@ def _pool(s):
 # Fragments of menu_get's and order_history's SQL without constants: pg_stat_statements may store a statement prepared
 # through the protocol with its constants normalised to placeholders (profiling/pg.c says when), so the exact text cannot
 # be matched, and these fragments occur in no other statement.
-FRAGMENTS = {"menu": "%r.menu_version, coalesce((SELECT json_agg(json_build_object(%",
+FRAGMENTS = {"menu": "%r.menu_version, coalesce((SELECT array_to_json(array_agg(cat %",
              "history": "%FROM orders o WHERE o.user_id = $1 AND ($2::bigint IS NULL OR%"}
 
 
