@@ -155,6 +155,7 @@ static void hp__cart_process(hp_req_t *r, hp_cart_load_t *ld)
     p->input.restaurant_lat = strtod(PQgetvalue(rest, 0, 1), NULL);
     p->input.restaurant_lon = strtod(PQgetvalue(rest, 0, 2), NULL);
     p->input.tax_rate_bp = atoi(PQgetvalue(rest, 0, 3));
+    p->restaurant_name = hp__pool_strdup(r, PQgetvalue(rest, 0, 6));
 
     /* Items: id, restaurant_id, price_cents, available, stock, category, name. */
     int n = PQntuples(items);

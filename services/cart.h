@@ -27,6 +27,7 @@ typedef struct st_hp_cart_t {
 /* A cart with everything loaded and priced. Lives in the request pool. */
 typedef struct st_hp_cart_priced_t {
     hp_cart_t cart;
+    const char *restaurant_name;
     int restaurant_open;
     size_t num_items;
     hp_total_item_t items[HP_TOTAL_MAX_LINES];

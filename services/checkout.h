@@ -21,7 +21,8 @@ typedef struct st_hp_checkout_t {
     hp_op_t guard;  /* attached while authorized: voids the authorization if the client leaves */
     hp_thread_t *guard_thr;
     int64_t order_id;
-    int num_stock; /* distinct stock-tracked items in the cart */
+    uint64_t created_us; /* the placed order's created_at (the default path's order_place returns it) */
+    int num_stock;       /* distinct stock-tracked items in the cart */
     const char *stock_ids, *stock_qty;
     const char *begin_err;
     int long_txn; /* checkout_txn=long, read once when the request starts */

@@ -19,21 +19,48 @@
 #include <string.h>
 #include <time.h>
 
-static json_int_t hp__int(const PGresult *res, int row, int col)
+json_t *hp_order_json(const hp_order_fields_t *f)
 {
-    return (json_int_t)hp_order_int(res, row, col);
+    char created[32];
+    hp_time_rfc3339(created, sizeof(created), f->created_us, 0);
+    return json_pack("{sI sI sI ss sI sI sI sI sI sI sI sI ss}", "id", (json_int_t)f->id, "user_id", (json_int_t)f->user_id,
+                     "restaurant_id", (json_int_t)f->restaurant_id, "status", f->status, "subtotal_cents",
+                     (json_int_t)f->subtotal_cents, "discount_cents", (json_int_t)f->discount_cents, "tax_cents",
+                     (json_int_t)f->tax_cents, "delivery_fee_cents", (json_int_t)f->delivery_fee_cents, "service_fee_cents",
+                     (json_int_t)f->service_fee_cents, "small_order_fee_cents", (json_int_t)f->small_order_fee_cents, "tip_cents",
+                     (json_int_t)f->tip_cents, "total_cents", (json_int_t)f->total_cents, "created_at", created);
+}
+
+json_t *hp_order_item_json(int64_t item_id, const char *name, int64_t quantity, int64_t unit_price_cents, int64_t line_total_cents,
+                           json_t *modifier_ids)
+{
+    return json_pack("{sI ss sI sI sI so}", "item_id", (json_int_t)item_id, "name", name, "quantity", (json_int_t)quantity,
+                     "unit_price_cents", (json_int_t)unit_price_cents, "line_total_cents", (json_int_t)line_total_cents,
+                     "modifier_ids", modifier_ids);
+}
+
+json_t *hp_order_payment_json(const char *authorization_id, int64_t amount_cents, const char *status)
+{
+    return json_pack("{ss sI ss}", "authorization_id", authorization_id, "amount_cents", (json_int_t)amount_cents, "status",
+                     status);
 }
 
 json_t *hp_order_row_json(const PGresult *res, int row)
 {
-    char created[32];
-    hp_time_rfc3339(created, sizeof(created), strtoull(PQgetvalue(res, row, 12), NULL, 10), 0);
-    return json_pack("{sI sI sI ss sI sI sI sI sI sI sI sI ss}", "id", hp__int(res, row, 0), "user_id", hp__int(res, row, 1),
-                     "restaurant_id", hp__int(res, row, 2), "status", PQgetvalue(res, row, 3), "subtotal_cents",
-                     hp__int(res, row, 4), "discount_cents", hp__int(res, row, 5), "tax_cents", hp__int(res, row, 6),
-                     "delivery_fee_cents", hp__int(res, row, 7), "service_fee_cents", hp__int(res, row, 8), "small_order_fee_cents",
-                     hp__int(res, row, 9), "tip_cents", hp__int(res, row, 10), "total_cents", hp__int(res, row, 11), "created_at",
-                     created);
+    hp_order_fields_t f = {.id = hp_order_int(res, row, 0),
+                           .user_id = hp_order_int(res, row, 1),
+                           .restaurant_id = hp_order_int(res, row, 2),
+                           .status = PQgetvalue(res, row, 3),
+                           .subtotal_cents = hp_order_int(res, row, 4),
+                           .discount_cents = hp_order_int(res, row, 5),
+                           .tax_cents = hp_order_int(res, row, 6),
+                           .delivery_fee_cents = hp_order_int(res, row, 7),
+                           .service_fee_cents = hp_order_int(res, row, 8),
+                           .small_order_fee_cents = hp_order_int(res, row, 9),
+                           .tip_cents = hp_order_int(res, row, 10),
+                           .total_cents = hp_order_int(res, row, 11),
+                           .created_us = strtoull(PQgetvalue(res, row, 12), NULL, 10)};
+    return hp_order_json(&f);
 }
 
 /* Parses PostgreSQL's "{1,2,3}" text form of a bigint[] into a JSON array. */
@@ -60,10 +87,9 @@ void hp_order_add_items(json_t *order, int64_t order_id, const PGresult *items)
     for (int i = 0; i != n; ++i) {
         if (strtoll(PQgetvalue(items, i, 0), NULL, 10) != order_id)
             continue;
-        json_array_append_new(list, json_pack("{sI ss sI sI sI so}", "item_id", hp__int(items, i, 1), "name",
-                                              PQgetvalue(items, i, 2), "quantity", hp__int(items, i, 3), "unit_price_cents",
-                                              hp__int(items, i, 4), "line_total_cents", hp__int(items, i, 5), "modifier_ids",
-                                              hp__id_list(PQgetvalue(items, i, 6))));
+        json_array_append_new(list, hp_order_item_json(hp_order_int(items, i, 1), PQgetvalue(items, i, 2),
+                                                       hp_order_int(items, i, 3), hp_order_int(items, i, 4),
+                                                       hp_order_int(items, i, 5), hp__id_list(PQgetvalue(items, i, 6))));
     }
     json_object_set_new(order, "items", list);
 }
@@ -92,12 +118,11 @@ static void hp__fetch_done(hp_req_t *r, hp_order_fetch_t *f)
         json_object_set_new(doc, "payment", json_null());
     else
         json_object_set_new(doc, "payment",
-                            json_pack("{ss sI ss}", "authorization_id", PQgetvalue(o, 0, 15), "amount_cents", hp__int(o, 0, 16),
-                                      "status", PQgetvalue(o, 0, 17)));
+                            hp_order_payment_json(PQgetvalue(o, 0, 15), hp_order_int(o, 0, 16), PQgetvalue(o, 0, 17)));
     hp_order_meta_t meta = {.id = f->id,
-                            .user_id = hp__int(o, 0, 1),
-                            .restaurant_id = hp__int(o, 0, 2),
-                            .owner_id = hp__int(o, 0, 14),
+                            .user_id = hp_order_int(o, 0, 1),
+                            .restaurant_id = hp_order_int(o, 0, 2),
+                            .owner_id = hp_order_int(o, 0, 14),
                             .status = hp_pool_printf(r, "%s", PQgetvalue(o, 0, 3))};
     f->cb(r, f->ud, doc, &meta, NULL);
 }

@@ -71,7 +71,7 @@
     "WITH o AS (INSERT INTO orders (user_id, restaurant_id, subtotal_cents, discount_cents, tax_cents, delivery_fee_cents, "       \
     "service_fee_cents, small_order_fee_cents, tip_cents, total_cents, idempotency_key) "                                          \
     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "                                                                       \
-    "ON CONFLICT (user_id, idempotency_key) DO NOTHING RETURNING id), "                                                            \
+    "ON CONFLICT (user_id, idempotency_key) DO NOTHING RETURNING id, created_at), "                                                \
     "i AS (INSERT INTO order_items (order_id, item_id, name, quantity, unit_price_cents, modifier_ids, line_total_cents) "         \
     "SELECT o.id, l.item_id, mi.name, l.qty, l.unit, l.mods::bigint[], l.total FROM o, "                                           \
     "unnest($12::bigint[], $13::int[], $14::int[], $15::text[], $16::int[]) WITH ORDINALITY AS l(item_id, qty, unit, mods, "       \
@@ -114,7 +114,7 @@
       "SELECT row_to_json(it), (SELECT menu_version FROM v) FROM u mi CROSS JOIN LATERAL (SELECT " HP__MENU_ITEM_COLUMNS ") it")   \
     /* cart: the inputs of the order total, read in one pipeline */                                                                \
     X(cart_restaurant, HP_STMT_READ, HP_API_NONE, HP_ARGS("(SELECT min(id) FROM restaurants)"),                                    \
-      "SELECT r.id, r.lat, r.lon, c.tax_rate_bp, r.open_minute, r.close_minute "                                                   \
+      "SELECT r.id, r.lat, r.lon, c.tax_rate_bp, r.open_minute, r.close_minute, r.name "                                           \
       "FROM restaurants r JOIN cities c ON c.id = r.city_id WHERE r.id = $1")                                                      \
     X(cart_items, HP_STMT_READ, HP_API_NONE,                                                                                       \
       HP_ARGS("(SELECT array_agg(id) FROM (SELECT id FROM menu_items ORDER BY id LIMIT 3) s)"),                                    \
@@ -140,7 +140,8 @@
      * The default checkout's one statement: order_insert, then stock_decrement's locks and decrement ($18 item ids, $19           \
      * quantities), conditional on the insert having inserted (a key that already has its order takes no stock), then              \
      * hp_stock_check (migrations/0004), which raises HP409 when a stock row was short, so that the COMMIT sent behind it in the   \
-     * same round trip rolls everything back. A row per inserted order: none when the key already had one.                         \
+     * same round trip rolls everything back. A row per inserted order, its id and created_at in microseconds (the checkout's      \
+     * 201 is built from them and what the checkout wrote): none when the key already had one.                                     \
      */                                                                                                                            \
     X(order_place, HP_STMT_WRITE, HP_API_order_create, HP_ARGS(HP__ORDER_INSERT_ARGS, "'{}'", "'{}'"),                             \
       HP__ORDER_INSERT_CTES                                                                                                        \
@@ -149,7 +150,8 @@
       "l AS (SELECT m.id FROM menu_items m JOIN d ON d.id = m.id ORDER BY m.id FOR NO KEY UPDATE OF m), "                          \
       "s AS (UPDATE menu_items m SET stock = m.stock - d.qty FROM d, l "                                                           \
       "WHERE m.id = d.id AND l.id = m.id AND m.stock IS NOT NULL AND m.stock >= d.qty RETURNING m.id) "                            \
-      "SELECT o.id, hp_stock_check((SELECT count(*) FROM s), cardinality($18::bigint[])) FROM o")                                  \
+      "SELECT o.id, (extract(epoch FROM o.created_at) * 1000000)::bigint, "                                                        \
+      "hp_stock_check((SELECT count(*) FROM s), cardinality($18::bigint[])) FROM o")                                               \
     /*                                                                                                                             \
      * Locks the stock rows in id order first, so two carts never deadlock on each other. The lock is FOR NO KEY UPDATE, the       \
      * one an UPDATE takes: FOR UPDATE would conflict with the KEY SHARE locks that other checkouts' order_items foreign keys      \

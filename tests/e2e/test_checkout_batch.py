@@ -3,7 +3,9 @@ BEGIN, order_place (the order and its stock in one statement) and COMMIT in
 one batch, with its guarantees as before.
 
 - Mechanism: N checkouts cost exactly N batches on the transaction
-  connections (pool.batches in /debug/perf), tracked stock or not.
+  connections (pool.batches in /debug/perf), tracked stock or not, and no
+  read after the COMMIT: the 201 is built from what the checkout wrote, and
+  it is the document GET /orders/{id} reads back.
 - The stock check in SQL: stock that runs short between pricing and the
   transaction (taken while the payment is authorized) makes order_place raise
   HP409, the COMMIT behind it does not commit, and the answer is 409
@@ -57,6 +59,29 @@ def test_a_checkout_is_one_round_trip(start_server, db, world, items_state):
             assert_status(c.order(cart(world), key=new_key()), 201)
         assert batches(s) - before == 5, "5 checkouts took %d batches" % (batches(s) - before)
     assert db.val("SELECT stock FROM menu_items WHERE id = %s", (world.item_plain,)) == 95
+
+
+def statement_counts(s):
+    return {st["name"]: st["count"] for st in perf(s, "statements")["statements"]}
+
+
+def test_the_201_is_built_from_what_the_checkout_wrote(start_server, db, world):
+    # The answer needs no read after the COMMIT: N checkouts run order_place N times and order_get and order_items_for
+    # never, and each answer is the document that GET /orders/{id} reads back from the database.
+    s = start_server(threads=1, name="no-refetch", flags=["payment_latency_ms=0"])
+    c = Client(s.base, world.a["token"])
+    m1 = world.mods[world.item_mod]
+    body = {"restaurant_id": world.rid, "tip_cents": 120,
+            "items": [{"item_id": world.item_mod, "quantity": 2, "modifier_ids": m1[:1]}, {"item_id": world.item_plain, "quantity": 1}]}
+    before = statement_counts(s)
+    placed = [assert_status(c.order(body, key=new_key()), 201) for _ in range(4)]
+    after = statement_counts(s)
+    assert after["order_place"] - before.get("order_place", 0) == 4, after
+    assert after.get("order_get", 0) == before.get("order_get", 0), (before, after)
+    assert after.get("order_items_for", 0) == before.get("order_items_for", 0), (before, after)
+    for o in placed:
+        assert o["items"][0]["modifier_ids"] == m1[:1] and o["payment"]["status"] == "authorized", o
+        assert assert_status(c.get("/orders/%d" % o["id"]), 200) == o, "GET /orders/{id} differs from the 201"
 
 
 def test_stock_short_in_the_transaction_is_409_and_nothing_is_written(start_server, db, world, items_state):
