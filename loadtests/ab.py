@@ -182,7 +182,8 @@ def main():
     after_what = f"--after-rev {a.after_rev} " if a.after_rev else ""
     after_is = f"revision {a.after_rev}" if a.after_rev else f"the tree at {head}"
     print(f"loadtests/ab.py --before-rev {a.before_rev} {after_what}{cm.lstrip()}{' ' if cm else ''}{what} "
-          f"--rounds {a.rounds} --duration {a.duration} (after: {after_is}, {os.cpu_count()} cores)\n")
+          f"--rounds {a.rounds} --duration {a.duration}{f' --scale {a.scale:g}' if a.scale != 0.1 else ''} "
+          f"(after: {after_is}, {os.cpu_count()} cores)\n")
     if a.orders:
         print("| round | POST /orders before (req/s) | POST /orders after |")
         print("|---|---|---|")
