@@ -7,6 +7,7 @@
 #include "runtime/db.h"
 #include "base/flags.h"
 #include "services/hours.h"
+#include "services/orders.h"
 #include "services/statements.h"
 
 #include <math.h>
@@ -291,7 +292,7 @@ void hp_cart_price(hp_req_t *r, hp_cart_priced_t *p, hp_cart_cb cb, void *ud)
     }
 }
 
-json_t *hp_cart_breakdown_json(const hp_cart_priced_t *p)
+json_t *hp_cart_lines_json(const hp_cart_priced_t *p)
 {
     const hp_total_result_t *t = &p->result;
     json_t *lines = json_array();
@@ -300,11 +301,16 @@ json_t *hp_cart_breakdown_json(const hp_cart_priced_t *p)
         json_t *mods = json_array();
         for (size_t m = 0; m != l->num_modifier_ids; ++m)
             json_array_append_new(mods, json_integer(l->modifier_ids[m]));
-        json_array_append_new(lines, json_pack("{sI ss sI sI sI so}", "item_id", (json_int_t)l->item_id, "name",
-                                               hp_cart_item_name(p, l->item_id), "quantity", (json_int_t)l->quantity,
-                                               "unit_price_cents", (json_int_t)t->lines[i].unit_price_cents, "line_total_cents",
-                                               (json_int_t)t->lines[i].line_total_cents, "modifier_ids", mods));
+        json_array_append_new(lines, hp_order_item_json(l->item_id, hp_cart_item_name(p, l->item_id), l->quantity,
+                                                        t->lines[i].unit_price_cents, t->lines[i].line_total_cents, mods));
     }
+    return lines;
+}
+
+json_t *hp_cart_breakdown_json(const hp_cart_priced_t *p)
+{
+    const hp_total_result_t *t = &p->result;
+    json_t *lines = hp_cart_lines_json(p);
     return json_pack("{sI ss so sI sI sI sI sI sI sI sI sI so}", "restaurant_id", (json_int_t)p->cart.restaurant_id, "currency",
                      "EUR", "lines", lines, "subtotal_cents", (json_int_t)t->subtotal_cents, "discount_cents",
                      (json_int_t)t->discount_cents, "tax_cents", (json_int_t)t->tax_cents, "delivery_fee_cents",

@@ -56,6 +56,10 @@ void hp_cart_price(hp_req_t *r, hp_cart_priced_t *p, hp_cart_cb cb, void *ud);
 /** @return the breakdown document of a priced cart */
 json_t *hp_cart_breakdown_json(const hp_cart_priced_t *p);
 
+/** The priced lines as a JSON array, each in the layout of an order's items (hp_order_item_json): the quote's lines and the
+ * checkout's 201 items. */
+json_t *hp_cart_lines_json(const hp_cart_priced_t *p);
+
 /** @return the name of an item of a priced cart */
 const char *hp_cart_item_name(const hp_cart_priced_t *p, int64_t item_id);
 

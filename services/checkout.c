@@ -443,16 +443,7 @@ static json_t *hp__checkout_order_json(hp_req_t *r, const hp_checkout_t *co)
                            .created_us = co->created_us};
     json_t *doc = hp_order_json(&f);
     json_object_set_new(doc, "restaurant_name", json_string(p->restaurant_name));
-    json_t *items = json_array();
-    for (size_t i = 0; i != p->cart.num_lines; ++i) {
-        const hp_total_line_t *l = &p->cart.lines[i];
-        json_t *mods = json_array();
-        for (size_t k = 0; k != l->num_modifier_ids; ++k)
-            json_array_append_new(mods, json_integer((json_int_t)l->modifier_ids[k]));
-        json_array_append_new(items, hp_order_item_json(l->item_id, hp_cart_item_name(p, l->item_id), l->quantity,
-                                                        t->lines[i].unit_price_cents, t->lines[i].line_total_cents, mods));
-    }
-    json_object_set_new(doc, "items", items);
+    json_object_set_new(doc, "items", hp_cart_lines_json(p));
     json_object_set_new(doc, "payment", hp_order_payment_json(co->auth_id, t->total_cents, "authorized"));
     return doc;
 }
