@@ -430,8 +430,16 @@ typedef struct st_hp__line_t {
 static inline void hp__put(hp__line_t *l, const char *s, size_t n)
 {
     size_t room = PIPE_BUF - 2 - l->len;
-    if (n > room)
-        n = room;
+    /*
+     * The cut is its own branch, so that the common copy keeps the caller's
+     * length: for a literal, a constant, which the compiler turns into a few
+     * moves instead of a memcpy of a length known only at run time.
+     */
+    if (__builtin_expect(n > room, 0)) {
+        memcpy(l->buf + l->len, s, room);
+        l->len += room;
+        return;
+    }
     memcpy(l->buf + l->len, s, n);
     l->len += n;
 }
