@@ -3,6 +3,7 @@
  */
 #include "services/auth.h"
 #include "runtime/db.h"
+#include "base/hex.h"
 #include "base/token.h"
 #include "services/statements.h"
 
@@ -55,11 +56,7 @@ void hp_auth(hp_req_t *r, int roles, void (*next)(hp_req_t *r))
     /* bytea in text format: "\x" followed by hex. */
     char *param = h2o_mem_alloc_pool(&r->h2o->pool, 2 + 64 + 1);
     param[0] = '\\', param[1] = 'x';
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i != 32; ++i) {
-        param[2 + i * 2] = hex[hash[i] >> 4];
-        param[3 + i * 2] = hex[hash[i] & 15];
-    }
+    hp_hex_bytes(param + 2, hash, sizeof(hash));
     param[66] = '\0';
     hp_auth_state_t *st = h2o_mem_alloc_pool(&r->h2o->pool, sizeof(*st));
     st->roles = roles;

@@ -7,6 +7,7 @@
  * blocks only until the kernel's pool is first initialised at boot.
  */
 #include "base/token.h"
+#include "base/hex.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -71,7 +72,6 @@ int hp_token_equal(const uint8_t a[HP_TOKEN_HASH_LEN], const uint8_t b[HP_TOKEN_
 
 int hp_token_generate(char out[HP_TOKEN_LEN + 1])
 {
-    static const char hex[] = "0123456789abcdef";
     uint8_t raw[HP_TOKEN_LEN / 2];
     size_t got = 0;
 
@@ -87,10 +87,7 @@ int hp_token_generate(char out[HP_TOKEN_LEN + 1])
         }
         got += (size_t)r;
     }
-    for (size_t i = 0; i < sizeof(raw); i++) {
-        out[2 * i] = hex[raw[i] >> 4];
-        out[2 * i + 1] = hex[raw[i] & 15];
-    }
+    hp_hex_bytes(out, raw, sizeof(raw));
     out[HP_TOKEN_LEN] = '\0';
     /* The raw bytes are the token; do not leave them in a dead stack frame. */
     OPENSSL_cleanse(raw, sizeof(raw));

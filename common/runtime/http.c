@@ -3,6 +3,7 @@
  */
 #include "runtime/http.h"
 #include "base/clock.h"
+#include "base/hex.h"
 #include "base/log.h"
 #include "base/router.h"
 
@@ -60,18 +61,6 @@ static void hp__req_on_dispose(void *p)
 }
 
 /* A request id is echoed only if it is short and made of safe characters, so it can go into logs unescaped. */
-/*
- * Writes the low 4 * n bits of v as n lower-case hex digits (no NUL): what
- * snprintf("%0*llx") would write, for a fraction of its cost on every request
- * (callgrind put snprintf at about 1,400 instructions for the request id).
- */
-static void hp__hex(char *dst, uint64_t v, int n)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (int i = n - 1; i >= 0; --i, v >>= 4)
-        dst[i] = digits[v & 15];
-}
-
 static int hp__request_id_ok(h2o_iovec_t v)
 {
     if (v.len == 0 || v.len > HP_REQUEST_ID_MAX)
@@ -111,8 +100,8 @@ hp_req_t *hp_req_create(hp_thread_t *thr, h2o_req_t *req)
         z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
         z ^= z >> 31;
         _Static_assert(sizeof(r->request_id) >= 16 + 8 + 1, "a generated request id is 24 hex digits");
-        hp__hex(r->request_id, z, 16);
-        hp__hex(r->request_id + 16, thr->request_id_seed >> 32, 8);
+        hp_hex_u64(r->request_id, z);
+        hp_hex_u32(r->request_id + 16, (uint32_t)(thr->request_id_seed >> 32));
         r->request_id[24] = '\0';
     }
     return r;
@@ -242,8 +231,8 @@ static void hp__trace(hp_req_t *r, hp__trace_t *t)
         memcpy(t->flags, v.base + 53, 2);
         t->has_parent = 1;
     } else {
-        hp__hex(t->trace_id, hp__trace_bits(r->thr), 16);
-        hp__hex(t->trace_id + 16, hp__trace_bits(r->thr), 16);
+        hp_hex_u64(t->trace_id, hp__trace_bits(r->thr));
+        hp_hex_u64(t->trace_id + 16, hp__trace_bits(r->thr));
         memcpy(t->flags, "01", 2); /* sampled: this server records the span in its log */
         t->has_parent = 0;
     }
@@ -251,7 +240,7 @@ static void hp__trace(hp_req_t *r, hp__trace_t *t)
     uint64_t span;
     while ((span = hp__trace_bits(r->thr)) == 0)
         ; /* an all-zero span id is invalid */
-    hp__hex(t->span_id, span, 16);
+    hp_hex_u64(t->span_id, span);
     t->span_id[16] = '\0';
 }
 
