@@ -261,6 +261,8 @@ static void hp__send(hp_req_t *r, int status, h2o_iovec_t body, int error, uint6
     /* JSON unless the handler chose a type (the metrics text, the dashboard's HTML). */
     if (h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1) == -1)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_SERVER, NULL,
+                   H2O_STRLIT("hotplate")); /* runtime/server.c says why here */
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, r->request_id, strlen(r->request_id));
     hp__trace_t trace;
     hp__trace(r, &trace);

@@ -36,6 +36,13 @@ def test_request_id_generated_and_unique(client):
     assert len({rid[:16] for rid in ids}) == 4, ids
 
 
+def test_server_header_on_answers_and_errors(client):
+    # One Server header, added by runtime/http.c rather than by libh2o's sprintf of a configured name.
+    for path in ("/healthz", "/restaurants/0", "/no/such/route"):
+        r = client.get(path)
+        assert r.raw.headers.getlist("Server") == ["hotplate"], describe(r)
+
+
 @pytest.mark.parametrize("rid", ["abc", "e2e-req_1.2:3", "x" * 64])
 def test_request_id_echoed(client, rid):
     r = client.get("/healthz", headers={"X-Request-Id": rid})
