@@ -21,6 +21,12 @@ int hp_parse_id(const char *s, size_t len, int64_t *out)
 /*
  * Matches one pattern against a path. @return 1 on a shape match (with *bad_id
  * set when an id segment did not parse), 0 otherwise.
+ *
+ * One walk over both strings, a byte at a time: every route of the table is
+ * tried against every request, and most of them differ from the path within
+ * the first few bytes, so a match that stops there costs a few instructions.
+ * (Measuring each segment with strchr and memchr first cost about 1,000
+ * instructions a cached-menu request under callgrind, on 30 routes.)
  */
 static int hp__match_pattern(const char *pattern, const char *path, size_t path_len, int64_t *ids, size_t *num_ids, int *bad_id)
 {
@@ -28,27 +34,28 @@ static int hp__match_pattern(const char *pattern, const char *path, size_t path_
     *num_ids = 0;
     *bad_id = 0;
     while (*pp != '\0') {
-        if (p >= end || *p != '/' || *pp != '/')
+        if (p == end || *p != '/' || *pp != '/')
             return 0;
         ++pp, ++p;
-        const char *pseg_end = strchr(pp, '/');
-        if (pseg_end == NULL)
-            pseg_end = pp + strlen(pp);
-        const char *seg_end = memchr(p, '/', (size_t)(end - p));
-        if (seg_end == NULL)
-            seg_end = end;
-        size_t plen = (size_t)(pseg_end - pp), slen = (size_t)(seg_end - p);
-        if (plen == 4 && memcmp(pp, "{id}", 4) == 0) {
-            if (slen == 0 || *num_ids == HP_ROUTE_MAX_IDS)
+        if (pp[0] == '{' && pp[1] == 'i' && pp[2] == 'd' && pp[3] == '}' && (pp[4] == '/' || pp[4] == '\0')) {
+            /* A whole segment of "{id}": the path's segment, whatever it is, up to its end. */
+            const char *seg = p;
+            while (p != end && *p != '/')
+                ++p;
+            if (p == seg || *num_ids == HP_ROUTE_MAX_IDS)
                 return 0;
-            if (hp_parse_id(p, slen, &ids[*num_ids]) != 0)
+            if (hp_parse_id(seg, (size_t)(p - seg), &ids[*num_ids]) != 0)
                 *bad_id = 1;
             ++*num_ids;
-        } else if (plen != slen || memcmp(pp, p, plen) != 0) {
-            return 0;
+            pp += 4;
+            continue;
         }
-        pp = pseg_end;
-        p = seg_end;
+        /* A literal segment: the same bytes, and the path's segment ends where the pattern's does. */
+        for (; *pp != '/' && *pp != '\0'; ++pp, ++p)
+            if (p == end || *p != *pp)
+                return 0;
+        if (p != end && *p != '/')
+            return 0;
     }
     return p == end;
 }
