@@ -777,17 +777,28 @@ static void hp__conn_connect(hp_pgconn_t *conn)
 
 /*
  * PostgreSQL's own timeouts are kept under the client deadline
- * (--db-timeout-ms), by a tenth of it and at least 20 ms: the server then ends
- * a slow statement itself, with an error that aborts its batch, before the
- * client gives up on it. That matters for the checkout, whose COMMIT travels
- * in the same batch as its statement (services/checkout.c): a statement
- * PostgreSQL ended can never be followed by that COMMIT, while one the client
- * stopped waiting for may still complete. The client deadline is left for a
- * server that does not answer at all.
+ * (--db-timeout-ms), by a tenth of it and at least HP__DB_TIMEOUT_MARGIN_MS:
+ * the server then ends a slow statement itself, with an error that aborts its
+ * batch, before the client gives up on it. That matters for the checkout,
+ * whose COMMIT travels in the same batch as its statement
+ * (services/checkout.c): a statement PostgreSQL ended can never be followed by
+ * that COMMIT, while one the client stopped waiting for may still complete.
+ * The client deadline is left for a server that does not answer at all.
+ *
+ * The two clocks start apart: the client deadline at the loop's time when the
+ * statement is queued, PostgreSQL's when its backend starts the statement,
+ * after the batch's flush, the socket and the backend's own scheduling. On a
+ * busy machine that gap has exceeded 30 ms: a fresh-clone CI run, whose
+ * sanitized server ran beside three other test lanes on two cores, saw a
+ * client deadline of 300 ms (statement_timeout 270 ms) fire first, and the
+ * order it answered 504 for was committed once the test let go of the row
+ * lock. Hence a floor well above a scheduler's time slices.
  */
+#define HP__DB_TIMEOUT_MARGIN_MS 100
+
 int hp_db_statement_timeout_ms(const hp_config_t *cfg)
 {
-    int margin = cfg->db_timeout_ms / 10 > 20 ? cfg->db_timeout_ms / 10 : 20;
+    int margin = cfg->db_timeout_ms / 10 > HP__DB_TIMEOUT_MARGIN_MS ? cfg->db_timeout_ms / 10 : HP__DB_TIMEOUT_MARGIN_MS;
     int cap = cfg->db_timeout_ms - margin > 1 ? cfg->db_timeout_ms - margin : 1;
     return cfg->statement_timeout_ms < cap ? cfg->statement_timeout_ms : cap;
 }

@@ -4,8 +4,9 @@
  * REDIS_URL forms hotplate accepts, and every malformed one it must refuse at
  * startup rather than connect somewhere unexpected), runtime/pgha's
  * hp_pgha_multi_host (whether a PG_URL names several hosts, which starts the
- * failover watcher), and common/log's hp_log_escape (JSON-safe output that never
- * splits an escape when it truncates and is always NUL-terminated).
+ * failover watcher), common/log's hp_log_escape (JSON-safe output that never
+ * splits an escape when it truncates and is always NUL-terminated), and
+ * runtime/db's rule that keeps statement_timeout under the client deadline.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,7 +19,9 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "base/config.h"
 #include "base/log.h"
+#include "runtime/db.h"
 #include "runtime/pgha.h"
 #include "runtime/redis.h"
 
@@ -382,6 +385,31 @@ static void test_log_escape_zero_length_writes_nothing(void **state)
     assert_int_equal(guard, 'G');
 }
 
+/* --- hp_db_statement_timeout_ms --------------------------------------------------- */
+
+static int stmt_timeout(int statement_timeout_ms, int db_timeout_ms)
+{
+    hp_config_t cfg = {.statement_timeout_ms = statement_timeout_ms, .db_timeout_ms = db_timeout_ms};
+    return hp_db_statement_timeout_ms(&cfg);
+}
+
+static void test_statement_timeout_kept_under_the_client_deadline(void **state)
+{
+    (void)state;
+    /* The defaults: 5 s is already under 6 s less a tenth, so it stays. */
+    assert_int_equal(stmt_timeout(5000, 6000), 5000);
+    /* A tenth of the deadline when that is more than 100 ms. */
+    assert_int_equal(stmt_timeout(5000, 2000), 1800);
+    /* At least 100 ms below it otherwise: tests/e2e/test_timeouts.py's 300 ms deadline gets 200 ms, not 270. */
+    assert_int_equal(stmt_timeout(5000, 300), 200);
+    assert_int_equal(stmt_timeout(5000, 800), 700);
+    /* A deadline too short for the margin still leaves PostgreSQL a timeout (0 would mean none). */
+    assert_int_equal(stmt_timeout(5000, 100), 1);
+    assert_int_equal(stmt_timeout(5000, 50), 1);
+    /* A configured timeout already under the cap is kept. */
+    assert_int_equal(stmt_timeout(150, 300), 150);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -403,6 +431,7 @@ int main(void)
         cmocka_unit_test(test_log_escape_truncation_stops_not_skips),
         cmocka_unit_test(test_log_escape_long_input_fills_and_terminates),
         cmocka_unit_test(test_log_escape_zero_length_writes_nothing),
+        cmocka_unit_test(test_statement_timeout_kept_under_the_client_deadline),
     };
     return cmocka_run_group_tests(tests, 0, 0);
 }
