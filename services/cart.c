@@ -11,6 +11,7 @@
 #include "services/statements.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,7 +80,7 @@ int hp_cart_from_json(const json_t *doc, hp_cart_t *cart, hp_json_err_t *err)
 {
     static const char *const allowed[] = {"restaurant_id", "items", "tip_cents", "delivery"};
     int64_t v;
-    memset(cart, 0, sizeof(*cart));
+    memset(cart, 0, offsetof(hp_cart_t, lines)); /* the lines are written as they are parsed (cart.h) */
     if (hp_json_only_fields(doc, allowed, 4, err) != 0)
         return -1;
     if (hp_json_int(doc, "restaurant_id", 1, 9007199254740991LL, 1, &v, err) < 0)

@@ -17,11 +17,16 @@
 
 typedef struct st_hp_cart_t {
     int64_t restaurant_id;
-    hp_total_line_t lines[HP_TOTAL_MAX_LINES];
     size_t num_lines;
     int64_t tip_cents;
     int has_delivery;
     double delivery_lat, delivery_lon;
+    /*
+     * Last, so that hp_cart_from_json zeroes only the fields above: it writes
+     * lines[0..num_lines) whole, and nothing reads the lines past num_lines.
+     * Zeroing all 200 (19 kB) cost more than parsing a one-line cart.
+     */
+    hp_total_line_t lines[HP_TOTAL_MAX_LINES];
 } hp_cart_t;
 
 /* A cart with everything loaded and priced. Lives in the request pool. */

@@ -49,6 +49,7 @@
 #include "services/payment.h"
 #include "services/statements.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,7 +69,9 @@ static hp_cart_priced_t *hp__parse_cart(hp_req_t *r)
     if (doc == NULL)
         return NULL;
     hp_cart_priced_t *p = h2o_mem_alloc_pool(&r->h2o->pool, sizeof(*p));
-    memset(p, 0, sizeof(*p));
+    /* Everything but the cart, which hp_cart_from_json sets (and zeroes the header of) itself: 11 kB zeroed a parse, not 52. */
+    _Static_assert(offsetof(hp_cart_priced_t, cart) == 0, "the cart comes first in hp_cart_priced_t");
+    memset((char *)p + sizeof(p->cart), 0, sizeof(*p) - sizeof(p->cart));
     hp_json_err_t jerr;
     uint64_t start = hp_probe_clock();
     int ret = hp_cart_from_json(doc, &p->cart, &jerr);
