@@ -96,7 +96,10 @@ static void test_minimal_cart_has_defaults(void **state)
     assert_int_equal(cart.num_lines, 1);
     assert_int_equal(cart.tip_cents, 0);
     assert_int_equal(cart.has_delivery, 0);
+    assert_true(cart.delivery_lat == 0 && cart.delivery_lon == 0);
     assert_int_equal(cart.lines[0].num_modifier_ids, 0);
+    /* Only the header is zeroed (services/cart.h): a line past num_lines keeps what was there. */
+    assert_int_equal(cart.lines[1].quantity, (int32_t)0xa5a5a5a5);
 }
 
 static void test_field_order_does_not_matter(void **state)
