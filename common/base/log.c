@@ -3,6 +3,7 @@
  */
 #include "base/log.h"
 #include "base/clock.h"
+#include "base/decimal.h"
 #include "base/flags.h"
 #include "base/logbuf.h"
 #include "base/timefmt.h"
@@ -457,32 +458,15 @@ static inline void hp__put_quoted(hp__line_t *l, const char *key, const char *v)
     hp__put(l, "\"", 1);
 }
 
-/* "00" to "99": numbers are formatted two digits at a time, halving the divisions. */
-static const char hp__digits2[201] =
-    "0001020304050607080910111213141516171819202122232425262728293031323334353637383940414243444546474849"
-    "5051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899";
-
-/* Writes the digits in place, from the last one back: no temporary and no call to memcpy. */
+/* Writes the digits in place (base/decimal.h), or through hp__put's cut when the line has no room left for 20. */
 static void hp__put_u64(hp__line_t *l, uint64_t v)
 {
-    size_t n = 1;
-    for (uint64_t p = 10; n != 20 && v >= p; p *= 10)
-        ++n;
-    if (PIPE_BUF - 2 - l->len < n)
-        return; /* no room: the line is being cut anyway */
-    char *end = l->buf + l->len + n;
-    l->len += n;
-    while (v >= 100) {
-        end -= 2;
-        memcpy(end, hp__digits2 + (v % 100) * 2, 2);
-        v /= 100;
+    if (PIPE_BUF - 2 - l->len >= 20) {
+        l->len += hp_decimal_u64(l->buf + l->len, v);
+        return;
     }
-    if (v >= 10) {
-        end -= 2;
-        memcpy(end, hp__digits2 + v * 2, 2);
-    } else {
-        *--end = (char)('0' + v);
-    }
+    char digits[20];
+    hp__put(l, digits, hp_decimal_u64(digits, v));
 }
 
 static void hp__put_int(hp__line_t *l, int v)
@@ -550,9 +534,9 @@ static void hp__put_ts(hp__line_t *l, uint64_t us)
     hp__put(l, prefix, prefix_len);
     unsigned f = (unsigned)(us % 1000000);
     char frac[8] = {'.', 0, 0, 0, 0, 0, 0, 'Z'};
-    memcpy(frac + 1, hp__digits2 + f / 10000 * 2, 2);
-    memcpy(frac + 3, hp__digits2 + f / 100 % 100 * 2, 2);
-    memcpy(frac + 5, hp__digits2 + f % 100 * 2, 2);
+    memcpy(frac + 1, hp_decimal_pair(f / 10000), 2);
+    memcpy(frac + 3, hp_decimal_pair(f / 100 % 100), 2);
+    memcpy(frac + 5, hp_decimal_pair(f % 100), 2);
     hp__put(l, frac, 8);
 }
 

@@ -2,9 +2,8 @@
  * pgarray: PostgreSQL array literals (see pgarray.h).
  */
 #include "base/pgarray.h"
+#include "base/decimal.h"
 
-#include <inttypes.h>
-#include <stdio.h>
 #include <string.h>
 
 void hp_pgarray_begin(hp_pgarray_t *a, char *buf, size_t cap)
@@ -33,9 +32,8 @@ void hp_pgarray_raw(hp_pgarray_t *a, const char *s, size_t len)
 
 void hp_pgarray_int(hp_pgarray_t *a, int64_t v)
 {
-    char num[24];
-    int n = snprintf(num, sizeof(num), "%" PRId64, v);
-    hp_pgarray_raw(a, num, (size_t)n);
+    char num[20];
+    hp_pgarray_raw(a, num, hp_decimal_i64(num, v));
 }
 
 const char *hp_pgarray_end(hp_pgarray_t *a)

@@ -2,19 +2,15 @@
  * timefmt: RFC 3339 timestamps (see timefmt.h).
  */
 #include "base/timefmt.h"
+#include "base/decimal.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
-/* "00" to "99", two digits at a time. */
-static const char hp__time_digits2[201] =
-    "0001020304050607080910111213141516171819202122232425262728293031323334353637383940414243444546474849"
-    "5051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899";
-
 static char *hp__time_put2(char *p, unsigned v)
 {
-    memcpy(p, hp__time_digits2 + 2 * v, 2);
+    memcpy(p, hp_decimal_pair(v), 2);
     return p + 2;
 }
 

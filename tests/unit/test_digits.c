@@ -1,9 +1,12 @@
 /*
- * Unit tests of common/base/hex.h: every writer against snprintf's "%08x",
- * "%016llx" and "%02x" on edge values, every single-nibble value in every
- * position, and a stream of pseudo-random values; and that nothing is written
- * past the digits.
+ * Unit tests of the digit writers, common/base/hex.h and the writers of
+ * common/base/decimal.h: every writer against snprintf's "%08x", "%016llx",
+ * "%02x", "%" PRIu64 and "%" PRId64 on edge values (every power of ten and its
+ * neighbours, the extremes), every single-nibble value in every position, and
+ * a stream of pseudo-random values; and that nothing is written past the
+ * digits.
  */
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "base/decimal.h"
 #include "base/hex.h"
 
 static uint64_t next_random(uint64_t *s)
@@ -42,6 +46,22 @@ static void check_u64(uint64_t v)
     snprintf(want, sizeof(want), "%016llx", (unsigned long long)v);
     assert_memory_equal(got, want, 16);
     assert_int_equal(got[16], '#');
+}
+
+static void check_decimal(uint64_t u)
+{
+    char got[24], want[24];
+    memset(got, '#', sizeof(got));
+    size_t n = hp_decimal_u64(got, u);
+    assert_int_equal(n, (size_t)snprintf(want, sizeof(want), "%" PRIu64, u));
+    assert_memory_equal(got, want, n);
+    assert_int_equal(got[n], '#');
+    int64_t v = (int64_t)u; /* the same bits as a signed value: every negative number too */
+    memset(got, '#', sizeof(got));
+    n = hp_decimal_i64(got, v);
+    assert_int_equal(n, (size_t)snprintf(want, sizeof(want), "%" PRId64, v));
+    assert_memory_equal(got, want, n);
+    assert_int_equal(got[n], '#');
 }
 
 static void test_u32_edges_and_each_nibble(void **state)
@@ -76,6 +96,8 @@ static void test_random_values(void **state)
         uint64_t v = next_random(&s);
         check_u64(v);
         check_u32((uint32_t)v);
+        check_decimal(v);
+        check_decimal(v >> (i % 64)); /* every decimal length */
     }
 }
 
@@ -99,6 +121,24 @@ static void test_bytes_every_length(void **state)
     }
 }
 
+static void test_decimal_at_every_power_of_ten(void **state)
+{
+    (void)state;
+    check_decimal(0);
+    check_decimal(UINT64_MAX);
+    check_decimal((uint64_t)INT64_MAX);
+    check_decimal((uint64_t)INT64_MIN);
+    for (uint64_t p = 1; p <= 10000000000000000000ull; p *= 10) {
+        check_decimal(p - 1);
+        check_decimal(p);
+        check_decimal(p + 1);
+        if (p == 10000000000000000000ull)
+            break;
+    }
+    for (unsigned v = 0; v != 1000; ++v)
+        check_decimal(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -106,6 +146,7 @@ int main(void)
         cmocka_unit_test(test_u64_edges),
         cmocka_unit_test(test_random_values),
         cmocka_unit_test(test_bytes_every_length),
+        cmocka_unit_test(test_decimal_at_every_power_of_ten),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
