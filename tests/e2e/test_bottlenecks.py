@@ -306,13 +306,16 @@ def test_order_total_naive_equals_once_and_tops_the_cpu_profile(start_server, db
 
 def test_checkout_txn_long_holds_the_stock_lock_across_the_payment(start_server, db, world, items_state):
     items_state(world.item_plain, stock=100, available=True)
-    # The payment takes 0.5 to 3 s (the simulator's jitter around 1 s) and a row-lock wait ends after 0.3 s,
-    # so with the lock held across the payment, the checkouts behind the first one cannot get it in time.
+    # The payment takes 1 to 6 s (the simulator's jitter, 0.5 to 3 times 2 s) and a row-lock wait ends after
+    # 0.8 s, so with the lock held across the payment, the checkouts behind the first one cannot get it in time.
+    # With the short transaction a lock is held for one round trip; 0.8 s leaves room for a sanitized server on a
+    # busy machine, where a 0.3 s wait once ran out behind a short transaction (a fresh-clone CI run, whose
+    # checkouts spent 570 ms in the database each).
     s = start_server(
         threads=1,
         name="checkout-txn",
-        flags=["payment_latency_ms=1000"],
-        env={"HOTPLATE_LOCK_TIMEOUT_MS": "300", "HOTPLATE_PAYMENT_TIMEOUT_MS": "10000"},
+        flags=["payment_latency_ms=2000"],
+        env={"HOTPLATE_LOCK_TIMEOUT_MS": "800", "HOTPLATE_PAYMENT_TIMEOUT_MS": "10000"},
     )
     body = {"restaurant_id": world.rid, "items": [{"item_id": world.item_plain, "quantity": 1}]}
     tokens = [world.a["token"], world.b["token"], world.c["token"], world.a["token"]]
