@@ -146,14 +146,12 @@ def main():
             scripts = {k: statement_script(describe(b), a.statement, rid) for k, b in (("before", before), ("after", after))}
             extra = []
         serve = {"before": shlex.split(a.before_serve), "after": shlex.split(a.after_serve)}
-        seq = [0]
 
         def load(port, duration):
-            """One measured load on the route; each orders run has idempotency keys of its own."""
+            """One measured load on the route; each orders run has idempotency keys of its own (bench_proc.seq_base)."""
             if not a.orders:
                 return wrk_rps(port, path, duration)
-            seq[0] += 1
-            return wrk_orders(port, orders_file, duration, seq[0] * 10_000_000)
+            return wrk_orders(port, orders_file, duration, bench_proc.seq_base())
         rps = {"before": [], "after": []}
         tps = {"before": [], "after": []}
         ceiling = []

@@ -87,17 +87,15 @@ def throughput(a, env):
                for label, binary, flags in a.specs}
     if a.orders:
         # 20,000 one-line carts at restaurants open for the next two hours; every
-        # run replays them under keys of its own (the sequence prefix), so no
-        # checkout is answered as a replay.
+        # run replays them under keys of its own (bench_proc.seq_base), so no
+        # checkout is answered as a replay, not even of an earlier invocation's
+        # orders on this reused stack.
         data = wl.Data(env, os.path.join(HOME, "tokens.tsv"))
         req = wl.write_requests(os.path.join(OUT, "orders.req"), wl.orders(data, 20000, 8, data.need_open(), max_lines=1))
     else:
         req = wl.write_requests(os.path.join(OUT, "ab.req"), [wl.http_request("GET", a.path)])
-    seq = [0]
-
     def load(port, duration):
-        seq[0] += 1
-        return bp.wrk(port, req, 32, duration, seq[0] * 10_000_000)
+        return bp.wrk(port, req, 32, duration, bp.seq_base())
 
     for s in servers.values():
         load(s.port, 1)  # warm-up

@@ -152,12 +152,6 @@ class Bench:
         self.profiles = os.path.join(out_dir, "profiles")
         for d in (self.work, self.profiles):
             os.makedirs(d, exist_ok=True)
-        self.seq = 0
-
-    def next_seq_base(self):
-        """A base for the Idempotency-Key numbers of one load run, so no two runs share a key."""
-        self.seq += 1
-        return self.seq * 10 ** 11 + int(time.time()) % 10 ** 6 * 10 ** 5
 
     # ------------------------------------------------------------ flags
 
@@ -206,7 +200,7 @@ class Bench:
         The settle lets such one-off work happen before the run's first
         snapshot, under the same load, so every run measures its value's
         steady state."""
-        w = bp.wrk(self.server.port, req_file, connections, self.args.settle, self.next_seq_base())
+        w = bp.wrk(self.server.port, req_file, connections, self.args.settle, bp.seq_base())
         return {"seconds": w["duration_s"], "requests": w["requests"]}
 
     def one_run(self, req_file, connections, rate, record_raw):
@@ -214,7 +208,7 @@ class Bench:
         a = self.args
         self.server.admin_json("POST", "/debug/pg/statements/reset")
         p0, c0 = self.perf(), self.server.cpu_seconds()
-        w = bp.wrk(self.server.port, req_file, connections, a.duration, self.next_seq_base())
+        w = bp.wrk(self.server.port, req_file, connections, a.duration, bp.seq_base())
         c1, p1 = self.server.cpu_seconds(), self.perf()
         stmts = self.server.admin_json("GET", "/debug/pg/statements?limit=100")["statements"]
         ol = None
@@ -250,7 +244,7 @@ class Bench:
             # proto comes first and wrk runs until both have answered, then is stopped: a fixed wrk duration once
             # ended before the second window began, which then sampled an idle server.
             cpu = kind == "cpu"
-            wrk_p = bp.start_wrk(self.server.port, req_file, connections, 2 * secs + 130 if cpu else secs + 3, self.next_seq_base(),
+            wrk_p = bp.start_wrk(self.server.port, req_file, connections, 2 * secs + 130 if cpu else secs + 3, bp.seq_base(),
                                  os.path.join(self.work, f"{name}-{kind}-wrk.txt"))
             proto = None
             try:
@@ -301,7 +295,7 @@ class Bench:
         for label, value in variants:
             prog.log(f"{sc.flag}: warm-up of {sc.flag}={value}")
             self.set_flags({sc.flag: value})
-            peaks[label] = bp.wrk(self.server.port, req_file, sc.connections, a.warmup, self.next_seq_base())["rps"]
+            peaks[label] = bp.wrk(self.server.port, req_file, sc.connections, a.warmup, bp.seq_base())["rps"]
             prog.advance(a.warmup + 1)
         rate = baseline_sc["open_rate"] if baseline_sc else a.open_fraction * min(peaks.values())
         result.update({"warmup_rps": peaks, "open_rate": rate})
@@ -401,7 +395,7 @@ class Bench:
                                                 conns, max(1, int(a.duration)))["tps"])
             if "orders" in files:
                 self.set_flags({"payment_latency_ms": "0"})
-                w = bp.wrk(self.server.port, files["orders"], conns, a.duration, self.next_seq_base())
+                w = bp.wrk(self.server.port, files["orders"], conns, a.duration, bp.seq_base())
                 res["orders"].append(w["rps"] if w["status_4xx"] + w["status_5xx"] + w["socket_errors"] == 0 else None)
                 self.set_flags(self.defaults_of({"payment_latency_ms": 0}))
                 res["pgbench_checkout"].append(bp.pgbench(self.env, scripts["checkout"], os.path.join(self.work, "pgbench-checkout.sql"),
@@ -425,7 +419,7 @@ class Bench:
         mix = wl.parse_mix(a.mix)
         req = wl.write_requests(os.path.join(self.work, "mix.req"), wl.journeys(self.data, REQUESTS_PER_FILE, 11, mix))
         prog.log("peak hour: measuring the journey mix's closed-loop peak")
-        peak = bp.wrk(self.server.port, req, 64, max(2.0, a.warmup), self.next_seq_base())["rps"]
+        peak = bp.wrk(self.server.port, req, 64, max(2.0, a.warmup), bp.seq_base())["rps"]
         step_s = 2 if a.quick else 4
         shape = [0.2, 0.4, 0.6, 0.8, 1.0, 0.3, 0.5, 0.7, 0.9, 1.1, 1.3, 0.2]
         schedule = ",".join(f"{max(1.0, f * peak):.1f}:{step_s}" for f in shape)

@@ -150,21 +150,48 @@ def stop_all():
 
 # ---------------------------------------------------------------- load tools
 
+_last_seq_base = [0]
+
+
+def seq_base():
+    """The base of one load run's Idempotency-Key numbers (replay.lua and loadtests/openloop add a counter to it): the
+    wall clock in microseconds, and above this process's previous base. A run of n requests lasts longer than n
+    microseconds, so runs made one after another never share a key, in one process or across processes that reuse a
+    stack (ab_servers.py, cpu_split.py). A key an earlier run used is answered with that run's order (a replay), and the
+    run would measure replays instead of checkouts: wrk() and openloop() refuse a run that got any."""
+    _last_seq_base[0] = max(time.time_ns() // 1000, _last_seq_base[0] + 1)
+    return _last_seq_base[0]
+
+
+def refuse_replays(tool, replayed, answers, base):
+    if replayed:
+        raise BenchError(f"{tool}: {replayed} of {answers} answers were replays of Idempotency-Keys an earlier run had used "
+                         f"(sequence base {base}): the run measured replays, not checkouts")
+
 
 def wrk(port, requests_file, connections, duration, seq_prefix):
-    """Closed-loop wrk replaying a request file (loadtests/replay.lua); returns
-    {"requests", "duration_s", "rps", "status_4xx", "status_5xx", "socket_errors"}."""
+    """Closed-loop wrk replaying a request file (loadtests/replay.lua), its Idempotency-Keys numbered from seq_prefix
+    (seq_base() for a load that places orders); returns parse_replay_line()'s dict. Raises BenchError when any
+    answer was a replay."""
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--timeout", "10s", "-s",
            os.path.join(REPO, "loadtests", "replay.lua"), f"http://127.0.0.1:{port}", "--", requests_file, str(seq_prefix)]
     out = run(cmd, duration + 60)
-    m = re.search(r"^HPREPLAY requests=(\d+) duration_us=(\d+) status_4xx=(\d+) status_5xx=(\d+) socket_errors=(\d+)$",
-                  out, re.M)
+    w = parse_replay_line(out)
+    process.trim_logs()  # the server is idle now: its request log is cut to a bounded size
+    refuse_replays("wrk", w["replayed"], w["requests"], seq_prefix)
+    return w
+
+
+def parse_replay_line(out):
+    """replay.lua's summary line in wrk's output, as {"requests", "duration_s", "rps", "status_4xx", "status_5xx",
+    "socket_errors", "replayed"}."""
+    m = re.search(r"^HPREPLAY requests=(\d+) duration_us=(\d+) status_4xx=(\d+) status_5xx=(\d+) socket_errors=(\d+) "
+                  r"replayed=(\d+)$", out, re.M)
     if not m:
         raise BenchError(f"wrk printed no HPREPLAY line:\n{out[-2000:]}")
-    reqs, us, s4, s5, sock = (int(x) for x in m.groups())
-    process.trim_logs()  # the server is idle now: its request log is cut to a bounded size
+    reqs, us, s4, s5, sock, rp = (int(x) for x in m.groups())
     return {"requests": reqs, "duration_s": us / 1e6, "rps": reqs / (us / 1e6) if us else 0.0,
-            "status_4xx": s4, "status_5xx": s5, "socket_errors": sock}
+            "status_4xx": s4, "status_5xx": s5, "socket_errors": sock, "replayed": rp}
 
 
 def start_wrk(port, requests_file, connections, duration, seq_prefix, out_path):
@@ -188,13 +215,17 @@ def wait_proc(p, timeout):
 
 
 def openloop(binary, port, requests_file, schedule, connections, timeout_ms):
-    """The open-loop generator; returns its JSON summary."""
+    """The open-loop generator, its Idempotency-Keys numbered from seq_base(); returns its JSON summary. Raises
+    BenchError when any answer was a replay."""
     total = sum(float(step.split(":")[1]) for step in schedule.split(","))
+    base = seq_base()
     out = run([binary, "--port", str(port), "--requests", requests_file, "--schedule", schedule,
-               "--connections", str(connections), "--timeout-ms", str(timeout_ms)],
+               "--connections", str(connections), "--timeout-ms", str(timeout_ms), "--seq-base", str(base)],
               total + timeout_ms / 1000 + 60, stderr=subprocess.PIPE)
     process.trim_logs()
-    return json.loads(out)
+    summary = json.loads(out)
+    refuse_replays("openloop", summary["replayed"], summary["completed"], base)
+    return summary
 
 
 def pgbench(env, script_text, script_path, clients, duration):

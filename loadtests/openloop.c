@@ -15,6 +15,10 @@
  * so time spent queued behind a slow server counts, as wrk2 does it. The
  * requests cycle through the request file (loadtests/bench_workload.py writes
  * it); a request carrying HP_OL_SEQ_MARKER gets --seq-base + k there, as 16 digits.
+ * Without --seq-base the base is the wall clock in microseconds, so that two
+ * runs never send the same Idempotency-Key (a run of n requests takes longer
+ * than n microseconds), and answers that are replays anyway are counted
+ * ("replayed").
  *
  * One thread, epoll with nanosecond waits (epoll_pwait2) so a request is sent
  * at its time and not on the next millisecond tick. Latencies go into the
@@ -73,6 +77,7 @@ typedef struct st_hp_ol_counts_t {
     uint64_t connect_errors; /* failed connections (a connect, or bytes no request asked for): not requests, so not in the errors */
     uint64_t idle_closed;    /* idle connections the server closed (EOF, reset or hang-up with no request on them) */
     uint64_t idle_reopened;  /* connections reopened because they had been idle longer than --idle-ms */
+    uint64_t replayed;       /* answers marked idempotent-replayed: keys an earlier run had used (hp_ol_replayed) */
     hp_ol_errors_t errors;   /* the 4xx and 5xx answers by status and error code */
     hp_hist_t hist;
 } hp_ol_counts_t;
@@ -188,6 +193,7 @@ static void hp_ol__flush(hp_ol_conn_t *c)
 }
 
 static uint64_t seq_base;
+static int seq_base_set;
 
 static void hp_ol__send(hp_ol_conn_t *c, const hp_ol_requests_t *reqs, uint64_t k, uint64_t intended, size_t step)
 {
@@ -246,6 +252,10 @@ static void hp_ol__read(hp_ol_conn_t *c, uint64_t start_ns)
     int cls = status / 100 >= 1 && status / 100 <= 5 ? status / 100 : 0;
     total.by_class[cls]++;
     steps[c->step].by_class[cls]++;
+    if (hp_ol_replayed(c->rbuf, c->rlen)) {
+        total.replayed++;
+        steps[c->step].replayed++;
+    }
     if (status >= 400) {
         char code[HP_OL_ERROR_CODE_MAX];
         hp_ol_error_code(c->rbuf, c->rlen, code);
@@ -268,11 +278,12 @@ static void hp_ol__print_counts(const hp_ol_counts_t *k)
     hp_hist_merge_into(&snap, &k->hist);
     uint64_t errors = k->by_class[0] + k->by_class[4] + k->by_class[5] + k->socket_errors + k->timeouts;
     printf("\"sent\": %llu, \"completed\": %llu, \"status\": {\"1xx\": %llu, \"2xx\": %llu, \"3xx\": %llu, \"4xx\": %llu, "
-           "\"5xx\": %llu, \"other\": %llu}, \"socket_errors\": %llu, \"timeouts\": %llu, \"errors\": %llu, \"latency\": ",
+           "\"5xx\": %llu, \"other\": %llu}, \"socket_errors\": %llu, \"timeouts\": %llu, \"errors\": %llu, \"replayed\": %llu, "
+           "\"latency\": ",
            (unsigned long long)k->sent, (unsigned long long)snap.count, (unsigned long long)k->by_class[1],
            (unsigned long long)k->by_class[2], (unsigned long long)k->by_class[3], (unsigned long long)k->by_class[4],
            (unsigned long long)k->by_class[5], (unsigned long long)k->by_class[0], (unsigned long long)k->socket_errors,
-           (unsigned long long)k->timeouts, (unsigned long long)errors);
+           (unsigned long long)k->timeouts, (unsigned long long)errors, (unsigned long long)k->replayed);
     hp_ol_print_latency(stdout, &snap);
     printf(", \"error_kinds\": ");
     hp_ol_print_errors(stdout, &k->errors);
@@ -340,6 +351,7 @@ int main(int argc, char **argv)
             break;
         case 'b':
             seq_base = strtoull(optarg, NULL, 10);
+            seq_base_set = 1;
             break;
         case 'i':
             idle_ms = strtol(optarg, NULL, 10);
@@ -361,6 +373,11 @@ int main(int argc, char **argv)
         return hp_ol__usage("--host must be a 127.x.x.x address");
     addr.sin_family = AF_INET;
     addr.sin_port = htons((uint16_t)port);
+    if (!seq_base_set) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        seq_base = (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
+    }
 
     char err[256];
     hp_ol_schedule_t sched;

@@ -170,6 +170,17 @@ int hp_ol_parse_response(const char *buf, size_t len, int *status, size_t *consu
     return 1;
 }
 
+int hp_ol_replayed(const char *resp, size_t len)
+{
+    const char *hend = memmem(resp, len, "\r\n\r\n", 4);
+    const char *headers = hend != NULL ? memmem(resp, (size_t)(hend - resp) + 2, "\r\n", 2) : NULL;
+    if (headers == NULL)
+        return 0;
+    size_t vlen;
+    const char *v = hp_ol__header(headers + 2, hend + 2, "idempotent-replayed", &vlen);
+    return v != NULL && vlen == 4 && strncasecmp(v, "true", 4) == 0;
+}
+
 int hp_ol_parse_requests(char *data, size_t len, hp_ol_requests_t *r, char *err, size_t errlen)
 {
     memset(r, 0, sizeof(*r));

@@ -107,6 +107,15 @@ typedef struct st_hp_ol_errors_t {
  */
 void hp_ol_error_code(const char *resp, size_t len, char code[HP_OL_ERROR_CODE_MAX]);
 
+/**
+ * Whether a response (headers and body, as framed by hp_ol_parse_response)
+ * carries `idempotent-replayed: true`: a POST /orders answered with the order
+ * an earlier request of the same Idempotency-Key placed. A load whose keys
+ * repeat an earlier run's measures replays instead of checkouts, so the
+ * generator counts them and the harness refuses such a run.
+ */
+int hp_ol_replayed(const char *resp, size_t len);
+
 /** Counts one answer of status with code into e. */
 void hp_ol_errors_add(hp_ol_errors_t *e, int status, const char *code);
 

@@ -10,13 +10,16 @@
 -- number goes (an Idempotency-Key); it is replaced by SEQ_BASE + a counter,
 -- zero-padded to 16 digits, so the length (and Content-Length) stays right.
 -- Responses are counted by status class in response() and summed over the
--- threads in done(), which prints one machine-readable line.
+-- threads in done(), which prints one machine-readable line. So are answers
+-- marked idempotent-replayed: a POST /orders whose key an earlier run had
+-- used, answered with that run's order instead of placing one. A run that
+-- replays measures something else than checkouts, and the harness refuses it.
 
 local threads = {}
 local reqs = {}
 local counter = 0
 local base = 0
-s4, s5 = 0, 0 -- globals: done() reads them with thread:get()
+s4, s5, replayed = 0, 0, 0 -- globals: done() reads them with thread:get()
 local MARKER = "SEQ_____________"
 
 function setup(thread)
@@ -66,15 +69,19 @@ function response(status, headers, body)
     elseif status >= 400 then
         s4 = s4 + 1
     end
+    if headers["idempotent-replayed"] == "true" then
+        replayed = replayed + 1
+    end
 end
 
 function done(summary, latency, requests)
-    local t4, t5 = 0, 0
+    local t4, t5, rp = 0, 0, 0
     for _, t in ipairs(threads) do
         t4 = t4 + (t:get("s4") or 0)
         t5 = t5 + (t:get("s5") or 0)
+        rp = rp + (t:get("replayed") or 0)
     end
     local e = summary.errors
-    io.write(string.format("HPREPLAY requests=%d duration_us=%d status_4xx=%d status_5xx=%d socket_errors=%d\n",
-        summary.requests, summary.duration, t4, t5, e.connect + e.read + e.write + e.timeout))
+    io.write(string.format("HPREPLAY requests=%d duration_us=%d status_4xx=%d status_5xx=%d socket_errors=%d replayed=%d\n",
+        summary.requests, summary.duration, t4, t5, e.connect + e.read + e.write + e.timeout, rp))
 end

@@ -202,12 +202,13 @@ def main(argv=None):
         data = wl.Data(env, tokens)
         req = wl.write_requests(os.path.join(out_dir, "mix.req"), wl.journeys(data, REQUESTS_PER_FILE, 11))
         progress.log("measuring the journey mix's closed-loop peak")
-        peak = bp.wrk(server.port, req, 64, 3 if a.quick else 10, 0)["rps"]
+        peak = bp.wrk(server.port, req, 64, 3 if a.quick else 10, bp.seq_base())["rps"]
         rate = max(1.0, a.fraction * peak)
         schedule = ",".join(f"{rate:.1f}:{a.step_s:g}" for _ in range(a.steps))
         progress.log(f"open loop: {a.steps} steps of {a.step_s:g} s at {rate:,.0f} req/s")
+        base = bp.seq_base()  # the journeys' orders are new ones, not replays of the peak's
         cmd = [openloop_bin, "--port", str(server.port), "--requests", req, "--schedule", schedule, "--connections", "512",
-               "--timeout-ms", "5000"]
+               "--timeout-ms", "5000", "--seq-base", str(base)]
         ol_out = os.path.join(out_dir, "openloop.json")
         with open(ol_out, "w") as f:
             ol = subprocess.Popen(cmd, stdout=f, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
@@ -230,6 +231,7 @@ def main(argv=None):
             raise ProcessError(f"openloop exited with {ol.returncode}: {ol.stderr.read().decode()[-1500:]}")
         with open(ol_out) as f:
             summary = json.load(f)
+        bp.refuse_replays("openloop", summary["replayed"], summary["completed"], base)
         for s, st in zip(samples, summary["steps"]):
             s["p99_ms"] = st["latency"]["p99_us"] / 1000 if st["latency"]["count"] else None
             s["errors"] = st.get("errors", 0)

@@ -114,6 +114,29 @@ static void test_response_chunked(void **state)
     assert_int_equal(consumed, strlen(t));
 }
 
+/* A replayed checkout is told apart by its header, wherever it stands among the others and in any case; nothing else counts. */
+static void test_response_replayed(void **state)
+{
+    (void)state;
+    static const char *const yes[] = {
+        "HTTP/1.1 201 Created\r\nContent-Length: 2\r\nidempotent-replayed: true\r\n\r\n{}",
+        "HTTP/1.1 201 Created\r\nIdempotent-Replayed:true\r\nContent-Length: 2\r\n\r\n{}",
+    };
+    static const char *const no[] = {
+        "HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}",
+        "HTTP/1.1 201 Created\r\nidempotent-replayed: false\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 201 Created\r\nx-idempotent-replayed: true\r\nContent-Length: 0\r\n\r\n",
+        /* In the body, not the headers. */
+        "HTTP/1.1 200 OK\r\nContent-Length: 26\r\n\r\nidempotent-replayed: true\r\n",
+        "HTTP/1.1 201 Created\r\nidempotent-replayed: true",
+        "",
+    };
+    for (size_t i = 0; i != sizeof(yes) / sizeof(yes[0]); ++i)
+        assert_int_equal(hp_ol_replayed(yes[i], strlen(yes[i])), 1);
+    for (size_t i = 0; i != sizeof(no) / sizeof(no[0]); ++i)
+        assert_int_equal(hp_ol_replayed(no[i], strlen(no[i])), 0);
+}
+
 static void test_response_malformed(void **state)
 {
     (void)state;
@@ -244,6 +267,7 @@ int main(void)
         cmocka_unit_test(test_intended_times),
         cmocka_unit_test(test_response_content_length),
         cmocka_unit_test(test_response_chunked),
+        cmocka_unit_test(test_response_replayed),
         cmocka_unit_test(test_response_malformed),
         cmocka_unit_test(test_error_code),
         cmocka_unit_test(test_error_kinds),
