@@ -69,12 +69,13 @@ def parse_args(argv):
     return a
 
 
-def stack_env(binary):
-    if not os.path.exists(os.path.join(HOME, "env")) or not os.path.exists(os.path.join(HOME, "tokens.tsv")):
-        env, _ = bp.fresh_stack(HOME, binary, 0.01, bp.Progress(60))
+def stack_env(binary, home=HOME):
+    """The environment of the stack in home: created, migrated and seeded at scale 0.01 the first time, brought up after."""
+    if not os.path.exists(os.path.join(home, "env")) or not os.path.exists(os.path.join(home, "tokens.tsv")):
+        env, _ = bp.fresh_stack(home, binary, 0.01, bp.Progress(60))
         return env
-    Stack(HOME).run("up")
-    return bp.server_env(bp.read_env_file(os.path.join(HOME, "env")))
+    Stack(home).run("up")
+    return bp.server_env(bp.read_env_file(os.path.join(home, "env")))
 
 
 def flag_args(flags):
@@ -160,18 +161,15 @@ def instructions(a, env):
 def main(argv=None):
     a = parse_args(sys.argv[1:] if argv is None else argv)
     os.makedirs(OUT, exist_ok=True)
-    try:
+
+    def body():
         env = stack_env(a.specs[0][1])
         if a.callgrind:
             instructions(a, env)
         else:
             throughput(a, env)
         return 0
-    except bp.BenchError as e:
-        print(f"ab_servers: FAILED: {e}", file=sys.stderr)
-        return 1
-    finally:
-        bp.stop_all()
+    return bp.run_tool("ab_servers", body)
 
 
 if __name__ == "__main__":

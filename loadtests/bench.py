@@ -345,6 +345,17 @@ class Bench:
 
     # ------------------------------------------------------------ ceilings
 
+    def orders_ceiling_load(self, orders_file, conns):
+        """POST /orders with payment_latency_ms=0, as a function returning its req/s (None when an answer failed)."""
+        def load():
+            self.set_flags({"payment_latency_ms": "0"})
+            try:
+                w = bp.wrk(self.server.port, orders_file, conns, self.args.duration, bp.seq_base())
+            finally:
+                self.set_flags(self.defaults_of({"payment_latency_ms": 0}))
+            return w["rps"] if w["status_4xx"] + w["status_5xx"] + w["socket_errors"] == 0 else None
+        return load
+
     def ceilings(self):
         """The HTTP and database ceilings and the routes they bound, alternated, in this run."""
         a, prog = self.args, self.progress
@@ -394,15 +405,16 @@ class Bench:
             res["pgbench_pk"].append(bp.pgbench(self.env, scripts["pk"], os.path.join(self.work, "pgbench-pk.sql"),
                                                 conns, max(1, int(a.duration)))["tps"])
             if "orders" in files:
-                self.set_flags({"payment_latency_ms": "0"})
-                w = bp.wrk(self.server.port, files["orders"], conns, a.duration, bp.seq_base())
-                res["orders"].append(w["rps"] if w["status_4xx"] + w["status_5xx"] + w["socket_errors"] == 0 else None)
-                self.set_flags(self.defaults_of({"payment_latency_ms": 0}))
-                res["pgbench_checkout"].append(bp.pgbench(self.env, scripts["checkout"], os.path.join(self.work, "pgbench-checkout.sql"),
-                                                          conns, max(1, int(a.duration)))["tps"])
-                res["pgbench_checkout_pipeline"].append(
-                    bp.pgbench(self.env, scripts["checkout_pipeline"], os.path.join(self.work, "pgbench-checkout-pipeline.sql"), conns,
-                               max(1, int(a.duration)))["tps"])
+                # The three checkout loads take turns at going first: the load after a write-heavy one inherits its
+                # dirty buffers (and the WAL that brings a checkpoint nearer), which cost a route or pgbench up to
+                # a third more CPU per order here (loadtests/cpu_split.py, whose rounds rotate the same way).
+                checkout = [("orders", self.orders_ceiling_load(files["orders"], conns)),
+                            ("pgbench_checkout", lambda: bp.pgbench(self.env, scripts["checkout"], os.path.join(
+                                self.work, "pgbench-checkout.sql"), conns, max(1, int(a.duration)))["tps"]),
+                            ("pgbench_checkout_pipeline", lambda: bp.pgbench(self.env, scripts["checkout_pipeline"], os.path.join(
+                                self.work, "pgbench-checkout-pipeline.sql"), conns, max(1, int(a.duration)))["tps"])]
+                for key, load in checkout[i % 3:] + checkout[:i % 3]:
+                    res[key].append(load())
             prog.advance(10 * a.duration + 10)
         peak = stats.median(res["menu_cached"])
         prog.log(f"ceilings: cached menu open loop at half its peak ({peak / 2:,.0f} req/s)")

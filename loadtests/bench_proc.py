@@ -131,6 +131,18 @@ def start_server(binary, env, threads, log_path, extra_args=()):
     return s.start()
 
 
+def run_tool(name, body):
+    """Runs body(), a load-test command's work, and returns its exit code: 1, with "NAME: FAILED: why" on stderr, when it
+    raised BenchError. Every process started here is stopped on every path."""
+    try:
+        return body()
+    except BenchError as e:
+        print(f"{name}: FAILED: {e}", file=sys.stderr)
+        return 1
+    finally:
+        stop_all()
+
+
 def stop_all():
     """Stops every process this harness started and has not stopped yet: the
     load tools (newest first), then the server."""
