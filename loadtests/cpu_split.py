@@ -2,7 +2,7 @@
 """Where a checkout's CPU goes, process by process, next to pgbench's checkout
 ceilings: the account behind make lab's checkout goals.
 
-    PYTHONPATH=tests:loadtests loadtests/cpu_split.py [--home .hotplate/ab] [--rounds 3] [--duration 6] [BINARY]
+    PYTHONPATH=tests:loadtests loadtests/cpu_split.py [--home .hotplate/ab] [--rounds 3] [--duration 6] [--serve ARGS] [BINARY]
 
 Each round runs three loads of 32 connections in turn, for --duration seconds
 each, each round starting with the next of them, on one private stack (--home: created, migrated and seeded at scale
@@ -11,12 +11,12 @@ make lab's stack at its scale):
 
 - POST /orders: `wrk -t1 -c32` replaying one-line carts (the orders load of
   make lab's ceilings) against one `hotplate serve --threads 1` with
-  payment_latency_ms=0;
+  payment_latency_ms=0 (and --serve's arguments, "--db-pool 16" say);
 - pgbench's checkout one statement at a time, and
 - pgbench's checkout inside \\startpipeline (the two scripts make lab's
   ceilings run, loadtests/bench_ceilings.py, with the same settings).
 
-Inside each load, after a second for connections to settle, it reads utime
+Inside each load, after 1.5 s for connections to settle, it reads utime
 and stime of every process of interest from /proc at two instants a few
 seconds apart, and the orders inserted in between (orders_id_seq's
 last_value, which every order insert advances at once, unlike the statistics
@@ -36,6 +36,7 @@ Everything started here is stopped on every exit path.
 
 import argparse
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -73,6 +74,7 @@ def parse_args(argv):
     p.add_argument("--home", default=ab_servers.HOME, help="the stack's folder (default .hotplate/ab)")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--duration", type=float, default=6.0, help="seconds per load (the window is this less about 2.5 s)")
+    p.add_argument("--serve", default="", help="more `hotplate serve` arguments for the server, as one string")
     a = p.parse_args(argv)
     a.binary = os.path.abspath(a.binary)
     if a.duration < 4:
@@ -242,7 +244,7 @@ def split(a, out):
     req = wl.write_requests(os.path.join(out, "cpu-split-orders.req"),
                             wl.orders(data, 20000, 8, data.open_items, max_lines=1))
     server = bp.start_server(a.binary, env, 1, os.path.join(out, "cpu-split-server.log"),
-                             ab_servers.flag_args(["payment_latency_ms=0"]))
+                             ab_servers.flag_args(["payment_latency_ms=0"]) + shlex.split(a.serve))
     bp.wrk(server.port, req, CONNS, 2, bp.seq_base())  # warm-up: connections, plans, caches
     http = "POST /orders"
     results = {http: [], **{label: [] for label in scripts}}
@@ -266,7 +268,8 @@ def split(a, out):
         print(f"round {i + 1}: " + ", ".join(f"{k} {v[-1]['rate']:,.0f}/s" for k, v in results.items()), file=sys.stderr,
               flush=True)
     git, host = bench_report.git_state(), bench_report.machine()
-    print(f"loadtests/cpu_split.py --home {os.path.relpath(a.home, bp.REPO)} --rounds {a.rounds} --duration {a.duration:g} "
+    serve = f" --serve {shlex.quote(a.serve)}" if a.serve else ""
+    print(f"loadtests/cpu_split.py --home {os.path.relpath(a.home, bp.REPO)} --rounds {a.rounds} --duration {a.duration:g}{serve} "
           f"(tree {git['commit']}{' with changes' if git['dirty'] else ''}; {host['cpus']} CPUs, {host['cpu']})\n")
     print(fmt_table(results))
     return 0
