@@ -10,7 +10,8 @@ It builds REV (in build-ab-before/, from `git worktree add` of REV in a
 temporary folder) and the current tree (in build-ab-after/), recreates a
 private stack in .hotplate/ab, seeds it at scale 0.1, and then alternates, in
 each round: wrk (`-t1 -c32`, closed loop, after a warm-up) against the before
-server and then the after server, one worker thread each (and, on the after
+server and the after server, the before server first in odd rounds and the
+after server first in even ones, one worker thread each (and, on the after
 server, the ceiling path, /healthz by default), and pgbench (32
 clients, one thread, prepared) running the named statement's SQL as each
 build declares it (`hotplate describe --json`), its $1 bound to the same id
@@ -156,7 +157,10 @@ def main():
         tps = {"before": [], "after": []}
         ceiling = []
         for rnd in range(1, a.rounds + 1):
-            for k, binary in (("before", before), ("after", after)):
+            # The two builds take turns at going first, so that what a load leaves behind (dirty buffers after
+            # checkouts, a checkpoint drawing near) does not always fall on the same build.
+            pair = (("before", before), ("after", after))
+            for k, binary in pair if rnd % 2 == 1 else pair[::-1]:
                 server = bench_proc.start_server(binary, env, 1, os.path.join(logs, f"server-{k}.log"), extra + serve[k])
                 try:
                     load(server.port, 2)  # warm-up: connections, prepared statements, caches

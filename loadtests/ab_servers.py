@@ -10,8 +10,8 @@ Each LABEL names one `hotplate serve --threads 1` process of BINARY with the
 given runtime flags, all started at once against one stack (.hotplate/ab,
 created, migrated and seeded at scale 0.01 on the first run, reused after).
 Each round runs `wrk -t1 -c32` for --duration seconds against every server in
-turn, in the order given, as make lab's ceilings do (loadtests/bench_proc.py's
-wrk, so the same request-file replay), and records throughput and the
+turn, each round starting with the next server in the order given, with loadtests/bench_proc.py's wrk (the request-file
+replay of make lab's ceilings), and records throughput and the
 server's CPU time per request (utime + stime of all its threads over the run).
 It prints the medians, and for each --ratio A/B the ratio of the medians with
 the per-round ratios' median and range.
@@ -103,7 +103,10 @@ def throughput(a, env):
     rps = {label: [] for label in servers}
     cpu = {label: [] for label in servers}
     for i in range(a.rounds):
-        for label, s in servers.items():
+        # Each round starts with the next server, so that what the round before left (dirty buffers after checkouts, a
+        # checkpoint drawing near) does not always fall on the same one.
+        order = list(servers.items())
+        for label, s in order[i % len(order):] + order[:i % len(order)]:
             c0 = s.cpu_seconds()
             w = load(s.port, a.duration)
             if w["status_4xx"] + w["status_5xx"] + w["socket_errors"]:
