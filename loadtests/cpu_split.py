@@ -24,11 +24,12 @@ views). It prints, per load, the orders per second of that window and the CPU
 microseconds per order of: the server's busiest thread (the worker) and its
 other threads; the PostgreSQL backends of the load (the server's read
 connections, the ones whose last statement is a SELECT, apart from its
-transaction connections; or pgbench's); PostgreSQL's own processes (WAL
-writer, checkpointer, autovacuum...); Redis; the load generator; their sum;
-and the whole machine's busy time from /proc/stat, whose excess over the sum
-is the kernel's threads and everything else on the machine. Medians of the
-rounds; the rounds' ranges below. On a shared machine these are one run's
+transaction connections; or pgbench's); other client connections;
+PostgreSQL's own processes (WAL writer, checkpointer, autovacuum...);
+Redis; the load generator; their sum; and the whole machine's busy time
+from /proc/stat, whose excess over the sum is the kernel's threads and
+everything else on the machine. Medians of the rounds; the rounds' ranges
+below. On a shared machine these are one run's
 figures, to compare with each other, not absolute truths.
 
 Everything started here is stopped on every exit path.
@@ -60,6 +61,7 @@ PARTS = [
     ("backends_read", "PostgreSQL: the server's read connections"),
     ("backends_txn", "PostgreSQL: the server's transaction connections"),
     ("backends_pgbench", "PostgreSQL: pgbench's connections"),
+    ("backends_other", "PostgreSQL: other client connections"),
     ("pg_own", "PostgreSQL: its own processes (WAL writer, checkpointer, autovacuum...)"),
     ("redis", "Redis"),
     ("generator", "the load generator (wrk or pgbench)"),
@@ -124,6 +126,8 @@ def pg_roles(env):
             roles[int(pid)] = "backends_read" if head == "SELECT" else "backends_txn"
         elif app == "pgbench":
             roles[int(pid)] = "backends_pgbench"
+        else:
+            roles[int(pid)] = "backends_other"  # the HA monitor, an index build, a psql of someone's
     return roles
 
 
