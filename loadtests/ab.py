@@ -157,10 +157,8 @@ def main():
         tps = {"before": [], "after": []}
         ceiling = []
         for rnd in range(1, a.rounds + 1):
-            # The two builds take turns at going first, so that what a load leaves behind (dirty buffers after
-            # checkouts, a checkpoint drawing near) does not always fall on the same build.
-            pair = (("before", before), ("after", after))
-            for k, binary in pair if rnd % 2 == 1 else pair[::-1]:
+            # The two builds take turns at going first (bench_proc.rotated).
+            for k, binary in bench_proc.rotated((("before", before), ("after", after)), rnd - 1):
                 server = bench_proc.start_server(binary, env, 1, os.path.join(logs, f"server-{k}.log"), extra + serve[k])
                 try:
                     load(server.port, 2)  # warm-up: connections, prepared statements, caches

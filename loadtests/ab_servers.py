@@ -10,7 +10,8 @@ Each LABEL names one `hotplate serve --threads 1` process of BINARY with the
 given runtime flags, all started at once against one stack (.hotplate/ab,
 created, migrated and seeded at scale 0.01 on the first run, reused after).
 Each round runs `wrk -t1 -c32` for --duration seconds against every server in
-turn, each round starting with the next server in the order given, with loadtests/bench_proc.py's wrk (the request-file
+turn, each round starting with the next server in the order given
+(bench_proc.rotated), with loadtests/bench_proc.py's wrk (the request-file
 replay of make lab's ceilings), and records throughput and the
 server's CPU time per request (utime + stime of all its threads over the run).
 It prints the medians, and for each --ratio A/B the ratio of the medians with
@@ -95,6 +96,7 @@ def throughput(a, env):
         req = wl.write_requests(os.path.join(OUT, "orders.req"), wl.orders(data, 20000, 8, data.need_open(), max_lines=1))
     else:
         req = wl.write_requests(os.path.join(OUT, "ab.req"), [wl.http_request("GET", a.path)])
+
     def load(port, duration):
         return bp.wrk(port, req, 32, duration, bp.seq_base())
 
@@ -103,10 +105,7 @@ def throughput(a, env):
     rps = {label: [] for label in servers}
     cpu = {label: [] for label in servers}
     for i in range(a.rounds):
-        # Each round starts with the next server, so that what the round before left (dirty buffers after checkouts, a
-        # checkpoint drawing near) does not always fall on the same one.
-        order = list(servers.items())
-        for label, s in order[i % len(order):] + order[:i % len(order)]:
+        for label, s in bp.rotated(servers.items(), i):
             c0 = s.cpu_seconds()
             w = load(s.port, a.duration)
             if w["status_4xx"] + w["status_5xx"] + w["socket_errors"]:

@@ -415,7 +415,7 @@ class Bench:
                                 self.work, "pgbench-checkout.sql"), conns, max(1, int(a.duration)))["tps"]),
                             ("pgbench_checkout_pipeline", lambda: bp.pgbench(self.env, scripts["checkout_pipeline"], os.path.join(
                                 self.work, "pgbench-checkout-pipeline.sql"), conns, max(1, int(a.duration)))["tps"])]
-                for key, load in checkout[i % 3:] + checkout[:i % 3]:
+                for key, load in bp.rotated(checkout, i):
                     res[key].append(load())
             prog.advance(10 * a.duration + 10)
         peak = stats.median(res["menu_cached"])

@@ -175,6 +175,14 @@ def seq_base():
     return _last_seq_base[0]
 
 
+def rotated(items, i):
+    """items in the order that round i runs them: round 0 as given, each next round starting with the next one, so
+    that what a load leaves behind (dirty buffers after checkouts) does not always fall on the same one."""
+    items = list(items)
+    k = i % len(items) if items else 0
+    return items[k:] + items[:k]
+
+
 def refuse_replays(tool, replayed, answers, base):
     if replayed:
         raise BenchError(f"{tool}: {replayed} of {answers} answers were replays of Idempotency-Keys an earlier run had used "

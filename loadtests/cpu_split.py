@@ -267,7 +267,7 @@ def split(a, out):
     for i in range(a.rounds):
         # Each round starts with another load: the load after a write-heavy one inherits its dirty buffers and its
         # checkpoint, and no load should always be the one that pays.
-        for label, load in loads[i % len(loads):] + loads[:i % len(loads)]:
+        for label, load in bp.rotated(loads, i):
             results[label].append(load(i))
         print(f"round {i + 1}: " + ", ".join(f"{k} {v[-1]['rate']:,.0f}/s" for k, v in results.items()), file=sys.stderr,
               flush=True)
